@@ -1,0 +1,57 @@
+"""The architecture contract every plugin, built-in or third-party, implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from torch import nn
+
+from automed.spec import Spec
+
+
+class Architecture(ABC):
+    """A searchable family of models.
+
+    Subclasses set ``name`` (unique, lowercase) and ``modalities`` (the data kinds they accept)
+    and implement two methods:
+
+    - ``search_space(trial, spec) -> dict``: draw this family's parameters with the usual
+      ``trial.suggest_*`` calls and return them. Parameter names are local to the family: the
+      search prefixes them with ``name`` so that families never collide in the Optuna study.
+      Training settings (learning rate, epochs, ...) are drawn by ``training_space``, which a
+      family may override to narrow the defaults.
+    - ``build(params, spec) -> torch.nn.Module``: a fresh, untrained model taking a batch shaped
+      ``(batch, *spec.input_shape)`` and returning logits ``(batch, spec.n_classes)``.
+
+    ``default_params(spec)`` may return a known-good starting point; the search tries it first.
+    A plugin never touches storage or the Optuna study beyond ``trial.suggest_*``.
+    """
+
+    name: str = ""
+    modalities: frozenset[str] = frozenset()
+    description: str = ""
+
+    @abstractmethod
+    def search_space(self, trial: Any, spec: Spec) -> dict[str, Any]:
+        """Draw this family's architecture parameters from ``trial``."""
+
+    @abstractmethod
+    def build(self, params: dict[str, Any], spec: Spec) -> nn.Module:
+        """Build an untrained model for ``spec`` from ``params``."""
+
+    def training_space(self, trial: Any, spec: Spec) -> dict[str, Any]:
+        """Draw training settings; the default suits small medical datasets."""
+        from automed.training import default_training_space
+
+        return default_training_space(trial, spec)
+
+    def default_params(self, spec: Spec) -> dict[str, Any] | None:
+        """A known-good full parameter set (architecture and training), or None."""
+        return None
+
+    def accepts(self, modality: str) -> bool:
+        return modality in self.modalities
+
+    def __repr__(self) -> str:
+        return f"<Architecture {self.name} {sorted(self.modalities)}>"

@@ -1,0 +1,142 @@
+"""A labeled dataset as the search sees it: raw samples, integer labels, optional groups."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from automed.errors import DataError
+from automed.spec import MODALITIES
+
+
+@dataclass(eq=False)
+class Dataset:
+    """Samples ``x`` (indexable by an integer array), labels ``y`` as class indices.
+
+    ``x`` holds raw samples in the modality's natural form: ``(N, C, H, W)`` arrays for images,
+    ``(N, C, L)`` for signals, object arrays of strings for text and biosequences, ``(N, F)``
+    object or float arrays for tabular records. Per-fold preprocessing (scaling, vocabularies)
+    turns them into tensors later, so nothing is fitted on data a fold must not see.
+    """
+
+    x: Any
+    y: np.ndarray
+    classes: list[str]
+    modality: str
+    source: str = ""
+    groups: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.y = np.asarray(self.y, dtype=np.int64)
+        if self.modality not in MODALITIES:
+            raise DataError(
+                f"unknown modality {self.modality!r} for {self.source}; "
+                f"use one of {', '.join(MODALITIES)}"
+            )
+        if len(self.x) != len(self.y):
+            raise DataError(
+                f"{self.source}: {len(self.x)} samples but {len(self.y)} labels; "
+                "every sample needs exactly one label"
+            )
+        if self.groups is not None and len(self.groups) != len(self.y):
+            raise DataError(f"{self.source}: groups and labels differ in length")
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def class_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.y, minlength=self.n_classes)
+        return {c: int(n) for c, n in zip(self.classes, counts)}
+
+    def subset(self, index: np.ndarray) -> Dataset:
+        index = np.asarray(index)
+        return Dataset(
+            x=self.x[index],
+            y=self.y[index],
+            classes=self.classes,
+            modality=self.modality,
+            source=self.source,
+            groups=None if self.groups is None else self.groups[index],
+            meta=self.meta,
+        )
+
+    def with_classes(self, classes: list[str]) -> Dataset:
+        """Re-index labels onto ``classes`` (a train set's), e.g. for a separate test file."""
+        if list(classes) == list(self.classes):
+            return self
+        unknown = sorted(set(self.classes) - set(classes))
+        if unknown:
+            raise DataError(
+                f"{self.source}: labels {unknown} do not occur in the training data "
+                f"(known: {list(classes)}); use a test file with the same classes"
+            )
+        mapping = np.array([classes.index(c) for c in self.classes], dtype=np.int64)
+        return Dataset(self.x, mapping[self.y], list(classes), self.modality, self.source,
+                       self.groups, self.meta)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A content hash: the same data gives the same fingerprint wherever it was loaded."""
+        h = hashlib.sha256()
+        h.update(self.modality.encode())
+        x = self.x
+        if isinstance(x, np.ndarray) and x.dtype != object:
+            h.update(str(x.shape).encode())
+            h.update(str(x.dtype).encode())
+            h.update(np.ascontiguousarray(x).tobytes())
+        else:
+            for item in x:
+                h.update(repr(item).encode())
+                h.update(b"\0")
+        h.update(np.ascontiguousarray(self.y).tobytes())
+        h.update("\0".join(self.classes).encode())
+        return h.hexdigest()[:16]
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{c}: {n}" for c, n in self.class_counts().items())
+        return f"{len(self)} {self.modality} samples, {self.n_classes} classes ({counts})"
+
+
+@dataclass
+class LoadedData:
+    """What a loader returns: training data and, when the file carries one, a locked test set."""
+
+    train: Dataset
+    test: Dataset | None = None
+
+
+def encode_labels(raw_labels: Any, source: str) -> tuple[np.ndarray, list[str]]:
+    """Map raw labels (numbers or strings) to class indices, classes sorted naturally."""
+    raw = np.asarray(raw_labels).reshape(-1)
+    if raw.size == 0:
+        raise DataError(f"{source}: no samples found; point automed at a file with labeled data")
+    if raw.dtype.kind == "f":
+        if np.isnan(raw).any():
+            row = int(np.flatnonzero(np.isnan(raw))[0])
+            raise DataError(f"{source}: sample {row} has no label; fill or drop unlabeled rows")
+        if np.all(raw == np.round(raw)):
+            raw = raw.astype(np.int64)
+    if raw.dtype.kind in "iu":
+        values = np.unique(raw)
+        classes = [str(v) for v in values]
+    else:
+        raw = np.array([str(v).strip() for v in raw], dtype=object)
+        empty = np.flatnonzero(raw == "")
+        if empty.size:
+            raise DataError(
+                f"{source}: sample {int(empty[0])} has an empty label; fill or drop unlabeled rows"
+            )
+        values = np.array(sorted(set(raw.tolist())), dtype=object)
+        classes = [str(v) for v in values]
+    index = {v: i for i, v in enumerate(values.tolist())}
+    y = np.array([index[v] for v in raw.tolist()], dtype=np.int64)
+    return y, classes

@@ -1,0 +1,36 @@
+"""One error family for everything a user can get wrong.
+
+Every message is a single line that names the problem (file, column, plugin, architecture) and
+the fix. The CLI prints ``error: <message>`` and exits non-zero; nothing else is caught.
+"""
+
+from __future__ import annotations
+
+
+class AutomedError(Exception):
+    """Base class of every error automed raises on purpose."""
+
+    exit_code = 2
+
+
+class DataError(AutomedError):
+    """The dataset cannot be read or is not fit for a search (format, labels, shapes)."""
+
+
+class ConfigError(AutomedError):
+    """An option has a value automed does not know (metric, architecture, device, ...)."""
+
+
+class PluginError(AutomedError):
+    """A plugin could not be loaded or broke its contract."""
+
+
+class StorageError(AutomedError):
+    """The study database cannot be reached, or holds something unexpected."""
+
+
+class CandidateError(AutomedError):
+    """One candidate failed (its architecture raised, gave a wrong shape or NaN loss).
+
+    It fails only its own trial; the search goes on.
+    """

@@ -1,0 +1,93 @@
+"""Turn a path into data: pick the loader by ``--format`` or by the file, then check the result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from automed.dataset import Dataset, LoadedData
+from automed.errors import ConfigError, DataError
+from automed.loaders.base import Loader
+from automed.spec import MODALITIES
+
+__all__ = ["Loader", "load_data", "find_loader"]
+
+
+def find_loader(path: Path, format: str | None = None) -> Loader:
+    from automed.plugin_manager import get_plugin_manager
+
+    loaders = get_plugin_manager().loaders()
+    if format:
+        if format not in loaders:
+            raise ConfigError(
+                f"unknown format {format!r}; available: {', '.join(sorted(loaders))}"
+            )
+        return loaders[format]
+    for loader in loaders.values():
+        if loader.sniff(path):
+            return loader
+    suffixes = sorted({s for lo in loaders.values() for s in lo.suffixes})
+    raise DataError(
+        f"{path}: unknown data format {path.suffix or '(no suffix)'!r}; automed reads "
+        f"{', '.join(suffixes)} files and folders of class sub-folders, or force one with "
+        f"--format ({', '.join(sorted(loaders))})"
+    )
+
+
+def load_data(
+    path: str | Path,
+    *,
+    format: str | None = None,
+    modality: str | None = None,
+    test: str | Path | None = None,
+    **options: Any,
+) -> LoadedData:
+    """Load training data (and its test split, or ``test``) and check it is fit for a search."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder; check the path")
+    if modality is not None and modality not in MODALITIES:
+        raise ConfigError(f"unknown modality {modality!r}; use one of {', '.join(MODALITIES)}")
+    loader = find_loader(path, format)
+    data = loader.load(path, modality=modality, **options)
+    if test is not None:
+        test_path = Path(test)
+        if not test_path.exists():
+            raise DataError(f"{test_path}: no such test file; check the --test path")
+        test_data = find_loader(test_path, format).load(test_path, modality=modality, **options)
+        data = LoadedData(data.train, _merge_test(test_data))
+    if data.test is not None:
+        data = LoadedData(data.train, _check_test(data.train, data.test))
+    if data.train.n_classes < 2:
+        raise DataError(
+            f"{path}: only one class ({data.train.classes[0]!r}) in the training data; "
+            "a classifier needs at least two"
+        )
+    return data
+
+
+def _merge_test(test_data: LoadedData) -> Dataset:
+    # A separate test file is all test data, whether or not it carries its own split.
+    if test_data.test is None:
+        return test_data.train
+    import numpy as np
+
+    a, b = test_data.train, test_data.test.with_classes(test_data.train.classes)
+    return Dataset(np.concatenate([a.x, b.x]), np.concatenate([a.y, b.y]), a.classes,
+                   a.modality, a.source)
+
+
+def _check_test(train: Dataset, test: Dataset) -> Dataset:
+    if test.modality != train.modality:
+        raise DataError(
+            f"{test.source}: test data is {test.modality} but training data is "
+            f"{train.modality}; pass a test file of the same kind"
+        )
+    test = test.with_classes(train.classes)
+    tx, trx = getattr(test.x, "shape", None), getattr(train.x, "shape", None)
+    if tx is not None and trx is not None and len(tx) > 1 and tx[1:] != trx[1:]:
+        raise DataError(
+            f"{test.source}: test samples have shape {tuple(tx[1:])} but training samples "
+            f"{tuple(trx[1:])}; resize or re-export the test set to match"
+        )
+    return test

@@ -1,0 +1,35 @@
+"""The loader contract: turn a path into a LoadedData, or say clearly why not."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+from automed.dataset import LoadedData
+
+
+class Loader(ABC):
+    """Reads one data format.
+
+    ``name`` identifies the loader (``--format NAME`` forces it); ``suffixes`` lists the file
+    endings it claims (``".npz"``); a directory loader sets ``directories = True``.
+    ``sniff(path)`` may look inside a file to decide between loaders claiming the same suffix.
+    ``load(path, **options)`` returns the data; options it does not use are ignored.
+    Known options: ``label_col`` (column name or index), ``modality`` (forced modality),
+    ``text_col`` / ``sequence_col`` (issue-specific loaders).
+    """
+
+    name: str = ""
+    description: str = ""
+    suffixes: tuple[str, ...] = ()
+    directories: bool = False
+
+    def sniff(self, path: Path) -> bool:
+        if path.is_dir():
+            return self.directories
+        return path.suffix.lower() in self.suffixes
+
+    @abstractmethod
+    def load(self, path: Path, **options: Any) -> LoadedData:
+        """Read ``path`` into training data and, if present, a test split."""

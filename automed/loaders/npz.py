@@ -1,0 +1,163 @@
+"""NumPy ``.npz`` archives: the MedMNIST layout, or plain ``x``/``y`` arrays."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automed.dataset import Dataset, LoadedData, encode_labels
+from automed.errors import DataError
+from automed.hookspecs import hookimpl
+from automed.loaders.base import Loader
+
+# (samples key, labels key) pairs, in the order they are tried.
+_TRAIN_KEYS = (("x", "y"), ("X", "y"), ("images", "labels"))
+_TEST_KEYS = (("x_test", "y_test"), ("X_test", "y_test"), ("images_test", "labels_test"))
+
+
+class NpzLoader(Loader):
+    """Reads ``.npz`` files.
+
+    Two layouts: MedMNIST (``train_images``/``train_labels``, optional ``val_*`` merged into
+    training because the search cross-validates, optional ``test_*`` kept as the locked test
+    set), or ``x``/``y`` (also ``images``/``labels``) with optional ``x_test``/``y_test``.
+    Arrays keep their dtype; scaling happens per fold later.
+    """
+
+    name = "npz"
+    description = "NumPy .npz: MedMNIST layout (train_/val_/test_ images and labels) or x/y"
+    suffixes = (".npz",)
+
+    def load(self, path: Path, **options: Any) -> LoadedData:
+        modality = options.get("modality")
+        source = str(path)
+        arrays = _read(path)
+        keys = sorted(arrays)
+        if "train_images" in arrays or "train_labels" in arrays:
+            x, y = _pair(arrays, "train_images", "train_labels", source, keys)
+            if "val_images" in arrays or "val_labels" in arrays:
+                vx, vy = _pair(arrays, "val_images", "val_labels", source, keys)
+                if vx.shape[1:] != x.shape[1:]:
+                    raise DataError(
+                        f"{source}: val_images have shape {vx.shape[1:]} but train_images "
+                        f"{x.shape[1:]}; re-export the validation split to match"
+                    )
+                x = np.concatenate([x, vx])
+                y = np.concatenate([y.reshape(-1), vy.reshape(-1)])
+            test = (
+                _pair(arrays, "test_images", "test_labels", source, keys)
+                if "test_images" in arrays or "test_labels" in arrays else None
+            )
+        else:
+            found = [(a, b) for a, b in _TRAIN_KEYS if a in arrays or b in arrays]
+            if not found:
+                raise DataError(
+                    f"{source}: no training arrays found (keys: {', '.join(keys) or 'none'}); "
+                    "save train_images/train_labels (MedMNIST layout) or x/y"
+                )
+            x, y = _pair(arrays, *found[0], source, keys)
+            test_found = [(a, b) for a, b in _TEST_KEYS if a in arrays or b in arrays]
+            test = _pair(arrays, *test_found[0], source, keys) if test_found else None
+
+        y_enc, classes = encode_labels(y, source)
+        train = Dataset(_shape(x, modality, source), y_enc, classes,
+                        _modality(x, modality), source)
+        if test is None:
+            return LoadedData(train)
+        tx, ty = test
+        test_source = f"{source} (test split)"
+        ty_enc, test_classes = encode_labels(ty, test_source)
+        test_set = Dataset(_shape(tx, modality, test_source), ty_enc, test_classes,
+                           _modality(tx, modality), test_source)
+        # The test set must use the training class indices; an unseen label is an error.
+        return LoadedData(train, test_set.with_classes(classes))
+
+
+def _read(path: Path) -> dict[str, np.ndarray]:
+    if not zipfile.is_zipfile(path):
+        # np.load would otherwise try to unpickle it and report a misleading pickle error.
+        raise DataError(f"{path}: not a readable .npz archive; re-save it with numpy.savez")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {k: archive[k] for k in archive.files}
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise DataError(
+            f"{path}: not a readable .npz archive ({exc}); re-save it with numpy.savez"
+        ) from exc
+    except ValueError as exc:
+        # allow_pickle=False: object arrays cannot be loaded safely.
+        raise DataError(
+            f"{path}: holds object arrays, which need pickle to load; save plain numeric or "
+            "string arrays instead"
+        ) from exc
+
+
+def _pair(arrays: dict[str, np.ndarray], xk: str, yk: str, source: str,
+          keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    missing = [k for k in (xk, yk) if k not in arrays]
+    if missing:
+        raise DataError(
+            f"{source}: has {xk if yk in missing else yk} but no {missing[0]} "
+            f"(keys: {', '.join(keys)}); save samples and labels together"
+        )
+    x, y = arrays[xk], arrays[yk]
+    if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):
+        raise DataError(
+            f"{source}: {yk} has shape {y.shape}; expected one label per sample, (N,) or (N, 1) "
+            "(multi-label data is not supported)"
+        )
+    if x.ndim == 0 or len(x) != len(y):
+        raise DataError(
+            f"{source}: {xk} has {len(x) if x.ndim else 0} samples but {yk} has {len(y)} "
+            "labels; every sample needs exactly one label"
+        )
+    return x, y.reshape(-1)
+
+
+def _modality(x: np.ndarray, forced: str | None) -> str:
+    if forced:
+        return forced
+    if x.ndim == 3 and x.shape[1] <= 16 and x.shape[2] >= 4 * x.shape[1]:
+        return "signal"  # (N, channels, length): few channels, long series
+    return "signal" if x.ndim == 2 else "image"
+
+
+def _shape(x: np.ndarray, forced: str | None, source: str) -> np.ndarray:
+    """Bring ``x`` into the modality's natural layout (see Dataset)."""
+    modality = _modality(x, forced)
+    if x.dtype.kind not in "biuf":
+        if modality in ("text", "biosequence") and x.ndim == 1 and x.dtype.kind in "US":
+            return x.astype(object)
+        raise DataError(
+            f"{source}: samples have dtype {x.dtype}; save numeric arrays, or 1-D strings "
+            "with modality text or biosequence"
+        )
+    if modality == "image":
+        if x.ndim == 3:
+            return x[:, None]
+        if x.ndim == 4:
+            # Channels-last (N, H, W, C) when the last axis looks like channels and the first
+            # does not; (N, C, H, W) stays as it is.
+            if x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
+                return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+            return x
+    elif modality == "signal":
+        if x.ndim == 2:
+            return x[:, None]
+        if x.ndim == 3:
+            return x
+    elif modality == "tabular":
+        if x.ndim == 2:
+            return x
+    raise DataError(
+        f"{source}: samples of shape {x.shape[1:]} cannot be {modality} data; images are "
+        "(H, W) or (H, W, C), signals (L,) or (C, L), tabular records (F,)"
+    )
+
+
+@hookimpl
+def register_loaders(register):
+    register(NpzLoader())

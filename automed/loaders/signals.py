@@ -1,0 +1,195 @@
+"""UCR-style signal tables: one series per row, one column holding the label."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automed.dataset import Dataset, LoadedData, encode_labels
+from automed.errors import DataError
+from automed.hookspecs import hookimpl
+from automed.loaders.base import Loader
+
+_MISSING = ("", "nan", "na", "n/a", "null", "none", "?")
+
+
+class SignalTableLoader(Loader):
+    """Reads ``.txt`` (whitespace, or comma/tab), ``.tsv`` and ``.csv`` signal tables.
+
+    Each row is one series; the label is column 0 unless ``label_col`` names a header column
+    or gives an index (negative counts from the end). A first line with a non-numeric value
+    outside the label column is a header. Returns float32 ``(N, 1, L)`` signals, or ``(N, L)``
+    when the modality is forced to tabular.
+    """
+
+    name = "signal-table"
+    description = "UCR-style table, one series per row with a label column (.txt/.tsv/.csv)"
+    suffixes = (".txt", ".tsv", ".csv")
+
+    def load(self, path: Path, **options: Any) -> LoadedData:
+        modality = options.get("modality") or "signal"
+        if modality not in ("signal", "tabular"):
+            raise DataError(
+                f"{path}: a signal table holds numeric series, not {modality}; use modality "
+                "signal or tabular"
+            )
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: not a UTF-8 text file; export the table as text") from exc
+        # (1-based line number, line) so error messages point at the line in the file.
+        lines = [(i, ln) for i, ln in enumerate(text.splitlines(), 1) if ln.strip()]
+        if not lines:
+            raise DataError(f"{path}: the file is empty; point automed at a table with rows")
+        delimiter = _delimiter(path, lines[0][1])
+        first = _split(lines[0][1], delimiter)
+        label_col, names = _layout(path, first, options.get("label_col"))
+        if names is not None:
+            lines = lines[1:]
+        if not lines:
+            raise DataError(f"{path}: only a header row, no data; add one series per row")
+        rows = [_split(ln, delimiter) for _, ln in lines]
+        width = len(rows[0])
+        for (lineno, _), row in zip(lines, rows, strict=True):
+            if len(row) != width:
+                raise DataError(
+                    f"{path}: line {lineno} has {len(row)} values but line {lines[0][0]} has "
+                    f"{width}; all series must have the same length (pad or resample them)"
+                )
+        if not 0 <= label_col < width:
+            raise DataError(
+                f"{path}: label_col {options.get('label_col')} is out of range for {width} "
+                f"columns; give an index from 0 to {width - 1}"
+            )
+        if width < 2:
+            raise DataError(f"{path}: rows have only a label and no signal values")
+        x = _values(path, lines, rows, delimiter, label_col, width, names)
+        labels = [_unquote(row[label_col]) for row in rows]
+        for (lineno, _), label in zip(lines, labels, strict=True):
+            if label.lower() in _MISSING:
+                raise DataError(
+                    f"{path}: line {lineno} has no label in column {label_col + 1}; fill or "
+                    "drop unlabeled rows"
+                )
+        y, classes = encode_labels(_numeric_or_str(labels), str(path))
+        if modality == "signal":
+            x = x[:, None, :]
+        return LoadedData(Dataset(x, y, classes, modality, str(path),
+                                  meta={"label_col": label_col}))
+
+
+def _delimiter(path: Path, first_line: str) -> str | None:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return ","
+    if suffix == ".tsv":
+        return "\t"
+    # .txt: UCR uses whitespace, but comma-separated exports are common too. Tabs are
+    # whitespace, so whitespace splitting covers them.
+    return "," if "," in first_line else None
+
+
+def _split(line: str, delimiter: str | None) -> list[str]:
+    return line.split(delimiter) if delimiter else line.split()
+
+
+def _unquote(value: str) -> str:
+    return value.strip().strip("\"'").strip()
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(_unquote(value))
+    except ValueError:
+        return False
+    return True
+
+
+def _layout(path: Path, first: list[str], option: Any) -> tuple[int, list[str] | None]:
+    """The label column index and, when the first line is a header, the column names."""
+    label_col = _label_col(option, first)
+    if label_col is not None and label_col < 0:
+        label_col += len(first)  # negative indexes count from the end
+    header = any(not _is_number(v) for j, v in enumerate(first) if j != label_col)
+    if isinstance(option, str) and not _is_number(option):
+        # A label column picked by name means the first line names columns, even when the
+        # other names are numbers (pandas writes "label,0,1,2,...").
+        header = header or _unquote(option) in map(_unquote, first)
+    names = [_unquote(v) for v in first] if header else None
+    if label_col is None:
+        if names is None:
+            raise DataError(f"{path}: no header row, so label_col must be a column index")
+        raise DataError(
+            f"{path}: no column named {option!r}; columns are {', '.join(names)}"
+        )
+    return label_col, names
+
+
+def _label_col(option: Any, first: list[str]) -> int | None:
+    """The label column as an index into ``first``; None when a name is not in ``first``."""
+    if option is None:
+        return 0
+    if isinstance(option, (int, np.integer)):
+        return int(option)
+    text = str(option).strip()
+    names = [_unquote(v) for v in first]
+    if text in names:
+        return names.index(text)
+    try:
+        return int(text)  # "--label-col 3" arrives as a string
+    except ValueError:
+        return None
+
+
+def _values(path: Path, lines: list[tuple[int, str]], rows: list[list[str]],
+            delimiter: str | None, label_col: int, width: int,
+            names: list[str] | None) -> np.ndarray:
+    cols = [j for j in range(width) if j != label_col]
+    try:
+        x = np.loadtxt([ln for _, ln in lines], delimiter=delimiter, usecols=cols,
+                       dtype=np.float32, comments=None, ndmin=2, quotechar='"')
+    except ValueError as exc:
+        _locate_bad(path, lines, rows, cols, names)
+        raise DataError(f"{path}: cannot read the signal values ({exc})") from exc
+    if np.isnan(x).any():
+        _locate_bad(path, lines, rows, cols, names)
+    return x
+
+
+def _locate_bad(path: Path, lines: list[tuple[int, str]], rows: list[list[str]],
+                cols: list[int], names: list[str] | None) -> None:
+    """Slow per-value parse that raises a DataError at the first bad value."""
+    for (lineno, _), row in zip(lines, rows, strict=True):
+        for j in cols:
+            raw = _unquote(row[j])
+            where = f"line {lineno}, column {j + 1}" + (f" ({names[j]!r})" if names else "")
+            if raw.lower() in _MISSING:
+                raise DataError(
+                    f"{path}: missing value at {where}; fill or drop rows with missing values"
+                )
+            try:
+                value = float(raw)
+            except ValueError:
+                raise DataError(
+                    f"{path}: non-numeric value {raw!r} at {where}; signal values must be "
+                    "numbers (is this the label column? set label_col)"
+                ) from None
+            if math.isnan(value):
+                raise DataError(
+                    f"{path}: missing value at {where}; fill or drop rows with missing values"
+                )
+
+
+def _numeric_or_str(labels: list[str]) -> np.ndarray:
+    try:
+        return np.array([float(v) for v in labels])
+    except ValueError:
+        return np.array(labels, dtype=object)
+
+
+@hookimpl
+def register_loaders(register):
+    register(SignalTableLoader())

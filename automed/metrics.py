@@ -1,0 +1,118 @@
+"""Scores computed from class probabilities, so every metric (threshold or ranking) is available."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+from sklearn import metrics as skm
+
+from automed.errors import ConfigError
+
+AVERAGES = ("macro", "weighted", "micro", "binary")
+
+
+def _labels(proba: np.ndarray) -> np.ndarray:
+    return proba.argmax(axis=1)
+
+
+def _specificity(y: np.ndarray, pred: np.ndarray, n: int, average: str, pos: int) -> float:
+    cm = skm.confusion_matrix(y, pred, labels=list(range(n)))
+    tn = cm.sum() - cm.sum(0) - cm.sum(1) + np.diag(cm)
+    fp = cm.sum(0) - np.diag(cm)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spec = np.where(tn + fp > 0, tn / (tn + fp), 0.0)
+    if average == "binary":
+        return float(spec[pos])
+    if average == "weighted":
+        support = cm.sum(1)
+        return float(np.average(spec, weights=support)) if support.sum() else 0.0
+    return float(spec.mean())
+
+
+def _auroc(y, proba, average, pos):
+    n = proba.shape[1]
+    if len(np.unique(y)) < 2:
+        return float("nan")
+    if n == 2:
+        return float(skm.roc_auc_score(y == pos, proba[:, pos]))
+    present = np.unique(y)
+    if len(present) < n:  # a fold may miss a rare class: score the classes it has
+        p = proba[:, present] / np.clip(proba[:, present].sum(1, keepdims=True), 1e-12, None)
+        return float(skm.roc_auc_score(np.searchsorted(present, y), p, multi_class="ovr",
+                                       average="macro" if average == "binary" else average))
+    return float(skm.roc_auc_score(y, proba, multi_class="ovr",
+                                   average="macro" if average in ("binary", "micro") else average))
+
+
+def _auprc(y, proba, average, pos):
+    n = proba.shape[1]
+    if n == 2 or average == "binary":
+        return float(skm.average_precision_score(y == pos, proba[:, pos]))
+    onehot = np.eye(n)[y]
+    keep = onehot.sum(0) > 0
+    return float(skm.average_precision_score(onehot[:, keep], proba[:, keep],
+                                             average="macro" if average == "micro" else average))
+
+
+def _thresholded(fn) -> Callable:
+    def score(y, proba, average, pos):
+        n = proba.shape[1]
+        kwargs = {"average": average, "labels": list(range(n)), "zero_division": 0}
+        if average == "binary":
+            kwargs["pos_label"] = pos
+            kwargs.pop("labels")
+        return float(fn(y, _labels(proba), **kwargs))
+
+    return score
+
+
+METRICS: dict[str, Callable[[np.ndarray, np.ndarray, str, int], float]] = {
+    "accuracy": lambda y, p, a, pos: float(skm.accuracy_score(y, _labels(p))),
+    "balanced_accuracy": lambda y, p, a, pos: float(skm.balanced_accuracy_score(y, _labels(p))),
+    "recall": _thresholded(skm.recall_score),
+    "precision": _thresholded(skm.precision_score),
+    "f1": _thresholded(skm.f1_score),
+    "specificity": lambda y, p, a, pos: _specificity(y, _labels(p), p.shape[1], a, pos),
+    "auroc": _auroc,
+    "auprc": _auprc,
+}
+ALIASES = {"acc": "accuracy", "sensitivity": "recall", "auc": "auroc", "roc_auc": "auroc",
+           "average_precision": "auprc", "bacc": "balanced_accuracy"}
+
+
+def resolve_metric(name: str) -> str:
+    key = ALIASES.get(name.lower(), name.lower())
+    if key not in METRICS:
+        raise ConfigError(
+            f"unknown metric {name!r}; choose from {', '.join(METRICS)} "
+            f"(aliases: {', '.join(ALIASES)})"
+        )
+    return key
+
+
+def resolve_average(average: str, n_classes: int, pos_label: int | None) -> tuple[str, int]:
+    """Check the averaging mode; binary averaging needs two classes and a positive class."""
+    if average not in AVERAGES:
+        raise ConfigError(f"unknown average {average!r}; choose from {', '.join(AVERAGES)}")
+    if average == "binary":
+        if n_classes != 2:
+            raise ConfigError(
+                f"--average binary needs two classes, the data has {n_classes}; "
+                "use macro or weighted"
+            )
+        return average, 1 if pos_label is None else pos_label
+    return average, 1 if pos_label is None else pos_label
+
+
+def score(metric: str, y: np.ndarray, proba: np.ndarray, average: str = "macro",
+          pos_label: int = 1) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return METRICS[metric](np.asarray(y), np.asarray(proba), average, pos_label)
+
+
+def all_scores(y: np.ndarray, proba: np.ndarray, average: str = "macro",
+               pos_label: int = 1) -> dict[str, float]:
+    return {name: score(name, y, proba, average, pos_label) for name in METRICS}

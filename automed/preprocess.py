@@ -1,0 +1,105 @@
+"""Per-fold preprocessing: fitted on a fold's training part only, so nothing leaks.
+
+One preprocessor per modality turns raw samples into the tensor an architecture receives and
+describes that tensor as a :class:`Spec`. ``state()`` / ``from_state()`` let an exported model
+carry its preprocessing without pickle.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from automed.dataset import Dataset
+from automed.errors import DataError
+from automed.spec import Spec
+
+
+class Preprocessor:
+    """Base class: subclasses set ``modality`` and implement fit/transform/spec."""
+
+    modality = ""
+
+    def spec(self, dataset: Dataset) -> Spec:
+        raise NotImplementedError
+
+    def fit(self, dataset: Dataset) -> Preprocessor:
+        return self
+
+    def transform(self, x: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def state(self) -> dict:
+        return {}
+
+    @classmethod
+    def from_state(cls, state: dict) -> Preprocessor:
+        obj = cls()
+        obj.__dict__.update({k: np.asarray(v) if isinstance(v, list) else v
+                             for k, v in state.items()})
+        return obj
+
+
+class ChannelStandardizer(Preprocessor):
+    """Images and signals: scale uint8 to [0, 1], then standardize each channel."""
+
+    def __init__(self) -> None:
+        self.mean: np.ndarray | None = None
+        self.std: np.ndarray | None = None
+
+    def _float(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.dtype == np.uint8:
+            return x.astype(np.float32) / 255.0
+        return x.astype(np.float32, copy=False)
+
+    def fit(self, dataset: Dataset) -> ChannelStandardizer:
+        x = self._float(dataset.x)
+        axes = (0,) + tuple(range(2, x.ndim))
+        self.mean = x.mean(axis=axes).astype(np.float32)
+        self.std = np.maximum(x.std(axis=axes), 1e-6).astype(np.float32)
+        return self
+
+    def transform(self, x: Any) -> torch.Tensor:
+        x = self._float(x)
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        x = (x - self.mean.reshape(shape)) / self.std.reshape(shape)
+        if not np.isfinite(x).all():
+            raise DataError("input contains NaN or infinite values; clean the data first")
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+    def state(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+
+class ImagePreprocessor(ChannelStandardizer):
+    modality = "image"
+
+    def spec(self, dataset: Dataset) -> Spec:
+        c, h, w = dataset.x.shape[1:]
+        return Spec("image", (int(c), int(h), int(w)), dataset.n_classes)
+
+
+class SignalPreprocessor(ChannelStandardizer):
+    modality = "signal"
+
+    def spec(self, dataset: Dataset) -> Spec:
+        c, length = dataset.x.shape[1:]
+        return Spec("signal", (int(c), int(length)), dataset.n_classes)
+
+
+PREPROCESSORS: dict[str, type[Preprocessor]] = {
+    "image": ImagePreprocessor,
+    "signal": SignalPreprocessor,
+}
+
+
+def preprocessor_for(modality: str) -> Preprocessor:
+    try:
+        return PREPROCESSORS[modality]()
+    except KeyError:
+        raise DataError(
+            f"no preprocessing for {modality} data yet; supported: {', '.join(PREPROCESSORS)}"
+        ) from None

@@ -1,0 +1,146 @@
+"""A conformance suite any architecture plugin can run: ``automed plugins check`` and pytest.
+
+    from automed.testing import check_architecture
+    failures = check_architecture(MyArch(), modality="signal")
+    assert not failures, failures
+
+Each check builds the architecture from parameters its own ``search_space`` samples (and from
+its ``default_params``), then verifies the contract: output shape, gradients, no NaN,
+determinism under a seed, and that the smallest setting stays small.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+import torch
+
+from automed.architecture import Architecture
+from automed.spec import Spec
+
+SMALL_PARAMS_LIMIT = 5_000_000  # the smallest sampled setting must fit small medical datasets
+
+EXAMPLE_SPECS: dict[str, list[Spec]] = {
+    "image": [Spec("image", (1, 28, 28), 2), Spec("image", (3, 32, 32), 5)],
+    "signal": [Spec("signal", (1, 96), 2), Spec("signal", (3, 250), 4)],
+    "text": [Spec("text", (64,), 3, vocab_size=500)],
+    "biosequence": [Spec("biosequence", (60,), 3, vocab_size=6, alphabet="dna"),
+                    Spec("biosequence", (50,), 2, vocab_size=26, alphabet="protein")],
+    "tabular": [Spec("tabular", (12,), 2), Spec("tabular", (5,), 4)],
+}
+
+
+@dataclass
+class Failure:
+    architecture: str
+    modality: str
+    check: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.architecture} [{self.modality}] {self.check}: {self.message}"
+
+
+def example_batch(spec: Spec, batch: int = 4, seed: int = 0) -> torch.Tensor:
+    """A random input batch shaped as ``spec`` says (token ids for token modalities)."""
+    g = torch.Generator().manual_seed(seed)
+    if spec.vocab_size is not None:
+        x = torch.randint(1, spec.vocab_size, (batch, *spec.input_shape), generator=g)
+        x[:, -3:] = 0  # some padding, as real batches have
+        return x
+    return torch.randn((batch, *spec.input_shape), generator=g)
+
+
+def sample_params(arch: Architecture, spec: Spec, n: int = 3, seed: int = 0) -> list[dict]:
+    """Parameter sets drawn from the architecture's own search space (plus its defaults)."""
+    from automed.search import PrefixedTrial
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    out = []
+    defaults = arch.default_params(spec)
+    if defaults:
+        out.append(dict(defaults))
+    for _ in range(n):
+        trial = study.ask()
+        local = PrefixedTrial(trial, arch.name)
+        params = dict(arch.search_space(local, spec))
+        params.update(arch.training_space(local, spec))
+        out.append(params)
+    return out
+
+
+def _check_one(arch: Architecture, spec: Spec, params: dict[str, Any]) -> list[str]:
+    problems = []
+    torch.manual_seed(0)
+    model = arch.build(params, spec)
+    if not isinstance(model, torch.nn.Module):
+        return [f"build returned {type(model).__name__}, not a torch.nn.Module"]
+    x = example_batch(spec)
+    # Determinism first, before a train-mode pass moves BatchNorm statistics.
+    model.eval()
+    with torch.no_grad():
+        a, b = model(x), model(x)
+    if not torch.allclose(a, b, atol=1e-5):
+        problems.append("eval-mode output differs between two identical calls")
+    torch.manual_seed(0)
+    again = arch.build(params, spec).eval()
+    with torch.no_grad():
+        if not torch.allclose(again(x), a, atol=1e-5):
+            problems.append("two builds under the same seed give different models")
+    model.train()
+    out = model(x)
+    if tuple(out.shape) != (x.shape[0], spec.n_classes):
+        return [f"output shape {tuple(out.shape)} != {(x.shape[0], spec.n_classes)} "
+                f"with params {params}"]
+    if not torch.isfinite(out).all():
+        problems.append(f"non-finite output with params {params}")
+    loss = torch.nn.functional.cross_entropy(out, torch.arange(x.shape[0]) % spec.n_classes)
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    if not grads or all(g is None or float(g.abs().sum()) == 0 for g in grads):
+        problems.append("no gradient reaches the parameters")
+    elif any(g is not None and not torch.isfinite(g).all() for g in grads):
+        problems.append("non-finite gradients")
+    return problems
+
+
+def check_architecture(arch: Architecture, modality: str | None = None, *,
+                       specs: list[Spec] | None = None, n_samples: int = 3) -> list[Failure]:
+    """Run every check for each modality ``arch`` claims (or just ``modality``)."""
+    failures: list[Failure] = []
+    if not arch.name or not arch.name.replace("_", "").replace("-", "").isalnum():
+        failures.append(Failure(arch.name or "?", "-", "name",
+                                "name must be a non-empty word (letters, digits, - or _)"))
+    modalities = [modality] if modality else sorted(arch.modalities)
+    if not modalities:
+        failures.append(Failure(arch.name, "-", "modalities", "declares no modalities"))
+    for mod in modalities:
+        for spec in specs or EXAMPLE_SPECS.get(mod, []):
+            try:
+                all_params = sample_params(arch, spec, n=n_samples)
+            except Exception as exc:  # noqa: BLE001
+                failures.append(Failure(arch.name, mod, "search_space", repr(exc)))
+                continue
+            sizes = []
+            for params in all_params:
+                try:
+                    for problem in _check_one(arch, spec, params):
+                        failures.append(Failure(arch.name, mod, "contract", problem))
+                    sizes.append(sum(p.numel() for p in arch.build(params, spec).parameters()))
+                except Exception as exc:  # noqa: BLE001
+                    failures.append(Failure(arch.name, mod, "build/forward",
+                                            f"{type(exc).__name__}: {exc} (params {params})"))
+            if sizes and min(sizes) > SMALL_PARAMS_LIMIT:
+                failures.append(Failure(arch.name, mod, "size",
+                                        f"smallest sampled model has {min(sizes):,} parameters "
+                                        f"(limit {SMALL_PARAMS_LIMIT:,})"))
+            for params in all_params:
+                lr = params.get("lr")
+                if lr is not None and not (0 < lr < 1 and math.isfinite(lr)):
+                    failures.append(Failure(arch.name, mod, "training_space",
+                                            f"learning rate {lr} is outside (0, 1)"))
+    return failures

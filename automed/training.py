@@ -1,0 +1,182 @@
+"""Fit one model on in-memory tensors, as fast as a hand-written loop, and predict.
+
+The whole (small) training set is one tensor on the device for the whole fit; batches are
+index slices, so there is no per-sample Python work and no DataLoader overhead.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from automed.errors import CandidateError
+from automed.spec import Spec
+
+TRAINING_KEYS = ("optimizer", "lr", "weight_decay", "batch_size", "epochs", "label_smoothing",
+                 "class_weight", "augment")
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-4, "batch_size": 64, "epochs": 15,
+    "label_smoothing": 0.0, "class_weight": "balanced", "augment": False,
+}
+
+
+def default_training_space(trial: Any, spec: Spec) -> dict[str, Any]:
+    """Training settings whose ranges suit hundreds to tens of thousands of samples."""
+    params = {
+        "optimizer": trial.suggest_categorical("optimizer", ["adamw", "sgd"]),
+        "lr": trial.suggest_float("lr", 3e-4, 1e-2, log=True),
+        "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
+        "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128]),
+        "epochs": trial.suggest_int("epochs", 8, 30),
+        "label_smoothing": trial.suggest_categorical("label_smoothing", [0.0, 0.1]),
+        "class_weight": trial.suggest_categorical("class_weight", ["none", "balanced"]),
+    }
+    if spec.modality in ("image", "signal"):
+        params["augment"] = trial.suggest_categorical("augment", [False, True])
+    return params
+
+
+def training_params(params: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(TRAINING_DEFAULTS)
+    merged.update({k: params[k] for k in TRAINING_KEYS if k in params})
+    return merged
+
+
+# -- augmentation on whole batches ---------------------------------------------------------
+def augment_batch(x: torch.Tensor, modality: str, generator: torch.Generator) -> torch.Tensor:
+    """Cheap label-preserving jitter: small affine warps for images, shift/scale for signals."""
+    n = x.shape[0]
+    dev = x.device
+    if modality == "image":
+        rand = torch.rand(n, 4, generator=generator).to(dev)
+        angle = (rand[:, 0] - 0.5) * (2 * math.pi * 10 / 360)  # +-10 degrees
+        scale = 1.0 + (rand[:, 1] - 0.5) * 0.2  # 0.9 .. 1.1
+        tx, ty = (rand[:, 2] - 0.5) * 0.2, (rand[:, 3] - 0.5) * 0.2  # +-10 % shift
+        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+        theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+        grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
+    if modality == "signal":
+        length = x.shape[-1]
+        rand = torch.rand(n, 2, generator=generator)
+        scale = (0.9 + 0.2 * rand[:, 0]).to(dev).view(n, 1, 1)
+        shifts = ((rand[:, 1] - 0.5) * 0.1 * length).round().long()
+        idx = (torch.arange(length).view(1, -1) - shifts.view(-1, 1)).clamp(0, length - 1)
+        idx = idx.to(dev).unsqueeze(1).expand(-1, x.shape[1], -1)
+        return torch.gather(x, 2, idx) * scale
+    return x
+
+
+# -- fit and predict -------------------------------------------------------------------------
+def _class_weights(y: torch.Tensor, n_classes: int, mode: str) -> torch.Tensor | None:
+    if mode != "balanced":
+        return None
+    counts = torch.bincount(y, minlength=n_classes).float().clamp(min=1)
+    return (counts.sum() / (n_classes * counts)).to(y.device)
+
+
+def _make_optimizer(model: nn.Module, p: dict[str, Any]) -> torch.optim.Optimizer:
+    if p["optimizer"] == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=p["lr"], momentum=0.9, nesterov=True,
+                               weight_decay=p["weight_decay"])
+    return torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+def fit_model(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    params: dict[str, Any],
+    spec: Spec,
+    *,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    on_epoch: Any = None,
+) -> nn.Module:
+    """Train ``model`` on ``(x, y)`` with the training settings in ``params``.
+
+    Raises :class:`CandidateError` when the model returns logits of the wrong shape or the loss
+    stops being finite: that fails the candidate, never the search.
+    ``on_epoch(epoch, loss)`` is called after every epoch (progress, pruning, time limits).
+    """
+    p = training_params(params)
+    device = torch.device(device)
+    model = model.to(device)
+    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    n = len(y)
+    batch_size = int(min(p["batch_size"], n))
+    steps_per_epoch = max(1, math.ceil(n / batch_size))
+    epochs = int(p["epochs"])
+    optimizer = _make_optimizer(model, p)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=p["lr"], total_steps=epochs * steps_per_epoch, pct_start=0.2
+    )
+    weight = _class_weights(y, spec.n_classes, p["class_weight"])
+    generator = torch.Generator().manual_seed(seed)
+    augment = bool(p["augment"]) and spec.modality in ("image", "signal")
+    checked = False
+    model.train()
+    for epoch in range(epochs):
+        order = torch.randperm(n, generator=generator).to(device)
+        total = torch.zeros((), device=device)
+        for step in range(steps_per_epoch):
+            idx = order[step * batch_size:(step + 1) * batch_size]
+            if len(idx) < 2 and step > 0:
+                continue  # a 1-sample tail batch breaks BatchNorm and adds nothing
+            xb, yb = x[idx], y[idx]
+            if augment:
+                xb = augment_batch(xb, spec.modality, generator)
+            with _autocast(device):
+                logits = model(xb)
+            if not checked:
+                expected = (len(idx), spec.n_classes)
+                if tuple(logits.shape) != expected:
+                    raise CandidateError(
+                        f"model returned logits of shape {tuple(logits.shape)}, expected "
+                        f"{expected} (batch, n_classes)"
+                    )
+                checked = True
+            loss = F.cross_entropy(logits.float(), yb, weight=weight,
+                                   label_smoothing=p["label_smoothing"])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimizer.step()
+            scheduler.step()
+            total += loss.detach()
+        mean_loss = float(total) / steps_per_epoch
+        if not math.isfinite(mean_loss):
+            raise CandidateError(f"training loss became {mean_loss} in epoch {epoch + 1}; "
+                                 "the candidate diverged (try a lower learning rate)")
+        if on_epoch is not None:
+            on_epoch(epoch, mean_loss)
+    return model
+
+
+@torch.inference_mode()
+def predict_proba(model: nn.Module, x: torch.Tensor, *, device: torch.device | str = "cpu",
+                  batch_size: int = 1024) -> np.ndarray:
+    """Class probabilities ``(n, n_classes)`` as float64 numpy."""
+    device = torch.device(device)
+    model.eval()
+    out = []
+    for start in range(0, len(x), batch_size):
+        xb = x[start:start + batch_size].to(device, non_blocking=True)
+        with _autocast(device):
+            logits = model(xb)
+        out.append(torch.softmax(logits.float(), dim=1).cpu())
+    proba = torch.cat(out).double().numpy()
+    if not np.isfinite(proba).all():
+        raise CandidateError("model predicted NaN or infinite probabilities")
+    return proba
