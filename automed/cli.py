@@ -94,11 +94,12 @@ def cli() -> None:
 @click.option("--label-col", help="Label column (name or index) for table formats.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--no-prune", is_flag=True, help="Run every fold of every candidate.")
+@click.option("--max-epochs", type=int, help="Cap every candidate's training epochs (quick runs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 def search(data, test, metric, average, pos_label, folds, trials, timeout, storage, study,
-           architectures, seed, format_, modality, label_col, device, no_prune, as_json,
-           quiet) -> None:
+           architectures, seed, format_, modality, label_col, device, no_prune, max_epochs,
+           as_json, quiet) -> None:
     """Search architectures and hyperparameters for DATA; print the leaderboard.
 
     DATA is a .npz (MedMNIST layout or x/y), a folder of class sub-folders of images, or a
@@ -113,7 +114,7 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
         trials=trials, timeout=timeout, storage=storage, study=study,
         architectures=list(architectures) or None, seed=seed, format=format_,
         modality=modality, label_col=label, device=device, prune=not no_prune,
-        progress=_Progress(quiet or as_json))
+        max_epochs=max_epochs, progress=_Progress(quiet or as_json))
     if as_json:
         click.echo(json.dumps({"study": result.study, "storage": result.storage,
                                "best": result.best, "test_scores": result.test_scores,

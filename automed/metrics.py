@@ -40,6 +40,8 @@ def _auroc(y, proba, average, pos):
     present = np.unique(y)
     if len(present) < n:  # a fold may miss a rare class: score the classes it has
         p = proba[:, present] / np.clip(proba[:, present].sum(1, keepdims=True), 1e-12, None)
+        if len(present) == 2:
+            return float(skm.roc_auc_score(y == present[1], p[:, 1]))
         return float(skm.roc_auc_score(np.searchsorted(present, y), p, multi_class="ovr",
                                        average="macro" if average == "binary" else average))
     return float(skm.roc_auc_score(y, proba, multi_class="ovr",

@@ -98,12 +98,13 @@ class Searcher:
     def __init__(self, train: Dataset, test: Dataset | None, *, metric: str, average: str,
                  pos_label: int, folds: int, seed: int, architectures: dict[str, Architecture],
                  store: Store, study_name: str, device: torch.device, prune: bool = True,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, max_epochs: int | None = None) -> None:
         self.train, self.test = train, test
         self.metric, self.average, self.pos_label = metric, average, pos_label
         self.folds, self.seed, self.archs = folds, seed, architectures
         self.store, self.study_name, self.device = store, study_name, device
         self.prune, self.progress = prune, progress or (lambda event: None)
+        self.max_epochs = max_epochs
         self.spec = preprocessor_for(train.modality).spec(train)
         self.splits = make_folds(train, folds, seed)
         self._fold_cache: dict[int, tuple] = {}
@@ -150,6 +151,7 @@ class Searcher:
             local = PrefixedTrial(trial, name)
             params = dict(arch.search_space(local, self.spec))
             params.update(arch.training_space(local, self.spec))
+            self._cap_epochs(params)
             for i in range(self.folds):
                 xtr, ytr, xva, yva = self.fold_data(i)
                 torch.manual_seed(self.seed + trial.number)
@@ -175,12 +177,17 @@ class Searcher:
         record("complete")
         return float(np.mean(fold_scores))
 
+    def _cap_epochs(self, params: dict[str, Any]) -> None:
+        if self.max_epochs is not None and params.get("epochs", 0) > self.max_epochs:
+            params["epochs"] = self.max_epochs
+
     # -- refit ---------------------------------------------------------------------------
     def refit(self, trial: optuna.trial.FrozenTrial) -> tuple:
         name = trial.params["architecture"]
         arch = self.archs[name]
         prefix = f"{name}."
         params = {k[len(prefix):]: v for k, v in trial.params.items() if k.startswith(prefix)}
+        self._cap_epochs(params)
         pre = preprocessor_for(self.train.modality).fit(self.train)
         torch.manual_seed(self.seed + trial.number)
         model = arch.build(params, self.spec)
@@ -226,6 +233,7 @@ def search(
     device: str = "auto",
     prune: bool = True,
     refit: bool = True,
+    max_epochs: int | None = None,
     progress: Progress | None = None,
 ) -> SearchResult:
     """Search every architecture that accepts the data; rank candidates by CV ``metric``.
@@ -254,11 +262,13 @@ def search(
     spec = preprocessor_for(train.modality).spec(train)
     config = {"metric": metric, "average": average, "pos_label": pos, "folds": folds,
               "cv_seed": seed, "architectures": sorted(archs), "trials": trials,
-              "timeout": timeout, "device": str(dev), "spec": spec.to_dict(),
+              "timeout": timeout, "max_epochs": max_epochs, "device": str(dev),
+              "spec": spec.to_dict(),
               "source": train.source, "test_source": loaded.test.source if loaded.test else None}
     searcher = Searcher(train, loaded.test, metric=metric, average=average, pos_label=pos,
                         folds=folds, seed=seed, architectures=archs, store=store,
-                        study_name=study_name, device=dev, prune=prune, progress=progress)
+                        study_name=study_name, device=dev, prune=prune, progress=progress,
+                        max_epochs=max_epochs)
     dataset_id = store.upsert_dataset(
         fingerprint=train.fingerprint, name=Path(train.source).stem, source=train.source,
         modality=train.modality, n_samples=len(train), classes=train.classes,

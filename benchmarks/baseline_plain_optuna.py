@@ -104,6 +104,7 @@ def main(argv=None):
 
     torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
+    c_start = time.process_time()
     x, y, xte, yte = load(args.data)
     n_classes = int(max(y.max(), yte.max())) + 1
     skf = StratifiedKFold(n_splits=args.folds, shuffle=True, random_state=args.seed)
@@ -161,6 +162,7 @@ def main(argv=None):
         "search_seconds": round(search_s, 2),
         "total_seconds": round(total_s, 2),
         "seconds_per_trial": round(search_s / max(n_done, 1), 2),
+        "cpu_seconds": round(time.process_time() - c_start, 2),
         "test_acc": round(test_acc, 4),
         "test_auc": round(test_auc, 4),
     }

@@ -1,0 +1,107 @@
+"""Each CLI command, through the real entry point (exit codes and one-line errors included)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import optuna
+import pytest
+
+
+def automed(*args: str, cwd=None, env_storage: str | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("AUTOMED_STORAGE", None)
+    if env_storage:
+        env["AUTOMED_STORAGE"] = env_storage
+    return subprocess.run([sys.executable, "-m", "automed.cli", *args], capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """One real search from the CLI, shared by the read-only command tests."""
+    work = tmp_path_factory.mktemp("cli")
+    data = automed("demo", "-o", str(work / "demo.npz"), "-n", "80", cwd=work)
+    assert data.returncode == 0, data.stderr
+    run = automed("search", "demo.npz", "--trials", "3", "--folds", "2", "--max-epochs", "2",
+                  cwd=work)
+    return work, run
+
+
+def test_search_prints_progress_leaderboard_and_test_score(searched):
+    work, run = searched
+    assert run.returncode == 0, run.stderr
+    assert "searching study 'demo-accuracy-cv2' in sqlite:///automed.db" in run.stderr
+    assert run.stderr.count("cnn") >= 3  # a progress line per candidate
+    assert "leaderboard of 'demo-accuracy-cv2'" in run.stdout
+    assert "accuracy (mean ± std)" in run.stdout
+    assert "test (16 samples): accuracy" in run.stdout
+    assert (work / "automed.db").exists()  # the SQLite default, in the working directory
+
+
+def test_leaderboard_reads_the_default_database(searched):
+    work, _ = searched
+    out = automed("leaderboard", cwd=work)
+    assert out.returncode == 0, out.stderr
+    assert "study 'demo-accuracy-cv2'" in out.stdout and "refit best" in out.stdout
+    rows = json.loads(automed("leaderboard", "--json", "--all", cwd=work).stdout)
+    assert len(rows) == 3
+    assert {r["state"] for r in rows} <= {"complete", "pruned", "failed"}
+    top = json.loads(automed("leaderboard", "--json", "--top", "1", cwd=work).stdout)
+    assert len(top) == 1 and top[0]["rank"] == 1
+
+
+def test_optuna_cli_lists_the_study(searched):
+    work, _ = searched
+    storage = f"sqlite:///{work / 'automed.db'}"
+    assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == [
+        "demo-accuracy-cv2"]
+
+
+def test_plugins_lists_builtins(tmp_path):
+    out = automed("plugins", "--all", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "architecture cnn: image, signal" in out.stdout
+    assert "loader npz" in out.stdout
+    data = json.loads(automed("plugins", "--all", "--json", cwd=tmp_path).stdout)
+    cnn = next(p for p in data if p["name"] == "cnn")
+    assert cnn["builtin"] and cnn["hooks"] == ["register_architectures"]
+    assert cnn["architectures"] == [{"name": "cnn", "modalities": ["image", "signal"]}]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["search", "nope.npz"], "nope.npz: no such file or folder"),
+        (["search", "{demo}", "--metric", "recal"], "unknown metric 'recal'"),
+        (["search", "{demo}", "--arch", "resnet"], "unknown architecture resnet; available: cnn"),
+        (["search", "{demo}", "--folds", "50"], "fewer than the 50 folds"),
+        (["search", "{demo}", "--storage", "postgresql://u:pw@127.0.0.1:1/x"],
+         "cannot open the study database postgresql://u:***@127.0.0.1:1/x"),
+        (["search", "{text}"], "unknown data format '.xyz'"),
+        (["leaderboard", "--study", "missing"], "no study 'missing'"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(tmp_path, demo_image, args, message):
+    (tmp_path / "notes.xyz").write_text("hello")
+    args = [a.format(demo=demo_image, text=tmp_path / "notes.xyz") for a in args]
+    if args[0] == "leaderboard":
+        automed("search", str(demo_image), "--trials", "1", "--folds", "2", "--max-epochs", "1",
+                cwd=tmp_path)
+    out = automed(*args, cwd=tmp_path)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("error: ") and message in lines[0]
+    assert "pw" not in out.stderr
+
+
+def test_help_reads_well(tmp_path):
+    out = automed("search", "--help", cwd=tmp_path)
+    assert out.returncode == 0
+    for option in ("--metric", "--folds", "--trials", "--timeout", "--storage", "--test"):
+        assert option in out.stdout

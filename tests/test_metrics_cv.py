@@ -1,0 +1,94 @@
+"""Metrics from probabilities and the CV splits that feed them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from automed import metrics as M
+from automed.cv import check_folds, make_folds
+from automed.dataset import Dataset
+from automed.errors import ConfigError, DataError
+
+
+def _proba(pred: list[int], n: int = 2) -> np.ndarray:
+    p = np.full((len(pred), n), 0.1 / (n - 1))
+    p[np.arange(len(pred)), pred] = 0.9
+    return p
+
+
+def test_thresholded_metrics_match_hand_counts():
+    y = np.array([0, 0, 0, 1, 1, 1, 1, 1])
+    pred = [0, 0, 1, 1, 1, 1, 0, 0]  # TN=2 FP=1 TP=3 FN=2
+    p = _proba(pred)
+    assert M.score("accuracy", y, p) == pytest.approx(5 / 8)
+    assert M.score("recall", y, p, "binary", 1) == pytest.approx(3 / 5)
+    assert M.score("specificity", y, p, "binary", 1) == pytest.approx(2 / 3)
+    assert M.score("precision", y, p, "binary", 1) == pytest.approx(3 / 4)
+    f1 = 2 * (3 / 4) * (3 / 5) / (3 / 4 + 3 / 5)
+    assert M.score("f1", y, p, "binary", 1) == pytest.approx(f1)
+    # macro recall is the mean of per-class recalls: (2/3 + 3/5) / 2
+    assert M.score("recall", y, p, "macro") == pytest.approx((2 / 3 + 3 / 5) / 2)
+    assert M.score("balanced_accuracy", y, p) == pytest.approx((2 / 3 + 3 / 5) / 2)
+    # the positive label flips sensitivity and specificity
+    assert M.score("recall", y, p, "binary", 0) == pytest.approx(2 / 3)
+
+
+def test_ranking_metrics_use_probabilities():
+    y = np.array([0, 0, 1, 1])
+    perfect = np.array([[0.9, 0.1], [0.6, 0.4], [0.45, 0.55], [0.2, 0.8]])
+    assert M.score("auroc", y, perfect) == 1.0
+    assert M.score("auprc", y, perfect) == 1.0
+    reversed_ = perfect[:, ::-1]
+    assert M.score("auroc", y, reversed_) == 0.0
+
+
+def test_multiclass_auroc_tolerates_a_missing_class():
+    y = np.array([0, 0, 1, 1])  # class 2 absent from this fold
+    p = np.array([[0.8, 0.1, 0.1], [0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.7, 0.1]])
+    assert M.score("auroc", y, p) == 1.0
+    assert set(M.all_scores(y, p)) == set(M.METRICS)
+
+
+def test_metric_names_and_averages_are_checked():
+    assert M.resolve_metric("AUC") == "auroc"
+    assert M.resolve_metric("sensitivity") == "recall"
+    with pytest.raises(ConfigError, match="unknown metric 'recal'.*choose from"):
+        M.resolve_metric("recal")
+    with pytest.raises(ConfigError, match="binary needs two classes"):
+        M.resolve_average("binary", 3, None)
+    assert M.resolve_average("binary", 2, None) == ("binary", 1)
+
+
+def _dataset(counts: list[int], groups=None) -> Dataset:
+    y = np.concatenate([np.full(n, i) for i, n in enumerate(counts)])
+    return Dataset(np.zeros((len(y), 1, 8), np.float32), y, [f"c{i}" for i in range(len(counts))],
+                   "signal", source="toy.txt", groups=groups)
+
+
+def test_folds_are_stratified_disjoint_and_complete():
+    ds = _dataset([30, 60])
+    folds = make_folds(ds, 3, seed=1)
+    assert len(folds) == 3
+    seen = np.concatenate([va for _, va in folds])
+    assert sorted(seen) == list(range(90))
+    for tr, va in folds:
+        assert not set(tr) & set(va)
+        assert np.bincount(ds.y[va]).tolist() == [10, 20]
+    again = make_folds(ds, 3, seed=1)
+    assert all((a[1] == b[1]).all() for a, b in zip(folds, again))
+
+
+def test_grouped_folds_keep_groups_together():
+    groups = np.repeat(np.arange(30), 3)
+    ds = _dataset([45, 45], groups=groups)
+    for tr, va in make_folds(ds, 3):
+        assert not set(groups[tr]) & set(groups[va])
+
+
+def test_too_few_samples_per_class_for_the_folds():
+    ds = _dataset([3, 20])
+    with pytest.raises(DataError, match="class 'c0' has 3 sample.*use --folds 3 or fewer"):
+        check_folds(ds, 5)
+    with pytest.raises(ConfigError, match="at least 2"):
+        check_folds(ds, 1)

@@ -1,0 +1,107 @@
+"""End-to-end searches on tiny generated data: records, test score, resume, failures."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from automed.storage import Store
+from sqlalchemy import create_engine, inspect, text
+
+from automed.errors import ConfigError, DataError, StorageError
+from automed.search import search
+
+QUICK = {"folds": 2, "max_epochs": 2, "seed": 0}
+
+
+def _table_counts(url: str) -> dict:
+    engine = create_engine(url)
+    names = inspect(engine).get_table_names()
+    with engine.connect() as c:
+        return {n: c.execute(text(f"SELECT COUNT(*) FROM {n}")).scalar() for n in names}
+
+
+def test_image_search_stores_candidates_and_test_score(demo_image, storage_url):
+    result = search(demo_image, trials=3, storage=storage_url, **QUICK)
+    assert result.study == "demo_image-accuracy-cv2"
+    rows = Store(storage_url).candidates(result.study)
+    assert [r["trial"] for r in rows] == [0, 1, 2]
+    for r in rows:
+        assert r["architecture"] == "cnn"
+        assert r["state"] in ("complete", "pruned")
+        if r["state"] == "complete":
+            assert len(r["fold_scores"]) == 2
+            assert 0.0 <= r["score_mean"] <= 1.0
+            assert set(r["metrics"]) >= {"accuracy", "f1", "recall", "auroc"}
+        assert r["params"]["epochs"] <= 2
+    # the default configuration is tried first
+    assert rows[0]["params"]["blocks"] == 3 and rows[0]["params"]["width"] == 32
+    board = result.leaderboard
+    assert [r["rank"] for r in board] == list(range(1, len(board) + 1))
+    assert board == sorted(board, key=lambda r: -r["score_mean"])
+    info = Store(storage_url).search(result.study)
+    assert info["status"] == "complete"
+    assert info["test_size"] == 18
+    assert 0.0 <= info["test_scores"]["accuracy"] <= 1.0
+    assert info["best_trial"] == result.best["trial"] == board[0]["trial"]
+    # the same database is a real Optuna storage
+    summaries = optuna.get_all_study_summaries(storage=storage_url)
+    assert [s.study_name for s in summaries] == [result.study]
+    assert summaries[0].n_trials == 3
+
+
+def test_rerunning_resumes_without_repeating_finished_candidates(demo_image, storage_url):
+    search(demo_image, trials=2, storage=storage_url, refit=False, **QUICK)
+    result = search(demo_image, trials=3, storage=storage_url, refit=False, **QUICK)
+    assert result.resumed
+    study = optuna.load_study(study_name=result.study, storage=storage_url)
+    assert len(study.trials) == 3  # one more, not three more
+    assert len(Store(storage_url).candidates(result.study)) == 3
+
+
+def test_signal_search_with_separate_test_file(tmp_path, storage_url):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+
+    def write(path, n):
+        y = np.arange(n) % 2
+        x = rng.normal(size=(n, 40)) + y[:, None] * np.sin(np.linspace(0, 6, 40))
+        np.savetxt(path, np.column_stack([np.where(y == 1, 1, -1), x]))
+
+    write(tmp_path / "ecg_TRAIN.txt", 40)
+    write(tmp_path / "ecg_TEST.txt", 20)
+    result = search(tmp_path / "ecg_TRAIN.txt", test=tmp_path / "ecg_TEST.txt", trials=2,
+                    storage=storage_url, metric="f1", **QUICK)
+    assert result.test_size == 20
+    assert result.spec.modality == "signal" and result.spec.input_shape == (1, 40)
+    assert "f1" in result.test_scores
+    assert result.leaderboard[0]["metric"] == "f1"
+
+
+def test_bad_input_leaves_the_database_untouched(demo_image, tmp_path, storage_url):
+    search(demo_image, trials=1, storage=storage_url, refit=False, **QUICK)
+    before = _table_counts(storage_url)
+    bad = [
+        (dict(data=tmp_path / "missing.npz"), DataError, "no such file"),
+        (dict(data=demo_image, metric="recal"), ConfigError, "unknown metric"),
+        (dict(data=demo_image, architectures=["resnet9000"]), ConfigError,
+         "unknown architecture resnet9000"),
+        (dict(data=demo_image, folds=40), DataError, "fewer than the 40 folds"),
+        (dict(data=demo_image, study="demo_image-accuracy-cv2", metric="f1"), ConfigError,
+         "was searched with metric='accuracy'"),
+    ]
+    for kwargs, error, message in bad:
+        kwargs = {"trials": 1, "storage": storage_url, "folds": 2, **kwargs}
+        with pytest.raises(error, match=message):
+            search(**kwargs)
+    assert _table_counts(storage_url) == before
+
+
+def test_unreachable_database_is_one_clear_error(demo_image):
+    with pytest.raises(StorageError, match="cannot open the study database.*check --storage"):
+        search(demo_image, trials=1, storage="postgresql://u:secret@127.0.0.1:1/none", **QUICK)
+    with pytest.raises(StorageError) as info:
+        search(demo_image, trials=1, storage="postgresql://u:secret@127.0.0.1:1/none", **QUICK)
+    assert "secret" not in str(info.value)
+    with pytest.raises(StorageError, match="folder .* does not exist"):
+        search(demo_image, trials=1, storage="sqlite:////nonexistent/dir/x.db", **QUICK)
