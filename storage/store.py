@@ -7,13 +7,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from automed.storage.schema import Base, CandidateRecord, DatasetRecord, SearchRecord
 from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from automed.errors import ConfigError, StorageError
+from automed.storage.schema import Base, CandidateRecord, DatasetRecord, SearchRecord
 
 DEFAULT_URL = "sqlite:///automed.db"
 ENV_VAR = "AUTOMED_STORAGE"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import optuna
 import pytest
-from automed.storage import Store
 from sqlalchemy import create_engine, inspect, text
 
 from automed.errors import ConfigError, DataError, StorageError
 from automed.search import search
+from automed.storage import Store
 
 QUICK = {"folds": 2, "max_epochs": 2, "seed": 0}
 
