@@ -33,6 +33,7 @@ class _Progress:
             click.echo(f"  data: {e['dataset']}", err=True)
             click.echo(f"  {e['folds']}-fold CV by {e['metric']}; architectures: "
                        f"{', '.join(e['architectures'])}; device: {e['device']}"
+                       + (f" ({e['workers']} workers)" if e.get("workers", 1) > 1 else "")
                        + (f"; {e['done']} candidate(s) already done" if e["done"] else ""),
                        err=True)
         elif kind == "candidate":
@@ -92,14 +93,23 @@ def cli() -> None:
 @click.option("--modality", help="Force the modality: image, signal, text, biosequence, "
               "tabular.")
 @click.option("--label-col", help="Label column (name or index) for table formats.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N "
+              "(one worker).")
+@click.option("--gpus", help="GPUs to use: all, none, or indices like 0,2 (default: all "
+              "visible).")
+@click.option("--trials-per-gpu", default=1, show_default=True, help="Worker processes sharing "
+              "each GPU.")
+@click.option("--workers", type=int, help="CPU worker processes (CPU cores are divided); 0 only "
+              "creates the study for `automed worker` processes to join.")
+@click.option("--heartbeat", default=10.0, show_default=True, help="Seconds between a running "
+              "candidate's heartbeats; a silent worker's candidate is retried.")
 @click.option("--no-prune", is_flag=True, help="Run every fold of every candidate.")
 @click.option("--max-epochs", type=int, help="Cap every candidate's training epochs (quick runs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 def search(data, test, metric, average, pos_label, folds, trials, timeout, storage, study,
-           architectures, seed, format_, modality, label_col, device, no_prune, max_epochs,
-           as_json, quiet) -> None:
+           architectures, seed, format_, modality, label_col, device, gpus, trials_per_gpu,
+           workers, heartbeat, no_prune, max_epochs, as_json, quiet) -> None:
     """Search architectures and hyperparameters for DATA; print the leaderboard.
 
     DATA is a .npz (MedMNIST layout or x/y), a folder of class sub-folders of images, or a
@@ -114,7 +124,12 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
         trials=trials, timeout=timeout, storage=storage, study=study,
         architectures=list(architectures) or None, seed=seed, format=format_,
         modality=modality, label_col=label, device=device, prune=not no_prune,
-        max_epochs=max_epochs, progress=_Progress(quiet or as_json))
+        max_epochs=max_epochs, gpus=gpus, trials_per_gpu=trials_per_gpu, workers=workers,
+        heartbeat=heartbeat, progress=_Progress(quiet or as_json))
+    if workers == 0:
+        click.echo(f"created study {result.study!r}; join it with: automed worker --study "
+                   f"{result.study} --storage {result.storage}")
+        return
     if as_json:
         click.echo(json.dumps({"study": result.study, "storage": result.storage,
                                "best": result.best, "test_scores": result.test_scores,
@@ -126,6 +141,46 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
     if result.test_scores:
         click.echo(f"\nbest: #{result.best['trial']} {result.best['architecture']}; "
                    + format_test_scores(result.test_scores, result.test_size))
+
+
+@cli.command()
+@click.option("--study", required=True, help="The study to join (see `automed leaderboard`).")
+@click.option("--storage", help=STORAGE_HELP)
+@click.option("--gpus", help="GPUs to use: all, none, or indices like 0,2.")
+@click.option("--trials-per-gpu", default=1, show_default=True)
+@click.option("--workers", type=int, help="CPU worker processes on this machine.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--timeout", type=float, help="Stop starting new candidates after this many "
+              "seconds.")
+@click.option("--heartbeat", default=10.0, show_default=True)
+@click.option("-q", "--quiet", is_flag=True)
+def worker(study, storage, gpus, trials_per_gpu, workers, device, timeout, heartbeat,
+           quiet) -> None:
+    """Join an existing search from this machine; stop when its trial budget is used.
+
+    The data must be readable at the path the search was started with. Run one per node
+    against the same PostgreSQL URL to spread a search over machines.
+    """
+    from automed.devices import plan_slots
+    from automed.storage import Store
+    from automed.workers import run_local_workers, worker_main
+
+    store = Store(storage)
+    info = store.search(study)
+    slots = plan_slots(gpus, trials_per_gpu, workers, device)
+    progress = _Progress(quiet)
+    progress({"event": "start", "study": study, "storage": store.redacted,
+              "dataset": info["dataset"], "architectures": info["config"]["architectures"],
+              "folds": info["config"]["folds"], "metric": info["metric"],
+              "trials": info["config"].get("trials"), "done": 0, "resumed": True,
+              "device": ", ".join(sorted({s.device for s in slots})), "workers": len(slots)})
+    if len(slots) == 1:
+        worker_main(store.url, study, slots[0], timeout=timeout, heartbeat=heartbeat)
+        rows = store.candidates(study)
+        click.echo(f"worker done: the study has {len(rows)} candidate(s)", err=True)
+    else:
+        run_local_workers(store, study, slots, timeout=timeout, heartbeat=heartbeat,
+                          progress=progress)
 
 
 @cli.command()

@@ -1,6 +1,9 @@
-"""Which device a worker trains on."""
+"""Where trials run: device discovery and one worker slot per (device, share of the CPU)."""
 
 from __future__ import annotations
+
+import os
+from dataclasses import dataclass
 
 import torch
 
@@ -24,3 +27,68 @@ def resolve_device(device: str | None = "auto") -> torch.device:
                               "GPU(s) are visible")
         return dev
     raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+
+
+def visible_gpus() -> list[int]:
+    """Indices of the GPUs this process may use (``CUDA_VISIBLE_DEVICES`` is honoured by CUDA)."""
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One worker process: the device it trains on and the CPU threads it may use."""
+
+    device: str
+    threads: int
+
+
+def plan_slots(gpus: str | None = None, trials_per_gpu: int = 1, workers: int | None = None,
+               device: str | None = None) -> list[Slot]:
+    """Decide the worker processes of a search.
+
+    ``gpus``: ``"all"`` (every visible GPU), ``"none"`` (CPU only) or indices ``"0,2"``; by
+    default all visible GPUs, else the CPU. ``trials_per_gpu`` workers share each GPU (small
+    medical models leave a GPU mostly idle). ``workers`` sets the number of CPU workers; the
+    CPU's cores are divided between all workers so they do not oversubscribe it.
+    ``device`` (the single-worker ``--device``) is honoured when neither ``gpus`` nor
+    ``workers`` asks for more.
+    """
+    if trials_per_gpu < 1:
+        raise ConfigError(f"--trials-per-gpu {trials_per_gpu} must be at least 1")
+    if workers is not None and workers < 0:
+        raise ConfigError(f"--workers {workers} must be 0 (only create the study) or more")
+    available = visible_gpus()
+    if gpus is None and device not in (None, "auto"):
+        dev = resolve_device(device)
+        if dev.type == "cpu":
+            gpus = "none"
+        else:
+            gpus = str(dev.index or 0)
+    if gpus is None or gpus == "all":
+        chosen = available
+    elif gpus == "none":
+        chosen = []
+    else:
+        try:
+            chosen = [int(g) for g in gpus.split(",") if g.strip()]
+        except ValueError:
+            raise ConfigError(f"--gpus {gpus!r} is not all, none or a list like 0,2") from None
+        missing = [g for g in chosen if g not in available]
+        if missing:
+            raise ConfigError(
+                f"GPU {', '.join(map(str, missing))} is not visible; visible: "
+                f"{', '.join(map(str, available)) or 'none'} (CUDA_VISIBLE_DEVICES applies)"
+            )
+    if chosen:
+        devices = [f"cuda:{g}" for g in chosen for _ in range(trials_per_gpu)]
+    else:
+        devices = ["cpu"] * max(1, workers or 1)
+    threads = max(1, cpu_count() // len(devices))
+    return [Slot(d, threads) for d in devices]

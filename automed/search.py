@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import time
 import traceback
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,14 +23,21 @@ from automed import metrics as M
 from automed.architecture import Architecture
 from automed.cv import check_folds, make_folds
 from automed.dataset import Dataset, LoadedData
-from automed.devices import resolve_device
-from automed.errors import AutomedError, CandidateError, ConfigError
+from automed.devices import plan_slots
+from automed.errors import AutomedError, CandidateError, ConfigError, DataError
 from automed.loaders import load_data
 from automed.plugin_manager import get_plugin_manager
 from automed.preprocess import Preprocessor, preprocessor_for
 from automed.spec import Spec
 from automed.storage import Store
 from automed.training import fit_model, predict_proba
+from automed.workers import (
+    HEARTBEAT_INTERVAL,
+    counted_trials,
+    open_study,
+    run_local_workers,
+    run_trials,
+)
 
 DEFAULT_TRIALS = 20
 Progress = Callable[[dict], None]
@@ -110,6 +116,37 @@ class Searcher:
         self._fold_cache: dict[int, tuple] = {}
         self.search_id: int | None = None
 
+    @classmethod
+    def from_store(cls, store: Store, study_name: str, device: str | torch.device,
+                   progress: Progress | None = None) -> Searcher:
+        """Rebuild a search from its stored configuration (what every worker process does)."""
+        info = store.search(study_name)
+        cfg = info["config"]
+        load = cfg.get("load") or {}
+        if not load.get("path"):
+            raise ConfigError(
+                f"study {study_name!r} was started from in-memory data; workers need it started "
+                "from a file path"
+            )
+        loaded = load_data(load["path"], format=load.get("format"),
+                           modality=load.get("modality"), test=load.get("test"),
+                           label_col=load.get("label_col"))
+        if loaded.train.fingerprint != info["dataset_fingerprint"]:
+            raise DataError(
+                f"{load['path']} is not the data study {study_name!r} was started with "
+                f"(fingerprint {loaded.train.fingerprint} != {info['dataset_fingerprint']}); "
+                "give every worker the same file"
+            )
+        archs = get_plugin_manager().architectures_for(loaded.train.modality,
+                                                       cfg["architectures"])
+        searcher = cls(loaded.train, loaded.test, metric=cfg["metric"], average=cfg["average"],
+                       pos_label=cfg["pos_label"], folds=cfg["folds"], seed=cfg["cv_seed"],
+                       architectures=archs, store=store, study_name=study_name,
+                       device=torch.device(device), prune=cfg.get("prune", True),
+                       progress=progress, max_epochs=cfg.get("max_epochs"))
+        searcher.search_id = info["id"]
+        return searcher
+
     # -- per-fold data, preprocessed once and reused by every trial ----------------------
     def fold_data(self, i: int) -> tuple:
         if i not in self._fold_cache:
@@ -136,6 +173,7 @@ class Searcher:
             mean = float(np.mean(fold_scores)) if fold_scores else None
             std = float(np.std(fold_scores)) if fold_scores else None
             trial.set_user_attr("fold_scores", fold_scores)
+            trial.set_user_attr("automed_state", state)
             self.store.record_candidate(
                 self.search_id, trial.number, architecture=name, params=params, state=state,
                 fold_scores=fold_scores, score_mean=mean, score_std=std,
@@ -231,6 +269,10 @@ def search(
     modality: str | None = None,
     label_col: str | int | None = None,
     device: str = "auto",
+    workers: int | None = None,
+    gpus: str | None = None,
+    trials_per_gpu: int = 1,
+    heartbeat: float = HEARTBEAT_INTERVAL,
     prune: bool = True,
     refit: bool = True,
     max_epochs: int | None = None,
@@ -241,6 +283,10 @@ def search(
     Everything is validated (data, metric, folds, architectures, database) before anything is
     written, so bad input leaves the database as it was. Running the same search again (same
     study name and settings) resumes it: finished candidates count towards ``trials``.
+
+    Placement: one worker in this process by default; ``workers`` CPU processes, or
+    ``trials_per_gpu`` processes on each of ``gpus`` ("all", "none", "0,2"), share the study
+    through the database, as ``automed worker`` processes on other machines can.
     """
     metric = M.resolve_metric(metric)
     progress = progress or (lambda event: None)
@@ -255,15 +301,21 @@ def search(
     average, pos = M.resolve_average(average, train.n_classes, pos)
     check_folds(train, folds)
     archs = get_plugin_manager().architectures_for(train.modality, architectures)
-    dev = resolve_device(device)
+    slots = plan_slots(gpus, trials_per_gpu, workers, device)
+    dev = torch.device(slots[0].device)
+    if len(slots) > 1 and isinstance(data, LoadedData):
+        raise ConfigError("several workers need the data as a file path, not in-memory data")
 
     store = Store(storage)
     study_name = study or default_study_name(train, metric, folds)
     spec = preprocessor_for(train.modality).spec(train)
     config = {"metric": metric, "average": average, "pos_label": pos, "folds": folds,
               "cv_seed": seed, "architectures": sorted(archs), "trials": trials,
-              "timeout": timeout, "max_epochs": max_epochs, "device": str(dev),
-              "spec": spec.to_dict(),
+              "timeout": timeout, "max_epochs": max_epochs, "prune": prune,
+              "devices": [sl.device for sl in slots], "spec": spec.to_dict(),
+              "load": None if isinstance(data, LoadedData) else {
+                  "path": str(Path(data).resolve()), "format": format, "modality": modality,
+                  "label_col": label_col, "test": str(Path(test).resolve()) if test else None},
               "source": train.source, "test_source": loaded.test.source if loaded.test else None}
     searcher = Searcher(train, loaded.test, metric=metric, average=average, pos_label=pos,
                         folds=folds, seed=seed, architectures=archs, store=store,
@@ -276,39 +328,31 @@ def search(
     search_id, resumed = store.open_search(study_name, dataset_id, metric, config)
     searcher.search_id = search_id
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    with warnings.catch_warnings():
-        # group=True is "experimental" but is what conditional per-family spaces need.
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(seed=seed, group=True, n_startup_trials=8)
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=0)
-              if prune else optuna.pruners.NopPruner())
-    ostudy = optuna.create_study(storage=store.optuna_storage(), study_name=study_name,
-                                 direction="maximize", sampler=sampler, pruner=pruner,
-                                 load_if_exists=True)
+    ostudy = open_study(store, study_name, seed=seed, prune=prune, search_id=search_id,
+                        heartbeat=heartbeat, create=True)
     if not ostudy.trials:
         for name, arch in sorted(archs.items()):
             defaults = arch.default_params(spec)
             if defaults:
                 ostudy.enqueue_trial({"architecture": name,
                                       **{f"{name}.{k}": v for k, v in defaults.items()}})
-    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
-                optuna.trial.TrialState.FAIL)
-    done = len(ostudy.get_trials(deepcopy=False, states=finished))
-    remaining = None if trials is None else max(0, trials - done)
+    done = counted_trials(ostudy)
     progress({"event": "start", "study": study_name, "storage": store.redacted,
               "dataset": train.summary(), "architectures": sorted(archs), "folds": folds,
               "metric": metric, "trials": trials, "done": done, "resumed": resumed,
-              "device": str(dev)})
+              "device": ", ".join(sorted({sl.device for sl in slots})),
+              "workers": len(slots)})
+    if workers == 0:
+        # Only create the study: workers join it with `automed worker` (here or elsewhere).
+        return SearchResult(study_name, store.redacted, store.leaderboard(study_name), None,
+                            resumed=resumed, spec=spec)
     status = "complete"
     try:
-        if remaining is None or remaining > 0:
-            callbacks = []
-            if trials is not None:
-                callbacks.append(optuna.study.MaxTrialsCallback(trials, states=finished))
-            ostudy.optimize(searcher.objective, n_trials=remaining, timeout=timeout,
-                            catch=(CandidateError,), callbacks=callbacks,
-                            gc_after_trial=False, show_progress_bar=False)
+        if len(slots) == 1:
+            run_trials(searcher, ostudy, trials=trials, timeout=timeout, heartbeat=heartbeat)
+        else:
+            run_local_workers(store, study_name, slots, timeout=timeout, heartbeat=heartbeat,
+                              progress=progress)
     except KeyboardInterrupt:
         status = "interrupted"
         store.finish_search(search_id, status=status)

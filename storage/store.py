@@ -242,7 +242,7 @@ class Store:
 
 def _search_dict(rec: SearchRecord) -> dict:
     return {
-        "study": rec.study_name, "metric": rec.metric, "config": rec.config,
+        "id": rec.id, "study": rec.study_name, "metric": rec.metric, "config": rec.config,
         "status": rec.status, "best_trial": rec.best_trial, "test_scores": rec.test_scores,
         "test_size": rec.test_size, "dataset": rec.dataset.name,
         "dataset_fingerprint": rec.dataset.fingerprint, "modality": rec.dataset.modality,

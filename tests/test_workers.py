@@ -1,0 +1,147 @@
+"""Placement and parallel workers: several processes on one study, and a killed worker's
+candidate retried. Runs on SQLite always and on the PostgreSQL server when one answers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from automed import devices
+from automed.devices import Slot, plan_slots
+from automed.errors import ConfigError
+from automed.search import search
+from automed.storage import Store
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def test_cpu_slots_divide_the_cores(monkeypatch):
+    monkeypatch.setattr(devices, "visible_gpus", lambda: [])
+    monkeypatch.setattr(devices, "cpu_count", lambda: 8)
+    assert plan_slots() == [Slot("cpu", 8)]
+    assert plan_slots(workers=4) == [Slot("cpu", 2)] * 4
+    assert plan_slots(gpus="none", workers=3) == [Slot("cpu", 2)] * 3
+    with pytest.raises(ConfigError, match="GPU 0 is not visible; visible: none"):
+        plan_slots(gpus="0")
+    with pytest.raises(ConfigError, match="not all, none or a list"):
+        plan_slots(gpus="first")
+
+
+def test_gpu_slots_honour_the_list_and_trials_per_gpu(monkeypatch):
+    monkeypatch.setattr(devices, "visible_gpus", lambda: [0, 1, 2, 3])
+    monkeypatch.setattr(devices, "cpu_count", lambda: 16)
+    assert [s.device for s in plan_slots()] == ["cuda:0", "cuda:1", "cuda:2", "cuda:3"]
+    slots = plan_slots(gpus="0,2", trials_per_gpu=3)
+    assert [s.device for s in slots] == ["cuda:0"] * 3 + ["cuda:2"] * 3
+    assert {s.threads for s in slots} == {2}
+    assert [s.device for s in plan_slots(gpus="none", workers=2)] == ["cpu", "cpu"]
+    with pytest.raises(ConfigError, match="GPU 7 is not visible; visible: 0, 1, 2, 3"):
+        plan_slots(gpus="7")
+
+
+def _postgres_url() -> str:
+    """A fresh database on the local PostgreSQL server, or skip."""
+    try:
+        import psycopg
+
+        conn = psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
+                               autocommit=True, connect_timeout=3)
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"no PostgreSQL server answers at 127.0.0.1:5432 ({exc.__class__.__name__})")
+    name = f"automed_test_{uuid.uuid4().hex[:10]}"
+    conn.execute(f"CREATE DATABASE {name}")
+    conn.close()
+    return f"postgresql://postgres@127.0.0.1:5432/{name}"
+
+
+def _drop_postgres(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[-1]
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
+                         autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_storage(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'shared.db'}"
+        return
+    url = _postgres_url()
+    try:
+        yield url
+    finally:
+        from sqlalchemy.pool import NullPool  # noqa: F401 - engines are process-local
+
+        _drop_postgres(url)
+
+
+def _assert_consistent(url: str, study_name: str, budget: int) -> None:
+    """Every finished Optuna trial has exactly one automed record, and none is lost."""
+    study = optuna.load_study(study_name=study_name, storage=url)
+    finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    rows = Store(url).candidates(study_name)
+    numbers = Counter(r["trial"] for r in rows)
+    assert all(n == 1 for n in numbers.values())
+    assert {t.number for t in finished} <= set(numbers)
+    assert len(finished) >= budget
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+
+
+@pytest.mark.slow
+def test_two_local_workers_share_one_study(any_storage, demo_image):
+    result = search(demo_image, trials=4, folds=2, max_epochs=1, workers=2, heartbeat=1,
+                    storage=any_storage)
+    _assert_consistent(any_storage, result.study, 4)
+    devices_used = {r["device"] for r in Store(any_storage).candidates(result.study)}
+    assert devices_used == {"cpu"}
+    assert result.test_scores is not None
+
+
+def _worker(url: str, study: str) -> subprocess.Popen:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, "-m", "automed.cli", "worker", "--study", study,
+                             "--storage", url, "--heartbeat", "1", "-q"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_killed_worker_candidate_is_retried(any_storage, tmp_path):
+    from automed.demo import make_demo
+
+    data = make_demo("image", tmp_path / "kill.npz", n=240)
+    created = search(data, trials=3, folds=2, max_epochs=4, workers=0, heartbeat=1,
+                     storage=any_storage, prune=False)
+    study = optuna.load_study(study_name=created.study, storage=any_storage)
+    victim = _worker(any_storage, created.study)
+    deadline = time.monotonic() + 120
+    while not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        assert time.monotonic() < deadline, victim.communicate()
+        time.sleep(0.2)
+    killed = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))[0]
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    survivor = _worker(any_storage, created.study)
+    out, err = survivor.communicate(timeout=240)
+    assert survivor.returncode == 0, err
+    trials = study.get_trials(deepcopy=False)
+    killed = trials[killed.number]  # as it stood when the worker died
+    assert killed.state == TrialState.FAIL
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
+    # the retry repeats what the dead worker had drawn (it may have died before drawing all)
+    assert killed.params.items() <= retried[0].params.items()
+    rows = {r["trial"]: r for r in Store(any_storage).candidates(created.study)}
+    assert rows[killed.number]["state"] == "failed"
+    assert "WorkerLost" in rows[killed.number]["error"]
+    _assert_consistent(any_storage, created.study, 3)
