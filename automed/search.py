@@ -167,6 +167,8 @@ class Searcher:
         except (optuna.TrialPruned, KeyboardInterrupt):
             raise
         except Exception as exc:  # noqa: BLE001 - a faulty plugin fails its candidate only
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()  # an out-of-memory candidate must not starve the next
             record("failed", _error_text(exc))
             raise CandidateError(f"{name}: {exc}") from exc
         if not all(math.isfinite(s) for s in fold_scores):
@@ -227,13 +229,17 @@ def search(
     prune: bool = True,
     refit: bool = True,
     progress: Progress | None = None,
+    plugins: list[str | Path] | None = None,
 ) -> SearchResult:
     """Search every architecture that accepts the data; rank candidates by CV ``metric``.
 
     Everything is validated (data, metric, folds, architectures, database) before anything is
     written, so bad input leaves the database as it was. Running the same search again (same
     study name and settings) resumes it: finished candidates count towards ``trials``.
+    ``plugins`` adds plugins that are not installed (``.py`` files or module names).
     """
+    for source in plugins or []:
+        get_plugin_manager().add_source(source, required=True)  # before loading: loaders too
     metric = M.resolve_metric(metric)
     progress = progress or (lambda event: None)
     if trials is None and timeout is None:
@@ -278,7 +284,10 @@ def search(
                                  load_if_exists=True)
     if not ostudy.trials:
         for name, arch in sorted(archs.items()):
-            defaults = arch.default_params(spec)
+            try:
+                defaults = arch.default_params(spec)
+            except Exception:  # noqa: BLE001 - a faulty plugin fails its candidates, not this
+                defaults = None
             if defaults:
                 ostudy.enqueue_trial({"architecture": name,
                                       **{f"{name}.{k}": v for k, v in defaults.items()}})
