@@ -37,8 +37,11 @@ class Toy(Architecture):
     def search_space(self, trial, spec):
         return {{"scale": trial.suggest_float("scale", 0.5, 2.0)}}
 
+    def training_space(self, trial, spec):
+        return {{"epochs": 1, "batch_size": 32}}
+
     def default_params(self, spec):
-        return {{"scale": 1.0, "epochs": 1, "batch_size": 32}}
+        return {{"scale": 1.0}}
 
     def build(self, params, spec):
         return nn.Sequential(nn.Flatten(), nn.Linear(spec.channels * spec.length, spec.n_classes))
@@ -56,40 +59,49 @@ class FakeDistribution:
         self.name, self.version = name, version
 
 
-@pytest.fixture
-def install_plugin(monkeypatch, tmp_path):
-    """Fake an installed distribution with an ``automed`` entry point, as pluggy's tests do.
+class FakeEntryPoints:
+    """Fake installed distributions with ``automed`` entry points, as pluggy's tests do.
 
-    ``install_plugin(code, ep_name=..., dist=..., version=...)`` writes ``code`` as a module
+    ``install(code, ep_name, dist=..., version=...)`` writes ``code`` as a module in ``folder``
     and makes ``importlib.metadata.entry_points(group="automed")`` return its entry point.
     """
-    import importlib.metadata
-    import sys
-    from types import SimpleNamespace
 
-    entry_points: list = []
-    modules: list[str] = []
-    monkeypatch.syspath_prepend(str(tmp_path))
-    real = importlib.metadata.entry_points
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, folder) -> None:
+        import importlib.metadata
 
-    def fake(**kwargs):
-        if kwargs.get("group") == "automed":
-            return list(entry_points)
-        return real(**kwargs)
+        self.folder, self.entry_points, self.modules = folder, [], []
+        monkeypatch.syspath_prepend(str(folder))
+        real = importlib.metadata.entry_points
 
-    monkeypatch.setattr(importlib.metadata, "entry_points", fake)
+        def fake(**kwargs):
+            return list(self.entry_points) if kwargs.get("group") == "automed" else real(**kwargs)
 
-    def install(code: str, ep_name: str, dist: str | None = None,
+        monkeypatch.setattr(importlib.metadata, "entry_points", fake)
+
+    def install(self, code: str, ep_name: str, dist: str | None = None,
                 version: str = "1.0") -> str:
-        module = f"fake_{ep_name}_{len(modules)}_{tmp_path.name}".replace("-", "_")
-        (tmp_path / f"{module}.py").write_text(code)
+        import importlib.metadata
+        from types import SimpleNamespace
+
+        module = f"fake_{ep_name}_{len(self.modules)}_{self.folder.name}".replace("-", "_")
+        (self.folder / f"{module}.py").write_text(code)
         ep = importlib.metadata.EntryPoint(ep_name, module, "automed")
-        entry_points.append(SimpleNamespace(name=ep_name, value=module, group="automed",
-                                            dist=FakeDistribution(dist or ep_name, version),
-                                            load=ep.load))
-        modules.append(module)
+        self.entry_points.append(SimpleNamespace(
+            name=ep_name, value=module, group="automed",
+            dist=FakeDistribution(dist or ep_name, version), load=ep.load))
+        self.modules.append(module)
         return module
 
-    yield install
-    for module in modules:
-        sys.modules.pop(module, None)
+    def forget(self) -> None:
+        import sys
+
+        for module in self.modules:
+            sys.modules.pop(module, None)
+
+
+@pytest.fixture
+def install_plugin(monkeypatch, tmp_path):
+    """``install_plugin(code, ep_name, ...)``: see :class:`FakeEntryPoints`."""
+    fake = FakeEntryPoints(monkeypatch, tmp_path)
+    yield fake.install
+    fake.forget()
