@@ -11,7 +11,7 @@ import json
 import pytest
 from automed.storage import Store
 from click.testing import CliRunner
-from conftest import TOY_PLUGIN, FakeEntryPoints
+from fake_plugins import TOY_PLUGIN, FakeEntryPoints
 
 from automed.cli import cli
 from automed.demo import make_demo

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import TOY_PLUGIN
+from fake_plugins import TOY_PLUGIN
 
 from automed.errors import ConfigError, PluginError
 from automed.plugin_manager import PluginManager

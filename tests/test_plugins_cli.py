@@ -6,7 +6,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from conftest import TOY_PLUGIN
+from fake_plugins import TOY_PLUGIN
 
 from automed.cli import cli
 from automed.errors import PluginError
