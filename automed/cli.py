@@ -62,7 +62,8 @@ def cli() -> None:
     \b
     automed search DATA          search architectures and hyperparameters, print a leaderboard
     automed leaderboard          rank the stored candidates of a search
-    automed plugins              list the architecture plugins and loaders
+    automed plugins [list]       list the architecture plugins and loaders
+    automed plugins check NAME   run the conformance suite on a plugin (name, file, module)
     automed demo                 write a small generated dataset to try automed on
     """
 
@@ -89,6 +90,8 @@ def cli() -> None:
               "(repeatable).")
 @click.option("--seed", default=0, show_default=True, help="Seed for CV splits, the sampler "
               "and model initialisation.")
+@click.option("--plugin", "plugin_sources", multiple=True, help="Also load this plugin: a .py "
+              "file or a module name (repeatable; or $AUTOMED_PLUGINS_PATH).")
 @click.option("--format", "format_", help="Force a loader (see `automed plugins`).")
 @click.option("--modality", help="Force the modality: image, signal, text, biosequence, "
               "tabular.")
@@ -108,8 +111,8 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 def search(data, test, metric, average, pos_label, folds, trials, timeout, storage, study,
-           architectures, seed, format_, modality, label_col, device, gpus, trials_per_gpu,
-           workers, heartbeat, no_prune, max_epochs, as_json, quiet) -> None:
+           architectures, seed, plugin_sources, format_, modality, label_col, device, gpus,
+           trials_per_gpu, workers, heartbeat, no_prune, max_epochs, as_json, quiet) -> None:
     """Search architectures and hyperparameters for DATA; print the leaderboard.
 
     DATA is a .npz (MedMNIST layout or x/y), a folder of class sub-folders of images, or a
@@ -125,7 +128,7 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
         architectures=list(architectures) or None, seed=seed, format=format_,
         modality=modality, label_col=label, device=device, prune=not no_prune,
         max_epochs=max_epochs, gpus=gpus, trials_per_gpu=trials_per_gpu, workers=workers,
-        heartbeat=heartbeat, progress=_Progress(quiet or as_json))
+        heartbeat=heartbeat, progress=_Progress(quiet or as_json), plugins=list(plugin_sources))
     if workers == 0:
         click.echo(f"created study {result.study!r}; join it with: automed worker --study "
                    f"{result.study} --storage {result.storage}")
@@ -221,39 +224,63 @@ def leaderboard(study, top, show_all, storage, as_json) -> None:
 @click.option("--all", "show_all", is_flag=True, help="Include the built-in plugins.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def plugins(ctx, show_all, as_json) -> None:
-    """List installed plugins, their hooks, architectures and loaders."""
-    if ctx.invoked_subcommand is not None:
-        return
-    from dataclasses import asdict
+    """List plugins (the default), or check one against the architecture contract."""
+    if ctx.invoked_subcommand is None:
+        _list_plugins(show_all, as_json)
 
+
+@plugins.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include the built-in plugins.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins_list(show_all, as_json) -> None:
+    """List plugins: name, version, hooks, architectures (with modalities) and loaders."""
+    _list_plugins(show_all, as_json)
+
+
+def _list_plugins(show_all: bool, as_json: bool) -> None:
     from automed.plugin_manager import get_plugin_manager
 
-    pm = get_plugin_manager()
-    archs, loaders = pm.architectures(), pm.loaders()
-    infos = [p for p in pm.plugins.values() if show_all or not p.builtin]
+    infos = get_plugin_manager().describe(include_builtin=show_all)
     if as_json:
-        out = []
-        for p in infos:
-            d = asdict(p)
-            d["architectures"] = [{"name": a, "modalities": sorted(archs[a].modalities)}
-                                  for a in p.architectures if a in archs]
-            out.append(d)
-        click.echo(json.dumps(out, indent=2))
+        click.echo(json.dumps(infos, indent=2))
         return
     if not infos:
         click.echo("no third-party plugins installed (use --all to see the built-ins)")
     for p in infos:
-        tag = " (built-in)" if p.builtin else ""
-        version = f" {p.version}" if p.version else ""
-        click.echo(f"{p.name}{version}{tag}: {p.module}")
-        if p.broken:
-            click.echo(f"  BROKEN: {p.error}")
+        tag = " (built-in)" if p["builtin"] else ""
+        version = f" {p['version']}" if p["version"] else ""
+        click.echo(f"{p['name']}{version}{tag}: {p['module']}")
+        if p["error"]:
+            click.echo(f"  BROKEN: {p['error']}")
             continue
-        click.echo(f"  hooks: {', '.join(p.hooks)}")
-        for a in p.architectures:
-            click.echo(f"  architecture {a}: {', '.join(sorted(archs[a].modalities))}")
-        for lo in p.loaders:
-            click.echo(f"  loader {lo}: {loaders[lo].description}")
+        click.echo(f"  hooks: {', '.join(p['hooks'])}")
+        for a in p["architectures"]:
+            click.echo(f"  architecture {a['name']}: {', '.join(a['modalities'])}")
+        for lo in p["loaders"]:
+            click.echo(f"  loader {lo['name']}: {lo['description']}")
+
+
+@plugins.command("check")
+@click.argument("target")
+@click.option("--samples", default=3, show_default=True, help="Parameter sets drawn from each "
+              "search space (plus the defaults).")
+def plugins_check(target, samples) -> None:
+    """Run the conformance suite on TARGET's architectures; non-zero exit on any failure.
+
+    TARGET is a plugin name, an architecture name, a .py file or an importable module.
+    """
+    from automed.errors import PluginError
+    from automed.testing import check_plugin
+
+    results = check_plugin(target, n_samples=samples)
+    for name, failures in results.items():
+        click.echo(f"{'FAIL' if failures else 'ok  '}  {name}")
+        for failure in failures:
+            click.echo(f"      {failure.modality} {failure.check}: {failure.message}")
+    failed = sum(len(f) for f in results.values())
+    if failed:
+        raise PluginError(f"{target}: {failed} conformance check(s) failed; fix them, then run "
+                          f"`automed plugins check {target}` again")
 
 
 @cli.command()

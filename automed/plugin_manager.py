@@ -9,19 +9,21 @@ never breaks every command. ``AUTOMED_STRICT_PLUGINS=1`` makes such failures fat
 
 from __future__ import annotations
 
+import difflib
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import ModuleType
 
 import pluggy
 
 from automed import hookspecs
-from automed.errors import ConfigError, PluginError
+from automed.errors import AutomedError, ConfigError, PluginError
 
 ENTRY_POINT_GROUP = "automed"
 
@@ -36,6 +38,8 @@ DEFAULT_PLUGINS = (
 
 @dataclass
 class PluginInfo:
+    """One plugin as listed: where it came from, what it registered, or why it is broken."""
+
     name: str
     version: str | None
     module: str
@@ -76,10 +80,10 @@ class PluginManager:
         allowed = os.environ.get("AUTOMED_LOAD_PLUGINS")
         allow = None if allowed is None else {a.strip() for a in allowed.split(",") if a.strip()}
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if allow is not None and ep.name not in allow:
-                continue
             version = ep.dist.version if ep.dist is not None else None
             dist_name = ep.dist.name if ep.dist is not None else ep.name
+            if allow is not None and not allow & {ep.name, dist_name}:
+                continue
             if ep.value.startswith("automed.") and dist_name == "automed":
                 continue  # our own distribution: already registered as a built-in
             try:
@@ -87,33 +91,32 @@ class PluginManager:
             except Exception as exc:  # noqa: BLE001 - any import error is the plugin's
                 self._broken(ep.name, version, ep.value, exc)
                 continue
-            self._register(ep.name, module, version=version, builtin=False)
+            self._register(ep.name, module, version=version, builtin=False, source=ep.value)
 
-    def add_source(self, source: str) -> str:
-        """Register a plugin from a ``.py`` file path or an importable module name."""
+    def add_source(self, source: str | Path, *, required: bool = False) -> str:
+        """Register a plugin that is not installed: a ``.py`` file or an importable module.
+
+        Returns the plugin's name (the file's stem, or the module name). A source that fails
+        to import is recorded as broken, like an installed plugin, unless ``required`` (an
+        explicit ``--plugin``), which raises :class:`PluginError` instead.
+        """
+        source = str(source)
+        name = Path(source).stem if _is_path(source) else source
         try:
-            if source.endswith(".py") or os.sep in source or "/" in source:
-                path = Path(source).expanduser().resolve()
-                if not path.is_file():
-                    raise ConfigError(
-                        f"plugin file {source} does not exist; give a .py file or a module name"
-                    )
-                name = path.stem
-                spec = importlib.util.spec_from_file_location(f"automed_local_{name}", path)
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[spec.name] = module
-                spec.loader.exec_module(module)
-            else:
-                name = source
-                module = importlib.import_module(source)
-        except ConfigError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            self._broken(Path(source).stem, None, source, exc)
-            return Path(source).stem
-        self._register(name, module, version=None, builtin=False)
+            module, label = _import_source(source)
+        except Exception as exc:  # noqa: BLE001 - any import error is the plugin's
+            if not required:
+                return self._broken(name, None, source, exc).name
+            if isinstance(exc, AutomedError):
+                raise
+            raise PluginError(f"plugin {source} failed to import: {_one_line(exc)}; fix it "
+                              "or drop it from --plugin") from exc
+        info = self._register(name, module, version=getattr(module, "__version__", None),
+                              builtin=False, source=label)
+        if required and info.broken:
+            raise PluginError(f"plugin {source}: {info.error}")
         self._architectures = self._loaders = None
-        return name
+        return info.name
 
     def _register_module(self, name: str, module_name: str, builtin: bool) -> None:
         try:
@@ -121,13 +124,21 @@ class PluginManager:
         except Exception as exc:  # noqa: BLE001
             self._broken(name, None, module_name, exc)
             return
-        self._register(name, module, version=None, builtin=builtin)
+        self._register(name, module, version=None, builtin=builtin, source=module_name)
 
     def _register(self, name: str, module: ModuleType, version: str | None,
-                  builtin: bool) -> None:
-        if self.pm.is_registered(module) or name in self.plugins and not self.plugins[name].broken:
-            return
-        info = PluginInfo(name, version, getattr(module, "__name__", str(module)), builtin)
+                  builtin: bool, source: str) -> PluginInfo:
+        """Register ``module`` as plugin ``name``; the record says whether it worked."""
+        if self.pm.is_registered(module):
+            # The same plugin named twice, say by --plugin and AUTOMED_PLUGINS_PATH.
+            return self.plugins[self.pm.get_name(module)]
+        taken = self.plugins.get(name)
+        if taken is not None and not taken.broken:
+            # Two different plugins under one name: keep the first, report the second.
+            return self._broken(f"{name} ({source})", version, source, PluginError(
+                f"plugin name {name!r} is already taken by {taken.module}; rename the entry "
+                "point or the file"))
+        info = PluginInfo(name, version, source, builtin)
         try:
             self.pm.register(module, name=name)
             # A hook implementation with a misspelt name would silently never run.
@@ -136,20 +147,16 @@ class PluginManager:
             ]
             if unknown:
                 self.pm.unregister(module)
-                raise PluginError(
-                    f"implements unknown hook(s) {[h.name for h in unknown]}; known hooks: "
-                    f"{sorted(self.hook_names())}"
-                )
+                raise PluginError(_unknown_hooks([h.name for h in unknown], self.hook_names()))
         except Exception as exc:  # noqa: BLE001
-            self._broken(name, version, info.module, exc)
-            return
+            return self._broken(name, version, info.module, exc)
         info.hooks = sorted(h.name for h in self.pm.get_hookcallers(module) or [])
         self.plugins[name] = info
+        return info
 
-    def _broken(self, name: str, version: str | None, module: str, exc: Exception) -> None:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        info = PluginInfo(name, version, module, builtin=False,
-                          error=f"{type(exc).__name__}: {message}")
+    def _broken(self, name: str, version: str | None, module: str,
+                exc: Exception) -> PluginInfo:
+        info = PluginInfo(name, version, module, builtin=False, error=_one_line(exc))
         self.plugins[name] = info
         if _strict():
             raise PluginError(
@@ -157,49 +164,110 @@ class PluginManager:
                 "or unset AUTOMED_STRICT_PLUGINS to skip broken plugins"
             ) from exc
         print(f"warning: plugin {name!r} skipped: {info.error}", file=sys.stderr)
+        return info
 
-    def hook_names(self) -> list[str]:
-        return [n for n in dir(hookspecs) if n.startswith("register_")]
+    @staticmethod
+    def hook_names() -> list[str]:
+        """Every hook a plugin may implement (the functions marked in :mod:`hookspecs`)."""
+        marker = f"{hookspecs.PROJECT}_spec"
+        return sorted(n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), marker))
 
     # -- collecting ----------------------------------------------------------------------
-    def _collect(self, hook_name: str, kind: str, attr: str) -> dict:
+    def _collect(self, hook_name: str, kind: str, attr: str, expected: type | None) -> dict:
         found: dict = {}
         hook = getattr(self.pm.hook, hook_name)
         for impl in hook.get_hookimpls():
             plugin_name = impl.plugin_name
             info = self.plugins.get(plugin_name)
+            mine: dict = {}
 
-            def register(obj, _plugin=plugin_name):
+            def register(obj, _plugin=plugin_name, _mine=mine):
                 name = getattr(obj, "name", "")
-                if not name:
-                    raise PluginError(f"plugin {_plugin!r} registered a {kind} without a name")
-                if name in found:
+                if expected is not None and not isinstance(obj, expected):
                     raise PluginError(
-                        f"{kind} {name!r} is registered twice (by {found[name][1]!r} and "
-                        f"{_plugin!r}); rename one of them"
+                        f"registered {obj!r}, which is not an {expected.__module__}."
+                        f"{expected.__name__}; subclass it"
                     )
-                found[name] = (obj, _plugin)
+                if not name:
+                    raise PluginError(f"registered a {kind} without a name; set its .name")
+                if name in found or name in _mine:
+                    owner = found[name][1] if name in found else _plugin
+                    raise PluginError(
+                        f"{kind} {name!r} is registered twice (by {owner!r} and {_plugin!r}); "
+                        "rename one of them"
+                    )
+                _mine[name] = obj
 
             try:
                 impl.function(register=register)
             except Exception as exc:  # noqa: BLE001
+                # All or nothing: a plugin that fails half-way contributes nothing.
                 self._broken(plugin_name, info.version if info else None,
                              info.module if info else plugin_name, exc)
+                self.pm.unregister(name=plugin_name)
+                self._architectures = self._loaders = None  # the other hook lost it too
                 continue
+            found.update({name: (obj, plugin_name) for name, obj in mine.items()})
             if info is not None:
-                setattr(info, attr, sorted(n for n, (_, p) in found.items() if p == plugin_name))
+                setattr(info, attr, sorted(mine))
         return {name: obj for name, (obj, _) in found.items()}
 
     def architectures(self) -> dict:
         if self._architectures is None:
-            self._architectures = self._collect("register_architectures", "architecture",
-                                                "architectures")
+            from automed.architecture import Architecture  # torch: only when asked
+
+            archs = self._collect("register_architectures", "architecture", "architectures",
+                                  Architecture)
+            self._architectures = archs
         return self._architectures
 
     def loaders(self) -> dict:
         if self._loaders is None:
-            self._loaders = self._collect("register_loaders", "loader", "loaders")
+            loaders = self._collect("register_loaders", "loader", "loaders", None)
+            self._loaders = loaders
         return self._loaders
+
+    def describe(self, *, include_builtin: bool = False) -> list[dict]:
+        """What ``automed plugins list`` shows: one dict per plugin, broken ones included."""
+        archs, loaders = self.architectures(), self.loaders()
+        out = []
+        for info in sorted(self.plugins.values(), key=lambda p: (not p.builtin, p.name)):
+            if info.builtin and not include_builtin:
+                continue
+            d = asdict(info)
+            d["architectures"] = [
+                {"name": a, "modalities": sorted(archs[a].modalities),
+                 "description": archs[a].description} for a in info.architectures if a in archs]
+            d["loaders"] = [{"name": lo, "description": loaders[lo].description}
+                            for lo in info.loaders if lo in loaders]
+            out.append(d)
+        return out
+
+    def architectures_of(self, target: str) -> dict:
+        """The architectures ``target`` names: a plugin, an architecture, a file or a module."""
+        archs = self.architectures()
+        if not _is_path(target) and target not in self.plugins and target in archs:
+            return {target: archs[target]}
+        name = target if target in self.plugins and not _is_path(target) else None
+        if name is None:
+            try:
+                name = self.add_source(target, required=True)
+            except PluginError as exc:
+                if _is_path(target) or not isinstance(exc.__cause__, ModuleNotFoundError):
+                    raise
+                raise PluginError(
+                    f"no plugin, architecture, file or module named {target!r}; plugins: "
+                    f"{', '.join(sorted(self.plugins)) or 'none'}; architectures: "
+                    f"{', '.join(sorted(archs)) or 'none'}"
+                ) from None
+            archs = self.architectures()
+        info = self.plugins[name]
+        if info.broken:
+            raise PluginError(f"plugin {name!r} is broken: {info.error}")
+        if not info.architectures:
+            raise PluginError(f"plugin {name!r} registers no architectures (hooks: "
+                              f"{', '.join(info.hooks) or 'none'})")
+        return {a: archs[a] for a in info.architectures}
 
     def architectures_for(self, modality: str, names: list[str] | None = None) -> dict:
         """The architectures accepting ``modality``; ``names`` restricts and validates."""
@@ -225,6 +293,50 @@ class PluginManager:
                 "does (see `automed plugins`)"
             )
         return chosen
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _unknown_hooks(names: list[str], known: list[str]) -> str:
+    parts = []
+    for name in names:
+        close = difflib.get_close_matches(name, known, n=1)
+        parts.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return f"implements unknown hook {', '.join(parts)}; known hooks: {', '.join(known)}"
+
+
+def _is_path(source: str) -> bool:
+    return source.endswith(".py") or os.sep in source or "/" in source
+
+
+def _import_source(source: str) -> tuple[ModuleType, str]:
+    """Import a plugin file or module; return it with the label plugin listings show."""
+    if not _is_path(source):
+        # The console script's sys.path lacks the working directory, where a researcher's
+        # module usually sits; appended, so it never shadows an installed package.
+        if os.getcwd() not in sys.path and "" not in sys.path:
+            sys.path.append(os.getcwd())
+        return importlib.import_module(source), source
+    path = Path(source).expanduser().resolve()
+    if not path.is_file():
+        raise ConfigError(f"plugin file {source} does not exist; give a .py file or a module "
+                          "name")
+    # Keyed by the full path: two plugin files may share a stem.
+    key = f"automed_local_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+    if key in sys.modules:
+        return sys.modules[key], str(path)
+    spec = importlib.util.spec_from_file_location(key, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[key] = module  # dataclasses and pickling look the module up here
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[key]
+        raise
+    return module, str(path)
 
 
 _MANAGER: PluginManager | None = None

@@ -122,6 +122,8 @@ class Searcher:
         """Rebuild a search from its stored configuration (what every worker process does)."""
         info = store.search(study_name)
         cfg = info["config"]
+        for source in cfg.get("plugins") or []:
+            get_plugin_manager().add_source(source, required=True)
         load = cfg.get("load") or {}
         if not load.get("path"):
             raise ConfigError(
@@ -207,6 +209,8 @@ class Searcher:
         except (optuna.TrialPruned, KeyboardInterrupt):
             raise
         except Exception as exc:  # noqa: BLE001 - a faulty plugin fails its candidate only
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()  # an out-of-memory candidate must not starve the next
             record("failed", _error_text(exc))
             raise CandidateError(f"{name}: {exc}") from exc
         if not all(math.isfinite(s) for s in fold_scores):
@@ -277,6 +281,7 @@ def search(
     refit: bool = True,
     max_epochs: int | None = None,
     progress: Progress | None = None,
+    plugins: list[str | Path] | None = None,
 ) -> SearchResult:
     """Search every architecture that accepts the data; rank candidates by CV ``metric``.
 
@@ -287,7 +292,10 @@ def search(
     Placement: one worker in this process by default; ``workers`` CPU processes, or
     ``trials_per_gpu`` processes on each of ``gpus`` ("all", "none", "0,2"), share the study
     through the database, as ``automed worker`` processes on other machines can.
+    ``plugins`` adds plugins that are not installed (``.py`` files or module names).
     """
+    for source in plugins or []:
+        get_plugin_manager().add_source(source, required=True)  # before loading: loaders too
     metric = M.resolve_metric(metric)
     progress = progress or (lambda event: None)
     if trials is None and timeout is None:
@@ -313,6 +321,8 @@ def search(
               "cv_seed": seed, "architectures": sorted(archs), "trials": trials,
               "timeout": timeout, "max_epochs": max_epochs, "prune": prune,
               "devices": [sl.device for sl in slots], "spec": spec.to_dict(),
+              "plugins": [str(Path(p).resolve()) if str(p).endswith(".py") else str(p)
+                          for p in plugins or []],
               "load": None if isinstance(data, LoadedData) else {
                   "path": str(Path(data).resolve()), "format": format, "modality": modality,
                   "label_col": label_col, "test": str(Path(test).resolve()) if test else None},
@@ -332,7 +342,10 @@ def search(
                         heartbeat=heartbeat, create=True)
     if not ostudy.trials:
         for name, arch in sorted(archs.items()):
-            defaults = arch.default_params(spec)
+            try:
+                defaults = arch.default_params(spec)
+            except Exception:  # noqa: BLE001 - a faulty plugin fails its candidates, not this
+                defaults = None
             if defaults:
                 ostudy.enqueue_trial({"architecture": name,
                                       **{f"{name}.{k}": v for k, v in defaults.items()}})

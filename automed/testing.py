@@ -19,7 +19,7 @@ import optuna
 import torch
 
 from automed.architecture import Architecture
-from automed.spec import Spec
+from automed.spec import MODALITIES, Spec
 
 SMALL_PARAMS_LIMIT = 5_000_000  # the smallest sampled setting must fit small medical datasets
 
@@ -118,6 +118,9 @@ def check_architecture(arch: Architecture, modality: str | None = None, *,
     modalities = [modality] if modality else sorted(arch.modalities)
     if not modalities:
         failures.append(Failure(arch.name, "-", "modalities", "declares no modalities"))
+    for mod in sorted(set(modalities) - set(MODALITIES)):
+        failures.append(Failure(arch.name, mod, "modalities",
+                                f"unknown modality; use one of {', '.join(MODALITIES)}"))
     for mod in modalities:
         for spec in specs or EXAMPLE_SPECS.get(mod, []):
             try:
@@ -144,3 +147,16 @@ def check_architecture(arch: Architecture, modality: str | None = None, *,
                     failures.append(Failure(arch.name, mod, "training_space",
                                             f"learning rate {lr} is outside (0, 1)"))
     return failures
+
+
+def check_plugin(target: str, *, n_samples: int = 3) -> dict[str, list[Failure]]:
+    """Check every architecture ``target`` names: a plugin, an architecture, a file or module.
+
+    Returns the failures per architecture (an empty list means it passed); raises
+    :class:`automed.errors.PluginError` when ``target`` cannot be loaded or has no architectures.
+    """
+    from automed.plugin_manager import get_plugin_manager
+
+    archs = get_plugin_manager().architectures_of(target)
+    return {name: check_architecture(arch, n_samples=n_samples)
+            for name, arch in sorted(archs.items())}

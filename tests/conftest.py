@@ -6,24 +6,34 @@ from pathlib import Path
 
 import pytest
 import torch
+from fake_plugins import FakeEntryPoints
 
 from automed.demo import make_demo
 from automed.plugin_manager import reset_plugin_manager
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+AUTOMED_VARS = ("AUTOMED_STORAGE", "AUTOMED_STRICT_PLUGINS", "AUTOMED_LOAD_PLUGINS",
+                "AUTOMED_PLUGINS_PATH")
 
 
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch, tmp_path):
+def _isolated(monkeypatch):
     # Tests never read the user's database or plugin settings, and one thread avoids
     # oversubscribing small CI machines.
-    for var in ("AUTOMED_STORAGE", "AUTOMED_LOAD_PLUGINS", "AUTOMED_STRICT_PLUGINS",
-                "AUTOMED_PLUGINS_PATH"):
+    for var in AUTOMED_VARS:
         monkeypatch.delenv(var, raising=False)
     torch.set_num_threads(1)
     reset_plugin_manager()
     yield
     reset_plugin_manager()
+
+
+@pytest.fixture
+def install_plugin(monkeypatch, tmp_path):
+    """``install_plugin(code, ep_name, ...)``: see :class:`FakeEntryPoints`."""
+    fake = FakeEntryPoints(monkeypatch, tmp_path)
+    yield fake.install
+    fake.forget()
 
 
 @pytest.fixture

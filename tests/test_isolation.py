@@ -1,0 +1,146 @@
+"""A faulty plugin fails only its own candidates: the search completes with the healthy ones.
+
+One small search (through the CLI, with ``--plugin``) runs every kind of failure at once;
+each test then checks how one of them was handled.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from fake_plugins import TOY_PLUGIN, FakeEntryPoints
+
+from automed.cli import cli
+from automed.demo import make_demo
+from automed.storage import Store
+
+FAULTY = '''
+import torch
+from torch import nn
+from automed import Architecture, hookimpl
+
+
+class Faulty(Architecture):
+    modalities = frozenset({"signal"})
+
+    def search_space(self, trial, spec):
+        return {"unused": trial.suggest_int("unused", 0, 1)}
+
+    def training_space(self, trial, spec):
+        return {"epochs": 1, "batch_size": 32}
+
+    def default_params(self, spec):
+        return {"unused": 0}  # enqueued first, so every faulty family is tried
+
+    def build(self, params, spec):
+        return Model(self.name, spec)
+
+
+class Model(nn.Module):
+    def __init__(self, kind, spec):
+        super().__init__()
+        self.kind, self.n_classes = kind, spec.n_classes
+        self.linear = nn.Linear(spec.channels * spec.length, spec.n_classes + 1)
+
+    def forward(self, x):
+        out = self.linear(x.flatten(1))
+        if self.kind == "forward_raises":
+            raise ValueError("forward exploded")
+        if self.kind == "out_of_memory":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 80 GiB")
+        if self.kind == "nan_loss":
+            return out[:, :self.n_classes] * float("nan")
+        if self.kind == "wrong_shape":
+            return out
+        return out[:, :self.n_classes]
+
+
+class BuildRaises(Faulty):
+    name = "build_raises"
+
+    def build(self, params, spec):
+        raise RuntimeError("cannot build for " + spec.modality)
+
+
+@hookimpl
+def register_architectures(register):
+    register(BuildRaises())
+    for kind in ("forward_raises", "out_of_memory", "nan_loss", "wrong_shape"):
+        arch = Faulty()
+        arch.name = kind
+        register(arch)
+'''
+
+MISSPELT_HOOK = ("from automed import hookimpl\n\n@hookimpl\n"
+                 "def register_architecture(register):\n    pass\n")
+FAULTY_ARCHS = ("build_raises", "forward_raises", "out_of_memory", "nan_loss", "wrong_shape")
+EXPECTED_ERRORS = {
+    "build_raises": "RuntimeError: cannot build for signal",
+    "forward_raises": "ValueError: forward exploded",
+    "out_of_memory": "OutOfMemoryError: CUDA out of memory",
+    "nan_loss": "training loss became nan",
+    "wrong_shape": "model returned logits of shape",
+}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One search over the healthy toy, five faulty architectures and two broken plugins."""
+    from automed.plugin_manager import reset_plugin_manager
+
+    tmp = tmp_path_factory.mktemp("isolation")
+    (tmp / "faulty_archs.py").write_text(FAULTY)
+    (tmp / "healthy.py").write_text(TOY_PLUGIN.format(arch="toy"))
+    data = make_demo("signal", tmp / "ecg.npz", n=40)
+    storage = f"sqlite:///{tmp / 'runs.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        fake = FakeEntryPoints(mp, tmp)
+        fake.install("import not_installed_dependency\n", "broken-import", version="0.1")
+        fake.install(MISSPELT_HOOK, "misspelt-hook", version="0.2")
+        reset_plugin_manager()
+        args = ["search", str(data), "--folds", "2", "--trials", str(len(FAULTY_ARCHS) + 1),
+                "--no-prune", "--storage", storage, "--study", "iso", "--json",
+                "--plugin", str(tmp / "faulty_archs.py"), "--plugin", str(tmp / "healthy.py"),
+                "--arch", "toy", *[a for name in FAULTY_ARCHS for a in ("--arch", name)]]
+        result = CliRunner().invoke(cli, args, catch_exceptions=False)
+        listing = CliRunner().invoke(cli, ["plugins", "list", "--json"])
+        board = CliRunner().invoke(cli, ["leaderboard", "--all", "--storage", storage,
+                                         "--study", "iso"])
+        fake.forget()
+    reset_plugin_manager()
+    assert result.exit_code == 0, result.output
+    candidates = {c["architecture"]: c for c in Store(storage).leaderboard(
+        "iso", states=("complete", "pruned", "failed"))}
+    return {"result": json.loads(result.stdout), "candidates": candidates,
+            "plugins": {p["name"]: p for p in json.loads(listing.stdout)},
+            "leaderboard": board.output}
+
+
+def test_search_completes_with_the_healthy_candidate(run):
+    assert [r["architecture"] for r in run["result"]["leaderboard"]] == ["toy"]
+    assert run["result"]["best"]["architecture"] == "toy"
+    assert run["result"]["test_scores"] is not None  # the refit still ran
+    assert run["candidates"]["toy"]["state"] == "complete"
+
+
+@pytest.mark.parametrize("arch", FAULTY_ARCHS)
+def test_a_faulty_architecture_fails_only_its_candidate(run, arch):
+    candidate = run["candidates"][arch]
+    assert candidate["state"] == "failed"
+    assert EXPECTED_ERRORS[arch] in candidate["error"].splitlines()[0]
+
+
+@pytest.mark.parametrize("arch", FAULTY_ARCHS)
+def test_the_error_is_visible_from_the_cli(run, arch):
+    line = next(row for row in run["leaderboard"].splitlines() if f" {arch} " in row)
+    assert "failed: " in line and EXPECTED_ERRORS[arch][:40] in line
+
+
+@pytest.mark.parametrize(("name", "error"), [
+    ("broken-import", "ModuleNotFoundError: No module named 'not_installed_dependency'"),
+    ("misspelt-hook", "unknown hook register_architecture"),
+])
+def test_a_broken_installed_plugin_is_listed_and_skipped(run, name, error):
+    assert error in run["plugins"][name]["error"]

@@ -1,0 +1,158 @@
+"""Discovery: every entry point loads in isolation; broken ones are listed, never fatal."""
+
+from __future__ import annotations
+
+import pytest
+from fake_plugins import TOY_PLUGIN
+
+from automed.errors import ConfigError, PluginError
+from automed.plugin_manager import PluginManager
+
+MISSPELT_HOOK = '''
+from automed import hookimpl
+
+@hookimpl
+def register_architecture(register):
+    pass
+'''
+
+
+def test_installed_plugin_is_listed_with_version_hooks_and_modalities(install_plugin):
+    install_plugin(TOY_PLUGIN.format(arch="toy"), "toy-plugin", dist="automed-toy", version="2.1")
+    pm = PluginManager()
+    assert "toy" in pm.architectures() and "cnn" in pm.architectures()
+    [info] = pm.describe()
+    assert info["name"] == "toy-plugin" and info["version"] == "2.1"
+    assert info["hooks"] == ["register_architectures"] and not info["error"]
+    assert info["architectures"][0]["name"] == "toy"
+    assert info["architectures"][0]["modalities"] == ["signal"]
+    assert {p["name"] for p in pm.describe(include_builtin=True)} >= {"toy-plugin", "cnn", "npz"}
+
+
+def test_plugin_that_fails_to_import_is_broken_and_the_rest_works(install_plugin, capsys):
+    install_plugin("import no_such_dependency_xyz\n", "bad", version="0.3")
+    install_plugin(TOY_PLUGIN.format(arch="toy"), "good")
+    pm = PluginManager()
+    assert set(pm.architectures()) == {"cnn", "toy"}
+    bad = pm.plugins["bad"]
+    assert bad.broken and bad.version == "0.3"
+    assert bad.error.startswith("ModuleNotFoundError") and "no_such_dependency_xyz" in bad.error
+    assert "plugin 'bad' skipped" in capsys.readouterr().err
+
+
+def test_misspelt_hook_is_broken_with_a_suggestion(install_plugin):
+    install_plugin(MISSPELT_HOOK, "typo")
+    pm = PluginManager()
+    error = pm.plugins["typo"].error
+    assert "unknown hook register_architecture (did you mean register_architectures?)" in error
+    assert not pm.pm.has_plugin("typo")
+
+
+def test_strict_mode_makes_a_broken_plugin_fatal(install_plugin, monkeypatch):
+    install_plugin("raise RuntimeError('boom')\n", "bad")
+    monkeypatch.setenv("AUTOMED_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginError, match="plugin 'bad' .* failed to load: RuntimeError: boom"):
+        PluginManager()
+
+
+@pytest.mark.parametrize(("allow", "expected"), [
+    ("one", {"one"}), ("automed-two", {"two"}), ("one, two", {"one", "two"}), ("", set()),
+])
+def test_allow_list_by_entry_point_or_distribution(install_plugin, monkeypatch, allow,
+                                                   expected):
+    install_plugin(TOY_PLUGIN.format(arch="a1"), "one", dist="automed-one")
+    install_plugin(TOY_PLUGIN.format(arch="a2"), "two", dist="automed-two")
+    install_plugin("raise RuntimeError('never imported')\n", "three")
+    monkeypatch.setenv("AUTOMED_LOAD_PLUGINS", allow)
+    pm = PluginManager()
+    assert {p["name"] for p in pm.describe()} == expected
+
+
+def test_duplicate_architecture_names_break_the_second_plugin(install_plugin):
+    install_plugin(TOY_PLUGIN.format(arch="cnn"), "copycat")
+    pm = PluginManager()
+    assert pm.architectures()["cnn"].__module__ == "automed.plugins.cnn"
+    assert "'cnn' is registered twice (by 'cnn' and 'copycat')" in pm.plugins["copycat"].error
+
+
+def test_a_hook_that_raises_half_way_contributes_nothing(install_plugin):
+    code = TOY_PLUGIN.format(arch="first") + '''
+@hookimpl
+def register_loaders(register):
+    pass
+
+def register_architectures(register):
+    register(Toy())
+    raise ValueError("second one failed")
+register_architectures = hookimpl(register_architectures)
+'''
+    install_plugin(code, "half")
+    pm = PluginManager()
+    assert "first" not in pm.architectures()
+    assert pm.plugins["half"].error == "ValueError: second one failed"
+    assert not pm.pm.has_plugin("half")  # its other hooks are gone too
+
+
+def test_registering_a_non_architecture_is_reported(install_plugin):
+    install_plugin("from automed import hookimpl\n\n@hookimpl\ndef register_architectures("
+                   "register):\n    register(object())\n", "odd")
+    pm = PluginManager()
+    pm.architectures()
+    assert "not an automed.architecture.Architecture" in pm.plugins["odd"].error
+
+
+def test_add_source_file_and_module(tmp_path, monkeypatch):
+    path = tmp_path / "my_arch.py"
+    path.write_text(TOY_PLUGIN.format(arch="local"))
+    (tmp_path / "my_module_plugin.py").write_text(TOY_PLUGIN.format(arch="frommodule"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pm = PluginManager()
+    assert pm.add_source(str(path)) == "my_arch"
+    assert pm.add_source(str(path)) == "my_arch"  # twice is once
+    assert pm.add_source("my_module_plugin") == "my_module_plugin"
+    assert {"local", "frommodule"} <= set(pm.architectures())
+    assert pm.plugins["my_arch"].module == str(path)
+
+
+def test_two_files_with_one_name_are_both_reported(tmp_path):
+    for folder, arch in (("a", "arch_a"), ("b", "arch_b")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "model.py").write_text(TOY_PLUGIN.format(arch=arch))
+    pm = PluginManager()
+    pm.add_source(str(tmp_path / "a" / "model.py"))
+    with pytest.raises(PluginError, match="plugin name 'model' is already taken"):
+        pm.add_source(str(tmp_path / "b" / "model.py"), required=True)
+    assert "arch_a" in pm.architectures() and "arch_b" not in pm.architectures()
+
+
+def test_plugins_path_variable(tmp_path, monkeypatch):
+    path = tmp_path / "env_arch.py"
+    path.write_text(TOY_PLUGIN.format(arch="fromenv"))
+    monkeypatch.setenv("AUTOMED_PLUGINS_PATH", f"{path}:{tmp_path / 'missing.py'}")
+    pm = PluginManager()
+    assert "fromenv" in pm.architectures()
+    assert "does not exist" in pm.plugins["missing"].error  # listed, not fatal
+
+
+def test_explicit_sources_fail_loudly(tmp_path):
+    pm = PluginManager()
+    with pytest.raises(ConfigError, match="plugin file .*nope.py does not exist"):
+        pm.add_source(str(tmp_path / "nope.py"), required=True)
+    bad = tmp_path / "bad.py"
+    bad.write_text("1 / 0\n")
+    with pytest.raises(PluginError, match="bad.py failed to import: ZeroDivisionError"):
+        pm.add_source(str(bad), required=True)
+
+
+def test_architectures_of_resolves_names_files_and_errors(tmp_path, install_plugin):
+    install_plugin(TOY_PLUGIN.format(arch="toy"), "toy-plugin")
+    path = tmp_path / "file_arch.py"
+    path.write_text(TOY_PLUGIN.format(arch="filed"))
+    pm = PluginManager()
+    assert list(pm.architectures_of("toy-plugin")) == ["toy"]
+    assert list(pm.architectures_of("cnn")) == ["cnn"]
+    assert list(pm.architectures_of(str(path))) == ["filed"]
+    with pytest.raises(PluginError, match="no plugin, architecture, file or module named"):
+        pm.architectures_of("nothing_like_this")
+    with pytest.raises(PluginError, match="registers no architectures"):
+        pm.architectures_of("npz")

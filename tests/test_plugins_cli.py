@@ -1,0 +1,70 @@
+"""`automed plugins [list]` and `automed plugins check`: what a plugin author sees."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from fake_plugins import TOY_PLUGIN
+
+from automed.cli import cli
+from automed.errors import PluginError
+
+WRONG_SHAPE = TOY_PLUGIN.format(arch="lopsided").replace("spec.n_classes))",
+                                                         "spec.n_classes + 1))")
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+@pytest.mark.parametrize("args", [["plugins"], ["plugins", "list"]])
+def test_bare_plugins_and_list_are_the_same(install_plugin, args):
+    install_plugin(TOY_PLUGIN.format(arch="toy"), "toy-plugin", version="1.2")
+    install_plugin("import missing_thing\n", "broken", version="0.1")
+    out = invoke(*args).output
+    assert "toy-plugin 1.2: " in out and "architecture toy: signal" in out
+    assert "broken 0.1: " in out and "BROKEN: ModuleNotFoundError" in out
+    assert "(built-in)" not in out
+    assert "cnn (built-in)" in invoke(*args, "--all").output
+
+
+def test_list_json(install_plugin):
+    install_plugin(TOY_PLUGIN.format(arch="toy"), "toy-plugin")
+    [entry] = json.loads(invoke("plugins", "list", "--json").stdout)
+    assert entry["architectures"] == [{"name": "toy", "modalities": ["signal"],
+                                       "description": "linear toy"}]
+    names = {e["name"] for e in json.loads(invoke("plugins", "--all", "--json").stdout)}
+    assert {"cnn", "npz", "toy-plugin"} <= names
+
+
+def test_check_passes_on_a_healthy_file(tmp_path):
+    path = tmp_path / "healthy.py"
+    path.write_text(TOY_PLUGIN.format(arch="toy"))
+    result = invoke("plugins", "check", str(path), "--samples", "1")
+    assert result.exit_code == 0 and result.output.split() == ["ok", "toy"]
+
+
+def test_check_reports_each_failure_and_exits_non_zero(tmp_path):
+    path = tmp_path / "lopsided.py"
+    path.write_text(WRONG_SHAPE)
+    result = invoke("plugins", "check", str(path), "--samples", "1")
+    assert isinstance(result.exception, PluginError)  # main() prints it and exits 2
+    assert "conformance check(s) failed" in str(result.exception)
+    assert result.output.startswith("FAIL  lopsided")
+    assert "signal contract: output shape (4, 3) != (4, 2)" in result.output
+
+
+def test_check_of_an_unknown_name_says_what_exists():
+    result = invoke("plugins", "check", "nonexistent_plugin_name")
+    assert isinstance(result.exception, PluginError)
+    assert "architectures: cnn" in str(result.exception)
+
+
+def test_check_the_single_file_example():
+    from pathlib import Path
+
+    example = Path(__file__).parents[1] / "examples" / "single_file" / "spectral_mlp.py"
+    result = invoke("plugins", "check", str(example), "--samples", "1")
+    assert result.exit_code == 0, result.output
