@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import platform
 import sys
-from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import torch
@@ -50,23 +48,11 @@ def build_manifest(train: Dataset, test: Dataset | None, *, seed: int, device: t
     }
 
 
-@contextlib.contextmanager
-def deterministic_mode(enabled: bool) -> Iterator[None]:
-    """Deterministic kernels for the duration of a search, restored afterwards.
+def enable_determinism() -> None:
+    """Deterministic kernels for the rest of the process (``--deterministic``).
 
     ``warn_only`` because a few CUDA ops have no deterministic version: they warn rather than
-    stop the search. On CPU with one worker, fixed seeds already give identical results.
+    stop the search. On CPU with one worker, fixed seeds alone already repeat a search exactly.
     """
-    if not enabled:
-        yield
-        return
-    before = (torch.are_deterministic_algorithms_enabled(),
-              torch.is_deterministic_algorithms_warn_only_enabled(),
-              torch.backends.cudnn.benchmark)
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
-        torch.backends.cudnn.benchmark = before[2]

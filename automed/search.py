@@ -22,11 +22,14 @@ import torch
 
 from automed import metrics as M
 from automed.architecture import Architecture
-from automed.cv import check_folds, make_folds
+from automed.artifact import default_dir, save_artifact
+from automed.cv import check_folds, make_folds, split_test
 from automed.dataset import Dataset, LoadedData
 from automed.devices import resolve_device
 from automed.errors import AutomedError, CandidateError, ConfigError
+from automed.leakage import check_folds_leakage, check_test_leakage, leakage_warnings
 from automed.loaders import load_data
+from automed.manifest import build_manifest, enable_determinism
 from automed.plugin_manager import get_plugin_manager
 from automed.preprocess import Preprocessor, preprocessor_for
 from automed.spec import Spec
@@ -76,6 +79,10 @@ class SearchResult:
     model: torch.nn.Module | None = field(default=None, repr=False)
     preprocessor: Preprocessor | None = field(default=None, repr=False)
     spec: Spec | None = None
+    test_ci: dict | None = None  # {metric: {value, low, high}}, 95 % bootstrap on the test set
+    artifact: str | None = None  # folder of the saved refit model
+    manifest: dict | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 def _fold_mean(values: list[dict]) -> dict:
@@ -108,6 +115,7 @@ class Searcher:
         self.splits = make_folds(train, folds, seed)
         self._fold_cache: dict[int, tuple] = {}
         self.search_id: int | None = None
+        self.test_proba: np.ndarray | None = None  # the refit model's, for intervals
 
     # -- per-fold data, preprocessed once and reused by every trial ----------------------
     def fold_data(self, i: int) -> tuple:
@@ -164,7 +172,13 @@ class Searcher:
                 if self.prune and i < self.folds - 1 and trial.should_prune():
                     record("pruned")
                     raise optuna.TrialPruned()
-        except (optuna.TrialPruned, KeyboardInterrupt):
+        except optuna.TrialPruned:
+            raise
+        except KeyboardInterrupt:
+            # Optuna marks the trial FAIL; the mark lets a resumed search retry it and keep it
+            # out of the trial budget.
+            trial.set_user_attr("interrupted", True)
+            record("interrupted")
             raise
         except Exception as exc:  # noqa: BLE001 - a faulty plugin fails its candidate only
             record("failed", _error_text(exc))
@@ -190,6 +204,7 @@ class Searcher:
         if self.test is not None:
             proba = predict_proba(model, pre.transform(self.test.x), device=self.device)
             scores = self._score_all(self.test.y, proba)
+            self.test_proba = proba
         return model, pre, scores
 
 
@@ -199,6 +214,41 @@ def _resolve_pos_label(pos_label: str | int | None, classes: list[str]) -> int |
     if str(pos_label) in classes:
         return classes.index(str(pos_label))
     raise ConfigError(f"positive label {pos_label!r} is not a class; classes: {classes}")
+
+
+def _interrupted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Failed trials that never really ran: stopped by Ctrl-C, or stale after a crash."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.system_attrs.get("failed_trial") for t in trials}
+    return [t for t in trials if t.state == optuna.trial.TrialState.FAIL
+            and (t.user_attrs.get("interrupted") or t.number in retried)]
+
+
+def _budget_used(study: optuna.Study) -> int:
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
+                optuna.trial.TrialState.FAIL)
+    return (len(study.get_trials(deepcopy=False, states=finished))
+            - len(_interrupted(study)))
+
+
+class _Budget:
+    """MaxTrialsCallback that does not count interrupted trials: they are retried instead."""
+
+    def __init__(self, trials: int) -> None:
+        self.trials = trials
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if _budget_used(study) >= self.trials:
+            study.stop()
+
+
+def _retry_interrupted(study: optuna.Study) -> None:
+    """Enqueue each interrupted trial's params once, so a resume re-runs it from the start."""
+    trials = study.get_trials(deepcopy=False)
+    done = {t.user_attrs.get("retry_of") for t in trials}
+    for t in _interrupted(study):
+        if t.user_attrs.get("interrupted") and t.number not in done and t.params:
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
 
 
 def default_study_name(dataset: Dataset, metric: str, folds: int) -> str:
@@ -227,12 +277,25 @@ def search(
     prune: bool = True,
     refit: bool = True,
     progress: Progress | None = None,
+    groups: str | Path | None = None,
+    group_col: str | int | None = None,
+    test_fraction: float | None = None,
+    artifacts: str | Path | None = None,
+    save_model: bool = True,
+    bootstrap: int = 1000,
+    deterministic: bool = False,
 ) -> SearchResult:
     """Search every architecture that accepts the data; rank candidates by CV ``metric``.
 
     Everything is validated (data, metric, folds, architectures, database) before anything is
     written, so bad input leaves the database as it was. Running the same search again (same
     study name and settings) resumes it: finished candidates count towards ``trials``.
+
+    Groups (``group_col``, an npz ``groups`` key, or a ``groups`` file) make every split
+    grouped. The locked test set is the data's own split, ``test``, or a grouped stratified
+    ``test_fraction`` carved out first. The refit best is scored there with ``bootstrap``
+    resamples for 95 % intervals and saved (unless ``save_model`` is False) to ``artifacts``/
+    <study>, by default ``automed_models/<study>`` beside a SQLite database.
     """
     metric = M.resolve_metric(metric)
     progress = progress or (lambda event: None)
@@ -241,13 +304,27 @@ def search(
     if trials is not None and trials < 1:
         raise ConfigError(f"--trials {trials} must be at least 1")
     loaded = data if isinstance(data, LoadedData) else load_data(
-        data, format=format, modality=modality, test=test, label_col=label_col)
+        data, format=format, modality=modality, test=test, label_col=label_col, groups=groups,
+        group_col=group_col)
+    full = loaded.train
+    if test_fraction is not None:
+        if loaded.test is not None:
+            raise ConfigError(f"{loaded.test.source} is already a test set; drop "
+                              "--test-fraction or the other test set")
+        loaded = LoadedData(*split_test(full, test_fraction, seed))
     train = loaded.train
     pos = _resolve_pos_label(pos_label, train.classes)
     average, pos = M.resolve_average(average, train.n_classes, pos)
     check_folds(train, folds)
     archs = get_plugin_manager().architectures_for(train.modality, architectures)
     dev = resolve_device(device)
+    if deterministic:
+        enable_determinism()
+    splits = make_folds(train, folds, seed)
+    leakage = check_folds_leakage(train, splits)
+    if loaded.test is not None:
+        leakage.update(check_test_leakage(train, loaded.test))
+    leaks = leakage_warnings(leakage)
 
     store = Store(storage)
     study_name = study or default_study_name(train, metric, folds)
@@ -255,16 +332,25 @@ def search(
     config = {"metric": metric, "average": average, "pos_label": pos, "folds": folds,
               "cv_seed": seed, "architectures": sorted(archs), "trials": trials,
               "timeout": timeout, "device": str(dev), "spec": spec.to_dict(),
-              "source": train.source, "test_source": loaded.test.source if loaded.test else None}
+              "source": train.source, "test_source": loaded.test.source if loaded.test else None,
+              "test_fraction": test_fraction, "grouped": train.groups is not None,
+              "bootstrap": bootstrap, "leakage": leakage, "leakage_warnings": leaks}
+    manifest = build_manifest(train, loaded.test, seed=seed, device=dev,
+                              deterministic=deterministic, leakage=leakage)
     searcher = Searcher(train, loaded.test, metric=metric, average=average, pos_label=pos,
                         folds=folds, seed=seed, architectures=archs, store=store,
                         study_name=study_name, device=dev, prune=prune, progress=progress)
+    # The dataset as loaded (before any --test-fraction carve-out), so a resume matches it.
     dataset_id = store.upsert_dataset(
-        fingerprint=train.fingerprint, name=Path(train.source).stem, source=train.source,
-        modality=train.modality, n_samples=len(train), classes=train.classes,
-        class_counts=train.class_counts(), input_shape=list(spec.input_shape))
+        fingerprint=full.fingerprint, name=Path(full.source).stem, source=full.source,
+        modality=full.modality, n_samples=len(full), classes=full.classes,
+        class_counts=full.class_counts(), input_shape=list(spec.input_shape))
     search_id, resumed = store.open_search(study_name, dataset_id, metric, config)
+    store.update_search_config(search_id, manifest=manifest)  # this run's, also on a resume
     searcher.search_id = search_id
+    for message in leaks:
+        warnings.warn(message, stacklevel=2)
+        progress({"event": "warning", "message": message})
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with warnings.catch_warnings():
@@ -273,7 +359,15 @@ def search(
         sampler = optuna.samplers.TPESampler(seed=seed, group=True, n_startup_trials=8)
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=0)
               if prune else optuna.pruners.NopPruner())
-    ostudy = optuna.create_study(storage=store.optuna_storage(), study_name=study_name,
+    with warnings.catch_warnings():
+        # Heartbeats turn the RUNNING trial of a killed worker into a failure that is retried
+        # once, so a crash never leaves a candidate RUNNING forever.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        ostorage = store.optuna_storage(
+            heartbeat_interval=30, grace_period=120,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=1))
+    ostudy = optuna.create_study(storage=ostorage, study_name=study_name,
                                  direction="maximize", sampler=sampler, pruner=pruner,
                                  load_if_exists=True)
     if not ostudy.trials:
@@ -282,9 +376,8 @@ def search(
             if defaults:
                 ostudy.enqueue_trial({"architecture": name,
                                       **{f"{name}.{k}": v for k, v in defaults.items()}})
-    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
-                optuna.trial.TrialState.FAIL)
-    done = len(ostudy.get_trials(deepcopy=False, states=finished))
+    _retry_interrupted(ostudy)
+    done = _budget_used(ostudy)
     remaining = None if trials is None else max(0, trials - done)
     progress({"event": "start", "study": study_name, "storage": store.redacted,
               "dataset": train.summary(), "architectures": sorted(archs), "folds": folds,
@@ -295,7 +388,7 @@ def search(
         if remaining is None or remaining > 0:
             callbacks = []
             if trials is not None:
-                callbacks.append(optuna.study.MaxTrialsCallback(trials, states=finished))
+                callbacks.append(_Budget(trials))
             ostudy.optimize(searcher.objective, n_trials=remaining, timeout=timeout,
                             catch=(CandidateError,), callbacks=callbacks,
                             gc_after_trial=False, show_progress_bar=False)
@@ -305,7 +398,7 @@ def search(
         raise
 
     result = SearchResult(study_name, store.redacted, store.leaderboard(study_name), None,
-                          resumed=resumed, spec=spec)
+                          resumed=resumed, spec=spec, manifest=manifest, warnings=leaks)
     completed = [t for t in ostudy.get_trials(deepcopy=False,
                                              states=(optuna.trial.TrialState.COMPLETE,))]
     if not completed:
@@ -324,8 +417,48 @@ def search(
         result.model, result.preprocessor = model, pre
         result.test_scores = test_scores
         result.test_size = len(loaded.test) if loaded.test is not None else None
+        if loaded.test is not None and bootstrap:
+            result.test_ci = M.bootstrap_all(loaded.test.y, searcher.test_proba, average, pos,
+                                             n=bootstrap, seed=seed)
+        if save_model:
+            result.artifact = str(_save_best(result, searcher, best, loaded, config, full,
+                                             default_dir(store.url, study_name, artifacts),
+                                             dict(format=format, modality=modality,
+                                                  label_col=label_col, group_col=group_col)))
+        store.update_search_config(search_id, artifact=result.artifact, test_ci=result.test_ci)
     store.finish_search(search_id, status=status, best_trial=best.number,
                         test_scores=test_scores, test_size=result.test_size)
     progress({"event": "done", "study": study_name, "best": result.best,
               "test_scores": test_scores})
     return result
+
+
+def _save_best(result: SearchResult, searcher: Searcher, best: optuna.trial.FrozenTrial,
+               loaded: LoadedData, config: dict, full: Dataset, folder: Path,
+               load_options: dict) -> Path:
+    """The refit model and everything its model card reports, in one artifact folder."""
+    name = best.params["architecture"]
+    params = {k[len(name) + 1:]: v for k, v in best.params.items() if k.startswith(f"{name}.")}
+    test = loaded.test
+    how = ("none" if test is None else f"held-out {config['test_fraction']:g} of the data, "
+           "stratified" + (" and grouped" if config["grouped"] else "")
+           if config["test_fraction"] else "a separate test file or split")
+    info = {
+        "study": result.study, "trial": best.number, "architecture": name, "params": params,
+        "spec": result.spec.to_dict(), "classes": loaded.train.classes,
+        "load_options": {k: v for k, v in load_options.items() if v is not None},
+        "metric": config["metric"], "average": config["average"],
+        "pos_label": config["pos_label"],
+        "data": {"source": full.source, "fingerprint": full.fingerprint,
+                 "samples": len(loaded.train), "class_counts": loaded.train.class_counts()},
+        "cv": {"folds": config["folds"], "grouped": config["grouped"],
+               "score_mean": (result.best or {}).get("score_mean"),
+               "score_std": (result.best or {}).get("score_std"),
+               "fold_scores": best.user_attrs.get("fold_scores")},
+        "test": None if test is None else {
+            "source": test.source, "size": len(test), "how": how,
+            "scores": result.test_scores, "ci": result.test_ci,
+            "bootstrap": config["bootstrap"]},
+        "manifest": result.manifest, "leakage_warnings": result.warnings,
+    }
+    return save_artifact(folder, result.model, result.preprocessor, info)
