@@ -23,9 +23,12 @@ class _Progress:
         self.total: int | None = None
 
     def __call__(self, e: dict) -> None:
+        kind = e["event"]
+        if kind == "warning":  # leakage: loud even with --quiet or --json
+            click.secho(f"WARNING: {e['message']}", err=True, fg="red", bold=True)
+            return
         if self.quiet:
             return
-        kind = e["event"]
         if kind == "start":
             self.total, self.n = e["trials"], e["done"]
             verb = "resuming" if e["resumed"] else "searching"
@@ -62,6 +65,9 @@ def cli() -> None:
     \b
     automed search DATA          search architectures and hyperparameters, print a leaderboard
     automed leaderboard          rank the stored candidates of a search
+    automed worker --study S     join a search from this machine (PostgreSQL for many nodes)
+    automed predict DATA         class probabilities from a search's refit model
+    automed export -o DIR        the refit model and its model card
     automed plugins [list]       list the architecture plugins and loaders
     automed plugins check NAME   run the conformance suite on a plugin (name, file, module)
     automed demo                 write a small generated dataset to try automed on
@@ -110,15 +116,28 @@ def cli() -> None:
 @click.option("--max-epochs", type=int, help="Cap every candidate's training epochs (quick runs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+@click.option("--group-col", help="Patient/study id column (tables) or npz key: grouped CV and "
+              "test split.")
+@click.option("--groups", "groups_file", type=click.Path(), help="Text file with one group id "
+              "per training sample, in loading order.")
+@click.option("--test-fraction", type=float, help="Hold out this stratified (and grouped) "
+              "fraction as the locked test set before the search.")
+@click.option("--artifacts", type=click.Path(), help="Folder for the refit model (default: "
+              "automed_models/ beside the SQLite file).")
+@click.option("--bootstrap", default=1000, show_default=True, help="Resamples for the test "
+              "set's 95% intervals (0: none).")
+@click.option("--deterministic", is_flag=True, help="Deterministic kernels (with --seed and "
+              "one worker the same search gives the same leaderboard).")
 def search(data, test, metric, average, pos_label, folds, trials, timeout, storage, study,
            architectures, seed, plugin_sources, format_, modality, label_col, device, gpus,
-           trials_per_gpu, workers, heartbeat, no_prune, max_epochs, as_json, quiet) -> None:
+           trials_per_gpu, workers, heartbeat, no_prune, max_epochs, as_json, quiet, group_col,
+           groups_file, test_fraction, artifacts, bootstrap, deterministic) -> None:
     """Search architectures and hyperparameters for DATA; print the leaderboard.
 
     DATA is a .npz (MedMNIST layout or x/y), a folder of class sub-folders of images, or a
     signal table (.txt/.tsv/.csv, UCR style: label first).
     """
-    from automed.leaderboard import format_table, format_test_scores
+    from automed.leaderboard import format_table, format_test_ci, format_test_scores
     from automed.search import search as run_search
 
     label = int(label_col) if label_col is not None and label_col.isdigit() else label_col
@@ -128,7 +147,9 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
         architectures=list(architectures) or None, seed=seed, format=format_,
         modality=modality, label_col=label, device=device, prune=not no_prune,
         max_epochs=max_epochs, gpus=gpus, trials_per_gpu=trials_per_gpu, workers=workers,
-        heartbeat=heartbeat, progress=_Progress(quiet or as_json), plugins=list(plugin_sources))
+        heartbeat=heartbeat, progress=_Progress(quiet or as_json), plugins=list(plugin_sources),
+        group_col=group_col, groups=groups_file, test_fraction=test_fraction,
+        artifacts=artifacts, bootstrap=bootstrap, deterministic=deterministic)
     if workers == 0:
         click.echo(f"created study {result.study!r}; join it with: automed worker --study "
                    f"{result.study} --storage {result.storage}")
@@ -136,7 +157,9 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
     if as_json:
         click.echo(json.dumps({"study": result.study, "storage": result.storage,
                                "best": result.best, "test_scores": result.test_scores,
-                               "test_size": result.test_size,
+                               "test_size": result.test_size, "test_ci": result.test_ci,
+                               "artifact": result.artifact, "manifest": result.manifest,
+                               "warnings": result.warnings,
                                "leaderboard": result.leaderboard}, indent=2, default=str))
         return
     click.echo(f"\nleaderboard of {result.study!r} (top 10):")
@@ -144,6 +167,11 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
     if result.test_scores:
         click.echo(f"\nbest: #{result.best['trial']} {result.best['architecture']}; "
                    + format_test_scores(result.test_scores, result.test_size))
+    if result.test_ci:
+        click.echo(format_test_ci(result.test_ci))
+    if result.artifact:
+        click.echo(f"model saved to {result.artifact} (automed predict/export --study "
+                   f"{result.study})")
 
 
 @cli.command()
@@ -195,7 +223,13 @@ def worker(study, storage, gpus, trials_per_gpu, workers, device, timeout, heart
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def leaderboard(study, top, show_all, storage, as_json) -> None:
     """Rank the stored candidates of a search by their mean CV score."""
-    from automed.leaderboard import format_table, format_test_scores, to_json
+    from automed.leaderboard import (
+        format_manifest,
+        format_table,
+        format_test_ci,
+        format_test_scores,
+        to_json,
+    )
     from automed.storage import Store
 
     store = Store(storage)
@@ -217,6 +251,69 @@ def leaderboard(study, top, show_all, storage, as_json) -> None:
     if info["test_scores"]:
         click.echo(f"\nrefit best #{info['best_trial']}: "
                    + format_test_scores(info["test_scores"], info["test_size"]))
+    config = info["config"] or {}
+    if config.get("test_ci"):
+        click.echo(format_test_ci(config["test_ci"]))
+    for warning in config.get("leakage_warnings") or []:
+        click.secho(f"WARNING: {warning}", err=True, fg="red", bold=True)
+    if config.get("manifest"):
+        click.echo(format_manifest(config["manifest"]))
+
+
+def _artifact_of(store, study: str | None) -> str:
+    if study is None:
+        studies = store.studies()
+        if not studies:
+            raise AutomedError(f"no searches in {store.redacted} yet; run `automed search "
+                               "DATA` first")
+        study = studies[-1]["study"]
+    path = (store.search(study)["config"] or {}).get("artifact")
+    if not path:
+        raise AutomedError(f"study {study!r} has no saved model; let the search finish "
+                           "(it refits and saves the best)")
+    return path
+
+
+@cli.command()
+@click.argument("data", type=click.Path(exists=True))
+@click.option("--study", help="Study whose refit model predicts (default: the most recent).")
+@click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False),
+              help="An exported model folder instead of --study.")
+@click.option("-o", "--output", type=click.Path(), help="CSV to write (default: stdout).")
+@click.option("--split", type=click.Choice(["all", "train", "test"]), default="all",
+              show_default=True, help="Which part of DATA to predict.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--storage", help=STORAGE_HELP)
+def predict(data, study, model_dir, output, split, device, storage) -> None:
+    """Write per-sample class probabilities for DATA (one CSV row per sample)."""
+    from automed.predict import predict_file
+
+    if model_dir is None:
+        from automed.storage import Store
+
+        model_dir = _artifact_of(Store(storage, create=False), study)
+    rows = predict_file(model_dir, data, output, split=split, device=device)
+    if output:
+        click.echo(f"{rows} predictions written to {output}", err=True)
+
+
+@cli.command()
+@click.option("--study", help="Study to export (default: the most recent).")
+@click.option("-o", "--output", type=click.Path(file_okay=False), required=True,
+              help="Folder for the weights, config and MODEL_CARD.md.")
+@click.option("--storage", help=STORAGE_HELP)
+def export(study, output, storage) -> None:
+    """Write the refit model (safetensors + JSON) and a model card to a folder."""
+    from automed.model_card import export_model
+    from automed.storage import Store
+
+    store = Store(storage, create=False)
+    if study is None:
+        studies = store.studies()
+        if not studies:
+            raise AutomedError(f"no searches in {store.redacted} yet")
+        study = studies[-1]["study"]
+    click.echo(str(export_model(store, study, output)))
 
 
 @cli.group(invoke_without_command=True)

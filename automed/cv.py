@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
 
 from automed.dataset import Dataset
 from automed.errors import ConfigError, DataError
@@ -41,3 +41,39 @@ def make_folds(dataset: Dataset, folds: int, seed: int = 0) -> list[tuple[np.nda
         return [(a, b) for a, b in splitter.split(index, dataset.y, dataset.groups)]
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return [(a, b) for a, b in splitter.split(index, dataset.y)]
+
+
+def split_test(dataset: Dataset, fraction: float, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """Carve a locked test set out of ``dataset`` before any search sees it.
+
+    Stratified by class, and grouped when ``dataset.groups`` is set, so a patient is either in
+    the test set or in the training data, never both. Returns ``(train, test)``.
+    """
+    if not 0 < fraction < 1:
+        raise ConfigError(f"--test-fraction {fraction} must be between 0 and 1 (e.g. 0.2)")
+    if dataset.groups is not None:
+        n_groups = len(np.unique(dataset.groups))
+        splits = max(2, round(1 / fraction))
+        if n_groups < splits:
+            raise DataError(
+                f"{dataset.source}: {n_groups} groups are too few for --test-fraction "
+                f"{fraction}; use a larger fraction or pass --test"
+            )
+        splitter = StratifiedGroupKFold(n_splits=splits, shuffle=True, random_state=seed)
+        train_idx, test_idx = next(splitter.split(np.zeros(len(dataset)), dataset.y,
+                                                  dataset.groups))
+    else:
+        counts = np.bincount(dataset.y)
+        if counts.min() < 2:
+            raise DataError(
+                f"{dataset.source}: a class has a single sample; it cannot be in both the "
+                "training data and the test set"
+            )
+        try:
+            train_idx, test_idx = train_test_split(np.arange(len(dataset)), test_size=fraction,
+                                                   stratify=dataset.y, random_state=seed)
+        except ValueError as exc:  # too few samples for a stratified split of that size
+            raise DataError(f"{dataset.source}: cannot hold out {fraction:g} ({exc})") from None
+    test = dataset.subset(np.sort(test_idx))
+    test.source = f"{dataset.source} (held-out {fraction:g})"
+    return dataset.subset(np.sort(train_idx)), test

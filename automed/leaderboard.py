@@ -47,5 +47,26 @@ def format_test_scores(scores: dict | None, size: int | None) -> str:
     return f"test ({size} samples): {parts}"
 
 
+def format_test_ci(ci: dict | None) -> str:
+    """One line per metric: value and 95 % bootstrap interval."""
+    if not ci:
+        return ""
+    lines = ["test metrics with 95% bootstrap intervals:"]
+    for name, v in ci.items():
+        interval = "" if v["low"] is None else f"  [{v['low']:.4f}, {v['high']:.4f}]"
+        value = "-" if v["value"] is None else f"{v['value']:.4f}"
+        lines.append(f"  {name:<18} {value}{interval}")
+    return "\n".join(lines)
+
+
+def format_manifest(m: dict) -> str:
+    versions = ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items() if v)
+    data = m.get("data", {})
+    return (f"manifest: data {data.get('train_fingerprint')}"
+            f"{' + test ' + data['test_fingerprint'] if data.get('test_fingerprint') else ''}"
+            f", seed {m.get('seeds', {}).get('cv')}, deterministic {m.get('deterministic')}, "
+            f"device {m.get('device')}; {versions}")
+
+
 def to_json(rows: list[dict]) -> str:
     return json.dumps(rows, indent=2, default=str)

@@ -73,6 +73,14 @@ class ChannelStandardizer(Preprocessor):
     def state(self) -> dict:
         return {"mean": self.mean.tolist(), "std": self.std.tolist()}
 
+    @classmethod
+    def from_state(cls, state: dict) -> ChannelStandardizer:
+        obj = cls()
+        # float32 as fitted: float64 statistics would shift predictions in the last bits.
+        obj.mean = np.asarray(state["mean"], dtype=np.float32)
+        obj.std = np.asarray(state["std"], dtype=np.float32)
+        return obj
+
 
 class ImagePreprocessor(ChannelStandardizer):
     modality = "image"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +22,14 @@ import torch
 
 from automed import metrics as M
 from automed.architecture import Architecture
-from automed.cv import check_folds, make_folds
+from automed.artifact import default_dir, save_artifact
+from automed.cv import check_folds, make_folds, split_test
 from automed.dataset import Dataset, LoadedData
 from automed.devices import plan_slots
 from automed.errors import AutomedError, CandidateError, ConfigError, DataError
+from automed.leakage import check_folds_leakage, check_test_leakage, leakage_warnings
 from automed.loaders import load_data
+from automed.manifest import build_manifest, enable_determinism
 from automed.plugin_manager import get_plugin_manager
 from automed.preprocess import Preprocessor, preprocessor_for
 from automed.spec import Spec
@@ -82,6 +86,10 @@ class SearchResult:
     model: torch.nn.Module | None = field(default=None, repr=False)
     preprocessor: Preprocessor | None = field(default=None, repr=False)
     spec: Spec | None = None
+    test_ci: dict | None = None  # {metric: {value, low, high}}, 95 % bootstrap on the test set
+    artifact: str | None = None  # folder of the saved refit model
+    manifest: dict | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 def _fold_mean(values: list[dict]) -> dict:
@@ -115,6 +123,7 @@ class Searcher:
         self.splits = make_folds(train, folds, seed)
         self._fold_cache: dict[int, tuple] = {}
         self.search_id: int | None = None
+        self.test_proba: np.ndarray | None = None  # the refit model's, for intervals
 
     @classmethod
     def from_store(cls, store: Store, study_name: str, device: str | torch.device,
@@ -206,7 +215,13 @@ class Searcher:
                 if self.prune and i < self.folds - 1 and trial.should_prune():
                     record("pruned")
                     raise optuna.TrialPruned()
-        except (optuna.TrialPruned, KeyboardInterrupt):
+        except optuna.TrialPruned:
+            raise
+        except KeyboardInterrupt:
+            # Optuna marks the trial FAIL; the mark lets a resumed search retry it and keep it
+            # out of the trial budget.
+            trial.set_user_attr("interrupted", True)
+            record("interrupted")
             raise
         except Exception as exc:  # noqa: BLE001 - a faulty plugin fails its candidate only
             if self.device.type == "cuda":
@@ -239,6 +254,7 @@ class Searcher:
         if self.test is not None:
             proba = predict_proba(model, pre.transform(self.test.x), device=self.device)
             scores = self._score_all(self.test.y, proba)
+            self.test_proba = proba
         return model, pre, scores
 
 
@@ -248,6 +264,23 @@ def _resolve_pos_label(pos_label: str | int | None, classes: list[str]) -> int |
     if str(pos_label) in classes:
         return classes.index(str(pos_label))
     raise ConfigError(f"positive label {pos_label!r} is not a class; classes: {classes}")
+
+
+def _interrupted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Failed trials that never really ran: stopped by Ctrl-C, or stale after a crash."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.system_attrs.get("failed_trial") for t in trials}
+    return [t for t in trials if t.state == optuna.trial.TrialState.FAIL
+            and (t.user_attrs.get("interrupted") or t.number in retried)]
+
+
+def _retry_interrupted(study: optuna.Study) -> None:
+    """Enqueue each interrupted trial's params once, so a resume re-runs it from the start."""
+    trials = study.get_trials(deepcopy=False)
+    done = {t.user_attrs.get("retry_of") for t in trials}
+    for t in _interrupted(study):
+        if t.user_attrs.get("interrupted") and t.number not in done and t.params:
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
 
 
 def default_study_name(dataset: Dataset, metric: str, folds: int) -> str:
@@ -282,6 +315,13 @@ def search(
     max_epochs: int | None = None,
     progress: Progress | None = None,
     plugins: list[str | Path] | None = None,
+    groups: str | Path | None = None,
+    group_col: str | int | None = None,
+    test_fraction: float | None = None,
+    artifacts: str | Path | None = None,
+    save_model: bool = True,
+    bootstrap: int = 1000,
+    deterministic: bool = False,
 ) -> SearchResult:
     """Search every architecture that accepts the data; rank candidates by CV ``metric``.
 
@@ -293,6 +333,12 @@ def search(
     ``trials_per_gpu`` processes on each of ``gpus`` ("all", "none", "0,2"), share the study
     through the database, as ``automed worker`` processes on other machines can.
     ``plugins`` adds plugins that are not installed (``.py`` files or module names).
+
+    Groups (``group_col``, an npz ``groups`` key, or a ``groups`` file) make every split
+    grouped. The locked test set is the data's own split, ``test``, or a grouped stratified
+    ``test_fraction`` carved out first. The refit best is scored there with ``bootstrap``
+    resamples for 95 % intervals and saved (unless ``save_model`` is False) to ``artifacts``/
+    <study>, by default ``automed_models/<study>`` beside a SQLite database.
     """
     for source in plugins or []:
         get_plugin_manager().add_source(source, required=True)  # before loading: loaders too
@@ -303,7 +349,14 @@ def search(
     if trials is not None and trials < 1:
         raise ConfigError(f"--trials {trials} must be at least 1")
     loaded = data if isinstance(data, LoadedData) else load_data(
-        data, format=format, modality=modality, test=test, label_col=label_col)
+        data, format=format, modality=modality, test=test, label_col=label_col, groups=groups,
+        group_col=group_col)
+    full = loaded.train
+    if test_fraction is not None:
+        if loaded.test is not None:
+            raise ConfigError(f"{loaded.test.source} is already a test set; drop "
+                              "--test-fraction or the other test set")
+        loaded = LoadedData(*split_test(full, test_fraction, seed))
     train = loaded.train
     pos = _resolve_pos_label(pos_label, train.classes)
     average, pos = M.resolve_average(average, train.n_classes, pos)
@@ -313,6 +366,13 @@ def search(
     dev = torch.device(slots[0].device)
     if len(slots) > 1 and isinstance(data, LoadedData):
         raise ConfigError("several workers need the data as a file path, not in-memory data")
+    if deterministic:
+        enable_determinism()
+    splits = make_folds(train, folds, seed)
+    leakage = check_folds_leakage(train, splits)
+    if loaded.test is not None:
+        leakage.update(check_test_leakage(train, loaded.test))
+    leaks = leakage_warnings(leakage)
 
     store = Store(storage)
     study_name = study or default_study_name(train, metric, folds)
@@ -326,17 +386,26 @@ def search(
               "load": None if isinstance(data, LoadedData) else {
                   "path": str(Path(data).resolve()), "format": format, "modality": modality,
                   "label_col": label_col, "test": str(Path(test).resolve()) if test else None},
-              "source": train.source, "test_source": loaded.test.source if loaded.test else None}
+              "source": train.source, "test_source": loaded.test.source if loaded.test else None,
+              "test_fraction": test_fraction, "grouped": train.groups is not None,
+              "bootstrap": bootstrap, "leakage": leakage, "leakage_warnings": leaks}
+    manifest = build_manifest(train, loaded.test, seed=seed, device=dev,
+                              deterministic=deterministic, leakage=leakage)
     searcher = Searcher(train, loaded.test, metric=metric, average=average, pos_label=pos,
                         folds=folds, seed=seed, architectures=archs, store=store,
                         study_name=study_name, device=dev, prune=prune, progress=progress,
                         max_epochs=max_epochs)
+    # The dataset as loaded (before any --test-fraction carve-out), so a resume matches it.
     dataset_id = store.upsert_dataset(
-        fingerprint=train.fingerprint, name=Path(train.source).stem, source=train.source,
-        modality=train.modality, n_samples=len(train), classes=train.classes,
-        class_counts=train.class_counts(), input_shape=list(spec.input_shape))
+        fingerprint=full.fingerprint, name=Path(full.source).stem, source=full.source,
+        modality=full.modality, n_samples=len(full), classes=full.classes,
+        class_counts=full.class_counts(), input_shape=list(spec.input_shape))
     search_id, resumed = store.open_search(study_name, dataset_id, metric, config)
+    store.update_search_config(search_id, manifest=manifest)  # this run's, also on a resume
     searcher.search_id = search_id
+    for message in leaks:
+        warnings.warn(message, stacklevel=2)
+        progress({"event": "warning", "message": message})
 
     ostudy = open_study(store, study_name, seed=seed, prune=prune, search_id=search_id,
                         heartbeat=heartbeat, create=True)
@@ -349,6 +418,7 @@ def search(
             if defaults:
                 ostudy.enqueue_trial({"architecture": name,
                                       **{f"{name}.{k}": v for k, v in defaults.items()}})
+    _retry_interrupted(ostudy)
     done = counted_trials(ostudy)
     progress({"event": "start", "study": study_name, "storage": store.redacted,
               "dataset": train.summary(), "architectures": sorted(archs), "folds": folds,
@@ -372,7 +442,7 @@ def search(
         raise
 
     result = SearchResult(study_name, store.redacted, store.leaderboard(study_name), None,
-                          resumed=resumed, spec=spec)
+                          resumed=resumed, spec=spec, manifest=manifest, warnings=leaks)
     completed = [t for t in ostudy.get_trials(deepcopy=False,
                                              states=(optuna.trial.TrialState.COMPLETE,))]
     if not completed:
@@ -391,8 +461,48 @@ def search(
         result.model, result.preprocessor = model, pre
         result.test_scores = test_scores
         result.test_size = len(loaded.test) if loaded.test is not None else None
+        if loaded.test is not None and bootstrap:
+            result.test_ci = M.bootstrap_all(loaded.test.y, searcher.test_proba, average, pos,
+                                             n=bootstrap, seed=seed)
+        if save_model:
+            result.artifact = str(_save_best(result, searcher, best, loaded, config, full,
+                                             default_dir(store.url, study_name, artifacts),
+                                             dict(format=format, modality=modality,
+                                                  label_col=label_col, group_col=group_col)))
+        store.update_search_config(search_id, artifact=result.artifact, test_ci=result.test_ci)
     store.finish_search(search_id, status=status, best_trial=best.number,
                         test_scores=test_scores, test_size=result.test_size)
     progress({"event": "done", "study": study_name, "best": result.best,
               "test_scores": test_scores})
     return result
+
+
+def _save_best(result: SearchResult, searcher: Searcher, best: optuna.trial.FrozenTrial,
+               loaded: LoadedData, config: dict, full: Dataset, folder: Path,
+               load_options: dict) -> Path:
+    """The refit model and everything its model card reports, in one artifact folder."""
+    name = best.params["architecture"]
+    params = {k[len(name) + 1:]: v for k, v in best.params.items() if k.startswith(f"{name}.")}
+    test = loaded.test
+    how = ("none" if test is None else f"held-out {config['test_fraction']:g} of the data, "
+           "stratified" + (" and grouped" if config["grouped"] else "")
+           if config["test_fraction"] else "a separate test file or split")
+    info = {
+        "study": result.study, "trial": best.number, "architecture": name, "params": params,
+        "spec": result.spec.to_dict(), "classes": loaded.train.classes,
+        "load_options": {k: v for k, v in load_options.items() if v is not None},
+        "metric": config["metric"], "average": config["average"],
+        "pos_label": config["pos_label"],
+        "data": {"source": full.source, "fingerprint": full.fingerprint,
+                 "samples": len(loaded.train), "class_counts": loaded.train.class_counts()},
+        "cv": {"folds": config["folds"], "grouped": config["grouped"],
+               "score_mean": (result.best or {}).get("score_mean"),
+               "score_std": (result.best or {}).get("score_std"),
+               "fold_scores": best.user_attrs.get("fold_scores")},
+        "test": None if test is None else {
+            "source": test.source, "size": len(test), "how": how,
+            "scores": result.test_scores, "ci": result.test_ci,
+            "bootstrap": config["bootstrap"]},
+        "manifest": result.manifest, "leakage_warnings": result.warnings,
+    }
+    return save_artifact(folder, result.model, result.preprocessor, info)

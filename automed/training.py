@@ -18,10 +18,11 @@ from automed.errors import CandidateError
 from automed.spec import Spec
 
 TRAINING_KEYS = ("optimizer", "lr", "weight_decay", "batch_size", "epochs", "label_smoothing",
-                 "class_weight", "augment")
+                 "class_weight", "augment", "sampler")
 TRAINING_DEFAULTS: dict[str, Any] = {
     "optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-4, "batch_size": 64, "epochs": 15,
     "label_smoothing": 0.0, "class_weight": "balanced", "augment": False,
+    "sampler": "shuffle",
 }
 
 
@@ -35,6 +36,8 @@ def default_training_space(trial: Any, spec: Spec) -> dict[str, Any]:
         "epochs": trial.suggest_int("epochs", 8, 30),
         "label_smoothing": trial.suggest_categorical("label_smoothing", [0.0, 0.1]),
         "class_weight": trial.suggest_categorical("class_weight", ["none", "balanced"]),
+        # "balanced" draws every class equally often per epoch: the other imbalance remedy.
+        "sampler": trial.suggest_categorical("sampler", ["shuffle", "balanced"]),
     }
     if spec.modality in ("image", "signal"):
         params["augment"] = trial.suggest_categorical("augment", [False, True])
@@ -78,6 +81,17 @@ def _class_weights(y: torch.Tensor, n_classes: int, mode: str) -> torch.Tensor |
         return None
     counts = torch.bincount(y, minlength=n_classes).float().clamp(min=1)
     return (counts.sum() / (n_classes * counts)).to(y.device)
+
+
+def epoch_order(y: torch.Tensor, n_classes: int, mode: str,
+                generator: torch.Generator) -> torch.Tensor:
+    """Sample indexes for one epoch: a permutation, or class-balanced draws with replacement."""
+    n = len(y)
+    if mode != "balanced":
+        return torch.randperm(n, generator=generator)
+    counts = torch.bincount(y.cpu(), minlength=n_classes).double()
+    weights = (1.0 / counts.clamp(min=1))[y.cpu()]
+    return torch.multinomial(weights, n, replacement=True, generator=generator)
 
 
 def _make_optimizer(model: nn.Module, p: dict[str, Any]) -> torch.optim.Optimizer:
@@ -128,7 +142,7 @@ def fit_model(
     checked = False
     model.train()
     for epoch in range(epochs):
-        order = torch.randperm(n, generator=generator).to(device)
+        order = epoch_order(y, spec.n_classes, p["sampler"], generator).to(device)
         total = torch.zeros((), device=device)
         for step in range(steps_per_epoch):
             idx = order[step * batch_size:(step + 1) * batch_size]

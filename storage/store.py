@@ -157,7 +157,8 @@ class Store:
                     f"study {study_name!r} already holds a search on another dataset; pick "
                     "another --study name"
                 )
-            for key in ("metric", "average", "pos_label", "folds", "cv_seed"):
+            for key in ("metric", "average", "pos_label", "folds", "cv_seed", "test_fraction",
+                        "grouped"):
                 if rec.config.get(key) != config.get(key):
                     raise ConfigError(
                         f"study {study_name!r} was searched with {key}={rec.config.get(key)!r}, "
@@ -177,6 +178,12 @@ class Store:
                 s.add(rec)
             for key, value in fields.items():
                 setattr(rec, key, value)
+
+    def update_search_config(self, search_id: int, **items: Any) -> None:
+        """Merge ``items`` into the search's config JSON (manifest, artifact, test intervals)."""
+        with self.session() as s:
+            rec = s.get(SearchRecord, search_id)
+            rec.config = {**rec.config, **items}  # a new dict: JSON columns miss in-place edits
 
     def finish_search(self, search_id: int, *, status: str, best_trial: int | None = None,
                       test_scores: dict | None = None, test_size: int | None = None) -> None:
@@ -236,7 +243,8 @@ class Store:
 
     def candidates(self, study: str) -> list[dict]:
         """Every candidate of a study, in trial order, whatever its state."""
-        return sorted(self.leaderboard(study, states=("complete", "pruned", "failed")),
+        return sorted(self.leaderboard(study, states=("complete", "pruned", "failed",
+                                                      "interrupted")),
                       key=lambda r: r["trial"])
 
 

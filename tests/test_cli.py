@@ -70,7 +70,8 @@ def test_plugins_lists_builtins(tmp_path):
     data = json.loads(automed("plugins", "--all", "--json", cwd=tmp_path).stdout)
     cnn = next(p for p in data if p["name"] == "cnn")
     assert cnn["builtin"] and cnn["hooks"] == ["register_architectures"]
-    assert cnn["architectures"] == [{"name": "cnn", "modalities": ["image", "signal"]}]
+    assert [(a["name"], a["modalities"]) for a in cnn["architectures"]] == [
+        ("cnn", ["image", "signal"])]
 
 
 @pytest.mark.parametrize(

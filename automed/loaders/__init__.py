@@ -40,9 +40,14 @@ def load_data(
     format: str | None = None,
     modality: str | None = None,
     test: str | Path | None = None,
+    groups: str | Path | None = None,
     **options: Any,
 ) -> LoadedData:
-    """Load training data (and its test split, or ``test``) and check it is fit for a search."""
+    """Load training data (and its test split, or ``test``) and check it is fit for a search.
+
+    ``groups`` is a text file with one patient or study id per training sample, in the order
+    the loader reads them: the fallback for formats without a group column or key.
+    """
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder; check the path")
@@ -56,6 +61,8 @@ def load_data(
             raise DataError(f"{test_path}: no such test file; check the --test path")
         test_data = find_loader(test_path, format).load(test_path, modality=modality, **options)
         data = LoadedData(data.train, _merge_test(test_data))
+    if groups is not None:
+        data = LoadedData(_with_groups(data.train, Path(groups)), data.test)
     if data.test is not None:
         data = LoadedData(data.train, _check_test(data.train, data.test))
     if data.train.n_classes < 2:
@@ -64,6 +71,22 @@ def load_data(
             "a classifier needs at least two"
         )
     return data
+
+
+def _with_groups(train: Dataset, path: Path) -> Dataset:
+    import numpy as np
+
+    if not path.is_file():
+        raise DataError(f"{path}: no such groups file; give one id per line")
+    ids = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()
+           if line.strip()]
+    if len(ids) != len(train):
+        raise DataError(
+            f"{path}: {len(ids)} group ids for {len(train)} training samples; give one id per "
+            "training sample, in loading order"
+        )
+    return Dataset(train.x, train.y, train.classes, train.modality, train.source,
+                   np.array(ids), train.meta)
 
 
 def _merge_test(test_data: LoadedData) -> Dataset:

@@ -24,6 +24,8 @@ class NpzLoader(Loader):
     Two layouts: MedMNIST (``train_images``/``train_labels``, optional ``val_*`` merged into
     training because the search cross-validates, optional ``test_*`` kept as the locked test
     set), or ``x``/``y`` (also ``images``/``labels``) with optional ``x_test``/``y_test``.
+    Patient or study ids, one per sample, come from ``train_groups``/``val_groups``/
+    ``test_groups`` or ``groups``/``groups_test`` (``group_col`` names another training key).
     Arrays keep their dtype; scaling happens per fold later.
     """
 
@@ -62,16 +64,17 @@ class NpzLoader(Loader):
             test_found = [(a, b) for a, b in _TEST_KEYS if a in arrays or b in arrays]
             test = _pair(arrays, *test_found[0], source, keys) if test_found else None
 
+        groups, test_groups = _groups(arrays, options.get("group_col"), source)
         y_enc, classes = encode_labels(y, source)
         train = Dataset(_shape(x, modality, source), y_enc, classes,
-                        _modality(x, modality), source)
+                        _modality(x, modality), source, groups=groups)
         if test is None:
             return LoadedData(train)
         tx, ty = test
         test_source = f"{source} (test split)"
         ty_enc, test_classes = encode_labels(ty, test_source)
         test_set = Dataset(_shape(tx, modality, test_source), ty_enc, test_classes,
-                           _modality(tx, modality), test_source)
+                           _modality(tx, modality), test_source, groups=test_groups)
         # The test set must use the training class indices; an unseen label is an error.
         return LoadedData(train, test_set.with_classes(classes))
 
@@ -93,6 +96,20 @@ def _read(path: Path) -> dict[str, np.ndarray]:
             f"{path}: holds object arrays, which need pickle to load; save plain numeric or "
             "string arrays instead"
         ) from exc
+
+
+def _groups(arrays: dict[str, np.ndarray], key: str | None,
+            source: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Training ids (``val_groups`` appended like ``val_images``) and test ids, if stored."""
+    if key is not None and key not in arrays:
+        raise DataError(f"{source}: no array {key!r} for groups (keys: {', '.join(arrays)})")
+    train_key = key or next((k for k in ("train_groups", "groups") if k in arrays), None)
+    train = None if train_key is None else arrays[train_key].reshape(-1).astype(str)
+    if train is not None and "val_groups" in arrays and train_key == "train_groups":
+        train = np.concatenate([train, arrays["val_groups"].reshape(-1).astype(str)])
+    test_key = next((k for k in ("test_groups", "groups_test") if k in arrays), None)
+    test = None if test_key is None else arrays[test_key].reshape(-1).astype(str)
+    return train, test
 
 
 def _pair(arrays: dict[str, np.ndarray], xk: str, yk: str, source: str,

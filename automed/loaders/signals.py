@@ -21,8 +21,9 @@ class SignalTableLoader(Loader):
 
     Each row is one series; the label is column 0 unless ``label_col`` names a header column
     or gives an index (negative counts from the end). A first line with a non-numeric value
-    outside the label column is a header. Returns float32 ``(N, 1, L)`` signals, or ``(N, L)``
-    when the modality is forced to tabular.
+    outside the label column is a header. ``group_col`` (name or index) names a column of
+    patient or study ids: it becomes ``Dataset.groups`` and is not part of the signal.
+    Returns float32 ``(N, 1, L)`` signals, or ``(N, L)`` when the modality is forced to tabular.
     """
 
     name = "signal-table"
@@ -46,7 +47,8 @@ class SignalTableLoader(Loader):
             raise DataError(f"{path}: the file is empty; point automed at a table with rows")
         delimiter = _delimiter(path, lines[0][1])
         first = _split(lines[0][1], delimiter)
-        label_col, names = _layout(path, first, options.get("label_col"))
+        label_col, group_col, names = _layout(path, first, options.get("label_col"),
+                                              options.get("group_col"))
         if names is not None:
             lines = lines[1:]
         if not lines:
@@ -66,7 +68,8 @@ class SignalTableLoader(Loader):
             )
         if width < 2:
             raise DataError(f"{path}: rows have only a label and no signal values")
-        x = _values(path, lines, rows, delimiter, label_col, width, names)
+        skip = {label_col} if group_col is None else {label_col, group_col}
+        x = _values(path, lines, rows, delimiter, skip, width, names)
         labels = [_unquote(row[label_col]) for row in rows]
         for (lineno, _), label in zip(lines, labels, strict=True):
             if label.lower() in _MISSING:
@@ -77,7 +80,8 @@ class SignalTableLoader(Loader):
         y, classes = encode_labels(_numeric_or_str(labels), str(path))
         if modality == "signal":
             x = x[:, None, :]
-        return LoadedData(Dataset(x, y, classes, modality, str(path),
+        groups = None if group_col is None else np.array([_unquote(r[group_col]) for r in rows])
+        return LoadedData(Dataset(x, y, classes, modality, str(path), groups=groups,
                                   meta={"label_col": label_col}))
 
 
@@ -108,24 +112,36 @@ def _is_number(value: str) -> bool:
     return True
 
 
-def _layout(path: Path, first: list[str], option: Any) -> tuple[int, list[str] | None]:
-    """The label column index and, when the first line is a header, the column names."""
+def _layout(path: Path, first: list[str], option: Any,
+            group_option: Any = None) -> tuple[int, int | None, list[str] | None]:
+    """Label column index, group column index (or None) and, for a header, the column names."""
     label_col = _label_col(option, first)
     if label_col is not None and label_col < 0:
         label_col += len(first)  # negative indexes count from the end
-    header = any(not _is_number(v) for j, v in enumerate(first) if j != label_col)
-    if isinstance(option, str) and not _is_number(option):
-        # A label column picked by name means the first line names columns, even when the
-        # other names are numbers (pandas writes "label,0,1,2,...").
-        header = header or _unquote(option) in map(_unquote, first)
+    group_col = None if group_option is None else _label_col(group_option, first)
+    if group_col is not None and group_col < 0:
+        group_col += len(first)
+    # Patient ids are often words, so the group column never makes a line a header.
+    header = any(not _is_number(v) for j, v in enumerate(first) if j not in (label_col, group_col))
+    for named in (option, group_option):
+        if isinstance(named, str) and not _is_number(named):
+            # A column picked by name means the first line names columns, even when the
+            # other names are numbers (pandas writes "label,0,1,2,...").
+            header = header or _unquote(named) in map(_unquote, first)
     names = [_unquote(v) for v in first] if header else None
+    if group_option is not None and (group_col is None or not 0 <= group_col < len(first)
+                                     or group_col == label_col):
+        raise DataError(
+            f"{path}: no usable group column {group_option!r}; columns are "
+            f"{', '.join(names) if names else f'0 to {len(first) - 1}'} (not the label column)"
+        )
     if label_col is None:
         if names is None:
             raise DataError(f"{path}: no header row, so label_col must be a column index")
         raise DataError(
             f"{path}: no column named {option!r}; columns are {', '.join(names)}"
         )
-    return label_col, names
+    return label_col, group_col, names
 
 
 def _label_col(option: Any, first: list[str]) -> int | None:
@@ -145,9 +161,9 @@ def _label_col(option: Any, first: list[str]) -> int | None:
 
 
 def _values(path: Path, lines: list[tuple[int, str]], rows: list[list[str]],
-            delimiter: str | None, label_col: int, width: int,
+            delimiter: str | None, skip: set[int], width: int,
             names: list[str] | None) -> np.ndarray:
-    cols = [j for j in range(width) if j != label_col]
+    cols = [j for j in range(width) if j not in skip]
     try:
         x = np.loadtxt([ln for _, ln in lines], delimiter=delimiter, usecols=cols,
                        dtype=np.float32, comments=None, ndmin=2, quotechar='"')

@@ -1,0 +1,89 @@
+"""``automed export``: the artifact plus a model card a clinician or reviewer can read."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from automed.artifact import CONFIG, WEIGHTS, LoadedModel
+from automed.errors import ConfigError, DataError
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+def render_model_card(c: dict) -> str:
+    """Markdown from an artifact's config (see :func:`automed.artifact.save_artifact`)."""
+    data, cv, test, man = c.get("data", {}), c.get("cv", {}), c.get("test") or {}, \
+        c.get("manifest", {})
+    lines = [
+        f"# Model card: {c['architecture']} from study `{c.get('study')}`", "",
+        "## Model",
+        f"- architecture `{c['architecture']}` (automed plugin), candidate #{c.get('trial')}",
+        f"- parameters: `{c['params']}`",
+        f"- input: {c['spec']['modality']} of shape {tuple(c['spec']['input_shape'])}; "
+        f"output: probabilities of {len(c['classes'])} classes {c['classes']}",
+        f"- files: `{WEIGHTS}` (safetensors weights), `{CONFIG}` (architecture, "
+        "preprocessing state, spec); no pickle", "",
+        "## Data",
+        f"- training data: `{data.get('source')}`, {data.get('samples')} samples, "
+        f"fingerprint `{data.get('fingerprint')}`",
+        f"- class counts: {data.get('class_counts')}", "",
+        "## Split",
+        f"- {cv.get('folds')}-fold {'grouped ' if cv.get('grouped') else ''}stratified "
+        f"cross-validation for model selection (seed {man.get('seeds', {}).get('cv')})",
+        f"- locked test set: {test.get('how', 'none')}"
+        + (f", `{test.get('source')}`, {test.get('size')} samples, never seen by the search; "
+           "the selected candidate was refit on all training data and scored once"
+           if test else ""),
+        "",
+        "## Performance",
+        f"- cross-validation {c.get('metric')} ({c.get('average')}): "
+        f"{_num(cv.get('score_mean'))} ± {_num(cv.get('score_std'))} (mean ± std over folds)",
+    ]
+    if test.get("ci"):
+        lines += ["", f"Test set ({test.get('size')} samples), 95 % percentile bootstrap "
+                  f"intervals ({test.get('bootstrap')} resamples):", "",
+                  "| metric | value | 95 % CI |", "|---|---|---|"]
+        lines += [f"| {m} | {_num(v['value'])} | {_num(v['low'])} – {_num(v['high'])} |"
+                  for m, v in test["ci"].items()]
+    warnings = c.get("leakage_warnings") or []
+    lines += [
+        "", "## Intended use",
+        "Research and decision support on data like the training data (same modality, "
+        "acquisition, population and preprocessing). Not a medical device; not for diagnosis "
+        "without a clinician and a local validation.",
+        "", "## Limitations",
+        "- Scores come from the data above only; performance on other sites, devices or "
+        "populations is unknown until measured there.",
+        "- Small test sets give wide intervals: read the interval, not only the value.",
+        "- Probabilities are not calibrated unless checked on local data.",
+        *[f"- {w}" for w in warnings],
+        "", "## Reproducibility",
+        f"- versions: {man.get('versions')}",
+        f"- device: {man.get('device')}; platform: {man.get('platform')}; deterministic: "
+        f"{man.get('deterministic')}",
+        f"- created: {man.get('created_at')}", "",
+    ]
+    return "\n".join(lines)
+
+
+def export_model(store, study: str, out: str | Path) -> Path:
+    """Copy ``study``'s refit model to ``out`` and write ``MODEL_CARD.md`` beside it."""
+    info = store.search(study)
+    source = (info["config"] or {}).get("artifact")
+    if not source:
+        raise ConfigError(f"study {study!r} has no saved model; run the search to its end "
+                          "(with refit) first")
+    source = Path(source)
+    if not (source / CONFIG).is_file():
+        raise DataError(f"{source}: the model of study {study!r} is missing; re-run the search")
+    model = LoadedModel(source)  # proves the artifact loads before anything is written
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (WEIGHTS, CONFIG):
+        if (out / name).resolve() != (source / name).resolve():
+            shutil.copy2(source / name, out / name)
+    (out / "MODEL_CARD.md").write_text(render_model_card(model.config), encoding="utf-8")
+    return out

@@ -1,0 +1,277 @@
+"""Issue 6: grouped CV, locked test sets, intervals, imbalance, artifacts, resume, repeatability.
+
+Every search here uses the tiny MLP of ``tiny_arch.py`` on a few dozen generated signals, one
+thread, 2-3 folds, so the whole file stays within seconds of CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import torch
+from click.testing import CliRunner
+
+import automed.search as search_module
+from automed import metrics as M
+from automed.bootstrap import resample_scores
+from automed.cli import cli
+from automed.cv import make_folds, split_test
+from automed.dataset import Dataset
+from automed.errors import DataError
+from automed.leakage import check_folds_leakage, check_test_leakage
+from automed.loaders import load_data
+from automed.plugin_manager import reset_plugin_manager
+from automed.search import search
+from automed.storage import Store
+from automed.training import epoch_order
+
+TINY = str(Path(__file__).with_name("tiny_arch.py"))
+
+
+@pytest.fixture(autouse=True)
+def tiny_plugin(monkeypatch):
+    torch.set_num_threads(1)
+    monkeypatch.setenv("AUTOMED_PLUGINS_PATH", TINY)
+    reset_plugin_manager()
+    yield
+    reset_plugin_manager()
+
+
+def _run(data, db, **kw):
+    kw = {"folds": 2, "trials": 2, "architectures": ["tinymlp"], "device": "cpu",
+          "bootstrap": 200, "prune": False, **kw}
+    return search(data, storage=f"sqlite:///{db}", **kw)
+
+
+def _patients(path: Path, n_patients=24, per_patient=4, seed=0) -> Path:
+    """Each patient has its own random signature and one label: nothing else predicts it."""
+    rng = np.random.default_rng(seed)
+    templates = 3 * rng.standard_normal((n_patients, 32))
+    labels = np.arange(n_patients) % 2
+    pid = np.repeat(np.arange(n_patients), per_patient)
+    x = templates[pid] + 0.3 * rng.standard_normal((len(pid), 32))
+    np.savez(path, x=x.astype(np.float32), y=labels[pid], groups=np.char.add("p", pid.astype(str)))
+    return path
+
+
+def _imbalanced(path: Path, n=80, seed=0) -> Path:
+    rng = np.random.default_rng(seed)
+    y = (np.arange(n) % 8 == 0).astype(int)  # 1 in 8 positive
+    x = rng.standard_normal((n, 32)) + 1.5 * y[:, None] * np.sin(np.linspace(0, 6, 32))
+    np.savez(path, x=x.astype(np.float32), y=y)
+    return path
+
+
+# -- metrics with intervals -------------------------------------------------------------------
+
+@pytest.mark.parametrize("k,average", [(2, "binary"), (2, "macro"), (3, "macro"),
+                                       (3, "weighted")])
+def test_vectorised_bootstrap_equals_metric_functions(k, average):
+    rng = np.random.default_rng(k)
+    y = rng.integers(0, k, 30)
+    p = rng.random((30, k)).round(1) + 1e-3  # ties on purpose
+    p /= p.sum(1, keepdims=True)
+    draws = rng.integers(0, 30, (20, 30))
+    fast = resample_scores(y, p, draws, average, 1, list(M.METRICS))
+    for name in M.METRICS:
+        exact = [M.score(name, y[d], p[d], average, 1) for d in draws]
+        np.testing.assert_allclose(fast[name], exact, err_msg=name)
+
+
+def test_bootstrap_ci_brackets_the_value_and_is_seeded():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 60)
+    p = np.c_[1 - y, y] * 0.2 + rng.random((60, 2)) * 0.8
+    p /= p.sum(1, keepdims=True)
+    ci = M.bootstrap_ci("auroc", y, p, n=300, seed=1)
+    assert ci["low"] <= ci["value"] <= ci["high"] and ci["high"] - ci["low"] > 0.01
+    assert M.bootstrap_ci("auc", y, p, n=300, seed=1) == ci
+    assert set(M.bootstrap_all(y, p, n=50)) == set(M.METRICS)
+
+
+# -- groups and leakage -----------------------------------------------------------------------
+
+def test_grouped_folds_and_test_split_keep_patients_together(tmp_path):
+    train = load_data(_patients(tmp_path / "p.npz")).train
+    assert train.groups is not None and len(set(train.groups)) == 24
+    for tr, va in make_folds(train, 3):
+        assert not set(train.groups[tr]) & set(train.groups[va])
+    rest, test = split_test(train, 0.25, seed=0)
+    assert not set(rest.groups) & set(test.groups)
+    assert set(test.y) == {0, 1} and 0.15 < len(test) / len(train) < 0.35
+
+
+@pytest.mark.slow
+def test_repeated_patients_inflate_leaky_cv_but_not_grouped_cv(tmp_path):
+    data = _patients(tmp_path / "p.npz", n_patients=40, per_patient=3)
+    leaky_data = load_data(data)
+    leaky_data.train.groups = None  # forget who is who: plain stratified folds
+    kw = {"folds": 3, "trials": 1, "save_model": False}
+    leaky = _run(leaky_data, tmp_path / "a.db", study="leaky", **kw)
+    grouped = _run(data, tmp_path / "b.db", study="grouped", **kw)
+    leaky_cv, grouped_cv = leaky.best["score_mean"], grouped.best["score_mean"]
+    assert leaky_cv > 0.85  # memorised patients look like skill (about 0.95)
+    assert grouped_cv < 0.7  # unseen patients: chance (about 0.4)
+    assert leaky_cv - grouped_cv > 0.3
+
+
+def test_identical_samples_across_folds_warn_loudly_and_are_stored(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((20, 16)).astype(np.float32)
+    y = np.arange(20) % 2
+    np.savez(tmp_path / "dup.npz", x=np.concatenate([x, x]), y=np.concatenate([y, y]))
+    with pytest.warns(UserWarning, match="LEAKAGE"):
+        result = _run(tmp_path / "dup.npz", tmp_path / "d.db", trials=1, save_model=False)
+    assert result.warnings
+    stored = Store(f"sqlite:///{tmp_path / 'd.db'}").search(result.study)["config"]
+    assert stored["leakage"]["duplicate_samples"] == 20
+    assert stored["leakage_warnings"] == result.warnings
+
+
+def test_shared_patients_between_train_and_test_are_refused():
+    a = Dataset(np.zeros((4, 1, 8)), [0, 1, 0, 1], ["0", "1"], "signal", "a",
+                groups=np.array(["p1", "p1", "p2", "p2"]))
+    b = Dataset(np.ones((2, 1, 8)), [0, 1], ["0", "1"], "signal", "b",
+                groups=np.array(["p2", "p3"]))
+    with pytest.raises(DataError, match="both the training and the test"):
+        check_test_leakage(a, b)
+    b.groups = np.array(["p3", "p4"])
+    assert check_test_leakage(a, b) == {"test_duplicates": 0}
+    same = Dataset(np.zeros((4, 1, 8)), [0, 1, 0, 1], ["0", "1"], "signal", "c")
+    assert check_folds_leakage(same, [(np.array([0, 1]), np.array([2, 3]))])[
+        "val_duplicates_per_fold"] == [2]
+
+
+def test_group_column_of_a_signal_table_and_a_groups_file(tmp_path):
+    rows = [f"{i % 2} pat{i // 2} " + " ".join(str(v) for v in range(i, i + 6))
+            for i in range(8)]
+    table = tmp_path / "t.txt"
+    table.write_text("\n".join(rows))
+    data = load_data(table, group_col=1).train
+    assert data.groups.tolist() == [f"pat{i // 2}" for i in range(8)]
+    assert data.x.shape == (8, 1, 6)
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join("abcd"[i // 2] for i in range(8)))
+    assert load_data(table, groups=ids, group_col=1).train.groups.tolist()[:3] == ["a", "a", "b"]
+    ids.write_text("a\nb")
+    with pytest.raises(DataError, match="2 group ids for 8 training samples"):
+        load_data(table, groups=ids, group_col=1)
+
+
+# -- imbalance and the locked test set --------------------------------------------------------
+
+def test_balanced_sampler_draws_classes_equally():
+    y = torch.tensor([0] * 90 + [1] * 10)
+    order = epoch_order(y, 2, "balanced", torch.Generator().manual_seed(0))
+    share = float((y[order] == 1).float().mean())
+    assert len(order) == 100 and 0.35 < share < 0.65
+    assert sorted(epoch_order(y, 2, "shuffle", torch.Generator()).tolist()) == list(range(100))
+
+
+def test_imbalanced_data_held_out_test_with_intervals(tmp_path):
+    result = _run(_imbalanced(tmp_path / "imb.npz"), tmp_path / "i.db", metric="bacc",
+                  test_fraction=0.25, save_model=False)
+    assert result.test_size == 20  # stratified: all 10 positives split 8 / 2
+    ci = result.test_ci["balanced_accuracy"]
+    assert ci["value"] == pytest.approx(result.test_scores["balanced_accuracy"])
+    assert ci["low"] <= ci["value"] <= ci["high"]
+    assert set(result.test_ci) == set(M.METRICS)
+    stored = Store(f"sqlite:///{tmp_path / 'i.db'}").search(result.study)
+    assert stored["config"]["test_ci"] == result.test_ci
+    assert stored["test_scores"] == result.test_scores  # the float dict stays as it was
+    params = [r["params"] for r in result.leaderboard]
+    assert all(p["sampler"] in ("shuffle", "balanced") for p in params)
+
+
+# -- resume after Ctrl-C ----------------------------------------------------------------------
+
+def test_ctrl_c_leaves_a_resumable_study_within_budget(tmp_path, monkeypatch):
+    data, db = _imbalanced(tmp_path / "r.npz"), tmp_path / "r.db"
+    calls = {"n": 0}
+    real_fit = search_module.fit_model
+
+    def interrupting_fit(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # trial 1, fold 0: in the middle of the 2nd candidate
+            raise KeyboardInterrupt
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(search_module, "fit_model", interrupting_fit)
+    with pytest.raises(KeyboardInterrupt):
+        _run(data, db, trials=3, study="r", save_model=False)
+    storage = f"sqlite:///{db}"
+    trials = optuna.load_study(study_name="r", storage=storage).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL"]  # never left RUNNING
+    store = Store(storage)
+    assert store.search("r")["status"] == "interrupted"
+    assert [c["state"] for c in store.candidates("r")] == ["complete", "interrupted"]
+    first = store.candidates("r")[0]
+
+    monkeypatch.setattr(search_module, "fit_model", real_fit)
+    result = _run(data, db, trials=3, study="r", save_model=False)
+    trials = optuna.load_study(study_name="r", storage=storage).trials
+    assert result.resumed and len(trials) == 4  # 0 kept, 1 interrupted, 2 its retry, 3 new
+    assert trials[2].user_attrs["retry_of"] == 1 and trials[2].params == trials[1].params
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 3  # the budget of 3, not 4
+    assert store.candidates("r")[0]["duration_s"] == first["duration_s"]  # not re-run
+
+
+# -- reproducibility --------------------------------------------------------------------------
+
+def test_two_seeded_runs_give_the_same_leaderboard_and_a_manifest(tmp_path):
+    data = _patients(tmp_path / "p.npz", n_patients=12)
+    runs = [_run(data, tmp_path / f"{i}.db", seed=3, deterministic=True, save_model=False,
+                 test_fraction=0.25) for i in range(2)]
+
+    def board(r):
+        return [(b["trial"], b["params"], b["fold_scores"]) for b in r.leaderboard]
+
+    assert board(runs[0]) == board(runs[1])
+    assert runs[0].test_ci == runs[1].test_ci
+    manifest = Store(f"sqlite:///{tmp_path / '0.db'}").search(runs[0].study)["config"][
+        "manifest"]
+    assert manifest["seeds"]["cv"] == 3 and manifest["deterministic"] is True
+    assert manifest["data"]["train_fingerprint"] and manifest["data"]["grouped"] is True
+    assert {"python", "automed", "torch", "optuna", "scikit-learn", "numpy"} <= set(
+        manifest["versions"])
+    assert manifest["device"].startswith("cpu")
+
+
+# -- artifact, export, predict in a fresh process ---------------------------------------------
+
+@pytest.mark.slow
+def test_predict_after_export_in_a_fresh_process(tmp_path):
+    data, db = _imbalanced(tmp_path / "e.npz"), tmp_path / "e.db"
+    result = _run(data, db, test_fraction=0.25, study="e")
+    artifact = Path(result.artifact)
+    assert artifact == tmp_path / "automed_models" / "e"
+    assert (artifact / "model.safetensors").is_file()
+    out = tmp_path / "export"
+    exported = CliRunner().invoke(cli, ["export", "--study", "e", "--storage",
+                                        f"sqlite:///{db}", "-o", str(out)])
+    assert exported.exit_code == 0, exported.output
+    card = (out / "MODEL_CARD.md").read_text()
+    for section in ("## Data", "## Split", "95 % CI", "## Intended use", "## Limitations"):
+        assert section in card
+    config = json.loads((out / "automed_model.json").read_text())
+    assert config["architecture"] == "tinymlp" and config["test"]["ci"] == result.test_ci
+    preds = tmp_path / "preds.csv"
+    env = dict(os.environ, AUTOMED_PLUGINS_PATH=TINY, OMP_NUM_THREADS="1")
+    subprocess.run([sys.executable, "-m", "automed.cli", "predict", "--model", str(out),
+                    str(data), "-o", str(preds)], check=True, env=env, capture_output=True)
+    rows = preds.read_text().splitlines()
+    assert rows[0] == "split,index,label,predicted,p_0,p_1" and len(rows) == 81
+    proba = np.array([[float(v) for v in r.split(",")[4:]] for r in rows[1:]])
+    x = load_data(data).train.x
+    expected = search_module.predict_proba(result.model, result.preprocessor.transform(x))
+    np.testing.assert_allclose(proba, expected, atol=1e-5)
+    by_study = CliRunner().invoke(cli, ["predict", "--study", "e", "--storage",
+                                        f"sqlite:///{db}", str(data)])
+    assert by_study.exit_code == 0 and by_study.output.splitlines() == rows
