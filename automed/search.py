@@ -108,6 +108,7 @@ class Searcher:
         self.splits = make_folds(train, folds, seed)
         self._fold_cache: dict[int, tuple] = {}
         self.search_id: int | None = None
+        self.test_predictions: dict | None = None  # set by refit, for ROC/PR/confusion
 
     # -- per-fold data, preprocessed once and reused by every trial ----------------------
     def fold_data(self, i: int) -> tuple:
@@ -190,6 +191,9 @@ class Searcher:
         if self.test is not None:
             proba = predict_proba(model, pre.transform(self.test.x), device=self.device)
             scores = self._score_all(self.test.y, proba)
+            self.test_predictions = {"classes": list(self.train.classes),
+                                     "y_true": np.asarray(self.test.y).tolist(),
+                                     "proba": np.round(proba, 6).tolist()}
         return model, pre, scores
 
 
@@ -325,7 +329,8 @@ def search(
         result.test_scores = test_scores
         result.test_size = len(loaded.test) if loaded.test is not None else None
     store.finish_search(search_id, status=status, best_trial=best.number,
-                        test_scores=test_scores, test_size=result.test_size)
+                        test_scores=test_scores, test_size=result.test_size,
+                        test_predictions=searcher.test_predictions)
     progress({"event": "done", "study": study_name, "best": result.best,
               "test_scores": test_scores})
     return result
