@@ -35,10 +35,12 @@ def add_search(store: Store, study: str, *, dataset: str = "chest", metric: str 
 def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards; skips if no server."""
     import pytest
+    import sqlalchemy
 
-    sqlalchemy = pytest.importorskip("sqlalchemy")
-    pytest.importorskip("psycopg2", reason="psycopg2 is not installed")
-    admin = sqlalchemy.create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    try:
+        admin = sqlalchemy.create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    except ModuleNotFoundError as exc:
+        pytest.skip(f"no PostgreSQL driver installed ({exc.name})")
     try:
         with admin.connect() as conn:
             name = f"automed_test_{uuid.uuid4().hex[:12]}"
