@@ -11,11 +11,13 @@ from typing import Any
 from automed.storage.schema import CandidateRecord as C
 from automed.storage.schema import DatasetRecord as D
 from automed.storage.schema import SearchRecord as S
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, or_, select
 
 from automed.errors import ConfigError
 
 STATES = ("complete", "pruned", "failed")
+_COLUMNS = (C.trial_number, C.architecture, C.score_mean, C.score_std, C.fold_scores,
+            C.metrics, C.state, C.duration_s, C.params, C.error, C.device, C.created_at)
 # Sort keys that are columns; any other key is a metric inside the ``metrics`` JSON.
 SCORE, DURATION = "score", "duration_s"
 _DURATION_ALIASES = {"duration", "duration_s", "time"}
@@ -36,7 +38,7 @@ def sort_key(sort: str | None) -> tuple[str, bool]:
     return key, True
 
 
-def _order(key: tuple[str, bool]) -> list:
+def _order(key: tuple[str, bool], *, scored_only: bool = False) -> list:
     name, descending = key
     if name == SCORE:
         expr = C.score_mean
@@ -45,8 +47,12 @@ def _order(key: tuple[str, bool]) -> list:
     else:
         expr = C.metrics[name].as_float()
     first = expr.desc() if descending else expr.asc()
+    # NULLS LAST stops PostgreSQL from walking the (state, score_mean) index backwards; when
+    # no row can be NULL (the caller filtered them) the plain order is the same ranking.
+    if not (scored_only or name == DURATION):
+        first = first.nulls_last()
     # Ties: the steadier candidate first, then a stable order (older search, earlier trial).
-    return [first.nulls_last(), C.score_std.asc().nulls_last(), C.search_id, C.trial_number]
+    return [first, C.score_std.asc().nulls_last(), C.search_id, C.trial_number]
 
 
 def _filtered(stmt: Select, *, studies: list[str], states: list[str], datasets: list[str],
@@ -70,34 +76,52 @@ def _filtered(stmt: Select, *, studies: list[str], states: list[str], datasets: 
 
 def leaderboard_query(*, studies: list[str], states: list[str], datasets: list[str] = (),
                       architectures: list[str] = (), metrics: list[str] = (),
-                      sort: tuple[str, bool] = (SCORE, True), best_per_family: bool = False,
-                      top: int | None = None, trials: list[int] | None = None) -> Select:
-    """Rows of ``(candidate, study name, objective metric, dataset name)``, best first."""
+                      sort: tuple[str, bool] = (SCORE, True), top: int | None = None,
+                      trials: list[int] | None = None) -> Select:
+    """Rows of candidate columns plus ``study``, ``metric`` and ``dataset``, best first."""
     for state in states:
         if state not in STATES:
             raise ConfigError(f"unknown state {state!r}; choose from {', '.join(STATES)}")
-    filters: dict[str, Any] = dict(studies=studies, states=states, datasets=list(datasets),
-                                   architectures=list(architectures), metrics=list(metrics),
-                                   trials=trials)
-    order = _order(sort)
-    stmt = _filtered(select(C, S.study_name, S.metric, D.name), **filters)
-    if best_per_family:
-        rank = func.row_number().over(partition_by=C.architecture, order_by=order)
-        best = _filtered(select(C.id.label("cid"), rank.label("family_rank")),
-                         **filters).subquery()
-        stmt = stmt.join(best, best.c.cid == C.id).where(best.c.family_rank == 1)
-    stmt = stmt.order_by(*order)
+    # Plain columns, not ORM objects: no identity map, so loading many rows stays cheap.
+    stmt = _filtered(select(*_COLUMNS, S.study_name.label("study"), S.metric,
+                            D.name.label("dataset")),
+                     studies=studies, states=states, datasets=list(datasets),
+                     architectures=list(architectures), metrics=list(metrics), trials=trials)
+    # Only failed candidates lack a mean score; without them, rank on the bare index order.
+    scored_only = sort[0] == SCORE and "failed" not in states
+    if scored_only:
+        stmt = stmt.where(C.score_mean.is_not(None))
+    stmt = stmt.order_by(*_order(sort, scored_only=scored_only))
     if top:
         stmt = stmt.limit(top)
     return stmt
 
 
-def row_dict(rank: int, c: C, study: str, metric: str, dataset: str) -> dict:
+def sort_rows(rows: list, sort: tuple[str, bool]) -> list:
+    """Rows from several queries in the order one query would give them."""
+    name, descending = sort
+
+    def key(row: Any) -> tuple:
+        c = row._mapping
+        value = c["score_mean"] if name == SCORE else c["duration_s"] if name == DURATION \
+            else (c["metrics"] or {}).get(name)
+        missing = value is None
+        value = 0.0 if missing else (-value if descending else value)
+        std = c["score_std"]
+        return (missing, value, std is None, std or 0.0, c["study"], c["trial_number"])
+
+    return sorted(rows, key=key)
+
+
+def row_dict(rank: int, row: Any) -> dict:
+    """One result row of :func:`leaderboard_query` as the leaderboard's dictionary."""
+    c = row._mapping
     return {
-        "rank": rank, "study": study, "dataset": dataset, "trial": c.trial_number,
-        "architecture": c.architecture, "metric": metric, "score_mean": c.score_mean,
-        "score_std": c.score_std, "fold_scores": c.fold_scores, "metrics": c.metrics,
-        "state": c.state, "duration_s": c.duration_s, "params": c.params, "error": c.error,
-        "device": c.device,
-        "created_at": c.created_at.isoformat(timespec="seconds") if c.created_at else None,
+        "rank": rank, "study": c["study"], "dataset": c["dataset"], "trial": c["trial_number"],
+        "architecture": c["architecture"], "metric": c["metric"],
+        "score_mean": c["score_mean"], "score_std": c["score_std"],
+        "fold_scores": c["fold_scores"], "metrics": c["metrics"], "state": c["state"],
+        "duration_s": c["duration_s"], "params": c["params"], "error": c["error"],
+        "device": c["device"],
+        "created_at": c["created_at"].isoformat(timespec="seconds") if c["created_at"] else None,
     }

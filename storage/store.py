@@ -247,14 +247,15 @@ class Store:
         """Every search, oldest first, with its candidate counts per state and best score."""
         with self.session() as s:
             counts: dict[int, dict[str, int]] = {}
-            for sid, state, n in s.execute(
-                    select(CandidateRecord.search_id, CandidateRecord.state, func.count())
+            best: dict[int, float | None] = {}
+            # One pass over the (search_id, state, score_mean) index answers both questions.
+            for sid, state, n, top in s.execute(
+                    select(CandidateRecord.search_id, CandidateRecord.state, func.count(),
+                           func.max(CandidateRecord.score_mean))
                     .group_by(CandidateRecord.search_id, CandidateRecord.state)):
                 counts.setdefault(sid, {})[state] = n
-            best = dict(s.execute(
-                select(CandidateRecord.search_id, func.max(CandidateRecord.score_mean))
-                .where(CandidateRecord.state == "complete")
-                .group_by(CandidateRecord.search_id)).all())
+                if state == "complete":
+                    best[sid] = top
             rows = s.scalars(select(SearchRecord).order_by(SearchRecord.created_at,
                                                            SearchRecord.id)).all()
             return [dict(_search_dict(r), n_candidates=sum(counts.get(r.id, {}).values()),
@@ -278,16 +279,24 @@ class Store:
         studies = _as_list(study)
         for name in studies:
             self.search(name)  # a clear error for an unknown study
-        query = ranking.leaderboard_query(
-            studies=studies, states=list(states), datasets=_as_list(dataset),
-            architectures=_as_list(architecture), metrics=_as_list(metric),
-            sort=ranking.sort_key(sort), best_per_family=best_per_family, top=top)
+        filters = dict(studies=studies, states=list(states), datasets=_as_list(dataset),
+                       metrics=_as_list(metric), sort=ranking.sort_key(sort))
+        families = _as_list(architecture)
         with self.session() as s:
-            rows = [ranking.row_dict(rank, *row)
-                    for rank, row in enumerate(s.execute(query).all(), start=1)]
-            if not rows:
-                self._check_filters(s, _as_list(dataset), _as_list(architecture))
-            return rows
+            if best_per_family:
+                # One indexed top-1 query per family beats a window over every candidate.
+                found = families or s.scalars(
+                    select(CandidateRecord.architecture).distinct()).all()
+                rows = [row for fam in found for row in s.execute(ranking.leaderboard_query(
+                    architectures=[fam], top=1, **filters)).all()]
+                rows = ranking.sort_rows(rows, filters["sort"])[:top or None]
+            else:
+                rows = s.execute(ranking.leaderboard_query(
+                    architectures=families, top=top, **filters)).all()
+            out = [ranking.row_dict(rank, row) for rank, row in enumerate(rows, start=1)]
+            if not out:
+                self._check_filters(s, _as_list(dataset), families)
+            return out
 
     def _check_filters(self, s: Session, datasets: list[str], families: list[str]) -> None:
         # Only consulted when nothing matched: a misspelt name deserves the list of choices.
@@ -319,7 +328,7 @@ class Store:
                                     .where(SearchRecord.study_name == study)).all()
                 span = f"{min(numbers)}..{max(numbers)}" if numbers else "none yet"
                 raise ConfigError(f"study {study!r} has no candidate #{trial}; trials: {span}")
-            return ranking.row_dict(1, *row)
+            return ranking.row_dict(1, row)
 
 
 def _as_list(value: str | Sequence[str] | None) -> list[str]:
