@@ -87,3 +87,15 @@ def test_newer_schema_than_this_automed_is_refused(old_db):
 def test_db_current_reports_the_revision(old_db):
     out = CliRunner().invoke(cli, ["db", "current", "--storage", old_db])
     assert out.exit_code == 0 and "0001" in out.output and "behind" in out.output
+
+
+def test_every_storage_subpackage_is_packaged():
+    # An unlisted subpackage silently misses the wheel: migrations would vanish on install.
+    import tomllib
+
+    root = Path(__file__).parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = {"automed.storage." + ".".join(p.parent.relative_to(root / "storage").parts)
+             for p in (root / "storage").rglob("__init__.py") if p.parent != root / "storage"}
+    assert found <= set(config["packages"])
+    assert "script.py.mako" in config["package-data"]["automed.storage.migrations"]
