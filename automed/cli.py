@@ -64,10 +64,14 @@ def cli() -> None:
 
     \b
     automed search DATA          search architectures and hyperparameters, print a leaderboard
-    automed leaderboard          rank the stored candidates of a search
+    automed leaderboard          rank the stored candidates of a search (or across searches)
+    automed studies              list the searches in the database
+    automed show STUDY [N]       one study, or one candidate: params, folds, timing, errors
+    automed report STUDY -o F    a self-contained HTML report with plots
     automed worker --study S     join a search from this machine (PostgreSQL for many nodes)
     automed predict DATA         class probabilities from a search's refit model
     automed export -o DIR        the refit model and its model card
+    automed db upgrade           migrate the database after upgrading automed
     automed plugins [list]       list the architecture plugins and loaders
     automed plugins check NAME   run the conformance suite on a plugin (name, file, module)
     automed demo                 write a small generated dataset to try automed on
@@ -215,39 +219,65 @@ def worker(study, storage, gpus, trials_per_gpu, workers, device, timeout, heart
 
 
 @cli.command()
-@click.option("--study", help="Study to rank (default: the most recent one).")
+@click.option("--study", "studies", multiple=True, help="Study to rank (repeatable; default: "
+              "the most recent one).")
+@click.option("--all-studies", is_flag=True, help="Rank across every study in the database.")
+@click.option("--dataset", "datasets", multiple=True, help="Only searches on this dataset "
+              "(name or fingerprint; repeatable; implies all studies).")
+@click.option("--arch", "architectures", multiple=True, help="Only this architecture family "
+              "(repeatable).")
+@click.option("--state", "states", multiple=True,
+              type=click.Choice(["complete", "pruned", "failed", "interrupted"]),
+              help="Candidate states to include (repeatable; default complete).")
+@click.option("--metric", "metrics", multiple=True, help="Only searches optimising this "
+              "metric (repeatable; implies all studies).")
+@click.option("--sort", help="Rank by a stored metric (e.g. auroc, f1) or duration instead of "
+              "each search's objective.")
 @click.option("--top", type=int, help="Show only the best N.")
+@click.option("--per-family", is_flag=True, help="Keep the best candidate of each family.")
 @click.option("--all", "show_all", is_flag=True, help="Include pruned and failed candidates "
               "with their errors.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True)
 @click.option("--storage", help=STORAGE_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def leaderboard(study, top, show_all, storage, as_json) -> None:
-    """Rank the stored candidates of a search by their mean CV score."""
-    from automed.leaderboard import (
-        format_manifest,
-        format_table,
-        format_test_ci,
-        format_test_scores,
-        to_json,
-    )
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+def leaderboard(studies, all_studies, datasets, architectures, states, metrics, sort, top,
+                per_family, show_all, fmt, storage, as_json) -> None:
+    """Rank stored candidates by their mean CV score, in one study or across studies."""
+    from automed.leaderboard import format_manifest, format_test_ci, format_test_scores, render
+    from automed.metrics import resolve_metric
     from automed.storage import Store
+    from automed.storage.ranking import STATES, sort_key
 
     store = Store(storage)
-    if study is None:
-        studies = store.studies()
-        if not studies:
+    fmt = "json" if as_json else fmt
+    if not studies and not (all_studies or datasets or metrics):
+        known = store.studies()
+        if not known:
             raise AutomedError(f"no searches in {store.redacted} yet; run `automed search "
                                "DATA` first")
-        study = studies[-1]["study"]
-    states = ("complete", "pruned", "failed") if show_all else ("complete",)
-    rows = store.leaderboard(study, top=top, states=states)
-    if as_json:
-        click.echo(to_json(rows))
+        studies = (known[-1]["study"],)
+    states = states or (STATES if show_all else ("complete",))
+    key = sort_key(sort)[0] if sort else None
+    rows = store.leaderboard(list(studies) or None, top=top, states=states,
+                             dataset=list(datasets) or None,
+                             architecture=list(architectures) or None,
+                             metric=[resolve_metric(m) for m in metrics] or None,
+                             sort=sort, best_per_family=per_family)
+    if fmt != "table":
+        click.echo(render(rows, fmt))
         return
-    info = store.search(study)
-    click.echo(f"study {study!r} ({info['dataset']}, {info['modality']}, "
-               f"{info['config'].get('folds')}-fold CV by {info['metric']}, {info['status']})")
-    click.echo(format_table(rows, show_state=show_all))
+    if len(studies) == 1:
+        info = store.search(studies[0])
+        click.echo(f"study {studies[0]!r} ({info['dataset']}, {info['modality']}, "
+                   f"{info['config'].get('folds')}-fold CV by {info['metric']}, "
+                   f"{info['status']})")
+    else:
+        click.echo(f"{len(rows)} candidate(s) from {len({r['study'] for r in rows})} study(ies)")
+    click.echo(render(rows, "table", show_state=show_all or set(states) != {"complete"},
+                      sort=key))
+    if len(studies) != 1:
+        return
     if info["test_scores"]:
         click.echo(f"\nrefit best #{info['best_trial']}: "
                    + format_test_scores(info["test_scores"], info["test_size"]))
@@ -258,6 +288,87 @@ def leaderboard(study, top, show_all, storage, as_json) -> None:
         click.secho(f"WARNING: {warning}", err=True, fg="red", bold=True)
     if config.get("manifest"):
         click.echo(format_manifest(config["manifest"]))
+
+
+@cli.command()
+@click.option("--storage", help=STORAGE_HELP)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def studies(storage, fmt) -> None:
+    """List the searches in the database, oldest first."""
+    from automed.leaderboard import format_studies
+    from automed.storage import Store
+
+    rows = Store(storage).studies()
+    click.echo(json.dumps(rows, indent=2, default=str) if fmt == "json"
+               else format_studies(rows))
+
+
+@cli.command()
+@click.argument("study")
+@click.argument("candidate", type=int, required=False)
+@click.option("--storage", help=STORAGE_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show(study, candidate, storage, as_json) -> None:
+    """Show a study (settings, counts, families, test scores) or one CANDIDATE (trial number):
+    params, per-fold scores, timing, device and error."""
+    from automed.describe import format_candidate, format_study, study_summary
+    from automed.storage import Store
+
+    store = Store(storage)
+    if candidate is None:
+        out = study_summary(store.search(study), store.candidates(study))
+        click.echo(json.dumps(out, indent=2, default=str) if as_json else format_study(out))
+    else:
+        row = store.candidate(study, candidate)
+        click.echo(json.dumps(row, indent=2, default=str) if as_json
+                   else format_candidate(row))
+
+
+@cli.command()
+@click.argument("study")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="The HTML file to write.")
+@click.option("--top", default=20, show_default=True, help="Leaderboard rows in the report.")
+@click.option("--storage", help=STORAGE_HELP)
+def report(study, output, top, storage) -> None:
+    """Write one self-contained HTML page about STUDY: leaderboard, history, importances,
+    families, and the refit best's confusion matrix, ROC and precision-recall curves."""
+    from automed.report import write_report
+    from automed.storage import Store
+
+    path = write_report(Store(storage), study, output, top=top)
+    click.echo(str(path))
+
+
+@cli.group()
+def db() -> None:
+    """The study database's schema: `automed db upgrade` after upgrading automed."""
+
+
+@db.command("upgrade")
+@click.option("--storage", help=STORAGE_HELP)
+def db_upgrade(storage) -> None:
+    """Migrate automed's tables to this version's schema (Optuna's are left alone)."""
+    from automed.storage import redact_url, resolve_url, upgrade_database
+
+    before, after = upgrade_database(storage)
+    where = redact_url(resolve_url(storage))
+    click.echo(f"{where}: automed schema {before or 'empty'} -> {after}" if before != after
+               else f"{where}: automed schema already at {after}")
+
+
+@db.command("current")
+@click.option("--storage", help=STORAGE_HELP)
+def db_current(storage) -> None:
+    """Print the schema revision of automed's tables and the one this automed needs."""
+    from automed.storage import redact_url, resolve_url, schema_revision
+
+    current, head = schema_revision(storage)
+    state = "up to date" if current == head else \
+        "empty" if current is None else "behind: run `automed db upgrade`"
+    click.echo(f"{redact_url(resolve_url(storage))}: automed schema {current or '-'}, "
+               f"this automed needs {head} ({state})")
 
 
 def _artifact_of(store, study: str | None) -> str:

@@ -2,29 +2,38 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 SHOWN_METRICS = ("accuracy", "f1", "auroc")
+FORMATS = ("table", "json", "csv")
 
 
 def _fmt(v: float | None, digits: int = 4) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
-def format_table(rows: list[dict], *, show_state: bool = False) -> str:
+def format_table(rows: list[dict], *, show_state: bool = False, sort: str | None = None) -> str:
+    """An aligned text table; a study column appears when the rows span several studies."""
     if not rows:
         return "(no candidates)"
-    metric = rows[0]["metric"]
-    extra = [m for m in SHOWN_METRICS if m != metric]
-    header = ["rank", "trial", "architecture", f"{metric} (mean ± std)", *extra, "folds",
-              "time"]
+    objectives = {r["metric"] for r in rows}
+    metric = objectives.pop() if len(objectives) == 1 else "score"
+    shown = SHOWN_METRICS if sort in (None, "score", "duration_s") or sort in SHOWN_METRICS \
+        else (*SHOWN_METRICS, sort)
+    extra = [m for m in shown if m != metric]
+    many = len({r["study"] for r in rows}) > 1
+    header = ["rank", *(["study"] if many else []), "trial", "architecture",
+              f"{metric} (mean ± std)", *extra, "folds", "time"]
     if show_state:
         header.append("state")
     lines = []
     for r in rows:
         score = "-" if r["score_mean"] is None else \
-            f"{r['score_mean']:.4f} ± {r['score_std']:.4f}"
-        cells = [str(r["rank"]), str(r["trial"]), r["architecture"], score,
+            f"{r['score_mean']:.4f} ± {r['score_std'] or 0:.4f}"
+        cells = [str(r["rank"]), *([r["study"]] if many else []), str(r["trial"]),
+                 r["architecture"], score,
                  *[_fmt((r["metrics"] or {}).get(m)) for m in extra],
                  str(len(r["fold_scores"] or [])), f"{r['duration_s']:.1f}s"]
         if show_state:
@@ -70,3 +79,62 @@ def format_manifest(m: dict) -> str:
 
 def to_json(rows: list[dict]) -> str:
     return json.dumps(rows, indent=2, default=str)
+
+
+def to_csv(rows: list[dict]) -> str:
+    """One row per candidate; every stored metric gets its own column, params stay JSON."""
+    metrics: list[str] = []
+    for r in rows:
+        metrics += [m for m in (r["metrics"] or {}) if m not in metrics]
+    header = ["rank", "study", "dataset", "trial", "architecture", "state", "metric",
+              "score_mean", "score_std", "fold_scores", *metrics, "duration_s", "device",
+              "params", "error"]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for r in rows:
+        writer.writerow([
+            r["rank"], r["study"], r.get("dataset", ""), r["trial"], r["architecture"],
+            r["state"], r["metric"], _csv(r["score_mean"]), _csv(r["score_std"]),
+            ";".join(f"{v:.6g}" for v in r["fold_scores"] or []),
+            *[_csv((r["metrics"] or {}).get(m)) for m in metrics], f"{r['duration_s']:.3f}",
+            r.get("device") or "", json.dumps(r["params"], sort_keys=True),
+            (r.get("error") or "").split("\n")[0]])
+    return buf.getvalue()
+
+
+def _csv(v: float | None) -> str:
+    return "" if v is None else f"{v:.6g}"
+
+
+def render(rows: list[dict], fmt: str, **table_kwargs) -> str:
+    """Rows in one of :data:`FORMATS`."""
+    if fmt == "json":
+        return to_json(rows)
+    if fmt == "csv":
+        return to_csv(rows).rstrip("\n")
+    return format_table(rows, **table_kwargs)
+
+
+def format_studies(studies: list[dict]) -> str:
+    """``automed studies``: one line per search."""
+    if not studies:
+        return "(no searches yet)"
+    header = ["study", "dataset", "modality", "metric", "folds", "status",
+              "candidates (complete/pruned/failed)", "best", "created"]
+    lines = []
+    for s in studies:
+        st = s["states"]
+        lines.append([s["study"], s["dataset"], s["modality"], s["metric"],
+                      str(s["config"].get("folds", "-")), s["status"],
+                      f"{s['n_candidates']} ({st.get('complete', 0)}/{st.get('pruned', 0)}/"
+                      f"{st.get('failed', 0)})", _fmt(s["best_score"]), s["created_at"]])
+    return _align(header, lines)
+
+
+def _align(header: list[str], lines: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(header)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
+    out.append("  ".join("-" * w for w in widths))
+    out += ["  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip() for cells in lines]
+    return "\n".join(out)

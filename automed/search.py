@@ -123,6 +123,7 @@ class Searcher:
         self.splits = make_folds(train, folds, seed)
         self._fold_cache: dict[int, tuple] = {}
         self.search_id: int | None = None
+        self.test_predictions: dict | None = None  # set by refit, for ROC/PR/confusion
         self.test_proba: np.ndarray | None = None  # the refit model's, for intervals
 
     @classmethod
@@ -255,6 +256,9 @@ class Searcher:
             proba = predict_proba(model, pre.transform(self.test.x), device=self.device)
             scores = self._score_all(self.test.y, proba)
             self.test_proba = proba
+            self.test_predictions = {"classes": list(self.train.classes),
+                                     "y_true": np.asarray(self.test.y).tolist(),
+                                     "proba": np.round(proba, 6).tolist()}
         return model, pre, scores
 
 
@@ -471,7 +475,8 @@ def search(
                                                   label_col=label_col, group_col=group_col)))
         store.update_search_config(search_id, artifact=result.artifact, test_ci=result.test_ci)
     store.finish_search(search_id, status=status, best_trial=best.number,
-                        test_scores=test_scores, test_size=result.test_size)
+                        test_scores=test_scores, test_size=result.test_size,
+                        test_predictions=searcher.test_predictions)
     progress({"event": "done", "study": study_name, "best": result.best,
               "test_scores": test_scores})
     return result

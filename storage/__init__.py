@@ -5,6 +5,14 @@ SQLite file or PostgreSQL database is a whole project, readable by ``optuna`` an
 ``optuna-dashboard`` as well as by ``automed leaderboard``.
 """
 
-from automed.storage.store import DEFAULT_URL, Store, redact_url, resolve_url
+from automed.storage.store import (
+    DEFAULT_URL,
+    Store,
+    redact_url,
+    resolve_url,
+    schema_revision,
+    upgrade_database,
+)
 
-__all__ = ["DEFAULT_URL", "Store", "redact_url", "resolve_url"]
+__all__ = ["DEFAULT_URL", "Store", "redact_url", "resolve_url", "schema_revision",
+           "upgrade_database"]

@@ -1,4 +1,8 @@
-"""automed's own tables. Optuna's live beside them in the same database."""
+"""automed's own tables. Optuna's live beside them in the same database.
+
+Any change here needs a migration in ``migrations/versions`` (``automed db upgrade`` applies
+it); ``tests/test_migrations.py`` fails when the two disagree.
+"""
 
 from __future__ import annotations
 
@@ -49,13 +53,15 @@ class SearchRecord(Base):
     __tablename__ = "automed_searches"
     id: Mapped[int] = mapped_column(primary_key=True)
     study_name: Mapped[str] = mapped_column(String(255), unique=True)
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("automed_datasets.id"))
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("automed_datasets.id"), index=True)
     metric: Mapped[str] = mapped_column(String(64))
     config: Mapped[dict] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(32), default="running")
     best_trial: Mapped[int | None] = mapped_column(Integer, nullable=True)
     test_scores: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     test_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The refit best on the test set: {"classes", "y_true", "proba"}, for ROC/PR/confusion.
+    test_predictions: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
 
@@ -69,6 +75,9 @@ class CandidateRecord(Base):
     __table_args__ = (
         UniqueConstraint("search_id", "trial_number", name="uq_automed_candidate_trial"),
         Index("ix_automed_candidates_rank", "search_id", "state", "score_mean"),
+        # Cross-study ranking, optionally within one family (migration 0002).
+        Index("ix_automed_candidates_state_score", "state", "score_mean"),
+        Index("ix_automed_candidates_family_score", "architecture", "state", "score_mean"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     search_id: Mapped[int] = mapped_column(ForeignKey("automed_searches.id"), index=True)

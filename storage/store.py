@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,9 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from automed.errors import ConfigError, StorageError
-from automed.storage.schema import Base, CandidateRecord, DatasetRecord, SearchRecord
+from automed.storage import ranking
+from automed.storage.migrate import ensure_schema
+from automed.storage.schema import CandidateRecord, DatasetRecord, SearchRecord
 
 DEFAULT_URL = "sqlite:///automed.db"
 ENV_VAR = "AUTOMED_STORAGE"
@@ -77,6 +80,36 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def upgrade_database(url: str | None = None) -> tuple[str | None, str]:
+    """``automed db upgrade``: migrate automed's tables to the newest schema revision."""
+    from automed.storage.migrate import upgrade
+
+    resolved = resolve_url(url)
+    engine = make_engine(resolved)
+    try:
+        return upgrade(engine)
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise StorageError(f"cannot upgrade {redact_url(resolved)}: {reason}") from None
+    finally:
+        engine.dispose()
+
+
+def schema_revision(url: str | None = None) -> tuple[str | None, str]:
+    """``(stored revision, revision this automed needs)`` for automed's tables."""
+    from automed.storage.migrate import current_revision, head_revision
+
+    engine = make_engine(resolve_url(url))
+    try:
+        with engine.connect() as conn:
+            return current_revision(conn), head_revision()
+    except OperationalError as exc:
+        raise StorageError(f"cannot open {redact_url(resolve_url(url))}: "
+                           f"{str(exc.orig).strip().splitlines()[0]}") from None
+    finally:
+        engine.dispose()
+
+
 class Store:
     """automed's records in the study database. Safe to share between processes."""
 
@@ -88,7 +121,7 @@ class Store:
             with self.engine.connect():
                 pass
             if create:
-                Base.metadata.create_all(self.engine)
+                ensure_schema(self.engine, self.redacted)
         except OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise StorageError(
@@ -186,7 +219,8 @@ class Store:
             rec.config = {**rec.config, **items}  # a new dict: JSON columns miss in-place edits
 
     def finish_search(self, search_id: int, *, status: str, best_trial: int | None = None,
-                      test_scores: dict | None = None, test_size: int | None = None) -> None:
+                      test_scores: dict | None = None, test_size: int | None = None,
+                      test_predictions: dict | None = None) -> None:
         with self.session() as s:
             rec = s.get(SearchRecord, search_id)
             rec.status = status
@@ -194,6 +228,8 @@ class Store:
                 rec.best_trial = best_trial
             if test_scores is not None:
                 rec.test_scores, rec.test_size = test_scores, test_size
+            if test_predictions is not None:
+                rec.test_predictions = test_predictions
 
     # -- reading -------------------------------------------------------------------------
     def search(self, study_name: str) -> dict:
@@ -207,45 +243,105 @@ class Store:
                 )
             return _search_dict(rec)
 
-    def studies(self) -> list[dict]:
+    def test_predictions(self, study_name: str) -> dict | None:
+        """The refit best's test labels and probabilities, or None without a test set."""
+        self.search(study_name)
         with self.session() as s:
-            counts = dict(s.execute(
-                select(CandidateRecord.search_id, func.count())
-                .group_by(CandidateRecord.search_id)).all())
-            rows = s.scalars(select(SearchRecord).order_by(SearchRecord.created_at)).all()
-            return [dict(_search_dict(r), n_candidates=counts.get(r.id, 0)) for r in rows]
+            return s.scalar(select(SearchRecord.test_predictions)
+                            .where(SearchRecord.study_name == study_name))
 
-    def leaderboard(self, study: str | None = None, top: int | None = None,
-                    states: tuple[str, ...] = ("complete",)) -> list[dict]:
-        """Candidates ranked by their mean CV score (best first), within one study or all."""
+    def studies(self) -> list[dict]:
+        """Every search, oldest first, with its candidate counts per state and best score."""
         with self.session() as s:
-            q = (select(CandidateRecord, SearchRecord.study_name, SearchRecord.metric)
-                 .join(SearchRecord, CandidateRecord.search_id == SearchRecord.id)
-                 .where(CandidateRecord.state.in_(states)))
-            if study is not None:
-                self.search(study)  # a clear error for an unknown study
-                q = q.where(SearchRecord.study_name == study)
-            q = q.order_by(CandidateRecord.score_mean.desc().nulls_last(),
-                           CandidateRecord.score_std.asc(), CandidateRecord.trial_number)
-            if top:
-                q = q.limit(top)
-            out = []
-            for rank, (c, study_name, metric) in enumerate(s.execute(q).all(), start=1):
-                out.append({
-                    "rank": rank, "study": study_name, "trial": c.trial_number,
-                    "architecture": c.architecture, "metric": metric,
-                    "score_mean": c.score_mean, "score_std": c.score_std,
-                    "fold_scores": c.fold_scores, "metrics": c.metrics, "state": c.state,
-                    "duration_s": c.duration_s, "params": c.params, "error": c.error,
-                    "device": c.device,
-                })
+            counts: dict[int, dict[str, int]] = {}
+            best: dict[int, float | None] = {}
+            # One pass over the (search_id, state, score_mean) index answers both questions.
+            for sid, state, n, top in s.execute(
+                    select(CandidateRecord.search_id, CandidateRecord.state, func.count(),
+                           func.max(CandidateRecord.score_mean))
+                    .group_by(CandidateRecord.search_id, CandidateRecord.state)):
+                counts.setdefault(sid, {})[state] = n
+                if state == "complete":
+                    best[sid] = top
+            rows = s.scalars(select(SearchRecord).order_by(SearchRecord.created_at,
+                                                           SearchRecord.id)).all()
+            return [dict(_search_dict(r), n_candidates=sum(counts.get(r.id, {}).values()),
+                         states=counts.get(r.id, {}), best_score=best.get(r.id))
+                    for r in rows]
+
+    def leaderboard(self, study: str | Sequence[str] | None = None, top: int | None = None,
+                    states: Sequence[str] = ("complete",), *,
+                    dataset: str | Sequence[str] | None = None,
+                    architecture: str | Sequence[str] | None = None,
+                    metric: str | Sequence[str] | None = None, sort: str | None = None,
+                    best_per_family: bool = False) -> list[dict]:
+        """Candidates ranked best first, within the given studies or across all of them.
+
+        Filters take one value or several: ``study`` (names), ``dataset`` (name or
+        fingerprint), ``architecture`` (family), ``metric`` (the searches' objective) and
+        ``states``. ``sort`` is ``None`` (each search's own objective), a stored metric such
+        as ``"auroc"`` (higher is better) or ``"duration_s"`` (shorter first).
+        ``best_per_family`` keeps the best candidate of each architecture family.
+        """
+        studies = _as_list(study)
+        for name in studies:
+            self.search(name)  # a clear error for an unknown study
+        filters = dict(studies=studies, states=list(states), datasets=_as_list(dataset),
+                       metrics=_as_list(metric), sort=ranking.sort_key(sort))
+        families = _as_list(architecture)
+        with self.session() as s:
+            if best_per_family:
+                # One indexed top-1 query per family beats a window over every candidate.
+                found = families or s.scalars(
+                    select(CandidateRecord.architecture).distinct()).all()
+                rows = [row for fam in found for row in s.execute(ranking.leaderboard_query(
+                    architectures=[fam], top=1, **filters)).all()]
+                rows = ranking.sort_rows(rows, filters["sort"])[:top or None]
+            else:
+                rows = s.execute(ranking.leaderboard_query(
+                    architectures=families, top=top, **filters)).all()
+            out = [ranking.row_dict(rank, row) for rank, row in enumerate(rows, start=1)]
+            if not out:
+                self._check_filters(s, _as_list(dataset), families)
             return out
+
+    def _check_filters(self, s: Session, datasets: list[str], families: list[str]) -> None:
+        # Only consulted when nothing matched: a misspelt name deserves the list of choices.
+        if datasets:
+            known = s.execute(select(DatasetRecord.name, DatasetRecord.fingerprint)).all()
+            if not any(d in (n, f) or (len(d) >= 6 and f.startswith(d))
+                       for d in datasets for n, f in known):
+                raise ConfigError(f"no dataset {', '.join(datasets)} in {self.redacted}; "
+                                  f"known: {', '.join(sorted({n for n, _ in known})) or 'none'}")
+        if families:
+            known = s.scalars(select(CandidateRecord.architecture).distinct()).all()
+            if not set(families) & set(known):
+                raise ConfigError(f"no candidates of architecture {', '.join(families)}; "
+                                  f"stored: {', '.join(sorted(known)) or 'none'}")
 
     def candidates(self, study: str) -> list[dict]:
         """Every candidate of a study, in trial order, whatever its state."""
-        return sorted(self.leaderboard(study, states=("complete", "pruned", "failed",
-                                                      "interrupted")),
-                      key=lambda r: r["trial"])
+        return sorted(self.leaderboard(study, states=ranking.STATES), key=lambda r: r["trial"])
+
+    def candidate(self, study: str, trial: int) -> dict:
+        """One candidate of a study by its trial number, whatever its state."""
+        self.search(study)
+        with self.session() as s:
+            row = s.execute(ranking.leaderboard_query(
+                studies=[study], states=list(ranking.STATES), trials=[trial])).first()
+            if row is None:
+                numbers = s.scalars(select(CandidateRecord.trial_number)
+                                    .join(SearchRecord)
+                                    .where(SearchRecord.study_name == study)).all()
+                span = f"{min(numbers)}..{max(numbers)}" if numbers else "none yet"
+                raise ConfigError(f"study {study!r} has no candidate #{trial}; trials: {span}")
+            return ranking.row_dict(1, row)
+
+
+def _as_list(value: str | Sequence[str] | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
 
 
 def _search_dict(rec: SearchRecord) -> dict:
@@ -254,5 +350,7 @@ def _search_dict(rec: SearchRecord) -> dict:
         "status": rec.status, "best_trial": rec.best_trial, "test_scores": rec.test_scores,
         "test_size": rec.test_size, "dataset": rec.dataset.name,
         "dataset_fingerprint": rec.dataset.fingerprint, "modality": rec.dataset.modality,
+        "classes": rec.dataset.classes, "n_samples": rec.dataset.n_samples,
         "created_at": rec.created_at.isoformat(timespec="seconds"),
+        "updated_at": rec.updated_at.isoformat(timespec="seconds"),
     }

@@ -1,0 +1,71 @@
+"""``automed show``: one study or one candidate in words (settings, scores, timing, errors)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from automed.leaderboard import format_test_scores
+
+
+def _score(mean: float | None, std: float | None) -> str:
+    return "-" if mean is None else f"{mean:.4f} ± {std or 0:.4f}"
+
+
+def study_summary(info: dict, candidates: list[dict]) -> dict:
+    """The study record plus what its candidates add up to (counts, time, per family)."""
+    families: dict[str, dict] = {}
+    for c in candidates:
+        fam = families.setdefault(c["architecture"], {"candidates": 0, "complete": 0,
+                                                      "best": None, "best_trial": None})
+        fam["candidates"] += 1
+        if c["state"] == "complete":
+            fam["complete"] += 1
+            if fam["best"] is None or c["score_mean"] > fam["best"]:
+                fam["best"], fam["best_trial"] = c["score_mean"], c["trial"]
+    return dict(info, states=dict(Counter(c["state"] for c in candidates)),
+                n_candidates=len(candidates),
+                total_duration_s=sum(c["duration_s"] or 0 for c in candidates),
+                devices=sorted({c["device"] for c in candidates if c["device"]}),
+                families=families)
+
+
+def format_study(summary: dict) -> str:
+    cfg = summary["config"]
+    lines = [
+        f"study {summary['study']!r}: {summary['status']}, created {summary['created_at']}",
+        f"  dataset: {summary['dataset']} ({summary['modality']}, {summary['n_samples']} "
+        f"samples, classes {', '.join(map(str, summary['classes']))}; "
+        f"fingerprint {summary['dataset_fingerprint'][:12]})",
+        f"  objective: {cfg.get('folds')}-fold CV by {summary['metric']} "
+        f"(average {cfg.get('average')}, seed {cfg.get('cv_seed')})",
+        f"  candidates: {summary['n_candidates']} "
+        f"({', '.join(f'{n} {s}' for s, n in sorted(summary['states'].items())) or 'none'}), "
+        f"{summary['total_duration_s']:.1f}s in total on {', '.join(summary['devices']) or '-'}",
+    ]
+    for name, fam in sorted(summary["families"].items()):
+        best = "-" if fam["best"] is None else f"{fam['best']:.4f} (#{fam['best_trial']})"
+        lines.append(f"  family {name}: {fam['candidates']} candidates, "
+                     f"{fam['complete']} complete, best {best}")
+    if summary["best_trial"] is not None:
+        lines.append(f"  refit best: #{summary['best_trial']}"
+                     + (f"; {format_test_scores(summary['test_scores'], summary['test_size'])}"
+                        if summary["test_scores"] else " (no test set)"))
+    return "\n".join(lines)
+
+
+def format_candidate(c: dict) -> str:
+    lines = [
+        f"candidate #{c['trial']} of study {c['study']!r}: {c['architecture']}, {c['state']}",
+        f"  {c['metric']}: {_score(c['score_mean'], c['score_std'])} over "
+        f"{len(c['fold_scores'] or [])} fold(s)",
+        "  per fold: " + (", ".join(f"{v:.4f}" for v in c["fold_scores"]) or "-"),
+        "  metrics (fold mean): " + (", ".join(
+            f"{k} {v:.4f}" for k, v in (c["metrics"] or {}).items() if v is not None) or "-"),
+        f"  time: {c['duration_s']:.2f}s on {c['device'] or '-'} (recorded {c['created_at']})",
+        "  params: " + json.dumps(c["params"], sort_keys=True),
+    ]
+    if c["error"]:
+        lines.append("  error:")
+        lines += [f"    {line}" for line in c["error"].rstrip().splitlines()]
+    return "\n".join(lines)

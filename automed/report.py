@@ -1,0 +1,231 @@
+"""``automed report``: one self-contained HTML page about a study.
+
+Everything is inline (CSS and SVG, no scripts, no links), so the file can be mailed, archived
+or opened offline and still shows its plots. Sections: summary, leaderboard, optimisation
+history, parameter importances, per-family comparison, and the refit best on the test set
+(scores, confusion matrix, ROC and precision-recall curves).
+"""
+
+from __future__ import annotations
+
+import warnings
+from datetime import datetime, timezone
+from html import escape
+from pathlib import Path
+
+import numpy as np
+
+from automed import svgplot
+from automed.describe import study_summary
+from automed.errors import StorageError
+from automed.storage import Store
+
+CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ddd;margin-top:2em}
+table{border-collapse:collapse;margin:.5em 0}td,th{padding:3px 8px;border-bottom:1px solid #eee;
+text-align:left}th{background:#f6f6f6}td.n{text-align:right;font-variant-numeric:tabular-nums}
+.note{color:#666;font-style:italic}.plots{display:flex;flex-wrap:wrap;gap:12px}
+svg text{font:11px system-ui,sans-serif}svg .t{font-size:13px;text-anchor:middle}
+svg .l{text-anchor:middle}svg .xt{text-anchor:middle}svg .yt{text-anchor:end}
+svg .ax{stroke:#444}svg .g{stroke:#eee}
+"""
+MIN_TRIALS_FOR_IMPORTANCE = 3
+
+
+def _num(v: float | None, digits: int = 4) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(
+        f'<td class="n">{escape(c)}</td>' if i in numeric else f"<td>{escape(c)}</td>"
+        for i, c in enumerate(row)) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{escape(text)}</p>'
+
+
+def leaderboard_section(rows: list[dict], metric: str) -> str:
+    body = [[str(r["rank"]), str(r["trial"]), r["architecture"],
+             f"{_num(r['score_mean'])} ± {_num(r['score_std'])}",
+             *[_num((r["metrics"] or {}).get(m)) for m in ("accuracy", "f1", "auroc")],
+             str(len(r["fold_scores"] or [])), f"{r['duration_s']:.1f}s"] for r in rows]
+    header = ["rank", "trial", "architecture", f"{metric} (mean ± std)", "accuracy", "f1",
+              "auroc", "folds", "time"]
+    return _table(header, body, numeric={0, 1, 3, 4, 5, 6, 7, 8}) if rows else \
+        _note("no completed candidates")
+
+
+def history_section(candidates: list[dict], metric: str) -> str:
+    done = [c for c in candidates if c["state"] == "complete"]
+    pruned = [c for c in candidates if c["state"] == "pruned" and c["score_mean"] is not None]
+    if not done:
+        return _note("no completed candidates yet")
+    best, steps = -np.inf, []
+    for c in sorted(done, key=lambda c: c["trial"]):
+        best = max(best, c["score_mean"])
+        steps.append((c["trial"], best))
+    series = [{"name": "complete", "points": [(c["trial"], c["score_mean"]) for c in done]},
+              {"name": "best so far", "points": steps, "kind": "step", "color": "#222"}]
+    if pruned:
+        series.insert(1, {"name": "pruned (partial mean)", "color": "#aaa",
+                          "points": [(c["trial"], c["score_mean"]) for c in pruned]})
+    return svgplot.xy_chart(series, title="Optimisation history", xlabel="trial",
+                            ylabel=f"CV {metric}")
+
+
+def _importances(trials: list) -> dict[str, float]:
+    import optuna
+
+    study = optuna.create_study(direction="maximize")
+    study.add_trials(trials)
+    common = set.intersection(*(set(t.params) for t in trials))
+    # A parameter with one value in every trial explains nothing; fANOVA rejects it anyway.
+    params = sorted(p for p in common if len({repr(t.params[p]) for t in trials}) > 1)
+    if not params:
+        return {}
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+    return optuna.importance.get_param_importances(study, evaluator=evaluator, params=params)
+
+
+def importance_section(store: Store, study: str) -> str:
+    import optuna
+
+    try:
+        ostudy = optuna.load_study(study_name=study, storage=store.optuna_storage())
+    except (KeyError, StorageError) as exc:
+        return _note(f"no Optuna study {study!r} in the database ({exc})")
+    complete = ostudy.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    groups = {"all families": complete}
+    for c in complete:
+        groups.setdefault(f"family {c.params.get('architecture')}", []).append(c)
+    if len({c.params.get("architecture") for c in complete}) <= 1:
+        groups.pop("all families")  # one family: its own chart says it all
+    charts, notes = [], []
+    for name, trials in groups.items():
+        if len(trials) < MIN_TRIALS_FOR_IMPORTANCE:
+            notes.append(f"{name}: {len(trials)} completed trial(s), importances need at "
+                         f"least {MIN_TRIALS_FOR_IMPORTANCE}")
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                values = _importances(trials)
+        except (ValueError, RuntimeError) as exc:  # too little variation for fANOVA
+            notes.append(f"{name}: importances unavailable ({str(exc).splitlines()[0]})")
+            continue
+        if values:
+            charts.append(svgplot.bar_chart(values, title=f"Parameter importance: {name}",
+                                            xlabel="fANOVA importance (sums to 1)"))
+        else:
+            notes.append(f"{name}: no parameter varied across its trials")
+    return f'<div class="plots">{"".join(charts)}</div>' + "".join(map(_note, notes))
+
+
+def family_section(summary: dict, candidates: list[dict], metric: str) -> str:
+    groups: dict[str, list[float]] = {}
+    for c in candidates:
+        if c["state"] == "complete":
+            groups.setdefault(c["architecture"], []).append(c["score_mean"])
+    rows = []
+    for name, fam in sorted(summary["families"].items()):
+        own = [c for c in candidates if c["architecture"] == name]
+        states = {s: sum(c["state"] == s for c in own) for s in ("complete", "pruned", "failed")}
+        scores = groups.get(name, [])
+        rows.append([name, str(len(own)), str(states["complete"]), str(states["pruned"]),
+                     str(states["failed"]), _num(fam["best"]),
+                     _num(float(np.median(scores)) if scores else None),
+                     f"{np.mean([c['duration_s'] for c in own]):.1f}s"])
+    table = _table(["family", "candidates", "complete", "pruned", "failed", "best", "median",
+                    "mean time"], rows, numeric={1, 2, 3, 4, 5, 6, 7})
+    chart = svgplot.strip_chart(dict(sorted(groups.items())), title="Per-family comparison",
+                                ylabel=f"CV {metric}") if groups else ""
+    return table + chart
+
+
+def test_section(info: dict, predictions: dict | None) -> str:
+    if not info["test_scores"] or not predictions:
+        return _note("no test predictions stored: the search had no test set (give --test, "
+                     "or a .npz with test_* arrays), or it ran before automed stored them")
+    from sklearn import metrics as skm
+
+    y = np.asarray(predictions["y_true"], dtype=int)
+    proba = np.asarray(predictions["proba"], dtype=float)
+    classes = [str(c) for c in predictions["classes"]]
+    scores = _table(["metric", "test score"], [[k, _num(v)] for k, v in
+                                               info["test_scores"].items()], numeric={1})
+    cm = skm.confusion_matrix(y, proba.argmax(1), labels=list(range(len(classes))))
+    charts = [svgplot.heatmap(cm.tolist(), classes, title="Confusion matrix (test set)")]
+    # Binary: the positive class only; more classes: one-vs-rest per class.
+    pos = int(info["config"].get("pos_label") or 1)
+    shown = [pos] if len(classes) == 2 else list(range(len(classes)))
+    roc, pr = [], []
+    for k in shown:
+        truth = y == k
+        if truth.all() or not truth.any():
+            continue  # a curve needs both outcomes
+        fpr, tpr, _ = skm.roc_curve(truth, proba[:, k])
+        prec, rec, _ = skm.precision_recall_curve(truth, proba[:, k])
+        auc = skm.roc_auc_score(truth, proba[:, k])
+        ap = skm.average_precision_score(truth, proba[:, k])
+        roc.append({"name": f"{classes[k]} (AUC {auc:.3f})", "kind": "line",
+                    "points": list(zip(fpr.tolist(), tpr.tolist()))})
+        pr.append({"name": f"{classes[k]} (AP {ap:.3f})", "kind": "line",
+                   "points": list(zip(rec.tolist(), prec.tolist()))})
+    if roc:
+        roc.append({"name": "chance", "kind": "line", "points": [(0, 0), (1, 1)],
+                    "color": "#999", "dash": True})
+        charts.append(svgplot.xy_chart(roc, title="ROC curve (test set)",
+                                       xlabel="false positive rate",
+                                       ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1)))
+        charts.append(svgplot.xy_chart(pr, title="Precision-recall curve (test set)",
+                                       xlabel="recall", ylabel="precision", xlim=(0, 1),
+                                       ylim=(0, 1)))
+    return (f"<p>Refit best: candidate #{info['best_trial']}, scored once on "
+            f"{info['test_size']} test samples.</p>" + scores
+            + f'<div class="plots">{"".join(charts)}</div>')
+
+
+def build_report(store: Store, study: str, *, top: int = 20) -> str:
+    """The report as one HTML string."""
+    info = store.search(study)
+    candidates = store.candidates(study)
+    summary = study_summary(info, candidates)
+    metric = info["metric"]
+    states = ", ".join(f"{n} {s}" for s, n in sorted(summary["states"].items())) or "none"
+    facts = _table(["", ""], [
+        ["dataset", f"{info['dataset']} ({info['modality']}, {info['n_samples']} samples, "
+                    f"{len(info['classes'])} classes)"],
+        ["objective", f"{info['config'].get('folds')}-fold CV by {metric}"],
+        ["status", info["status"]],
+        ["candidates", f"{summary['n_candidates']} ({states})"],
+        ["compute", f"{summary['total_duration_s']:.1f}s on "
+                    f"{', '.join(summary['devices']) or '-'}"],
+        ["created", info["created_at"]],
+    ])
+    generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    sections = [
+        ("Leaderboard", leaderboard_section(store.leaderboard(study, top=top), metric)),
+        ("Optimisation history", history_section(candidates, metric)),
+        ("Parameter importances", importance_section(store, study)),
+        ("Architecture families", family_section(summary, candidates, metric)),
+        ("Refit best on the test set",
+         test_section(info, store.test_predictions(study))),
+    ]
+    body = "".join(f"<h2>{escape(title)}</h2>{html}" for title, html in sections)
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f"<title>automed report: {escape(study)}</title><style>{CSS}</style></head><body>"
+            f"<h1>automed report: {escape(study)}</h1>{facts}{body}"
+            f'<p class="note">generated by automed {generated}</p></body></html>')
+
+
+def write_report(store: Store, study: str, path: str | Path, *, top: int = 20) -> Path:
+    """Write :func:`build_report` to ``path``; return the path."""
+    html = build_report(store, study, top=top)
+    out = Path(path)
+    out.write_text(html, encoding="utf-8")
+    return out

@@ -1,0 +1,127 @@
+"""The leaderboard as one SQL query: filters, sort key, top-N and best per family.
+
+The database sorts and limits, so only the rows shown are loaded and their JSON decoded: that
+is what keeps a top-N query fast with 100,000 stored candidates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, or_, select
+
+from automed.errors import ConfigError
+from automed.storage.schema import CandidateRecord as C
+from automed.storage.schema import DatasetRecord as D
+from automed.storage.schema import SearchRecord as S
+
+STATES = ("complete", "pruned", "failed", "interrupted")
+_COLUMNS = (C.trial_number, C.architecture, C.score_mean, C.score_std, C.fold_scores,
+            C.metrics, C.state, C.duration_s, C.params, C.error, C.device, C.created_at)
+# Sort keys that are columns; any other key is a metric inside the ``metrics`` JSON.
+SCORE, DURATION = "score", "duration_s"
+_DURATION_ALIASES = {"duration", "duration_s", "time"}
+
+
+def sort_key(sort: str | None) -> tuple[str, bool]:
+    """``(key, descending)`` for a ``--sort`` value; scores descend, durations ascend."""
+    if sort is None or sort.lower() in (SCORE, "score_mean"):
+        return SCORE, True
+    if sort.lower() in _DURATION_ALIASES:
+        return DURATION, False
+    from automed.metrics import ALIASES, METRICS  # sklearn: only when a metric is named
+
+    key = ALIASES.get(sort.lower(), sort.lower())
+    if key not in METRICS:
+        raise ConfigError(f"cannot sort by {sort!r}; choose score, duration or a metric: "
+                          f"{', '.join(METRICS)}")
+    return key, True
+
+
+def _order(key: tuple[str, bool], *, scored_only: bool = False) -> list:
+    name, descending = key
+    if name == SCORE:
+        expr = C.score_mean
+    elif name == DURATION:
+        expr = C.duration_s
+    else:
+        expr = C.metrics[name].as_float()
+    first = expr.desc() if descending else expr.asc()
+    # NULLS LAST stops PostgreSQL from walking the (state, score_mean) index backwards; when
+    # no row can be NULL (the caller filtered them) the plain order is the same ranking.
+    if not (scored_only or name == DURATION):
+        first = first.nulls_last()
+    # Ties: the steadier candidate first, then a stable order (older search, earlier trial).
+    return [first, C.score_std.asc().nulls_last(), C.search_id, C.trial_number]
+
+
+def _filtered(stmt: Select, *, studies: list[str], states: list[str], datasets: list[str],
+              architectures: list[str], metrics: list[str],
+              trials: list[int] | None) -> Select:
+    stmt = stmt.join(S, C.search_id == S.id).join(D, S.dataset_id == D.id)
+    stmt = stmt.where(C.state.in_(states))
+    if studies:
+        stmt = stmt.where(S.study_name.in_(studies))
+    if datasets:
+        prefixes = [D.fingerprint.startswith(d) for d in datasets if len(d) >= 6]
+        stmt = stmt.where(or_(D.name.in_(datasets), D.fingerprint.in_(datasets), *prefixes))
+    if architectures:
+        stmt = stmt.where(C.architecture.in_(architectures))
+    if metrics:
+        stmt = stmt.where(S.metric.in_(metrics))
+    if trials is not None:
+        stmt = stmt.where(C.trial_number.in_(trials))
+    return stmt
+
+
+def leaderboard_query(*, studies: list[str], states: list[str], datasets: list[str] = (),
+                      architectures: list[str] = (), metrics: list[str] = (),
+                      sort: tuple[str, bool] = (SCORE, True), top: int | None = None,
+                      trials: list[int] | None = None) -> Select:
+    """Rows of candidate columns plus ``study``, ``metric`` and ``dataset``, best first."""
+    for state in states:
+        if state not in STATES:
+            raise ConfigError(f"unknown state {state!r}; choose from {', '.join(STATES)}")
+    # Plain columns, not ORM objects: no identity map, so loading many rows stays cheap.
+    stmt = _filtered(select(*_COLUMNS, S.study_name.label("study"), S.metric,
+                            D.name.label("dataset")),
+                     studies=studies, states=states, datasets=list(datasets),
+                     architectures=list(architectures), metrics=list(metrics), trials=trials)
+    # Only failed candidates lack a mean score; without them, rank on the bare index order.
+    scored_only = sort[0] == SCORE and "failed" not in states
+    if scored_only:
+        stmt = stmt.where(C.score_mean.is_not(None))
+    stmt = stmt.order_by(*_order(sort, scored_only=scored_only))
+    if top:
+        stmt = stmt.limit(top)
+    return stmt
+
+
+def sort_rows(rows: list, sort: tuple[str, bool]) -> list:
+    """Rows from several queries in the order one query would give them."""
+    name, descending = sort
+
+    def key(row: Any) -> tuple:
+        c = row._mapping
+        value = c["score_mean"] if name == SCORE else c["duration_s"] if name == DURATION \
+            else (c["metrics"] or {}).get(name)
+        missing = value is None
+        value = 0.0 if missing else (-value if descending else value)
+        std = c["score_std"]
+        return (missing, value, std is None, std or 0.0, c["study"], c["trial_number"])
+
+    return sorted(rows, key=key)
+
+
+def row_dict(rank: int, row: Any) -> dict:
+    """One result row of :func:`leaderboard_query` as the leaderboard's dictionary."""
+    c = row._mapping
+    return {
+        "rank": rank, "study": c["study"], "dataset": c["dataset"], "trial": c["trial_number"],
+        "architecture": c["architecture"], "metric": c["metric"],
+        "score_mean": c["score_mean"], "score_std": c["score_std"],
+        "fold_scores": c["fold_scores"], "metrics": c["metrics"], "state": c["state"],
+        "duration_s": c["duration_s"], "params": c["params"], "error": c["error"],
+        "device": c["device"],
+        "created_at": c["created_at"].isoformat(timespec="seconds") if c["created_at"] else None,
+    }

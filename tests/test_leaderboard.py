@@ -1,0 +1,140 @@
+"""The leaderboard across studies: every filter, the sort keys, best per family, formats."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from click.testing import CliRunner
+from store_rows import add_search, postgres_url
+
+from automed.cli import cli
+from automed.errors import ConfigError
+from automed.storage import Store
+
+
+def _m(acc: float, auroc: float) -> dict:
+    return {"accuracy": acc, "f1": acc - 0.1, "auroc": auroc}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'lb.db'}"
+    else:
+        with postgres_url() as pg:
+            yield pg
+
+
+@pytest.fixture
+def store(url) -> Store:
+    store = Store(url)
+    add_search(store, "chest-acc", dataset="chest", candidates=[
+        ("cnn", "complete", 0.80, _m(0.80, 0.70), None),
+        ("mlp", "complete", 0.75, _m(0.75, 0.90), None),
+        ("cnn", "pruned", 0.60, _m(0.60, 0.55), None),
+        ("cnn", "complete", 0.85, _m(0.85, 0.80), None),
+        ("rnn", "failed", None, {}, "RuntimeError: boom\ntraceback line"),
+    ])
+    add_search(store, "ecg-f1", dataset="ecg", metric="f1", candidates=[
+        ("cnn", "complete", 0.90, _m(0.92, 0.95), None),
+        ("lstm", "complete", 0.70, _m(0.71, 0.60), None),
+    ])
+    yield store
+    store.engine.dispose()
+
+
+def _ids(rows: list[dict]) -> list[tuple]:
+    return [(r["study"], r["trial"]) for r in rows]
+
+
+def test_one_study_ranked_by_its_objective(store):
+    rows = store.leaderboard("chest-acc")
+    assert _ids(rows) == [("chest-acc", 3), ("chest-acc", 0), ("chest-acc", 1)]
+    assert [r["rank"] for r in rows] == [1, 2, 3] and rows[0]["dataset"] == "chest"
+
+
+def test_across_studies_and_filters(store):
+    assert _ids(store.leaderboard(top=2)) == [("ecg-f1", 0), ("chest-acc", 3)]
+    assert _ids(store.leaderboard(["chest-acc", "ecg-f1"], top=1)) == [("ecg-f1", 0)]
+    assert {r["study"] for r in store.leaderboard(dataset="ecg")} == {"ecg-f1"}
+    assert {r["study"] for r in store.leaderboard(dataset="ecgecg")} == {"ecg-f1"}  # prefix
+    assert {r["study"] for r in store.leaderboard(metric="f1")} == {"ecg-f1"}
+    assert _ids(store.leaderboard(architecture="mlp")) == [("chest-acc", 1)]
+    assert len(store.leaderboard(architecture=["cnn", "lstm"])) == 4
+    assert _ids(store.leaderboard("chest-acc", states=["pruned"])) == [("chest-acc", 2)]
+    failed = store.leaderboard(states=["failed"])
+    assert _ids(failed) == [("chest-acc", 4)] and failed[0]["error"].startswith("RuntimeError")
+    assert len(store.leaderboard("chest-acc", states=["complete", "pruned", "failed"])) == 5
+
+
+def test_sort_by_any_stored_metric(store):
+    assert _ids(store.leaderboard("chest-acc", sort="auroc")) == \
+        [("chest-acc", 1), ("chest-acc", 3), ("chest-acc", 0)]
+    assert _ids(store.leaderboard("chest-acc", sort="auc", top=1)) == [("chest-acc", 1)]
+    assert _ids(store.leaderboard("chest-acc", sort="duration")) == \
+        [("chest-acc", 0), ("chest-acc", 1), ("chest-acc", 3)]
+    with pytest.raises(ConfigError, match="cannot sort by 'nonsense'"):
+        store.leaderboard(sort="nonsense")
+
+
+def test_best_per_family(store):
+    rows = store.leaderboard(best_per_family=True)
+    assert [(r["architecture"], r["score_mean"]) for r in rows] == \
+        [("cnn", 0.90), ("mlp", 0.75), ("lstm", 0.70)]
+    one = store.leaderboard("chest-acc", best_per_family=True, sort="auroc")
+    assert [(r["architecture"], r["trial"]) for r in one] == [("mlp", 1), ("cnn", 3)]
+
+
+def test_unknown_names_list_the_choices(store):
+    with pytest.raises(ConfigError, match="no study 'nope'.*chest-acc, ecg-f1"):
+        store.leaderboard("nope")
+    with pytest.raises(ConfigError, match="no dataset brain.*chest, ecg"):
+        store.leaderboard(dataset="brain")
+    with pytest.raises(ConfigError, match="no candidates of architecture vit.*cnn"):
+        store.leaderboard(architecture="vit")
+    with pytest.raises(ConfigError, match="unknown state 'done'"):
+        store.leaderboard(states=["done"])
+
+
+def test_studies_lists_every_search(store):
+    studies = store.studies()
+    assert [s["study"] for s in studies] == ["chest-acc", "ecg-f1"]
+    assert studies[0]["states"] == {"complete": 3, "pruned": 1, "failed": 1}
+    assert studies[0]["best_score"] == 0.85 and studies[1]["n_candidates"] == 2
+
+
+def _cli(url: str, *args: str) -> str:
+    result = CliRunner().invoke(cli, [*args, "--storage", url])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_cli_leaderboard_defaults_to_the_latest_study(store, url):
+    out = _cli(url, "leaderboard")
+    assert "study 'ecg-f1'" in out and "lstm" in out and "mlp" not in out
+
+
+def test_cli_leaderboard_filters_and_formats(store, url):
+    table = _cli(url, "leaderboard", "--all-studies", "--per-family", "--top", "2")
+    assert "study" in table.splitlines()[1] and "ecg-f1" in table and "lstm" not in table
+    rows = json.loads(_cli(url, "leaderboard", "--study", "chest-acc", "--arch", "cnn",
+                           "--state", "complete", "--state", "pruned", "--format", "json"))
+    assert [r["trial"] for r in rows] == [3, 0, 2]
+    text = _cli(url, "leaderboard", "--dataset", "chest", "--format", "csv", "--sort", "auroc")
+    parsed = list(csv.DictReader(io.StringIO(text)))
+    assert [r["trial"] for r in parsed] == ["1", "3", "0"]
+    assert parsed[0]["auroc"] == "0.9" and json.loads(parsed[0]["params"]) == {"width": 17}
+    assert json.loads(_cli(url, "leaderboard", "--metric", "f1", "--json"))[0]["study"] == \
+        "ecg-f1"
+    failed = _cli(url, "leaderboard", "--study", "chest-acc", "--all")
+    assert "failed: RuntimeError: boom" in failed and "traceback line" not in failed
+
+
+def test_cli_studies(store, url):
+    out = _cli(url, "studies")
+    assert "chest-acc" in out and "5 (3/1/1)" in out and "ecg-f1" in out
+    assert [s["study"] for s in json.loads(_cli(url, "studies", "--format", "json"))] == \
+        ["chest-acc", "ecg-f1"]

@@ -1,0 +1,107 @@
+"""``automed show`` and ``automed report`` on rows written straight into the store."""
+
+from __future__ import annotations
+
+import json
+import re
+from xml.etree import ElementTree
+
+import numpy as np
+import optuna
+import pytest
+from click.testing import CliRunner
+from store_rows import add_search
+
+from automed.cli import cli
+from automed.report import build_report
+from automed.storage import Store
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+
+
+def _metrics(score: float) -> dict:
+    return {"accuracy": score, "f1": score - 0.05, "auroc": score + 0.05}
+
+
+@pytest.fixture
+def url(tmp_path) -> str:
+    url = f"sqlite:///{tmp_path / 'report.db'}"
+    store = Store(url)
+    rng = np.random.default_rng(0)
+    rows, ostudy = [], optuna.create_study(study_name="chest", storage=store.optuna_storage(),
+                                           direction="maximize")
+    dists = {"architecture": optuna.distributions.CategoricalDistribution(["cnn", "mlp"]),
+             "cnn.width": optuna.distributions.IntDistribution(8, 64),
+             "cnn.lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True),
+             "mlp.width": optuna.distributions.IntDistribution(8, 64),
+             "mlp.lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)}
+    for i in range(12):
+        arch = "cnn" if i % 3 else "mlp"
+        width, lr = int(rng.integers(8, 64)), float(10 ** rng.uniform(-4, -1))
+        score = 0.6 + width / 400 + rng.normal(0, 0.01)
+        params = {"architecture": arch, f"{arch}.width": width, f"{arch}.lr": lr}
+        ostudy.add_trial(optuna.trial.create_trial(
+            params=params, distributions={k: dists[k] for k in params}, value=score))
+        rows.append((arch, "complete", score, _metrics(score), None))
+    rows.append(("cnn", "pruned", 0.55, _metrics(0.55), None))
+    rows.append(("rnn", "failed", None, {}, "RuntimeError: shapes differ\n  File x.py"))
+    search_id = add_search(store, "chest", candidates=rows)
+    y = rng.integers(0, 2, 40)
+    p1 = np.clip(y * 0.6 + rng.uniform(0, 0.4, 40), 0, 1)
+    store.finish_search(search_id, status="complete", best_trial=int(ostudy.best_trial.number),
+                        test_scores={"accuracy": 0.9, "auroc": 0.95}, test_size=40,
+                        test_predictions={"classes": ["normal", "opacity"],
+                                          "y_true": y.tolist(),
+                                          "proba": np.c_[1 - p1, p1].tolist()})
+    store.engine.dispose()
+    return url
+
+
+def _run(url: str, *args: str, code: int = 0) -> str:
+    result = CliRunner().invoke(cli, [*args, "--storage", url])
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def test_show_study(url):
+    out = _run(url, "show", "chest")
+    assert "study 'chest': complete" in out and "14 (12 complete, 1 failed, 1 pruned)" in out
+    assert "family cnn: 9 candidates, 8 complete" in out and "test (40 samples)" in out
+    summary = json.loads(_run(url, "show", "chest", "--json"))
+    assert summary["families"]["rnn"]["complete"] == 0 and summary["devices"] == ["cpu"]
+
+
+def test_show_candidate_params_folds_timing_device_error(url):
+    out = _run(url, "show", "chest", "1")
+    assert "candidate #1 of study 'chest': cnn, complete" in out
+    assert "per fold: " in out and "on cpu" in out and '"width": 17' in out
+    failed = _run(url, "show", "chest", "13")
+    assert "RuntimeError: shapes differ" in failed and "File x.py" in failed
+    assert json.loads(_run(url, "show", "chest", "12", "--json"))["state"] == "pruned"
+    missing = CliRunner().invoke(cli, ["show", "chest", "99", "--storage", url])
+    assert missing.exit_code != 0 and "no candidate #99; trials: 0..13" in str(missing.exception)
+
+
+def test_report_is_self_contained_and_carries_its_plots(url, tmp_path):
+    out = tmp_path / "report.html"
+    assert _run(url, "report", "chest", "-o", str(out)).strip() == str(out)
+    html = out.read_text()
+    for title in ("Leaderboard", "Optimisation history", "Parameter importance: all families",
+                  "Parameter importance: family cnn", "Per-family comparison",
+                  "Confusion matrix", "ROC curve", "Precision-recall curve"):
+        assert title in html, title
+    assert html.count("<svg") >= 7 and "AUC " in html and "AP " in html
+    # Self-contained: nothing fetched from anywhere, no scripts.
+    assert not re.search(r"<script|<link|<img|src=|@import|url\(|https?://", html)
+    assert "cnn.width" in html  # importances name the family's parameters
+    for svg in re.findall(r"<svg.*?</svg>", html, flags=re.S):
+        ElementTree.fromstring(svg)  # every plot is well-formed markup
+
+
+def test_report_without_test_set_or_enough_trials(tmp_path):
+    url = f"sqlite:///{tmp_path / 'small.db'}"
+    add_search(Store(url), "tiny", candidates=[("cnn", "complete", 0.7, _metrics(0.7), None)])
+    html = build_report(Store(url), "tiny")
+    assert "no test predictions stored" in html and "no Optuna study" in html
+    assert "<svg" in html  # history and family plots still drawn
