@@ -26,11 +26,17 @@ COMPLEMENT = {"A": "T", "C": "G", "G": "C", "T": "A", "U": "A", "R": "Y", "Y": "
               "W": "W", "K": "M", "M": "K", "B": "V", "V": "B", "D": "H", "H": "D", "N": "N"}
 
 _NUCLEOTIDE_CORE = set("ACGTUN")
+_NUCLEOTIDE_CODES = set(DNA) | set(RNA)
 
 
 def _looks_nucleotide(seq: str) -> bool:
-    # Proteins use A, C, G, T and N too, so one letter proves nothing: judge by proportion.
-    return sum(c in _NUCLEOTIDE_CORE for c in seq) >= 0.9 * len(seq)
+    # Proteins use A, C, G, T and N too, so those letters prove nothing: a nucleotide sequence
+    # uses only IUPAC nucleotide codes, mostly unambiguous bases. Letters such as E, F, L, P
+    # or Q (or many ambiguity codes) mean protein.
+    # Gaps, digits and '*' are judged later, as characters outside the alphabet.
+    letters = [c for c in seq if c.isalpha()]
+    return (all(c in _NUCLEOTIDE_CODES for c in letters)
+            and sum(c in _NUCLEOTIDE_CORE for c in letters) >= 0.5 * len(letters))
 
 
 def detect_alphabet(seqs: Sequence[str], source: str, rows: Sequence[str] | None = None) -> str:

@@ -132,9 +132,11 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
 @click.option("--top", type=int, help="Show only the best N.")
 @click.option("--all", "show_all", is_flag=True, help="Include pruned and failed candidates "
               "with their errors.")
+@click.option("--per-family", is_flag=True, help="Show each architecture family's best "
+              "candidate and how far it trails the winner.")
 @click.option("--storage", help=STORAGE_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def leaderboard(study, top, show_all, storage, as_json) -> None:
+def leaderboard(study, top, show_all, per_family, storage, as_json) -> None:
     """Rank the stored candidates of a search by their mean CV score."""
     from automed.leaderboard import format_table, format_test_scores, to_json
     from automed.storage import Store
@@ -147,7 +149,7 @@ def leaderboard(study, top, show_all, storage, as_json) -> None:
                                "DATA` first")
         study = studies[-1]["study"]
     states = ("complete", "pruned", "failed") if show_all else ("complete",)
-    rows = store.leaderboard(study, top=top, states=states)
+    rows = store.leaderboard(study, top=top, states=states, best_per_family=per_family)
     if as_json:
         click.echo(to_json(rows))
         return

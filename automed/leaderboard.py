@@ -18,6 +18,9 @@ def format_table(rows: list[dict], *, show_state: bool = False) -> str:
     extra = [m for m in SHOWN_METRICS if m != metric]
     header = ["rank", "trial", "architecture", f"{metric} (mean ± std)", *extra, "folds",
               "time"]
+    per_family = "gap_to_best" in rows[0]
+    if per_family:
+        header.insert(4, "behind best")
     if show_state:
         header.append("state")
     lines = []
@@ -27,6 +30,8 @@ def format_table(rows: list[dict], *, show_state: bool = False) -> str:
         cells = [str(r["rank"]), str(r["trial"]), r["architecture"], score,
                  *[_fmt((r["metrics"] or {}).get(m)) for m in extra],
                  str(len(r["fold_scores"] or [])), f"{r['duration_s']:.1f}s"]
+        if per_family:
+            cells.insert(4, _fmt(r["gap_to_best"]))
         if show_state:
             state = r["state"]
             if r.get("error"):

@@ -209,8 +209,15 @@ class Store:
             return [dict(_search_dict(r), n_candidates=counts.get(r.id, 0)) for r in rows]
 
     def leaderboard(self, study: str | None = None, top: int | None = None,
-                    states: tuple[str, ...] = ("complete",)) -> list[dict]:
-        """Candidates ranked by their mean CV score (best first), within one study or all."""
+                    states: tuple[str, ...] = ("complete",),
+                    best_per_family: bool = False) -> list[dict]:
+        """Candidates ranked by their mean CV score (best first), within one study or all.
+
+        ``best_per_family`` keeps each architecture's best candidate (per study) and adds
+        ``gap_to_best``: how far its mean score is below the winner's.
+        """
+        if best_per_family:
+            return _best_per_family(self.leaderboard(study, states=states), top)
         with self.session() as s:
             q = (select(CandidateRecord, SearchRecord.study_name, SearchRecord.metric)
                  .join(SearchRecord, CandidateRecord.search_id == SearchRecord.id)
@@ -238,6 +245,22 @@ class Store:
         """Every candidate of a study, in trial order, whatever its state."""
         return sorted(self.leaderboard(study, states=("complete", "pruned", "failed")),
                       key=lambda r: r["trial"])
+
+
+def _best_per_family(rows: list[dict], top: int | None) -> list[dict]:
+    best: dict[tuple, dict] = {}
+    for r in rows:  # ranked best first, so the first row of a family is its best
+        best.setdefault((r["study"], r["architecture"]), r)
+    kept = list(best.values())[:top] if top else list(best.values())
+    leaders: dict[str, float | None] = {}
+    for r in kept:
+        leaders.setdefault(r["study"], r["score_mean"])
+    out = []
+    for rank, r in enumerate(kept, start=1):
+        lead = leaders[r["study"]]
+        gap = None if lead is None or r["score_mean"] is None else lead - r["score_mean"]
+        out.append(dict(r, rank=rank, gap_to_best=gap))
+    return out
 
 
 def _search_dict(rec: SearchRecord) -> dict:

@@ -16,7 +16,7 @@ LABEL_NAMES = ("label", "labels", "class", "target", "y", "outcome", "diagnosis"
 SPLIT_NAMES = ("split", "subset", "fold_split")
 # Split values that mean "locked test data"; train/val/dev rows all join the CV training set.
 TEST_SPLITS = ("test", "testing", "holdout")
-_MISSING = ("", "na", "n/a", "nan", "null", "none", "?")
+_MISSING = ("", "na", "n/a", "nan", "null", "?")  # not "none": it can be a class
 
 
 def read_text(path: Path) -> str:

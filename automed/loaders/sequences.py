@@ -100,7 +100,8 @@ def _fasta(path: Path) -> list[Row]:
             label = words[-1]
         else:
             label = ""
-        where = f"record {words[0] if words else '?'} (line {lineno})"
+        name = words[0].split("|")[0] if words else "?"
+        where = f"record {name} (line {lineno})"
         if not label:
             raise DataError(f"{path}: line {lineno}: FASTA header has no label; write "
                             "'>id label', '>id|label' or '>id label=LABEL'")
