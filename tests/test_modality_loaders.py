@@ -130,7 +130,8 @@ def test_tabular_errors(tmp_path):
     _one_line_error(lambda: load_data(path), "c.csv", "line 3", "no label")
     _one_line_error(lambda: load_data(path, label_col="death"), "'death'", "age, sex, target")
     nolab = _write(tmp_path / "d.csv", "age,sex\n61,M\n")
-    _one_line_error(lambda: load_data(nolab), "no label column", "--label-col")
+    _one_line_error(lambda: load_data(nolab, modality="tabular"), "no label column",
+                    "--label-col")
 
 
 # -- dispatch ----------------------------------------------------------------------------------
@@ -150,8 +151,11 @@ def test_loader_dispatch_by_content_and_forced_modality(tmp_path):
     assert find_loader(text).name == "text"
     seq = _write(tmp_path / "q.csv", "sequence,label\nACGT,a\n")
     assert find_loader(seq).name == "biosequence"
-    records = _write(tmp_path / "r.csv", "age,label\n3,a\n")
+    records = _write(tmp_path / "r.csv", "age,sex,label\n3,F,a\n")
     assert find_loader(records).name == "tabular"
+    numeric = _write(tmp_path / "n.csv", "age,bp,outcome\n3,,1\n4,120,0\n")
+    assert find_loader(numeric).name == "signal-table"  # numbers only: a signal table...
+    assert find_loader(numeric, modality="tabular").name == "tabular"  # ...unless forced
 
 
 # -- the shared datasets -----------------------------------------------------------------------

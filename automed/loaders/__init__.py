@@ -16,8 +16,8 @@ __all__ = ["Loader", "load_data", "find_loader"]
 def find_loader(path: Path, format: str | None = None, modality: str | None = None) -> Loader:
     """The loader for ``path``: ``format`` if given, else the first that sniffs the file.
 
-    A forced ``modality`` restricts the choice to loaders producing it; among those, one whose
-    ``sniff`` fails still takes a file with a suffix it claims (the user said what it is).
+    A forced ``modality`` restricts the choice to loaders producing it, asked in order through
+    ``accepts_forced``; failing that, the first claiming the suffix (the user said what it is).
     """
     from automed.plugin_manager import get_plugin_manager
 
@@ -31,7 +31,7 @@ def find_loader(path: Path, format: str | None = None, modality: str | None = No
     if modality:
         able = [lo for lo in loaders.values() if not lo.modalities or modality in lo.modalities]
         for loader in able:
-            if loader.sniff(path):
+            if loader.accepts_forced(path):
                 return loader
         for loader in able:
             if path.suffix.lower() in loader.suffixes:

@@ -33,6 +33,10 @@ class Loader(ABC):
             return self.directories
         return path.suffix.lower() in self.suffixes
 
+    def accepts_forced(self, path: Path) -> bool:
+        """Whether to read ``path`` when the user forced one of ``modalities``."""
+        return self.sniff(path)
+
     @abstractmethod
     def load(self, path: Path, **options: Any) -> LoadedData:
         """Read ``path`` into training data and, if present, a test split."""

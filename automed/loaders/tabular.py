@@ -14,10 +14,6 @@ from automed.loaders import records
 from automed.loaders.base import Loader
 from automed.tabular import infer_columns, to_float
 
-# A numeric table with a header and more columns than this is taken for a signal table (one
-# series per row); fewer columns, or any text or missing value, makes it a table of records.
-MAX_NUMERIC_FEATURES = 64
-
 
 class TabularLoader(Loader):
     """Reads ``.csv``/``.tsv`` records: one row per patient/visit, a header naming the columns.
@@ -34,20 +30,34 @@ class TabularLoader(Loader):
     suffixes = (".csv", ".tsv")
     modalities = frozenset({"tabular"})
 
-    def sniff(self, path: Path) -> bool:
+    def _named_header(self, path: Path) -> list[str]:
         if path.is_dir() or path.suffix.lower() not in self.suffixes:
-            return False
+            return []
         names = records.header(path)
-        if not names or all(to_float(n) is not None for n in names):
-            return False  # no header: a UCR-style signal table
-        if len(names) - 1 <= MAX_NUMERIC_FEATURES:
-            return True
+        # Column names are words: a header holding numbers ("label,0,1,...") is a signal table.
+        if not names or any(to_float(n) is not None and n.strip() for n in names):
+            return []
+        return names
+
+    def sniff(self, path: Path) -> bool:
+        """Claim a named-header table with a categorical feature (text besides the label).
+
+        Numeric tables, even with a header, stay signal tables unless ``--modality tabular``
+        is given (see ``accepts_forced``).
+        """
+        names = self._named_header(path)
+        if not names:
+            return False
         try:
             _, rows = records.read_table(path)
         except DataError:
             return False
-        return any(to_float(v) is None or to_float(v) != to_float(v)
-                   for _, row in rows[:50] for v in row)
+        textual = {j for _, row in rows[:200] for j, v in enumerate(row) if to_float(v) is None}
+        label = next((j for j, n in enumerate(names) if n.lower() in records.LABEL_NAMES), None)
+        return bool(textual - {label}) and (label is not None or len(textual) >= 2)
+
+    def accepts_forced(self, path: Path) -> bool:
+        return bool(self._named_header(path))
 
     def load(self, path: Path, **options: Any) -> LoadedData:
         modality = options.get("modality") or "tabular"
