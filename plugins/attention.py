@@ -123,7 +123,7 @@ class Attention(Architecture):
         return {**patch, "d_model": 64, "heads": 4, "layers": 2, "ff_mult": 2,
                 "positions": "learned", "pooling": "mean", "dropout": 0.1,
                 "optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 64,
-                "epochs": 15, "label_smoothing": 0.0, "class_weight": "balanced",
+                "epochs": 10, "label_smoothing": 0.0, "class_weight": "balanced",
                 **({"augment": True} if spec.modality == "signal" else {})}
 
     def build(self, params: dict[str, Any], spec: Spec) -> nn.Module:
