@@ -18,8 +18,8 @@ __version__ = "0.1.0"
 
 
 def search(*args, **kwargs):
-    """Run a search; see :func:`automed.search.search` (imported lazily: torch is heavy)."""
-    from automed.search import search as _search
+    """Run a search; see :func:`automed.searcher.search` (imported lazily: torch is heavy)."""
+    from automed.searcher import search as _search
 
     return _search(*args, **kwargs)
 

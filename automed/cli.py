@@ -142,7 +142,7 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
     signal table (.txt/.tsv/.csv, UCR style: label first).
     """
     from automed.leaderboard import format_table, format_test_ci, format_test_scores
-    from automed.search import search as run_search
+    from automed.searcher import search as run_search
 
     label = int(label_col) if label_col is not None and label_col.isdigit() else label_col
     result = run_search(

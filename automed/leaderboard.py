@@ -26,6 +26,9 @@ def format_table(rows: list[dict], *, show_state: bool = False, sort: str | None
     many = len({r["study"] for r in rows}) > 1
     header = ["rank", *(["study"] if many else []), "trial", "architecture",
               f"{metric} (mean ± std)", *extra, "folds", "time"]
+    per_family = "gap_to_best" in rows[0]
+    if per_family:
+        header.insert(header.index("architecture") + 2, "behind best")
     if show_state:
         header.append("state")
     lines = []
@@ -36,6 +39,8 @@ def format_table(rows: list[dict], *, show_state: bool = False, sort: str | None
                  r["architecture"], score,
                  *[_fmt((r["metrics"] or {}).get(m)) for m in extra],
                  str(len(r["fold_scores"] or [])), f"{r['duration_s']:.1f}s"]
+        if per_family:
+            cells.insert(header.index("behind best"), _fmt(r["gap_to_best"]))
         if show_state:
             state = r["state"]
             if r.get("error"):

@@ -30,8 +30,17 @@ ENTRY_POINT_GROUP = "automed"
 # Built-ins are ordinary plugin modules, registered exactly like third-party entry points.
 DEFAULT_PLUGINS = (
     "automed.plugins.cnn",
+    "automed.plugins.rnn",
+    "automed.plugins.lstm",
+    "automed.plugins.attention",
+    "automed.plugins.biosequence",
+    "automed.plugins.mlp",
     "automed.loaders.npz",
     "automed.loaders.images",
+    # Loaders that sniff file contents come before the signal table, which takes any table.
+    "automed.loaders.text",
+    "automed.loaders.sequences",
+    "automed.loaders.tabular",
     "automed.loaders.signals",
 )
 

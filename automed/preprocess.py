@@ -111,3 +111,9 @@ def preprocessor_for(modality: str) -> Preprocessor:
         raise DataError(
             f"no preprocessing for {modality} data yet; supported: {', '.join(PREPROCESSORS)}"
         ) from None
+
+
+# The token and tabular encodings live in their own modules and add themselves to
+# PREPROCESSORS; importing them here makes `preprocessor_for` see every modality.
+import automed.tabular  # noqa: E402, F401
+import automed.tokens  # noqa: E402, F401

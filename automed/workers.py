@@ -130,7 +130,7 @@ def worker_main(storage_url: str, study_name: str, slot: Slot, *, index: int = 0
     """
     import torch
 
-    from automed.search import Searcher
+    from automed.searcher import Searcher
     from automed.storage import Store
 
     torch.set_num_threads(slot.threads)

@@ -301,6 +301,8 @@ class Store:
                 rows = s.execute(ranking.leaderboard_query(
                     architectures=families, top=top, **filters)).all()
             out = [ranking.row_dict(rank, row) for rank, row in enumerate(rows, start=1)]
+            if best_per_family:
+                _add_gaps(out)
             if not out:
                 self._check_filters(s, _as_list(dataset), families)
             return out
@@ -342,6 +344,20 @@ def _as_list(value: str | Sequence[str] | None) -> list[str]:
     if value is None:
         return []
     return [value] if isinstance(value, str) else list(value)
+
+
+def _add_gaps(rows: list[dict]) -> None:
+    """Per family rows: how far each trails its study's winner (so a user sees by how much)."""
+    leaders: dict[str, float] = {}
+    for r in rows:
+        if r["score_mean"] is not None and (r["study"] not in leaders
+                                             or r["score_mean"] > leaders[r["study"]]):
+            leaders[r["study"]] = r["score_mean"]
+    for r in rows:
+        lead = leaders.get(r["study"])
+        r["gap_to_best"] = (None if lead is None or r["score_mean"] is None
+                            else lead - r["score_mean"])
+
 
 
 def _search_dict(rec: SearchRecord) -> dict:

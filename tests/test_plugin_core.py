@@ -97,6 +97,7 @@ def test_duplicate_architecture_name_is_refused_not_overwritten(monkeypatch, cap
 
 def test_architecture_selection_errors_name_the_choices():
     pm = PluginManager(load_entry_points=False)
-    with pytest.raises(ConfigError, match="unknown architecture nope; available: cnn"):
+    with pytest.raises(ConfigError, match="unknown architecture nope; available: .*cnn"):
         pm.architectures_for("image", ["nope"])
-    assert list(pm.architectures_for("signal")) == ["cnn"]
+    signal = pm.architectures_for("signal")
+    assert "cnn" in signal and all(a.accepts("signal") for a in signal.values())

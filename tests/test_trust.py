@@ -18,7 +18,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import automed.search as search_module
+import automed.searcher as search_module
 from automed import metrics as M
 from automed.bootstrap import resample_scores
 from automed.cli import cli
@@ -28,7 +28,7 @@ from automed.errors import DataError
 from automed.leakage import check_folds_leakage, check_test_leakage
 from automed.loaders import load_data
 from automed.plugin_manager import reset_plugin_manager
-from automed.search import search
+from automed.searcher import search
 from automed.storage import Store
 from automed.training import epoch_order
 

@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 from automed import devices
 from automed.devices import Slot, plan_slots
 from automed.errors import ConfigError
-from automed.search import search
+from automed.searcher import search
 from automed.storage import Store
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"

@@ -13,7 +13,12 @@ from automed.spec import MODALITIES
 __all__ = ["Loader", "load_data", "find_loader"]
 
 
-def find_loader(path: Path, format: str | None = None) -> Loader:
+def find_loader(path: Path, format: str | None = None, modality: str | None = None) -> Loader:
+    """The loader for ``path``: ``format`` if given, else the first that sniffs the file.
+
+    A forced ``modality`` restricts the choice to loaders producing it, asked in order through
+    ``accepts_forced``; failing that, the first claiming the suffix (the user said what it is).
+    """
     from automed.plugin_manager import get_plugin_manager
 
     loaders = get_plugin_manager().loaders()
@@ -23,6 +28,14 @@ def find_loader(path: Path, format: str | None = None) -> Loader:
                 f"unknown format {format!r}; available: {', '.join(sorted(loaders))}"
             )
         return loaders[format]
+    if modality:
+        able = [lo for lo in loaders.values() if not lo.modalities or modality in lo.modalities]
+        for loader in able:
+            if loader.accepts_forced(path):
+                return loader
+        for loader in able:
+            if path.suffix.lower() in loader.suffixes:
+                return loader
     for loader in loaders.values():
         if loader.sniff(path):
             return loader
@@ -53,13 +66,16 @@ def load_data(
         raise DataError(f"{path}: no such file or folder; check the path")
     if modality is not None and modality not in MODALITIES:
         raise ConfigError(f"unknown modality {modality!r}; use one of {', '.join(MODALITIES)}")
-    loader = find_loader(path, format)
+    loader = find_loader(path, format, modality)
     data = loader.load(path, modality=modality, **options)
     if test is not None:
         test_path = Path(test)
         if not test_path.exists():
             raise DataError(f"{test_path}: no such test file; check the --test path")
-        test_data = find_loader(test_path, format).load(test_path, modality=modality, **options)
+        # The test file is the same kind of data: its own loader only if this one declines.
+        test_loader = loader if loader.sniff(test_path) else find_loader(test_path, format,
+                                                                         modality)
+        test_data = test_loader.load(test_path, modality=modality, **options)
         data = LoadedData(data.train, _merge_test(test_data))
     if groups is not None:
         data = LoadedData(_with_groups(data.train, Path(groups)), data.test)

@@ -15,6 +15,8 @@ class Loader(ABC):
     ``name`` identifies the loader (``--format NAME`` forces it); ``suffixes`` lists the file
     endings it claims (``".npz"``); a directory loader sets ``directories = True``.
     ``sniff(path)`` may look inside a file to decide between loaders claiming the same suffix.
+    ``modalities`` names the modalities the loader produces (empty: any); a forced
+    ``--modality`` only considers loaders that produce it.
     ``load(path, **options)`` returns the data; options it does not use are ignored.
     Known options: ``label_col`` (column name or index), ``modality`` (forced modality),
     ``text_col`` / ``sequence_col`` (issue-specific loaders).
@@ -24,11 +26,16 @@ class Loader(ABC):
     description: str = ""
     suffixes: tuple[str, ...] = ()
     directories: bool = False
+    modalities: frozenset[str] = frozenset()
 
     def sniff(self, path: Path) -> bool:
         if path.is_dir():
             return self.directories
         return path.suffix.lower() in self.suffixes
+
+    def accepts_forced(self, path: Path) -> bool:
+        """Whether to read ``path`` when the user forced one of ``modalities``."""
+        return self.sniff(path)
 
     @abstractmethod
     def load(self, path: Path, **options: Any) -> LoadedData:

@@ -29,6 +29,7 @@ class SignalTableLoader(Loader):
     name = "signal-table"
     description = "UCR-style table, one series per row with a label column (.txt/.tsv/.csv)"
     suffixes = (".txt", ".tsv", ".csv")
+    modalities = frozenset({"signal", "tabular"})
 
     def load(self, path: Path, **options: Any) -> LoadedData:
         modality = options.get("modality") or "signal"

@@ -1,0 +1,145 @@
+"""Shared reading of record files (CSV/TSV with a header, JSONL) for the text, biosequence and
+tabular loaders: columns found by name, labels checked row by row, errors naming file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from automed.dataset import Dataset, LoadedData, encode_labels
+from automed.errors import DataError
+
+LABEL_NAMES = ("label", "labels", "class", "target", "y", "outcome", "diagnosis", "category")
+SPLIT_NAMES = ("split", "subset", "fold_split")
+# Split values that mean "locked test data"; train/val/dev rows all join the CV training set.
+TEST_SPLITS = ("test", "testing", "holdout")
+_MISSING = ("", "na", "n/a", "nan", "null", "?")  # not "none": it can be a class
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a UTF-8 text file; re-save it as UTF-8") from exc
+
+
+def delimiter_for(path: Path) -> str:
+    return "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+
+
+def header(path: Path) -> list[str]:
+    """The first line's column names, or [] when unreadable (used by ``sniff``)."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            first = next(csv.reader(f, delimiter=delimiter_for(path)), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
+    return [c.strip() for c in first]
+
+
+def read_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Column names and ``(line number, values)`` rows of a delimited file with a header."""
+    text = read_text(path)
+    try:
+        rows = list(csv.reader(text.splitlines(), delimiter=delimiter_for(path)))
+    except csv.Error as exc:
+        raise DataError(f"{path}: not a readable CSV/TSV file ({exc}); check the quoting") from exc
+    numbered = [(i, r) for i, r in enumerate(rows, 1) if any(v.strip() for v in r)]
+    if not numbered:
+        raise DataError(f"{path}: the file is empty; add a header row and one record per row")
+    names = [c.strip() for c in numbered[0][1]]
+    body = numbered[1:]
+    if not body:
+        raise DataError(f"{path}: only a header row, no records; add one record per row")
+    for lineno, row in body:
+        if len(row) != len(names):
+            raise DataError(
+                f"{path}: line {lineno} has {len(row)} fields but the header has {len(names)}; "
+                "quote fields that contain the delimiter"
+            )
+    return names, body
+
+
+def read_jsonl(path: Path) -> list[tuple[int, dict]]:
+    out = []
+    for lineno, line in enumerate(read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: line {lineno} is not valid JSON ({exc.msg}); write one "
+                            "JSON object per line") from exc
+        if not isinstance(record, dict):
+            raise DataError(f"{path}: line {lineno} is not a JSON object; write one object "
+                            "per line, e.g. {\"text\": ..., \"label\": ...}")
+        out.append((lineno, record))
+    if not out:
+        raise DataError(f"{path}: the file is empty; write one JSON object per line")
+    return out
+
+
+def find_column(path: Path, names: list[str], option: Any, candidates: tuple[str, ...],
+                role: str, flag: str) -> str:
+    """The column named by ``option`` (name or index), else the first known name present."""
+    if option is not None:
+        text = str(option).strip()
+        if text in names:
+            return text
+        if text.lstrip("-").isdigit() and -len(names) <= int(text) < len(names):
+            return names[int(text)]
+        raise DataError(f"{path}: no {role} column {text!r}; columns are {', '.join(names)} "
+                        f"(set {flag})")
+    lower = {n.lower(): n for n in names}
+    for c in candidates:
+        if c in lower:
+            return lower[c]
+    raise DataError(
+        f"{path}: no {role} column found (looked for {', '.join(candidates)}); columns are "
+        f"{', '.join(names)}; name it with {flag}"
+    )
+
+
+def label_of(path: Path, lineno: int, value: Any, column: str) -> str:
+    label = "" if value is None else str(value).strip()
+    if label.lower() in _MISSING:
+        raise DataError(f"{path}: line {lineno} has no label in column {column!r}; fill or drop "
+                        "unlabeled rows")
+    return label
+
+
+def is_test_split(value: Any) -> bool:
+    return str(value).strip().lower() in TEST_SPLITS
+
+
+def split_column(names: list[str]) -> str | None:
+    lower = {n.lower(): n for n in names}
+    return next((lower[s] for s in SPLIT_NAMES if s in lower), None)
+
+
+def build(path: Path, modality: str, x: list, labels: list[str], is_test: list[bool],
+          meta: dict | None = None) -> LoadedData:
+    """Training data and, when some rows are marked test, a locked test set on its classes."""
+    import numpy as np
+
+    test_idx = [i for i, t in enumerate(is_test) if t]
+    train_idx = [i for i, t in enumerate(is_test) if not t]
+    if not train_idx:
+        raise DataError(f"{path}: every row is marked test; mark some rows train (or drop the "
+                        "split column)")
+
+    def make(idx: list[int], source: str) -> Dataset:
+        xs = np.empty(len(idx), dtype=object) if isinstance(x[0], str) else None
+        if xs is not None:
+            xs[:] = [x[i] for i in idx]
+        else:
+            xs = np.array([x[i] for i in idx], dtype=object)
+        y, classes = encode_labels(np.array([labels[i] for i in idx], dtype=object), source)
+        return Dataset(xs, y, classes, modality, source, meta=dict(meta or {}))
+
+    train = make(train_idx, str(path))
+    test = make(test_idx, f"{path} (test split)").with_classes(train.classes) if test_idx else None
+    return LoadedData(train, test)

@@ -1,0 +1,157 @@
+"""Labeled DNA, RNA and protein sequences: FASTA, CSV/TSV, and the UCI splice-junction format."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from automed.alphabets import detect_alphabet
+from automed.dataset import LoadedData
+from automed.errors import DataError
+from automed.hookspecs import hookimpl
+from automed.loaders import records
+from automed.loaders.base import Loader
+
+FASTA_SUFFIXES = (".fasta", ".fa", ".fna", ".faa", ".fas", ".ffn")
+SEQUENCE_NAMES = ("sequence", "seq", "dna", "rna", "protein", "peptide", "nucleotides")
+# UCI splice.data: "CLASS, INSTANCE-NAME, SEQUENCE" padded with spaces, no header.
+_UCI_LINE = re.compile(r"^\s*[^,\s]+\s*,\s*[^,]+,\s*[A-Za-z]{8,}\s*$")
+
+
+def _first_line(path: Path) -> str:
+    try:
+        with path.open(encoding="utf-8-sig") as f:
+            return next((ln for ln in f if ln.strip()), "")
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+class BioSequenceLoader(Loader):
+    """Reads sequences with labels; detects the alphabet (DNA, RNA or protein, IUPAC codes ok).
+
+    - FASTA (``.fasta``, ``.fa``, ...): the label is in the header, as ``label=X`` or the last
+      ``|``-separated field or the last word (``>seq1 EI``, ``>seq1|EI``); ``split=test``
+      in a header marks a locked test record.
+    - CSV/TSV with a header: the sequence column is ``sequence_col`` or the first of
+      ``sequence``, ``seq``, ``dna``, ...; the label is ``label_col`` or ``label``, ``class``...
+    - UCI ``splice.data`` style (``.data``, or a headerless CSV): ``CLASS, NAME, SEQUENCE``.
+    """
+
+    name = "biosequence"
+    description = "DNA/RNA/protein: FASTA (label in header), CSV/TSV, UCI splice .data"
+    suffixes = FASTA_SUFFIXES + (".data", ".csv", ".tsv", ".txt")
+    modalities = frozenset({"biosequence"})
+
+    def sniff(self, path: Path) -> bool:
+        suffix = path.suffix.lower()
+        if path.is_dir() or suffix not in self.suffixes:
+            return False
+        if suffix in FASTA_SUFFIXES:
+            return True
+        if _UCI_LINE.match(_first_line(path)):
+            return True
+        return suffix in (".csv", ".tsv") and any(
+            n.lower() in SEQUENCE_NAMES for n in records.header(path))
+
+    def load(self, path: Path, **options: Any) -> LoadedData:
+        modality = options.get("modality") or "biosequence"
+        if modality != "biosequence":
+            raise DataError(f"{path}: the biosequence loader reads sequences, not {modality}; "
+                            "drop --format biosequence or use --modality biosequence")
+        suffix = path.suffix.lower()
+        if suffix in FASTA_SUFFIXES or _first_line(path).startswith(">"):
+            rows = _fasta(path)
+        elif suffix == ".data" or _UCI_LINE.match(_first_line(path)):
+            rows = _uci(path)
+        else:
+            rows = _table(path, options)
+        where = [w for w, _, _, _ in rows]
+        seqs = []
+        for w, seq, _, _ in rows:
+            seq = "".join(seq.split()).upper()
+            if not seq:
+                raise DataError(f"{path}: {w} has an empty sequence; fill or drop that record")
+            seqs.append(seq)
+        alphabet = detect_alphabet(seqs, str(path), where)
+        return records.build(path, "biosequence", seqs, [r[2] for r in rows],
+                             [r[3] for r in rows], meta={"alphabet": alphabet})
+
+
+Row = tuple[str, str, str, bool]  # (where, sequence, label, is_test)
+
+
+def _fasta(path: Path) -> list[Row]:
+    rows: list[Row] = []
+    header, lineno, parts = None, 0, []
+
+    def flush() -> None:
+        if header is None:
+            return
+        words = header.split()
+        test = any(w.lower() in ("split=test", "split=holdout") for w in words)
+        words = [w for w in words if not w.lower().startswith("split=")]
+        tagged = [w.split("=", 1)[1] for w in words if w.lower().startswith("label=")]
+        if tagged:
+            label = tagged[0]
+        elif "|" in header:
+            label = header.rsplit("|", 1)[1].strip()
+        elif len(words) > 1:
+            label = words[-1]
+        else:
+            label = ""
+        name = words[0].split("|")[0] if words else "?"
+        where = f"record {name} (line {lineno})"
+        if not label:
+            raise DataError(f"{path}: line {lineno}: FASTA header has no label; write "
+                            "'>id label', '>id|label' or '>id label=LABEL'")
+        rows.append((where, "".join(parts), records.label_of(path, lineno, label, "header"),
+                     test))
+
+    for i, line in enumerate(records.read_text(path).splitlines(), 1):
+        if line.startswith(">"):
+            flush()
+            header, lineno, parts = line[1:].strip(), i, []
+        elif line.strip() and not line.startswith(";"):
+            if header is None:
+                raise DataError(f"{path}: line {i} has sequence before any '>' header; "
+                                "start each record with '>id label'")
+            parts.append(line.strip())
+    flush()
+    if not rows:
+        raise DataError(f"{path}: no FASTA records found; start each record with '>id label'")
+    return rows
+
+
+def _uci(path: Path) -> list[Row]:
+    rows: list[Row] = []
+    for i, line in enumerate(records.read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) != 3:
+            raise DataError(f"{path}: line {i} has {len(fields)} fields; the UCI splice format "
+                            "is 'CLASS, NAME, SEQUENCE'")
+        label = records.label_of(path, i, fields[0], "class")
+        rows.append((f"line {i} ({fields[1]})", fields[2], label, False))
+    if not rows:
+        raise DataError(f"{path}: the file is empty; write 'CLASS, NAME, SEQUENCE' lines")
+    return rows
+
+
+def _table(path: Path, options: dict) -> list[Row]:
+    names, table = records.read_table(path)
+    seq_col = records.find_column(path, names, options.get("sequence_col"), SEQUENCE_NAMES,
+                                  "sequence", "sequence_col")
+    label_col = records.find_column(path, names, options.get("label_col"), records.LABEL_NAMES,
+                                    "label", "--label-col")
+    split_col = records.split_column(names)
+    s, lab = names.index(seq_col), names.index(label_col)
+    sp = names.index(split_col) if split_col else None
+    return [(f"line {i}", v[s], records.label_of(path, i, v[lab], label_col),
+             sp is not None and records.is_test_split(v[sp])) for i, v in table]
+
+
+@hookimpl
+def register_loaders(register):
+    register(BioSequenceLoader())

@@ -1,0 +1,101 @@
+"""Tabular clinical records: a CSV/TSV with a header, numeric and categorical columns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automed.dataset import LoadedData
+from automed.errors import DataError
+from automed.hookspecs import hookimpl
+from automed.loaders import records
+from automed.loaders.base import Loader
+from automed.tabular import infer_columns, to_float
+
+
+class TabularLoader(Loader):
+    """Reads ``.csv``/``.tsv`` records: one row per patient/visit, a header naming the columns.
+
+    The label is ``label_col`` or the first of ``label``, ``class``, ``target``, ``outcome``,
+    .... ``id_col`` names a column to drop (identifiers are not features); a ``split`` column
+    marks locked test rows. Missing values (empty, ``NA``, ``?``, ...) are allowed in features.
+    Columns whose values are all numbers are numeric, the others categorical; scaling and
+    encoding are fitted per fold (see :mod:`automed.tabular`).
+    """
+
+    name = "tabular"
+    description = "clinical records: .csv/.tsv with a header, numeric and categorical columns"
+    suffixes = (".csv", ".tsv")
+    modalities = frozenset({"tabular"})
+
+    def _named_header(self, path: Path) -> list[str]:
+        if path.is_dir() or path.suffix.lower() not in self.suffixes:
+            return []
+        names = records.header(path)
+        # Column names are words: a header holding numbers ("label,0,1,...") is a signal table.
+        if not names or any(to_float(n) is not None and n.strip() for n in names):
+            return []
+        return names
+
+    def sniff(self, path: Path) -> bool:
+        """Claim a named-header table with a categorical feature (text besides the label).
+
+        Numeric tables, even with a header, stay signal tables unless ``--modality tabular``
+        is given (see ``accepts_forced``).
+        """
+        names = self._named_header(path)
+        if not names:
+            return False
+        try:
+            _, rows = records.read_table(path)
+        except DataError:
+            return False
+        textual = {j for _, row in rows[:200] for j, v in enumerate(row) if to_float(v) is None}
+        label = next((j for j, n in enumerate(names) if n.lower() in records.LABEL_NAMES), None)
+        return bool(textual - {label}) and (label is not None or len(textual) >= 2)
+
+    def accepts_forced(self, path: Path) -> bool:
+        return bool(self._named_header(path))
+
+    def load(self, path: Path, **options: Any) -> LoadedData:
+        modality = options.get("modality") or "tabular"
+        if modality != "tabular":
+            raise DataError(f"{path}: the tabular loader reads records, not {modality}; drop "
+                            "--format tabular or use --modality tabular")
+        names, table = records.read_table(path)
+        if len(set(names)) != len(names):
+            dup = next(n for n in names if names.count(n) > 1)
+            raise DataError(f"{path}: column {dup!r} appears twice in the header; rename one")
+        label_col = records.find_column(path, names, options.get("label_col"),
+                                        records.LABEL_NAMES, "label", "--label-col")
+        split_col = records.split_column(names)
+        drop = {label_col, split_col}
+        if options.get("id_col") is not None:
+            drop.add(records.find_column(path, names, options["id_col"], (), "id", "id_col"))
+        features = [n for n in names if n not in drop]
+        if not features:
+            raise DataError(f"{path}: no feature columns besides {label_col!r}; add features")
+        idx = [names.index(n) for n in features]
+        lab, sp = names.index(label_col), names.index(split_col) if split_col else None
+        rows, labels, is_test = [], [], []
+        for lineno, values in table:
+            labels.append(records.label_of(path, lineno, values[lab], label_col))
+            rows.append([values[j].strip() for j in idx])
+            is_test.append(sp is not None and records.is_test_split(values[sp]))
+        x = np.array(rows, dtype=object)
+        train_rows = x[[not t for t in is_test]]
+        # The layout (numeric or categorical, levels) comes from training rows only; test
+        # values never decide how the model's input is shaped.
+        columns = infer_columns(train_rows, features)
+        data = records.build(path, "tabular", list(x), labels, is_test,
+                             meta={"feature_names": features, "tabular_columns": columns})
+        if data.test is not None:
+            data.test.meta = {"feature_names": features, "tabular_columns": columns}
+        return data
+
+
+@hookimpl
+def register_loaders(register):
+    register(TabularLoader())

@@ -1,0 +1,77 @@
+"""Labeled texts: JSONL objects, or CSV/TSV rows, with a text field and a label field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from automed.dataset import LoadedData
+from automed.errors import DataError
+from automed.hookspecs import hookimpl
+from automed.loaders import records
+from automed.loaders.base import Loader
+from automed.tokens import tokenize
+
+TEXT_NAMES = ("text", "abstract", "document", "sentence", "note", "notes", "report", "content",
+              "body")
+
+
+class TextLoader(Loader):
+    """Reads ``.jsonl`` (one object per line) and ``.csv``/``.tsv`` files with a header.
+
+    The text field is ``text_col`` or the first of ``text``, ``abstract``, ``document``, ...;
+    the label is ``label_col`` or the first of ``label``, ``class``, ``target``, .... A
+    ``split`` field marks locked test rows (``test``); every other row is training data (the
+    search cross-validates, so ``val``/``dev`` rows join training). A CSV/TSV is claimed only
+    when its header names a text column, so numeric tables go to the other loaders.
+    """
+
+    name = "text"
+    description = "labeled texts: .jsonl objects or .csv/.tsv with text and label columns"
+    suffixes = (".jsonl", ".csv", ".tsv")
+    modalities = frozenset({"text"})
+
+    def sniff(self, path: Path) -> bool:
+        suffix = path.suffix.lower()
+        if path.is_dir() or suffix not in self.suffixes:
+            return False
+        if suffix == ".jsonl":
+            return True
+        return any(n.lower() in TEXT_NAMES for n in records.header(path))
+
+    def load(self, path: Path, **options: Any) -> LoadedData:
+        modality = options.get("modality") or "text"
+        if modality != "text":
+            raise DataError(f"{path}: the text loader reads text, not {modality}; drop "
+                            "--format text or use --modality text")
+        if path.suffix.lower() == ".jsonl":
+            rows = records.read_jsonl(path)
+            names = sorted({k for _, r in rows for k in r})
+        else:
+            names, table = records.read_table(path)
+            rows = [(lineno, dict(zip(names, values))) for lineno, values in table]
+        text_col = records.find_column(path, names, options.get("text_col"), TEXT_NAMES,
+                                       "text", "text_col")
+        label_col = records.find_column(path, names, options.get("label_col"),
+                                        records.LABEL_NAMES, "label", "--label-col")
+        split_col = records.split_column(names)
+        texts, labels, is_test = [], [], []
+        for lineno, record in rows:
+            if label_col not in record:
+                raise DataError(f"{path}: line {lineno} has no {label_col!r} field; give every "
+                                "record a label")
+            labels.append(records.label_of(path, lineno, record[label_col], label_col))
+            text = record.get(text_col)
+            text = "" if text is None else str(text)
+            if not tokenize(text):
+                raise DataError(f"{path}: line {lineno}: the {text_col!r} field is empty after "
+                                "tokenization (no letters or digits); fill or drop that row")
+            texts.append(text)
+            is_test.append(split_col is not None and records.is_test_split(record.get(split_col)))
+        return records.build(path, "text", texts, labels, is_test,
+                             meta={"text_col": text_col, "label_col": label_col})
+
+
+@hookimpl
+def register_loaders(register):
+    register(TextLoader())

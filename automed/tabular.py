@@ -1,0 +1,153 @@
+"""Tabular records: numeric columns imputed and standardized, categorical ones one-hot encoded.
+
+The encoded width must be known before any fold is fitted, so the *layout* (which columns are
+numeric, each categorical column's levels, which columns ever miss a value) is read once from
+the whole training set and cached in ``dataset.meta``, shared by every fold subset. The
+*statistics* (medians, means, standard deviations, levels actually seen) are fitted on each
+fold's training part only: a level that a fold's training part never saw encodes as all zeros,
+exactly like a missing value, so validation data cannot leak into the encoding.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from automed.dataset import Dataset
+from automed.errors import DataError
+from automed.preprocess import PREPROCESSORS, Preprocessor
+from automed.spec import Spec
+
+MISSING = ("", "na", "n/a", "nan", "null", "none", "?", "-", ".")
+
+
+def is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    return str(value).strip().lower() in MISSING
+
+
+def to_float(value: Any) -> float | None:
+    """The number in ``value``; NaN when missing; None when it is not a number."""
+    if is_missing(value):
+        return math.nan
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return None
+
+
+def infer_columns(x: np.ndarray, names: list[str]) -> list[dict]:
+    """Column layout: numeric when every present value is a number, else categorical."""
+    columns = []
+    for j, name in enumerate(names):
+        values = x[:, j]
+        floats = [to_float(v) for v in values]
+        missing = any(is_missing(v) for v in values)
+        if all(f is not None for f in floats):
+            columns.append({"name": name, "kind": "numeric", "missing": missing})
+        else:
+            levels = sorted({str(v).strip() for v in values if not is_missing(v)})
+            columns.append({"name": name, "kind": "categorical", "levels": levels})
+    return columns
+
+
+def encoded_width(columns: list[dict]) -> int:
+    return sum(1 + int(c["missing"]) if c["kind"] == "numeric" else len(c["levels"])
+               for c in columns)
+
+
+class TabularPreprocessor(Preprocessor):
+    """Median imputation (+ a missing-indicator column), z-scores, and one-hot levels."""
+
+    modality = "tabular"
+
+    def __init__(self) -> None:
+        self.columns: list[dict] = []
+        self.stats: list[dict] = []
+
+    @staticmethod
+    def layout(dataset: Dataset) -> list[dict]:
+        if "tabular_columns" not in dataset.meta:
+            x = np.asarray(dataset.x)
+            names = dataset.meta.get("feature_names") or [f"x{j}" for j in range(x.shape[1])]
+            dataset.meta["tabular_columns"] = infer_columns(x, names)
+        return dataset.meta["tabular_columns"]
+
+    def spec(self, dataset: Dataset) -> Spec:
+        return Spec("tabular", (encoded_width(self.layout(dataset)),), dataset.n_classes)
+
+    def fit(self, dataset: Dataset) -> TabularPreprocessor:
+        self.columns = self.layout(dataset)
+        x = np.asarray(dataset.x)
+        self.stats = []
+        for j, col in enumerate(self.columns):
+            if col["kind"] == "numeric":
+                v = self._numeric(x[:, j], col["name"])
+                present = v[~np.isnan(v)]
+                median = float(np.median(present)) if present.size else 0.0
+                filled = np.where(np.isnan(v), median, v)
+                std = float(filled.std())
+                self.stats.append({"median": median, "mean": float(filled.mean()),
+                                   "std": std if std > 1e-8 else 1.0})
+            else:
+                seen = {str(v).strip() for v in x[:, j] if not is_missing(v)}
+                self.stats.append({"seen": [lv for lv in col["levels"] if lv in seen]})
+        return self
+
+    def _numeric(self, values: np.ndarray, name: str) -> np.ndarray:
+        if values.dtype.kind in "fiu":
+            return values.astype(np.float64)
+        out = np.empty(len(values))
+        for i, v in enumerate(values):
+            f = to_float(v)
+            if f is None:
+                raise DataError(
+                    f"column {name!r}: value {v!r} (record {i + 1}) is not a number, but the "
+                    "column was numeric in the training data; fix or blank the value"
+                )
+            out[i] = f
+        return out
+
+    def transform(self, x: Any) -> torch.Tensor:
+        x = np.asarray(x)
+        if x.ndim != 2 or x.shape[1] != len(self.columns):
+            raise DataError(f"records have {x.shape[1:]} columns, expected "
+                            f"{len(self.columns)}; use the same columns as the training data")
+        parts = []
+        for j, (col, st) in enumerate(zip(self.columns, self.stats)):
+            if col["kind"] == "numeric":
+                v = self._numeric(x[:, j], col["name"])
+                missing = np.isnan(v)
+                filled = np.where(missing, st["median"], v)
+                parts.append(((filled - st["mean"]) / st["std"])[:, None])
+                if col["missing"]:
+                    parts.append(missing[:, None].astype(np.float64))
+            else:
+                index = {lv: k for k, lv in enumerate(col["levels"])}
+                seen = set(st["seen"])
+                block = np.zeros((len(x), len(col["levels"])))
+                for i, v in enumerate(x[:, j]):
+                    level = str(v).strip()
+                    if not is_missing(v) and level in seen:
+                        block[i, index[level]] = 1.0
+                parts.append(block)
+        out = np.concatenate(parts, axis=1) if parts else np.zeros((len(x), 0))
+        return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
+
+    def state(self) -> dict:
+        return {"columns": self.columns, "stats": self.stats}
+
+    @classmethod
+    def from_state(cls, state: dict) -> TabularPreprocessor:
+        obj = cls()
+        obj.columns, obj.stats = list(state["columns"]), list(state["stats"])
+        return obj
+
+
+PREPROCESSORS["tabular"] = TabularPreprocessor

@@ -1,0 +1,81 @@
+"""LSTM networks, stacked, optionally bidirectional, pooled by last state or attention.
+
+Attention pooling lets a long clinical text or a sequence be summarised by its most telling
+steps instead of its final state, which forgets the beginning of long inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from automed.architecture import Architecture
+from automed.hookspecs import hookimpl
+from automed.spec import Spec
+
+from ._sequence import (
+    SEQUENCE_MODALITIES,
+    TOKEN_MODALITIES,
+    AttentionPool,
+    Stem,
+    default_patch,
+    head,
+    patch_choices,
+    run_recurrent,
+    suggest_stem,
+)
+
+
+class LSTMModel(nn.Module):
+    def __init__(self, params: dict[str, Any], spec: Spec) -> None:
+        super().__init__()
+        self.stem = Stem(spec, params)
+        hidden, layers = int(params["hidden"]), int(params["layers"])
+        self.lstm = nn.LSTM(self.stem.out_dim, hidden, num_layers=layers, batch_first=True,
+                            bidirectional=bool(params["bidirectional"]),
+                            dropout=float(params["dropout"]) if layers > 1 else 0.0)
+        out_dim = hidden * (2 if params["bidirectional"] else 1)
+        self.pool = AttentionPool(out_dim) if params["pooling"] == "attention" else None
+        self.head = head(out_dim, spec.n_classes, float(params["dropout"]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        steps, mask = self.stem(x)
+        out, last = run_recurrent(self.lstm, steps, mask)
+        return self.head(self.pool(out, mask) if self.pool is not None else last)
+
+
+class LSTM(Architecture):
+    name = "lstm"
+    modalities = SEQUENCE_MODALITIES
+    description = "LSTM, stacked, optionally bidirectional, last-state or attention pooling"
+
+    def search_space(self, trial: Any, spec: Spec) -> dict[str, Any]:
+        params = suggest_stem(trial, spec)
+        params.update({
+            "hidden": trial.suggest_categorical("hidden", [32, 64, 128]),
+            "layers": trial.suggest_int("layers", 1, 2),
+            "bidirectional": trial.suggest_categorical("bidirectional", [False, True]),
+            "pooling": trial.suggest_categorical("pooling", ["last", "attention"]),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+        })
+        return params
+
+    def default_params(self, spec: Spec) -> dict[str, Any]:
+        stem = {"embedding": 32} if spec.modality in TOKEN_MODALITIES else {}
+        if len(patch_choices(spec)) > 1:
+            stem["patch"] = default_patch(spec)
+        return {**stem, "hidden": 64, "layers": 1, "bidirectional": True,
+                "pooling": "attention", "dropout": 0.2, "optimizer": "adamw", "lr": 3e-3,
+                "weight_decay": 1e-4, "batch_size": 64, "epochs": 10, "label_smoothing": 0.0,
+                "class_weight": "balanced",
+                **({"augment": True} if spec.modality == "signal" else {})}
+
+    def build(self, params: dict[str, Any], spec: Spec) -> nn.Module:
+        return LSTMModel(params, spec)
+
+
+@hookimpl
+def register_architectures(register):
+    register(LSTM())

@@ -1,0 +1,170 @@
+"""Text, biosequence and tabular loaders: formats, dispatch, and one-line errors on bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from automed.errors import DataError
+from automed.loaders import find_loader, load_data
+from automed.plugin_manager import reset_plugin_manager
+
+SHARED_DATA = Path(os.environ.get(
+    "AUTOMED_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+needs_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(),
+                                  reason=f"shared datasets not found at {SHARED_DATA}")
+
+
+@pytest.fixture(autouse=True)
+def fresh_plugins():
+    reset_plugin_manager()
+    yield
+    reset_plugin_manager()
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _one_line_error(call, *words):
+    with pytest.raises(DataError) as info:
+        call()
+    message = str(info.value)
+    assert "\n" not in message
+    for w in words:
+        assert w in message, message
+    return message
+
+
+# -- text --------------------------------------------------------------------------------------
+
+def test_jsonl_split_field_gives_locked_test(tmp_path):
+    rows = [{"text": f"patient {i} has fever", "label": "a" if i % 2 else "b",
+             "split": "test" if i >= 6 else ("val" if i == 5 else "train")} for i in range(8)]
+    path = _write(tmp_path / "t.jsonl", "\n".join(json.dumps(r) for r in rows))
+    data = load_data(path)
+    assert data.train.modality == "text" and len(data.train) == 6 and len(data.test) == 2
+    assert data.train.classes == ["a", "b"] and data.test.classes == ["a", "b"]
+    assert data.train.x[0] == "patient 0 has fever"
+
+
+def test_text_csv_tsv_with_named_columns(tmp_path):
+    csv_path = _write(tmp_path / "notes.csv", 'note,diagnosis\n"cough, fever",flu\nrash,pox\n')
+    data = load_data(csv_path, label_col="diagnosis")
+    assert list(data.train.x) == ["cough, fever", "rash"]
+    tsv = _write(tmp_path / "n.tsv", "id\ttext\tlabel\n1\tchest pain\tcardio\n2\tcough\tresp\n")
+    assert load_data(tsv).train.classes == ["cardio", "resp"]
+
+
+def test_text_errors_name_line_and_fix(tmp_path):
+    missing = _write(tmp_path / "m.jsonl", '{"text": "a b", "label": "x"}\n'
+                     '{"text": "c d", "label": ""}\n')
+    _one_line_error(lambda: load_data(missing), "m.jsonl", "line 2", "no label")
+    empty = _write(tmp_path / "e.jsonl", '{"text": "a b", "label": "x"}\n'
+                   '{"text": "?! ...", "label": "y"}\n')
+    _one_line_error(lambda: load_data(empty), "line 2", "empty after tokenization")
+    nolabel = _write(tmp_path / "c.csv", "text,klass\nhello there,a\n")
+    _one_line_error(lambda: load_data(nolabel), "c.csv", "no label column", "klass")
+    _one_line_error(lambda: load_data(nolabel, label_col="outcome"), "'outcome'", "klass")
+
+
+# -- biosequences ------------------------------------------------------------------------------
+
+def test_fasta_label_formats_and_multiline(tmp_path):
+    path = _write(tmp_path / "s.fasta", ">s1 EI\nACGT\nACGN\n>s2|IE\nacgtacgr\n"
+                  ">s3 gene=x label=N\nTTTTGGGG\n>s4 N split=test\nAAAACCCC\n")
+    data = load_data(path)
+    assert data.train.modality == "biosequence"
+    assert list(data.train.x) == ["ACGTACGN", "ACGTACGR", "TTTTGGGG"]
+    assert data.train.classes == ["EI", "IE", "N"] and len(data.test) == 1
+    assert data.train.meta["alphabet"] == "dna"
+
+
+def test_uci_splice_format_and_csv_sequences(tmp_path):
+    uci = _write(tmp_path / "splice.data",
+                 "EI,  A-DONOR-1,  CCAGCTGCATCACAGGAGGC\nN,   B-NEG-2,   GGGCTGCGTTGCTGGTCACA\n")
+    data = load_data(uci)
+    assert data.train.classes == ["EI", "N"] and len(data.train.x[0]) == 20
+    csv = _write(tmp_path / "p.csv", "sequence,label\nMKTAYIAKQR,toxin\nMLSRAVCGTS,safe\n")
+    loaded = load_data(csv)
+    assert loaded.train.modality == "biosequence" and loaded.train.meta["alphabet"] == "protein"
+    rna = _write(tmp_path / "r.fa", ">a x\nACGUACGU\n>b y\nUUUGGGAA\n")
+    assert load_data(rna).train.meta["alphabet"] == "rna"
+
+
+def test_biosequence_errors(tmp_path):
+    mixed = _write(tmp_path / "mixed.fasta", ">a x\nACGTACGTAC\n>b y\nMKLVFFQEWIRP\n")
+    _one_line_error(lambda: load_data(mixed), "mixed alphabets", "record a", "record b")
+    tu = _write(tmp_path / "tu.fasta", ">a x\nACGTACGT\n>b y\nACGUACGU\n")
+    _one_line_error(lambda: load_data(tu), "has T", "has U")
+    bad = _write(tmp_path / "bad.fasta", ">a x\nACGTACGT\n>b y\nACG-ACGT\n")
+    _one_line_error(lambda: load_data(bad), "record b", "'-'", "position 4")
+    empty = _write(tmp_path / "empty.fasta", ">a x\nACGT\n>b y\n\n")
+    _one_line_error(lambda: load_data(empty), "record b", "empty sequence")
+    nolabel = _write(tmp_path / "nl.fasta", ">a\nACGT\n")
+    _one_line_error(lambda: load_data(nolabel), "line 1", "no label")
+    csv = _write(tmp_path / "s.csv", "seq,label\nACGT,a\nACGA,\n")
+    _one_line_error(lambda: load_data(csv), "s.csv", "line 3", "no label")
+
+
+# -- tabular -----------------------------------------------------------------------------------
+
+def test_tabular_numeric_categorical_missing(tmp_path):
+    path = _write(tmp_path / "clinic.csv",
+                  "age,sex,bp,smoker,outcome\n61,M,140,yes,1\n55,F,,no,0\n"
+                  "70,F,130,NA,1\n48,M,120,no,0\n")
+    data = load_data(path)
+    assert data.train.modality == "tabular" and data.train.x.shape == (4, 4)
+    kinds = [c["kind"] for c in data.train.meta["tabular_columns"]]
+    assert kinds == ["numeric", "categorical", "numeric", "categorical"]
+    assert data.train.classes == ["0", "1"]
+
+
+def test_tabular_errors(tmp_path):
+    path = _write(tmp_path / "c.csv", "age,sex,target\n61,M,1\n55,F,\n")
+    _one_line_error(lambda: load_data(path), "c.csv", "line 3", "no label")
+    _one_line_error(lambda: load_data(path, label_col="death"), "'death'", "age, sex, target")
+    nolab = _write(tmp_path / "d.csv", "age,sex\n61,M\n")
+    _one_line_error(lambda: load_data(nolab, modality="tabular"), "no label column",
+                    "--label-col")
+
+
+# -- dispatch ----------------------------------------------------------------------------------
+
+def test_loader_dispatch_by_content_and_forced_modality(tmp_path):
+    ucr = _write(tmp_path / "ecg.csv", "\n".join(
+        f"{i % 2}," + ",".join(str(v) for v in np.sin(np.arange(20) + i)) for i in range(6)))
+    assert find_loader(ucr).name == "signal-table"
+    # Forced tabular on a headerless numeric table: the signal table reads it as records.
+    forced = load_data(ucr, modality="tabular", label_col=0).train
+    assert forced.modality == "tabular" and forced.x.shape == (6, 20)
+    wide = _write(tmp_path / "wide.csv", "label," + ",".join(f"t{j}" for j in range(80)) + "\n"
+                  + "\n".join(f"{i % 2}," + ",".join("0.5" for _ in range(80)) for i in range(4)))
+    assert find_loader(wide).name == "signal-table"
+    assert find_loader(wide, modality="text").name == "text"  # forced: by suffix
+    text = _write(tmp_path / "t.csv", "text,label\nsome words,a\n")
+    assert find_loader(text).name == "text"
+    seq = _write(tmp_path / "q.csv", "sequence,label\nACGT,a\n")
+    assert find_loader(seq).name == "biosequence"
+    records = _write(tmp_path / "r.csv", "age,sex,label\n3,F,a\n")
+    assert find_loader(records).name == "tabular"
+    numeric = _write(tmp_path / "n.csv", "age,bp,outcome\n3,,1\n4,120,0\n")
+    assert find_loader(numeric).name == "signal-table"  # numbers only: a signal table...
+    assert find_loader(numeric, modality="tabular").name == "tabular"  # ...unless forced
+
+
+# -- the shared datasets -----------------------------------------------------------------------
+
+@needs_shared
+def test_shared_splice_and_ohsumed():
+    splice = load_data(SHARED_DATA / "uci_splice_junction" / "splice.data").train
+    assert len(splice) == 3190 and splice.classes == ["EI", "IE", "N"]
+    assert splice.meta["alphabet"] == "dna"
+    ohsumed = load_data(SHARED_DATA / "ohsumed_textgcn" / "ohsumed_23_textgcn.jsonl")
+    assert (len(ohsumed.train), len(ohsumed.test)) == (3357, 4043)
+    assert ohsumed.train.n_classes == 23
