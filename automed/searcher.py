@@ -1,4 +1,4 @@
-"""The search (``automed.search``): an Optuna study over every architecture that accepts the data, scored by CV.
+"""The search (``automed.search``): Optuna over every architecture that accepts the data.
 
 Followed as data: load -> choose architectures -> record dataset and search -> optimise
 (each trial: architecture, its params, k folds of fit/predict/score, pruned between folds) ->

@@ -79,7 +79,8 @@ def test_plugins_lists_builtins(tmp_path):
     [
         (["search", "nope.npz"], "nope.npz: no such file or folder"),
         (["search", "{demo}", "--metric", "recal"], "unknown metric 'recal'"),
-        (["search", "{demo}", "--arch", "resnet"], "unknown architecture resnet; available: attention, biosequence, cnn"),
+        (["search", "{demo}", "--arch", "resnet"],
+         "unknown architecture resnet; available: attention, biosequence, cnn"),
         (["search", "{demo}", "--folds", "50"], "fewer than the 50 folds"),
         (["search", "{demo}", "--storage", "postgresql://u:pw@127.0.0.1:1/x"],
          "cannot open the study database postgresql://u:***@127.0.0.1:1/x"),

@@ -33,7 +33,7 @@ def test_plugin_that_fails_to_import_is_broken_and_the_rest_works(install_plugin
     install_plugin("import no_such_dependency_xyz\n", "bad", version="0.3")
     install_plugin(TOY_PLUGIN.format(arch="toy"), "good")
     pm = PluginManager()
-    assert set(pm.architectures()) == {"cnn", "toy"}
+    assert {"cnn", "toy"} <= set(pm.architectures())
     bad = pm.plugins["bad"]
     assert bad.broken and bad.version == "0.3"
     assert bad.error.startswith("ModuleNotFoundError") and "no_such_dependency_xyz" in bad.error
