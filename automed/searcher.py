@@ -7,6 +7,7 @@ refit the best on all training data -> score it on the locked test set -> leader
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import traceback
@@ -45,6 +46,10 @@ from automed.workers import (
 
 DEFAULT_TRIALS = 20
 Progress = Callable[[dict], None]
+
+
+class _OutOfTime(Exception):
+    """The search's --timeout passed while a candidate was training."""
 
 
 class PrefixedTrial:
@@ -119,7 +124,10 @@ class Searcher:
         self.store, self.study_name, self.device = store, study_name, device
         self.prune, self.progress = prune, progress or (lambda event: None)
         self.max_epochs = max_epochs
-        self.spec = preprocessor_for(train.modality).spec(train)
+        spec = preprocessor_for(train.modality).spec(train)
+        # The training-set size lets families scale batch size and epochs to the data.
+        self.spec = dataclasses.replace(spec, extra={**spec.extra, "n_train": len(train)})
+        self.deadline: float | None = None  # monotonic time after which candidates stop
         self.splits = make_folds(train, folds, seed)
         self._fold_cache: dict[int, tuple] = {}
         self.search_id: int | None = None
@@ -207,6 +215,7 @@ class Searcher:
                 torch.manual_seed(self.seed + trial.number)
                 model = arch.build(params, self.spec)
                 fit_model(model, xtr, ytr, params, self.spec, device=self.device,
+                          on_epoch=self._check_deadline,
                           seed=self.seed + trial.number * 100 + i)
                 proba = predict_proba(model, xva, device=self.device)
                 scores = self._score_all(yva, proba)
@@ -218,6 +227,10 @@ class Searcher:
                     raise optuna.TrialPruned()
         except optuna.TrialPruned:
             raise
+        except _OutOfTime:
+            record("pruned", "OutOfTime: stopped at the --timeout limit")
+            trial.study.stop()
+            raise optuna.TrialPruned() from None
         except KeyboardInterrupt:
             # Optuna marks the trial FAIL; the mark lets a resumed search retry it and keep it
             # out of the trial budget.
@@ -234,6 +247,10 @@ class Searcher:
             raise CandidateError(f"{name}: metric not finite")
         record("complete")
         return float(np.mean(fold_scores))
+
+    def _check_deadline(self, epoch: int, loss: float) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise _OutOfTime()
 
     def _cap_epochs(self, params: dict[str, Any]) -> None:
         if self.max_epochs is not None and params.get("epochs", 0) > self.max_epochs:
@@ -416,7 +433,7 @@ def search(
     if not ostudy.trials:
         for name, arch in sorted(archs.items()):
             try:
-                defaults = arch.default_params(spec)
+                defaults = arch.default_params(searcher.spec)
             except Exception:  # noqa: BLE001 - a faulty plugin fails its candidates, not this
                 defaults = None
             if defaults:
@@ -451,10 +468,9 @@ def search(
                                              states=(optuna.trial.TrialState.COMPLETE,))]
     if not completed:
         store.finish_search(search_id, status="failed")
-        raise AutomedError(
-            f"no candidate of study {study_name!r} completed; see `automed leaderboard "
-            f"--study {study_name} --all` for their errors"
-        )
+        hint = (f"raise --timeout (it was {timeout:g} s)" if timeout is not None else
+                f"see `automed leaderboard --study {study_name} --all` for their errors")
+        raise AutomedError(f"no candidate of study {study_name!r} completed; {hint}")
     best = ostudy.best_trial
     result.best = next((r for r in result.leaderboard if r["trial"] == best.number), None)
     test_scores = None

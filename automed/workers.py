@@ -98,6 +98,8 @@ def run_trials(searcher, study: optuna.Study, *, trials: int | None, timeout: fl
     """Optimise until the study's budget is used, then retry what dead workers left behind."""
     budget = _Budget(trials)
     started = time.monotonic()
+    if timeout is not None:
+        searcher.deadline = started + timeout  # candidates stop mid-training at the limit
     if trials is None or counted_trials(study) < trials:
         study.optimize(searcher.objective, timeout=timeout, catch=(CandidateError,),
                        callbacks=[budget], gc_after_trial=False, show_progress_bar=False)

@@ -113,3 +113,12 @@ def test_package_level_search_stays_callable_after_submodule_imports(demo_image,
 
     result = automed.search(demo_image, trials=1, storage=storage_url, refit=False, **QUICK)
     assert result.leaderboard
+
+
+def test_timeout_stops_a_candidate_mid_training(demo_image, storage_url):
+    from automed.errors import AutomedError
+
+    with pytest.raises(AutomedError, match="no candidate .* completed; raise --timeout"):
+        search(demo_image, timeout=0.01, folds=2, storage=storage_url)
+    rows = Store(storage_url).candidates("demo_image-accuracy-cv2")
+    assert rows[0]["state"] == "pruned" and "OutOfTime" in rows[0]["error"]
