@@ -90,6 +90,17 @@ class Stem(nn.Module):
         return steps, mask
 
 
+def default_recurrent_params(spec: Spec, **arch: Any) -> dict[str, Any]:
+    """The known-good start of a recurrent family: its own ``arch`` settings plus shared ones."""
+    stem = {"embedding": 32} if spec.modality in TOKEN_MODALITIES else {}
+    if len(patch_choices(spec)) > 1:
+        stem["patch"] = default_patch(spec)
+    return {**stem, "hidden": 64, "layers": 1, "bidirectional": True, "dropout": 0.2, **arch,
+            "optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-4, "batch_size": 64,
+            "epochs": 10, "label_smoothing": 0.0, "class_weight": "balanced",
+            **({"augment": True} if spec.modality == "signal" else {})}
+
+
 def masked_mean(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     m = mask.unsqueeze(-1).to(h.dtype)
     return (h * m).sum(1) / m.sum(1).clamp(min=1.0)

@@ -52,7 +52,8 @@ class CNN(Architecture):
             "dropout": 0.1,
             "optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-4,
             "batch_size": 32 if small else 128, "epochs": 30 if small else 15,
-            "label_smoothing": 0.0, "class_weight": "balanced", "augment": True,
+            "label_smoothing": 0.0, "class_weight": "balanced", "sampler": "balanced",
+            "augment": True,
         }
 
     def build(self, params: dict[str, Any], spec: Spec) -> nn.Module:

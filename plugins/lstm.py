@@ -17,12 +17,10 @@ from automed.spec import Spec
 
 from ._sequence import (
     SEQUENCE_MODALITIES,
-    TOKEN_MODALITIES,
     AttentionPool,
     Stem,
-    default_patch,
+    default_recurrent_params,
     head,
-    patch_choices,
     run_recurrent,
     suggest_stem,
 )
@@ -63,14 +61,7 @@ class LSTM(Architecture):
         return params
 
     def default_params(self, spec: Spec) -> dict[str, Any]:
-        stem = {"embedding": 32} if spec.modality in TOKEN_MODALITIES else {}
-        if len(patch_choices(spec)) > 1:
-            stem["patch"] = default_patch(spec)
-        return {**stem, "hidden": 64, "layers": 1, "bidirectional": True,
-                "pooling": "attention", "dropout": 0.2, "optimizer": "adamw", "lr": 3e-3,
-                "weight_decay": 1e-4, "batch_size": 64, "epochs": 10, "label_smoothing": 0.0,
-                "class_weight": "balanced",
-                **({"augment": True} if spec.modality == "signal" else {})}
+        return default_recurrent_params(spec, pooling="attention")
 
     def build(self, params: dict[str, Any], spec: Spec) -> nn.Module:
         return LSTMModel(params, spec)
