@@ -128,6 +128,7 @@ class Searcher:
         # The training-set size lets families scale batch size and epochs to the data.
         self.spec = dataclasses.replace(spec, extra={**spec.extra, "n_train": len(train)})
         self.deadline: float | None = None  # monotonic time after which candidates stop
+        self._complete = False
         self.splits = make_folds(train, folds, seed)
         self._fold_cache: dict[int, tuple] = {}
         self.search_id: int | None = None
@@ -249,8 +250,16 @@ class Searcher:
         return float(np.mean(fold_scores))
 
     def _check_deadline(self, epoch: int, loss: float) -> None:
-        if self.deadline is not None and time.monotonic() > self.deadline:
+        # A search always answers: until one candidate has completed, the limit is soft.
+        if (self.deadline is not None and time.monotonic() > self.deadline
+                and self.has_complete()):
             raise _OutOfTime()
+
+    def has_complete(self) -> bool:
+        if not self._complete:
+            self._complete = any(r["state"] == "complete"
+                                 for r in self.store.leaderboard(self.study_name, top=1))
+        return self._complete
 
     def _cap_epochs(self, params: dict[str, Any]) -> None:
         if self.max_epochs is not None and params.get("epochs", 0) > self.max_epochs:

@@ -32,11 +32,15 @@ def main() -> None:
     ap.add_argument("--data", default="../shared/data/pneumoniamnist/pneumoniamnist_28.npz")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--budget", type=float, help="give both the same --timeout in seconds "
+                    "(default: the baseline's time for its 10 trials)")
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args()
-    base = run("baseline_plain_optuna.py", "--data", args.data, "--trials", "10", "--folds", "3",
+    limit = ["--trials", "10"] if args.budget is None else \
+        ["--trials", "100000", "--timeout", f"{args.budget:.0f}"]
+    base = run("baseline_plain_optuna.py", "--data", args.data, *limit, "--folds", "3",
                "--seed", str(args.seed), "--threads", str(args.threads))
-    budget = base["search_seconds"]
+    budget = args.budget or base["search_seconds"]
     ours = run("medmnist.py", "--data", args.data, "--folds", "3", "--timeout", f"{budget:.0f}",
                "--seed", str(args.seed), "--threads", str(args.threads))
     result = {"data": Path(args.data).name, "budget_seconds": round(budget, 1),

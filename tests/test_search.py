@@ -115,10 +115,11 @@ def test_package_level_search_stays_callable_after_submodule_imports(demo_image,
     assert result.leaderboard
 
 
-def test_timeout_stops_a_candidate_mid_training(demo_image, storage_url):
-    from automed.errors import AutomedError
-
-    with pytest.raises(AutomedError, match="no candidate .* completed; raise --timeout"):
-        search(demo_image, timeout=0.01, folds=2, storage=storage_url)
-    rows = Store(storage_url).candidates("demo_image-accuracy-cv2")
-    assert rows[0]["state"] == "pruned" and "OutOfTime" in rows[0]["error"]
+def test_timeout_is_soft_until_one_candidate_completes(demo_image, storage_url):
+    result = search(demo_image, timeout=0.01, folds=2, max_epochs=2, storage=storage_url,
+                    refit=False, seed=0)
+    rows = Store(storage_url).candidates(result.study)
+    assert rows[0]["state"] == "complete"  # the first candidate finished despite the limit
+    assert len(rows) <= 2
+    if len(rows) == 2:  # a second one may have started before the limit was noticed
+        assert rows[1]["state"] == "pruned" and "OutOfTime" in rows[1]["error"]
