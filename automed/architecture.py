@@ -50,6 +50,14 @@ class Architecture(ABC):
         """A known-good full parameter set (architecture and training), or None."""
         return None
 
+    def priority(self, spec: Spec) -> int:
+        """Order of the first (default) candidates: lower runs first (default 50).
+
+        A family that is known to be strong and cheap for ``spec`` should answer lower, so a
+        short ``--timeout`` still reaches it.
+        """
+        return 50
+
     def accepts(self, modality: str) -> bool:
         return modality in self.modalities
 

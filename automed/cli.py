@@ -91,8 +91,8 @@ def cli() -> None:
 @click.option("--folds", default=5, show_default=True, help="Stratified CV folds.")
 @click.option("--trials", type=int, help="Candidates to evaluate in total (default 20 when no "
               "--timeout).")
-@click.option("--timeout", type=float, help="Stop starting new candidates after this many "
-              "seconds.")
+@click.option("--timeout", type=float, help="Search time limit in seconds: candidates still "
+              "training then are stopped, except the first (a search always returns a model).")
 @click.option("--storage", help=STORAGE_HELP)
 @click.option("--study", help="Study name (default: <data>-<metric>-cv<folds>). The same name "
               "and settings resume a search.")

@@ -440,7 +440,13 @@ def search(
     ostudy = open_study(store, study_name, seed=seed, prune=prune, search_id=search_id,
                         heartbeat=heartbeat, create=True)
     if not ostudy.trials:
-        for name, arch in sorted(archs.items()):
+        def order(item: tuple[str, Architecture]) -> tuple[int, str]:
+            try:
+                return int(item[1].priority(searcher.spec)), item[0]
+            except Exception:  # noqa: BLE001 - a faulty plugin goes last, not the search down
+                return 100, item[0]
+
+        for name, arch in sorted(archs.items(), key=order):
             try:
                 defaults = arch.default_params(searcher.spec)
             except Exception:  # noqa: BLE001 - a faulty plugin fails its candidates, not this

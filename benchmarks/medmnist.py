@@ -65,6 +65,10 @@ def main() -> None:
         "best_cv": result.best["score_mean"], "best_architecture": result.best["architecture"],
         "best_params": result.best["params"],
         "test_acc": result.test_scores["accuracy"], "test_auc": result.test_scores["auroc"],
+        "test_acc_ci95": [(result.test_ci or {}).get("accuracy", {}).get(k) for k in
+                          ("low", "high")],
+        "test_auc_ci95": [(result.test_ci or {}).get("auroc", {}).get(k) for k in
+                          ("low", "high")],
         "machine": f"{platform.machine()} {torch.get_num_threads()} threads",
         "date": time.strftime("%Y-%m-%d"),
     }

@@ -21,6 +21,10 @@ from automed.hookspecs import hookimpl
 from automed.spec import Spec
 
 NUCLEOTIDES = ("dna", "rna")
+# "bins" pooling keeps a coarse position: the max of each of this many stretches of the window.
+# Splice sites, promoters and binding sites are classified in windows centred on them, so a
+# donor motif at the centre means something else than the same motif at the edge.
+POSITION_BINS = 6
 
 
 def _symbols(spec: Spec) -> str:
@@ -111,7 +115,7 @@ class BioSequenceModel(nn.Module):
                 nn.Conv1d(filters, filters, 3, padding=d, dilation=d, bias=False),
                 nn.BatchNorm1d(filters), nn.ReLU()))
         self.pool = params["pool"]
-        width = filters * (2 if self.pool == "maxavg" else 1)
+        width = filters * {"maxavg": 2, "bins": POSITION_BINS}.get(self.pool, 1)
         self.head = nn.Sequential(nn.Dropout(float(params["dropout"])),
                                   nn.Linear(width, spec.n_classes))
 
@@ -130,6 +134,8 @@ class BioSequenceModel(nn.Module):
             h = h + block(h)  # residual: deeper stacks stay trainable on small data
         if self.pool == "maxavg":
             return torch.cat([h.amax(-1), h.mean(-1)], dim=1)
+        if self.pool == "bins":  # where a motif sits matters in a centred window
+            return nn.functional.adaptive_max_pool1d(h, POSITION_BINS).flatten(1)
         return h.amax(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -158,7 +164,7 @@ class BioSequence(Architecture):
             "filters": trial.suggest_categorical("filters", [32, 64, 128]),
             "layers": trial.suggest_int("layers", 0, 3),
             "dilation": trial.suggest_categorical("dilation", [1, 2]),
-            "pool": trial.suggest_categorical("pool", ["max", "maxavg"]),
+            "pool": trial.suggest_categorical("pool", ["bins", "max", "maxavg"]),
             "dropout": trial.suggest_float("dropout", 0.0, 0.5),
         })
         if _is_nucleotide(spec):
@@ -168,13 +174,16 @@ class BioSequence(Architecture):
     def default_params(self, spec: Spec) -> dict[str, Any]:
         params: dict[str, Any] = {
             "encoding": "onehot", "motif_kernel": motif_choices(spec)[0], "filters": 64,
-            "layers": 2, "dilation": 2, "pool": "maxavg", "dropout": 0.3,
+            "layers": 2, "dilation": 2, "pool": "bins", "dropout": 0.3,
             "optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-4, "batch_size": 64,
             "epochs": 15, "label_smoothing": 0.0, "class_weight": "balanced",
         }
         if _is_nucleotide(spec):
             params["rc"] = False  # splice sites and most labels are strand-specific
         return params
+
+    def priority(self, spec: Spec) -> int:
+        return 10  # position-aware motif CNN: the strong first try for sequences
 
     def build(self, params: dict[str, Any], spec: Spec) -> nn.Module:
         return BioSequenceModel(params, spec)

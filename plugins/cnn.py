@@ -56,6 +56,9 @@ class CNN(Architecture):
             "augment": True,
         }
 
+    def priority(self, spec: Spec) -> int:
+        return 10  # the measured recipe for images; FCN-like for signals
+
     def build(self, params: dict[str, Any], spec: Spec) -> nn.Module:
         two_d = spec.modality == "image"
         conv = nn.Conv2d if two_d else nn.Conv1d
