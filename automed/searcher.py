@@ -35,7 +35,7 @@ from automed.plugin_manager import get_plugin_manager
 from automed.preprocess import Preprocessor, preprocessor_for
 from automed.spec import Spec
 from automed.storage import Store
-from automed.training import fit_model, predict_proba
+from automed.training import TRAINING_DEFAULTS, fit_model, predict_proba
 from automed.workers import (
     HEARTBEAT_INTERVAL,
     counted_trials,
@@ -452,6 +452,9 @@ def search(
             except Exception:  # noqa: BLE001 - a faulty plugin fails its candidates, not this
                 defaults = None
             if defaults:
+                # Training settings a family leaves out take the library defaults rather than
+                # a random draw (a random "balanced" sampler wrecked 23-class text accuracy).
+                defaults = {**TRAINING_DEFAULTS, **defaults}
                 ostudy.enqueue_trial({"architecture": name,
                                       **{f"{name}.{k}": v for k, v in defaults.items()}})
     _retry_interrupted(ostudy)
