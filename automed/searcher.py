@@ -117,7 +117,8 @@ class Searcher:
     def __init__(self, train: Dataset, test: Dataset | None, *, metric: str, average: str,
                  pos_label: int, folds: int, seed: int, architectures: dict[str, Architecture],
                  store: Store, study_name: str, device: torch.device, prune: bool = True,
-                 progress: Progress | None = None, max_epochs: int | None = None) -> None:
+                 progress: Progress | None = None, max_epochs: int | None = None,
+                 splits: list | None = None) -> None:
         self.train, self.test = train, test
         self.metric, self.average, self.pos_label = metric, average, pos_label
         self.folds, self.seed, self.archs = folds, seed, architectures
@@ -129,7 +130,7 @@ class Searcher:
         self.spec = dataclasses.replace(spec, extra={**spec.extra, "n_train": len(train)})
         self.deadline: float | None = None  # monotonic time after which candidates stop
         self._complete = False
-        self.splits = make_folds(train, folds, seed)
+        self.splits = splits if splits is not None else make_folds(train, folds, seed)
         self._fold_cache: dict[int, tuple] = {}
         self.search_id: int | None = None
         self.test_predictions: dict | None = None  # set by refit, for ROC/PR/confusion
@@ -424,7 +425,7 @@ def search(
     searcher = Searcher(train, loaded.test, metric=metric, average=average, pos_label=pos,
                         folds=folds, seed=seed, architectures=archs, store=store,
                         study_name=study_name, device=dev, prune=prune, progress=progress,
-                        max_epochs=max_epochs)
+                        max_epochs=max_epochs, splits=splits)
     # The dataset as loaded (before any --test-fraction carve-out), so a resume matches it.
     dataset_id = store.upsert_dataset(
         fingerprint=full.fingerprint, name=Path(full.source).stem, source=full.source,
