@@ -8,18 +8,18 @@ Python API (the CLI is a thin layer over it)::
 """
 
 from automed.architecture import Architecture
-from automed.dataset import Dataset, LoadedData
+from automed.data.dataset import Dataset, LoadedData
 from automed.errors import AutomedError
 from automed.hookspecs import hookimpl
-from automed.loaders import load_data
+from automed.data.loaders import load_data
 from automed.spec import Spec
 
 __version__ = "0.1.0"
 
 
 def search(*args, **kwargs):
-    """Run a search; see :func:`automed.searcher.search` (imported lazily: torch is heavy)."""
-    from automed.searcher import search as _search
+    """Run a search; see :func:`automed.searching.searcher.search` (imported lazily: torch is heavy)."""
+    from automed.searching.searcher import search as _search
 
     return _search(*args, **kwargs)
 

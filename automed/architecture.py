@@ -42,7 +42,7 @@ class Architecture(ABC):
 
     def training_space(self, trial: Any, spec: Spec) -> dict[str, Any]:
         """Draw training settings; the default suits small medical datasets."""
-        from automed.training import default_training_space
+        from automed.searching.training import default_training_space
 
         return default_training_space(trial, spec)
 

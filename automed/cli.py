@@ -8,7 +8,7 @@ import sys
 import click
 
 from automed.errors import AutomedError
-from automed.metrics import ALIASES, AVERAGES, METRICS
+from automed.evaluation.metrics import ALIASES, AVERAGES, METRICS
 
 STORAGE_HELP = "Database URL (default: $AUTOMED_STORAGE, else sqlite:///automed.db)."
 
@@ -141,8 +141,8 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
     DATA is a .npz (MedMNIST layout or x/y), a folder of class sub-folders of images, or a
     signal table (.txt/.tsv/.csv, UCR style: label first).
     """
-    from automed.leaderboard import format_table, format_test_ci, format_test_scores
-    from automed.searcher import search as run_search
+    from automed.results.leaderboard import format_table, format_test_ci, format_test_scores
+    from automed.searching.searcher import search as run_search
 
     label = int(label_col) if label_col is not None and label_col.isdigit() else label_col
     result = run_search(
@@ -196,9 +196,9 @@ def worker(study, storage, gpus, trials_per_gpu, workers, device, timeout, heart
     The data must be readable at the path the search was started with. Run one per node
     against the same PostgreSQL URL to spread a search over machines.
     """
-    from automed.devices import plan_slots
+    from automed.searching.devices import plan_slots
     from automed.storage import Store
-    from automed.workers import run_local_workers, worker_main
+    from automed.searching.workers import run_local_workers, worker_main
 
     store = Store(storage)
     info = store.search(study)
@@ -244,8 +244,8 @@ def worker(study, storage, gpus, trials_per_gpu, workers, device, timeout, heart
 def leaderboard(studies, all_studies, datasets, architectures, states, metrics, sort, top,
                 per_family, show_all, fmt, storage, as_json) -> None:
     """Rank stored candidates by their mean CV score, in one study or across studies."""
-    from automed.leaderboard import format_manifest, format_test_ci, format_test_scores, render
-    from automed.metrics import resolve_metric
+    from automed.results.leaderboard import format_manifest, format_test_ci, format_test_scores, render
+    from automed.evaluation.metrics import resolve_metric
     from automed.storage import Store
     from automed.storage.ranking import STATES, sort_key
 
@@ -296,7 +296,7 @@ def leaderboard(studies, all_studies, datasets, architectures, states, metrics, 
               show_default=True)
 def studies(storage, fmt) -> None:
     """List the searches in the database, oldest first."""
-    from automed.leaderboard import format_studies
+    from automed.results.leaderboard import format_studies
     from automed.storage import Store
 
     rows = Store(storage).studies()
@@ -312,7 +312,7 @@ def studies(storage, fmt) -> None:
 def show(study, candidate, storage, as_json) -> None:
     """Show a study (settings, counts, families, test scores) or one CANDIDATE (trial number):
     params, per-fold scores, timing, device and error."""
-    from automed.describe import format_candidate, format_study, study_summary
+    from automed.results.describe import format_candidate, format_study, study_summary
     from automed.storage import Store
 
     store = Store(storage)
@@ -334,7 +334,7 @@ def show(study, candidate, storage, as_json) -> None:
 def report(study, output, top, storage) -> None:
     """Write one self-contained HTML page about STUDY: leaderboard, history, importances,
     families, and the refit best's confusion matrix, ROC and precision-recall curves."""
-    from automed.report import write_report
+    from automed.results.report import write_report
     from automed.storage import Store
 
     path = write_report(Store(storage), study, output, top=top)
@@ -397,7 +397,7 @@ def _artifact_of(store, study: str | None) -> str:
 @click.option("--storage", help=STORAGE_HELP)
 def predict(data, study, model_dir, output, split, device, storage) -> None:
     """Write per-sample class probabilities for DATA (one CSV row per sample)."""
-    from automed.predict import predict_file
+    from automed.results.predict import predict_file
 
     if model_dir is None:
         from automed.storage import Store
@@ -415,7 +415,7 @@ def predict(data, study, model_dir, output, split, device, storage) -> None:
 @click.option("--storage", help=STORAGE_HELP)
 def export(study, output, storage) -> None:
     """Write the refit model (safetensors + JSON) and a model card to a folder."""
-    from automed.model_card import export_model
+    from automed.results.model_card import export_model
     from automed.storage import Store
 
     store = Store(storage, create=False)

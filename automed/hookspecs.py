@@ -30,7 +30,7 @@ def register_architectures(register):
 def register_loaders(register):
     """Register data loaders.
 
-    :param register: call ``register(loader)`` once per :class:`automed.loaders.base.Loader`
+    :param register: call ``register(loader)`` once per :class:`automed.data.loaders.base.Loader`
         instance. A loader claims files by suffix (and ``sniff``); the first plugin to claim a
         path wins, and ``--format NAME`` picks one explicitly.
 

@@ -35,13 +35,13 @@ DEFAULT_PLUGINS = (
     "automed.plugins.attention",
     "automed.plugins.biosequence",
     "automed.plugins.mlp",
-    "automed.loaders.npz",
-    "automed.loaders.images",
+    "automed.data.loaders.npz",
+    "automed.data.loaders.images",
     # Loaders that sniff file contents come before the signal table, which takes any table.
-    "automed.loaders.text",
-    "automed.loaders.sequences",
-    "automed.loaders.tabular",
-    "automed.loaders.signals",
+    "automed.data.loaders.text",
+    "automed.data.loaders.sequences",
+    "automed.data.loaders.tabular",
+    "automed.data.loaders.signals",
 )
 
 

@@ -43,7 +43,7 @@ DATASETS = {
 
 def _slice(data, per_class: int, seed: int = 0):
     """A few samples of each class from train and test (the --tiny smoke test)."""
-    from automed.dataset import LoadedData
+    from automed.data.dataset import LoadedData
 
     def take(ds):
         if ds is None:
@@ -60,10 +60,10 @@ def _slice(data, per_class: int, seed: int = 0):
 
 def per_class_cv_error(result, data, folds: int, seed: int) -> dict[str, float]:
     """Re-run the best candidate's CV and pool out-of-fold predictions per class."""
-    from automed.cv import make_folds
+    from automed.evaluation.cv import make_folds
     from automed.plugin_manager import get_plugin_manager
-    from automed.preprocess import preprocessor_for
-    from automed.training import fit_model, predict_proba
+    from automed.data.preprocess import preprocessor_for
+    from automed.searching.training import fit_model, predict_proba
 
     best = result.best
     arch = get_plugin_manager().architectures()[best["architecture"]]
@@ -82,8 +82,8 @@ def per_class_cv_error(result, data, folds: int, seed: int) -> dict[str, float]:
 
 
 def run_one(key: str, args) -> dict:
-    from automed.loaders import load_data
-    from automed.searcher import search
+    from automed.data.loaders import load_data
+    from automed.searching.searcher import search
     from automed.storage import Store
 
     spec = DATASETS[key]

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import automed
-from automed.devices import cpu_count
+from automed.searching.devices import cpu_count
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from automed.alphabets import ALPHABETS, COMPLEMENT, IUPAC
+from automed.data.alphabets import ALPHABETS, COMPLEMENT, IUPAC
 from automed.architecture import Architecture
 from automed.hookspecs import hookimpl
 from automed.spec import Spec

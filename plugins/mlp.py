@@ -1,6 +1,6 @@
 """Multi-layer perceptrons for tabular records, flattened short signals, and text.
 
-Tabular inputs arrive standardized and one-hot encoded (see ``automed.tabular``), so a plain
+Tabular inputs arrive standardized and one-hot encoded (see ``automed.data.tabular``), so a plain
 MLP with normalization and dropout is the strong, fast baseline for hundreds of records.
 Text goes through a word embedding pooled over the document (mean, or mean and max: SWEM /
 fastText style), which on a few thousand abstracts beats recurrent models trained from

@@ -29,7 +29,7 @@ def sort_key(sort: str | None) -> tuple[str, bool]:
         return SCORE, True
     if sort.lower() in _DURATION_ALIASES:
         return DURATION, False
-    from automed.metrics import ALIASES, METRICS  # sklearn: only when a metric is named
+    from automed.evaluation.metrics import ALIASES, METRICS  # sklearn: only when a metric is named
 
     key = ALIASES.get(sort.lower(), sort.lower())
     if key not in METRICS:

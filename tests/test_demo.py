@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from automed.demo import make_demo
-from automed.loaders import load_data
+from automed.data.loaders import load_data
 from automed.plugin_manager import reset_plugin_manager
 
 

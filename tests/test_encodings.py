@@ -7,10 +7,10 @@ import json
 import numpy as np
 import torch
 
-from automed.dataset import Dataset
-from automed.preprocess import preprocessor_for
-from automed.tabular import TabularPreprocessor
-from automed.tokens import BioSequencePreprocessor, TextPreprocessor
+from automed.data.dataset import Dataset
+from automed.data.preprocess import preprocessor_for
+from automed.data.tabular import TabularPreprocessor
+from automed.data.tokens import BioSequencePreprocessor, TextPreprocessor
 
 
 def _texts() -> Dataset:

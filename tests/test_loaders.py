@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from automed.errors import ConfigError, DataError
-from automed.loaders import load_data
+from automed.data.loaders import load_data
 from automed.plugin_manager import reset_plugin_manager
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from automed import metrics as M
-from automed.cv import check_folds, make_folds
-from automed.dataset import Dataset
+from automed.evaluation import metrics as M
+from automed.evaluation.cv import check_folds, make_folds
+from automed.data.dataset import Dataset
 from automed.errors import ConfigError, DataError
 
 

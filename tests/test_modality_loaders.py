@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from automed.errors import DataError
-from automed.loaders import find_loader, load_data
+from automed.data.loaders import find_loader, load_data
 from automed.plugin_manager import reset_plugin_manager
 
 SHARED_DATA = Path(os.environ.get(

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from store_rows import add_search
 
 from automed.cli import cli
-from automed.report import build_report
+from automed.results.report import build_report
 from automed.storage import Store
 
 torch = pytest.importorskip("torch")

@@ -18,19 +18,19 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import automed.searcher as search_module
-from automed import metrics as M
-from automed.bootstrap import resample_scores
+import automed.searching.searcher as search_module
+from automed.evaluation import metrics as M
+from automed.evaluation.bootstrap import resample_scores
 from automed.cli import cli
-from automed.cv import make_folds, split_test
-from automed.dataset import Dataset
+from automed.evaluation.cv import make_folds, split_test
+from automed.data.dataset import Dataset
 from automed.errors import DataError
-from automed.leakage import check_folds_leakage, check_test_leakage
-from automed.loaders import load_data
+from automed.evaluation.leakage import check_folds_leakage, check_test_leakage
+from automed.data.loaders import load_data
 from automed.plugin_manager import reset_plugin_manager
-from automed.searcher import search
+from automed.searching.searcher import search
 from automed.storage import Store
-from automed.training import epoch_order
+from automed.searching.training import epoch_order
 
 TINY = str(Path(__file__).with_name("tiny_arch.py"))
 

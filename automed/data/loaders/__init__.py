@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from automed.dataset import Dataset, LoadedData
+from automed.data.dataset import Dataset, LoadedData
 from automed.errors import ConfigError, DataError
-from automed.loaders.base import Loader
+from automed.data.loaders.base import Loader
 from automed.spec import MODALITIES
 
 __all__ = ["Loader", "load_data", "find_loader"]

@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from automed.dataset import Dataset, LoadedData, encode_labels
+from automed.data.dataset import Dataset, LoadedData, encode_labels
 from automed.errors import DataError
 from automed.hookspecs import hookimpl
-from automed.loaders.base import Loader
+from automed.data.loaders.base import Loader
 
 _MISSING = ("", "nan", "na", "n/a", "null", "none", "?")
 

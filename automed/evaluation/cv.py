@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
 
-from automed.dataset import Dataset
+from automed.data.dataset import Dataset
 from automed.errors import ConfigError, DataError
 
 

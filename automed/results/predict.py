@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from automed.artifact import LoadedModel
+from automed.results.artifact import LoadedModel
 from automed.errors import ConfigError, DataError
 
 SPLITS = ("all", "train", "test")
@@ -22,7 +22,7 @@ def read_samples(path: Path, options: dict, split: str = "all") -> list[tuple[st
     Labeled data goes through the same loader and options as the search; a ``.npz`` with
     samples only (``x``, ``X`` or ``images``) is read as unlabeled.
     """
-    from automed.loaders import load_data
+    from automed.data.loaders import load_data
 
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
@@ -41,7 +41,7 @@ def read_samples(path: Path, options: dict, split: str = "all") -> list[tuple[st
 
 
 def _unlabeled_npz(path: Path, modality: str | None) -> np.ndarray | None:
-    from automed.loaders.npz import _shape
+    from automed.data.loaders.npz import _shape
 
     if path.suffix.lower() != ".npz" or not zipfile.is_zipfile(path):
         return None
@@ -56,7 +56,7 @@ def predict_file(model_dir: str | Path, data: str | Path, output: str | Path | N
 
     ``output`` None writes to stdout. Returns the number of rows written.
     """
-    from automed.devices import resolve_device
+    from automed.searching.devices import resolve_device
 
     model = LoadedModel(model_dir)
     parts = read_samples(Path(data), model.config.get("load_options", {}), split)

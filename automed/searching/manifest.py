@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import torch
 
-from automed.dataset import Dataset
+from automed.data.dataset import Dataset
 
 PACKAGES = ("automed", "torch", "optuna", "scikit-learn", "numpy", "sqlalchemy", "safetensors")
 

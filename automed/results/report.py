@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from automed import svgplot
-from automed.describe import study_summary
+from automed.results import svgplot
+from automed.results.describe import study_summary
 from automed.errors import StorageError
 from automed.storage import Store
 

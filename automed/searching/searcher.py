@@ -21,22 +21,22 @@ import numpy as np
 import optuna
 import torch
 
-from automed import metrics as M
+from automed.evaluation import metrics as M
 from automed.architecture import Architecture
-from automed.artifact import default_dir, save_artifact
-from automed.cv import check_folds, make_folds, split_test
-from automed.dataset import Dataset, LoadedData
-from automed.devices import plan_slots
+from automed.results.artifact import default_dir, save_artifact
+from automed.evaluation.cv import check_folds, make_folds, split_test
+from automed.data.dataset import Dataset, LoadedData
+from automed.searching.devices import plan_slots
 from automed.errors import AutomedError, CandidateError, ConfigError, DataError
-from automed.leakage import check_folds_leakage, check_test_leakage, leakage_warnings
-from automed.loaders import load_data
-from automed.manifest import build_manifest, enable_determinism
+from automed.evaluation.leakage import check_folds_leakage, check_test_leakage, leakage_warnings
+from automed.data.loaders import load_data
+from automed.searching.manifest import build_manifest, enable_determinism
 from automed.plugin_manager import get_plugin_manager
-from automed.preprocess import Preprocessor, preprocessor_for
+from automed.data.preprocess import Preprocessor, preprocessor_for
 from automed.spec import Spec
 from automed.storage import Store
-from automed.training import TRAINING_DEFAULTS, fit_model, predict_proba
-from automed.workers import (
+from automed.searching.training import TRAINING_DEFAULTS, fit_model, predict_proba
+from automed.searching.workers import (
     HEARTBEAT_INTERVAL,
     counted_trials,
     open_study,

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from automed.dataset import Dataset
+from automed.data.dataset import Dataset
 from automed.errors import DataError
 from automed.spec import Spec
 
@@ -115,5 +115,5 @@ def preprocessor_for(modality: str) -> Preprocessor:
 
 # The token and tabular encodings live in their own modules and add themselves to
 # PREPROCESSORS; importing them here makes `preprocessor_for` see every modality.
-import automed.tabular  # noqa: E402, F401
-import automed.tokens  # noqa: E402, F401
+import automed.data.tabular  # noqa: E402, F401
+import automed.data.tokens  # noqa: E402, F401

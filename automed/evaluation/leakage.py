@@ -11,7 +11,7 @@ import hashlib
 
 import numpy as np
 
-from automed.dataset import Dataset
+from automed.data.dataset import Dataset
 from automed.errors import DataError
 
 

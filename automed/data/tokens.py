@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from automed.alphabets import ALPHABETS, detect_alphabet
-from automed.dataset import Dataset
+from automed.data.alphabets import ALPHABETS, detect_alphabet
+from automed.data.dataset import Dataset
 from automed.errors import DataError
-from automed.preprocess import PREPROCESSORS, Preprocessor
+from automed.data.preprocess import PREPROCESSORS, Preprocessor
 from automed.spec import Spec
 
 PAD, UNK = 0, 1

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from automed.dataset import Dataset
+from automed.data.dataset import Dataset
 from automed.errors import DataError
-from automed.preprocess import PREPROCESSORS, Preprocessor
+from automed.data.preprocess import PREPROCESSORS, Preprocessor
 from automed.spec import Spec
 
 MISSING = ("", "na", "n/a", "nan", "null", "none", "?", "-", ".")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from automed.artifact import CONFIG, WEIGHTS, LoadedModel
+from automed.results.artifact import CONFIG, WEIGHTS, LoadedModel
 from automed.errors import ConfigError, DataError
 
 
@@ -14,7 +14,7 @@ def _num(v: float | None) -> str:
 
 
 def render_model_card(c: dict) -> str:
-    """Markdown from an artifact's config (see :func:`automed.artifact.save_artifact`)."""
+    """Markdown from an artifact's config (see :func:`automed.results.artifact.save_artifact`)."""
     data, cv, test, man = c.get("data", {}), c.get("cv", {}), c.get("test") or {}, \
         c.get("manifest", {})
     lines = [

@@ -19,7 +19,7 @@ import torch
 from sqlalchemy.engine import make_url
 
 from automed.errors import DataError, PluginError
-from automed.preprocess import PREPROCESSORS, Preprocessor
+from automed.data.preprocess import PREPROCESSORS, Preprocessor
 from automed.spec import Spec
 
 FORMAT = "automed-model/1"
@@ -84,7 +84,7 @@ class LoadedModel:
         self.preprocessor = PREPROCESSORS[pre["modality"]].from_state(pre["state"])
 
     def predict_proba(self, x: Any, device: str | torch.device = "cpu") -> np.ndarray:
-        from automed.training import predict_proba
+        from automed.searching.training import predict_proba
 
         shape = getattr(x, "shape", None)
         if shape is not None and tuple(shape[1:]) != tuple(self.spec.input_shape):

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import optuna
 from optuna.trial import TrialState
 
-from automed.devices import Slot
+from automed.searching.devices import Slot
 from automed.errors import AutomedError, CandidateError
 
 HEARTBEAT_INTERVAL = 10  # seconds between a running trial's heartbeats
@@ -132,7 +132,7 @@ def worker_main(storage_url: str, study_name: str, slot: Slot, *, index: int = 0
     """
     import torch
 
-    from automed.searcher import Searcher
+    from automed.searching.searcher import Searcher
     from automed.storage import Store
 
     torch.set_num_threads(slot.threads)

@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from automed.dataset import LoadedData
+from automed.data.dataset import LoadedData
 from automed.errors import DataError
 from automed.hookspecs import hookimpl
-from automed.loaders import records
-from automed.loaders.base import Loader
-from automed.tabular import infer_columns, to_float
+from automed.data.loaders import records
+from automed.data.loaders.base import Loader
+from automed.data.tabular import infer_columns, to_float
 
 
 class TabularLoader(Loader):
@@ -22,7 +22,7 @@ class TabularLoader(Loader):
     .... ``id_col`` names a column to drop (identifiers are not features); a ``split`` column
     marks locked test rows. Missing values (empty, ``NA``, ``?``, ...) are allowed in features.
     Columns whose values are all numbers are numeric, the others categorical; scaling and
-    encoding are fitted per fold (see :mod:`automed.tabular`).
+    encoding are fitted per fold (see :mod:`automed.data.tabular`).
     """
 
     name = "tabular"

@@ -6,12 +6,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from automed.alphabets import detect_alphabet
-from automed.dataset import LoadedData
+from automed.data.alphabets import detect_alphabet
+from automed.data.dataset import LoadedData
 from automed.errors import DataError
 from automed.hookspecs import hookimpl
-from automed.loaders import records
-from automed.loaders.base import Loader
+from automed.data.loaders import records
+from automed.data.loaders.base import Loader
 
 FASTA_SUFFIXES = (".fasta", ".fa", ".fna", ".faa", ".fas", ".ffn")
 SEQUENCE_NAMES = ("sequence", "seq", "dna", "rna", "protein", "peptide", "nucleotides")

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
-from automed.dataset import LoadedData
+from automed.data.dataset import LoadedData
 
 
 class Loader(ABC):

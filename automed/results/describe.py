@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from automed.leaderboard import format_test_scores
+from automed.results.leaderboard import format_test_scores
 
 
 def _score(mean: float | None, std: float | None) -> str:

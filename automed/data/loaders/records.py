@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from automed.dataset import Dataset, LoadedData, encode_labels
+from automed.data.dataset import Dataset, LoadedData, encode_labels
 from automed.errors import DataError
 
 LABEL_NAMES = ("label", "labels", "class", "target", "y", "outcome", "diagnosis", "category")

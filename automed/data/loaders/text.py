@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from automed.dataset import LoadedData
+from automed.data.dataset import LoadedData
 from automed.errors import DataError
 from automed.hookspecs import hookimpl
-from automed.loaders import records
-from automed.loaders.base import Loader
-from automed.tokens import tokenize
+from automed.data.loaders import records
+from automed.data.loaders.base import Loader
+from automed.data.tokens import tokenize
 
 TEXT_NAMES = ("text", "abstract", "document", "sentence", "note", "notes", "report", "content",
               "body")
