@@ -23,6 +23,8 @@ import torch
 
 from automed.evaluation import metrics as M
 from automed.architecture import Architecture
+from automed.contract import (carried_attrs, draw_params, enqueue_defaults, fixed_params,
+                              trial_params)
 from automed.results.artifact import default_dir, save_artifact
 from automed.evaluation.cv import check_folds, make_folds, split_test
 from automed.data.dataset import Dataset, LoadedData
@@ -208,9 +210,7 @@ class Searcher:
                            "error": error.splitlines()[0] if error else None})
 
         try:
-            local = PrefixedTrial(trial, name)
-            params = dict(arch.search_space(local, self.spec))
-            params.update(arch.training_space(local, self.spec))
+            params = draw_params(arch, PrefixedTrial(trial, name), self.spec, fixed_params(trial))
             self._cap_epochs(params)
             for i in range(self.folds):
                 xtr, ytr, xva, yva = self.fold_data(i)
@@ -270,8 +270,7 @@ class Searcher:
     def refit(self, trial: optuna.trial.FrozenTrial) -> tuple:
         name = trial.params["architecture"]
         arch = self.archs[name]
-        prefix = f"{name}."
-        params = {k[len(prefix):]: v for k, v in trial.params.items() if k.startswith(prefix)}
+        params = trial_params(trial, name)
         self._cap_epochs(params)
         pre = preprocessor_for(self.train.modality).fit(self.train)
         torch.manual_seed(self.seed + trial.number)
@@ -311,7 +310,7 @@ def _retry_interrupted(study: optuna.Study) -> None:
     done = {t.user_attrs.get("retry_of") for t in trials}
     for t in _interrupted(study):
         if t.user_attrs.get("interrupted") and t.number not in done and t.params:
-            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number, **carried_attrs(t)})
 
 
 def default_study_name(dataset: Dataset, metric: str, folds: int) -> str:
@@ -456,8 +455,7 @@ def search(
                 # Training settings a family leaves out take the library defaults rather than
                 # a random draw (a random "balanced" sampler wrecked 23-class text accuracy).
                 defaults = {**TRAINING_DEFAULTS, **defaults}
-                ostudy.enqueue_trial({"architecture": name,
-                                      **{f"{name}.{k}": v for k, v in defaults.items()}})
+                enqueue_defaults(ostudy, name, arch, searcher.spec, defaults)
     _retry_interrupted(ostudy)
     done = counted_trials(ostudy)
     progress({"event": "start", "study": study_name, "storage": store.redacted,
@@ -522,7 +520,7 @@ def _save_best(result: SearchResult, searcher: Searcher, best: optuna.trial.Froz
                load_options: dict) -> Path:
     """The refit model and everything its model card reports, in one artifact folder."""
     name = best.params["architecture"]
-    params = {k[len(name) + 1:]: v for k, v in best.params.items() if k.startswith(f"{name}.")}
+    params = trial_params(best, name)
     test = loaded.test
     how = ("none" if test is None else f"held-out {config['test_fraction']:g} of the data, "
            "stratified" + (" and grouped" if config["grouped"] else "")

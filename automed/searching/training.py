@@ -14,16 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from automed.contract import TRAINING_DEFAULTS, TRAINING_KEYS, validate_training_params
 from automed.errors import CandidateError
 from automed.spec import Spec
-
-TRAINING_KEYS = ("optimizer", "lr", "weight_decay", "batch_size", "epochs", "label_smoothing",
-                 "class_weight", "augment", "sampler")
-TRAINING_DEFAULTS: dict[str, Any] = {
-    "optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-4, "batch_size": 64, "epochs": 15,
-    "label_smoothing": 0.0, "class_weight": "balanced", "augment": False,
-    "sampler": "shuffle",
-}
 
 
 def default_training_space(trial: Any, spec: Spec) -> dict[str, Any]:
@@ -98,6 +91,8 @@ def _make_optimizer(model: nn.Module, p: dict[str, Any]) -> torch.optim.Optimize
     if p["optimizer"] == "sgd":
         return torch.optim.SGD(model.parameters(), lr=p["lr"], momentum=0.9, nesterov=True,
                                weight_decay=p["weight_decay"])
+    if p["optimizer"] == "adam":
+        return torch.optim.Adam(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
     return torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
 
 
@@ -134,6 +129,7 @@ def fit_model(
     ``on_epoch(epoch, loss)`` is called after every epoch (progress, pruning, time limits).
     """
     p = training_params(params)
+    validate_training_params(p)
     device = torch.device(device)
     model = model.to(device)
     x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)

@@ -1,0 +1,121 @@
+"""The training contract as an outside plugin author meets it: defaults outside the search
+space train as given, and values the training loop cannot use fail naming key and values."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+import torch
+
+from automed.contract import (
+    FIXED_ATTR,
+    TRAINING_CONTRACT,
+    ContractError,
+    split_defaults,
+    training_problems,
+    validate_training_params,
+)
+from automed.searching.searcher import search
+from automed.searching.training import _make_optimizer, fit_model
+from automed.spec import Spec
+from automed.storage import Store
+
+# A family written from the guide alone: default training space, defaults outside it.
+OUTSIDE_DEFAULTS = '''
+from torch import nn
+from automed import Architecture, hookimpl
+
+
+class Outside(Architecture):
+    name = "outside"
+    modalities = frozenset({"signal"})
+
+    def search_space(self, trial, spec):
+        return {"hidden": trial.suggest_categorical("hidden", [8, 16])}
+
+    def build(self, params, spec):
+        return nn.Sequential(nn.Flatten(), nn.Linear(spec.channels * spec.length,
+                                                     params["hidden"]),
+                             nn.ReLU(), nn.Linear(params["hidden"], spec.n_classes))
+
+    def default_params(self, spec):
+        return {"hidden": 8, "width_note": 3, "optimizer": "adam", "weight_decay": 0.0,
+                "batch_size": 16, "epochs": 2}
+
+
+@hookimpl
+def register_architectures(register):
+    register(Outside())
+'''
+
+
+def test_defaults_outside_the_search_space_train_as_given(tmp_path, demo_signal, storage_url):
+    plugin = tmp_path / "outside.py"
+    plugin.write_text(OUTSIDE_DEFAULTS)
+    result = search(demo_signal, trials=1, folds=2, storage=storage_url, plugins=[plugin],
+                    architectures=["outside"], save_model=False, bootstrap=0)
+    [row] = Store(storage_url).candidates(result.study)
+    assert row["state"] == "complete", row.get("error")
+    params = row["params"]
+    assert (params["optimizer"], params["weight_decay"], params["batch_size"]) == (
+        "adam", 0.0, 16)
+    assert params["width_note"] == 3  # a key the space never suggests still reaches build
+    assert result.test_scores is not None  # the refit used the same parameters
+    [trial] = optuna.load_study(study_name=result.study, storage=storage_url).trials
+    # Out-of-space values never enter Optuna's distributions (they would break the sampler).
+    assert "outside.optimizer" not in trial.params and "outside.batch_size" not in trial.params
+    assert trial.params["outside.hidden"] == 8 and trial.params["outside.lr"] == 3e-3
+    assert trial.user_attrs[FIXED_ATTR]["weight_decay"] == 0.0
+
+
+def test_split_defaults_keeps_in_space_values_as_optuna_parameters():
+    from automed.plugin_manager import get_plugin_manager
+
+    arch = get_plugin_manager().architectures()["mlp"]
+    spec = Spec("tabular", (5,), 2)
+    inside, fixed = split_defaults(arch, spec, {"optimizer": "sgd", "batch_size": 16,
+                                                "weight_decay": 0.0, "lr": 1e-3})
+    assert inside["optimizer"] == "sgd" and inside["lr"] == 1e-3
+    assert fixed["batch_size"] == 16 and fixed["weight_decay"] == 0.0
+
+
+def test_adam_is_adam_not_adamw():
+    model = torch.nn.Linear(2, 2)
+    for name, cls in (("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW),
+                      ("sgd", torch.optim.SGD)):
+        opt = _make_optimizer(model, {"optimizer": name, "lr": 1e-3, "weight_decay": 0.0})
+        assert type(opt) is cls
+
+
+@pytest.mark.parametrize("key, value, allowed", [
+    ("optimizer", "rmsprop", 'one of "adamw", "adam", "sgd"'),
+    ("class_weight", None, 'one of "none", "balanced"'),
+    ("sampler", "weighted", 'one of "shuffle", "balanced"'),
+    ("batch_size", 0, "an integer, 1 <= batch_size"),
+    ("batch_size", 16.0, "an integer, 1 <= batch_size"),
+    ("weight_decay", -1e-4, "a number, 0 <= weight_decay"),
+    ("lr", 1.5, "a number, 0 < lr < 1"),
+    ("epochs", True, "an integer, 1 <= epochs"),
+    ("augment", "yes", "true or false"),
+])
+def test_bad_training_values_name_the_key_and_the_allowed_values(key, value, allowed):
+    with pytest.raises(ContractError) as err:
+        validate_training_params({key: value})
+    message = str(err.value)
+    assert f"training key {key!r}" in message and allowed in message
+    assert "\n" not in message
+
+
+def test_every_default_satisfies_the_contract_and_edge_values_pass():
+    assert training_problems({k.name: k.default for k in TRAINING_CONTRACT.values()}) == []
+    assert training_problems({"optimizer": "adam", "weight_decay": 0, "batch_size": 1,
+                              "label_smoothing": 0.0, "augment": True, "lr": 1e-5}) == []
+
+
+def test_training_refuses_a_bad_value_before_fitting():
+    spec = Spec("tabular", (3,), 2)
+    x, y = torch.randn(8, 3), torch.tensor([0, 1] * 4)
+    with pytest.raises(ContractError, match="'optimizer'"):
+        fit_model(torch.nn.Linear(3, 2), x, y, {"optimizer": "adagrad", "epochs": 1}, spec)
+    fit_model(torch.nn.Linear(3, 2), x, y,
+              {"optimizer": "adam", "weight_decay": 0.0, "batch_size": 3, "epochs": 1}, spec)
