@@ -119,3 +119,51 @@ def test_training_refuses_a_bad_value_before_fitting():
         fit_model(torch.nn.Linear(3, 2), x, y, {"optimizer": "adagrad", "epochs": 1}, spec)
     fit_model(torch.nn.Linear(3, 2), x, y,
               {"optimizer": "adam", "weight_decay": 0.0, "batch_size": 3, "epochs": 1}, spec)
+
+
+# -- automed plugins check ----------------------------------------------------------------
+def _check(tmp_path, code: str, name: str = "candidate_plugin"):
+    from click.testing import CliRunner
+
+    from automed.cli import cli
+
+    path = tmp_path / f"{name}.py"
+    path.write_text(code)
+    return CliRunner().invoke(cli, ["plugins", "check", str(path), "--samples", "2"])
+
+
+def test_plugins_check_passes_defaults_outside_the_space(tmp_path):
+    result = _check(tmp_path, OUTSIDE_DEFAULTS)
+    assert result.exit_code == 0, result.output
+    assert result.output.split() == ["ok", "outside"]
+
+
+def test_plugins_check_names_a_bad_default_key_and_its_allowed_values(tmp_path):
+    bad = OUTSIDE_DEFAULTS.replace('"optimizer": "adam"', '"optimizer": "rmsprop"').replace(
+        '"batch_size": 16', '"batch_size": 16, "class_weight": None')
+    result = _check(tmp_path, bad)
+    assert result.exit_code != 0
+    out = result.output
+    assert ("signal training contract: default_params: training key 'optimizer' is 'rmsprop'"
+            in out and 'allowed: one of "adamw", "adam", "sgd"' in out)
+    assert "training key 'class_weight' is None" in out and '"none", "balanced"' in out
+
+
+def test_plugins_check_validates_sampled_sets_and_trains_a_step(tmp_path):
+    # A training space that draws a value the loop cannot use, and a model that only fails
+    # when trained (a 1-sample batch through BatchNorm).
+    code = OUTSIDE_DEFAULTS.replace(
+        '    def build(self, params, spec):',
+        '    def training_space(self, trial, spec):\n'
+        '        return {"optimizer": trial.suggest_categorical("optimizer", ["adamw", "lamb"])}\n'
+        '\n    def build(self, params, spec):')
+    result = _check(tmp_path, code)
+    assert "sampled set" in result.output and "'lamb'" in result.output
+    code = OUTSIDE_DEFAULTS.replace("nn.ReLU()", "nn.BatchNorm1d(params['hidden']), nn.ReLU()"
+                                    ).replace('"batch_size": 16', '"batch_size": 1')
+    from automed.plugin_manager import reset_plugin_manager
+
+    reset_plugin_manager()
+    result = _check(tmp_path, code, "batchnorm_plugin")
+    assert result.exit_code != 0
+    assert "signal train: default_params: ValueError" in result.output
