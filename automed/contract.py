@@ -51,7 +51,7 @@ class TrainingKey:
         if self.choices is not None:
             return "one of " + ", ".join(_show(c) for c in self.choices)
         if self.type == "bool":
-            return "true or false"
+            return "True or False"
         kind = "an integer" if self.type == "int" else "a number"
         lo = "" if self.low is None else f"{_show(self.low)} {'<' if self.low_open else '<='} "
         hi = "" if self.high is None else f" {'<' if self.high_open else '<='} {_show(self.high)}"
@@ -90,9 +90,7 @@ def _type_ok(kind: str, value: Any) -> bool:
 def _show(value: Any) -> str:
     if isinstance(value, str):
         return f'"{value}"'
-    if isinstance(value, bool):
-        return str(value).lower()
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return repr(value) if isinstance(value, (bool, float)) else str(value)
 
 
 # The training keys, in the order the docs list them. The values here are the training loop's

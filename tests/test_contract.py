@@ -93,10 +93,10 @@ def test_adam_is_adam_not_adamw():
     ("sampler", "weighted", 'one of "shuffle", "balanced"'),
     ("batch_size", 0, "an integer, 1 <= batch_size"),
     ("batch_size", 16.0, "an integer, 1 <= batch_size"),
-    ("weight_decay", -1e-4, "a number, 0 <= weight_decay"),
-    ("lr", 1.5, "a number, 0 < lr < 1"),
+    ("weight_decay", -1e-4, "a number, 0.0 <= weight_decay"),
+    ("lr", 1.5, "a number, 0.0 < lr < 1.0"),
     ("epochs", True, "an integer, 1 <= epochs"),
-    ("augment", "yes", "true or false"),
+    ("augment", "yes", "True or False"),
 ])
 def test_bad_training_values_name_the_key_and_the_allowed_values(key, value, allowed):
     with pytest.raises(ContractError) as err:
