@@ -153,9 +153,12 @@ def test_loader_dispatch_by_content_and_forced_modality(tmp_path):
     assert find_loader(seq).name == "biosequence"
     records = _write(tmp_path / "r.csv", "age,sex,label\n3,F,a\n")
     assert find_loader(records).name == "tabular"
+    # Numbers only, but named columns and a column named like a label: records (issue 15).
     numeric = _write(tmp_path / "n.csv", "age,bp,outcome\n3,,1\n4,120,0\n")
-    assert find_loader(numeric).name == "signal-table"  # numbers only: a signal table...
-    assert find_loader(numeric, modality="tabular").name == "tabular"  # ...unless forced
+    assert find_loader(numeric).name == "tabular"
+    unnamed = _write(tmp_path / "u.csv", "age,bp,score\n3,1,1\n4,120,0\n")
+    assert find_loader(unnamed).name == "signal-table"  # no label column: a signal table...
+    assert find_loader(unnamed, modality="tabular").name == "tabular"  # ...unless forced
 
 
 # -- the shared datasets -----------------------------------------------------------------------

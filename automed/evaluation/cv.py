@@ -19,9 +19,11 @@ def check_folds(dataset: Dataset, folds: int) -> None:
         smallest = min(counts.values())
         hint = (f"use --folds {smallest} or fewer" if smallest >= 2
                 else "add samples of that class or drop it")
+        shown = ", ".join(f"{c!r} has {n}" for c, n in list(rare.items())[:5])
+        more = f" (and {len(rare) - 5} more classes)" if len(rare) > 5 else ""
         raise DataError(
-            f"{dataset.source}: class {', '.join(f'{c!r} has {n}' for c, n in rare.items())} "
-            f"sample(s), fewer than the {folds} folds; {hint}"
+            f"{dataset.source}: class {shown} sample(s){more}, fewer than the {folds} folds; "
+            f"{hint}"
         )
     if dataset.groups is not None:
         n_groups = len(np.unique(dataset.groups))

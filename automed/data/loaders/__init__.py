@@ -10,7 +10,7 @@ from automed.errors import ConfigError, DataError
 from automed.data.loaders.base import Loader
 from automed.spec import MODALITIES
 
-__all__ = ["Loader", "load_data", "find_loader"]
+__all__ = ["Loader", "load_data", "find_loader", "check_label_column"]
 
 
 def find_loader(path: Path, format: str | None = None, modality: str | None = None) -> Loader:
@@ -68,6 +68,8 @@ def load_data(
         raise ConfigError(f"unknown modality {modality!r}; use one of {', '.join(MODALITIES)}")
     loader = find_loader(path, format, modality)
     data = loader.load(path, modality=modality, **options)
+    check_label_column(data.train)
+    data.train.meta["reason"] = _reason(loader, path, format, modality, data.train.modality)
     if test is not None:
         test_path = Path(test)
         if not test_path.exists():
@@ -87,6 +89,52 @@ def load_data(
             "a classifier needs at least two"
         )
     return data
+
+
+def _reason(loader: Loader, path: Path, format: str | None, modality: str | None,
+            result: str) -> str:
+    """"read as <modality> because ...": how the data was understood, for the first line."""
+    if format:
+        why = f"--format {format} was given"
+    elif modality:
+        why = f"--modality {modality} was given"
+    else:
+        try:
+            why = loader.explain(path)
+        except Exception:  # noqa: BLE001 - a plugin loader's explanation is a courtesy
+            why = f"the {loader.name} loader claimed it"
+    return f"read as {result} by the {loader.name} loader because {why}"
+
+
+# A label column with this many distinct values, and fewer than 3 rows per value, is a feature.
+MANY_CLASSES = 30
+
+
+def check_label_column(train: Dataset) -> None:
+    """Refuse a label column that is evidently a feature (hundreds of distinct values) with a
+    message saying so, instead of letting the fold check list hundreds of "classes"."""
+    n, k = len(train), train.n_classes
+    if k < MANY_CLASSES or 3 * k <= n:
+        return
+    name = train.meta.get("label_name", train.meta.get("label_col"))
+    column = f"label column {name!r}" if name is not None else "the label column"
+    numbers = [c for c in train.classes if _float(c) is not None]
+    kind = (" (non-integer numbers, a measurement)" if len(numbers) == k
+            and any(not float(c).is_integer() for c in numbers) else "")
+    fix = "name the label with --label-col"
+    if train.modality == "signal":
+        fix += " or read the columns as features with --modality tabular"
+    raise DataError(
+        f"{train.source}: {k} distinct values in {column} of {n} rows{kind}: this looks like a "
+        f"feature, not a label; {fix}"
+    )
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _with_groups(train: Dataset, path: Path) -> Dataset:

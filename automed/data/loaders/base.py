@@ -37,6 +37,12 @@ class Loader(ABC):
         """Whether to read ``path`` when the user forced one of ``modalities``."""
         return self.sniff(path)
 
+    def explain(self, path: Path) -> str:
+        """Why this loader claimed ``path``: the end of "read as <modality> because ..."."""
+        if path.is_dir():
+            return f"it is a folder the {self.name} loader reads"
+        return f"the {self.name} loader claims {path.suffix or 'files without a suffix'} files"
+
     @abstractmethod
     def load(self, path: Path, **options: Any) -> LoadedData:
         """Read ``path`` into training data and, if present, a test split."""

@@ -28,6 +28,9 @@ class ImageFolderLoader(Loader):
     description = "a folder with one sub-folder of .png/.jpg/.bmp/.tif images per class"
     directories = True
 
+    def explain(self, path: Path) -> str:
+        return "it is a folder of class sub-folders of images"
+
     def load(self, path: Path, **options: Any) -> LoadedData:
         modality = options.get("modality")
         if modality not in (None, "image"):

@@ -33,6 +33,10 @@ class NpzLoader(Loader):
     description = "NumPy .npz: MedMNIST layout (train_/val_/test_ images and labels) or x/y"
     suffixes = (".npz",)
 
+    def explain(self, path: Path) -> str:
+        return ("it is an .npz, whose samples shaped (N, H, W[, C]) are images and (N, L) or "
+                "(N, few channels, L) signals")
+
     def load(self, path: Path, **options: Any) -> LoadedData:
         modality = options.get("modality")
         source = str(path)

@@ -54,6 +54,14 @@ class BioSequenceLoader(Loader):
         return suffix in (".csv", ".tsv") and any(
             n.lower() in SEQUENCE_NAMES for n in records.header(path))
 
+    def explain(self, path: Path) -> str:
+        if path.suffix.lower() in FASTA_SUFFIXES:
+            return "it is a FASTA file"
+        if _UCI_LINE.match(_first_line(path)):
+            return "its lines read 'CLASS, NAME, SEQUENCE' (UCI splice style)"
+        seq = next((n for n in records.header(path) if n.lower() in SEQUENCE_NAMES), "sequence")
+        return f"its header names a sequence column {seq!r}"
+
     def load(self, path: Path, **options: Any) -> LoadedData:
         modality = options.get("modality") or "biosequence"
         if modality != "biosequence":

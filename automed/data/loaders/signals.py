@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from automed.data.dataset import Dataset, LoadedData, encode_labels
 from automed.errors import DataError
 from automed.hookspecs import hookimpl
 from automed.data.loaders.base import Loader
+from automed.data.loaders.records import LABEL_NAMES
 
 _MISSING = ("", "nan", "na", "n/a", "null", "none", "?")
 
@@ -82,8 +84,46 @@ class SignalTableLoader(Loader):
         if modality == "signal":
             x = x[:, None, :]
         groups = None if group_col is None else np.array([_unquote(r[group_col]) for r in rows])
+        label_name = names[label_col] if names else f"column {label_col}"
         return LoadedData(Dataset(x, y, classes, modality, str(path), groups=groups,
-                                  meta={"label_col": label_col}))
+                                  meta={"label_col": label_col, "label_name": label_name}))
+
+    def explain(self, path: Path) -> str:
+        first = _split(_first_line(path), _delimiter(path, _first_line(path)))
+        label = _named_label(first)
+        if label is None and all(_is_number(v) for v in first[1:]):
+            return ("it has no header naming a label column: one series per row (UCR style), "
+                    "the label in column 0")
+        names = [_unquote(v) for v in first]
+        features = [n for j, n in enumerate(names) if j != label]
+        if label is not None and series_names(features):
+            return (f"its header names a numbered series ({features[0]} to {features[-1]}) "
+                    f"beside the label {names[label]!r}; use --modality tabular to read the "
+                    "columns as features")
+        if label is None:
+            return ("its header names no label column (label, class, target, outcome, ...), "
+                    "so column 0 is the label; set --label-col otherwise")
+        return f"its values are all numbers, the label in column {names[label]!r}"
+
+
+def _first_line(path: Path) -> str:
+    try:
+        with path.open(encoding="utf-8-sig") as f:
+            return next((ln for ln in f if ln.strip()), "").strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def series_names(names: list[str]) -> bool:
+    """Whether column names number one series (``t0, t1, ...``) rather than name features."""
+    if len(names) < 3:
+        return False
+    stems = {re.sub(r"\d+$", "", n).strip("_ ").lower() for n in names}
+    numbers = [re.search(r"(\d+)$", n) for n in names]
+    if len(stems) != 1 or not all(numbers):
+        return False
+    values = [int(m.group(1)) for m in numbers]
+    return values == list(range(values[0], values[0] + len(values)))
 
 
 def _delimiter(path: Path, first_line: str) -> str | None:
@@ -116,7 +156,8 @@ def _is_number(value: str) -> bool:
 def _layout(path: Path, first: list[str], option: Any,
             group_option: Any = None) -> tuple[int, int | None, list[str] | None]:
     """Label column index, group column index (or None) and, for a header, the column names."""
-    label_col = _label_col(option, first)
+    named_label = option is None and _named_label(first) is not None
+    label_col = _named_label(first) if named_label else _label_col(option, first)
     if label_col is not None and label_col < 0:
         label_col += len(first)  # negative indexes count from the end
     group_col = None if group_option is None else _label_col(group_option, first)
@@ -124,6 +165,7 @@ def _layout(path: Path, first: list[str], option: Any,
         group_col += len(first)
     # Patient ids are often words, so the group column never makes a line a header.
     header = any(not _is_number(v) for j, v in enumerate(first) if j not in (label_col, group_col))
+    header = header or named_label  # a column called "label" names the columns
     for named in (option, group_option):
         if isinstance(named, str) and not _is_number(named):
             # A column picked by name means the first line names columns, even when the
@@ -143,6 +185,12 @@ def _layout(path: Path, first: list[str], option: Any,
             f"{path}: no column named {option!r}; columns are {', '.join(names)}"
         )
     return label_col, group_col, names
+
+
+def _named_label(first: list[str]) -> int | None:
+    """The index of a column named like a label (``label``, ``class``, ``target``, ...)."""
+    lower = [_unquote(v).lower() for v in first]
+    return next((lower.index(n) for n in LABEL_NAMES if n in lower), None)
 
 
 def _label_col(option: Any, first: list[str]) -> int | None:

@@ -12,6 +12,7 @@ from automed.errors import DataError
 from automed.hookspecs import hookimpl
 from automed.data.loaders import records
 from automed.data.loaders.base import Loader
+from automed.data.loaders.signals import series_names
 from automed.data.tabular import infer_columns, to_float
 
 
@@ -39,22 +40,43 @@ class TabularLoader(Loader):
             return []
         return names
 
-    def sniff(self, path: Path) -> bool:
-        """Claim a named-header table with a categorical feature (text besides the label).
-
-        Numeric tables, even with a header, stay signal tables unless ``--modality tabular``
-        is given (see ``accepts_forced``).
-        """
+    def _kind(self, path: Path) -> tuple[str, str] | None:
+        """Why this is a record table (``(kind, label name)``), or None when it is not."""
         names = self._named_header(path)
         if not names:
-            return False
+            return None
+        label = next((j for j, n in enumerate(names) if n.lower() in records.LABEL_NAMES), None)
+        if label is not None and not series_names([n for j, n in enumerate(names) if j != label]):
+            # Named columns and a named label: records, even when every value is a number.
+            return "named", names[label]
         try:
             _, rows = records.read_table(path)
         except DataError:
-            return False
+            return None
         textual = {j for _, row in rows[:200] for j, v in enumerate(row) if to_float(v) is None}
-        label = next((j for j, n in enumerate(names) if n.lower() in records.LABEL_NAMES), None)
-        return bool(textual - {label}) and (label is not None or len(textual) >= 2)
+        if bool(textual - {label}) and (label is not None or len(textual) >= 2):
+            return "text", "" if label is None else names[label]
+        return None
+
+    def sniff(self, path: Path) -> bool:
+        """Claim a named-header table with a column named like a label (``label``, ``class``,
+        ``target``, ``outcome``, ...) or with a categorical feature (text besides the label).
+
+        A header that numbers one series (``label,t0,t1,...``) or numbers instead of names,
+        and a table without a header, stay signal tables unless ``--modality tabular`` is
+        given (see ``accepts_forced``).
+        """
+        return self._kind(path) is not None
+
+    def explain(self, path: Path) -> str:
+        kind = self._kind(path)
+        if kind is None:
+            return "its header names its columns"
+        how, label = kind
+        if how == "named":
+            return (f"its header names the columns and {label!r} is the label column; use "
+                    "--modality signal to read each row as a series")
+        return "its header names the columns and some of them hold text (categorical values)"
 
     def accepts_forced(self, path: Path) -> bool:
         return bool(self._named_header(path))
@@ -90,7 +112,8 @@ class TabularLoader(Loader):
         # values never decide how the model's input is shaped.
         columns = infer_columns(train_rows, features)
         data = records.build(path, "tabular", list(x), labels, is_test,
-                             meta={"feature_names": features, "tabular_columns": columns})
+                             meta={"feature_names": features, "tabular_columns": columns,
+                                   "label_name": label_col})
         if data.test is not None:
             data.test.meta = {"feature_names": features, "tabular_columns": columns}
         return data

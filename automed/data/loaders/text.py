@@ -39,6 +39,12 @@ class TextLoader(Loader):
             return True
         return any(n.lower() in TEXT_NAMES for n in records.header(path))
 
+    def explain(self, path: Path) -> str:
+        if path.suffix.lower() == ".jsonl":
+            return "it is a .jsonl file of records"
+        text = next((n for n in records.header(path) if n.lower() in TEXT_NAMES), "text")
+        return f"its header names a text column {text!r}"
+
     def load(self, path: Path, **options: Any) -> LoadedData:
         modality = options.get("modality") or "text"
         if modality != "text":

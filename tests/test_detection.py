@@ -1,0 +1,90 @@
+"""Label and modality detection as a clinician with a numeric CSV meets it (issue 15)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from automed.data.loaders import find_loader, load_data
+from automed.errors import DataError
+
+
+def _wisconsin(path, *, header=True, label_name="label", label_first=False):
+    """scikit-learn's breast-cancer table as a numeric CSV (569 rows, 30 features)."""
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    names = [str(n) for n in data.feature_names]
+    rows = [[*map(repr, map(float, x)), str(int(y))] for x, y in zip(data.data, data.target)]
+    names.append(label_name)
+    if label_first:
+        names = names[-1:] + names[:-1]
+        rows = [r[-1:] + r[:-1] for r in rows]
+    lines = ([",".join(names)] if header else []) + [",".join(r) for r in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_numeric_csv_with_a_label_header_is_read_as_tabular(tmp_path):
+    path = _wisconsin(tmp_path / "wisconsin.csv")
+    assert find_loader(path).name == "tabular"
+    train = load_data(path).train
+    assert train.modality == "tabular" and train.x.shape == (569, 30)
+    assert train.classes == ["0", "1"] and train.class_counts() == {"0": 212, "1": 357}
+    reason = train.meta["reason"]
+    assert reason.startswith("read as tabular by the tabular loader because")
+    assert "'label' is the label column" in reason
+    assert reason in train.summary()  # what the search's first lines print
+
+
+@pytest.mark.parametrize("name", ["target", "Class", "outcome"])
+def test_any_label_name_decides_the_label_column_wherever_it_is(tmp_path, name):
+    path = _wisconsin(tmp_path / "w.csv", label_name=name, label_first=name == "Class")
+    train = load_data(path).train
+    assert train.modality == "tabular" and train.n_classes == 2
+    # The signal reader, when asked for, follows the header too (it took column 0 before).
+    signal = load_data(path, modality="signal").train
+    assert signal.n_classes == 2 and signal.x.shape == (569, 1, 30)
+    assert signal.y.tolist() == train.y.tolist()
+
+
+def test_headerless_ucr_table_stays_a_signal_table(tmp_path):
+    path = _wisconsin(tmp_path / "ucr.csv", header=False, label_first=True)
+    train = load_data(path).train
+    assert train.modality == "signal" and train.x.shape == (569, 1, 30)
+    assert "no header naming a label column" in train.meta["reason"]
+
+
+def test_numbered_series_header_stays_a_signal_table(tmp_path):
+    path = tmp_path / "ecg.csv"
+    rng = np.random.default_rng(0)
+    lines = ["label," + ",".join(f"t{j}" for j in range(40))]
+    lines += [f"{i % 2}," + ",".join(f"{v:.3f}" for v in rng.normal(size=40)) for i in range(8)]
+    path.write_text("\n".join(lines))
+    train = load_data(path).train
+    assert train.modality == "signal" and train.x.shape == (8, 1, 40)
+    assert "numbered series (t0 to t39)" in train.meta["reason"]
+    assert "--modality tabular" in train.meta["reason"]
+
+
+def test_a_feature_taken_as_the_label_is_refused_saying_so(tmp_path):
+    # A header naming no label column: the signal table takes column 0, 'mean radius'.
+    path = _wisconsin(tmp_path / "unnamed.csv", label_name="malignant")
+    with pytest.raises(DataError) as err:
+        load_data(path)
+    message = str(err.value)
+    assert "distinct values in label column 'mean radius' of 569 rows" in message
+    assert "this looks like a feature, not a label" in message
+    assert "--label-col" in message and "--modality tabular" in message
+    assert "\n" not in message and len(message) - len(str(path)) < 250  # no class list
+    fixed = load_data(path, label_col="malignant").train
+    assert fixed.n_classes == 2
+
+
+def test_a_legitimate_label_with_many_samples_per_class_passes(tmp_path):
+    path = tmp_path / "many.csv"
+    rng = np.random.default_rng(0)
+    lines = ["label,a,b"] + [f"{i % 40},{rng.normal():.3f},{rng.normal():.3f}"
+                             for i in range(400)]
+    path.write_text("\n".join(lines))
+    assert load_data(path).train.n_classes == 40
