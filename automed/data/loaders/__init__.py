@@ -160,8 +160,10 @@ def _merge_test(test_data: LoadedData) -> Dataset:
     import numpy as np
 
     a, b = test_data.train, test_data.test.with_classes(test_data.train.classes)
+    groups = (np.concatenate([a.groups, b.groups])
+              if a.groups is not None and b.groups is not None else None)
     return Dataset(np.concatenate([a.x, b.x]), np.concatenate([a.y, b.y]), a.classes,
-                   a.modality, a.source)
+                   a.modality, a.source, groups)
 
 
 def _check_test(train: Dataset, test: Dataset) -> Dataset:

@@ -68,12 +68,18 @@ class BioSequenceLoader(Loader):
             raise DataError(f"{path}: the biosequence loader reads sequences, not {modality}; "
                             "drop --format biosequence or use --modality biosequence")
         suffix = path.suffix.lower()
+        groups = None
         if suffix in FASTA_SUFFIXES or _first_line(path).startswith(">"):
             rows = _fasta(path)
         elif suffix == ".data" or _UCI_LINE.match(_first_line(path)):
             rows = _uci(path)
         else:
             rows = _table(path, options)
+            names, table = records.read_table(path)
+            _, groups = records.group_ids(path, names, table, options.get("group_col"))
+        if options.get("group_col") is not None and groups is None:
+            raise DataError(f"{path}: --group-col needs a CSV/TSV with that column; for FASTA "
+                            "or UCI files give --groups ids.txt (one id per record)")
         where = [w for w, _, _, _ in rows]
         seqs = []
         for w, seq, _, _ in rows:
@@ -83,7 +89,7 @@ class BioSequenceLoader(Loader):
             seqs.append(seq)
         alphabet = detect_alphabet(seqs, str(path), where)
         return records.build(path, "biosequence", seqs, [r[2] for r in rows],
-                             [r[3] for r in rows], meta={"alphabet": alphabet})
+                             [r[3] for r in rows], meta={"alphabet": alphabet}, groups=groups)
 
 
 Row = tuple[str, str, str, bool]  # (where, sequence, label, is_test)

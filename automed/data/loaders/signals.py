@@ -115,14 +115,16 @@ def _first_line(path: Path) -> str:
 
 
 def series_names(names: list[str]) -> bool:
-    """Whether column names number one series (``t0, t1, ...``) rather than name features."""
-    if len(names) < 3:
+    """Whether column names number one series (``t0, t1, ...``) rather than name features.
+
+    Up to two other columns (a patient id, a split) may stand beside the series.
+    """
+    numbered = [(re.sub(r"\d+$", "", n).strip("_ ").lower(), re.search(r"(\d+)$", n))
+                for n in names]
+    numbered = [(stem, int(m.group(1))) for stem, m in numbered if m]
+    if len(numbered) < 3 or len(names) - len(numbered) > 2 or len({s for s, _ in numbered}) != 1:
         return False
-    stems = {re.sub(r"\d+$", "", n).strip("_ ").lower() for n in names}
-    numbers = [re.search(r"(\d+)$", n) for n in names]
-    if len(stems) != 1 or not all(numbers):
-        return False
-    values = [int(m.group(1)) for m in numbers]
+    values = [v for _, v in numbered]
     return values == list(range(values[0], values[0] + len(values)))
 
 
@@ -240,7 +242,8 @@ def _locate_bad(path: Path, lines: list[tuple[int, str]], rows: list[list[str]],
             except ValueError:
                 raise DataError(
                     f"{path}: non-numeric value {raw!r} at {where}; signal values must be "
-                    "numbers (is this the label column? set label_col)"
+                    "numbers (is this the label column? set --label-col; a patient id? set "
+                    "--group-col)"
                 ) from None
             if math.isnan(value):
                 raise DataError(

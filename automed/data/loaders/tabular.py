@@ -46,7 +46,9 @@ class TabularLoader(Loader):
         if not names:
             return None
         label = next((j for j, n in enumerate(names) if n.lower() in records.LABEL_NAMES), None)
-        if label is not None and not series_names([n for j, n in enumerate(names) if j != label]):
+        if series_names([n for j, n in enumerate(names) if j != label]):
+            return None  # t0, t1, ...: one series per row, beside a label and maybe an id
+        if label is not None:
             # Named columns and a named label: records, even when every value is a number.
             return "named", names[label]
         try:
@@ -93,7 +95,8 @@ class TabularLoader(Loader):
         label_col = records.find_column(path, names, options.get("label_col"),
                                         records.LABEL_NAMES, "label", "--label-col")
         split_col = records.split_column(names)
-        drop = {label_col, split_col}
+        group_col, groups = records.group_ids(path, names, table, options.get("group_col"))
+        drop = {label_col, split_col, group_col}
         if options.get("id_col") is not None:
             drop.add(records.find_column(path, names, options["id_col"], (), "id", "id_col"))
         features = [n for n in names if n not in drop]
@@ -113,7 +116,7 @@ class TabularLoader(Loader):
         columns = infer_columns(train_rows, features)
         data = records.build(path, "tabular", list(x), labels, is_test,
                              meta={"feature_names": features, "tabular_columns": columns,
-                                   "label_name": label_col})
+                                   "label_name": label_col}, groups=groups)
         if data.test is not None:
             data.test.meta = {"feature_names": features, "tabular_columns": columns}
         return data

@@ -61,6 +61,7 @@ class TextLoader(Loader):
         label_col = records.find_column(path, names, options.get("label_col"),
                                         records.LABEL_NAMES, "label", "--label-col")
         split_col = records.split_column(names)
+        _, groups = records.group_ids(path, names, rows, options.get("group_col"))
         texts, labels, is_test = [], [], []
         for lineno, record in rows:
             if label_col not in record:
@@ -75,7 +76,8 @@ class TextLoader(Loader):
             texts.append(text)
             is_test.append(split_col is not None and records.is_test_split(record.get(split_col)))
         return records.build(path, "text", texts, labels, is_test,
-                             meta={"text_col": text_col, "label_col": label_col})
+                             meta={"text_col": text_col, "label_col": label_col},
+                             groups=groups)
 
 
 @hookimpl
