@@ -188,11 +188,15 @@ def split_defaults(arch: Any, spec: Any, defaults: dict[str, Any]
                    ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(inside, fixed)``: default values the family's distributions hold, and the others.
 
-    Training keys the family leaves out take :data:`TRAINING_DEFAULTS`. A value is *inside*
-    when the family's ``search_space``/``training_space`` suggests that name and its
-    distribution contains the value; everything else (values outside a range or a choice
-    list, keys the space never suggests) is *fixed*. When the space cannot be probed (it
-    raises), every value counts as inside: the candidate then fails with the space's error.
+    A value is *inside* when the family's ``search_space``/``training_space`` suggests that
+    name and its distribution contains the value. The family's own values that are not
+    (outside a range or a choice list, or a key the space never suggests) are *fixed*: they
+    train as given. Training keys the family leaves out take :data:`TRAINING_DEFAULTS` where
+    its space can hold them (rather than a random draw: a random "balanced" sampler wrecked
+    23-class text accuracy), and are otherwise left to the space (a family that narrows
+    ``batch_size`` to 16/32, or returns a constant, keeps it). When the space cannot be
+    probed (it raises), every value counts as inside: the candidate then fails with the
+    space's own error.
     """
     full = {**TRAINING_DEFAULTS, **defaults}
     probe = _Probe(full)
@@ -202,7 +206,7 @@ def split_defaults(arch: Any, spec: Any, defaults: dict[str, Any]
     except Exception:  # noqa: BLE001 - the candidate reports the family's own error
         return full, {}
     inside = {k: v for k, v in full.items() if k in probe.space and _contains(probe.space[k], v)}
-    fixed = {k: _plain(v) for k, v in full.items() if k not in inside}
+    fixed = {k: _plain(v) for k, v in defaults.items() if k not in inside}
     return inside, fixed
 
 

@@ -3,6 +3,9 @@ space train as given, and values the training loop cannot use fail naming key an
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import optuna
 import pytest
 import torch
@@ -53,14 +56,17 @@ def test_defaults_outside_the_search_space_train_as_given(tmp_path, demo_signal,
     plugin = tmp_path / "outside.py"
     plugin.write_text(OUTSIDE_DEFAULTS)
     result = search(demo_signal, trials=1, folds=2, storage=storage_url, plugins=[plugin],
-                    architectures=["outside"], save_model=False, bootstrap=0)
+                    architectures=["outside"], artifacts=tmp_path / "models", bootstrap=0)
     [row] = Store(storage_url).candidates(result.study)
     assert row["state"] == "complete", row.get("error")
     params = row["params"]
     assert (params["optimizer"], params["weight_decay"], params["batch_size"]) == (
         "adam", 0.0, 16)
     assert params["width_note"] == 3  # a key the space never suggests still reaches build
-    assert result.test_scores is not None  # the refit used the same parameters
+    assert result.test_scores is not None  # the refit used the same parameters...
+    saved = json.loads((Path(result.artifact) / "automed_model.json").read_text())["params"]
+    assert (saved["optimizer"], saved["weight_decay"], saved["batch_size"]) == ("adam", 0.0, 16)
+    assert saved["width_note"] == 3  # ...and so does the saved model
     [trial] = optuna.load_study(study_name=result.study, storage=storage_url).trials
     # Out-of-space values never enter Optuna's distributions (they would break the sampler).
     assert "outside.optimizer" not in trial.params and "outside.batch_size" not in trial.params
@@ -167,3 +173,19 @@ def test_plugins_check_validates_sampled_sets_and_trains_a_step(tmp_path):
     result = _check(tmp_path, code, "batchnorm_plugin")
     assert result.exit_code != 0
     assert "signal train: default_params: ValueError" in result.output
+
+
+def test_left_out_training_keys_follow_a_narrowed_space_not_the_library_default():
+    class Narrow:
+        def search_space(self, trial, spec):
+            return {}
+
+        def training_space(self, trial, spec):
+            return {"batch_size": trial.suggest_categorical("batch_size", [8, 16]),
+                    "lr": trial.suggest_float("lr", 1e-3, 1e-2, log=True), "epochs": 3}
+
+    inside, fixed = split_defaults(Narrow(), Spec("tabular", (5,), 2), {"optimizer": "adam"})
+    assert inside == {"lr": 3e-3}  # the library default, inside the family's range
+    # batch_size 64 is outside [8, 16] and epochs is the family's constant: both left to the
+    # family; only the family's own out-of-space value is fixed.
+    assert fixed == {"optimizer": "adam"}

@@ -37,7 +37,7 @@ from automed.plugin_manager import get_plugin_manager
 from automed.data.preprocess import Preprocessor, preprocessor_for
 from automed.spec import Spec
 from automed.storage import Store
-from automed.searching.training import TRAINING_DEFAULTS, fit_model, predict_proba
+from automed.searching.training import fit_model, predict_proba
 from automed.searching.workers import (
     HEARTBEAT_INTERVAL,
     counted_trials,
@@ -452,9 +452,7 @@ def search(
             except Exception:  # noqa: BLE001 - a faulty plugin fails its candidates, not this
                 defaults = None
             if defaults:
-                # Training settings a family leaves out take the library defaults rather than
-                # a random draw (a random "balanced" sampler wrecked 23-class text accuracy).
-                defaults = {**TRAINING_DEFAULTS, **defaults}
+                # Left-out training keys take the library defaults: see split_defaults.
                 enqueue_defaults(ostudy, name, arch, searcher.spec, defaults)
     _retry_interrupted(ostudy)
     done = counted_trials(ostudy)
