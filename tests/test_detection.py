@@ -7,6 +7,7 @@ import pytest
 
 from automed.data.loaders import find_loader, load_data
 from automed.errors import DataError
+from automed.evaluation.cv import check_folds
 
 
 def _wisconsin(path, *, header=True, label_name="label", label_first=False):
@@ -71,14 +72,14 @@ def test_a_feature_taken_as_the_label_is_refused_saying_so(tmp_path):
     # A header naming no label column: the signal table takes column 0, 'mean radius'.
     path = _wisconsin(tmp_path / "unnamed.csv", label_name="malignant")
     with pytest.raises(DataError) as err:
-        load_data(path)
+        check_folds(load_data(path).train, 5)  # what the search runs before anything else
     message = str(err.value)
     assert "distinct values in label column 'mean radius' of 569 rows" in message
     assert "this looks like a feature, not a label" in message
     assert "--label-col" in message and "--modality tabular" in message
     assert "\n" not in message and len(message) - len(str(path)) < 250  # no class list
     fixed = load_data(path, label_col="malignant").train
-    assert fixed.n_classes == 2
+    check_folds(fixed, 5)
 
 
 def test_a_legitimate_label_with_many_samples_per_class_passes(tmp_path):
@@ -87,4 +88,15 @@ def test_a_legitimate_label_with_many_samples_per_class_passes(tmp_path):
     lines = ["label,a,b"] + [f"{i % 40},{rng.normal():.3f},{rng.normal():.3f}"
                              for i in range(400)]
     path.write_text("\n".join(lines))
-    assert load_data(path).train.n_classes == 40
+    train = load_data(path).train
+    check_folds(train, 5)
+    assert train.n_classes == 40
+
+
+def test_search_refuses_before_writing_anything(tmp_path, storage_url):
+    from automed.searching.searcher import search
+
+    path = _wisconsin(tmp_path / "unnamed.csv", label_name="malignant")
+    with pytest.raises(DataError, match=r"456 distinct values in label column 'mean radius'"):
+        search(path, trials=1, storage=storage_url)
+    assert not (tmp_path / "study.db").exists()

@@ -11,8 +11,11 @@ from automed.errors import ConfigError, DataError
 
 def check_folds(dataset: Dataset, folds: int) -> None:
     """Refuse a fold count the data cannot honour, before anything is written anywhere."""
+    from automed.data.loaders import check_label_column
+
     if folds < 2:
         raise ConfigError(f"--folds {folds} is too few; cross-validation needs at least 2")
+    check_label_column(dataset)
     counts = dataset.class_counts()
     rare = {c: n for c, n in counts.items() if n < folds}
     if rare:

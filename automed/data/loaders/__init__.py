@@ -68,7 +68,6 @@ def load_data(
         raise ConfigError(f"unknown modality {modality!r}; use one of {', '.join(MODALITIES)}")
     loader = find_loader(path, format, modality)
     data = loader.load(path, modality=modality, **options)
-    check_label_column(data.train)
     data.train.meta["reason"] = _reason(loader, path, format, modality, data.train.modality)
     if test is not None:
         test_path = Path(test)
@@ -112,7 +111,11 @@ MANY_CLASSES = 30
 
 def check_label_column(train: Dataset) -> None:
     """Refuse a label column that is evidently a feature (hundreds of distinct values) with a
-    message saying so, instead of letting the fold check list hundreds of "classes"."""
+    message saying so, instead of letting the fold check list hundreds of "classes".
+
+    Called by the fold check (training), not by ``load_data``: data to predict on may hold a
+    few samples of many classes.
+    """
     n, k = len(train), train.n_classes
     if k < MANY_CLASSES or 3 * k <= n:
         return
