@@ -20,7 +20,12 @@ import optuna
 import torch
 
 from automed.architecture import Architecture
-from automed.contract import TRAINING_DEFAULTS, draw_params, training_problems
+from automed.contract import (
+    draw_params,
+    enqueue_defaults,
+    fixed_params,
+    training_problems,
+)
 from automed.spec import MODALITIES, Spec
 
 SMALL_PARAMS_LIMIT = 5_000_000  # the smallest sampled setting must fit small medical datasets
@@ -60,7 +65,8 @@ def labelled_params(arch: Architecture, spec: Spec, n: int = 3, seed: int = 0
                     ) -> list[tuple[str, dict]]:
     """``(label, params)`` for the search's first candidate and ``n`` draws from the space.
 
-    The default set is what the search queues: ``default_params`` over the training defaults.
+    The default set is what the search's first candidate for ``arch`` runs: ``default_params``
+    queued and drawn as the search does it.
     Draws come from a :class:`optuna.samplers.RandomSampler` in an in-memory study, through
     the same family-local trial the search hands to ``search_space``/``training_space``.
     """
@@ -73,7 +79,12 @@ def labelled_params(arch: Architecture, spec: Spec, n: int = 3, seed: int = 0
     if defaults:
         if not isinstance(defaults, dict):
             raise TypeError(f"default_params returned {type(defaults).__name__}, not a dict")
-        out.append(("default_params", {**TRAINING_DEFAULTS, **defaults}))
+        # Queued and drawn exactly as the search does it (values outside the space ride along
+        # as fixed parameters), so what is checked is what the first candidate runs.
+        enqueue_defaults(study, arch.name, arch, spec, defaults)
+        trial = study.ask()
+        out.append(("default_params", draw_params(arch, PrefixedTrial(trial, arch.name), spec,
+                                                  fixed_params(trial))))
     for i in range(n):
         trial = study.ask()
         out.append((f"sampled set {i + 1}", draw_params(arch, PrefixedTrial(trial, arch.name),
@@ -157,6 +168,12 @@ def check_architecture(arch: Architecture, modality: str | None = None, *,
                 continue
             sizes = []
             for label, params in labelled:
+                if label == "default_params":
+                    for key, value in arch.default_params(spec).items():
+                        if key not in params or params[key] != value:
+                            failures.append(Failure(
+                                arch.name, mod, "default_params",
+                                f"{key}={value!r} would run as {params.get(key, '(absent)')!r}"))
                 for problem in training_problems(params):
                     failures.append(Failure(arch.name, mod, "training contract",
                                             f"{label}: {problem}"))
