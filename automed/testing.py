@@ -56,7 +56,7 @@ def example_batch(spec: Spec, batch: int = 4, seed: int = 0) -> torch.Tensor:
 
 def sample_params(arch: Architecture, spec: Spec, n: int = 3, seed: int = 0) -> list[dict]:
     """Parameter sets drawn from the architecture's own search space (plus its defaults)."""
-    from automed.searching.searcher import PrefixedTrial
+    from automed.architecture import PrefixedTrial
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))

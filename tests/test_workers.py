@@ -15,10 +15,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from automed.errors import ConfigError
 from automed.searching import devices
 from automed.searching.devices import Slot, plan_slots
-from automed.errors import ConfigError
-from automed.searching.searcher import search
+from automed.searching.runner import search
 from automed.storage import Store
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"

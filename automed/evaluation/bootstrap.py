@@ -4,7 +4,8 @@ Calling scikit-learn once per resample and metric costs tens of seconds for 1000
 a resample is a row of sample multiplicities ``w`` (how often each sample was drawn), and every
 metric is computed for all rows at once from weighted confusion matrices (threshold metrics) or
 weighted cumulative sums over the score-sorted samples (AUROC, AUPRC). A resample that misses a
-class, where the ranking metrics have special cases, is scored by :func:`automed.evaluation.metrics.score`
+class, where the ranking metrics have special cases, is scored by
+:func:`automed.evaluation.metrics.score`
 itself, so the numbers agree with the CV scores exactly.
 """
 

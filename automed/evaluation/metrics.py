@@ -9,8 +9,11 @@ import numpy as np
 from sklearn import metrics as skm
 
 from automed.errors import ConfigError
+from automed.evaluation.names import ALIASES, AVERAGES, METRIC_NAMES, resolve_metric
 
-AVERAGES = ("macro", "weighted", "micro", "binary")
+__all__ = ["ALIASES", "AVERAGES", "METRICS", "all_scores", "resolve_average", "resolve_metric",
+           "score"]
+
 
 
 def _labels(proba: np.ndarray) -> np.ndarray:
@@ -80,18 +83,7 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray, str, int], float]] = {
     "auroc": _auroc,
     "auprc": _auprc,
 }
-ALIASES = {"acc": "accuracy", "sensitivity": "recall", "auc": "auroc", "roc_auc": "auroc",
-           "average_precision": "auprc", "bacc": "balanced_accuracy"}
-
-
-def resolve_metric(name: str) -> str:
-    key = ALIASES.get(name.lower(), name.lower())
-    if key not in METRICS:
-        raise ConfigError(
-            f"unknown metric {name!r}; choose from {', '.join(METRICS)} "
-            f"(aliases: {', '.join(ALIASES)})"
-        )
-    return key
+assert tuple(METRICS) == METRIC_NAMES  # one list of names, checked at import
 
 
 def resolve_average(average: str, n_classes: int, pos_label: int | None) -> tuple[str, int]:

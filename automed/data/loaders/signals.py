@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 
 from automed.data.dataset import Dataset, LoadedData, encode_labels
+from automed.data.loaders.base import Loader
 from automed.errors import DataError
 from automed.hookspecs import hookimpl
-from automed.data.loaders.base import Loader
 
 _MISSING = ("", "nan", "na", "n/a", "null", "none", "?")
 
@@ -30,6 +30,7 @@ class SignalTableLoader(Loader):
     description = "UCR-style table, one series per row with a label column (.txt/.tsv/.csv)"
     suffixes = (".txt", ".tsv", ".csv")
     modalities = frozenset({"signal", "tabular"})
+    options = frozenset({"label_col", "group_col"})
 
     def load(self, path: Path, **options: Any) -> LoadedData:
         modality = options.get("modality") or "signal"

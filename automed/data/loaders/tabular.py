@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 
 from automed.data.dataset import LoadedData
-from automed.errors import DataError
-from automed.hookspecs import hookimpl
 from automed.data.loaders import records
 from automed.data.loaders.base import Loader
 from automed.data.tabular import infer_columns, to_float
+from automed.errors import DataError
+from automed.hookspecs import hookimpl
 
 
 class TabularLoader(Loader):
@@ -29,6 +29,7 @@ class TabularLoader(Loader):
     description = "clinical records: .csv/.tsv with a header, numeric and categorical columns"
     suffixes = (".csv", ".tsv")
     modalities = frozenset({"tabular"})
+    options = frozenset({"label_col", "group_col", "id_col"})
 
     def _named_header(self, path: Path) -> list[str]:
         if path.is_dir() or path.suffix.lower() not in self.suffixes:
@@ -71,7 +72,12 @@ class TabularLoader(Loader):
         label_col = records.find_column(path, names, options.get("label_col"),
                                         records.LABEL_NAMES, "label", "--label-col")
         split_col = records.split_column(names)
-        drop = {label_col, split_col}
+        group_col = records.optional_column(path, names, options.get("group_col"), "group",
+                                            "--group-col")
+        if group_col == label_col:
+            raise DataError(f"{path}: {group_col!r} is both the label and the group column; "
+                            "name another --group-col")
+        drop = {label_col, split_col, group_col}
         if options.get("id_col") is not None:
             drop.add(records.find_column(path, names, options["id_col"], (), "id", "id_col"))
         features = [n for n in names if n not in drop]
@@ -79,9 +85,12 @@ class TabularLoader(Loader):
             raise DataError(f"{path}: no feature columns besides {label_col!r}; add features")
         idx = [names.index(n) for n in features]
         lab, sp = names.index(label_col), names.index(split_col) if split_col else None
-        rows, labels, is_test = [], [], []
+        gi = None if group_col is None else names.index(group_col)
+        rows, labels, is_test, groups = [], [], [], []
         for lineno, values in table:
             labels.append(records.label_of(path, lineno, values[lab], label_col))
+            if gi is not None:
+                groups.append(records.group_of(path, lineno, values[gi], group_col))
             rows.append([values[j].strip() for j in idx])
             is_test.append(sp is not None and records.is_test_split(values[sp]))
         x = np.array(rows, dtype=object)
@@ -90,7 +99,8 @@ class TabularLoader(Loader):
         # values never decide how the model's input is shaped.
         columns = infer_columns(train_rows, features)
         data = records.build(path, "tabular", list(x), labels, is_test,
-                             meta={"feature_names": features, "tabular_columns": columns})
+                             meta={"feature_names": features, "tabular_columns": columns},
+                             groups=groups if gi is not None else None)
         if data.test is not None:
             data.test.meta = {"feature_names": features, "tabular_columns": columns}
         return data
