@@ -1,4 +1,9 @@
-"""The command line: parse, call the Python API, print. No logic lives here."""
+"""The command line: parse, call the Python API, print. No logic lives here.
+
+Why one module of ~500 lines: it is every command's options and help text, which click wants
+declared next to each other; each command body only calls one function of the API and prints
+its answer. Heavy imports happen inside the commands, so ``automed --help`` stays fast.
+"""
 
 from __future__ import annotations
 
@@ -231,7 +236,7 @@ def worker(study, storage, gpus, trials_per_gpu, workers, device, timeout, plugi
 def leaderboard(studies, all_studies, datasets, architectures, states, metrics, sort, top,
                 per_family, show_all, fmt, storage, as_json) -> None:
     """Rank stored candidates by their mean CV score, in one study or across studies."""
-    from automed.evaluation.metrics import resolve_metric
+    from automed.evaluation.names import resolve_metric
     from automed.results.leaderboard import (
         format_manifest,
         format_test_ci,
@@ -244,11 +249,7 @@ def leaderboard(studies, all_studies, datasets, architectures, states, metrics, 
     store = Store(storage)
     fmt = "json" if as_json else fmt
     if not studies and not (all_studies or datasets or metrics):
-        known = store.studies()
-        if not known:
-            raise AutomedError(f"no searches in {store.redacted} yet; run `automed search "
-                               "DATA` first")
-        studies = (known[-1]["study"],)
+        studies = (store.latest_study(),)
     states = states or (STATES if show_all else ("complete",))
     key = sort_key(sort)[0] if sort else None
     rows = store.leaderboard(list(studies) or None, top=top, states=states,
@@ -364,12 +365,7 @@ def db_current(storage) -> None:
 
 
 def _artifact_of(store, study: str | None) -> str:
-    if study is None:
-        studies = store.studies()
-        if not studies:
-            raise AutomedError(f"no searches in {store.redacted} yet; run `automed search "
-                               "DATA` first")
-        study = studies[-1]["study"]
+    study = study or store.latest_study()
     path = (store.search(study)["config"] or {}).get("artifact")
     if not path:
         raise AutomedError(f"study {study!r} has no saved model; let the search finish "
@@ -411,12 +407,7 @@ def export(study, output, storage) -> None:
     from automed.storage import Store
 
     store = Store(storage, create=False)
-    if study is None:
-        studies = store.studies()
-        if not studies:
-            raise AutomedError(f"no searches in {store.redacted} yet")
-        study = studies[-1]["study"]
-    click.echo(str(export_model(store, study, output)))
+    click.echo(str(export_model(store, study or store.latest_study(), output)))
 
 
 @cli.group(invoke_without_command=True)

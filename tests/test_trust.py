@@ -23,6 +23,7 @@ from automed.cli import cli
 from automed.data.dataset import Dataset
 from automed.data.loaders import load_data
 from automed.errors import DataError
+from automed.evaluation import bootstrap as B
 from automed.evaluation import metrics as M
 from automed.evaluation.bootstrap import resample_scores
 from automed.evaluation.cv import make_folds, split_test
@@ -90,10 +91,10 @@ def test_bootstrap_ci_brackets_the_value_and_is_seeded():
     y = rng.integers(0, 2, 60)
     p = np.c_[1 - y, y] * 0.2 + rng.random((60, 2)) * 0.8
     p /= p.sum(1, keepdims=True)
-    ci = M.bootstrap_ci("auroc", y, p, n=300, seed=1)
+    ci = B.bootstrap_ci("auroc", y, p, n=300, seed=1)
     assert ci["low"] <= ci["value"] <= ci["high"] and ci["high"] - ci["low"] > 0.01
-    assert M.bootstrap_ci("auc", y, p, n=300, seed=1) == ci
-    assert set(M.bootstrap_all(y, p, n=50)) == set(M.METRICS)
+    assert B.bootstrap_ci("auc", y, p, n=300, seed=1) == ci
+    assert set(B.bootstrap_all(y, p, n=50)) == set(M.METRICS)
 
 
 # -- groups and leakage -----------------------------------------------------------------------

@@ -146,3 +146,23 @@ def bootstrap_scores(y: np.ndarray, proba: np.ndarray, average: str = "macro",
         low, high = np.percentile(values, [tail, 100 - tail])
         out[name] = {"value": value, "low": float(low), "high": float(high)}
     return out
+
+
+def bootstrap_ci(metric: str, y: np.ndarray, proba: np.ndarray, average: str = "macro",
+                 pos_label: int = 1, *, n: int = 1000, seed: int = 0,
+                 level: float = 0.95) -> dict[str, float | None]:
+    """``{value, low, high}``: the score and its percentile bootstrap interval (95 %).
+
+    The samples are resampled with replacement ``n`` times from a seeded generator, so the
+    interval is reproducible.
+    """
+    name = M.resolve_metric(metric)
+    return bootstrap_scores(y, proba, average, pos_label, metrics=[name], n=n, seed=seed,
+                            level=level)[name]
+
+
+def bootstrap_all(y: np.ndarray, proba: np.ndarray, average: str = "macro",
+                  pos_label: int = 1, *, n: int = 1000, seed: int = 0,
+                  level: float = 0.95) -> dict[str, dict]:
+    """:func:`bootstrap_ci` for every metric, all on the same resamples."""
+    return bootstrap_scores(y, proba, average, pos_label, n=n, seed=seed, level=level)

@@ -110,27 +110,3 @@ def score(metric: str, y: np.ndarray, proba: np.ndarray, average: str = "macro",
 def all_scores(y: np.ndarray, proba: np.ndarray, average: str = "macro",
                pos_label: int = 1) -> dict[str, float]:
     return {name: score(name, y, proba, average, pos_label) for name in METRICS}
-
-
-
-def bootstrap_ci(metric: str, y: np.ndarray, proba: np.ndarray, average: str = "macro",
-                 pos_label: int = 1, *, n: int = 1000, seed: int = 0,
-                 level: float = 0.95) -> dict[str, float | None]:
-    """``{value, low, high}``: the score and its percentile bootstrap interval (95 %).
-
-    The samples are resampled with replacement ``n`` times from a seeded generator, so the
-    interval is reproducible; see :mod:`automed.evaluation.bootstrap` for how.
-    """
-    from automed.evaluation.bootstrap import bootstrap_scores
-
-    return bootstrap_scores(y, proba, average, pos_label, metrics=[resolve_metric(metric)],
-                            n=n, seed=seed, level=level)[resolve_metric(metric)]
-
-
-def bootstrap_all(y: np.ndarray, proba: np.ndarray, average: str = "macro",
-                  pos_label: int = 1, *, n: int = 1000, seed: int = 0,
-                  level: float = 0.95) -> dict[str, dict]:
-    """:func:`bootstrap_ci` for every metric, all on the same resamples."""
-    from automed.evaluation.bootstrap import bootstrap_scores
-
-    return bootstrap_scores(y, proba, average, pos_label, n=n, seed=seed, level=level)

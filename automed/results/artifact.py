@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from sqlalchemy.engine import make_url
 
-from automed.data.preprocess import PREPROCESSORS, Preprocessor
+from automed.data.preprocess import Preprocessor, preprocessor_class
 from automed.errors import DataError, PluginError
 from automed.spec import Spec
 
@@ -93,7 +93,7 @@ class LoadedModel:
         load_model(self.model, str(self.folder / WEIGHTS), strict=True)
         self.model.eval()
         pre = self.config["preprocessor"]
-        self.preprocessor = PREPROCESSORS[pre["modality"]].from_state(pre["state"])
+        self.preprocessor = preprocessor_class(pre["modality"]).from_state(pre["state"])
 
     def predict_proba(self, x: Any, device: str | torch.device = "cpu") -> np.ndarray:
         from automed.searching.training import predict_proba

@@ -61,6 +61,25 @@ def error_text(exc: BaseException) -> str:
     return summary + "\n" + "".join(traceback.format_exception(exc)[-6:])
 
 
+def duplicate_of(trial: optuna.Trial) -> int | None:
+    """The number of an earlier candidate with exactly these parameters, unless a retry.
+
+    Distinct sampler seeds make repeats rare; this is the guarantee that a parameter set is
+    trained once, whatever several workers or a resume draw.
+    """
+    from optuna.trial import TrialState
+
+    from automed.searching.study import is_retry
+
+    trials = trial.study.get_trials(deepcopy=False)
+    me = next((t for t in trials if t.number == trial.number), None)
+    if me is None or is_retry(me):
+        return None
+    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    return next((t.number for t in trials if t.number < trial.number and t.state in done
+                 and t.params == me.params), None)
+
+
 class Objective:
     """Scores one candidate per call; shared by every worker of a search."""
 
@@ -125,6 +144,10 @@ class Objective:
             params = dict(arch.search_space(local, self.spec))
             params.update(arch.training_space(local, self.spec))
             params = cap_epochs(params, self.plan.max_epochs)
+            twin = duplicate_of(trial)
+            if twin is not None:
+                record("pruned", f"Duplicate: the same parameters as #{twin}; not run twice")
+                raise optuna.TrialPruned()
             for i in range(folds):
                 xtr, ytr, xva, yva = self.fold_data(i)
                 torch.manual_seed(self.plan.seed + trial.number)

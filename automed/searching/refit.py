@@ -16,6 +16,7 @@ import torch
 
 from automed.data.preprocess import Preprocessor, preprocessor_for
 from automed.evaluation import metrics as M
+from automed.evaluation.bootstrap import bootstrap_all
 from automed.results.artifact import save_artifact
 from automed.searching.objective import candidate_params
 from automed.searching.prepare import Prepared
@@ -53,7 +54,7 @@ def refit_best(p: Prepared, trial: optuna.trial.FrozenTrial, device: torch.devic
                                 "y_true": np.asarray(p.test.y).tolist(),
                                 "proba": np.round(proba, 6).tolist()}
         if p.plan.bootstrap:
-            out.test_ci = M.bootstrap_all(p.test.y, proba, p.average, p.pos_label,
+            out.test_ci = bootstrap_all(p.test.y, proba, p.average, p.pos_label,
                                           n=p.plan.bootstrap, seed=p.plan.seed)
     return out
 

@@ -1,5 +1,8 @@
 """``automed.search``: plan -> prepare -> record -> optimise (here or in workers) -> refit.
 
+About 300 lines: ``search()``'s keyword arguments (the Python API mirrors every CLI option)
+take a third of it.
+
 :func:`search` turns keyword arguments into a :class:`~automed.searching.plan.SearchPlan`;
 :func:`run` carries a plan out. Everything is validated (options, data, metric, folds,
 architectures, database) before anything is written, so bad input leaves the database as it
