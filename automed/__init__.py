@@ -5,24 +5,46 @@ Python API (the CLI is a thin layer over it)::
     import automed
     result = automed.search("breastmnist_28.npz", metric="f1", folds=3, trials=10)
     print(result.best, result.test_scores)
+
+Names are imported on first use, so ``import automed`` (and the CLI) stay fast: torch and
+scikit-learn load only when a search, a model or a loader needs them.
 """
 
-from automed.architecture import Architecture
-from automed.data.dataset import Dataset, LoadedData
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from automed.errors import AutomedError
 from automed.hookspecs import hookimpl
-from automed.data.loaders import load_data
 from automed.spec import Spec
 
 __version__ = "0.1.0"
 
+_LAZY = {
+    "Architecture": "automed.architecture",
+    "Dataset": "automed.data.dataset",
+    "LoadedData": "automed.data.dataset",
+    "load_data": "automed.data.loaders",
+    "SearchPlan": "automed.searching.plan",
+    "DataPlan": "automed.searching.plan",
+}
 
-def search(*args, **kwargs):
-    """Run a search; see :func:`automed.searching.searcher.search` (imported lazily: torch is heavy)."""
-    from automed.searching.searcher import search as _search
+
+def search(*args: Any, **kwargs: Any):
+    """Run a search; see :func:`automed.searching.runner.search`."""
+    from automed.searching.runner import search as _search
 
     return _search(*args, **kwargs)
 
 
-__all__ = ["Architecture", "AutomedError", "Dataset", "LoadedData", "Spec", "hookimpl",
-           "load_data", "search", "__version__"]
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'automed' has no attribute {name!r}")
+
+
+__all__ = ["Architecture", "AutomedError", "DataPlan", "Dataset", "LoadedData", "SearchPlan",
+           "Spec", "hookimpl", "load_data", "search", "__version__"]

@@ -3,11 +3,56 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from automed.spec import Spec
+
+if TYPE_CHECKING:  # torch is heavy: the contract itself does not need it to be imported
+    from torch import nn
+
+ARCHITECTURE_PARAM = "architecture"  # the study parameter that names a candidate's family
+
+
+def prefixed(family: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A family's own parameters as study parameters: ``{"width": 8}`` -> ``{"cnn.width": 8}``.
+
+    With the family itself under :data:`ARCHITECTURE_PARAM`; what Optuna stores and enqueues.
+    """
+    return {ARCHITECTURE_PARAM: family, **{f"{family}.{k}": v for k, v in params.items()}}
+
+
+def unprefixed(study_params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The inverse of :func:`prefixed`: ``(family, its own parameters)``."""
+    family = study_params[ARCHITECTURE_PARAM]
+    cut = len(family) + 1
+    return family, {k[cut:]: v for k, v in study_params.items() if k.startswith(f"{family}.")}
+
+
+class PrefixedTrial:
+    """What a plugin sees of an Optuna trial: ``suggest_*`` with its names made family-local.
+
+    ``cnn`` asking for ``"width"`` gets the study parameter ``"cnn.width"``, so two families
+    can both have a ``width`` without their distributions clashing.
+    """
+
+    def __init__(self, trial: Any, prefix: str) -> None:
+        self._trial, self._prefix = trial, prefix
+
+    def _name(self, name: str) -> str:
+        return f"{self._prefix}.{name}"
+
+    def suggest_int(self, name: str, *args: Any, **kwargs: Any) -> int:
+        return self._trial.suggest_int(self._name(name), *args, **kwargs)
+
+    def suggest_float(self, name: str, *args: Any, **kwargs: Any) -> float:
+        return self._trial.suggest_float(self._name(name), *args, **kwargs)
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        return self._trial.suggest_categorical(self._name(name), choices)
+
+    @property
+    def number(self) -> int:
+        return self._trial.number
 
 
 class Architecture(ABC):

@@ -1,4 +1,9 @@
-"""The command line: parse, call the Python API, print. No logic lives here."""
+"""The command line: parse, call the Python API, print. No logic lives here.
+
+Why one module of ~500 lines: it is every command's options and help text, which click wants
+declared next to each other; each command body only calls one function of the API and prints
+its answer. Heavy imports happen inside the commands, so ``automed --help`` stays fast.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import sys
 import click
 
 from automed.errors import AutomedError
-from automed.evaluation.metrics import ALIASES, AVERAGES, METRICS
+from automed.evaluation.names import ALIASES, AVERAGES, METRIC_NAMES
 
 STORAGE_HELP = "Database URL (default: $AUTOMED_STORAGE, else sqlite:///automed.db)."
 
@@ -33,7 +38,8 @@ class _Progress:
             self.total, self.n = e["trials"], e["done"]
             verb = "resuming" if e["resumed"] else "searching"
             click.echo(f"{verb} study {e['study']!r} in {e['storage']}", err=True)
-            click.echo(f"  data: {e['dataset']}", err=True)
+            click.echo(f"  data: {e['dataset']}"
+                       + (f"; {e['reason']}" if e.get("reason") else ""), err=True)
             click.echo(f"  {e['folds']}-fold CV by {e['metric']}; architectures: "
                        f"{', '.join(e['architectures'])}; device: {e['device']}"
                        + (f" ({e['workers']} workers)" if e.get("workers", 1) > 1 else "")
@@ -83,7 +89,7 @@ def cli() -> None:
 @click.option("--test", "test", type=click.Path(), help="A locked test file, scored once by the "
               "refit best (a .npz with test_* keys brings its own).")
 @click.option("--metric", default="accuracy", show_default=True,
-              help=f"Objective: {', '.join(METRICS)} (aliases {', '.join(ALIASES)}).")
+              help=f"Objective: {', '.join(METRIC_NAMES)} (aliases {', '.join(ALIASES)}).")
 @click.option("--average", type=click.Choice(AVERAGES), default="macro", show_default=True,
               help="Averaging for recall/precision/f1/specificity; binary scores --pos-label.")
 @click.option("--pos-label", help="Positive class for --average binary (default: the second "
@@ -142,7 +148,7 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
     signal table (.txt/.tsv/.csv, UCR style: label first).
     """
     from automed.results.leaderboard import format_table, format_test_ci, format_test_scores
-    from automed.searching.searcher import search as run_search
+    from automed.searching.runner import search as run_search
 
     label = int(label_col) if label_col is not None and label_col.isdigit() else label_col
     result = run_search(
@@ -187,35 +193,22 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
 @click.option("--device", default="auto", show_default=True)
 @click.option("--timeout", type=float, help="Stop starting new candidates after this many "
               "seconds.")
-@click.option("--heartbeat", default=10.0, show_default=True)
+@click.option("--plugin", "plugin_sources", multiple=True, help="Allow this plugin file or "
+              "module, which the study needs (a file must be identical to the study's).")
 @click.option("-q", "--quiet", is_flag=True)
-def worker(study, storage, gpus, trials_per_gpu, workers, device, timeout, heartbeat,
+def worker(study, storage, gpus, trials_per_gpu, workers, device, timeout, plugin_sources,
            quiet) -> None:
     """Join an existing search from this machine; stop when its trial budget is used.
 
     The data must be readable at the path the search was started with. Run one per node
     against the same PostgreSQL URL to spread a search over machines.
     """
-    from automed.searching.devices import plan_slots
-    from automed.storage import Store
-    from automed.searching.workers import run_local_workers, worker_main
+    from automed.searching.workers import join
 
-    store = Store(storage)
-    info = store.search(study)
-    slots = plan_slots(gpus, trials_per_gpu, workers, device)
-    progress = _Progress(quiet)
-    progress({"event": "start", "study": study, "storage": store.redacted,
-              "dataset": info["dataset"], "architectures": info["config"]["architectures"],
-              "folds": info["config"]["folds"], "metric": info["metric"],
-              "trials": info["config"].get("trials"), "done": 0, "resumed": True,
-              "device": ", ".join(sorted({s.device for s in slots})), "workers": len(slots)})
-    if len(slots) == 1:
-        worker_main(store.url, study, slots[0], timeout=timeout, heartbeat=heartbeat)
-        rows = store.candidates(study)
-        click.echo(f"worker done: the study has {len(rows)} candidate(s)", err=True)
-    else:
-        run_local_workers(store, study, slots, timeout=timeout, heartbeat=heartbeat,
-                          progress=progress)
+    n = join(study, storage=storage, gpus=gpus, trials_per_gpu=trials_per_gpu,
+             workers=workers, device=device, timeout=timeout, plugins=list(plugin_sources),
+             progress=_Progress(quiet))
+    click.echo(f"worker done: the study has {n} candidate(s)", err=True)
 
 
 @cli.command()
@@ -244,19 +237,20 @@ def worker(study, storage, gpus, trials_per_gpu, workers, device, timeout, heart
 def leaderboard(studies, all_studies, datasets, architectures, states, metrics, sort, top,
                 per_family, show_all, fmt, storage, as_json) -> None:
     """Rank stored candidates by their mean CV score, in one study or across studies."""
-    from automed.results.leaderboard import format_manifest, format_test_ci, format_test_scores, render
-    from automed.evaluation.metrics import resolve_metric
+    from automed.evaluation.names import resolve_metric
+    from automed.results.leaderboard import (
+        format_manifest,
+        format_test_ci,
+        format_test_scores,
+        render,
+    )
     from automed.storage import Store
     from automed.storage.ranking import STATES, sort_key
 
     store = Store(storage)
     fmt = "json" if as_json else fmt
     if not studies and not (all_studies or datasets or metrics):
-        known = store.studies()
-        if not known:
-            raise AutomedError(f"no searches in {store.redacted} yet; run `automed search "
-                               "DATA` first")
-        studies = (known[-1]["study"],)
+        studies = (store.latest_study(),)
     states = states or (STATES if show_all else ("complete",))
     key = sort_key(sort)[0] if sort else None
     rows = store.leaderboard(list(studies) or None, top=top, states=states,
@@ -372,12 +366,7 @@ def db_current(storage) -> None:
 
 
 def _artifact_of(store, study: str | None) -> str:
-    if study is None:
-        studies = store.studies()
-        if not studies:
-            raise AutomedError(f"no searches in {store.redacted} yet; run `automed search "
-                               "DATA` first")
-        study = studies[-1]["study"]
+    study = study or store.latest_study()
     path = (store.search(study)["config"] or {}).get("artifact")
     if not path:
         raise AutomedError(f"study {study!r} has no saved model; let the search finish "
@@ -419,12 +408,7 @@ def export(study, output, storage) -> None:
     from automed.storage import Store
 
     store = Store(storage, create=False)
-    if study is None:
-        studies = store.studies()
-        if not studies:
-            raise AutomedError(f"no searches in {store.redacted} yet")
-        study = studies[-1]["study"]
-    click.echo(str(export_model(store, study, output)))
+    click.echo(str(export_model(store, study or store.latest_study(), output)))
 
 
 @cli.group(invoke_without_command=True)

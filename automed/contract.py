@@ -210,17 +210,9 @@ def split_defaults(arch: Any, spec: Any, defaults: dict[str, Any]
     return inside, fixed
 
 
-def enqueue_defaults(study: Any, name: str, arch: Any, spec: Any,
-                     defaults: dict[str, Any]) -> None:
-    """Queue ``name``'s default parameter set as the study's next trial.
-
-    Values the study's distributions can hold are Optuna parameters (``<name>.<key>``); the
-    others are fixed (:data:`FIXED_ATTR`), so a default such as ``weight_decay 0.0`` trains as
-    given instead of failing in Optuna.
-    """
-    inside, fixed = split_defaults(arch, spec, defaults)
-    study.enqueue_trial({"architecture": name, **{f"{name}.{k}": v for k, v in inside.items()}},
-                        user_attrs={FIXED_ATTR: fixed} if fixed else None)
+def fixed_attrs(fixed: dict[str, Any]) -> dict[str, Any]:
+    """The user attributes that carry ``fixed`` parameters on a queued trial."""
+    return {FIXED_ATTR: fixed} if fixed else {}
 
 
 def fixed_params(trial: Any) -> dict[str, Any]:
@@ -230,8 +222,7 @@ def fixed_params(trial: Any) -> dict[str, Any]:
 
 def carried_attrs(trial: Any) -> dict[str, Any]:
     """The user attributes a re-queued copy of ``trial`` must keep (its fixed parameters)."""
-    fixed = trial.user_attrs.get(FIXED_ATTR)
-    return {FIXED_ATTR: fixed} if fixed else {}
+    return fixed_attrs(trial.user_attrs.get(FIXED_ATTR) or {})
 
 
 class _FixedTrial:

@@ -5,6 +5,11 @@ try/except: a broken plugin is recorded (name, version, error) and skipped, so o
 never breaks every command. ``AUTOMED_STRICT_PLUGINS=1`` makes such failures fatal.
 ``AUTOMED_LOAD_PLUGINS=a,b`` loads only the named third-party plugins ("" loads none).
 ``AUTOMED_PLUGINS_PATH=file.py:package.module`` adds plugins that are not installed.
+
+Why one module of ~370 lines: discovery has many ways to fail (broken imports, misspelt hooks,
+duplicates, partial registration, allow-lists) and each needs its own message; they share the
+registry state, and splitting them would spread one invariant (all-or-nothing registration)
+over several files.
 """
 
 from __future__ import annotations

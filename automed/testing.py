@@ -20,12 +20,7 @@ import optuna
 import torch
 
 from automed.architecture import Architecture
-from automed.contract import (
-    draw_params,
-    enqueue_defaults,
-    fixed_params,
-    training_problems,
-)
+from automed.contract import draw_params, fixed_params, split_defaults, training_problems
 from automed.spec import MODALITIES, Spec
 
 SMALL_PARAMS_LIMIT = 5_000_000  # the smallest sampled setting must fit small medical datasets
@@ -70,7 +65,8 @@ def labelled_params(arch: Architecture, spec: Spec, n: int = 3, seed: int = 0
     Draws come from a :class:`optuna.samplers.RandomSampler` in an in-memory study, through
     the same family-local trial the search hands to ``search_space``/``training_space``.
     """
-    from automed.searching.searcher import PrefixedTrial
+    from automed.architecture import PrefixedTrial
+    from automed.searching.study import enqueue_defaults
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
@@ -81,7 +77,7 @@ def labelled_params(arch: Architecture, spec: Spec, n: int = 3, seed: int = 0
             raise TypeError(f"default_params returned {type(defaults).__name__}, not a dict")
         # Queued and drawn exactly as the search does it (values outside the space ride along
         # as fixed parameters), so what is checked is what the first candidate runs.
-        enqueue_defaults(study, arch.name, arch, spec, defaults)
+        enqueue_defaults(study, [(arch.name, *split_defaults(arch, spec, defaults))])
         trial = study.ask()
         out.append(("default_params", draw_params(arch, PrefixedTrial(trial, arch.name), spec,
                                                   fixed_params(trial))))

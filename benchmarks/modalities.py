@@ -60,9 +60,9 @@ def _slice(data, per_class: int, seed: int = 0):
 
 def per_class_cv_error(result, data, folds: int, seed: int) -> dict[str, float]:
     """Re-run the best candidate's CV and pool out-of-fold predictions per class."""
+    from automed.data.preprocess import preprocessor_for
     from automed.evaluation.cv import make_folds
     from automed.plugin_manager import get_plugin_manager
-    from automed.data.preprocess import preprocessor_for
     from automed.searching.training import fit_model, predict_proba
 
     best = result.best
@@ -83,7 +83,7 @@ def per_class_cv_error(result, data, folds: int, seed: int) -> dict[str, float]:
 
 def run_one(key: str, args) -> dict:
     from automed.data.loaders import load_data
-    from automed.searching.searcher import search
+    from automed.searching.runner import search
     from automed.storage import Store
 
     spec = DATASETS[key]

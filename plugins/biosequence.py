@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from automed.data.alphabets import ALPHABETS, COMPLEMENT, IUPAC
 from automed.architecture import Architecture
+from automed.data.alphabets import ALPHABETS, COMPLEMENT, IUPAC
 from automed.hookspecs import hookimpl
 from automed.spec import Spec
 

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Select, or_, select
 
 from automed.errors import ConfigError
+from automed.evaluation.names import ALIASES, METRIC_NAMES
 from automed.storage.schema import CandidateRecord as C
 from automed.storage.schema import DatasetRecord as D
 from automed.storage.schema import SearchRecord as S
@@ -29,12 +30,10 @@ def sort_key(sort: str | None) -> tuple[str, bool]:
         return SCORE, True
     if sort.lower() in _DURATION_ALIASES:
         return DURATION, False
-    from automed.evaluation.metrics import ALIASES, METRICS  # sklearn: only when a metric is named
-
     key = ALIASES.get(sort.lower(), sort.lower())
-    if key not in METRICS:
+    if key not in METRIC_NAMES:
         raise ConfigError(f"cannot sort by {sort!r}; choose score, duration or a metric: "
-                          f"{', '.join(METRICS)}")
+                          f"{', '.join(METRIC_NAMES)}")
     return key, True
 
 

@@ -1,4 +1,9 @@
-"""The study database: automed's records beside Optuna's, behind one URL."""
+"""The study database: automed's records beside Optuna's, behind one URL.
+
+Why one module of ~380 lines: it is the whole read/write surface of automed's tables (one
+class, one session discipline, one error translation); the query building lives in
+``ranking.py`` and the schema in ``schema.py``.
+"""
 
 from __future__ import annotations
 
@@ -46,6 +51,25 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA busy_timeout=60000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _immediate_transactions(engine: Engine) -> None:
+    """Make every transaction on ``engine`` take SQLite's write lock when it begins.
+
+    SQLite otherwise lets two processes both read a queued trial as WAITING and both claim
+    it; PostgreSQL's ``SELECT ... FOR UPDATE`` (which Optuna uses) has no SQLite equivalent.
+    With ``BEGIN IMMEDIATE`` the read and the update of a claim are one atomic step. This is
+    SQLAlchemy's documented pysqlite recipe; the pool is reset so every connection gets it.
+    """
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()
 
 
 def make_engine(url: str) -> Engine:
@@ -153,11 +177,15 @@ class Store:
         if self.url.startswith("sqlite"):
             engine_kwargs["connect_args"] = {"timeout": 60}
         try:
-            return optuna.storages.RDBStorage(self.url, engine_kwargs=engine_kwargs, **kwargs)
+            storage = optuna.storages.RDBStorage(self.url, engine_kwargs=engine_kwargs,
+                                                 **kwargs)
         except Exception as exc:  # noqa: BLE001 - optuna wraps driver errors variously
             raise StorageError(
                 f"cannot open Optuna storage {self.redacted}: {str(exc).splitlines()[0]}"
             ) from None
+        if self.url.startswith("sqlite"):
+            _immediate_transactions(storage.engine)
+        return storage
 
     # -- writing -------------------------------------------------------------------------
     def upsert_dataset(self, *, fingerprint: str, name: str, source: str, modality: str,
@@ -242,6 +270,16 @@ class Store:
                     f"{', '.join(known) or 'none'}"
                 )
             return _search_dict(rec)
+
+    def latest_study(self) -> str:
+        """The most recently created study's name (what commands default to)."""
+        with self.session() as s:
+            name = s.scalar(select(SearchRecord.study_name).order_by(SearchRecord.id.desc())
+                            .limit(1))
+        if name is None:
+            raise ConfigError(f"no searches in {self.redacted} yet; run `automed search DATA` "
+                              "first")
+        return name
 
     def test_predictions(self, study_name: str) -> dict | None:
         """The refit best's test labels and probabilities, or None without a test set."""

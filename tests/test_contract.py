@@ -18,7 +18,7 @@ from automed.contract import (
     training_problems,
     validate_training_params,
 )
-from automed.searching.searcher import search
+from automed.searching.runner import search
 from automed.searching.training import _make_optimizer, fit_model
 from automed.spec import Spec
 from automed.storage import Store

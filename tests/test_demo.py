@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from automed.demo import make_demo
 from automed.data.loaders import load_data
+from automed.demo import make_demo
 from automed.plugin_manager import reset_plugin_manager
 
 

@@ -35,7 +35,6 @@ def test_numeric_csv_with_a_label_header_is_read_as_tabular(tmp_path):
     reason = train.meta["reason"]
     assert reason.startswith("read as tabular by the tabular loader because")
     assert "'label' is the label column" in reason
-    assert reason in train.summary()  # what the search's first lines print
 
 
 @pytest.mark.parametrize("name", ["target", "Class", "outcome"])
@@ -94,9 +93,23 @@ def test_a_legitimate_label_with_many_samples_per_class_passes(tmp_path):
 
 
 def test_search_refuses_before_writing_anything(tmp_path, storage_url):
-    from automed.searching.searcher import search
+    from automed.searching.runner import search
 
     path = _wisconsin(tmp_path / "unnamed.csv", label_name="malignant")
     with pytest.raises(DataError, match=r"456 distinct values in label column 'mean radius'"):
         search(path, trials=1, storage=storage_url)
     assert not (tmp_path / "study.db").exists()
+
+
+def test_numbered_features_are_records_and_numbered_time_points_a_series(tmp_path):
+    from automed.data.loaders.signals import series_names
+
+    assert not series_names([f"f{i}" for i in range(12)] + ["patient"])
+    assert not series_names([f"x{i}" for i in range(1, 100)])
+    assert series_names([f"t{i}" for i in range(12)] + ["patient"])
+    assert series_names([str(i) for i in range(5)])
+    assert series_names([f"lead_{i}" for i in range(40)])
+    assert not series_names(["mean radius", "mean texture", "worst area"])
+    path = tmp_path / "f.csv"
+    path.write_text("patient,label,f0,f1,f2\np1,0,1.0,2.0,3.0\np2,1,2.0,3.0,4.0\n")
+    assert find_loader(path).name == "tabular"

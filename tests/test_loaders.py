@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from automed.errors import ConfigError, DataError
 from automed.data.loaders import load_data
+from automed.errors import ConfigError, DataError
 from automed.plugin_manager import reset_plugin_manager
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

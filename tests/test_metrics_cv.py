@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from automed.evaluation import metrics as M
-from automed.evaluation.cv import check_folds, make_folds
 from automed.data.dataset import Dataset
 from automed.errors import ConfigError, DataError
+from automed.evaluation import metrics as M
+from automed.evaluation.cv import check_folds, make_folds
 
 
 def _proba(pred: list[int], n: int = 2) -> np.ndarray:

@@ -99,3 +99,9 @@ def test_every_storage_subpackage_is_packaged():
              for p in (root / "storage").rglob("__init__.py") if p.parent != root / "storage"}
     assert found <= set(config["packages"])
     assert "script.py.mako" in config["package-data"]["automed.storage.migrations"]
+
+
+def test_fast_head_constant_is_alembics_head():
+    from automed.storage import migrate
+
+    assert migrate.HEAD == head_revision()  # a new revision must bump HEAD too

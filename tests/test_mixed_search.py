@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from automed.cli import cli
 from automed.plugin_manager import get_plugin_manager, reset_plugin_manager
-from automed.searching.searcher import search
+from automed.searching.runner import search
 from automed.storage import Store
 
 # The quick defaults below train 2 epochs, below the searched range; Optuna warns about it.

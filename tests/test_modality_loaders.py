@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from automed.errors import DataError
 from automed.data.loaders import find_loader, load_data
+from automed.errors import DataError
 from automed.plugin_manager import reset_plugin_manager
 
 SHARED_DATA = Path(os.environ.get(

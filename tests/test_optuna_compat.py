@@ -15,7 +15,7 @@ torch.set_num_threads(1)
 
 from automed.cli import cli  # noqa: E402
 from automed.demo import make_demo  # noqa: E402
-from automed.searching.searcher import search  # noqa: E402
+from automed.searching.runner import search  # noqa: E402
 
 
 def _optuna_cli(*args: str) -> subprocess.CompletedProcess:

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from automed.errors import ConfigError, DataError, StorageError
-from automed.searching.searcher import search
+from automed.searching.runner import search
 from automed.storage import Store
 
 QUICK = {"folds": 2, "max_epochs": 2, "seed": 0}
@@ -109,7 +109,7 @@ def test_unreachable_database_is_one_clear_error(demo_image):
 
 def test_package_level_search_stays_callable_after_submodule_imports(demo_image, storage_url):
     import automed
-    import automed.searching.searcher  # noqa: F401 - importing the module must not shadow the function
+    import automed.searching.runner  # noqa: F401 - importing the module must not shadow the function
 
     result = automed.search(demo_image, trials=1, storage=storage_url, refit=False, **QUICK)
     assert result.leaderboard

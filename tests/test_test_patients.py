@@ -8,7 +8,7 @@ import pytest
 
 from automed.data.loaders import load_data
 from automed.errors import DataError
-from automed.searching.searcher import search
+from automed.searching.runner import search
 
 
 def _records(path, patients, *, split=None):
@@ -65,5 +65,5 @@ def test_group_col_on_text_and_a_missing_id(tmp_path):
         load_data(path, group_col="subject")
     fasta = tmp_path / "x.fasta"
     fasta.write_text(">s1 a\nACGT\n>s2 b\nACGA\n")
-    with pytest.raises(DataError, match="--group-col needs a CSV/TSV"):
+    with pytest.raises(DataError, match="--group-col cannot apply"):
         load_data(fasta, group_col="subject")

@@ -9,8 +9,8 @@ from torch import nn
 
 from automed.errors import CandidateError
 from automed.plugin_manager import get_plugin_manager
-from automed.spec import Spec
 from automed.searching.training import augment_batch, fit_model, predict_proba
+from automed.spec import Spec
 
 
 def _separable(n: int = 64, length: int = 32):

@@ -18,19 +18,20 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import automed.searching.searcher as search_module
+import automed.searching.objective as objective_module
+from automed.cli import cli
+from automed.data.dataset import Dataset
+from automed.data.loaders import load_data
+from automed.errors import DataError
+from automed.evaluation import bootstrap as B
 from automed.evaluation import metrics as M
 from automed.evaluation.bootstrap import resample_scores
-from automed.cli import cli
 from automed.evaluation.cv import make_folds, split_test
-from automed.data.dataset import Dataset
-from automed.errors import DataError
 from automed.evaluation.leakage import check_folds_leakage, check_test_leakage
-from automed.data.loaders import load_data
 from automed.plugin_manager import reset_plugin_manager
-from automed.searching.searcher import search
-from automed.storage import Store
+from automed.searching.runner import search
 from automed.searching.training import epoch_order
+from automed.storage import Store
 
 TINY = str(Path(__file__).with_name("tiny_arch.py"))
 
@@ -90,10 +91,10 @@ def test_bootstrap_ci_brackets_the_value_and_is_seeded():
     y = rng.integers(0, 2, 60)
     p = np.c_[1 - y, y] * 0.2 + rng.random((60, 2)) * 0.8
     p /= p.sum(1, keepdims=True)
-    ci = M.bootstrap_ci("auroc", y, p, n=300, seed=1)
+    ci = B.bootstrap_ci("auroc", y, p, n=300, seed=1)
     assert ci["low"] <= ci["value"] <= ci["high"] and ci["high"] - ci["low"] > 0.01
-    assert M.bootstrap_ci("auc", y, p, n=300, seed=1) == ci
-    assert set(M.bootstrap_all(y, p, n=50)) == set(M.METRICS)
+    assert B.bootstrap_ci("auc", y, p, n=300, seed=1) == ci
+    assert set(B.bootstrap_all(y, p, n=50)) == set(M.METRICS)
 
 
 # -- groups and leakage -----------------------------------------------------------------------
@@ -195,7 +196,7 @@ def test_imbalanced_data_held_out_test_with_intervals(tmp_path):
 def test_ctrl_c_leaves_a_resumable_study_within_budget(tmp_path, monkeypatch):
     data, db = _imbalanced(tmp_path / "r.npz"), tmp_path / "r.db"
     calls = {"n": 0}
-    real_fit = search_module.fit_model
+    real_fit = objective_module.fit_model
 
     def interrupting_fit(*args, **kwargs):
         calls["n"] += 1
@@ -203,7 +204,7 @@ def test_ctrl_c_leaves_a_resumable_study_within_budget(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(search_module, "fit_model", interrupting_fit)
+    monkeypatch.setattr(objective_module, "fit_model", interrupting_fit)
     with pytest.raises(KeyboardInterrupt):
         _run(data, db, trials=3, study="r", save_model=False)
     storage = f"sqlite:///{db}"
@@ -214,7 +215,7 @@ def test_ctrl_c_leaves_a_resumable_study_within_budget(tmp_path, monkeypatch):
     assert [c["state"] for c in store.candidates("r")] == ["complete", "interrupted"]
     first = store.candidates("r")[0]
 
-    monkeypatch.setattr(search_module, "fit_model", real_fit)
+    monkeypatch.setattr(objective_module, "fit_model", real_fit)
     result = _run(data, db, trials=3, study="r", save_model=False)
     trials = optuna.load_study(study_name="r", storage=storage).trials
     assert result.resumed and len(trials) == 4  # 0 kept, 1 interrupted, 2 its retry, 3 new
@@ -251,7 +252,7 @@ def test_predict_after_export_in_a_fresh_process(tmp_path):
     data, db = _imbalanced(tmp_path / "e.npz"), tmp_path / "e.db"
     result = _run(data, db, test_fraction=0.25, study="e")
     artifact = Path(result.artifact)
-    assert artifact == tmp_path / "automed_models" / "e"
+    assert artifact.parent == tmp_path / "automed_models" and artifact.name.startswith("e-")
     assert (artifact / "model.safetensors").is_file()
     out = tmp_path / "export"
     exported = CliRunner().invoke(cli, ["export", "--study", "e", "--storage",
@@ -270,7 +271,7 @@ def test_predict_after_export_in_a_fresh_process(tmp_path):
     assert rows[0] == "split,index,label,predicted,p_0,p_1" and len(rows) == 81
     proba = np.array([[float(v) for v in r.split(",")[4:]] for r in rows[1:]])
     x = load_data(data).train.x
-    expected = search_module.predict_proba(result.model, result.preprocessor.transform(x))
+    expected = objective_module.predict_proba(result.model, result.preprocessor.transform(x))
     np.testing.assert_allclose(proba, expected, atol=1e-5)
     by_study = CliRunner().invoke(cli, ["predict", "--study", "e", "--storage",
                                         f"sqlite:///{db}", str(data)])

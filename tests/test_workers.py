@@ -15,10 +15,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from automed.errors import ConfigError
 from automed.searching import devices
 from automed.searching.devices import Slot, plan_slots
-from automed.errors import ConfigError
-from automed.searching.searcher import search
+from automed.searching.runner import search
 from automed.storage import Store
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -111,7 +111,7 @@ def test_two_local_workers_share_one_study(any_storage, demo_image):
 def _worker(url: str, study: str) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     return subprocess.Popen([sys.executable, "-m", "automed.cli", "worker", "--study", study,
-                             "--storage", url, "--heartbeat", "1", "-q"], env=env,
+                             "--storage", url, "-q"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

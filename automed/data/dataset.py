@@ -103,8 +103,7 @@ class Dataset:
 
     def summary(self) -> str:
         counts = ", ".join(f"{c}: {n}" for c, n in self.class_counts().items())
-        reason = f"; {self.meta['reason']}" if self.meta.get("reason") else ""
-        return f"{len(self)} {self.modality} samples, {self.n_classes} classes ({counts}){reason}"
+        return f"{len(self)} {self.modality} samples, {self.n_classes} classes ({counts})"
 
 
 @dataclass

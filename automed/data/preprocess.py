@@ -7,6 +7,7 @@ carry its preprocessing without pickle.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
@@ -98,22 +99,27 @@ class SignalPreprocessor(ChannelStandardizer):
         return Spec("signal", (int(c), int(length)), dataset.n_classes)
 
 
+# Modalities whose preprocessing lives in its own module (imported on first use, so this
+# module never imports them at load time: no cycle, and no sklearn-free path pays for them).
+_MODULES = {"image": "automed.data.preprocess", "signal": "automed.data.preprocess",
+            "tabular": "automed.data.tabular", "text": "automed.data.tokens",
+            "biosequence": "automed.data.tokens"}
 PREPROCESSORS: dict[str, type[Preprocessor]] = {
     "image": ImagePreprocessor,
     "signal": SignalPreprocessor,
 }
 
 
-def preprocessor_for(modality: str) -> Preprocessor:
+def preprocessor_class(modality: str) -> type[Preprocessor]:
+    if modality not in PREPROCESSORS and modality in _MODULES:
+        importlib.import_module(_MODULES[modality])  # registers itself in PREPROCESSORS
     try:
-        return PREPROCESSORS[modality]()
+        return PREPROCESSORS[modality]
     except KeyError:
         raise DataError(
-            f"no preprocessing for {modality} data yet; supported: {', '.join(PREPROCESSORS)}"
+            f"no preprocessing for {modality} data yet; supported: {', '.join(_MODULES)}"
         ) from None
 
 
-# The token and tabular encodings live in their own modules and add themselves to
-# PREPROCESSORS; importing them here makes `preprocessor_for` see every modality.
-import automed.data.tabular  # noqa: E402, F401
-import automed.data.tokens  # noqa: E402, F401
+def preprocessor_for(modality: str) -> Preprocessor:
+    return preprocessor_class(modality)()

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from automed.data.dataset import Dataset
-from automed.errors import DataError
 from automed.data.preprocess import PREPROCESSORS, Preprocessor
+from automed.errors import DataError
 from automed.spec import Spec
 
 MISSING = ("", "na", "n/a", "nan", "null", "none", "?", "-", ".")

@@ -18,8 +18,8 @@ import torch
 
 from automed.data.alphabets import ALPHABETS, detect_alphabet
 from automed.data.dataset import Dataset
-from automed.errors import DataError
 from automed.data.preprocess import PREPROCESSORS, Preprocessor
+from automed.errors import DataError
 from automed.spec import Spec
 
 PAD, UNK = 0, 1

@@ -4,7 +4,8 @@ Calling scikit-learn once per resample and metric costs tens of seconds for 1000
 a resample is a row of sample multiplicities ``w`` (how often each sample was drawn), and every
 metric is computed for all rows at once from weighted confusion matrices (threshold metrics) or
 weighted cumulative sums over the score-sorted samples (AUROC, AUPRC). A resample that misses a
-class, where the ranking metrics have special cases, is scored by :func:`automed.evaluation.metrics.score`
+class, where the ranking metrics have special cases, is scored by
+:func:`automed.evaluation.metrics.score`
 itself, so the numbers agree with the CV scores exactly.
 """
 
@@ -145,3 +146,23 @@ def bootstrap_scores(y: np.ndarray, proba: np.ndarray, average: str = "macro",
         low, high = np.percentile(values, [tail, 100 - tail])
         out[name] = {"value": value, "low": float(low), "high": float(high)}
     return out
+
+
+def bootstrap_ci(metric: str, y: np.ndarray, proba: np.ndarray, average: str = "macro",
+                 pos_label: int = 1, *, n: int = 1000, seed: int = 0,
+                 level: float = 0.95) -> dict[str, float | None]:
+    """``{value, low, high}``: the score and its percentile bootstrap interval (95 %).
+
+    The samples are resampled with replacement ``n`` times from a seeded generator, so the
+    interval is reproducible.
+    """
+    name = M.resolve_metric(metric)
+    return bootstrap_scores(y, proba, average, pos_label, metrics=[name], n=n, seed=seed,
+                            level=level)[name]
+
+
+def bootstrap_all(y: np.ndarray, proba: np.ndarray, average: str = "macro",
+                  pos_label: int = 1, *, n: int = 1000, seed: int = 0,
+                  level: float = 0.95) -> dict[str, dict]:
+    """:func:`bootstrap_ci` for every metric, all on the same resamples."""
+    return bootstrap_scores(y, proba, average, pos_label, n=n, seed=seed, level=level)

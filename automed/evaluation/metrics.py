@@ -9,8 +9,11 @@ import numpy as np
 from sklearn import metrics as skm
 
 from automed.errors import ConfigError
+from automed.evaluation.names import ALIASES, AVERAGES, METRIC_NAMES, resolve_metric
 
-AVERAGES = ("macro", "weighted", "micro", "binary")
+__all__ = ["ALIASES", "AVERAGES", "METRICS", "all_scores", "resolve_average", "resolve_metric",
+           "score"]
+
 
 
 def _labels(proba: np.ndarray) -> np.ndarray:
@@ -80,18 +83,7 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray, str, int], float]] = {
     "auroc": _auroc,
     "auprc": _auprc,
 }
-ALIASES = {"acc": "accuracy", "sensitivity": "recall", "auc": "auroc", "roc_auc": "auroc",
-           "average_precision": "auprc", "bacc": "balanced_accuracy"}
-
-
-def resolve_metric(name: str) -> str:
-    key = ALIASES.get(name.lower(), name.lower())
-    if key not in METRICS:
-        raise ConfigError(
-            f"unknown metric {name!r}; choose from {', '.join(METRICS)} "
-            f"(aliases: {', '.join(ALIASES)})"
-        )
-    return key
+assert tuple(METRICS) == METRIC_NAMES  # one list of names, checked at import
 
 
 def resolve_average(average: str, n_classes: int, pos_label: int | None) -> tuple[str, int]:
@@ -118,27 +110,3 @@ def score(metric: str, y: np.ndarray, proba: np.ndarray, average: str = "macro",
 def all_scores(y: np.ndarray, proba: np.ndarray, average: str = "macro",
                pos_label: int = 1) -> dict[str, float]:
     return {name: score(name, y, proba, average, pos_label) for name in METRICS}
-
-
-
-def bootstrap_ci(metric: str, y: np.ndarray, proba: np.ndarray, average: str = "macro",
-                 pos_label: int = 1, *, n: int = 1000, seed: int = 0,
-                 level: float = 0.95) -> dict[str, float | None]:
-    """``{value, low, high}``: the score and its percentile bootstrap interval (95 %).
-
-    The samples are resampled with replacement ``n`` times from a seeded generator, so the
-    interval is reproducible; see :mod:`automed.evaluation.bootstrap` for how.
-    """
-    from automed.evaluation.bootstrap import bootstrap_scores
-
-    return bootstrap_scores(y, proba, average, pos_label, metrics=[resolve_metric(metric)],
-                            n=n, seed=seed, level=level)[resolve_metric(metric)]
-
-
-def bootstrap_all(y: np.ndarray, proba: np.ndarray, average: str = "macro",
-                  pos_label: int = 1, *, n: int = 1000, seed: int = 0,
-                  level: float = 0.95) -> dict[str, dict]:
-    """:func:`bootstrap_ci` for every metric, all on the same resamples."""
-    from automed.evaluation.bootstrap import bootstrap_scores
-
-    return bootstrap_scores(y, proba, average, pos_label, n=n, seed=seed, level=level)

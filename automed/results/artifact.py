@@ -9,6 +9,7 @@ unpickles anything.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -18,8 +19,8 @@ import numpy as np
 import torch
 from sqlalchemy.engine import make_url
 
+from automed.data.preprocess import Preprocessor, preprocessor_class
 from automed.errors import DataError, PluginError
-from automed.data.preprocess import PREPROCESSORS, Preprocessor
 from automed.spec import Spec
 
 FORMAT = "automed-model/1"
@@ -27,9 +28,20 @@ WEIGHTS = "model.safetensors"
 CONFIG = "automed_model.json"
 
 
+def artifact_folder_name(study: str) -> str:
+    """A folder name of its own for every study name, always one path component.
+
+    Readable part plus a hash of the exact name: ``"p q"`` and ``"p_q"`` get different
+    folders, and ``..`` or ``.`` can never point outside the artifacts directory.
+    """
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", study).strip("_")[:60] or "study"
+    digest = hashlib.blake2b(study.encode("utf-8"), digest_size=4).hexdigest()
+    return f"{slug}-{digest}"
+
+
 def default_dir(storage_url: str, study: str, root: str | Path | None = None) -> Path:
     """``root/<study>``; without ``root``, ``automed_models/<study>`` beside a SQLite file."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", study)
+    safe = artifact_folder_name(study)
     if root is not None:
         return Path(root).expanduser().resolve() / safe
     url = make_url(storage_url)
@@ -81,7 +93,7 @@ class LoadedModel:
         load_model(self.model, str(self.folder / WEIGHTS), strict=True)
         self.model.eval()
         pre = self.config["preprocessor"]
-        self.preprocessor = PREPROCESSORS[pre["modality"]].from_state(pre["state"])
+        self.preprocessor = preprocessor_class(pre["modality"]).from_state(pre["state"])
 
     def predict_proba(self, x: Any, device: str | torch.device = "cpu") -> np.ndarray:
         from automed.searching.training import predict_proba

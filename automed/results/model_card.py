@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from automed.results.artifact import CONFIG, WEIGHTS, LoadedModel
 from automed.errors import ConfigError, DataError
+from automed.results.artifact import CONFIG, WEIGHTS, LoadedModel
 
 
 def _num(v: float | None) -> str:

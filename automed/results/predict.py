@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from automed.results.artifact import LoadedModel
 from automed.errors import ConfigError, DataError
+from automed.results.artifact import LoadedModel
 
 SPLITS = ("all", "train", "test")
 

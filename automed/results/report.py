@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from automed.errors import StorageError
 from automed.results import svgplot
 from automed.results.describe import study_summary
-from automed.errors import StorageError
 from automed.storage import Store
 
 CSS = """

@@ -1,173 +1,115 @@
-"""Run a search's candidates: in this process, in local worker processes, or from any machine.
+"""Run a search's candidates in worker processes, here or on any machine.
 
-Workers coordinate only through the study database, so a worker on another machine
-(``automed worker``) runs exactly the code a local worker process runs. Each trial keeps a
-heartbeat in the database; when a worker dies (SIGKILL, lost node), its trial goes stale, is
-marked failed and is queued again, so no candidate is lost.
+Workers coordinate only through the study database. Each rebuilds the search from the plan
+stored there (:func:`objective_from_store`, through :func:`~automed.searching.prepare.prepare`),
+so a worker on another machine runs exactly the code a local worker process runs, on exactly
+the same folds. Each trial keeps a heartbeat in the database; when a worker dies (SIGKILL, lost
+node), its trial goes stale, is marked failed and is queued again, so no candidate is lost.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import socket
 import time
-import warnings
 from collections.abc import Callable
 
-import optuna
-from optuna.trial import TrialState
-
+from automed.errors import AutomedError, ConfigError, DataError
 from automed.searching.devices import Slot
-from automed.errors import AutomedError, CandidateError
 
-HEARTBEAT_INTERVAL = 10  # seconds between a running trial's heartbeats
-COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+Progress = Callable[[dict], None]
 
 
-def _grace(interval: float) -> int:
-    return int(max(3 * interval, interval + 2))
+def objective_from_store(store, study_name: str, device: str, *,
+                         allowed_plugins: list[dict] | None,
+                         progress: Progress | None = None):
+    """The search's objective, rebuilt from the plan stored with ``study_name``.
 
-
-def counted_trials(study: optuna.Study) -> int:
-    """Candidates that used up budget: complete, pruned, or failed by their own fault.
-
-    A trial failed because its worker stopped responding does not count: it is retried.
+    Refuses a study without a plan (made by an older automed), a plan this version cannot
+    honour, plugins this worker was not given, and data that is not what the study was
+    created with (files, groups, test rows or folds differ).
     """
-    n = 0
-    for t in study.get_trials(deepcopy=False, states=COUNTED):
-        if t.state != TrialState.FAIL or t.user_attrs.get("automed_state") == "failed":
-            n += 1
-    return n
+    import torch
+
+    from automed.searching.objective import Objective
+    from automed.searching.plan import SearchPlan
+    from automed.searching.prepare import load_plugins, prepare
+
+    info = store.search(study_name)
+    cfg = info["config"]
+    if "plan" not in cfg:
+        raise ConfigError(f"study {study_name!r} has no stored search plan (it was created by "
+                          "an older automed); workers cannot honour it: start a new study")
+    plan = SearchPlan.from_dict(cfg["plan"], study_name)
+    if not plan.data.path:
+        raise ConfigError(f"study {study_name!r} was started from in-memory data; workers "
+                          "need it started from a file path")
+    load_plugins(plan, allowed_plugins)
+    prepared = prepare(plan)
+    expected = cfg.get("identity")
+    got = prepared.identity()
+    if expected != got:
+        what = next((k for k in got if (expected or {}).get(k) != got[k]), "data")
+        raise DataError(
+            f"{plan.data.path} does not give the data study {study_name!r} was created with "
+            f"({what} differs); give every worker the same files and automed version")
+    return Objective(prepared, store=store, study_name=study_name, search_id=info["id"],
+                     device=torch.device(device), progress=progress)
 
 
-class _Budget:
-    """Stop this worker once the study as a whole has used its trial budget."""
-
-    def __init__(self, trials: int | None) -> None:
-        self.trials = trials
-
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if self.trials is None:
-            return
-        # Candidates still running elsewhere will use budget too: do not start one more.
-        running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-        if counted_trials(study) + running >= self.trials:
-            study.stop()
-
-
-def _stale_callback(store, search_id: int) -> Callable:
-    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
-
-    def on_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        store.record_candidate(
-            search_id, trial.number, architecture=trial.params.get("architecture", "?"),
-            params={}, state="failed", fold_scores=[], score_mean=None, score_std=None,
-            metrics={}, duration_s=0.0, device=None,
-            error="WorkerLost: the worker stopped sending heartbeats; the candidate was queued "
-                  "again")
-        retry(study, trial)
-
-    return on_stale
-
-
-def open_study(store, study_name: str, *, seed: int, prune: bool, search_id: int,
-               heartbeat: float = HEARTBEAT_INTERVAL, create: bool = False) -> optuna.Study:
-    """The Optuna study of a search, with heartbeats, a seeded TPE sampler and the pruner."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    with warnings.catch_warnings():
-        # group=True is "experimental" but is what conditional per-family spaces need.
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(seed=seed, group=True, n_startup_trials=8)
-    # Median of the running fold means: prunes after the first fold, unlike WilcoxonPruner.
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=0)
-              if prune else optuna.pruners.NopPruner())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        storage = store.optuna_storage(
-            heartbeat_interval=max(1, int(heartbeat)), grace_period=_grace(heartbeat),
-            heartbeat_stale_trial_callback=_stale_callback(store, search_id))
-    if create:
-        return optuna.create_study(storage=storage, study_name=study_name,
-                                   direction="maximize", sampler=sampler, pruner=pruner,
-                                   load_if_exists=True)
-    return optuna.load_study(storage=storage, study_name=study_name, sampler=sampler,
-                             pruner=pruner)
-
-
-def run_trials(searcher, study: optuna.Study, *, trials: int | None, timeout: float | None,
-               heartbeat: float = HEARTBEAT_INTERVAL) -> None:
-    """Optimise until the study's budget is used, then retry what dead workers left behind."""
-    budget = _Budget(trials)
-    started = time.monotonic()
-    if timeout is not None:
-        searcher.deadline = started + timeout  # candidates stop mid-training at the limit
-    if trials is None or counted_trials(study) < trials:
-        study.optimize(searcher.objective, timeout=timeout, catch=(CandidateError,),
-                       callbacks=[budget], gc_after_trial=False, show_progress_bar=False)
-    # A worker that died mid-trial leaves it RUNNING until its heartbeat is stale. Sweep for
-    # such trials for one grace period so that their retries run before this worker leaves.
-    deadline = time.monotonic() + _grace(heartbeat) + 2 * heartbeat
-    while study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
-        if time.monotonic() > deadline:
-            break  # what is still running belongs to live workers
-        if timeout is not None and time.monotonic() - started > timeout:
-            break
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
-        waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-        if waiting:
-            study.optimize(searcher.objective, n_trials=len(waiting), catch=(CandidateError,),
-                           gc_after_trial=False, show_progress_bar=False)
-            deadline = time.monotonic() + _grace(heartbeat) + 2 * heartbeat
-        else:
-            time.sleep(min(1.0, heartbeat))
-
-
-def worker_main(storage_url: str, study_name: str, slot: Slot, *, index: int = 0,
-                timeout: float | None = None, heartbeat: float = HEARTBEAT_INTERVAL,
-                quiet: bool = True) -> None:
+def worker_main(storage_url: str, study_name: str, slot: Slot, *, identity: str,
+                allowed_plugins: list[dict] | None, timeout: float | None = None) -> None:
     """One worker: rebuild the search from the database and run candidates until done.
 
     The entry point of local worker processes and of ``automed worker`` on any machine.
     """
     import torch
 
-    from automed.searching.searcher import Searcher
+    from automed.searching.study import open_study, run_trials
     from automed.storage import Store
 
     torch.set_num_threads(slot.threads)
     if slot.device.startswith("cuda"):
         torch.cuda.set_device(torch.device(slot.device))
     store = Store(storage_url)
-    searcher = Searcher.from_store(store, study_name, device=slot.device)
-    config = store.search(study_name)["config"]
-    study = open_study(store, study_name, seed=config["cv_seed"] + index,
-                       prune=config.get("prune", True), search_id=searcher.search_id,
-                       heartbeat=heartbeat)
-    run_trials(searcher, study, trials=config.get("trials"), timeout=timeout,
-               heartbeat=heartbeat)
+    objective = objective_from_store(store, study_name, slot.device,
+                                     allowed_plugins=allowed_plugins)
+    plan = objective.plan
+    study = open_study(store, study_name, seed=plan.seed, prune=plan.prune,
+                       search_id=objective.search_id, heartbeat=plan.heartbeat,
+                       identity=identity)
+    run_trials(objective, study, trials=plan.trials, timeout=timeout,
+               heartbeat=plan.heartbeat)
 
 
-def _child(storage_url, study_name, slot, index, timeout, heartbeat) -> None:
+def _child(storage_url, study_name, slot, identity, allowed, timeout) -> None:
     try:
-        worker_main(storage_url, study_name, slot, index=index, timeout=timeout,
-                    heartbeat=heartbeat)
+        worker_main(storage_url, study_name, slot, identity=identity, allowed_plugins=allowed,
+                    timeout=timeout)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
 
 
+def machine_identity() -> str:
+    """This process on this machine: distinct for every joining worker."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def run_local_workers(store, study_name: str, slots: list[Slot], *, timeout: float | None,
-                      heartbeat: float, progress: Callable[[dict], None]) -> None:
+                      allowed_plugins: list[dict] | None, progress: Progress,
+                      identity: str = "local") -> None:
     """Start one process per slot, relay their candidates as progress, wait for all."""
     ctx = multiprocessing.get_context("spawn")  # CUDA and torch threads need fresh processes
     procs = [ctx.Process(target=_child, name=f"automed-worker-{i}",
-                         args=(store.url, study_name, slot, i, timeout, heartbeat))
+                         args=(store.url, study_name, slot, f"{identity}-{i}", allowed_plugins,
+                               timeout))
              for i, slot in enumerate(slots)]
     seen: set[int] = set()
 
     def relay() -> None:
         for row in store.candidates(study_name):
-            if row["trial"] not in seen:
+            if row["trial"] not in seen and row["state"] != "running":
                 seen.add(row["trial"])
                 progress({"event": "candidate", "trial": row["trial"],
                           "architecture": row["architecture"], "state": row["state"],
@@ -198,3 +140,38 @@ def run_local_workers(store, study_name: str, slots: list[Slot], *, timeout: flo
             f"all {len(procs)} workers stopped with an error (exit codes "
             f"{[p.exitcode for p in crashed]}); run with --workers 1 to see it"
         )
+
+
+def join(study_name: str, *, storage: str | None = None, gpus: str | None = None,
+         trials_per_gpu: int = 1, workers: int | None = None, device: str = "auto",
+         timeout: float | None = None, plugins: list[str] | None = None,
+         progress: Progress | None = None) -> int:
+    """``automed worker``: join an existing search from this machine; return its candidates.
+
+    Only plugins named in ``plugins`` (or installed, or on ``$AUTOMED_PLUGINS_PATH``) may be
+    loaded; a study that needs another one is refused.
+    """
+    from automed.searching.devices import plan_slots
+    from automed.searching.prepare import allowed_plugins
+    from automed.storage import Store
+
+    progress = progress or (lambda event: None)
+    store = Store(storage)
+    info = store.search(study_name)
+    slots = plan_slots(gpus, trials_per_gpu, workers, device)
+    env = [s for s in os.environ.get("AUTOMED_PLUGINS_PATH", "").split(os.pathsep) if s]
+    allowed = allowed_plugins(list(plugins or []) + env)
+    cfg = info["config"]
+    progress({"event": "start", "study": study_name, "storage": store.redacted,
+              "dataset": info["dataset"], "architectures": cfg["architectures"],
+              "folds": cfg["folds"], "metric": info["metric"], "trials": cfg.get("trials"),
+              "done": 0, "resumed": True,
+              "device": ", ".join(sorted({s.device for s in slots})), "workers": len(slots)})
+    me = machine_identity()
+    if len(slots) == 1:
+        worker_main(store.url, study_name, slots[0], identity=me, allowed_plugins=allowed,
+                    timeout=timeout)
+    else:
+        run_local_workers(store, study_name, slots, timeout=timeout, allowed_plugins=allowed,
+                          progress=progress, identity=me)
+    return len(store.candidates(study_name))

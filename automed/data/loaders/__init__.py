@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from automed.data.dataset import Dataset, LoadedData
-from automed.errors import ConfigError, DataError
 from automed.data.loaders.base import Loader
+from automed.errors import ConfigError, DataError
 from automed.spec import MODALITIES
 
 __all__ = ["Loader", "load_data", "find_loader", "check_label_column"]
@@ -66,7 +66,9 @@ def load_data(
         raise DataError(f"{path}: no such file or folder; check the path")
     if modality is not None and modality not in MODALITIES:
         raise ConfigError(f"unknown modality {modality!r}; use one of {', '.join(MODALITIES)}")
+    options = {k: v for k, v in options.items() if v is not None}
     loader = find_loader(path, format, modality)
+    _check_options(loader, options)
     data = loader.load(path, modality=modality, **options)
     data.train.meta["reason"] = _reason(loader, path, format, modality, data.train.modality)
     if test is not None:
@@ -76,6 +78,7 @@ def load_data(
         # The test file is the same kind of data: its own loader only if this one declines.
         test_loader = loader if loader.sniff(test_path) else find_loader(test_path, format,
                                                                          modality)
+        _check_options(test_loader, options)
         test_data = test_loader.load(test_path, modality=modality, **options)
         data = LoadedData(data.train, _merge_test(test_data))
     if groups is not None:
@@ -138,6 +141,21 @@ def _float(text: str) -> float | None:
         return float(text)
     except ValueError:
         return None
+
+
+FLAGS = {"label_col": "--label-col", "group_col": "--group-col", "text_col": "--text-col",
+         "sequence_col": "--sequence-col", "id_col": "--id-col"}
+
+
+def _check_options(loader: Loader, options: dict[str, Any]) -> None:
+    """Refuse an option the loader would not honour: silence would be a wrong answer."""
+    unsupported = [k for k in options if k not in loader.options]
+    if unsupported:
+        names = ", ".join(FLAGS.get(k, k) for k in unsupported)
+        supported = ", ".join(FLAGS.get(k, k) for k in sorted(loader.options)) or "none"
+        hint = " (give patient ids with --groups FILE)" if "group_col" in unsupported else ""
+        raise ConfigError(f"the {loader.name} loader does not support {names}; it supports: "
+                          f"{supported}{hint}")
 
 
 def _with_groups(train: Dataset, path: Path) -> Dataset:

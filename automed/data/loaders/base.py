@@ -17,9 +17,10 @@ class Loader(ABC):
     ``sniff(path)`` may look inside a file to decide between loaders claiming the same suffix.
     ``modalities`` names the modalities the loader produces (empty: any); a forced
     ``--modality`` only considers loaders that produce it.
-    ``load(path, **options)`` returns the data; options it does not use are ignored.
-    Known options: ``label_col`` (column name or index), ``modality`` (forced modality),
-    ``text_col`` / ``sequence_col`` (issue-specific loaders).
+    ``load(path, modality=..., **options)`` returns the data. ``options`` lists the loader
+    options it honours (of ``label_col``, ``group_col``, ``text_col``, ``sequence_col``,
+    ``id_col``); :func:`automed.data.loaders.load_data` refuses any other, so an option is
+    never silently ignored. A group column is never a feature.
     """
 
     name: str = ""
@@ -27,6 +28,7 @@ class Loader(ABC):
     suffixes: tuple[str, ...] = ()
     directories: bool = False
     modalities: frozenset[str] = frozenset()
+    options: frozenset[str] = frozenset()
 
     def sniff(self, path: Path) -> bool:
         if path.is_dir():

@@ -9,9 +9,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from automed.data.dataset import Dataset, LoadedData, encode_labels
+from automed.data.loaders.base import Loader
 from automed.errors import DataError
 from automed.hookspecs import hookimpl
-from automed.data.loaders.base import Loader
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")

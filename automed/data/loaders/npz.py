@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 
 from automed.data.dataset import Dataset, LoadedData, encode_labels
+from automed.data.loaders.base import Loader
 from automed.errors import DataError
 from automed.hookspecs import hookimpl
-from automed.data.loaders.base import Loader
 
 # (samples key, labels key) pairs, in the order they are tried.
 _TRAIN_KEYS = (("x", "y"), ("X", "y"), ("images", "labels"))
@@ -32,6 +32,7 @@ class NpzLoader(Loader):
     name = "npz"
     description = "NumPy .npz: MedMNIST layout (train_/val_/test_ images and labels) or x/y"
     suffixes = (".npz",)
+    options = frozenset({"group_col"})
 
     def explain(self, path: Path) -> str:
         return ("it is an .npz, whose samples shaped (N, H, W[, C]) are images and (N, L) or "

@@ -103,6 +103,20 @@ def find_column(path: Path, names: list[str], option: Any, candidates: tuple[str
     )
 
 
+def optional_column(path: Path, names: list[str], option: Any, role: str,
+                    flag: str) -> str | None:
+    """The column ``option`` names (never guessed), or None when the option is unset."""
+    return None if option is None else find_column(path, names, option, (), role, flag)
+
+
+def group_of(path: Path, lineno: int, value: Any, column: str) -> str:
+    group = "" if value is None else str(value).strip()
+    if group.lower() in _MISSING:
+        raise DataError(f"{path}: line {lineno} has no group id in column {column!r}; every "
+                        "row needs its patient/study id")
+    return group
+
+
 def label_of(path: Path, lineno: int, value: Any, column: str) -> str:
     label = "" if value is None else str(value).strip()
     if label.lower() in _MISSING:
@@ -120,28 +134,11 @@ def split_column(names: list[str]) -> str | None:
     return next((lower[s] for s in SPLIT_NAMES if s in lower), None)
 
 
-def group_ids(path: Path, names: list[str], rows: list[tuple[int, Any]], option: Any
-              ) -> tuple[str | None, list[str] | None]:
-    """The ``--group-col`` column and its id per row (rows as values lists or dicts)."""
-    if option is None:
-        return None, None
-    column = find_column(path, names, option, (), "group", "--group-col")
-    ids = []
-    for lineno, row in rows:
-        value = row.get(column) if isinstance(row, dict) else row[names.index(column)]
-        value = "" if value is None else str(value).strip()
-        if value.lower() in _MISSING:
-            raise DataError(f"{path}: line {lineno} has no group id in column {column!r}; fill "
-                            "it (a patient or study id) or drop the row")
-        ids.append(value)
-    return column, ids
-
-
 def build(path: Path, modality: str, x: list, labels: list[str], is_test: list[bool],
           meta: dict | None = None, groups: list[str] | None = None) -> LoadedData:
     """Training data and, when some rows are marked test, a locked test set on its classes.
 
-    ``groups`` (one patient or study id per row) become ``Dataset.groups`` on both sides.
+    ``groups`` (one patient/study id per row) go to both sides; shared ids are refused later.
     """
     import numpy as np
 
@@ -158,8 +155,8 @@ def build(path: Path, modality: str, x: list, labels: list[str], is_test: list[b
         else:
             xs = np.array([x[i] for i in idx], dtype=object)
         y, classes = encode_labels(np.array([labels[i] for i in idx], dtype=object), source)
-        ids = None if groups is None else np.array([groups[i] for i in idx])
-        return Dataset(xs, y, classes, modality, source, groups=ids, meta=dict(meta or {}))
+        g = None if groups is None else np.array([groups[i] for i in idx])
+        return Dataset(xs, y, classes, modality, source, groups=g, meta=dict(meta or {}))
 
     train = make(train_idx, str(path))
     test = make(test_idx, f"{path} (test split)").with_classes(train.classes) if test_idx else None

@@ -8,10 +8,10 @@ from typing import Any
 
 from automed.data.alphabets import detect_alphabet
 from automed.data.dataset import LoadedData
-from automed.errors import DataError
-from automed.hookspecs import hookimpl
 from automed.data.loaders import records
 from automed.data.loaders.base import Loader
+from automed.errors import DataError
+from automed.hookspecs import hookimpl
 
 FASTA_SUFFIXES = (".fasta", ".fa", ".fna", ".faa", ".fas", ".ffn")
 SEQUENCE_NAMES = ("sequence", "seq", "dna", "rna", "protein", "peptide", "nucleotides")
@@ -25,6 +25,13 @@ def _first_line(path: Path) -> str:
             return next((ln for ln in f if ln.strip()), "")
     except (OSError, UnicodeDecodeError):
         return ""
+
+
+def _is_uci(path: Path) -> bool:
+    """A ``CLASS, NAME, SEQUENCE`` first line, not a header such as ``id,label,sequence``."""
+    first = _first_line(path)
+    named = any(f.strip().lower() in SEQUENCE_NAMES for f in first.split(","))
+    return bool(_UCI_LINE.match(first)) and not named
 
 
 class BioSequenceLoader(Loader):
@@ -42,6 +49,7 @@ class BioSequenceLoader(Loader):
     description = "DNA/RNA/protein: FASTA (label in header), CSV/TSV, UCI splice .data"
     suffixes = FASTA_SUFFIXES + (".data", ".csv", ".tsv", ".txt")
     modalities = frozenset({"biosequence"})
+    options = frozenset({"label_col", "group_col", "sequence_col", "id_col"})
 
     def sniff(self, path: Path) -> bool:
         suffix = path.suffix.lower()
@@ -49,15 +57,15 @@ class BioSequenceLoader(Loader):
             return False
         if suffix in FASTA_SUFFIXES:
             return True
-        if _UCI_LINE.match(_first_line(path)):
+        if _is_uci(path):
             return True
         return suffix in (".csv", ".tsv") and any(
             n.lower() in SEQUENCE_NAMES for n in records.header(path))
 
     def explain(self, path: Path) -> str:
-        if path.suffix.lower() in FASTA_SUFFIXES:
+        if path.suffix.lower() in FASTA_SUFFIXES or _first_line(path).startswith(">"):
             return "it is a FASTA file"
-        if _UCI_LINE.match(_first_line(path)):
+        if path.suffix.lower() == ".data" or _is_uci(path):
             return "its lines read 'CLASS, NAME, SEQUENCE' (UCI splice style)"
         seq = next((n for n in records.header(path) if n.lower() in SEQUENCE_NAMES), "sequence")
         return f"its header names a sequence column {seq!r}"
@@ -69,17 +77,18 @@ class BioSequenceLoader(Loader):
                             "drop --format biosequence or use --modality biosequence")
         suffix = path.suffix.lower()
         groups = None
-        if suffix in FASTA_SUFFIXES or _first_line(path).startswith(">"):
-            rows = _fasta(path)
-        elif suffix == ".data" or _UCI_LINE.match(_first_line(path)):
-            rows = _uci(path)
+        fasta = suffix in FASTA_SUFFIXES or _first_line(path).startswith(">")
+        if fasta or suffix == ".data" or _is_uci(path):
+            columns = [k for k in ("label_col", "group_col", "sequence_col", "id_col")
+                       if options.get(k) is not None]
+            if columns:
+                kind = "FASTA" if fasta else "UCI splice"
+                flags = ", ".join("--" + k.replace("_", "-") for k in columns)
+                raise DataError(f"{path}: a {kind} file has no columns, so {flags} cannot "
+                                "apply; give patient ids with --groups FILE or use a CSV/TSV")
+            rows = _fasta(path) if fasta else _uci(path)
         else:
-            rows = _table(path, options)
-            names, table = records.read_table(path)
-            _, groups = records.group_ids(path, names, table, options.get("group_col"))
-        if options.get("group_col") is not None and groups is None:
-            raise DataError(f"{path}: --group-col needs a CSV/TSV with that column; for FASTA "
-                            "or UCI files give --groups ids.txt (one id per record)")
+            rows, groups = _table(path, options)
         where = [w for w, _, _, _ in rows]
         seqs = []
         for w, seq, _, _ in rows:
@@ -153,7 +162,7 @@ def _uci(path: Path) -> list[Row]:
     return rows
 
 
-def _table(path: Path, options: dict) -> list[Row]:
+def _table(path: Path, options: dict) -> tuple[list[Row], list[str] | None]:
     names, table = records.read_table(path)
     seq_col = records.find_column(path, names, options.get("sequence_col"), SEQUENCE_NAMES,
                                   "sequence", "sequence_col")
@@ -162,8 +171,12 @@ def _table(path: Path, options: dict) -> list[Row]:
     split_col = records.split_column(names)
     s, lab = names.index(seq_col), names.index(label_col)
     sp = names.index(split_col) if split_col else None
+    group_col = records.optional_column(path, names, options.get("group_col"), "group",
+                                        "--group-col")
+    groups = None if group_col is None else [
+        records.group_of(path, i, v[names.index(group_col)], group_col) for i, v in table]
     return [(f"line {i}", v[s], records.label_of(path, i, v[lab], label_col),
-             sp is not None and records.is_test_split(v[sp])) for i, v in table]
+             sp is not None and records.is_test_split(v[sp])) for i, v in table], groups
 
 
 @hookimpl

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 
 from automed.data.dataset import Dataset, LoadedData, encode_labels
-from automed.errors import DataError
-from automed.hookspecs import hookimpl
 from automed.data.loaders.base import Loader
 from automed.data.loaders.records import LABEL_NAMES
+from automed.errors import DataError
+from automed.hookspecs import hookimpl
 
 _MISSING = ("", "nan", "na", "n/a", "null", "none", "?")
 
@@ -32,6 +32,7 @@ class SignalTableLoader(Loader):
     description = "UCR-style table, one series per row with a label column (.txt/.tsv/.csv)"
     suffixes = (".txt", ".tsv", ".csv")
     modalities = frozenset({"signal", "tabular"})
+    options = frozenset({"label_col", "group_col"})
 
     def load(self, path: Path, **options: Any) -> LoadedData:
         modality = options.get("modality") or "signal"
@@ -114,18 +115,34 @@ def _first_line(path: Path) -> str:
         return ""
 
 
+# Numbered column names: "t0, t1, ..." number the points of a series; "f0, f1, ..." features.
+_TIME_STEMS = frozenset({"t", "time", "timestep", "step", "sample", "point", ""})
+_FEATURE_STEMS = frozenset({"f", "feat", "feature", "var", "v", "col", "column", "attr", "x",
+                            "pc", "gene", "g"})
+SERIES_LENGTH = 32  # a longer run of one numbered stem is a series whatever the stem
+
+
 def series_names(names: list[str]) -> bool:
     """Whether column names number one series (``t0, t1, ...``) rather than name features.
 
-    Up to two other columns (a patient id, a split) may stand beside the series.
+    Up to two other columns (a patient id, a split) may stand beside the series. Feature-like
+    stems (``f0, f1, ...``, ``x1, x2, ...``) never make a series; time-like stems (``t``,
+    ``time``, ``step``, ``sample``) or bare numbers always do; any other stem does from
+    :data:`SERIES_LENGTH` columns on.
     """
     numbered = [(re.sub(r"\d+$", "", n).strip("_ ").lower(), re.search(r"(\d+)$", n))
                 for n in names]
     numbered = [(stem, int(m.group(1))) for stem, m in numbered if m]
-    if len(numbered) < 3 or len(names) - len(numbered) > 2 or len({s for s, _ in numbered}) != 1:
+    stems = {s for s, _ in numbered}
+    if len(numbered) < 3 or len(names) - len(numbered) > 2 or len(stems) != 1:
         return False
     values = [v for _, v in numbered]
-    return values == list(range(values[0], values[0] + len(values)))
+    if values != list(range(values[0], values[0] + len(values))):
+        return False
+    stem = stems.pop()
+    if stem in _FEATURE_STEMS:
+        return False
+    return stem in _TIME_STEMS or len(numbered) >= SERIES_LENGTH
 
 
 def _delimiter(path: Path, first_line: str) -> str | None:

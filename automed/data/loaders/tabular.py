@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 
 from automed.data.dataset import LoadedData
-from automed.errors import DataError
-from automed.hookspecs import hookimpl
 from automed.data.loaders import records
 from automed.data.loaders.base import Loader
 from automed.data.loaders.signals import series_names
 from automed.data.tabular import infer_columns, to_float
+from automed.errors import DataError
+from automed.hookspecs import hookimpl
 
 
 class TabularLoader(Loader):
@@ -30,6 +30,7 @@ class TabularLoader(Loader):
     description = "clinical records: .csv/.tsv with a header, numeric and categorical columns"
     suffixes = (".csv", ".tsv")
     modalities = frozenset({"tabular"})
+    options = frozenset({"label_col", "group_col", "id_col"})
 
     def _named_header(self, path: Path) -> list[str]:
         if path.is_dir() or path.suffix.lower() not in self.suffixes:
@@ -56,13 +57,13 @@ class TabularLoader(Loader):
         except DataError:
             return None
         textual = {j for _, row in rows[:200] for j, v in enumerate(row) if to_float(v) is None}
-        if bool(textual - {label}) and (label is not None or len(textual) >= 2):
-            return "text", "" if label is None else names[label]
+        if len(textual) >= 2:
+            return "text", ""
         return None
 
     def sniff(self, path: Path) -> bool:
         """Claim a named-header table with a column named like a label (``label``, ``class``,
-        ``target``, ``outcome``, ...) or with a categorical feature (text besides the label).
+        ``target``, ``outcome``, ...) or with categorical features (text in two columns).
 
         A header that numbers one series (``label,t0,t1,...``) or numbers instead of names,
         and a table without a header, stay signal tables unless ``--modality tabular`` is
@@ -95,7 +96,11 @@ class TabularLoader(Loader):
         label_col = records.find_column(path, names, options.get("label_col"),
                                         records.LABEL_NAMES, "label", "--label-col")
         split_col = records.split_column(names)
-        group_col, groups = records.group_ids(path, names, table, options.get("group_col"))
+        group_col = records.optional_column(path, names, options.get("group_col"), "group",
+                                            "--group-col")
+        if group_col == label_col:
+            raise DataError(f"{path}: {group_col!r} is both the label and the group column; "
+                            "name another --group-col")
         drop = {label_col, split_col, group_col}
         if options.get("id_col") is not None:
             drop.add(records.find_column(path, names, options["id_col"], (), "id", "id_col"))
@@ -104,9 +109,12 @@ class TabularLoader(Loader):
             raise DataError(f"{path}: no feature columns besides {label_col!r}; add features")
         idx = [names.index(n) for n in features]
         lab, sp = names.index(label_col), names.index(split_col) if split_col else None
-        rows, labels, is_test = [], [], []
+        gi = None if group_col is None else names.index(group_col)
+        rows, labels, is_test, groups = [], [], [], []
         for lineno, values in table:
             labels.append(records.label_of(path, lineno, values[lab], label_col))
+            if gi is not None:
+                groups.append(records.group_of(path, lineno, values[gi], group_col))
             rows.append([values[j].strip() for j in idx])
             is_test.append(sp is not None and records.is_test_split(values[sp]))
         x = np.array(rows, dtype=object)
@@ -116,7 +124,8 @@ class TabularLoader(Loader):
         columns = infer_columns(train_rows, features)
         data = records.build(path, "tabular", list(x), labels, is_test,
                              meta={"feature_names": features, "tabular_columns": columns,
-                                   "label_name": label_col}, groups=groups)
+                                   "label_name": label_col},
+                             groups=groups if gi is not None else None)
         if data.test is not None:
             data.test.meta = {"feature_names": features, "tabular_columns": columns}
         return data

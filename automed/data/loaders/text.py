@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from automed.data.dataset import LoadedData
-from automed.errors import DataError
-from automed.hookspecs import hookimpl
 from automed.data.loaders import records
 from automed.data.loaders.base import Loader
 from automed.data.tokens import tokenize
+from automed.errors import DataError
+from automed.hookspecs import hookimpl
 
 TEXT_NAMES = ("text", "abstract", "document", "sentence", "note", "notes", "report", "content",
               "body")
@@ -30,6 +30,7 @@ class TextLoader(Loader):
     description = "labeled texts: .jsonl objects or .csv/.tsv with text and label columns"
     suffixes = (".jsonl", ".csv", ".tsv")
     modalities = frozenset({"text"})
+    options = frozenset({"label_col", "group_col", "text_col", "id_col"})
 
     def sniff(self, path: Path) -> bool:
         suffix = path.suffix.lower()
@@ -61,13 +62,16 @@ class TextLoader(Loader):
         label_col = records.find_column(path, names, options.get("label_col"),
                                         records.LABEL_NAMES, "label", "--label-col")
         split_col = records.split_column(names)
-        _, groups = records.group_ids(path, names, rows, options.get("group_col"))
-        texts, labels, is_test = [], [], []
+        group_col = records.optional_column(path, names, options.get("group_col"), "group",
+                                            "--group-col")
+        texts, labels, is_test, groups = [], [], [], []
         for lineno, record in rows:
             if label_col not in record:
                 raise DataError(f"{path}: line {lineno} has no {label_col!r} field; give every "
                                 "record a label")
             labels.append(records.label_of(path, lineno, record[label_col], label_col))
+            if group_col is not None:
+                groups.append(records.group_of(path, lineno, record.get(group_col), group_col))
             text = record.get(text_col)
             text = "" if text is None else str(text)
             if not tokenize(text):
@@ -77,7 +81,7 @@ class TextLoader(Loader):
             is_test.append(split_col is not None and records.is_test_split(record.get(split_col)))
         return records.build(path, "text", texts, labels, is_test,
                              meta={"text_col": text_col, "label_col": label_col},
-                             groups=groups)
+                             groups=groups if group_col is not None else None)
 
 
 @hookimpl

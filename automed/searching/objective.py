@@ -1,0 +1,201 @@
+"""One candidate: draw its family and parameters, then k folds of fit, predict and score.
+
+:class:`Objective` is what every worker optimises. It sees the search only through a
+:class:`~automed.searching.prepare.Prepared` (data, folds, spec, families), writes one
+candidate row per trial, and turns a faulty plugin into a failed candidate, never a failed
+search.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import optuna
+import torch
+
+from automed.architecture import ARCHITECTURE_PARAM, PrefixedTrial, unprefixed
+from automed.contract import draw_params, fixed_params
+from automed.data.preprocess import preprocessor_for
+from automed.errors import CandidateError
+from automed.evaluation import metrics as M
+from automed.searching.prepare import Prepared
+from automed.searching.training import fit_model, predict_proba
+
+Progress = Callable[[dict], None]
+
+
+class OutOfTime(Exception):
+    """The search's --timeout passed while a candidate was training."""
+
+
+def candidate_params(study_params: dict[str, Any], max_epochs: int | None,
+                     fixed: dict[str, Any] | None = None) -> tuple[str, dict]:
+    """A finished trial's family and the parameters it really trained with (epochs capped).
+
+    ``fixed`` are the trial's fixed parameters (:func:`automed.contract.fixed_params`).
+    The one place the cap applies: the refit, the artifact and the model card all use it.
+    """
+    family, params = unprefixed(study_params)
+    params.update(fixed or {})
+    return family, cap_epochs(params, max_epochs)
+
+
+def cap_epochs(params: dict[str, Any], max_epochs: int | None) -> dict[str, Any]:
+    if max_epochs is not None and params.get("epochs", 0) > max_epochs:
+        params = {**params, "epochs": max_epochs}
+    return params
+
+
+def fold_mean(values: list[dict]) -> dict:
+    keys = values[0].keys() if values else []
+    out = {}
+    for k in keys:
+        vals = [v[k] for v in values if v[k] is not None and not math.isnan(v[k])]
+        out[k] = float(np.mean(vals)) if vals else None
+    return out
+
+
+def error_text(exc: BaseException) -> str:
+    summary = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
+    return summary + "\n" + "".join(traceback.format_exception(exc)[-6:])
+
+
+def duplicate_of(trial: optuna.Trial) -> int | None:
+    """The number of an earlier candidate with exactly these parameters, unless a retry.
+
+    Distinct sampler seeds make repeats rare; this is the guarantee that a parameter set is
+    trained once, whatever several workers or a resume draw.
+    """
+    from optuna.trial import TrialState
+
+    from automed.searching.study import is_retry
+
+    trials = trial.study.get_trials(deepcopy=False)
+    me = next((t for t in trials if t.number == trial.number), None)
+    if me is None or is_retry(me):
+        return None
+    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    return next((t.number for t in trials if t.number < trial.number and t.state in done
+                 and t.params == me.params), None)
+
+
+class Objective:
+    """Scores one candidate per call; shared by every worker of a search."""
+
+    def __init__(self, prepared: Prepared, *, store, study_name: str, search_id: int,
+                 device: torch.device, progress: Progress | None = None) -> None:
+        self.p = prepared
+        self.plan = prepared.plan
+        self.store, self.study_name, self.search_id = store, study_name, search_id
+        self.device = device
+        self.progress = progress or (lambda event: None)
+        self.deadline: float | None = None  # monotonic time after which candidates stop
+        self._complete = False
+        self._fold_cache: dict[int, tuple] = {}
+
+    @property
+    def spec(self):
+        return self.p.spec
+
+    # -- per-fold data, preprocessed once and reused by every trial ----------------------
+    def fold_data(self, i: int) -> tuple:
+        if i not in self._fold_cache:
+            train = self.p.train
+            tr, va = self.p.splits[i]
+            part = train.subset(tr)
+            pre = preprocessor_for(train.modality).fit(part)
+            self._fold_cache[i] = (pre.transform(part.x), torch.from_numpy(part.y),
+                                   pre.transform(train.x[va]), train.y[va])
+        return self._fold_cache[i]
+
+    def score_all(self, y: np.ndarray, proba: np.ndarray) -> dict:
+        return M.all_scores(y, proba, self.p.average, self.p.pos_label)
+
+    # -- the objective -------------------------------------------------------------------
+    def __call__(self, trial: optuna.Trial) -> float:
+        archs = self.p.architectures
+        name = trial.suggest_categorical(ARCHITECTURE_PARAM, sorted(archs))
+        arch = archs[name]
+        folds = self.plan.folds
+        start = time.perf_counter()
+        fold_scores: list[float] = []
+        fold_metrics: list[dict] = []
+        params: dict[str, Any] = {}
+
+        def record(state: str, error: str | None = None) -> None:
+            mean = float(np.mean(fold_scores)) if fold_scores else None
+            std = float(np.std(fold_scores)) if fold_scores else None
+            trial.set_user_attr("fold_scores", fold_scores)
+            trial.set_user_attr("automed_state", state)
+            self.store.record_candidate(
+                self.search_id, trial.number, architecture=name, params=params, state=state,
+                fold_scores=fold_scores, score_mean=mean, score_std=std,
+                metrics=fold_mean(fold_metrics), duration_s=time.perf_counter() - start,
+                device=str(self.device), error=error)
+            self.progress({"event": "candidate", "trial": trial.number, "architecture": name,
+                           "state": state, "score_mean": mean, "score_std": std,
+                           "folds_done": len(fold_scores), "folds": folds,
+                           "duration_s": time.perf_counter() - start,
+                           "error": error.splitlines()[0] if error else None})
+
+        try:
+            params = draw_params(arch, PrefixedTrial(trial, name), self.spec, fixed_params(trial))
+            params = cap_epochs(params, self.plan.max_epochs)
+            twin = duplicate_of(trial)
+            if twin is not None:
+                record("pruned", f"Duplicate: the same parameters as #{twin}; not run twice")
+                raise optuna.TrialPruned()
+            for i in range(folds):
+                xtr, ytr, xva, yva = self.fold_data(i)
+                torch.manual_seed(self.plan.seed + trial.number)
+                model = arch.build(params, self.spec)
+                fit_model(model, xtr, ytr, params, self.spec, device=self.device,
+                          on_epoch=self._check_deadline,
+                          seed=self.plan.seed + trial.number * 100 + i)
+                proba = predict_proba(model, xva, device=self.device)
+                scores = self.score_all(yva, proba)
+                fold_scores.append(scores[self.p.metric])
+                fold_metrics.append(scores)
+                trial.report(float(np.mean(fold_scores)), i)
+                if self.plan.prune and i < folds - 1 and trial.should_prune():
+                    record("pruned")
+                    raise optuna.TrialPruned()
+        except optuna.TrialPruned:
+            raise
+        except OutOfTime:
+            record("pruned", "OutOfTime: stopped at the --timeout limit")
+            trial.study.stop()
+            raise optuna.TrialPruned() from None
+        except KeyboardInterrupt:
+            # Optuna marks the trial FAIL; the mark lets a resumed search retry it and keep it
+            # out of the trial budget.
+            trial.set_user_attr("interrupted", True)
+            record("interrupted")
+            raise
+        except Exception as exc:  # noqa: BLE001 - a faulty plugin fails its candidate only
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()  # an out-of-memory candidate must not starve the next
+            record("failed", error_text(exc))
+            raise CandidateError(f"{name}: {exc}") from exc
+        if not all(math.isfinite(s) for s in fold_scores):
+            record("failed", "metric was not finite on every fold")
+            raise CandidateError(f"{name}: metric not finite")
+        record("complete")
+        return float(np.mean(fold_scores))
+
+    def _check_deadline(self, epoch: int, loss: float) -> None:
+        # A search always answers: until one candidate has completed, the limit is soft.
+        if (self.deadline is not None and time.monotonic() > self.deadline
+                and self.has_complete()):
+            raise OutOfTime()
+
+    def has_complete(self) -> bool:
+        if not self._complete:
+            self._complete = any(r["state"] == "complete"
+                                 for r in self.store.leaderboard(self.study_name, top=1))
+        return self._complete

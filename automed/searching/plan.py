@@ -1,0 +1,179 @@
+"""A search plan: everything one search is, typed, validated and serialisable.
+
+The plan is written into the study database when a search is created; every process that runs
+candidates (this one, local worker processes, ``automed worker`` on another machine) rebuilds
+the search from it through :func:`automed.searching.prepare.prepare`, so a worker cannot read
+the data differently from the process that created the study (groups, test rows, loader
+options). A plan from a newer automed is refused rather than half-honoured.
+
+This module imports neither torch nor scikit-learn: the CLI validates options with it before
+any heavy import or any write.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from automed.errors import ConfigError, PluginError
+
+PLAN_VERSION = 1
+HEARTBEAT_INTERVAL = 10.0  # seconds between a running trial's heartbeats
+DEFAULT_TRIALS = 20
+# Loader options a plan may carry; each loader declares which of them it supports.
+LOADER_OPTIONS = ("label_col", "group_col", "text_col", "sequence_col", "id_col")
+# What must not change when a study is resumed (its scores would no longer compare).
+FROZEN_ON_RESUME = ("metric", "average", "pos_label", "folds", "seed")
+
+
+@dataclass
+class DataPlan:
+    """Where the data comes from and how to read it."""
+
+    path: str | None = None  # absolute; None only for in-memory data (one process)
+    format: str | None = None
+    modality: str | None = None
+    test: str | None = None  # a separate locked test file
+    test_fraction: float | None = None  # or a grouped, stratified carve-out
+    groups: str | None = None  # a file with one group id per training sample
+    options: dict[str, Any] = field(default_factory=dict)  # LOADER_OPTIONS, unset ones absent
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.options) - set(LOADER_OPTIONS))
+        if unknown:
+            raise ConfigError(f"unknown loader option(s) {', '.join(unknown)}; known: "
+                              f"{', '.join(LOADER_OPTIONS)}")
+        self.options = {k: v for k, v in self.options.items() if v is not None}
+
+
+@dataclass
+class SearchPlan:
+    """One search: data, scoring, candidates, budget, placement, plugins and outputs."""
+
+    data: DataPlan = field(default_factory=DataPlan)
+    metric: str = "accuracy"
+    average: str = "macro"
+    pos_label: str | None = None
+    folds: int = 5
+    seed: int = 0
+    architectures: list[str] | None = None
+    trials: int | None = None
+    timeout: float | None = None
+    max_epochs: int | None = None
+    prune: bool = True
+    device: str = "auto"
+    gpus: str | None = None
+    trials_per_gpu: int = 1
+    workers: int | None = None
+    heartbeat: float = HEARTBEAT_INTERVAL
+    plugins: list[dict] = field(default_factory=list)  # {"source", "sha256"}: see plugin_ref
+    bootstrap: int = 1000
+    deterministic: bool = False
+    version: int = PLAN_VERSION
+
+    def __post_init__(self) -> None:
+        if isinstance(self.data, dict):
+            self.data = DataPlan(**self.data)
+        if self.trials is None and self.timeout is None:
+            self.trials = DEFAULT_TRIALS
+        self.validate()
+
+    def validate(self) -> None:
+        """Refuse values no search can honour, before anything is loaded or written."""
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise ConfigError(message)
+
+        need(_is_int(self.folds) and self.folds >= 2,
+             f"--folds {self.folds} is too few; cross-validation needs at least 2")
+        need(self.trials is None or (_is_int(self.trials) and self.trials >= 1),
+             f"--trials {self.trials} must be at least 1")
+        need(self.timeout is None or (_finite(self.timeout) and self.timeout > 0),
+             f"--timeout {self.timeout} must be a positive number of seconds")
+        need(self.max_epochs is None or (_is_int(self.max_epochs) and self.max_epochs >= 1),
+             f"--max-epochs {self.max_epochs} must be at least 1")
+        need(_finite(self.heartbeat) and self.heartbeat >= 1,
+             f"--heartbeat {self.heartbeat} must be at least 1 second")
+        need(_is_int(self.bootstrap) and self.bootstrap >= 0,
+             f"--bootstrap {self.bootstrap} must be 0 (no intervals) or more resamples")
+        need(_is_int(self.trials_per_gpu) and self.trials_per_gpu >= 1,
+             f"--trials-per-gpu {self.trials_per_gpu} must be at least 1")
+        need(self.workers is None or (_is_int(self.workers) and self.workers >= 0),
+             f"--workers {self.workers} must be 0 (create the study only) or more")
+        need(_is_int(self.seed), f"--seed {self.seed!r} must be an integer")
+        tf = self.data.test_fraction
+        need(tf is None or (_finite(tf) and 0 < tf < 1),
+             f"--test-fraction {tf} must lie strictly between 0 and 1, e.g. 0.2")
+        need(not (tf is not None and self.data.test is not None),
+             "--test-fraction and --test both give a test set; keep one")
+        need(self.version <= PLAN_VERSION,
+             f"this search plan has version {self.version}, newer than this automed "
+             f"understands ({PLAN_VERSION}); upgrade automed on this machine")
+
+    # -- serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], study: str = "") -> SearchPlan:
+        """The plan stored with a study; refused when this version cannot honour it."""
+        where = f"study {study!r}: " if study else ""
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}the stored search plan is not readable; start a new "
+                              "study")
+        version = raw.get("version")
+        if not isinstance(version, int) or version > PLAN_VERSION:
+            raise ConfigError(f"{where}its search plan has version {version!r}, which this "
+                              f"automed (plan version {PLAN_VERSION}) cannot honour; run the "
+                              "same automed version as the machine that created the study")
+        known = {f.name for f in dataclasses.fields(cls)}
+        data_known = {f.name for f in dataclasses.fields(DataPlan)}
+        unknown = sorted(set(raw) - known) + sorted(set(raw.get("data") or {}) - data_known)
+        if unknown:
+            raise ConfigError(f"{where}its search plan has settings this automed does not know "
+                              f"({', '.join(unknown)}); upgrade automed on this machine")
+        return cls(**{**raw, "data": DataPlan(**(raw.get("data") or {}))})
+
+    # -- what a resumed run may change ---------------------------------------------------
+    def check_resumable(self, stored: SearchPlan, study: str) -> None:
+        """Refuse a resume that would make scores incomparable or read other data."""
+        for key in FROZEN_ON_RESUME:
+            old, new = getattr(stored, key), getattr(self, key)
+            if old != new:
+                raise ConfigError(
+                    f"study {study!r} was searched with {key}={old!r}, not {new!r}; scores "
+                    "would not compare: pick another --study name or the same settings")
+        for key in ("path", "format", "modality", "test", "test_fraction", "groups", "options"):
+            old, new = getattr(stored.data, key), getattr(self.data, key)
+            if old != new:
+                flag = {"options": "loader options"}.get(key, key.replace("_", "-"))
+                raise ConfigError(
+                    f"study {study!r} read its data with {flag}={old!r}, not {new!r}; use "
+                    "the same data options or another --study name")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def plugin_ref(source: str | Path) -> dict:
+    """How a plan names a plugin: a module name, or a ``.py`` file with its content hash.
+
+    Workers load a file plugin only when its content still has the recorded hash, so editing
+    the study database cannot make every worker import a file of the editor's choosing.
+    """
+    text = str(source)
+    if text.endswith(".py"):
+        path = Path(text).resolve()
+        if not path.is_file():
+            raise PluginError(f"plugin file {text} does not exist; check the --plugin path")
+        return {"source": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return {"source": text, "sha256": None}

@@ -1,0 +1,136 @@
+"""From a plan to what candidates train on: load, carve the test set, check, split, once.
+
+:func:`prepare` is the only way a search gets its data. ``automed search``, its local worker
+processes and ``automed worker`` on other machines all call it with the plan stored in the
+study, so groups, the locked test rows and every loader option are honoured on every path.
+:func:`Prepared.identity` summarises the result (data fingerprints and a digest of the folds);
+a worker whose identity differs from the one recorded at creation refuses to run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from automed.architecture import Architecture
+from automed.data.dataset import Dataset, LoadedData
+from automed.data.loaders import load_data
+from automed.errors import ConfigError, PluginError
+from automed.evaluation import metrics as M
+from automed.evaluation.cv import check_folds, make_folds, split_test
+from automed.evaluation.leakage import check_folds_leakage, check_test_leakage, leakage_warnings
+from automed.plugin_manager import get_plugin_manager
+from automed.searching.plan import SearchPlan, plugin_ref
+from automed.spec import Spec
+
+
+@dataclass
+class Prepared:
+    """A plan made concrete: the data, its folds and checks, and the candidate families."""
+
+    plan: SearchPlan
+    full: Dataset  # as loaded, before a --test-fraction carve-out
+    train: Dataset
+    test: Dataset | None
+    splits: list[tuple[np.ndarray, np.ndarray]]
+    leakage: dict
+    warnings: list[str]
+    spec: Spec  # with extra["n_train"]
+    architectures: dict[str, Architecture]
+    metric: str
+    average: str
+    pos_label: int | None
+
+    @property
+    def loaded(self) -> LoadedData:
+        return LoadedData(self.train, self.test)
+
+    def identity(self) -> dict:
+        """What every process of one search must agree on (JSON-serialisable)."""
+        h = hashlib.blake2b(digest_size=12)
+        for tr, va in self.splits:
+            h.update(np.asarray(tr, dtype=np.int64).tobytes())
+            h.update(b"|")
+            h.update(np.asarray(va, dtype=np.int64).tobytes())
+            h.update(b"/")
+        return {"full": self.full.fingerprint, "train": self.train.fingerprint,
+                "test": self.test.fingerprint if self.test is not None else None,
+                "grouped": self.train.groups is not None, "folds": h.hexdigest()}
+
+
+def load_plugins(plan: SearchPlan, allowed: list[dict] | None = None) -> None:
+    """Register the plan's extra plugins.
+
+    ``allowed=None`` trusts the plan (the process that wrote it). A worker passes the plugins
+    its own command line or environment allows; a plan naming anything else is refused, so a
+    study database edited by someone else cannot make workers import code.
+    """
+    pm = get_plugin_manager()
+    for ref in plan.plugins:
+        if allowed is not None and ref not in allowed:
+            what = (f"plugin file {ref['source']} (sha256 {str(ref['sha256'])[:12]}...)"
+                    if ref.get("sha256") else f"plugin module {ref['source']!r}")
+            raise PluginError(
+                f"the study needs {what}, which this worker was not given; pass "
+                f"--plugin {ref['source']} to `automed worker` if you trust it (a file must be "
+                "byte-identical to the one the study was created with)")
+        pm.add_source(ref["source"], required=True)
+
+
+def allowed_plugins(sources: list[str]) -> list[dict]:
+    return [plugin_ref(s) for s in sources]
+
+
+def prepare(plan: SearchPlan, data: LoadedData | None = None) -> Prepared:
+    """Load, carve, check and split as ``plan`` says; raise a one-line error on bad input.
+
+    ``data`` replaces loading from ``plan.data.path`` (in-memory data, Python API only).
+    """
+    metric = M.resolve_metric(plan.metric)
+    d = plan.data
+    if data is None:
+        if not d.path:
+            raise ConfigError("the plan names no data file; give a path to the data")
+        data = load_data(d.path, format=d.format, modality=d.modality, test=d.test,
+                         groups=d.groups, **d.options)
+    elif d.options or d.groups:
+        raise ConfigError("loader options and --groups apply to files; set groups on the "
+                          "in-memory Dataset instead")
+    full = data.train
+    if d.test_fraction is not None:
+        if data.test is not None:
+            raise ConfigError(f"{data.test.source} is already a test set; drop "
+                              "--test-fraction or the other test set")
+        data = LoadedData(*split_test(full, d.test_fraction, plan.seed))
+    train, test = data.train, data.test
+    pos = _resolve_pos_label(plan.pos_label, train.classes)
+    average, pos = M.resolve_average(plan.average, train.n_classes, pos)
+    check_folds(train, plan.folds)
+    archs = get_plugin_manager().architectures_for(train.modality, plan.architectures)
+    splits = make_folds(train, plan.folds, plan.seed)
+    leakage = check_folds_leakage(train, splits)
+    if test is not None:
+        leakage.update(check_test_leakage(train, test))
+    from automed.data.preprocess import preprocessor_for
+
+    spec = preprocessor_for(train.modality).spec(train)
+    # The training-set size lets families scale batch size and epochs to the data.
+    spec = dataclasses.replace(spec, extra={**spec.extra, "n_train": len(train)})
+    return Prepared(plan, full, train, test, splits, leakage, leakage_warnings(leakage), spec,
+                    archs, metric, average, pos)
+
+
+def _resolve_pos_label(pos_label: str | int | None, classes: list[str]) -> int | None:
+    if pos_label is None:
+        return None
+    if str(pos_label) in classes:
+        return classes.index(str(pos_label))
+    raise ConfigError(f"positive label {pos_label!r} is not a class; classes: {classes}")
+
+
+def resolve_path(path: str | Path | None) -> str | None:
+    return None if path is None else str(Path(path).resolve())

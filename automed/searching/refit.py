@@ -1,0 +1,90 @@
+"""The answer: refit the best candidate on all training data, score it once on the test set.
+
+The parameters come from :func:`~automed.searching.objective.candidate_params`, so the refit
+model, the saved artifact and its model card all describe what really trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import torch
+
+from automed.contract import fixed_params
+from automed.data.preprocess import Preprocessor, preprocessor_for
+from automed.evaluation import metrics as M
+from automed.evaluation.bootstrap import bootstrap_all
+from automed.results.artifact import save_artifact
+from automed.searching.objective import candidate_params
+from automed.searching.prepare import Prepared
+from automed.searching.training import fit_model, predict_proba
+
+
+@dataclass
+class Refit:
+    trial: int
+    architecture: str
+    params: dict[str, Any]
+    model: torch.nn.Module
+    preprocessor: Preprocessor
+    test_scores: dict | None = None
+    test_proba: np.ndarray | None = None
+    test_predictions: dict | None = None  # for ROC/PR/confusion in the report
+    test_ci: dict | None = None
+
+
+def refit_best(p: Prepared, trial: optuna.trial.FrozenTrial, device: torch.device) -> Refit:
+    """Train ``trial``'s candidate on all training data; score it on the test set if any."""
+    name, params = candidate_params(trial.params, p.plan.max_epochs, fixed_params(trial))
+    arch = p.architectures[name]
+    pre = preprocessor_for(p.train.modality).fit(p.train)
+    torch.manual_seed(p.plan.seed + trial.number)
+    model = arch.build(params, p.spec)
+    fit_model(model, pre.transform(p.train.x), torch.from_numpy(p.train.y), params, p.spec,
+              device=device, seed=p.plan.seed + trial.number * 100)
+    out = Refit(trial.number, name, params, model, pre)
+    if p.test is not None:
+        proba = predict_proba(model, pre.transform(p.test.x), device=device)
+        out.test_proba = proba
+        out.test_scores = M.all_scores(p.test.y, proba, p.average, p.pos_label)
+        out.test_predictions = {"classes": list(p.train.classes),
+                                "y_true": np.asarray(p.test.y).tolist(),
+                                "proba": np.round(proba, 6).tolist()}
+        if p.plan.bootstrap:
+            out.test_ci = bootstrap_all(p.test.y, proba, p.average, p.pos_label,
+                                          n=p.plan.bootstrap, seed=p.plan.seed)
+    return out
+
+
+def save_best(p: Prepared, refit: Refit, *, study: str, best_row: dict | None,
+              fold_scores: list | None, manifest: dict | None, folder: Path) -> Path:
+    """The refit model and everything its model card reports, in one artifact folder."""
+    test = p.test
+    tf = p.plan.data.test_fraction
+    grouped = p.train.groups is not None
+    how = ("none" if test is None else f"held-out {tf:g} of the data, stratified"
+           + (" and grouped" if grouped else "") if tf else "a separate test file or split")
+    d = p.plan.data
+    load_options = {"format": d.format, "modality": d.modality, **d.options}
+    info = {
+        "study": study, "trial": refit.trial, "architecture": refit.architecture,
+        "params": refit.params, "spec": p.spec.to_dict(), "classes": p.train.classes,
+        "load_options": {k: v for k, v in load_options.items() if v is not None},
+        "metric": p.metric, "average": p.average, "pos_label": p.pos_label,
+        "data": {"source": p.full.source, "fingerprint": p.full.fingerprint,
+                 "samples": len(p.train), "class_counts": p.train.class_counts()},
+        "cv": {"folds": p.plan.folds, "grouped": grouped,
+               "score_mean": (best_row or {}).get("score_mean"),
+               "score_std": (best_row or {}).get("score_std"),
+               "fold_scores": fold_scores},
+        "test": None if test is None else {
+            "source": test.source, "size": len(test), "how": how,
+            "scores": refit.test_scores, "ci": refit.test_ci,
+            "bootstrap": p.plan.bootstrap},
+        "manifest": manifest, "leakage_warnings": p.warnings,
+    }
+    return save_artifact(folder, refit.model, refit.preprocessor, info)

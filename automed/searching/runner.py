@@ -1,0 +1,309 @@
+"""``automed.search``: plan -> prepare -> record -> optimise (here or in workers) -> refit.
+
+About 300 lines: ``search()``'s keyword arguments (the Python API mirrors every CLI option)
+take a third of it.
+
+:func:`search` turns keyword arguments into a :class:`~automed.searching.plan.SearchPlan`;
+:func:`run` carries a plan out. Everything is validated (options, data, metric, folds,
+architectures, database) before anything is written, so bad input leaves the database as it
+was. Running the same search again (same study name and settings) resumes it; its budget
+(``trials``, ``timeout``) may change.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+import torch
+
+from automed.architecture import Architecture
+from automed.contract import split_defaults
+from automed.data.dataset import Dataset, LoadedData
+from automed.data.preprocess import Preprocessor
+from automed.errors import AutomedError, ConfigError
+from automed.results.artifact import default_dir
+from automed.searching.devices import plan_slots
+from automed.searching.manifest import build_manifest, enable_determinism
+from automed.searching.objective import Objective
+from automed.searching.plan import HEARTBEAT_INTERVAL, DataPlan, SearchPlan, plugin_ref
+from automed.searching.prepare import Prepared, load_plugins, prepare, resolve_path
+from automed.searching.refit import refit_best, save_best
+from automed.searching.study import (
+    counted_trials,
+    enqueue_defaults,
+    open_study,
+    retry_interrupted,
+    run_trials,
+)
+from automed.searching.workers import run_local_workers
+from automed.spec import Spec
+from automed.storage import Store
+
+MAX_STUDY_NAME = 120
+_STUDY_NAME = re.compile(r"^[^\x00-\x1f/\\]+$")
+
+
+@dataclass
+class SearchResult:
+    study: str
+    storage: str  # password redacted
+    leaderboard: list[dict]
+    best: dict | None
+    test_scores: dict | None = None
+    test_size: int | None = None
+    resumed: bool = False
+    model: torch.nn.Module | None = field(default=None, repr=False)
+    preprocessor: Preprocessor | None = field(default=None, repr=False)
+    spec: Spec | None = None
+    test_ci: dict | None = None  # {metric: {value, low, high}}, 95 % bootstrap on the test set
+    artifact: str | None = None  # folder of the saved refit model
+    manifest: dict | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def default_study_name(dataset: Dataset, metric: str, folds: int) -> str:
+    stem = Path(dataset.source).stem or "dataset"
+    return f"{stem}-{metric}-cv{folds}"
+
+
+def check_study_name(name: str) -> str:
+    if not name.strip():
+        raise ConfigError("--study is empty; give the study a name (or leave --study out)")
+    if len(name) > MAX_STUDY_NAME:
+        raise ConfigError(f"--study is {len(name)} characters long; use at most "
+                          f"{MAX_STUDY_NAME}")
+    if not _STUDY_NAME.match(name) or name.strip(".") == "":
+        raise ConfigError(f"--study {name!r} has path separators, control characters or is "
+                          "only dots; use letters, digits, '-', '_' or spaces")
+    return name
+
+
+def search(
+    data: str | Path | LoadedData,
+    *,
+    test: str | Path | None = None,
+    metric: str = "accuracy",
+    average: str = "macro",
+    pos_label: str | int | None = None,
+    folds: int = 5,
+    trials: int | None = None,
+    timeout: float | None = None,
+    storage: str | None = None,
+    study: str | None = None,
+    architectures: list[str] | None = None,
+    seed: int = 0,
+    format: str | None = None,
+    modality: str | None = None,
+    label_col: str | int | None = None,
+    group_col: str | int | None = None,
+    text_col: str | list[str] | None = None,
+    sequence_col: str | None = None,
+    id_col: str | None = None,
+    device: str = "auto",
+    workers: int | None = None,
+    gpus: str | None = None,
+    trials_per_gpu: int = 1,
+    heartbeat: float = HEARTBEAT_INTERVAL,
+    prune: bool = True,
+    refit: bool = True,
+    max_epochs: int | None = None,
+    progress=None,
+    plugins: list[str | Path] | None = None,
+    groups: str | Path | None = None,
+    test_fraction: float | None = None,
+    artifacts: str | Path | None = None,
+    save_model: bool = True,
+    bootstrap: int = 1000,
+    deterministic: bool = False,
+) -> SearchResult:
+    """Search every architecture that accepts the data; rank candidates by CV ``metric``.
+
+    Placement: one worker in this process by default; ``workers`` CPU processes, or
+    ``trials_per_gpu`` processes on each of ``gpus`` ("all", "none", "0,2"), share the study
+    through the database, as ``automed worker`` processes on other machines can.
+    ``plugins`` adds plugins that are not installed (``.py`` files or module names).
+
+    Groups (``group_col``, an npz ``groups`` key, or a ``groups`` file) make every split
+    grouped. The locked test set is the data's own split, ``test``, or a grouped stratified
+    ``test_fraction`` carved out first. The refit best is scored there with ``bootstrap``
+    resamples for 95 % intervals and saved (unless ``save_model`` is False) to ``artifacts``/
+    <study>, by default ``automed_models/`` beside a SQLite database.
+    """
+    in_memory = isinstance(data, LoadedData)
+    options = {"label_col": label_col, "group_col": group_col, "text_col": text_col,
+               "sequence_col": sequence_col, "id_col": id_col}
+    plan = SearchPlan(
+        data=DataPlan(path=None if in_memory else resolve_path(data), format=format,
+                      modality=modality, test=resolve_path(test), test_fraction=test_fraction,
+                      groups=resolve_path(groups), options=options),
+        metric=metric, average=average, pos_label=None if pos_label is None else str(pos_label),
+        folds=folds, seed=seed, architectures=list(architectures) if architectures else None,
+        trials=trials, timeout=timeout, max_epochs=max_epochs, prune=prune, device=device,
+        gpus=gpus, trials_per_gpu=trials_per_gpu, workers=workers, heartbeat=heartbeat,
+        plugins=[plugin_ref(p) for p in plugins or []], bootstrap=bootstrap,
+        deterministic=deterministic)
+    return run(plan, data=data if in_memory else None, storage=storage, study=study,
+               progress=progress, refit=refit, save_model=save_model, artifacts=artifacts)
+
+
+def _family_defaults(archs: dict[str, Architecture], spec: Spec
+                     ) -> list[tuple[str, dict, dict]]:
+    """Each family's known-good start, strong-and-cheap families first, as ``(family, study
+    parameters, fixed parameters)`` (:func:`automed.contract.split_defaults`)."""
+    def order(item: tuple[str, Architecture]) -> tuple[int, str]:
+        try:
+            return int(item[1].priority(spec)), item[0]
+        except Exception:  # noqa: BLE001 - a faulty plugin goes last, not the search down
+            return 100, item[0]
+
+    out = []
+    for name, arch in sorted(archs.items(), key=order):
+        try:
+            defaults = arch.default_params(spec)
+        except Exception:  # noqa: BLE001 - a faulty plugin fails its candidates, not this
+            defaults = None
+        if defaults:
+            # Left-out training keys take the library defaults where the family's space can
+            # hold them; values outside it train as given (fixed): see split_defaults.
+            out.append((name, *split_defaults(arch, spec, defaults)))
+    return out
+
+
+def _config(p: Prepared, slots) -> dict:
+    """The search's stored config: the plan itself plus the facts readers show."""
+    plan = p.plan
+    return {"plan": plan.to_dict(), "identity": p.identity(),
+            # Read by the leaderboard, show, report and the resume check:
+            "metric": p.metric, "average": p.average, "pos_label": p.pos_label,
+            "folds": plan.folds, "cv_seed": plan.seed, "architectures": sorted(p.architectures),
+            "trials": plan.trials, "timeout": plan.timeout, "max_epochs": plan.max_epochs,
+            "prune": plan.prune, "devices": [sl.device for sl in slots],
+            "spec": p.spec.to_dict(), "source": p.train.source,
+            "test_source": p.test.source if p.test is not None else None,
+            "test_fraction": plan.data.test_fraction, "grouped": p.train.groups is not None,
+            "bootstrap": plan.bootstrap, "leakage": p.leakage, "leakage_warnings": p.warnings}
+
+
+def _check_resume(store: Store, study_name: str, plan: SearchPlan, identity: dict) -> None:
+    try:
+        stored = store.search(study_name)["config"]
+    except ConfigError:
+        return  # a new study
+    if "plan" in stored:
+        plan.check_resumable(SearchPlan.from_dict(stored["plan"], study_name), study_name)
+        if stored.get("identity") not in (None, identity):
+            raise ConfigError(f"study {study_name!r} was created on other data, groups or test "
+                              "rows; use the same files or another --study name")
+
+
+def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None = None,
+        study: str | None = None, progress=None, refit: bool = True, save_model: bool = True,
+        artifacts: str | Path | None = None) -> SearchResult:
+    """Carry out ``plan``: the whole search, from loading to the saved refit model."""
+    progress = progress or (lambda event: None)
+    if study is not None:
+        check_study_name(study)
+    load_plugins(plan)  # before loading: plugins may bring loaders
+    slots = plan_slots(plan.gpus, plan.trials_per_gpu, plan.workers, plan.device)
+    if len(slots) > 1 and data is not None:
+        raise ConfigError("several workers need the data as a file path, not in-memory data")
+    if plan.deterministic:
+        enable_determinism()
+    p = prepare(plan, data)
+    train, test = p.train, p.test
+    store = Store(storage)
+    study_name = study or default_study_name(train, p.metric, plan.folds)
+    dev = torch.device(slots[0].device)
+    _check_resume(store, study_name, plan, p.identity())
+    config = _config(p, slots)
+    manifest = build_manifest(train, test, seed=plan.seed, device=dev,
+                              deterministic=plan.deterministic, leakage=p.leakage)
+    # The dataset as loaded (before any --test-fraction carve-out), so a resume matches it.
+    full = p.full
+    dataset_id = store.upsert_dataset(
+        fingerprint=full.fingerprint, name=Path(full.source).stem, source=full.source,
+        modality=full.modality, n_samples=len(full), classes=full.classes,
+        class_counts=full.class_counts(), input_shape=list(p.spec.input_shape))
+    search_id, resumed = store.open_search(study_name, dataset_id, p.metric, config)
+    # This run's plan (a resume may change the budget), read by every worker; this run's
+    # manifest.
+    store.update_search_config(search_id, manifest=manifest, plan=plan.to_dict(),
+                               trials=plan.trials, timeout=plan.timeout,
+                               identity=p.identity())
+    for message in p.warnings:
+        warnings.warn(message, stacklevel=2)
+        progress({"event": "warning", "message": message})
+
+    ostudy = open_study(store, study_name, seed=plan.seed, prune=plan.prune,
+                        search_id=search_id, heartbeat=plan.heartbeat, create=True)
+    if not ostudy.trials:
+        enqueue_defaults(ostudy, _family_defaults(p.architectures, p.spec))
+    retry_interrupted(ostudy)
+    progress({"event": "start", "study": study_name, "storage": store.redacted,
+              "dataset": train.summary(), "architectures": sorted(p.architectures),
+              "folds": plan.folds, "metric": p.metric, "trials": plan.trials,
+              "done": counted_trials(ostudy), "resumed": resumed,
+              "device": ", ".join(sorted({sl.device for sl in slots})),
+              "workers": len(slots), "reason": train.meta.get("reason")})
+    if plan.workers == 0:
+        # Only create the study: workers join it with `automed worker` (here or elsewhere).
+        store.finish_search(search_id, status="created")
+        return SearchResult(study_name, store.redacted, store.leaderboard(study_name), None,
+                            resumed=resumed, spec=p.spec)
+    objective = Objective(p, store=store, study_name=study_name, search_id=search_id,
+                          device=dev, progress=progress)
+    try:
+        if len(slots) == 1:
+            run_trials(objective, ostudy, trials=plan.trials, timeout=plan.timeout,
+                       heartbeat=plan.heartbeat)
+        else:
+            run_local_workers(store, study_name, slots, timeout=plan.timeout,
+                              allowed_plugins=plan.plugins, progress=progress)
+    except KeyboardInterrupt:
+        store.finish_search(search_id, status="interrupted")
+        raise
+
+    result = SearchResult(study_name, store.redacted, store.leaderboard(study_name), None,
+                          resumed=resumed, spec=p.spec, manifest=manifest, warnings=p.warnings)
+    completed = ostudy.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not completed:
+        store.finish_search(search_id, status="failed")
+        hint = (f"raise --timeout (it was {plan.timeout:g} s)" if plan.timeout is not None else
+                f"see `automed leaderboard --study {study_name} --all` for their errors")
+        raise AutomedError(f"no candidate of study {study_name!r} completed; {hint}")
+    # The leaderboard's first row is the answer (its tie-break decides, not Optuna's).
+    result.best = result.leaderboard[0] if result.leaderboard else None
+    best = next((t for t in completed if result.best and t.number == result.best["trial"]),
+                ostudy.best_trial)
+    test_scores = None
+    if refit:
+        progress({"event": "refit", "trial": best.number,
+                  "architecture": best.params["architecture"], "test": test is not None})
+        store.finish_search(search_id, status="refitting")
+        try:
+            r = refit_best(p, best, dev)
+        except KeyboardInterrupt:
+            store.finish_search(search_id, status="interrupted")
+            raise
+        result.model, result.preprocessor = r.model, r.preprocessor
+        test_scores = r.test_scores
+        result.test_scores, result.test_ci = r.test_scores, r.test_ci
+        result.test_size = len(test) if test is not None else None
+        if save_model:
+            folder = default_dir(store.url, study_name, artifacts)
+            result.artifact = str(save_best(p, r, study=study_name, best_row=result.best,
+                                            fold_scores=best.user_attrs.get("fold_scores"),
+                                            manifest=manifest, folder=folder))
+        store.update_search_config(search_id, artifact=result.artifact, test_ci=result.test_ci)
+        store.finish_search(search_id, status="complete", best_trial=best.number,
+                            test_scores=test_scores, test_size=result.test_size,
+                            test_predictions=r.test_predictions)
+    else:
+        store.finish_search(search_id, status="complete", best_trial=best.number)
+    progress({"event": "done", "study": study_name, "best": result.best,
+              "test_scores": test_scores})
+    return result

@@ -1,0 +1,191 @@
+"""The Optuna study behind a search: sampler, pruner, heartbeats, budget and retries.
+
+The trial budget (``--trials``) counts candidates that ran to an outcome: complete, pruned,
+or failed by their own fault. A candidate stopped by Ctrl-C or lost with its worker does not
+count; it is queued again once. With one worker a search never runs more than ``trials``
+candidates; with ``W`` workers at most ``trials + W - 1`` (each may start one while another
+finishes the last).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import warnings
+from collections.abc import Callable
+
+import optuna
+from optuna.trial import TrialState
+
+from automed.architecture import prefixed
+from automed.contract import carried_attrs, fixed_attrs
+from automed.errors import CandidateError
+from automed.searching.plan import HEARTBEAT_INTERVAL
+
+COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+def grace(interval: float) -> int:
+    return int(max(3 * interval, interval + 2))
+
+
+def counted_trials(study: optuna.Study) -> int:
+    """Candidates that used up budget: complete, pruned, or failed by their own fault."""
+    n = 0
+    for t in study.get_trials(deepcopy=False, states=COUNTED):
+        if t.state != TrialState.FAIL or t.user_attrs.get("automed_state") == "failed":
+            n += 1
+    return n
+
+
+def is_retry(trial: optuna.trial.FrozenTrial) -> bool:
+    """Queued on purpose to re-run a candidate that a Ctrl-C or a dead worker cut short."""
+    return "retry_of" in trial.user_attrs or "failed_trial" in trial.system_attrs
+
+
+def worker_seed(seed: int, identity: str, started: int = 0) -> int:
+    """A sampler seed per worker, so a fleet explores like a fleet and not like one worker.
+
+    ``identity`` names the worker ("main", "local-2", "host:pid:slot"); ``started`` is how
+    many trials the study already had, so a resumed search does not redraw its first run's
+    random start-up candidates. The main process of a fresh study keeps ``seed`` itself, so a
+    seeded one-worker search repeats exactly.
+    """
+    if identity == "main" and started == 0:
+        return seed
+    digest = hashlib.blake2b(f"{seed}|{identity}|{started}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "little")
+
+
+class Budget:
+    """Stop this worker once the study as a whole has used its trial budget."""
+
+    def __init__(self, trials: int | None) -> None:
+        self.trials = trials
+
+    def used(self, study: optuna.Study) -> bool:
+        if self.trials is None:
+            return False
+        # Candidates still running elsewhere will use budget too: do not start one more.
+        running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+        return counted_trials(study) + running >= self.trials
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if self.used(study):
+            study.stop()
+
+
+def _stale_callback(store, search_id: int) -> Callable:
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
+
+    def on_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        store.record_candidate(
+            search_id, trial.number, architecture=trial.params.get("architecture", "?"),
+            params={}, state="failed", fold_scores=[], score_mean=None, score_std=None,
+            metrics={}, duration_s=0.0, device=None,
+            error="WorkerLost: the worker stopped sending heartbeats; the candidate was queued "
+                  "again")
+        retry(study, trial)
+
+    return on_stale
+
+
+def open_study(store, study_name: str, *, seed: int, prune: bool, search_id: int,
+               heartbeat: float = HEARTBEAT_INTERVAL, create: bool = False,
+               identity: str = "main") -> optuna.Study:
+    """The Optuna study of a search, with heartbeats, a per-worker TPE seed and the pruner."""
+    # Optuna logs a failed trial's whole traceback as a warning; automed prints one line per
+    # failed candidate and keeps the full error in the database (`automed show STUDY N`).
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=0)
+              if prune else optuna.pruners.NopPruner())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = store.optuna_storage(
+            heartbeat_interval=max(1, int(heartbeat)), grace_period=grace(heartbeat),
+            heartbeat_stale_trial_callback=_stale_callback(store, search_id))
+
+    def sampler(started: int) -> optuna.samplers.BaseSampler:
+        with warnings.catch_warnings():
+            # group=True is "experimental" but is what conditional per-family spaces need.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=worker_seed(seed, identity, started),
+                                              group=True, n_startup_trials=8)
+
+    if create:
+        study = optuna.create_study(storage=storage, study_name=study_name,
+                                    direction="maximize", sampler=sampler(0), pruner=pruner,
+                                    load_if_exists=True)
+    else:
+        study = optuna.load_study(storage=storage, study_name=study_name, sampler=sampler(0),
+                                  pruner=pruner)
+    started = len(study.get_trials(deepcopy=False))
+    if started:
+        study.sampler = sampler(started)
+    return study
+
+
+def enqueue_defaults(study: optuna.Study, defaults: list[tuple[str, dict, dict]]) -> None:
+    """Queue each family's known-good start (``(family, params, fixed)``, in order) once.
+
+    ``fixed`` holds the values the study's distributions cannot hold (see
+    :func:`automed.contract.split_defaults`): they ride along as a user attribute.
+    """
+    for name, params, fixed in defaults:
+        study.enqueue_trial(prefixed(name, params),
+                            user_attrs={"automed_default": name, **fixed_attrs(fixed)})
+
+
+def interrupted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Failed trials that never really ran: stopped by Ctrl-C."""
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            if t.user_attrs.get("interrupted")]
+
+
+def retry_interrupted(study: optuna.Study) -> None:
+    """Enqueue each interrupted trial's params once, so a resume re-runs it from the start."""
+    trials = study.get_trials(deepcopy=False)
+    done = {t.user_attrs.get("retry_of") for t in trials}
+    for t in interrupted(study):
+        if t.number not in done and t.params:
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number,
+                                                      **carried_attrs(t)})
+
+
+def run_trials(objective, study: optuna.Study, *, trials: int | None, timeout: float | None,
+               heartbeat: float = HEARTBEAT_INTERVAL) -> None:
+    """Optimise until the study's budget is used, then retry what dead workers left behind.
+
+    The sweep after the main loop runs only retries (of candidates a dead worker lost) and
+    only while budget is left, so ``--trials`` stays a total.
+    """
+    budget = Budget(trials)
+    started = time.monotonic()
+    if timeout is not None:
+        objective.deadline = started + timeout  # candidates stop mid-training at the limit
+    if not budget.used(study):
+        study.optimize(objective, timeout=timeout, catch=(CandidateError,),
+                       callbacks=[budget], gc_after_trial=False, show_progress_bar=False)
+    # A worker that died mid-trial leaves it RUNNING until its heartbeat is stale. Sweep for
+    # such trials for one grace period so that their retries run before this worker leaves.
+    deadline = time.monotonic() + grace(heartbeat) + 2 * heartbeat
+    while study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if time.monotonic() > deadline:
+            break  # what is still running belongs to live workers
+        if timeout is not None and time.monotonic() - started > timeout:
+            break
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        retries = [t for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+                   if is_retry(t)]
+        if retries and not _budget_spent(study, trials):
+            study.optimize(objective, n_trials=1, catch=(CandidateError,),
+                           gc_after_trial=False, show_progress_bar=False)
+            deadline = time.monotonic() + grace(heartbeat) + 2 * heartbeat
+        else:
+            time.sleep(min(1.0, heartbeat))
+
+
+def _budget_spent(study: optuna.Study, trials: int | None) -> bool:
+    return trials is not None and counted_trials(study) >= trials
