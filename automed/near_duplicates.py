@@ -159,7 +159,9 @@ class Embedder:
                 parts.append(hot)
         return np.hstack(parts) if parts else np.zeros((len(x), 0))
 
-    def transform(self, x, chunk: int = 4096) -> np.ndarray:
+    def transform(self, x) -> np.ndarray:
+        width = max(1, int(np.prod(np.shape(x)[1:])))
+        chunk = max(16, min(4096, 2 ** 24 // width))  # at most ~128 MB of float64 at a time
         out = []
         for start in range(0, len(x), chunk):
             part = x[start:start + chunk]
@@ -200,9 +202,10 @@ class Reference:
         a = rng.integers(0, n, 2 * n_pairs)
         b = rng.integers(0, n, 2 * n_pairs)
         keep = a != b
-        if groups is not None:
+        if groups is not None:  # unless (almost) all samples share one group
             g = np.asarray(groups).astype(str)
-            keep &= g[a] != g[b]
+            other = keep & (g[a] != g[b])
+            keep = other if other.sum() >= min(1000, n_pairs) else keep
         a, b = a[keep][:n_pairs], b[keep][:n_pairs]
         d = np.sqrt(((z[a] - z[b]) ** 2).sum(axis=1))
         self.pairs = np.sort(d)
