@@ -33,7 +33,7 @@ from sklearn.datasets import make_classification
 
 from automed.cv import make_folds
 from automed.dataset import Dataset
-from automed.leakage import check_folds_leakage, leakage_warnings
+from automed.leakage import check_folds_leakage, check_test_leakage, leakage_warnings
 from automed.loaders import load_data
 from automed.near_duplicates import fold_near_twins
 
@@ -118,15 +118,26 @@ def panel(with_peer: bool) -> None:
     cases = [(f"cohort noise {s}", cohort(s, False)) for s in (0.01, 0.1)]
     cases.append(("cohort noise 0.01 grouped", cohort(0.01, True)))
     cases.append(("make_classification 2000x20", Dataset(x, y, ["0", "1"], "tabular", "mc")))
+    tests = {}
     for rel in ("breastmnist/breastmnist_28.npz", "pneumoniamnist/pneumoniamnist_28.npz",
                 "ucr_ecg200/ECG200_TRAIN.txt"):
         if (SHARED / rel).exists():
-            cases.append((rel.split("/")[-1] + " (train)", load_data(SHARED / rel).train))
+            loaded = load_data(SHARED / rel)
+            name = rel.split("/")[-1] + " (train)"
+            cases.append((name, loaded.train))
+            tests[name] = loaded.test
     for name, data in cases:
         splits = make_folds(data, 3 if name.startswith("cohort") else 5)
         print(f"{name} ({len(data)}): {ours(data, splits)}")
         if with_peer and data.groups is None:
             print(f"    peer: {peer(data, splits)}")
+        if tests.get(name) is not None:
+            report = check_test_leakage(data, tests[name])
+            near = report["test_near_duplicates"]
+            print(f"    its test split ({len(tests[name])}): {report['test_duplicates']} exact "
+                  f"copies of training samples, leaky={near['leaky']}, {near['near_twins']}/"
+                  f"{near['queries']} with a near-twin at radius {near['radius']} (chance "
+                  f"{near['expected_by_chance']})")
 
 
 def main() -> None:
