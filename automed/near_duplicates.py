@@ -143,7 +143,8 @@ class Embedder:
             if c["kind"] == "num":
                 values = self._numeric(col)
                 if values is None:  # a new file with text in a numeric column
-                    values = np.array([_to_float(v) or math.nan for v in col])
+                    floats = [_to_float(v) for v in col]
+                    values = np.array([math.nan if f is None else f for f in floats])
                 values = np.where(np.isfinite(values), values, c["median"])
                 parts.append(((values - c["mean"]) / c["std"])[:, None])
             else:
@@ -307,7 +308,7 @@ def fold_near_twins(x, modality: str, groups, splits, exact_in_train: list[np.nd
 
 
 def holdout_near_twins(train_x, test_x, modality: str, groups, exact_in_train: np.ndarray,
-                    max_queries: int = 2000, seed: int = 0) -> dict:
+                       max_queries: int = 2000, seed: int = 0) -> dict:
     """Near-twins of test samples in the training data (see module docstring)."""
     if not embeddable(train_x, modality) or not embeddable(test_x, modality):
         return {"checked": False, "reason": f"no near-duplicate check for {modality} data"}

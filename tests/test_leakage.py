@@ -90,6 +90,8 @@ def test_low_dimensional_iid_data_with_close_neighbours_does_not_warn():
                    "tabular", "2d")
     near = check_folds_leakage(data, make_folds(data, 5))["near_duplicates"]
     assert near["median_nn_distance"] < 0.05 and not near["leaky"]
+    assert near["queries"] == 2000  # validation queries are capped: linear cost in N
+    assert sum(near["estimated_near_twins_per_part"]) >= sum(near["near_twins_per_part"])
 
 
 def _signals(n, seed):
