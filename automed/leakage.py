@@ -98,17 +98,20 @@ def leakage_warnings(report: dict) -> list[str]:
         out.append(
             f"LEAKAGE: {near['near_twins']} of {near['queries']} validation sample(s) checked "
             f"(per fold: {near['near_twins_per_part']}) have a near-identical twin in their "
-            f"fold's training data, where chance predicts {_chance(near)}; "
-            "CV scores are likely inflated. Give --group-col or --groups with one id per "
-            "patient (if you did, one patient has several ids), or de-duplicate"
+            f"fold's training data, where chance predicts {_chance(near)}; CV scores are likely "
+            + ("inflated. Check that your groups give one id per patient (twins across groups "
+               "mean one patient has several ids), or de-duplicate" if near.get("grouped") else
+               "inflated. Give --group-col or --groups (one id per patient) so a patient's "
+               "samples stay in one fold, or de-duplicate")
         )
     near = report.get("test_near_duplicates") or {}
     if near.get("leaky"):
         out.append(
             f"LEAKAGE: {near['near_twins']} of {near['queries']} test sample(s) checked have a "
             f"near-identical twin in the training data, where chance predicts {_chance(near)}; "
-            "the test score is likely inflated. Keep each "
-            "patient on one side (--group-col/--groups), or de-duplicate"
+            "the test score is likely inflated. Keep each patient on one side "
+            + ("(check that the groups give one id per patient)" if near.get("grouped") else
+               "(--group-col/--groups)") + ", or de-duplicate"
         )
     return out
 

@@ -304,6 +304,7 @@ def fold_near_twins(x, modality: str, groups, splits, exact_in_train: list[np.nd
     report = near_twin_report(ref, dists, exact, n_train, sizes)
     if report.get("checked"):
         report["dims"] = int(z.shape[1])
+        report["grouped"] = groups is not None
     return report
 
 
@@ -328,4 +329,5 @@ def holdout_near_twins(train_x, test_x, modality: str, groups, exact_in_train: n
                               [len(z_train)], [len(z_test)])
     if report.get("checked"):
         report["dims"] = int(z_train.shape[1])
+        report["grouped"] = groups is not None
     return report
