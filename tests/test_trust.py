@@ -144,7 +144,7 @@ def test_shared_patients_between_train_and_test_are_refused():
     with pytest.raises(DataError, match="both the training and the test"):
         check_test_leakage(a, b)
     b.groups = np.array(["p3", "p4"])
-    assert check_test_leakage(a, b) == {"test_duplicates": 0}
+    assert check_test_leakage(a, b)["test_duplicates"] == 0
     same = Dataset(np.zeros((4, 1, 8)), [0, 1, 0, 1], ["0", "1"], "signal", "c")
     assert check_folds_leakage(same, [(np.array([0, 1]), np.array([2, 3]))])[
         "val_duplicates_per_fold"] == [2]

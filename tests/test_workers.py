@@ -129,6 +129,9 @@ def test_killed_worker_candidate_is_retried(any_storage, tmp_path):
         assert time.monotonic() < deadline, victim.communicate()
         time.sleep(0.2)
     killed = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))[0]
+    # Optuna judges staleness by heartbeats: let the victim record a few before it dies (a
+    # worker killed between claiming a trial and its first beat is invisible to Optuna).
+    time.sleep(3)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     survivor = _worker(any_storage, created.study)

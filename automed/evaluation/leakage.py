@@ -3,6 +3,12 @@
 Grouped splits keep a group on one side by construction, but nothing stops a file from holding
 the same image twice under two names, or a test file from sharing patients with the training
 data. These checks run before the search and their findings are stored with it.
+
+Exact copies are found by content hash (text and biosequences after normalising case and
+whitespace). Near-identical copies of images, signals and tabular records (the same patient twice)
+are found by nearest-neighbour distance against a chance model, in
+``automed.evaluation.near_duplicates``,
+whose docstring explains the statistic.
 """
 
 from __future__ import annotations
@@ -13,10 +19,18 @@ import numpy as np
 
 from automed.data.dataset import Dataset
 from automed.errors import DataError
+from automed.evaluation.near_duplicates import fold_near_twins, holdout_near_twins
 
 
-def sample_hashes(x) -> np.ndarray:
+def _normalise(item):
+    """Text and sequences compare case- and whitespace-blind: "A  b" is a copy of "a b"."""
+    return " ".join(item.split()).lower() if isinstance(item, str) else item
+
+
+def sample_hashes(x, normalise: bool = False) -> np.ndarray:
     """A content hash per sample (its bytes, shape and dtype); equal samples, equal hashes."""
+    if normalise and not (isinstance(x, np.ndarray) and x.dtype != object):
+        x = [_normalise(item) for item in x]
     if isinstance(x, np.ndarray) and x.dtype != object:
         flat = np.ascontiguousarray(x.reshape(len(x), -1))
         tag = f"{x.shape[1:]}{x.dtype}".encode()
@@ -27,14 +41,25 @@ def sample_hashes(x) -> np.ndarray:
 
 
 def check_folds_leakage(dataset: Dataset, splits: list[tuple[np.ndarray, np.ndarray]]) -> dict:
-    """Count validation samples whose exact content is also in their fold's training part."""
-    hashes = sample_hashes(dataset.x)
-    per_fold = []
+    """Count validation samples with an exact or near-identical copy in their fold's training part.
+
+    Near-twins count whatever their group: with grouped folds, a twin across folds means two
+    group ids for one patient.
+    """
+    hashes = sample_hashes(dataset.x, normalise=_textual(dataset))
+    per_fold, exact = [], []
     for train_idx, val_idx in splits:
         seen = set(hashes[train_idx].tolist())
-        per_fold.append(int(sum(h in seen for h in hashes[val_idx].tolist())))
+        exact.append(np.array([h in seen for h in hashes[val_idx].tolist()], dtype=bool))
+        per_fold.append(int(exact[-1].sum()))
     unique = len(set(hashes.tolist()))
-    return {"duplicate_samples": len(hashes) - unique, "val_duplicates_per_fold": per_fold}
+    near = fold_near_twins(dataset.x, dataset.modality, dataset.groups, splits, exact)
+    return {"duplicate_samples": len(hashes) - unique, "val_duplicates_per_fold": per_fold,
+            "near_duplicates": near}
+
+
+def _textual(dataset: Dataset) -> bool:
+    return dataset.modality in ("text", "biosequence")
 
 
 def check_test_leakage(train: Dataset, test: Dataset) -> dict:
@@ -46,8 +71,12 @@ def check_test_leakage(train: Dataset, test: Dataset) -> dict:
                 f"{test.source}: {len(shared)} group(s) are in both the training and the test "
                 f"data (e.g. {', '.join(shared[:3])}); a patient must be on one side only"
             )
-    seen = set(sample_hashes(train.x).tolist())
-    return {"test_duplicates": int(sum(h in seen for h in sample_hashes(test.x).tolist()))}
+    norm = _textual(train)
+    seen = set(sample_hashes(train.x, normalise=norm).tolist())
+    exact = np.array([h in seen for h in sample_hashes(test.x, normalise=norm).tolist()],
+                     dtype=bool)
+    near = holdout_near_twins(train.x, test.x, train.modality, train.groups, exact)
+    return {"test_duplicates": int(exact.sum()), "test_near_duplicates": near}
 
 
 def leakage_warnings(report: dict) -> list[str]:
@@ -65,4 +94,29 @@ def leakage_warnings(report: dict) -> list[str]:
             f"LEAKAGE: {report['test_duplicates']} test sample(s) are identical to training "
             "samples; the test score is inflated. Remove them from one side"
         )
+    near = report.get("near_duplicates") or {}
+    if near.get("leaky"):
+        out.append(
+            f"LEAKAGE: {near['near_twins']} of {near['queries']} validation sample(s) checked "
+            f"(per fold: {near['near_twins_per_part']}) have a near-identical twin in their "
+            f"fold's training data, where chance predicts {_chance(near)}; CV scores are likely "
+            + ("inflated. Check that your groups give one id per patient (twins across groups "
+               "mean one patient has several ids), or de-duplicate" if near.get("grouped") else
+               "inflated. Give --group-col or --groups (one id per patient) so a patient's "
+               "samples stay in one fold, or de-duplicate")
+        )
+    near = report.get("test_near_duplicates") or {}
+    if near.get("leaky"):
+        out.append(
+            f"LEAKAGE: {near['near_twins']} of {near['queries']} test sample(s) checked have a "
+            f"near-identical twin in the training data, where chance predicts {_chance(near)}; "
+            "the test score is likely inflated. Keep each patient on one side "
+            + ("(check that the groups give one id per patient)" if near.get("grouped") else
+               "(--group-col/--groups)") + ", or de-duplicate"
+        )
     return out
+
+
+def _chance(near: dict) -> str:
+    lam = near["expected_by_chance"]
+    return "under 0.01" if lam < 0.01 else f"{lam:.2g}"

@@ -1,0 +1,165 @@
+"""Issue 12, item 3: near-duplicate leakage across CV folds and between training and test data.
+
+The cohort is the issue's: 60 patients x 10 rows, each row the patient's base vector plus tiny
+noise, the label random per patient, so any CV score above chance is leakage. All data is small
+(at most 2000 rows); the one search uses the tiny MLP plugin for one trial.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SHARED_DATA
+from sklearn.datasets import make_classification
+
+from automed.data.dataset import Dataset
+from automed.data.loaders import load_data
+from automed.evaluation.cv import make_folds
+from automed.evaluation.leakage import check_folds_leakage, check_test_leakage, leakage_warnings
+
+TINY = str(Path(__file__).with_name("tiny_arch.py"))
+
+
+def cohort(n_patients=60, per_patient=10, features=12, noise=0.01, seed=0, groups=False,
+           strings=False) -> Dataset:
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((n_patients, features))
+    labels = rng.integers(0, 2, n_patients)
+    pid = np.repeat(np.arange(n_patients), per_patient)
+    x = base[pid] + noise * rng.standard_normal((len(pid), features))
+    if strings:  # what the CSV loader gives: strings, a categorical column, a missing value
+        site = np.where(pid % 3 == 0, "north", "south")
+        x = np.column_stack([x.round(4).astype(str), site]).astype(object)
+        x[5, 0] = "NA"
+    return Dataset(x, labels[pid], ["0", "1"], "tabular", "cohort",
+                   groups=np.char.add("p", pid.astype(str)) if groups else None)
+
+
+def near_warnings(report: dict) -> list[str]:
+    return [w for w in leakage_warnings(report) if "near-identical" in w]
+
+
+@pytest.mark.parametrize("strings", [False, True])
+def test_near_duplicate_cohort_without_groups_warns(strings):
+    data = cohort(strings=strings)
+    report = check_folds_leakage(data, make_folds(data, 3))
+    near = report["near_duplicates"]
+    assert report["val_duplicates_per_fold"] == [0, 0, 0]  # no exact copies: only near ones
+    assert near["leaky"] and near["near_twins"] > 0.9 * near["queries"]
+    assert near["expected_by_chance"] < 1
+    (line,) = near_warnings(report)
+    assert line.startswith("LEAKAGE:") and "--group-col" in line and "de-duplicate" in line
+    assert "\n" not in line
+    assert json.loads(json.dumps(report)) == report  # stored with the search config
+
+
+def test_grouped_folds_keep_the_cohort_free_of_near_twins():
+    data = cohort(groups=True)
+    splits = make_folds(data, 3)
+    report = check_folds_leakage(data, splits)
+    assert not report["near_duplicates"]["leaky"]
+    assert report["near_duplicates"]["near_twins"] == 0
+    assert leakage_warnings(report) == []
+
+
+def test_near_twins_across_different_groups_still_count():
+    # One id per visit instead of per patient: grouped folds, yet every patient on both sides.
+    data = cohort(groups=True)
+    data.groups = np.char.add(data.groups.astype(str), (np.arange(len(data)) % 2).astype(str))
+    report = check_folds_leakage(data, make_folds(data, 3))
+    assert report["near_duplicates"]["leaky"]
+    (line,) = near_warnings(report)
+    assert "one id per patient" in line and "--group-col" not in line
+
+
+def test_iid_data_does_not_warn():
+    x, y = make_classification(2000, 20, random_state=0)
+    data = Dataset(x, y, ["0", "1"], "tabular", "iid")
+    report = check_folds_leakage(data, make_folds(data, 5))
+    assert report["near_duplicates"]["checked"] and not report["near_duplicates"]["leaky"]
+    assert leakage_warnings(report) == []
+
+
+def test_low_dimensional_iid_data_with_close_neighbours_does_not_warn():
+    # 5000 points in 2-D: nearest neighbours are 1% of the typical distance apart by nature,
+    # which the chance model must predict rather than call twins.
+    rng = np.random.default_rng(3)
+    data = Dataset(rng.standard_normal((5000, 2)), rng.integers(0, 2, 5000), ["0", "1"],
+                   "tabular", "2d")
+    near = check_folds_leakage(data, make_folds(data, 5))["near_duplicates"]
+    assert near["median_nn_distance"] < 0.05 and not near["leaky"]
+    assert near["queries"] == 2000  # validation queries are capped: linear cost in N
+    assert sum(near["estimated_near_twins_per_part"]) >= sum(near["near_twins_per_part"])
+
+
+def _signals(n, seed):
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 1, 96)
+    freq, phase = rng.uniform(1, 8, (n, 1)), rng.uniform(0, 6.3, (n, 1))
+    x = np.sin(2 * np.pi * freq * t + phase) + 0.3 * rng.standard_normal((n, 96))
+    return x[:, None, :].astype(np.float32), rng.integers(0, 2, n)
+
+
+def test_test_set_near_copies_of_training_signals_warn():
+    x, y = _signals(300, 0)
+    train = Dataset(x, y, ["0", "1"], "signal", "train")
+    fresh, fy = _signals(60, 1)
+    clean = Dataset(fresh, fy, ["0", "1"], "signal", "test")
+    report = check_test_leakage(train, clean)
+    assert report["test_near_duplicates"]["checked"]
+    assert not report["test_near_duplicates"]["leaky"] and leakage_warnings(report) == []
+
+    rng = np.random.default_rng(2)
+    copies = x[:30] + 0.01 * rng.standard_normal(x[:30].shape).astype(np.float32)
+    leaky = Dataset(np.concatenate([copies, fresh[:30]]), np.concatenate([y[:30], fy[:30]]),
+                    ["0", "1"], "signal", "test")
+    report = check_test_leakage(train, leaky)
+    near = report["test_near_duplicates"]
+    assert report["test_duplicates"] == 0
+    assert near["leaky"] and 15 < near["near_twins"] <= 30 and near["dims"] == 64  # projected
+    (line,) = leakage_warnings(report)
+    assert line.startswith(f"LEAKAGE: {near['near_twins']} of 60 test sample(s)")
+    assert "de-duplicate" in line
+
+
+def test_exact_copies_are_not_reported_twice():
+    data = cohort(noise=0.0)  # ten identical rows per patient
+    report = check_folds_leakage(data, make_folds(data, 3))
+    assert sum(report["val_duplicates_per_fold"]) == 600
+    assert report["near_duplicates"]["near_twins"] == 0
+    assert len(leakage_warnings(report)) == 1
+
+
+def test_text_duplicates_ignore_case_and_whitespace():
+    texts = np.array([f"note {i} about patient" for i in range(8)] * 1, dtype=object)
+    copies = np.array([t.upper().replace(" ", "  ") for t in texts[:2]], dtype=object)
+    data = Dataset(np.concatenate([texts, copies]), [0, 1] * 5, ["0", "1"], "text", "notes")
+    split = [(np.arange(8), np.arange(8, 10))]
+    report = check_folds_leakage(data, split)
+    assert report["val_duplicates_per_fold"] == [2] and report["duplicate_samples"] == 2
+    assert not report["near_duplicates"]["checked"]
+    assert check_test_leakage(data.subset(np.arange(8)), data.subset(np.arange(8, 10)))[
+        "test_duplicates"] == 2
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "ucr_ecg200").exists(), reason="needs ../shared/data")
+def test_real_ecg200_does_not_warn():
+    data = load_data(SHARED_DATA / "ucr_ecg200" / "ECG200_TRAIN.txt").train
+    report = check_folds_leakage(data, make_folds(data, 5))
+    assert report["near_duplicates"]["checked"] and leakage_warnings(report) == []
+
+
+def test_a_search_on_the_cohort_file_prints_the_warning(tmp_path, monkeypatch):
+    from automed.searching.runner import search
+
+    monkeypatch.setenv("AUTOMED_PLUGINS_PATH", TINY)
+    data = cohort(features=32)
+    np.savez(tmp_path / "cohort.npz", x=data.x[:, None, :].astype(np.float32), y=data.y)
+    with pytest.warns(UserWarning, match="near-identical twin"):
+        result = search(tmp_path / "cohort.npz", storage=f"sqlite:///{tmp_path / 'c.db'}",
+                        folds=3, trials=1, architectures=["tinymlp"], device="cpu",
+                        bootstrap=50, prune=False, save_model=False)
+    assert any("near-identical" in w for w in result.warnings)
