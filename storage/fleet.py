@@ -26,6 +26,7 @@ import functools
 import os
 import random
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -166,8 +167,33 @@ def ensure_schema_once(engine: Engine, redacted: str) -> None:
     with engine.connect() as conn:
         if current_revision(conn) == head_revision():
             return
-    with creation_lock(engine):
-        retry_creation(lambda: ensure_schema(engine, redacted))
+    if engine.dialect.name == "sqlite":
+        # SQLite's driver commits each CREATE TABLE on its own, so a second process could see
+        # half a schema. One real transaction that takes the write lock first makes it atomic:
+        # the others wait for it (busy timeout) and then find the schema complete.
+        engine = _transactional_sqlite(engine)
+    try:
+        with creation_lock(engine):
+            retry_creation(lambda: ensure_schema(engine, redacted))
+    finally:
+        if engine.dialect.name == "sqlite":
+            engine.dispose()
+
+
+def _transactional_sqlite(engine: Engine) -> Engine:
+    from sqlalchemy import create_engine, event
+
+    one = create_engine(engine.url, poolclass=NullPool, connect_args={"timeout": 60})
+
+    @event.listens_for(one, "connect")
+    def _no_driver_transactions(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(one, "begin")
+    def _begin_immediate(conn) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return one
 
 
 # -- the gRPC proxy -----------------------------------------------------------------------------
@@ -219,12 +245,16 @@ def _grpc_storage_class():
 
 def grpc_storage(url: str, *, timeout: float = 30.0, **heartbeat: Any):
     """A client of ``automed proxy`` at ``grpc://host:port``, waiting up to ``timeout`` s."""
+    import optuna
+
     host, port = grpc_address(url)
     try:
         import grpc  # noqa: F401
     except ModuleNotFoundError:
         raise StorageError(f"--storage {url} needs gRPC; pip install 'automed[grpc]'") from None
-    storage = _grpc_storage_class()(host=host, port=port, **heartbeat)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = _grpc_storage_class()(host=host, port=port, **heartbeat)
     try:
         storage.wait_server_ready(timeout=timeout)
     except ConnectionError:
