@@ -207,9 +207,13 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
 @click.option("--timeout", type=float, help="Stop starting new candidates after this many "
               "seconds.")
 @click.option("--heartbeat", default=10.0, show_default=True)
+@click.option("--index", default=0, show_default=True, help="This worker's number in a fleet "
+              "(the Slurm array index, the Kubernetes completion index): seeds its sampler, so "
+              "that workers do not all draw the same first candidates. Local workers take "
+              "INDEX*100 onwards.")
 @click.option("-q", "--quiet", is_flag=True)
 def worker(study, storage, results_db, gpus, trials_per_gpu, workers, device, timeout,
-           heartbeat, quiet) -> None:
+           heartbeat, index, quiet) -> None:
     """Join an existing search from this machine; stop when its trial budget is used.
 
     The data must be readable at the path the search was started with. Run one per node
@@ -230,12 +234,13 @@ def worker(study, storage, results_db, gpus, trials_per_gpu, workers, device, ti
               "trials": info["config"].get("trials"), "done": 0, "resumed": True,
               "device": ", ".join(sorted({s.device for s in slots})), "workers": len(slots)})
     if len(slots) == 1:
-        worker_main(store.url, study, slots[0], timeout=timeout, heartbeat=heartbeat)
+        worker_main(store.url, study, slots[0], index=index, timeout=timeout,
+                    heartbeat=heartbeat)
         rows = store.candidates(study)
         click.echo(f"worker done: the study has {len(rows)} candidate(s)", err=True)
     else:
         run_local_workers(store, study, slots, timeout=timeout, heartbeat=heartbeat,
-                          progress=progress)
+                          progress=progress, first_index=index * 100)
 
 
 @cli.command()

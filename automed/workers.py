@@ -157,11 +157,12 @@ def _child(storage_url, study_name, slot, index, timeout, heartbeat) -> None:
 
 
 def run_local_workers(store, study_name: str, slots: list[Slot], *, timeout: float | None,
-                      heartbeat: float, progress: Callable[[dict], None]) -> None:
+                      heartbeat: float, progress: Callable[[dict], None],
+                      first_index: int = 0) -> None:
     """Start one process per slot, relay their candidates as progress, wait for all."""
     ctx = multiprocessing.get_context("spawn")  # CUDA and torch threads need fresh processes
     procs = [ctx.Process(target=_child, name=f"automed-worker-{i}",
-                         args=(store.url, study_name, slot, i, timeout, heartbeat))
+                         args=(store.url, study_name, slot, first_index + i, timeout, heartbeat))
              for i, slot in enumerate(slots)]
     seen: set[int] = set()
 
