@@ -11,8 +11,9 @@ from automed.errors import AutomedError
 from automed.metrics import ALIASES, AVERAGES, METRICS
 
 STORAGE_HELP = "Database URL (default: $AUTOMED_STORAGE, else sqlite:///automed.db)."
-RESULTS_HELP = ("With --storage grpc://HOST:PORT (an `automed proxy`): the database URL for "
-                "automed's own tables (default: $AUTOMED_RESULTS_DB).")
+RESULTS_HELP = ("With --storage grpc://HOST:PORT (an `automed proxy`): write automed's own "
+                "tables to this database URL directly instead of through the proxy (default: "
+                "$AUTOMED_RESULTS_DB).")
 
 
 def _results_db(url: str | None) -> None:
@@ -372,14 +373,15 @@ def report(study, output, top, storage) -> None:
               "(0.0.0.0: every interface; the proxy has no authentication: keep it inside the "
               "cluster network).")
 @click.option("--port", default=13000, show_default=True, help="Port to listen on.")
-@click.option("--threads", default=10, show_default=True, help="Server threads = the most "
-              "database connections the proxy opens, whatever the number of workers.")
+@click.option("--threads", default=10, show_default=True, help="Server threads; the proxy "
+              "opens at most twice as many database connections, whatever the number of "
+              "workers.")
 def proxy(storage, host, port, threads) -> None:
     """Serve the study database to many workers through Optuna's gRPC storage proxy.
 
     \b
-    Workers then use:  --storage grpc://HOST:PORT --results-db DB_URL
-    (automed's own tables are written directly to DB_URL, one short connection per write).
+    Workers then use:  --storage grpc://HOST:PORT
+    (automed's own tables go through the proxy too; --results-db DB_URL writes them directly).
     """
     from automed.storage import redact_url
     from automed.storage.fleet import make_proxy_server
@@ -387,9 +389,9 @@ def proxy(storage, host, port, threads) -> None:
     server, store = make_proxy_server(storage, host=host, port=port, threads=threads)
     server.start()
     click.echo(f"automed proxy serving {redact_url(store.url)} at grpc://{host}:{port} "
-               f"({threads} threads; at most {threads} database connections)", err=True)
-    click.echo(f"workers: automed worker --study STUDY --storage grpc://{host}:{port} "
-               f"--results-db {redact_url(store.url)}", err=True)
+               f"({threads} threads; at most {2 * threads} database connections)", err=True)
+    click.echo(f"workers: automed worker --study STUDY --storage grpc://{host}:{port}",
+               err=True)
     try:
         server.wait_for_termination()
     except KeyboardInterrupt:

@@ -7,12 +7,13 @@ Three ways to share a study, from small to large (README, "Choosing a database")
   at most ``PER_WORKER_CONNECTIONS`` (``FLEET_POOL``: one idle connection kept per engine,
   with pre-ping, two engines: Optuna's and automed's), so a server with
   ``max_connections`` = M takes about M / 3 workers.
-* **gRPC proxy** (``automed proxy``): one process holds ``--threads`` database connections
-  and serves Optuna's storage API to every worker (``--storage grpc://host:port``). Optuna's
-  gRPC API does not carry automed's own tables, so a worker also names a database for them
-  (``--results-db URL`` or ``AUTOMED_RESULTS_DB``); it opens that one only for the few
-  writes of a candidate (``RESULTS_POOL``: no connection held between them). Connections to
-  the server are then ``--threads`` plus the workers writing a candidate row at that instant.
+* **gRPC proxy** (``automed proxy``): one process serves Optuna's storage API to every
+  worker (``--storage grpc://host:port``), and automed's own calls (read the search, write a
+  candidate row) as one more gRPC method on the same server (:class:`RemoteStore`). The
+  database then sees the proxy's two pools, at most ``2 * --threads`` connections, whatever
+  the number of workers. A worker may instead write automed's tables itself
+  (``--results-db URL`` or ``AUTOMED_RESULTS_DB``): it then connects only for each write
+  (``RESULTS_POOL``: no connection held between them).
 
 Optuna's ``GrpcStorageProxy`` has no heartbeat. ``GrpcHeartbeatStorage`` adds one through
 the same API (a trial system attribute), so a worker that dies behind the proxy has its
@@ -77,19 +78,16 @@ def grpc_address(url: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
-def results_url(url: str, results: str | None = None) -> str:
-    """The database of automed's own tables: the storage URL itself, unless it is a proxy."""
+def results_url(url: str, results: str | None = None) -> str | None:
+    """The database of automed's own tables: the storage URL itself; behind a proxy, the
+    ``--results-db`` given, or None: then they go through the proxy too (:class:`RemoteStore`)."""
     results = results or os.environ.get(RESULTS_ENV_VAR)
     if not is_grpc(url):
         return url
-    if not results:
-        raise StorageError(
-            f"--storage {url} holds Optuna's tables only; also give the database for automed's "
-            f"tables with --results-db postgresql://USER@HOST/DB (or {RESULTS_ENV_VAR})")
-    if is_grpc(results):
+    if results and is_grpc(results):
         raise StorageError(f"--results-db must be a database URL, not the proxy {results}; "
                            "give the URL `automed proxy --storage` was started with")
-    return results
+    return results or None
 
 
 def engine_kwargs(url: str, *, results_only: bool = False) -> dict[str, Any]:
@@ -286,6 +284,14 @@ def make_proxy_server(storage_url: str, *, host: str = "127.0.0.1", port: int = 
     if is_grpc(storage_url):
         raise StorageError("automed proxy --storage must be the database URL, not a proxy")
     store = Store(storage_url)  # automed's tables, created once here
+    if not store.url.startswith("sqlite"):  # the proxy's own pool: bounded by its threads
+        from automed.storage.store import make_engine
+
+        store.engine.dispose()
+
+        store.engine = make_engine(store.url, **dict(FLEET_POOL, pool_size=threads,
+                                                      max_overflow=0))
+        store._session.configure(bind=store.engine)
     kwargs = engine_kwargs(store.url)
     if not store.url.startswith("sqlite"):
         kwargs.update(pool_size=threads, max_overflow=0)
@@ -293,11 +299,104 @@ def make_proxy_server(storage_url: str, *, host: str = "127.0.0.1", port: int = 
         kwargs["connect_args"] = {"timeout": 60}
     with creation_lock(store.engine):
         rdb = retry_creation(lambda: optuna.storages.RDBStorage(store.url, engine_kwargs=kwargs))
-    store.engine.dispose()
     storage = optuna.storages.get_storage(rdb)  # Optuna's recommended in-process cache
     try:
         server = make_server(storage, host, port, ThreadPoolExecutor(max_workers=threads))
+        server.add_generic_rpc_handlers((results_handler(store),))
     except RuntimeError as exc:  # grpc: "Failed to bind to address"
         raise StorageError(f"automed proxy cannot listen on {host}:{port} ({exc}); pick another "
                            "--port or stop what uses it") from None
     return server, store
+
+
+# -- automed's tables through the proxy -------------------------------------------------------
+# Optuna's gRPC API carries Optuna's tables only. automed's few calls per candidate (read the
+# search, write the candidate row) travel as one more gRPC method on the same server, JSON in
+# and out, and run on the proxy's own Store: the database sees the proxy's pools, not N.
+RESULTS_METHOD = "/automed.Results/Call"
+REMOTE_METHODS = ("search", "record_candidate", "candidates", "candidate", "leaderboard",
+                  "studies", "upsert_dataset", "open_search", "update_search_config",
+                  "finish_search", "test_predictions")
+
+
+def results_handler(store):
+    """The proxy's side: run a whitelisted Store method, answer with its JSON result or its
+    automed error (class name and message)."""
+    import json
+
+    import grpc
+
+    from automed import errors
+
+    def call(request: bytes, _context) -> bytes:
+        name, args, kwargs = json.loads(request)
+        if name not in REMOTE_METHODS:
+            return json.dumps({"error": ["StorageError", f"no Store method {name!r}"]}).encode()
+        try:
+            return json.dumps({"result": getattr(store, name)(*args, **kwargs)}).encode()
+        except errors.AutomedError as exc:
+            return json.dumps({"error": [type(exc).__name__, str(exc)]}).encode()
+
+    return grpc.method_handlers_generic_handler("automed.Results", {
+        "Call": grpc.unary_unary_rpc_method_handler(call)})
+
+
+class _Remote:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, store, _owner=None):
+        if store is None:
+            return self
+        return lambda *args, **kwargs: store._call(self.name, args, kwargs)
+
+
+@functools.cache
+def remote_store_class(base: type) -> type:
+    """``Store`` for ``--storage grpc://HOST:PORT`` without ``--results-db``: the same methods,
+    carried out by the proxy."""
+
+    class RemoteStore(base):
+        def __init__(self, url: str | None = None, *, create: bool = True,
+                     results_db: str | None = None, timeout: float = 30.0) -> None:
+            import grpc
+
+            from automed.storage.store import resolve_url
+
+            self.url = self.redacted = resolve_url(url)
+            host, port = grpc_address(self.url)
+            self._channel = grpc.insecure_channel(
+                f"{host}:{port}", options=[("grpc.max_receive_message_length", -1)])
+            try:
+                grpc.channel_ready_future(self._channel).result(timeout=timeout)
+            except grpc.FutureTimeoutError:
+                self._channel.close()
+                raise StorageError(f"no automed proxy answers at {url} within {timeout:.0f} s; "
+                                   "start `automed proxy --storage DB_URL --port PORT` "
+                                   "there") from None
+            self._rpc = self._channel.unary_unary(RESULTS_METHOD)
+
+        def _call(self, name: str, args: tuple, kwargs: dict) -> Any:
+            import json
+
+            import grpc
+
+            from automed import errors
+
+            try:
+                reply = json.loads(self._rpc(json.dumps([name, args, kwargs]).encode()))
+            except grpc.RpcError as exc:
+                raise StorageError(f"the automed proxy at {self.url} failed on {name}: "
+                                   f"{exc.details() or exc.code()}") from None
+            if "error" in reply:
+                kind, message = reply["error"]
+                raise getattr(errors, kind, StorageError)(message)
+            return reply["result"]
+
+        def session(self):
+            raise StorageError("automed's tables are behind the proxy: no direct session; use "
+                               "--results-db DB_URL for direct access")
+
+    for name in REMOTE_METHODS:
+        setattr(RemoteStore, name, _Remote(name))
+    return RemoteStore

@@ -112,6 +112,13 @@ def schema_revision(url: str | None = None) -> tuple[str | None, str]:
 class Store:
     """automed's records in the study database. Safe to share between processes."""
 
+    def __new__(cls, url: str | None = None, **kwargs: Any):
+        # Behind `automed proxy` without --results-db, the proxy also carries automed's tables.
+        resolved = resolve_url(url)
+        if cls is Store and fleet.results_url(resolved, kwargs.get("results_db")) is None:
+            return super().__new__(fleet.remote_store_class(cls))
+        return super().__new__(cls)
+
     def __init__(self, url: str | None = None, *, create: bool = True,
                  results_db: str | None = None) -> None:
         self.url = resolve_url(url)

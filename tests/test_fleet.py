@@ -15,7 +15,7 @@ import pytest
 from optuna.trial import TrialState
 from store_rows import postgres_url
 
-from automed.errors import StorageError
+from automed.errors import ConfigError, StorageError
 from automed.storage import Store, fleet
 from automed.workers import open_study
 
@@ -28,19 +28,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_grpc_storage_needs_a_database_for_automeds_tables(tmp_path):
-    with pytest.raises(StorageError, match="--results-db postgresql://"):
-        Store("grpc://127.0.0.1:1")
+def test_bad_proxy_addresses_are_one_clear_error(tmp_path):
     with pytest.raises(StorageError, match="grpc://HOST:PORT"):
         Store("grpc://nohost", results_db=f"sqlite:///{tmp_path / 'r.db'}").optuna_storage()
     with pytest.raises(StorageError, match="not the proxy"):
         Store("grpc://127.0.0.1:1", results_db="grpc://127.0.0.1:2")
-
-
-def test_no_proxy_answering_is_one_clear_error(tmp_path):
-    store = Store(f"grpc://127.0.0.1:{_free_port()}", results_db=f"sqlite:///{tmp_path / 'r.db'}")
+    port = _free_port()
     with pytest.raises(StorageError, match="no automed proxy answers"):
-        fleet.grpc_storage(store.url, timeout=0.5)
+        Store(f"grpc://127.0.0.1:{port}", timeout=0.5)
+    with pytest.raises(StorageError, match="no automed proxy answers"):
+        fleet.grpc_storage(f"grpc://127.0.0.1:{port}", timeout=0.5)
 
 
 def test_fleet_pool_sizes_only_apply_to_servers():
@@ -62,9 +59,34 @@ def proxy(tmp_path):
     server.stop(grace=None)
 
 
-def test_heartbeat_through_the_proxy_fails_and_retries_a_dead_workers_trial(proxy, monkeypatch):
+def test_automeds_tables_go_through_the_proxy(proxy):
     grpc_url, db = proxy
-    store = Store(grpc_url, results_db=db)
+    store = Store(grpc_url)
+    assert type(store).__name__ == "RemoteStore" and isinstance(store, Store)
+    dataset = store.upsert_dataset(fingerprint="a" * 64, name="d", source="d.npz",
+                                   modality="image", n_samples=10, classes=["a", "b"],
+                                   class_counts={"a": 5, "b": 5}, input_shape=[1, 4, 4])
+    search_id, resumed = store.open_search("s", dataset, "accuracy", {"cv_seed": 0})
+    assert not resumed and store.open_search("s", dataset, "accuracy", {"cv_seed": 0}) == \
+        [search_id, True]
+    store.record_candidate(search_id, 0, architecture="cnn", params={"w": 8}, state="complete",
+                           fold_scores=[0.5, 0.7], score_mean=0.6, score_std=0.1,
+                           metrics={"accuracy": 0.6}, duration_s=1.0, device="cpu", error=None)
+    [row] = Store(db).candidates("s")  # written to the database by the proxy
+    assert row["params"] == {"w": 8} and row["score_mean"] == 0.6
+    assert store.leaderboard("s")[0]["trial"] == 0 and store.search("s")["id"] == search_id
+    # automed's own errors cross the wire as themselves, still one line
+    with pytest.raises(ConfigError, match="no study 'nope'.*known: s"):
+        store.search("nope")
+    with pytest.raises(ConfigError, match="another dataset"):
+        store.open_search("s", dataset + 1, "accuracy", {"cv_seed": 0})
+
+
+@pytest.mark.parametrize("direct_results", [False, True])
+def test_heartbeat_through_the_proxy_fails_and_retries_a_dead_workers_trial(
+        proxy, monkeypatch, direct_results):
+    grpc_url, db = proxy
+    store = Store(grpc_url, results_db=db if direct_results else None)
     dataset = store.upsert_dataset(fingerprint="f" * 64, name="d", source="d.npz",
                                    modality="image", n_samples=10, classes=["a", "b"],
                                    class_counts={"a": 5, "b": 5}, input_shape=[1, 4, 4])
@@ -100,7 +122,7 @@ def _cli(*args: str, env: dict | None = None) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_automed_proxy_serves_workers_that_share_one_study(tmp_path, demo_image, monkeypatch):
+def test_automed_proxy_serves_workers_that_share_one_study(tmp_path, demo_image):
     from automed.searcher import search
 
     db = f"sqlite:///{tmp_path / 'fleet.db'}"
@@ -108,12 +130,10 @@ def test_automed_proxy_serves_workers_that_share_one_study(tmp_path, demo_image,
     proxy = _cli("proxy", "--storage", db, "--port", str(port), "--threads", "2")
     try:
         grpc_url = f"grpc://127.0.0.1:{port}"
-        monkeypatch.setenv(fleet.RESULTS_ENV_VAR, db)  # what --results-db does
         created = search(demo_image, trials=4, folds=2, max_epochs=1, workers=0, heartbeat=1,
                          storage=grpc_url, study="via-proxy")
         workers = [_cli("worker", "--study", "via-proxy", "--storage", grpc_url,
-                        "--heartbeat", "1", "-q", env={fleet.RESULTS_ENV_VAR: db})
-                   for _ in range(2)]
+                        "--heartbeat", "1", "--index", str(i), "-q") for i in range(2)]
         for w in workers:
             _, err = w.communicate(timeout=240)
             assert w.returncode == 0, err
@@ -210,4 +230,4 @@ def test_cli_proxy_refuses_a_proxy_url_and_a_taken_port(tmp_path):
 
 def test_readme_documents_the_choice():
     readme = (Path(__file__).parents[1] / "README.md").read_text()
-    assert "automed proxy" in readme and "--results-db" in readme
+    assert "automed proxy" in readme and "grpc://" in readme
