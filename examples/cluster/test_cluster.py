@@ -68,37 +68,45 @@ ARRAY_TASK = {"SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_JOB_ID": "123", "SLURM_JO
 
 def test_array_task_runs_one_worker_on_its_gpu_through_the_proxy(fake_slurm):
     done, calls = fake_slurm("worker.sbatch", **ARRAY_TASK,
-                             AUTOMED_STORAGE="grpc://proxyhost:13000",
-                             AUTOMED_RESULTS_DB="postgresql://automed@dbhost/automed")
+                             AUTOMED_STORAGE="grpc://proxyhost:13000")
     assert done.returncode == 0, done.stderr
     [(srun, *argv)] = calls
     assert srun == "srun" and argv[:2] == ["--ntasks=1", "--cpus-per-task=4"]
     command, opts = _parse(argv[2:])
     assert command == "worker"
     assert opts["study"] == "chest" and opts["storage"] == "grpc://proxyhost:13000"
-    assert opts["results_db"] == "postgresql://automed@dbhost/automed"
+    assert opts["results_db"] is None  # automed's rows go through the proxy too
     # Slurm's CUDA_VISIBLE_DEVICES leaves the task one GPU: index 0 inside, one worker on it.
     assert opts["gpus"] == "0" and opts["trials_per_gpu"] == 1
     assert opts["index"] == 7  # seeds the sampler: tasks do not repeat each other's draws
     assert "123_7" in done.stderr and "GPU 2" in done.stderr
 
 
-def test_array_task_direct_to_postgres_needs_no_results_db(fake_slurm):
+def test_array_task_direct_to_postgres(fake_slurm):
     done, calls = fake_slurm("worker.sbatch", **ARRAY_TASK, AUTOMED_TIMEOUT="3600",
-                             AUTOMED_STORAGE="postgresql://automed@dbhost/automed")
+                             AUTOMED_STORAGE="postgresql://automed@dbhost/automed",
+                             AUTOMED_RESULTS_DB="postgresql://ignored@dbhost/automed")
     assert done.returncode == 0, done.stderr
     _, opts = _parse(calls[0][3:])
+    assert opts["storage"] == "postgresql://automed@dbhost/automed"
     assert opts["results_db"] is None and opts["timeout"] == 3600.0
+
+
+def test_array_task_with_results_db_writes_automeds_rows_directly(fake_slurm):
+    done, calls = fake_slurm("worker.sbatch", **ARRAY_TASK,
+                             AUTOMED_STORAGE="grpc://proxyhost:13000",
+                             AUTOMED_RESULTS_DB="postgresql://automed@dbhost/automed")
+    assert done.returncode == 0, done.stderr
+    assert _parse(calls[0][3:])[1]["results_db"] == "postgresql://automed@dbhost/automed"
 
 
 @pytest.mark.parametrize("missing,message", [
     ("STUDY", "set STUDY"),
     ("SLURM_ARRAY_TASK_ID", "sbatch --array"),
-    ("AUTOMED_RESULTS_DB", "needs AUTOMED_RESULTS_DB"),
+    ("AUTOMED_STORAGE", "set AUTOMED_STORAGE"),
 ])
 def test_array_task_refuses_to_start_half_configured(fake_slurm, missing, message):
-    env = dict(ARRAY_TASK, AUTOMED_STORAGE="grpc://proxyhost:13000",
-               AUTOMED_RESULTS_DB="postgresql://automed@dbhost/automed")
+    env = dict(ARRAY_TASK, AUTOMED_STORAGE="grpc://proxyhost:13000")
     del env[missing]
     done, calls = fake_slurm("worker.sbatch", **env)
     assert done.returncode != 0 and message in done.stderr and calls == []
@@ -127,8 +135,7 @@ def test_submit_with_proxy_routes_the_workers_through_it(fake_slurm, tmp_path):
     assert submit[1] == "--array=0-255"
     exported = dict(item.split("=", 1) for item in submit[2].removeprefix("--export=")
                     .split(",")[1:])
-    assert exported == {"STUDY": "chest", "AUTOMED_STORAGE": "grpc://node7:13000",
-                        "AUTOMED_RESULTS_DB": "postgresql://automed@dbhost/automed"}
+    assert exported == {"STUDY": "chest", "AUTOMED_STORAGE": "grpc://node7:13000"}
 
 
 def test_proxy_job_serves_the_database_and_publishes_its_address(fake_slurm, tmp_path):
@@ -207,9 +214,10 @@ def test_workers_are_an_indexed_job_one_worker_per_gpu_through_the_proxy():
     _, proxy_opts = _parse(_argv(proxy["spec"]["template"]["spec"]["containers"][0]))
     assert proxy_opts["port"] == proxy_service["spec"]["ports"][0]["targetPort"]
     assert proxy_opts["host"] == "0.0.0.0"
-    # Workers wait for the study instead of creating it.
+    # Workers wait for the study instead of creating it, and know only the proxy.
     [wait] = pod["initContainers"]
-    assert "automed show" in wait["command"][-1]
+    assert f"automed show \"$STUDY\" --storage {opts['storage']}" in wait["command"][-1]
+    assert opts["results_db"] is None and "AUTOMED_DB" not in str(pod)
 
 
 def test_database_url_names_the_postgres_service_and_every_reference_resolves():

@@ -30,5 +30,5 @@ fi
 "$automed" search "$DATA" --workers 0 --study "$STUDY" --storage "$AUTOMED_DB" "$@"
 # 2. Joined by many: one array task per GPU.
 exec sbatch --array="0-$((GPUS - 1))" \
-  --export="ALL,STUDY=$STUDY,AUTOMED_STORAGE=$storage,AUTOMED_RESULTS_DB=$AUTOMED_DB" \
+  --export="ALL,STUDY=$STUDY,AUTOMED_STORAGE=$storage" \
   "$here/worker.sbatch"
