@@ -93,6 +93,32 @@ def open_study(store, study_name: str, *, seed: int, prune: bool, search_id: int
                              pruner=pruner)
 
 
+def _lost_to_a_sweep(exc: BaseException) -> bool:
+    # Another worker failed this worker's running trial as stale (it beat too late: an
+    # overloaded node, a long pause) and queued it again; Optuna then refuses the late tell.
+    text = str(exc)
+    return isinstance(exc, optuna.exceptions.UpdateFinishedTrialError) or \
+        text.startswith(("Cannot tell a FAIL trial", "Should not reach"))
+
+
+def _optimize(study: optuna.Study, objective: Callable, *, timeout: float | None,
+              **kwargs) -> None:
+    """``study.optimize`` that carries on after losing a trial to another worker's sweep."""
+    started = time.monotonic()
+    while True:
+        left = None if timeout is None else timeout - (time.monotonic() - started)
+        if left is not None and left <= 0:
+            return
+        try:
+            study.optimize(objective, timeout=left, **kwargs)
+            return
+        except (ValueError, AssertionError, optuna.exceptions.UpdateFinishedTrialError) as exc:
+            if not _lost_to_a_sweep(exc):
+                raise
+            warnings.warn(f"a candidate of this worker was failed as stale and queued again "
+                          f"({exc}); use a longer --heartbeat on busy nodes", stacklevel=2)
+
+
 def run_trials(searcher, study: optuna.Study, *, trials: int | None, timeout: float | None,
                heartbeat: float = HEARTBEAT_INTERVAL) -> None:
     """Optimise until the study's budget is used, then retry what dead workers left behind."""
@@ -101,8 +127,8 @@ def run_trials(searcher, study: optuna.Study, *, trials: int | None, timeout: fl
     if timeout is not None:
         searcher.deadline = started + timeout  # candidates stop mid-training at the limit
     if trials is None or counted_trials(study) < trials:
-        study.optimize(searcher.objective, timeout=timeout, catch=(CandidateError,),
-                       callbacks=[budget], gc_after_trial=False, show_progress_bar=False)
+        _optimize(study, searcher.objective, timeout=timeout, catch=(CandidateError,),
+                  callbacks=[budget], gc_after_trial=False, show_progress_bar=False)
     # A worker that died mid-trial leaves it RUNNING until its heartbeat is stale. Sweep for
     # such trials for one grace period so that their retries run before this worker leaves.
     deadline = time.monotonic() + _grace(heartbeat) + 2 * heartbeat
@@ -116,8 +142,8 @@ def run_trials(searcher, study: optuna.Study, *, trials: int | None, timeout: fl
             optuna.storages.fail_stale_trials(study)
         waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         if waiting:
-            study.optimize(searcher.objective, n_trials=len(waiting), catch=(CandidateError,),
-                           gc_after_trial=False, show_progress_bar=False)
+            _optimize(study, searcher.objective, timeout=None, n_trials=len(waiting),
+                      catch=(CandidateError,), gc_after_trial=False, show_progress_bar=False)
             deadline = time.monotonic() + _grace(heartbeat) + 2 * heartbeat
         else:
             time.sleep(min(1.0, heartbeat))

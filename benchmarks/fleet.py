@@ -88,7 +88,7 @@ def _timed(log: list, fn):
 
 
 def worker(index: int, storage: str, search_id: int, trials: int, epochs: int,
-           start_at: float, timeout: float, out_dir: str) -> None:
+           heartbeat: float, start_at: float, timeout: float, out_dir: str) -> None:
     import optuna.study._optimize as opt
 
     log: dict = {"asked": [], "ask_s": [], "tell_s": [], "told": [], "error": None}
@@ -107,9 +107,9 @@ def worker(index: int, storage: str, search_id: int, trials: int, epochs: int,
         time.sleep(max(0.0, start_at - time.time()))
         store = Store(storage, create=False)
         study = open_study(store, STUDY, seed=index, prune=False, search_id=search_id,
-                           heartbeat=1)
+                           heartbeat=heartbeat)
         run_trials(CheapSearcher(store, search_id, epochs, log), study, trials=trials,
-                   timeout=timeout, heartbeat=1)
+                   timeout=timeout, heartbeat=heartbeat)
     except BaseException as exc:  # noqa: BLE001 - reported in the results
         log["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
     Path(out_dir, f"{index}.json").write_text(json.dumps(log))
@@ -192,7 +192,8 @@ def run_once(args, pg: str, mode: str, n: int, tmp: Path) -> dict:
     sample.start()
     start_at = time.time() + 1.0 + n * 0.01
     procs = [ctx.Process(target=worker, args=(i, storage, search_id, trials, args.epochs,
-                                              start_at, args.timeout, str(run_dir)))
+                                              args.heartbeat, start_at, args.timeout,
+                                              str(run_dir)))
              for i in range(n)]
     for p in procs:
         p.start()
@@ -205,7 +206,12 @@ def run_once(args, pg: str, mode: str, n: int, tmp: Path) -> dict:
         p.join()
     stop.touch()
     sample.join(30)
+    proxy_cpu = None
     if proxy is not None:
+        # CPU seconds the proxy process used (user + system): its cost per trial, for the
+        # extrapolation (one Python process: about one core at most, the GIL).
+        fields = Path(f"/proc/{proxy.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        proxy_cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         proxy.send_signal(signal.SIGINT)
         try:
             proxy.wait(30)
@@ -213,6 +219,8 @@ def run_once(args, pg: str, mode: str, n: int, tmp: Path) -> dict:
             proxy.kill()
     os.environ.pop(RESULTS_ENV_VAR, None)
     result = _account(db_url, run_dir, n, trials)
+    result.update(proxy_cpu_s=proxy_cpu, proxy_cpu_ms_per_trial=round(
+        1000 * proxy_cpu / result["complete"], 1) if proxy_cpu and result["complete"] else None)
     result.update(mode=mode, workers=n, budget=trials, killed_workers=len(killed),
                   proxy_threads=args.proxy_threads if mode != "direct" else None)
     counts = json.loads((run_dir / "conns").read_text()) if (run_dir / "conns").exists() \
@@ -250,7 +258,11 @@ def _account(db_url: str, run_dir: Path, n: int, budget: int) -> dict:
     for r in rows:
         row_count[r["trial"]] = row_count.get(r["trial"], 0) + 1
     complete_numbers = {t.number for t in complete}
-    lost = (len(asked - complete_numbers)  # started by a worker, never completed
+    # A trial failed as stale (its worker beat too late) and queued again is not lost when
+    # its retry completed; it is counted apart, as work done twice.
+    retried = {t.system_attrs["failed_trial"] for t in complete
+               if "failed_trial" in t.system_attrs}
+    lost = (len(asked - complete_numbers - retried)  # started by a worker, never completed
             + len(complete_numbers - set(row_count)))  # completed without automed's row
     duplicated = (sum(c - 1 for c in by_number.values() if c > 1)
                   + sum(c - 1 for c in told.values() if c > 1)
@@ -270,7 +282,8 @@ def _account(db_url: str, run_dir: Path, n: int, budget: int) -> dict:
             "trials_per_s": round(len(complete) / span, 1) if span else None,
             "ask_p50_ms": _pct(ask, 0.5), "ask_p99_ms": _pct(ask, 0.99),
             "tell_p50_ms": _pct(tell, 0.5), "tell_p99_ms": _pct(tell, 0.99),
-            "lost": lost, "duplicated": duplicated, "reported_workers": len(logs),
+            "lost": lost, "duplicated": duplicated, "stale_retried": len(retried),
+            "reported_workers": len(logs),
             "worker_errors": len([log for log in logs if log["error"]]),
             "errors": errors[:3]}
 
@@ -308,6 +321,8 @@ def main() -> None:
                     help="The study's trial budget is N times this.")
     ap.add_argument("--epochs", type=int, default=5, help="Intermediate reports per trial.")
     ap.add_argument("--proxy-threads", type=int, default=10)
+    ap.add_argument("--heartbeat", type=float, default=10.0,
+                    help="automed's default; 1 s starves on an overloaded machine")
     ap.add_argument("--timeout", type=float, default=240.0, help="Per run, seconds.")
     ap.add_argument("--start-postgres", action="store_true")
     ap.add_argument("--max-connections", type=int, default=700)
@@ -337,18 +352,21 @@ def main() -> None:
             stop()
         shutil.rmtree(tmp, ignore_errors=True)
     info = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)",
+            "heartbeat": args.heartbeat,
             "python": platform.python_version(), "optuna": optuna.__version__,
             "max_connections": limit, "epochs": args.epochs,
             "trials_per_worker": args.trials_per_worker, "runs": rows}
     print()
     print("| mode | N | trials/s | complete/budget | DB conns peak (mean) | ask p50/p99 ms "
-          "| tell p50/p99 ms | lost | dup | worker errors | wall s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| tell p50/p99 ms | lost | dup | stale-retried | worker errors | proxy CPU ms/trial "
+          "| wall s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['mode']} | {r['workers']} | {r['trials_per_s']} | {r['complete']}/"
               f"{r['budget']} | {r['db_connections_peak']} ({r['db_connections_mean']}) | "
               f"{r['ask_p50_ms']}/{r['ask_p99_ms']} | {r['tell_p50_ms']}/{r['tell_p99_ms']} | "
-              f"{r['lost']} | {r['duplicated']} | {r['worker_errors']} | {r['wall_s']} |")
+              f"{r['lost']} | {r['duplicated']} | {r['stale_retried']} | {r['worker_errors']} | "
+              f"{r['proxy_cpu_ms_per_trial'] or '-'} | {r['wall_s']} |")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(info, indent=2))
 

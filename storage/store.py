@@ -219,6 +219,7 @@ class Store:
             rec.status = "running"
             return rec.id, True
 
+    @fleet.race_free  # a worker and the stale-trial sweep of another may write it together
     def record_candidate(self, search_id: int, trial_number: int, **fields: Any) -> None:
         with self.session() as s:
             rec = s.scalar(select(CandidateRecord).where(

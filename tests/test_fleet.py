@@ -231,3 +231,32 @@ def test_cli_proxy_refuses_a_proxy_url_and_a_taken_port(tmp_path):
 def test_readme_documents_the_choice():
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     assert "automed proxy" in readme and "grpc://" in readme
+
+
+def test_a_worker_survives_losing_its_trial_to_another_workers_sweep(tmp_path):
+    # Optuna refuses the late tell ("Cannot tell a FAIL trial", the #5582 family): the worker
+    # must carry on with the next candidate instead of dying.
+    from automed.workers import run_trials
+
+    store = Store(f"sqlite:///{tmp_path / 'sweep.db'}")
+    dataset = store.upsert_dataset(fingerprint="c" * 64, name="d", source="d.npz",
+                                   modality="image", n_samples=10, classes=["a", "b"],
+                                   class_counts={"a": 5, "b": 5}, input_shape=[1, 4, 4])
+    search_id, _ = store.open_search("sweep", dataset, "accuracy", {"cv_seed": 0})
+    study = open_study(store, "sweep", seed=0, prune=False, search_id=search_id, heartbeat=1,
+                       create=True)
+
+    class Searcher:
+        deadline = None
+        swept = False
+
+        def objective(self, trial):
+            if not self.swept:  # meanwhile another worker fails this trial as stale
+                self.swept = True
+                study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            return 0.5
+
+    with pytest.warns(UserWarning, match="failed as stale"):
+        run_trials(Searcher(), study, trials=3, timeout=60, heartbeat=1)
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    assert states == [TrialState.FAIL] + [TrialState.COMPLETE] * 3
