@@ -117,6 +117,19 @@ def creation_lock(engine: Engine) -> Iterator[None]:
             conn.commit()
 
 
+def optuna_creation_lock(engine: Engine):
+    """The creation lock, only while Optuna's tables are missing (joining takes no lock)."""
+    from contextlib import nullcontext
+
+    from sqlalchemy import inspect
+
+    with engine.connect() as conn:
+        found = inspect(conn)
+        if found.has_table("version_info") and found.has_table("studies"):
+            return nullcontext()
+    return creation_lock(engine)
+
+
 _RACES = (IntegrityError, ProgrammingError, OperationalError)
 
 

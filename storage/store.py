@@ -165,7 +165,7 @@ class Store:
         if self.url.startswith("sqlite"):
             engine_kwargs["connect_args"] = {"timeout": 60}
         try:
-            with fleet.creation_lock(self.engine):  # Optuna creates its tables on first use
+            with fleet.optuna_creation_lock(self.engine):  # Optuna creates its tables once
                 return fleet.retry_creation(lambda: optuna.storages.RDBStorage(
                     self.url, engine_kwargs=engine_kwargs, **kwargs))
         except StorageError:
