@@ -16,6 +16,19 @@ from automed.errors import AutomedError
 from automed.evaluation.names import ALIASES, AVERAGES, METRIC_NAMES
 
 STORAGE_HELP = "Database URL (default: $AUTOMED_STORAGE, else sqlite:///automed.db)."
+RESULTS_HELP = ("With --storage grpc://HOST:PORT (an `automed proxy`): write automed's own "
+                "tables to this database URL directly instead of through the proxy (default: "
+                "$AUTOMED_RESULTS_DB).")
+
+
+def _results_db(url: str | None) -> None:
+    # Through the environment, so local worker processes started from here inherit it.
+    if url:
+        import os
+
+        from automed.storage.fleet import RESULTS_ENV_VAR
+
+        os.environ[RESULTS_ENV_VAR] = url
 
 
 class _Progress:
@@ -75,6 +88,7 @@ def cli() -> None:
     automed show STUDY [N]       one study, or one candidate: params, folds, timing, errors
     automed report STUDY -o F    a self-contained HTML report with plots
     automed worker --study S     join a search from this machine (PostgreSQL for many nodes)
+    automed proxy --storage URL  serve the database to hundreds of workers (gRPC)
     automed predict DATA         class probabilities from a search's refit model
     automed export -o DIR        the refit model and its model card
     automed db upgrade           migrate the database after upgrading automed
@@ -100,6 +114,7 @@ def cli() -> None:
 @click.option("--timeout", type=float, help="Search time limit in seconds: candidates still "
               "training then are stopped, except the first (a search always returns a model).")
 @click.option("--storage", help=STORAGE_HELP)
+@click.option("--results-db", help=RESULTS_HELP)
 @click.option("--study", help="Study name (default: <data>-<metric>-cv<folds>). The same name "
               "and settings resume a search.")
 @click.option("--arch", "architectures", multiple=True, help="Restrict to these architectures "
@@ -138,7 +153,8 @@ def cli() -> None:
               "set's 95% intervals (0: none).")
 @click.option("--deterministic", is_flag=True, help="Deterministic kernels (with --seed and "
               "one worker the same search gives the same leaderboard).")
-def search(data, test, metric, average, pos_label, folds, trials, timeout, storage, study,
+def search(data, test, metric, average, pos_label, folds, trials, timeout, storage, results_db,
+           study,
            architectures, seed, plugin_sources, format_, modality, label_col, device, gpus,
            trials_per_gpu, workers, heartbeat, no_prune, max_epochs, as_json, quiet, group_col,
            groups_file, test_fraction, artifacts, bootstrap, deterministic) -> None:
@@ -149,7 +165,9 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
     """
     from automed.results.leaderboard import format_table, format_test_ci, format_test_scores
     from automed.searching.runner import search as run_search
+    from automed.storage import redact_url
 
+    _results_db(results_db)
     label = int(label_col) if label_col is not None and label_col.isdigit() else label_col
     result = run_search(
         data, test=test, metric=metric, average=average, pos_label=pos_label, folds=folds,
@@ -162,7 +180,8 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
         artifacts=artifacts, bootstrap=bootstrap, deterministic=deterministic)
     if workers == 0:
         click.echo(f"created study {result.study!r}; join it with: automed worker --study "
-                   f"{result.study} --storage {result.storage}")
+                   f"{result.study} --storage {result.storage}"
+                   + (f" --results-db {redact_url(results_db)}" if results_db else ""))
         return
     if as_json:
         click.echo(json.dumps({"study": result.study, "storage": result.storage,
@@ -186,7 +205,8 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
 
 @cli.command()
 @click.option("--study", required=True, help="The study to join (see `automed leaderboard`).")
-@click.option("--storage", help=STORAGE_HELP)
+@click.option("--storage", help=STORAGE_HELP + " grpc://HOST:PORT joins through `automed proxy`.")
+@click.option("--results-db", help=RESULTS_HELP)
 @click.option("--gpus", help="GPUs to use: all, none, or indices like 0,2.")
 @click.option("--trials-per-gpu", default=1, show_default=True)
 @click.option("--workers", type=int, help="CPU worker processes on this machine.")
@@ -195,9 +215,12 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
               "seconds.")
 @click.option("--plugin", "plugin_sources", multiple=True, help="Allow this plugin file or "
               "module, which the study needs (a file must be identical to the study's).")
+@click.option("--index", type=int, help="This worker's number in a fleet (the Slurm array "
+              "index, the Kubernetes completion index): names the worker, which seeds its "
+              "sampler (default: host name and process id).")
 @click.option("-q", "--quiet", is_flag=True)
-def worker(study, storage, gpus, trials_per_gpu, workers, device, timeout, plugin_sources,
-           quiet) -> None:
+def worker(study, storage, results_db, gpus, trials_per_gpu, workers, device, timeout,
+           plugin_sources, index, quiet) -> None:
     """Join an existing search from this machine; stop when its trial budget is used.
 
     The data must be readable at the path the search was started with. Run one per node
@@ -205,9 +228,10 @@ def worker(study, storage, gpus, trials_per_gpu, workers, device, timeout, plugi
     """
     from automed.searching.workers import join
 
+    _results_db(results_db)
     n = join(study, storage=storage, gpus=gpus, trials_per_gpu=trials_per_gpu,
              workers=workers, device=device, timeout=timeout, plugins=list(plugin_sources),
-             progress=_Progress(quiet))
+             progress=_Progress(quiet), identity=None if index is None else f"index-{index}")
     click.echo(f"worker done: the study has {n} candidate(s)", err=True)
 
 
@@ -333,6 +357,37 @@ def report(study, output, top, storage) -> None:
 
     path = write_report(Store(storage), study, output, top=top)
     click.echo(str(path))
+
+
+@cli.command()
+@click.option("--storage", help=STORAGE_HELP + " The database the proxy serves.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on "
+              "(0.0.0.0: every interface; the proxy has no authentication: keep it inside the "
+              "cluster network).")
+@click.option("--port", default=13000, show_default=True, help="Port to listen on.")
+@click.option("--threads", default=10, show_default=True, help="Server threads; the proxy "
+              "opens at most twice as many database connections, whatever the number of "
+              "workers.")
+def proxy(storage, host, port, threads) -> None:
+    """Serve the study database to many workers through Optuna's gRPC storage proxy.
+
+    \b
+    Workers then use:  --storage grpc://HOST:PORT
+    (automed's own tables go through the proxy too; --results-db DB_URL writes them directly).
+    """
+    from automed.storage import redact_url
+    from automed.storage.fleet import make_proxy_server
+
+    server, store = make_proxy_server(storage, host=host, port=port, threads=threads)
+    server.start()
+    click.echo(f"automed proxy serving {redact_url(store.url)} at grpc://{host}:{port} "
+               f"({threads} threads; at most {2 * threads} database connections)", err=True)
+    click.echo(f"workers: automed worker --study STUDY --storage grpc://{host}:{port}",
+               err=True)
+    try:
+        server.wait_for_termination()
+    except KeyboardInterrupt:
+        server.stop(grace=5)
 
 
 @cli.group()

@@ -19,8 +19,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from automed.errors import ConfigError, StorageError
-from automed.storage import ranking
-from automed.storage.migrate import ensure_schema
+from automed.storage import fleet, ranking
 from automed.storage.schema import CandidateRecord, DatasetRecord, SearchRecord
 
 DEFAULT_URL = "sqlite:///automed.db"
@@ -72,7 +71,7 @@ def _immediate_transactions(engine: Engine) -> None:
     engine.dispose()
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, **pool: Any) -> Engine:
     redacted = redact_url(url)
     try:
         parsed = make_url(url)
@@ -81,7 +80,7 @@ def make_engine(url: str) -> Engine:
             f"storage URL {url!r} is not a database URL; use e.g. sqlite:///automed.db or "
             "postgresql://user@host/db"
         ) from None
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    kwargs: dict[str, Any] = {"pool_pre_ping": True, **pool}
     if parsed.get_backend_name() == "sqlite":
         db = parsed.database
         if db and db != ":memory:" and not Path(db).expanduser().resolve().parent.is_dir():
@@ -137,15 +136,26 @@ def schema_revision(url: str | None = None) -> tuple[str | None, str]:
 class Store:
     """automed's records in the study database. Safe to share between processes."""
 
-    def __init__(self, url: str | None = None, *, create: bool = True) -> None:
+    def __new__(cls, url: str | None = None, **kwargs: Any):
+        # Behind `automed proxy` without --results-db, the proxy also carries automed's tables.
+        resolved = resolve_url(url)
+        if cls is Store and fleet.results_url(resolved, kwargs.get("results_db")) is None:
+            return super().__new__(fleet.remote_store_class(cls))
+        return super().__new__(cls)
+
+    def __init__(self, url: str | None = None, *, create: bool = True,
+                 results_db: str | None = None) -> None:
         self.url = resolve_url(url)
         self.redacted = redact_url(self.url)
-        self.engine = make_engine(self.url)
+        # A grpc:// proxy carries Optuna's tables only: automed's go to a database of their own.
+        sql_url = fleet.results_url(self.url, results_db)
+        self.engine = make_engine(sql_url, **fleet.engine_kwargs(
+            sql_url, results_only=fleet.is_grpc(self.url)))
         try:
             with self.engine.connect():
                 pass
             if create:
-                ensure_schema(self.engine, self.redacted)
+                fleet.ensure_schema_once(self.engine, self.redacted)
         except OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise StorageError(
@@ -173,12 +183,17 @@ class Store:
         """An Optuna RDBStorage on the same URL (same file, same server)."""
         import optuna
 
-        engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        if fleet.is_grpc(self.url):
+            return fleet.grpc_storage(self.url, **kwargs)
+        engine_kwargs: dict[str, Any] = fleet.engine_kwargs(self.url)
         if self.url.startswith("sqlite"):
             engine_kwargs["connect_args"] = {"timeout": 60}
         try:
-            storage = optuna.storages.RDBStorage(self.url, engine_kwargs=engine_kwargs,
-                                                 **kwargs)
+            with fleet.optuna_creation_lock(self.engine):  # Optuna creates its tables once
+                storage = fleet.retry_creation(lambda: optuna.storages.RDBStorage(
+                    self.url, engine_kwargs=engine_kwargs, **kwargs))
+        except StorageError:
+            raise
         except Exception as exc:  # noqa: BLE001 - optuna wraps driver errors variously
             raise StorageError(
                 f"cannot open Optuna storage {self.redacted}: {str(exc).splitlines()[0]}"
@@ -188,6 +203,7 @@ class Store:
         return storage
 
     # -- writing -------------------------------------------------------------------------
+    @fleet.race_free
     def upsert_dataset(self, *, fingerprint: str, name: str, source: str, modality: str,
                        n_samples: int, classes: list[str], class_counts: dict,
                        input_shape: list[int]) -> int:
@@ -202,6 +218,7 @@ class Store:
                 s.flush()
             return rec.id
 
+    @fleet.race_free
     def open_search(self, study_name: str, dataset_id: int, metric: str,
                     config: dict) -> tuple[int, bool]:
         """Create the search, or return the existing one when it is the same search resumed."""
@@ -229,6 +246,7 @@ class Store:
             rec.status = "running"
             return rec.id, True
 
+    @fleet.race_free  # a worker and the stale-trial sweep of another may write it together
     def record_candidate(self, search_id: int, trial_number: int, **fields: Any) -> None:
         with self.session() as s:
             rec = s.scalar(select(CandidateRecord).where(

@@ -13,7 +13,7 @@ from automed.plugin_manager import reset_plugin_manager
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 AUTOMED_VARS = ("AUTOMED_STORAGE", "AUTOMED_STRICT_PLUGINS", "AUTOMED_LOAD_PLUGINS",
-                "AUTOMED_PLUGINS_PATH")
+                "AUTOMED_PLUGINS_PATH", "AUTOMED_RESULTS_DB")
 
 
 @pytest.fixture(autouse=True)

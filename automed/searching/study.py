@@ -152,6 +152,33 @@ def retry_interrupted(study: optuna.Study) -> None:
                                                       **carried_attrs(t)})
 
 
+def _lost_to_a_sweep(exc: BaseException) -> bool:
+    # Another worker failed this worker's running trial as stale (it beat too late: an
+    # overloaded node, a long pause) and queued it again; Optuna then refuses the late tell.
+    text = str(exc)
+    return isinstance(exc, optuna.exceptions.UpdateFinishedTrialError) or \
+        text.startswith(("Cannot tell a FAIL trial", "Should not reach"))
+
+
+def _optimize(study: optuna.Study, objective: Callable, *, timeout: float | None,
+              **kwargs) -> None:
+    """``study.optimize`` that carries on after losing a trial to another worker's sweep."""
+    started = time.monotonic()
+    while True:
+        left = None if timeout is None else timeout - (time.monotonic() - started)
+        if left is not None and left <= 0:
+            return
+        try:
+            study.optimize(objective, timeout=left, **kwargs)
+            return
+        except (ValueError, AssertionError, optuna.exceptions.UpdateFinishedTrialError) as exc:
+            if not _lost_to_a_sweep(exc):
+                raise
+            warnings.warn(f"a candidate of this worker was failed as stale and queued again "
+                          f"({exc}); give the study a longer --heartbeat on busy nodes",
+                          stacklevel=2)
+
+
 def run_trials(objective, study: optuna.Study, *, trials: int | None, timeout: float | None,
                heartbeat: float = HEARTBEAT_INTERVAL) -> None:
     """Optimise until the study's budget is used, then retry what dead workers left behind.
@@ -164,8 +191,8 @@ def run_trials(objective, study: optuna.Study, *, trials: int | None, timeout: f
     if timeout is not None:
         objective.deadline = started + timeout  # candidates stop mid-training at the limit
     if not budget.used(study):
-        study.optimize(objective, timeout=timeout, catch=(CandidateError,),
-                       callbacks=[budget], gc_after_trial=False, show_progress_bar=False)
+        _optimize(study, objective, timeout=timeout, catch=(CandidateError,),
+                  callbacks=[budget], gc_after_trial=False, show_progress_bar=False)
     # A worker that died mid-trial leaves it RUNNING until its heartbeat is stale. Sweep for
     # such trials for one grace period so that their retries run before this worker leaves.
     deadline = time.monotonic() + grace(heartbeat) + 2 * heartbeat
@@ -180,8 +207,8 @@ def run_trials(objective, study: optuna.Study, *, trials: int | None, timeout: f
         retries = [t for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
                    if is_retry(t)]
         if retries and not _budget_spent(study, trials):
-            study.optimize(objective, n_trials=1, catch=(CandidateError,),
-                           gc_after_trial=False, show_progress_bar=False)
+            _optimize(study, objective, timeout=None, n_trials=1, catch=(CandidateError,),
+                      gc_after_trial=False, show_progress_bar=False)
             deadline = time.monotonic() + grace(heartbeat) + 2 * heartbeat
         else:
             time.sleep(min(1.0, heartbeat))

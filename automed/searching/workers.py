@@ -145,7 +145,7 @@ def run_local_workers(store, study_name: str, slots: list[Slot], *, timeout: flo
 def join(study_name: str, *, storage: str | None = None, gpus: str | None = None,
          trials_per_gpu: int = 1, workers: int | None = None, device: str = "auto",
          timeout: float | None = None, plugins: list[str] | None = None,
-         progress: Progress | None = None) -> int:
+         progress: Progress | None = None, identity: str | None = None) -> int:
     """``automed worker``: join an existing search from this machine; return its candidates.
 
     Only plugins named in ``plugins`` (or installed, or on ``$AUTOMED_PLUGINS_PATH``) may be
@@ -167,7 +167,7 @@ def join(study_name: str, *, storage: str | None = None, gpus: str | None = None
               "folds": cfg["folds"], "metric": info["metric"], "trials": cfg.get("trials"),
               "done": 0, "resumed": True,
               "device": ", ".join(sorted({s.device for s in slots})), "workers": len(slots)})
-    me = machine_identity()
+    me = identity or machine_identity()
     if len(slots) == 1:
         worker_main(store.url, study_name, slots[0], identity=me, allowed_plugins=allowed,
                     timeout=timeout)
