@@ -329,7 +329,7 @@ def make_proxy_server(storage_url: str, *, host: str = "127.0.0.1", port: int = 
 RESULTS_METHOD = "/automed.Results/Call"
 REMOTE_METHODS = ("search", "record_candidate", "candidates", "candidate", "leaderboard",
                   "studies", "upsert_dataset", "open_search", "update_search_config",
-                  "finish_search", "test_predictions")
+                  "finish_search", "test_predictions", "latest_study")
 
 
 def results_handler(store):
