@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DatabaseError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from automed.errors import ConfigError, StorageError
@@ -34,8 +35,13 @@ def redact_url(url: str) -> str:
     """The URL with any password masked: safe for output and logs."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable URL>"
+    except (ArgumentError, ValueError):
+        return mask_password(url)
+
+
+def mask_password(text: str) -> str:
+    """``user:secret@`` becomes ``user:***@`` even in a URL too malformed to parse."""
+    return re.sub(r"([^:/@\s]*):[^@/\s]*@", r"\1:***@", text)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -52,10 +58,11 @@ def make_engine(url: str) -> Engine:
     redacted = redact_url(url)
     try:
         parsed = make_url(url)
-    except ArgumentError:
+        parsed.port  # noqa: B018 - a non-numeric port fails here, not deep in a driver
+    except (ArgumentError, ValueError):
         raise StorageError(
-            f"storage URL {url!r} is not a database URL; use e.g. sqlite:///automed.db or "
-            "postgresql://user@host/db"
+            f"storage URL {redacted!r} is not a database URL (host, port and database name "
+            "included); use e.g. sqlite:///automed.db or postgresql://user@host:5432/db"
         ) from None
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if parsed.get_backend_name() == "sqlite":
@@ -82,13 +89,18 @@ def make_engine(url: str) -> Engine:
 
 def upgrade_database(url: str | None = None) -> tuple[str | None, str]:
     """``automed db upgrade``: migrate automed's tables to the newest schema revision."""
+    from alembic.util import CommandError
+
     from automed.storage.migrate import upgrade
 
     resolved = resolve_url(url)
     engine = make_engine(resolved)
     try:
         return upgrade(engine)
-    except OperationalError as exc:
+    except CommandError as exc:
+        raise StorageError(f"cannot upgrade {redact_url(resolved)}: {exc}; its automed schema "
+                           "is newer than this automed or damaged (upgrade automed)") from None
+    except DatabaseError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise StorageError(f"cannot upgrade {redact_url(resolved)}: {reason}") from None
     finally:
@@ -103,7 +115,7 @@ def schema_revision(url: str | None = None) -> tuple[str | None, str]:
     try:
         with engine.connect() as conn:
             return current_revision(conn), head_revision()
-    except OperationalError as exc:
+    except DatabaseError as exc:
         raise StorageError(f"cannot open {redact_url(resolve_url(url))}: "
                            f"{str(exc.orig).strip().splitlines()[0]}") from None
     finally:
@@ -122,7 +134,7 @@ class Store:
                 pass
             if create:
                 ensure_schema(self.engine, self.redacted)
-        except OperationalError as exc:
+        except DatabaseError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise StorageError(
                 f"cannot open the study database {self.redacted}: {reason}; check --storage "
