@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -164,17 +165,29 @@ class Store:
         engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
         if self.url.startswith("sqlite"):
             engine_kwargs["connect_args"] = {"timeout": 60}
-        try:
-            return optuna.storages.RDBStorage(self.url, engine_kwargs=engine_kwargs, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - optuna wraps driver errors variously
-            raise StorageError(
-                f"cannot open Optuna storage {self.redacted}: {str(exc).splitlines()[0]}"
-            ) from None
+        for attempt in range(_ATTEMPTS):
+            try:
+                return optuna.storages.RDBStorage(self.url, engine_kwargs=engine_kwargs,
+                                                  **kwargs)
+            except Exception as exc:  # noqa: BLE001 - optuna wraps driver errors variously
+                # Optuna creates its tables without a lock: a process creating them at the
+                # same moment makes this one fail; the tables are there on the next try.
+                if attempt < _ATTEMPTS - 1 and _is_race(exc):
+                    time.sleep(0.2 * (attempt + 1))
+                    continue
+                raise StorageError(
+                    f"cannot open Optuna storage {self.redacted}: "
+                    f"{mask_password(str(exc).splitlines()[0])}"
+                ) from None
 
     # -- writing -------------------------------------------------------------------------
-    def upsert_dataset(self, *, fingerprint: str, name: str, source: str, modality: str,
-                       n_samples: int, classes: list[str], class_counts: dict,
-                       input_shape: list[int]) -> int:
+    def upsert_dataset(self, **fields: Any) -> int:
+        """The dataset's id, recorded on first sight (retried when another process races)."""
+        return _race_retry(lambda: self._upsert_dataset(**fields))
+
+    def _upsert_dataset(self, *, fingerprint: str, name: str, source: str, modality: str,
+                        n_samples: int, classes: list[str], class_counts: dict,
+                        input_shape: list[int]) -> int:
         with self.session() as s:
             rec = s.scalar(select(DatasetRecord).where(DatasetRecord.fingerprint == fingerprint))
             if rec is None:
@@ -188,7 +201,15 @@ class Store:
 
     def open_search(self, study_name: str, dataset_id: int, metric: str,
                     config: dict) -> tuple[int, bool]:
-        """Create the search, or return the existing one when it is the same search resumed."""
+        """Create the search, or return the existing one when it is the same search resumed.
+
+        Two processes opening one new study at once both succeed: the loser of the insert
+        race finds the winner's row on its retry and resumes it.
+        """
+        return _race_retry(lambda: self._open_search(study_name, dataset_id, metric, config))
+
+    def _open_search(self, study_name: str, dataset_id: int, metric: str,
+                     config: dict) -> tuple[int, bool]:
         with self.session() as s:
             rec = s.scalar(select(SearchRecord).where(SearchRecord.study_name == study_name))
             if rec is None:
@@ -350,6 +371,27 @@ class Store:
                 span = f"{min(numbers)}..{max(numbers)}" if numbers else "none yet"
                 raise ConfigError(f"study {study!r} has no candidate #{trial}; trials: {span}")
             return ranking.row_dict(1, row)
+
+
+_ATTEMPTS = 8
+_RACE = ("already exists", "unique", "duplicate", "database is locked")
+
+
+def _is_race(exc: BaseException | None) -> bool:
+    return exc is not None and any(w in str(exc).lower() for w in _RACE)
+
+
+def _race_retry(fn):
+    """``fn()``, again when it lost an insert race with another process (a UNIQUE clash)."""
+    for attempt in range(_ATTEMPTS):
+        try:
+            return fn()
+        except StorageError as exc:
+            if attempt == _ATTEMPTS - 1 or not isinstance(exc.__cause__, SQLAlchemyError) \
+                    or not _is_race(exc.__cause__):
+                raise
+            time.sleep(0.1 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _as_list(value: str | Sequence[str] | None) -> list[str]:
