@@ -525,8 +525,15 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("\ninterrupted; run the same command again to resume the search", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        # One line like every other refusal; the usage is one --help away.
+        where = exc.ctx.command_path if exc.ctx is not None else "automed"
+        where = "automed" + where[where.find(" "):] if " " in where else "automed"
+        click.echo(f"error: {exc.format_message().rstrip('.')}; see `{where} --help`",
+                   err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
 
 
