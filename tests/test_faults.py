@@ -41,6 +41,17 @@ def data(tmp_path_factory) -> Path:
     return make_demo("signal", tmp_path_factory.mktemp("faults") / "ecg.npz", n=60, seed=2)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path, monkeypatch):
+    """A new database for one fault test: a SQLite file, or one on the PostgreSQL server."""
+    monkeypatch.chdir(tmp_path)  # models of a PostgreSQL study go to ./automed_models
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'faults.db'}"
+        return
+    with postgres_url() as url:
+        yield url
+
+
 def _env(**extra: str) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", **extra)
     env.pop("AUTOMED_STORAGE", None)
@@ -154,8 +165,8 @@ def test_several_workers_stay_within_budget_and_a_resume_adds_to_it(data, tmp_pa
 # -- SIGINT and SIGKILL during the search and the refit --------------------------------------
 
 @pytest.mark.slow
-def test_ctrl_c_during_a_candidate_then_resume_with_a_changed_budget(data, tmp_path):
-    url = f"sqlite:///{tmp_path / 'c.db'}"
+def test_ctrl_c_during_a_candidate_then_resume_with_a_changed_budget(data, tmp_path, db_url):
+    url = db_url
     proc = _start(["search", str(data), "--storage", url, "--study", "c", "--trials", "3",
                    *COMMON], tmp_path, AUTOMED_TEST_SLEEP_AT="3")  # in candidate #1
     rc, err = _signal_at_marker(proc, signal.SIGINT)
@@ -172,8 +183,8 @@ def test_ctrl_c_during_a_candidate_then_resume_with_a_changed_budget(data, tmp_p
 
 
 @pytest.mark.slow
-def test_sigkill_during_a_candidate_then_resume(data, tmp_path):
-    url = f"sqlite:///{tmp_path / 'k.db'}"
+def test_sigkill_during_a_candidate_then_resume(data, tmp_path, db_url):
+    url = db_url
     proc = _start(["search", str(data), "--storage", url, "--study", "k", "--trials", "3",
                    *COMMON], tmp_path, AUTOMED_TEST_SLEEP_AT="3")
     rc, _ = _signal_at_marker(proc, signal.SIGKILL)
@@ -188,8 +199,9 @@ def test_sigkill_during_a_candidate_then_resume(data, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
-def test_a_fault_during_the_refit_leaves_no_model_and_a_true_status(data, tmp_path, sig):
-    url = f"sqlite:///{tmp_path / 'r.db'}"
+def test_a_fault_during_the_refit_leaves_no_model_and_a_true_status(data, tmp_path, sig,
+                                                                     db_url):
+    url = db_url
     proc = _start(["search", str(data), "--storage", url, "--study", "r", "--trials", "2",
                    *COMMON], tmp_path, AUTOMED_TEST_SLEEP_AT="5")  # 2 trials x 2 folds, refit
     rc, err = _signal_at_marker(proc, sig)
