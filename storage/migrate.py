@@ -92,7 +92,8 @@ def _create_if_empty(engine: Engine) -> str | None:
     from automed.storage.schema import Base
 
     backend = engine.dialect.name
-    if backend == "sqlite":
+    in_memory = engine.url.database in (None, "", ":memory:")  # one process: no race
+    if backend == "sqlite" and not in_memory:
         with engine.connect() as conn:
             if current_revision(conn) is not None:
                 return current_revision(conn)
