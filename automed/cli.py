@@ -527,8 +527,11 @@ def main() -> None:
         sys.exit(130)
     except click.UsageError as exc:
         # One line like every other refusal; the usage is one --help away.
-        where = exc.ctx.command_path if exc.ctx is not None else "automed"
-        where = "automed" + where[where.find(" "):] if " " in where else "automed"
+        names, ctx = [], exc.ctx
+        while ctx is not None and ctx.parent is not None:
+            names.append(ctx.info_name)
+            ctx = ctx.parent
+        where = " ".join(["automed", *reversed(names)])
         click.echo(f"error: {exc.format_message().rstrip('.')}; see `{where} --help`",
                    err=True)
         sys.exit(exc.exit_code)
