@@ -9,7 +9,7 @@ import click
 
 from automed.errors import AutomedError
 from automed.evaluation.names import ALIASES, AVERAGES, METRIC_NAMES
-from automed.outputs import output_dir, output_file
+from automed.outputs import output_dir, output_file, sqlite_file
 
 STORAGE_HELP = "Database URL (default: $AUTOMED_STORAGE, else sqlite:///automed.db)."
 
@@ -339,7 +339,7 @@ def report(study, output, top, storage) -> None:
     from automed.results.report import write_report
     from automed.storage import Store
 
-    output_file(output)
+    output_file(output, protect=(sqlite_file(storage),))
     path = write_report(Store(storage), study, output, top=top)
     click.echo(str(path))
 
@@ -403,7 +403,7 @@ def predict(data, study, model_dir, output, split, device, storage) -> None:
     from automed.results.predict import predict_file
 
     if output:
-        output_file(output)
+        output_file(output, protect=(data, sqlite_file(storage)))
     if model_dir is None:
         from automed.storage import Store
 

@@ -135,6 +135,8 @@ def ws(tmp_path_factory) -> dict:
     (corrupt / "b" / "y.png").write_bytes(b"not a png")
     p["corrupt_images"] = str(corrupt)
     p["not_db"] = file("notdb.db", "this is not a database\n")
+    p["victim"] = str(root / "victim.npz")
+    shutil.copy(data, p["victim"])
     p["a_file"] = file("plain.txt", "a file, not a folder\n")
     p["groups_missing"] = str(root / "no_groups.txt")
     # A copy of the database stamped with a schema revision from the future.
@@ -184,7 +186,8 @@ def ws(tmp_path_factory) -> dict:
 
 LONG = "s" * 300
 
-# (id, argv with {placeholders} from the workspace, database to check, text never shown)
+# (id, argv with {placeholders} from the workspace, database to check, text that must
+# not appear: a password, or what a check that comes later would complain about)
 CASES: list[tuple[str, list[str], str, str | None]] = [
     # search: options, checked before any work
     ("search-folds-1", ["search", "{data}", "--folds", "1"], "db", None),
@@ -355,6 +358,16 @@ CASES: list[tuple[str, list[str], str, str | None]] = [
     ("unknown-command", ["serch", "{data}"], "db", None),
     ("leaderboard-top-word", ["leaderboard", "--top", "ten", "--storage", "{storage}"], "db",
      None),
+    ("predict-over-its-data", ["predict", "{victim}", "--model", "{model}", "-o", "{victim}"],
+     "db", None),
+    ("predict-over-the-database", ["predict", "{data}", "--study", STUDY, "-o", "{db}",
+                                   "--storage", "{storage}"], "db", None),
+    ("report-over-the-database", ["report", STUDY, "-o", "{db}", "--storage", "{storage}"],
+     "db", None),
+    # options are checked before the data or the database is touched
+    ("options-before-data", ["search", "{root}/no_such.npz", "--trials", "0"], "db", "no_such"),
+    ("options-before-storage", ["search", "{data}", "--folds", "1", "--storage", "{not_db}"],
+     "not_db", "not a database"),
     ("predict-data-missing", ["predict", "{root}/no_such.npz", "--model", "{model}"], "db",
      None),
 ]
@@ -396,11 +409,13 @@ def test_bad_input_is_refused_cleanly(ws, case, capsys, monkeypatch):
     argv = _storage_args(_argv(ws, args), ws)
     monkeypatch.chdir(ws["root"])
     before = db_hash(Path(ws[key]))
+    data_before = hashlib.sha256(Path(ws["victim"]).read_bytes()).hexdigest()
     monkeypatch.setattr(sys, "argv", ["automed", *argv])
     with pytest.raises(SystemExit) as exit_info:
         cli_module.main()
     captured = capsys.readouterr()
     _check(ws, key, exit_info.value.code, captured.err, captured.out, secret, before)
+    assert hashlib.sha256(Path(ws["victim"]).read_bytes()).hexdigest() == data_before
 
 
 SUBPROCESS = ["npz-nan", "model-pickle-weights", "search-storage-malformed",
