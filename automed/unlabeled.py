@@ -25,11 +25,24 @@ from typing import Any
 
 import numpy as np
 
-from automed.errors import DataError
+from automed.errors import AutomedError, DataError
 
 
 def read_unlabeled(path: Path, config: dict[str, Any]) -> Any | None:
-    """Unlabeled samples of ``path`` for the model described by ``config``, or None."""
+    """Unlabeled samples of ``path`` for the model described by ``config``, or None.
+
+    None also when the file cannot be read this way at all: the caller then reports the
+    loader's own error, which names the problem with the labeled reading.
+    """
+    try:
+        return _read(path, config)
+    except AutomedError:
+        raise
+    except (ValueError, OSError, KeyError, IndexError, TypeError, zipfile.BadZipFile):
+        return None
+
+
+def _read(path: Path, config: dict[str, Any]) -> Any | None:
     spec = config.get("spec") or {}
     modality = spec.get("modality")
     shape = tuple(spec.get("input_shape") or ())

@@ -97,6 +97,10 @@ def ws(tmp_path_factory) -> dict:
         xb[4, 2] = value
         np.savez(root / f"{name}.npz", x=xb, y=y)
         p[f"{name}_npz"] = str(root / f"{name}.npz")
+    xn = x.copy()
+    xn[1, 1] = np.nan
+    np.savez(root / "nan_x.npz", x=xn)
+    p["nan_x_npz"] = str(root / "nan_x.npz")
     np.savez(root / "objects.npz", x=np.array([{"a": 1}] * 30, dtype=object), y=y)
     p["objects_npz"] = str(root / "objects.npz")
     np.savez(root / "one_class.npz", x=x, y=np.zeros(30))
@@ -322,6 +326,11 @@ CASES: list[tuple[str, list[str], str, str | None]] = [
     ("predict-wrong-modality", ["predict", "{text_for_signal}", "--model", "{model}"], "db",
      None),
     ("predict-nan", ["predict", "{nan_npz}", "--model", "{model}"], "db", None),
+    ("predict-unlabeled-nan", ["predict", "{nan_x_npz}", "--model", "{model}"], "db", None),
+    ("predict-objects-npz", ["predict", "{objects_npz}", "--model", "{model}"], "db", None),
+    ("predict-not-zip", ["predict", "{fake_npz}", "--model", "{model}"], "db", None),
+    ("predict-unlabeled-text-table", ["predict", "{nolabel_jsonl}", "--model", "{model}"],
+     "db", None),
     ("model-invalid-json", ["predict", "{data}", "--model", "{m_json}"], "db", None),
     ("model-json-list", ["predict", "{data}", "--model", "{m_list_json}"], "db", None),
     ("model-edited-params", ["predict", "{data}", "--model", "{m_params}"], "db", None),
