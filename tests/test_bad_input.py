@@ -105,6 +105,8 @@ def ws(tmp_path_factory) -> dict:
     p["objects_npz"] = str(root / "objects.npz")
     np.savez(root / "one_class.npz", x=x, y=np.zeros(30))
     p["one_class_npz"] = str(root / "one_class.npz")
+    np.savez(root / "xy.npz", x=x, y=y)
+    p["xy_npz"] = str(root / "xy.npz")
     np.savez(root / "nolabels.npz", x=x)
     p["nolabels_npz"] = str(root / "nolabels.npz")
     p["fake_npz"] = file("fake.npz", "this is not a zip archive\n")
@@ -326,6 +328,10 @@ CASES: list[tuple[str, list[str], str, str | None]] = [
     ("predict-wrong-modality", ["predict", "{text_for_signal}", "--model", "{model}"], "db",
      None),
     ("predict-nan", ["predict", "{nan_npz}", "--model", "{model}"], "db", None),
+    ("predict-split-test-missing", ["predict", "{xy_npz}", "--model", "{model}", "--split",
+                                    "test"], "db", "shape"),
+    ("predict-unlabeled-split", ["predict", "{nolabels_npz}", "--model", "{model}",
+                                 "--split", "train"], "db", None),
     ("predict-unlabeled-nan", ["predict", "{nan_x_npz}", "--model", "{model}"], "db", None),
     ("predict-objects-npz", ["predict", "{objects_npz}", "--model", "{model}"], "db", None),
     ("predict-not-zip", ["predict", "{fake_npz}", "--model", "{model}"], "db", None),

@@ -36,17 +36,25 @@ def read_samples(path: Path, options: dict, split: str = "all",
         unlabeled = read_unlabeled(path, config)
         if unlabeled is None:
             raise
-        return [("all", unlabeled, [])]
+        return _unlabeled_parts(path, unlabeled, split)
     if not _fits(loaded.train.x, config):
         # e.g. an unlabeled signal table, whose first column a loader took for the label
         unlabeled = read_unlabeled(path, config)
         if unlabeled is not None:
-            return [("all", unlabeled, [])]
+            return _unlabeled_parts(path, unlabeled, split)
+    if split == "test" and loaded.test is None:
+        raise DataError(f"{path}: has no test split; use --split all (or train)")
     parts = [("train", loaded.train)]
     if loaded.test is not None:
         parts.append(("test", loaded.test))
     return [(name, _in_model_order(d, config), [d.classes[i] for i in d.y]) for name, d in parts
             if split in ("all", name)]
+
+
+def _unlabeled_parts(path: Path, x: Any, split: str) -> list[tuple[str, Any, list]]:
+    if split != "all":
+        raise DataError(f"{path}: unlabeled samples have no {split} split; use --split all")
+    return [("all", x, [])]
 
 
 def _fits(x: Any, config: dict) -> bool:
