@@ -14,6 +14,7 @@ import click
 
 from automed.errors import AutomedError
 from automed.evaluation.names import ALIASES, AVERAGES, METRIC_NAMES
+from automed.results.outputs import output_dir, output_file, sqlite_file
 
 STORAGE_HELP = "Database URL (default: $AUTOMED_STORAGE, else sqlite:///automed.db)."
 RESULTS_HELP = ("With --storage grpc://HOST:PORT (an `automed proxy`): write automed's own "
@@ -59,14 +60,21 @@ class _Progress:
                        + (f"; {e['done']} candidate(s) already done" if e["done"] else ""),
                        err=True)
         elif kind == "candidate":
-            self.n += 1
-            total = f"/{self.total}" if self.total else ""
+            # Only candidates that use budget count (an interrupted or lost one is retried),
+            # and the count never reads past the budget (extra workers may finish one more).
+            error = e.get("error") or ""
+            if e["state"] in ("complete", "pruned", "failed") and \
+                    not error.startswith("WorkerLost"):
+                self.n += 1
+            total = f"/{self.total}" if self.total and self.n <= self.total else ""
             mean = e["score_mean"]
             if e["state"] == "complete" and (self.best is None or mean > self.best):
                 self.best = mean
             score = "-" if mean is None else f"{mean:.4f} ± {e['score_std']:.4f}"
             what = {"complete": "", "pruned": f"pruned after fold {e['folds_done']}",
-                    "failed": f"FAILED: {e['error']}"}[e["state"]]
+                    "failed": f"FAILED: {e['error']}",
+                    "interrupted": "interrupted (a resume runs it again)"}.get(e["state"],
+                                                                             e["state"])
             best = "-" if self.best is None else f"{self.best:.4f}"
             click.echo(f"[{self.n:>3}{total}] #{e['trial']:<3} {e['architecture']:<12} {score:<17}"
                        f" {e['duration_s']:6.1f}s  best {best}  {what}".rstrip(), err=True)
@@ -168,6 +176,8 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
     from automed.storage import redact_url
 
     _results_db(results_db)
+    if artifacts:
+        output_dir(artifacts, "--artifacts")
     label = int(label_col) if label_col is not None and label_col.isdigit() else label_col
     result = run_search(
         data, test=test, metric=metric, average=average, pos_label=pos_label, folds=folds,
@@ -355,6 +365,7 @@ def report(study, output, top, storage) -> None:
     from automed.results.report import write_report
     from automed.storage import Store
 
+    output_file(output, protect=(sqlite_file(storage),))
     path = write_report(Store(storage), study, output, top=top)
     click.echo(str(path))
 
@@ -443,6 +454,8 @@ def predict(data, study, model_dir, output, split, device, storage) -> None:
     """Write per-sample class probabilities for DATA (one CSV row per sample)."""
     from automed.results.predict import predict_file
 
+    if output:
+        output_file(output, protect=(data, sqlite_file(storage)))
     if model_dir is None:
         from automed.storage import Store
 
@@ -462,6 +475,7 @@ def export(study, output, storage) -> None:
     from automed.results.model_card import export_model
     from automed.storage import Store
 
+    output_dir(output)
     store = Store(storage, create=False)
     click.echo(str(export_model(store, study or store.latest_study(), output)))
 
@@ -540,6 +554,8 @@ def demo(kind, output, samples, seed) -> None:
     """Write a small generated medical-style dataset (MedMNIST .npz layout)."""
     from automed.demo import make_demo
 
+    if output:
+        output_file(output)
     path = make_demo(kind, output, n=samples, seed=seed)
     click.echo(str(path))
 
@@ -556,8 +572,18 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("\ninterrupted; run the same command again to resume the search", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        # One line like every other refusal; the usage is one --help away.
+        names, ctx = [], exc.ctx
+        while ctx is not None and ctx.parent is not None:
+            names.append(ctx.info_name)
+            ctx = ctx.parent
+        where = " ".join(["automed", *reversed(names)])
+        click.echo(f"error: {exc.format_message().rstrip('.')}; see `{where} --help`",
+                   err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from automed.errors import ConfigError
+
 KINDS = ("image", "signal")
 CLASSES = {"image": ("clear", "opacity"), "signal": ("normal", "st-elevation")}
 POSITIVE_FRACTION = 0.35
@@ -25,9 +27,9 @@ def make_demo(kind: str = "image", path: str | Path | None = None, n: int = 600,
               seed: int = 0) -> Path:
     """Write ``n`` generated samples of ``kind`` to ``path`` and return the path."""
     if kind not in KINDS:
-        raise ValueError(f"unknown demo kind {kind!r}; use one of {', '.join(KINDS)}")
+        raise ConfigError(f"unknown demo kind {kind!r}; use one of {', '.join(KINDS)}")
     if n < 10:
-        raise ValueError(f"n={n} is too small for train/val/test splits; use n >= 10")
+        raise ConfigError(f"n={n} is too small for train/val/test splits; use n >= 10")
     rng = np.random.default_rng(seed)
     y = np.zeros(n, dtype=np.uint8)
     y[: round(POSITIVE_FRACTION * n)] = 1

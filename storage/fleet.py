@@ -173,11 +173,10 @@ def race_free(method: Callable[..., T]) -> Callable[..., T]:
 
 def ensure_schema_once(engine: Engine, redacted: str) -> None:
     """automed's tables at head: checked without a lock, created under the creation lock."""
-    from automed.storage.migrate import current_revision, ensure_schema, head_revision
+    from automed.storage.migrate import HEAD, _stored_revision, ensure_schema
 
-    with engine.connect() as conn:
-        if current_revision(conn) == head_revision():
-            return
+    if _stored_revision(engine) == HEAD:
+        return  # the common case: no lock, no Alembic import
     if engine.dialect.name == "sqlite":
         # SQLite's driver commits each CREATE TABLE on its own, so a second process could see
         # half a schema. One real transaction that takes the write lock first makes it atomic:

@@ -8,6 +8,7 @@ class, one session discipline, one error translation); the query building lives 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DatabaseError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from automed.errors import ConfigError, StorageError
@@ -38,8 +39,13 @@ def redact_url(url: str) -> str:
     """The URL with any password masked: safe for output and logs."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable URL>"
+    except (ArgumentError, ValueError):
+        return mask_password(url)
+
+
+def mask_password(text: str) -> str:
+    """``user:secret@`` becomes ``user:***@`` even in a URL too malformed to parse."""
+    return re.sub(r"([^:/@\s]*):[^@/\s]*@", r"\1:***@", text)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -75,10 +81,11 @@ def make_engine(url: str, **pool: Any) -> Engine:
     redacted = redact_url(url)
     try:
         parsed = make_url(url)
-    except ArgumentError:
+        parsed.port  # noqa: B018 - a non-numeric port fails here, not deep in a driver
+    except (ArgumentError, ValueError):
         raise StorageError(
-            f"storage URL {url!r} is not a database URL; use e.g. sqlite:///automed.db or "
-            "postgresql://user@host/db"
+            f"storage URL {redacted!r} is not a database URL (host, port and database name "
+            "included); use e.g. sqlite:///automed.db or postgresql://user@host:5432/db"
         ) from None
     kwargs: dict[str, Any] = {"pool_pre_ping": True, **pool}
     if parsed.get_backend_name() == "sqlite":
@@ -105,13 +112,18 @@ def make_engine(url: str, **pool: Any) -> Engine:
 
 def upgrade_database(url: str | None = None) -> tuple[str | None, str]:
     """``automed db upgrade``: migrate automed's tables to the newest schema revision."""
+    from alembic.util import CommandError
+
     from automed.storage.migrate import upgrade
 
     resolved = resolve_url(url)
     engine = make_engine(resolved)
     try:
         return upgrade(engine)
-    except OperationalError as exc:
+    except CommandError as exc:
+        raise StorageError(f"cannot upgrade {redact_url(resolved)}: {exc}; its automed schema "
+                           "is newer than this automed or damaged (upgrade automed)") from None
+    except DatabaseError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise StorageError(f"cannot upgrade {redact_url(resolved)}: {reason}") from None
     finally:
@@ -126,7 +138,7 @@ def schema_revision(url: str | None = None) -> tuple[str | None, str]:
     try:
         with engine.connect() as conn:
             return current_revision(conn), head_revision()
-    except OperationalError as exc:
+    except DatabaseError as exc:
         raise StorageError(f"cannot open {redact_url(resolve_url(url))}: "
                            f"{str(exc.orig).strip().splitlines()[0]}") from None
     finally:
@@ -156,7 +168,7 @@ class Store:
                 pass
             if create:
                 fleet.ensure_schema_once(self.engine, self.redacted)
-        except OperationalError as exc:
+        except DatabaseError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise StorageError(
                 f"cannot open the study database {self.redacted}: {reason}; check --storage "
@@ -221,7 +233,11 @@ class Store:
     @fleet.race_free
     def open_search(self, study_name: str, dataset_id: int, metric: str,
                     config: dict) -> tuple[int, bool]:
-        """Create the search, or return the existing one when it is the same search resumed."""
+        """Create the search, or return the existing one when it is the same search resumed.
+
+        Two processes opening one new study at once both succeed: the loser of the insert
+        race finds the winner's row on its retry (``fleet.race_free``) and resumes it.
+        """
         with self.session() as s:
             rec = s.scalar(select(SearchRecord).where(SearchRecord.study_name == study_name))
             if rec is None:

@@ -7,6 +7,7 @@ import pytest
 
 from automed.data.loaders import load_data
 from automed.demo import make_demo
+from automed.errors import ConfigError
 from automed.plugin_manager import reset_plugin_manager
 
 
@@ -76,5 +77,5 @@ def test_default_path_and_bad_kind(tmp_path, monkeypatch):
     path = make_demo("signal", n=40)
     assert path == tmp_path.joinpath("automed_demo_signal.npz").relative_to(tmp_path)
     assert (tmp_path / "automed_demo_signal.npz").is_file()
-    with pytest.raises(ValueError, match="unknown demo kind 'audio'"):
+    with pytest.raises(ConfigError, match="unknown demo kind 'audio'"):
         make_demo("audio")

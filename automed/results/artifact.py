@@ -69,39 +69,102 @@ class LoadedModel:
     """A rebuilt model with its preprocessing: ``predict_proba(x)`` on raw samples."""
 
     def __init__(self, folder: str | Path) -> None:
-        from safetensors.torch import load_model
-
         from automed.plugin_manager import get_plugin_manager
 
         self.folder = Path(folder)
         path = self.folder / CONFIG
         if not path.is_file():
             raise DataError(f"{self.folder}: no {CONFIG}; not an automed model folder")
-        self.config: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        self.config: dict[str, Any] = _read_config(path)
         if self.config.get("format") != FORMAT:
             raise DataError(f"{path}: format {self.config.get('format')!r}, expected {FORMAT}")
-        self.spec = Spec.from_dict(self.config["spec"])
-        self.classes: list[str] = self.config["classes"]
-        name = self.config["architecture"]
+        damaged = f"{path} is damaged"
+        try:
+            self.spec = Spec.from_dict(self.config["spec"])
+            self.classes: list[str] = [str(c) for c in self.config["classes"]]
+            name = self.config["architecture"]
+            params = dict(self.config["params"])
+            pre = self.config["preprocessor"]
+            pre_cls = preprocessor_class(pre["modality"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DataError(f"{damaged} ({type(exc).__name__}: {exc}); export the model "
+                            "again with `automed export`") from None
+        if len(self.classes) != self.spec.n_classes or len(set(self.classes)) != len(
+                self.classes):
+            raise DataError(f"{damaged}: {len(self.classes)} class names for a model with "
+                            f"{self.spec.n_classes} outputs; export the model again")
         archs = get_plugin_manager().architectures()
         if name not in archs:
             raise PluginError(
                 f"the model needs architecture {name!r}, which no installed plugin provides "
                 f"(installed: {', '.join(sorted(archs))})"
             )
-        self.model = archs[name].build(self.config["params"], self.spec)
-        load_model(self.model, str(self.folder / WEIGHTS), strict=True)
+        try:
+            self.model = archs[name].build(params, self.spec)
+        except Exception as exc:  # noqa: BLE001 - edited params: any error a plugin raises
+            raise DataError(f"{damaged}: architecture {name!r} cannot be built from its params "
+                            f"({type(exc).__name__}: {exc}); export the model again") from None
+        _load_weights(self.model, self.folder / WEIGHTS)
         self.model.eval()
-        pre = self.config["preprocessor"]
-        self.preprocessor = preprocessor_class(pre["modality"]).from_state(pre["state"])
+        try:
+            self.preprocessor = pre_cls.from_state(pre["state"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DataError(f"{damaged}: its preprocessing state is unreadable "
+                            f"({type(exc).__name__}: {exc}); export the model again") from None
 
     def predict_proba(self, x: Any, device: str | torch.device = "cpu") -> np.ndarray:
         from automed.searching.training import predict_proba
 
+        channels = self.spec.modality in ("image", "signal")
         shape = getattr(x, "shape", None)
-        if shape is not None and tuple(shape[1:]) != tuple(self.spec.input_shape):
+        if channels and shape is not None and tuple(shape[1:]) != tuple(self.spec.input_shape):
             raise DataError(
                 f"samples have shape {tuple(shape[1:])} but the model expects "
                 f"{tuple(self.spec.input_shape)}; resize the data like the training data"
             )
-        return predict_proba(self.model, self.preprocessor.transform(x), device=device)
+        try:
+            tensor = self.preprocessor.transform(x)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise DataError(f"{self.folder / CONFIG}: its preprocessing does not fit these "
+                            f"samples ({type(exc).__name__}: {exc}); predict data like the "
+                            "training data, or export the model again") from None
+        if tuple(tensor.shape[1:]) != tuple(self.spec.input_shape):
+            raise DataError(
+                f"the samples encode to shape {tuple(tensor.shape[1:])} but the model expects "
+                f"{tuple(self.spec.input_shape)}; predict data with the training data's "
+                "columns, or export the model again")
+        try:
+            proba = predict_proba(self.model, tensor, device=device)
+        except RuntimeError as exc:
+            raise DataError(f"{self.folder}: the model cannot run on these samples "
+                            f"({str(exc).splitlines()[0]}); export the model again") from None
+        if proba.shape[1:] != (len(self.classes),):
+            raise DataError(f"{self.folder}: the model gives {proba.shape[1:]} outputs for "
+                            f"{len(self.classes)} class names; export the model again")
+        return proba
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path} is not valid JSON ({exc}); export the model again with "
+                        "`automed export`") from None
+    if not isinstance(config, dict):
+        raise DataError(f"{path} is not a JSON object; export the model again")
+    return config
+
+
+def _load_weights(model: torch.nn.Module, path: Path) -> None:
+    """Load safetensors weights strictly; any damage is one line, and pickle is never read."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_model
+
+    if not path.is_file():
+        raise DataError(f"{path.parent}: no {WEIGHTS}; export the model again")
+    try:
+        load_model(model, str(path), strict=True)
+    except (SafetensorError, RuntimeError, OSError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: not the weights of this model ({first[:200]}); export the "
+                        "model again with `automed export`") from None

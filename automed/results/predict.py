@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import sys
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -16,38 +15,68 @@ from automed.results.artifact import LoadedModel
 SPLITS = ("all", "train", "test")
 
 
-def read_samples(path: Path, options: dict, split: str = "all") -> list[tuple[str, Any, list]]:
+def read_samples(path: Path, options: dict, split: str = "all",
+                 config: dict | None = None) -> list[tuple[str, Any, list]]:
     """``(split name, samples, true labels or [])`` parts of ``path``, read like in training.
 
-    Labeled data goes through the same loader and options as the search; a ``.npz`` with
-    samples only (``x``, ``X`` or ``images``) is read as unlabeled.
+    Labeled data goes through the same loader and options as the search; data the loaders
+    refuse for want of labels is read as unlabeled samples for the model ``config`` describes
+    (see :mod:`automed.data.unlabeled`; without ``config`` only a ``.npz`` of samples).
     """
     from automed.data.loaders import load_data
+    from automed.data.unlabeled import read_unlabeled
 
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+    if config is None:
+        config = {"spec": {"modality": options.get("modality")}, "load_options": options}
     try:
         loaded = load_data(path, **options)
     except DataError:
-        unlabeled = _unlabeled_npz(path, options.get("modality"))
+        unlabeled = read_unlabeled(path, config)
         if unlabeled is None:
             raise
-        return [("all", unlabeled, [])]
+        return _unlabeled_parts(path, unlabeled, split)
+    if not _fits(loaded.train.x, config):
+        # e.g. an unlabeled signal table, whose first column a loader took for the label
+        unlabeled = read_unlabeled(path, config)
+        if unlabeled is not None:
+            return _unlabeled_parts(path, unlabeled, split)
+    if split == "test" and loaded.test is None:
+        raise DataError(f"{path}: has no test split; use --split all (or train)")
     parts = [("train", loaded.train)]
     if loaded.test is not None:
         parts.append(("test", loaded.test))
-    return [(name, d.x, [d.classes[i] for i in d.y]) for name, d in parts
+    return [(name, _in_model_order(d, config), [d.classes[i] for i in d.y]) for name, d in parts
             if split in ("all", name)]
 
 
-def _unlabeled_npz(path: Path, modality: str | None) -> np.ndarray | None:
-    from automed.data.loaders.npz import _shape
+def _unlabeled_parts(path: Path, x: Any, split: str) -> list[tuple[str, Any, list]]:
+    if split != "all":
+        raise DataError(f"{path}: unlabeled samples have no {split} split; use --split all")
+    return [("all", x, [])]
 
-    if path.suffix.lower() != ".npz" or not zipfile.is_zipfile(path):
-        return None
-    with np.load(path, allow_pickle=False) as archive:
-        key = next((k for k in ("x", "X", "images") if k in archive.files), None)
-        return None if key is None else _shape(archive[key], modality, str(path))
+
+def _fits(x: Any, config: dict) -> bool:
+    spec = config.get("spec") or {}
+    shape = getattr(x, "shape", None)
+    if spec.get("modality") not in ("image", "signal") or shape is None:
+        return True
+    return tuple(shape[1:]) == tuple(spec.get("input_shape") or ())
+
+
+def _in_model_order(d: Any, config: dict) -> Any:
+    """Tabular records with their columns in the model's order, found by name."""
+    state = (config.get("preprocessor") or {}).get("state") or {}
+    wanted = [c.get("name") for c in state.get("columns") or []]
+    have = d.meta.get("feature_names")
+    if d.modality != "tabular" or not wanted or not have or list(have) == wanted:
+        return d.x
+    missing = [w for w in wanted if w not in have]
+    if missing:
+        raise DataError(f"{d.source}: no column(s) {', '.join(map(repr, missing))}; the model "
+                        f"was trained on {', '.join(wanted)}")
+    return np.asarray(d.x)[:, [list(have).index(w) for w in wanted]]
 
 
 def predict_file(model_dir: str | Path, data: str | Path, output: str | Path | None = None,
@@ -59,7 +88,7 @@ def predict_file(model_dir: str | Path, data: str | Path, output: str | Path | N
     from automed.searching.devices import resolve_device
 
     model = LoadedModel(model_dir)
-    parts = read_samples(Path(data), model.config.get("load_options", {}), split)
+    parts = read_samples(Path(data), model.config.get("load_options") or {}, split, model.config)
     dev = resolve_device(device)
     handle = sys.stdout if output is None else open(output, "w", newline="", encoding="utf-8")
     rows = 0

@@ -84,6 +84,20 @@ def duplicate_of(trial: optuna.Trial) -> int | None:
                  and t.params == me.params), None)
 
 
+def _first_heartbeat(trial: optuna.Trial) -> None:
+    """Record the trial's heartbeat now, before any work.
+
+    Optuna's heartbeat thread writes its first beat a moment after the trial starts; a worker
+    killed in that moment left a RUNNING trial without any heartbeat, which Optuna never
+    counts as stale, so it was never retried and held one unit of budget forever.
+    """
+    from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
+
+    storage = trial.study._storage
+    if isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage):
+        storage.record_heartbeat(trial._trial_id)
+
+
 class Objective:
     """Scores one candidate per call; shared by every worker of a search."""
 
@@ -118,6 +132,7 @@ class Objective:
 
     # -- the objective -------------------------------------------------------------------
     def __call__(self, trial: optuna.Trial) -> float:
+        _first_heartbeat(trial)
         archs = self.p.architectures
         name = trial.suggest_categorical(ARCHITECTURE_PARAM, sorted(archs))
         arch = archs[name]

@@ -94,8 +94,8 @@ def open_study(store, study_name: str, *, seed: int, prune: bool, search_id: int
                heartbeat: float = HEARTBEAT_INTERVAL, create: bool = False,
                identity: str = "main") -> optuna.Study:
     """The Optuna study of a search, with heartbeats, a per-worker TPE seed and the pruner."""
-    # Optuna logs a failed trial's whole traceback as a warning; automed prints one line per
-    # failed candidate and keeps the full error in the database (`automed show STUDY N`).
+    # Failed and interrupted candidates are reported by automed itself (one line each), so
+    # Optuna's per-trial warnings with their tracebacks would only repeat them.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=0)
               if prune else optuna.pruners.NopPruner())

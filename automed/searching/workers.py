@@ -9,6 +9,7 @@ node), its trial goes stale, is marked failed and is queued again, so no candida
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import socket
@@ -156,6 +157,8 @@ def join(study_name: str, *, storage: str | None = None, gpus: str | None = None
     from automed.storage import Store
 
     progress = progress or (lambda event: None)
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise ConfigError(f"--timeout {timeout} must be a positive number of seconds")
     store = Store(storage)
     info = store.search(study_name)
     slots = plan_slots(gpus, trials_per_gpu, workers, device)

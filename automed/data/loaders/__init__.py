@@ -85,6 +85,8 @@ def load_data(
         data = LoadedData(_with_groups(data.train, Path(groups)), data.test)
     if data.test is not None:
         data = LoadedData(data.train, _check_test(data.train, data.test))
+    for part in (data.train, data.test):
+        _check_finite(part)
     if data.train.n_classes < 2:
         raise DataError(
             f"{path}: only one class ({data.train.classes[0]!r}) in the training data; "
@@ -156,6 +158,25 @@ def _check_options(loader: Loader, options: dict[str, Any]) -> None:
         hint = " (give patient ids with --groups FILE)" if "group_col" in unsupported else ""
         raise ConfigError(f"the {loader.name} loader does not support {names}; it supports: "
                           f"{supported}{hint}")
+
+
+def _check_finite(data: Dataset | None) -> None:
+    """NaN or infinite samples would fail every candidate: refuse them at load, once."""
+    import numpy as np
+
+    x = None if data is None else data.x
+    if not isinstance(x, np.ndarray) or x.dtype.kind not in "fc":
+        return
+    flat = x.reshape(len(x), -1)
+    # Tabular NaN is a missing value, imputed per fold; infinity never is.
+    bad = np.isinf(flat).any(axis=1) if data.modality == "tabular" else \
+        ~np.isfinite(flat).all(axis=1)
+    if bad.any():
+        what = "infinite" if data.modality == "tabular" else "NaN or infinite"
+        raise DataError(
+            f"{data.source}: {int(bad.sum())} sample(s) hold {what} values (the first "
+            f"is sample {int(np.flatnonzero(bad)[0])}); clean or drop them"
+        )
 
 
 def _with_groups(train: Dataset, path: Path) -> Dataset:

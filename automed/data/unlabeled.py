@@ -1,0 +1,214 @@
+"""Samples without labels, for ``automed predict``: every loader format, read like in training.
+
+The loaders read labeled data and refuse a file without labels. A saved model knows what its
+samples look like (modality, input shape, text or sequence column, feature names), so a file
+the loaders refuse can still be read as unlabeled samples here:
+
+- ``.npz``: an ``x``, ``X`` or ``images`` array (or ``train_images``/``test_images``) alone;
+- signal tables (``.txt``/``.tsv``/``.csv``): rows of exactly the model's series length,
+  with an optional header row;
+- image folders: the images directly in the folder (or in sub-folders), sorted by path;
+- text (``.jsonl``/``.csv``/``.tsv``): the training text column, or the first known name;
+- biosequences: FASTA records (headers need no label), or a CSV/TSV sequence column;
+- tabular records: the training feature columns, found by name (extra columns are ignored).
+
+Every reader returns samples in the modality's natural form (see
+:class:`automed.data.dataset.Dataset`) or None when the file is not of that kind.
+"""
+
+from __future__ import annotations
+
+import math
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automed.errors import AutomedError, DataError
+
+
+def read_unlabeled(path: Path, config: dict[str, Any]) -> Any | None:
+    """Unlabeled samples of ``path`` for the model described by ``config``, or None.
+
+    None also when the file cannot be read this way at all: the caller then reports the
+    loader's own error, which names the problem with the labeled reading.
+    """
+    try:
+        return _read(path, config)
+    except AutomedError:
+        raise
+    except (ValueError, OSError, KeyError, IndexError, TypeError, zipfile.BadZipFile):
+        return None
+
+
+def _read(path: Path, config: dict[str, Any]) -> Any | None:
+    spec = config.get("spec") or {}
+    modality = spec.get("modality")
+    shape = tuple(spec.get("input_shape") or ())
+    options = config.get("load_options") or {}
+    if path.is_dir():
+        return _images(path, shape) if modality == "image" else None
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return _npz(path, modality)
+    if modality == "signal" and suffix in (".txt", ".tsv", ".csv"):
+        return _signal_table(path, shape)
+    if modality == "text" and suffix in (".jsonl", ".csv", ".tsv"):
+        return _texts(path, options)
+    if modality == "biosequence":
+        return _sequences(path, options)
+    if modality == "tabular" and suffix in (".csv", ".tsv"):
+        return _records(path, config)
+    return None
+
+
+def _npz(path: Path, modality: str | None) -> np.ndarray | None:
+    from automed.data.loaders.npz import _shape
+
+    if not zipfile.is_zipfile(path):
+        return None
+    with np.load(path, allow_pickle=False) as archive:
+        key = next((k for k in ("x", "X", "images", "train_images", "test_images")
+                    if k in archive.files), None)
+        if key is None:
+            return None
+        x = archive[key]
+    x = _shape(x, modality, str(path))
+    _check_finite(x, str(path))
+    return x
+
+
+def _check_finite(x: np.ndarray, source: str) -> None:
+    if isinstance(x, np.ndarray) and x.dtype.kind == "f" and not np.isfinite(x).all():
+        row = int(np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))[0])
+        raise DataError(f"{source}: sample {row} has NaN or infinite values; clean or drop it")
+
+
+def _signal_table(path: Path, shape: tuple) -> np.ndarray | None:
+    """Rows of ``length`` numbers (an optional header row is skipped)."""
+    from automed.data.loaders.records import read_text
+    from automed.data.loaders.signals import _delimiter, _split, _unquote
+
+    if len(shape) != 2 or shape[0] != 1:
+        return None
+    length = shape[1]
+    lines = [(i, ln) for i, ln in enumerate(read_text(path).splitlines(), 1) if ln.strip()]
+    if not lines:
+        return None
+    delimiter = _delimiter(path, lines[0][1])
+    rows = []
+    for n, (lineno, line) in enumerate(lines):
+        fields = [_unquote(v) for v in _split(line, delimiter)]
+        try:
+            values = [float(v) for v in fields]
+        except ValueError:
+            if n == 0:
+                continue  # a header row
+            return None
+        if len(values) != length:
+            return None
+        if not all(math.isfinite(v) for v in values):
+            raise DataError(f"{path}: line {lineno} has NaN or infinite values; clean or drop "
+                            "that row")
+        rows.append(values)
+    if not rows:
+        return None
+    return np.asarray(rows, dtype=np.float32)[:, None, :]
+
+
+def _images(folder: Path, shape: tuple) -> np.ndarray | None:
+    from automed.data.loaders.images import IMAGE_SUFFIXES, _open, _pixels
+
+    files = sorted(f for f in folder.rglob("*") if f.is_file() and not f.name.startswith(".")
+                   and f.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        return None
+    rgb = len(shape) == 3 and shape[0] == 3
+    arrays = []
+    for f in files:
+        with _open(f) as im:
+            try:
+                arrays.append(_pixels(im, rgb))
+            except OSError as exc:
+                raise DataError(f"{f}: not a readable image ({exc}); replace or delete the "
+                                "file") from None
+    sizes = {a.shape for a in arrays}
+    if len(sizes) > 1:
+        raise DataError(f"{folder}: images differ in size ({', '.join(map(str, sizes))}); "
+                        "resize them like the training images")
+    return np.stack(arrays)
+
+
+def _table_rows(path: Path) -> tuple[list[str], list[dict]]:
+    from automed.data.loaders import records
+
+    if path.suffix.lower() == ".jsonl":
+        rows = [r for _, r in records.read_jsonl(path)]
+        names = sorted({k for r in rows for k in r})
+        return names, rows
+    names, table = records.read_table(path)
+    return names, [dict(zip(names, values)) for _, values in table]
+
+
+def _column(names: list[str], wanted: Any, candidates: tuple[str, ...]) -> str | None:
+    if wanted is not None and str(wanted) in names:
+        return str(wanted)
+    lower = {n.lower(): n for n in names}
+    return next((lower[c] for c in candidates if c in lower), None)
+
+
+def _strings(values: list[str]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def _texts(path: Path, options: dict) -> np.ndarray | None:
+    from automed.data.loaders.text import TEXT_NAMES
+
+    names, rows = _table_rows(path)
+    col = _column(names, options.get("text_col"), TEXT_NAMES)
+    if col is None:
+        return None
+    return _strings(["" if r.get(col) is None else str(r.get(col)) for r in rows])
+
+
+def _sequences(path: Path, options: dict) -> np.ndarray | None:
+    from automed.data.loaders import records
+    from automed.data.loaders.sequences import FASTA_SUFFIXES, SEQUENCE_NAMES, _first_line
+
+    suffix = path.suffix.lower()
+    if suffix in FASTA_SUFFIXES or _first_line(path).startswith(">"):
+        seqs: list[str] = []
+        current: list[str] | None = None
+        for line in records.read_text(path).splitlines():
+            if line.startswith(">"):
+                if current is not None:
+                    seqs.append("".join(current))
+                current = []
+            elif line.strip() and not line.startswith(";") and current is not None:
+                current.append("".join(line.split()).upper())
+        if current is not None:
+            seqs.append("".join(current))
+        return _strings(seqs) if seqs else None
+    if suffix not in (".csv", ".tsv"):
+        return None
+    names, rows = _table_rows(path)
+    col = _column(names, options.get("sequence_col"), SEQUENCE_NAMES)
+    if col is None:
+        return None
+    return _strings(["".join(str(r.get(col) or "").split()).upper() for r in rows])
+
+
+def _records(path: Path, config: dict) -> np.ndarray | None:
+    state = (config.get("preprocessor") or {}).get("state") or {}
+    wanted = [c.get("name") for c in state.get("columns") or []]
+    if not wanted:
+        return None
+    names, rows = _table_rows(path)
+    missing = [w for w in wanted if w not in names]
+    if missing:
+        raise DataError(f"{path}: no column(s) {', '.join(map(repr, missing))}; the model was "
+                        f"trained on {', '.join(wanted)}")
+    return np.array([[str(r[w]).strip() for w in wanted] for r in rows], dtype=object)

@@ -1,0 +1,69 @@
+"""Where a command writes: checked before any work, so a bad ``-o`` costs nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from automed.errors import ConfigError
+
+
+def _existing_ancestor(path: Path) -> Path:
+    for parent in path.parents:
+        if parent.exists():
+            return parent
+    return Path(".")
+
+
+def output_file(path: str | Path, flag: str = "-o", *,
+                protect: tuple[str | Path | None, ...] = ()) -> Path:
+    """A file to write: its folder must exist, and it must not be a folder itself.
+
+    ``protect`` lists files the command reads (its data, the study database): writing over
+    one of them would destroy it, so such an output is refused.
+    """
+    path = Path(path).expanduser()
+    for other in protect:
+        if other is not None and Path(other).expanduser().resolve() == path.resolve():
+            raise ConfigError(f"{flag} {path} is the file this command reads; writing there "
+                              "would destroy it, so choose another output file")
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path} is a folder; give a file name inside it")
+    parent = path.parent
+    if not parent.exists():
+        where = _existing_ancestor(path)
+        if not where.is_dir():
+            raise ConfigError(f"{flag} {path}: {where} is a file, not a folder; choose a path "
+                              "in a folder")
+        raise ConfigError(f"{flag} {path}: folder {parent} does not exist; create it first or "
+                          "choose another path")
+    if not parent.is_dir():
+        raise ConfigError(f"{flag} {path}: {parent} is a file, not a folder; choose a path in "
+                          "a folder")
+    return path
+
+
+def output_dir(path: str | Path, flag: str = "-o") -> Path:
+    """A folder to write into (created with its parents): no part of it may be a file."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path} is a file; give a folder")
+    where = _existing_ancestor(path)
+    if not path.exists() and not where.is_dir():
+        raise ConfigError(f"{flag} {path}: {where} is a file, not a folder; choose another "
+                          "folder")
+    return path
+
+
+def sqlite_file(storage: str | None) -> Path | None:
+    """The database file behind a SQLite ``--storage`` (None for a server or memory)."""
+    from sqlalchemy.engine import make_url
+
+    from automed.storage import resolve_url
+
+    try:
+        url = make_url(resolve_url(storage))
+    except Exception:  # noqa: BLE001 - a bad URL is refused later, with its own message
+        return None
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)

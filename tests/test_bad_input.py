@@ -1,0 +1,467 @@
+"""Bad input to every command and data format: one ``error:`` line, a non-zero exit, no
+traceback, and a study database whose content is exactly what it was.
+
+The cases run through the real entry point (:func:`automed.cli.main`) in this process, a few
+of them also in a subprocess. The database is compared by a hash of its table dumps, so a
+refused command cannot have created, resumed or re-statused anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from automed import cli as cli_module
+from automed.demo import make_demo
+from automed.searching.runner import search
+
+STUDY = "base"
+
+
+def db_hash(path: Path) -> str:
+    """A hash of every table's rows (WAL included), or of the bytes for a non-database."""
+    if not path.exists():
+        return "absent"
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            dump = "\n".join(con.iterdump())
+        finally:
+            con.close()
+    except sqlite3.DatabaseError:
+        return "bytes:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashlib.sha256(dump.encode()).hexdigest()
+
+
+def _signal_rows(n: int = 20, length: int = 12, bad: str | None = None) -> str:
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        values = [f"{v:.4f}" for v in rng.normal(i % 2, 1, length)]
+        if bad is not None and i == 3:
+            values[5] = bad
+        rows.append(" ".join([str(1 + i % 2), *values]))
+    return "\n".join(rows) + "\n"
+
+
+def _tamper(src: Path, dst: Path, edit) -> Path:
+    shutil.copytree(src, dst)
+    edit(dst)
+    return dst
+
+
+def _edit_json(change):
+    def edit(folder: Path) -> None:
+        path = folder / "automed_model.json"
+        config = json.loads(path.read_text())
+        change(config)
+        path.write_text(json.dumps(config))
+    return edit
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory) -> dict:
+    """A workspace: one finished study, its exported model, and many broken inputs."""
+    root = tmp_path_factory.mktemp("bad")
+    db = root / "studies.db"
+    storage = f"sqlite:///{db}"
+    data = make_demo("signal", root / "signal.npz", n=40, seed=3)
+    result = search(data, trials=1, folds=2, max_epochs=1, storage=storage, study=STUDY,
+                    architectures=["cnn"], bootstrap=0)
+    model = Path(result.artifact)
+    p = {"root": root, "db": db, "storage": storage, "data": data, "model": model}
+
+    def file(name: str, content: str | bytes) -> str:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+        return str(path)
+
+    x = np.random.default_rng(0).normal(size=(30, 16)).astype(np.float32)
+    y = np.arange(30) % 2
+    for name, value in (("nan", np.nan), ("inf", np.inf), ("neginf", -np.inf)):
+        xb = x.copy()
+        xb[4, 2] = value
+        np.savez(root / f"{name}.npz", x=xb, y=y)
+        p[f"{name}_npz"] = str(root / f"{name}.npz")
+    xn = x.copy()
+    xn[1, 1] = np.nan
+    np.savez(root / "nan_x.npz", x=xn)
+    p["nan_x_npz"] = str(root / "nan_x.npz")
+    np.savez(root / "objects.npz", x=np.array([{"a": 1}] * 30, dtype=object), y=y)
+    p["objects_npz"] = str(root / "objects.npz")
+    np.savez(root / "one_class.npz", x=x, y=np.zeros(30))
+    p["one_class_npz"] = str(root / "one_class.npz")
+    np.savez(root / "xy.npz", x=x, y=y)
+    p["xy_npz"] = str(root / "xy.npz")
+    np.savez(root / "nolabels.npz", x=x)
+    p["nolabels_npz"] = str(root / "nolabels.npz")
+    p["fake_npz"] = file("fake.npz", "this is not a zip archive\n")
+    p["unknown_suffix"] = file("data.xyz", "1 2 3\n")
+    p["empty_csv"] = file("empty.csv", "")
+    p["nan_tsv"] = file("nan.txt", _signal_rows(bad="nan"))
+    p["inf_tsv"] = file("inf.txt", _signal_rows(bad="inf"))
+    p["word_tsv"] = file("word.txt", _signal_rows(bad="abc"))
+    p["ragged_tsv"] = file("ragged.txt", _signal_rows() + "1 0.5 0.6\n")
+    p["one_class_tsv"] = file("oneclass.txt", "\n".join(
+        "1 " + " ".join(["0.5"] * 8) for _ in range(10)) + "\n")
+    p["bad_jsonl"] = file("notes.jsonl", '{"text": "cough fever", "label": "a"}\n{oops\n')
+    p["nolabel_jsonl"] = file("nolabel.jsonl", '{"text": "cough fever"}\n{"text": "bone"}\n')
+    p["empty_text_jsonl"] = file("emptytext.jsonl", '{"text": "!!!", "label": "a"}\n'
+                                 '{"text": "bone", "label": "b"}\n')
+    p["nolabel_fasta"] = file("seqs.fasta", ">s1\nACGTACGT\n>s2\nACGTTTGA\n")
+    p["headless_fasta"] = file("headless.fasta", "ACGT\n>s1 a\nACGT\n")
+    p["dup_tabular"] = file("dup.csv", "age,sex,sex,label\n60,F,M,a\n70,M,F,b\n")
+    p["nofeature_tabular"] = file("nofeat.csv", "name,label\n")
+    p["uci_bad"] = file("splice.data", "EI, S1, ACGTACGTACGT, extra\n")
+    p["text_for_signal"] = file("text_for_signal.jsonl",
+                                '{"text": "cough fever", "label": "a"}\n'
+                                '{"text": "broken bone", "label": "b"}\n')
+    empty_images = root / "images_empty"
+    (empty_images / "a").mkdir(parents=True)
+    (empty_images / "b").mkdir()
+    p["empty_images"] = str(empty_images)
+    corrupt = root / "images_corrupt"
+    (corrupt / "a").mkdir(parents=True)
+    (corrupt / "b").mkdir()
+    (corrupt / "a" / "x.png").write_bytes(b"not a png")
+    (corrupt / "b" / "y.png").write_bytes(b"not a png")
+    p["corrupt_images"] = str(corrupt)
+    p["not_db"] = file("notdb.db", "this is not a database\n")
+    p["victim"] = str(root / "victim.npz")
+    shutil.copy(data, p["victim"])
+    p["a_file"] = file("plain.txt", "a file, not a folder\n")
+    p["groups_missing"] = str(root / "no_groups.txt")
+    # A copy of the database stamped with a schema revision from the future.
+    newer = root / "newer.db"
+    src, con = sqlite3.connect(db), sqlite3.connect(newer)
+    src.backup(con)  # a file copy would miss what is still in the WAL
+    src.close()
+    con.execute("UPDATE automed_alembic_version SET version_num = '9999'")
+    con.commit()
+    con.close()
+    p["newer_db"] = str(newer)
+    # Tampered model folders.
+    tampered = root / "tampered"
+    tampered.mkdir()
+    p["m_json"] = str(_tamper(model, tampered / "json", lambda f: (
+        f / "automed_model.json").write_text("{not json")))
+    p["m_list_json"] = str(_tamper(model, tampered / "list", lambda f: (
+        f / "automed_model.json").write_text("[1, 2]")))
+    p["m_params"] = str(_tamper(model, tampered / "params", _edit_json(
+        lambda c: c["params"].update(width=9999, blocks=7))))
+    p["m_params_type"] = str(_tamper(model, tampered / "params_type", _edit_json(
+        lambda c: c["params"].update(width="wide"))))
+    p["m_truncated"] = str(_tamper(model, tampered / "truncated", lambda f: (
+        f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:200])))
+    p["m_pickle"] = str(_tamper(model, tampered / "pickle", lambda f: (
+        f / "model.safetensors").write_bytes(pickle.dumps({"weights": [1, 2, 3]}))))
+    p["m_no_weights"] = str(_tamper(model, tampered / "noweights", lambda f: (
+        f / "model.safetensors").unlink()))
+    p["m_no_spec"] = str(_tamper(model, tampered / "nospec", _edit_json(
+        lambda c: c.pop("spec"))))
+    p["m_no_classes"] = str(_tamper(model, tampered / "noclasses", _edit_json(
+        lambda c: c.pop("classes"))))
+    p["m_no_pre"] = str(_tamper(model, tampered / "nopre", _edit_json(
+        lambda c: c["preprocessor"].pop("state"))))
+    p["m_3_classes"] = str(_tamper(model, tampered / "3classes", _edit_json(
+        lambda c: c.update(classes=["a", "b", "c"]))))
+    p["m_bad_arch"] = str(_tamper(model, tampered / "arch", _edit_json(
+        lambda c: c.update(architecture="no-such-net"))))
+    p["m_format"] = str(_tamper(model, tampered / "format", _edit_json(
+        lambda c: c.update(format="automed-model/99"))))
+    p["m_bad_pre"] = str(_tamper(model, tampered / "badpre", _edit_json(
+        lambda c: c["preprocessor"].update(modality="smell"))))
+    p["m_empty"] = str(tampered / "empty")
+    (tampered / "empty").mkdir()
+    return p
+
+
+LONG = "s" * 300
+
+# (id, argv with {placeholders} from the workspace, database to check, text that must
+# not appear: a password, or what a check that comes later would complain about)
+CASES: list[tuple[str, list[str], str, str | None]] = [
+    # search: options, checked before any work
+    ("search-folds-1", ["search", "{data}", "--folds", "1"], "db", None),
+    ("search-folds-0", ["search", "{data}", "--folds", "0"], "db", None),
+    ("search-trials-0", ["search", "{data}", "--trials", "0"], "db", None),
+    ("search-trials-neg", ["search", "{data}", "--trials", "-3"], "db", None),
+    ("search-timeout-0", ["search", "{data}", "--timeout", "0"], "db", None),
+    ("search-timeout-neg", ["search", "{data}", "--timeout", "-1"], "db", None),
+    ("search-timeout-nan", ["search", "{data}", "--timeout", "nan"], "db", None),
+    ("search-max-epochs-0", ["search", "{data}", "--max-epochs", "0"], "db", None),
+    ("search-max-epochs-neg", ["search", "{data}", "--max-epochs", "-1"], "db", None),
+    ("search-heartbeat-0", ["search", "{data}", "--heartbeat", "0"], "db", None),
+    ("search-heartbeat-neg", ["search", "{data}", "--heartbeat", "-1"], "db", None),
+    ("search-bootstrap-neg", ["search", "{data}", "--bootstrap", "-5"], "db", None),
+    ("search-workers-neg", ["search", "{data}", "--workers", "-1"], "db", None),
+    ("search-trials-per-gpu-0", ["search", "{data}", "--trials-per-gpu", "0"], "db", None),
+    ("search-test-fraction-0", ["search", "{data}", "--test-fraction", "0"], "db", None),
+    ("search-test-fraction-big", ["search", "{data}", "--test-fraction", "1.5"], "db", None),
+    ("search-test-and-fraction", ["search", "{data}", "--test-fraction", "0.2", "--test",
+                                  "{data}"], "db", None),
+    ("search-study-empty", ["search", "{data}", "--study", ""], "db", None),
+    ("search-study-blank", ["search", "{data}", "--study", "   "], "db", None),
+    ("search-study-long", ["search", "{data}", "--study", LONG], "db", None),
+    ("search-study-dotdot", ["search", "{data}", "--study", ".."], "db", None),
+    ("search-study-dot", ["search", "{data}", "--study", "."], "db", None),
+    ("search-study-slash", ["search", "{data}", "--study", "a/b"], "db", None),
+    ("search-metric", ["search", "{data}", "--metric", "vibes"], "db", None),
+    ("search-arch", ["search", "{data}", "--arch", "no-such-net"], "db", None),
+    ("search-arch-wrong-modality", ["search", "{data}", "--arch", "biosequence"], "db", None),
+    ("search-device", ["search", "{data}", "--device", "quantum"], "db", None),
+    ("search-format", ["search", "{data}", "--format", "no-such-format"], "db", None),
+    ("search-modality", ["search", "{data}", "--modality", "smell"], "db", None),
+    ("search-label-col-npz", ["search", "{data}", "--label-col", "y"], "db", None),
+    ("search-group-key-missing", ["search", "{data}", "--group-col", "patients"], "db", None),
+    ("search-groups-file-missing", ["search", "{data}", "--groups", "{groups_missing}"], "db",
+     None),
+    ("search-plugin-missing", ["search", "{data}", "--plugin", "{root}/nope.py"], "db", None),
+    ("search-resume-other-folds", ["search", "{data}", "--study", STUDY, "--folds", "3",
+                                   "--trials", "1"], "db", None),
+    ("search-artifacts-under-file", ["search", "{data}", "--artifacts", "{a_file}/models"],
+     "db", None),
+    # search: data of every format
+    ("data-missing", ["search", "{root}/no_such.npz"], "db", None),
+    ("data-unknown-suffix", ["search", "{unknown_suffix}"], "db", None),
+    ("data-empty-csv", ["search", "{empty_csv}"], "db", None),
+    ("npz-not-zip", ["search", "{fake_npz}"], "db", None),
+    ("npz-objects", ["search", "{objects_npz}"], "db", None),
+    ("npz-nan", ["search", "{nan_npz}"], "db", None),
+    ("npz-inf", ["search", "{inf_npz}"], "db", None),
+    ("npz-neginf", ["search", "{neginf_npz}"], "db", None),
+    ("npz-one-class", ["search", "{one_class_npz}"], "db", None),
+    ("npz-no-labels", ["search", "{nolabels_npz}"], "db", None),
+    ("signal-nan", ["search", "{nan_tsv}"], "db", None),
+    ("signal-inf", ["search", "{inf_tsv}"], "db", None),
+    ("signal-word", ["search", "{word_tsv}"], "db", None),
+    ("signal-ragged", ["search", "{ragged_tsv}"], "db", None),
+    ("signal-one-class", ["search", "{one_class_tsv}"], "db", None),
+    ("signal-label-col-range", ["search", "{nan_tsv}", "--label-col", "99"], "db", None),
+    ("text-bad-json", ["search", "{bad_jsonl}"], "db", None),
+    ("text-no-label", ["search", "{nolabel_jsonl}"], "db", None),
+    ("text-empty-text", ["search", "{empty_text_jsonl}"], "db", None),
+    ("fasta-no-label", ["search", "{nolabel_fasta}"], "db", None),
+    ("fasta-no-header", ["search", "{headless_fasta}"], "db", None),
+    ("fasta-label-col", ["search", "{nolabel_fasta}", "--label-col", "x"], "db", None),
+    ("uci-fields", ["search", "{uci_bad}"], "db", None),
+    ("tabular-dup-column", ["search", "{dup_tabular}", "--modality", "tabular"], "db", None),
+    ("tabular-no-rows", ["search", "{nofeature_tabular}", "--modality", "tabular"], "db",
+     None),
+    ("images-empty-classes", ["search", "{empty_images}"], "db", None),
+    ("images-corrupt", ["search", "{corrupt_images}"], "db", None),
+    # storage
+    ("search-storage-not-db", ["search", "{data}", "--storage", "{not_db}"], "not_db", None),
+    ("search-storage-port", ["search", "{data}", "--storage",
+                             "postgresql://user:SECRET@127.0.0.1:notaport/db"], "db", "SECRET"),
+    ("search-storage-malformed", ["search", "{data}", "--storage",
+                                  "postgresql:://user:PASSWORD@127.0.0.1/db"], "db", "PASSWORD"),
+    ("search-storage-folder", ["search", "{data}", "--storage",
+                               "sqlite:///{root}/no/such/dir/x.db"], "db", None),
+    ("search-storage-newer-schema", ["search", "{data}", "--storage", "{newer_db}"], "newer_db",
+     None),
+    ("leaderboard-not-db", ["leaderboard", "--storage", "{not_db}"], "not_db", None),
+    ("leaderboard-malformed", ["leaderboard", "--storage",
+                               "postgresql:://user:PASSWORD@127.0.0.1/db"], "db", "PASSWORD"),
+    ("leaderboard-newer-schema", ["leaderboard", "--storage", "{newer_db}"], "newer_db", None),
+    ("db-upgrade-not-db", ["db", "upgrade", "--storage", "{not_db}"], "not_db", None),
+    ("db-upgrade-newer", ["db", "upgrade", "--storage", "{newer_db}"], "newer_db", None),
+    ("db-upgrade-port", ["db", "upgrade", "--storage",
+                         "postgresql://u:SECRET@127.0.0.1:x/db"], "db", "SECRET"),
+    ("db-current-not-db", ["db", "current", "--storage", "{not_db}"], "not_db", None),
+    ("studies-not-db", ["studies", "--storage", "{not_db}"], "not_db", None),
+    # reading commands
+    ("leaderboard-unknown-study", ["leaderboard", "--study", "nope", "--storage", "{storage}"],
+     "db", None),
+    ("leaderboard-metric", ["leaderboard", "--metric", "vibes", "--storage", "{storage}"], "db",
+     None),
+    ("leaderboard-sort", ["leaderboard", "--sort", "vibes", "--storage", "{storage}"], "db",
+     None),
+    ("leaderboard-dataset", ["leaderboard", "--dataset", "nope", "--storage", "{storage}"],
+     "db", None),
+    ("show-unknown-study", ["show", "nope", "--storage", "{storage}"], "db", None),
+    ("show-unknown-candidate", ["show", STUDY, "999", "--storage", "{storage}"], "db", None),
+    ("report-unknown-study", ["report", "nope", "-o", "{root}/r.html", "--storage",
+                              "{storage}"], "db", None),
+    ("report-missing-folder", ["report", STUDY, "-o", "{root}/no/such/r.html", "--storage",
+                               "{storage}"], "db", None),
+    ("report-under-file", ["report", STUDY, "-o", "{a_file}/r.html", "--storage", "{storage}"],
+     "db", None),
+    ("report-into-folder", ["report", STUDY, "-o", "{root}", "--storage", "{storage}"], "db",
+     None),
+    ("worker-unknown-study", ["worker", "--study", "nope", "--storage", "{storage}"], "db",
+     None),
+    ("worker-timeout-neg", ["worker", "--study", STUDY, "--timeout", "-1", "--storage",
+                            "{storage}"], "db", None),
+    ("worker-timeout-0", ["worker", "--study", STUDY, "--timeout", "0", "--storage",
+                          "{storage}"], "db", None),
+    ("worker-trials-per-gpu-0", ["worker", "--study", STUDY, "--trials-per-gpu", "0",
+                                 "--storage", "{storage}"], "db", None),
+    ("worker-device", ["worker", "--study", STUDY, "--device", "quantum", "--storage",
+                       "{storage}"], "db", None),
+    ("worker-storage-not-db", ["worker", "--study", STUDY, "--storage", "{not_db}"], "not_db",
+     None),
+    ("worker-workers-neg", ["worker", "--study", STUDY, "--workers", "-2", "--storage",
+                            "{storage}"], "db", None),
+    # predict
+    ("predict-missing-folder", ["predict", "{data}", "--study", STUDY, "-o",
+                                "{root}/no/such/p.csv", "--storage", "{storage}"], "db", None),
+    ("predict-under-file", ["predict", "{data}", "--study", STUDY, "-o", "{a_file}/p.csv",
+                            "--storage", "{storage}"], "db", None),
+    ("predict-unknown-study", ["predict", "{data}", "--study", "nope", "--storage",
+                               "{storage}"], "db", None),
+    ("predict-storage-not-db", ["predict", "{data}", "--storage", "{not_db}"], "not_db", None),
+    ("predict-wrong-modality", ["predict", "{text_for_signal}", "--model", "{model}"], "db",
+     None),
+    ("predict-nan", ["predict", "{nan_npz}", "--model", "{model}"], "db", None),
+    ("predict-split-test-missing", ["predict", "{xy_npz}", "--model", "{model}", "--split",
+                                    "test"], "db", "shape"),
+    ("predict-unlabeled-split", ["predict", "{nolabels_npz}", "--model", "{model}",
+                                 "--split", "train"], "db", None),
+    ("predict-unlabeled-nan", ["predict", "{nan_x_npz}", "--model", "{model}"], "db", None),
+    ("predict-objects-npz", ["predict", "{objects_npz}", "--model", "{model}"], "db", None),
+    ("predict-not-zip", ["predict", "{fake_npz}", "--model", "{model}"], "db", None),
+    ("predict-unlabeled-text-table", ["predict", "{nolabel_jsonl}", "--model", "{model}"],
+     "db", None),
+    ("model-invalid-json", ["predict", "{data}", "--model", "{m_json}"], "db", None),
+    ("model-json-list", ["predict", "{data}", "--model", "{m_list_json}"], "db", None),
+    ("model-edited-params", ["predict", "{data}", "--model", "{m_params}"], "db", None),
+    ("model-params-type", ["predict", "{data}", "--model", "{m_params_type}"], "db", None),
+    ("model-truncated-weights", ["predict", "{data}", "--model", "{m_truncated}"], "db", None),
+    ("model-pickle-weights", ["predict", "{data}", "--model", "{m_pickle}"], "db", None),
+    ("model-no-weights", ["predict", "{data}", "--model", "{m_no_weights}"], "db", None),
+    ("model-no-spec", ["predict", "{data}", "--model", "{m_no_spec}"], "db", None),
+    ("model-no-classes", ["predict", "{data}", "--model", "{m_no_classes}"], "db", None),
+    ("model-no-preprocessing", ["predict", "{data}", "--model", "{m_no_pre}"], "db", None),
+    ("model-3-classes", ["predict", "{data}", "--model", "{m_3_classes}"], "db", None),
+    ("model-unknown-arch", ["predict", "{data}", "--model", "{m_bad_arch}"], "db", None),
+    ("model-format", ["predict", "{data}", "--model", "{m_format}"], "db", None),
+    ("model-preprocessor", ["predict", "{data}", "--model", "{m_bad_pre}"], "db", None),
+    ("model-empty-folder", ["predict", "{data}", "--model", "{m_empty}"], "db", None),
+    # export, demo, plugins
+    ("export-under-file", ["export", "--study", STUDY, "-o", "{a_file}/out", "--storage",
+                           "{storage}"], "db", None),
+    ("export-onto-file", ["export", "--study", STUDY, "-o", "{a_file}", "--storage",
+                          "{storage}"], "db", None),
+    ("export-unknown-study", ["export", "--study", "nope", "-o", "{root}/exp", "--storage",
+                              "{storage}"], "db", None),
+    ("demo-n-0", ["demo", "-n", "0", "-o", "{root}/d.npz"], "db", None),
+    ("demo-n-neg", ["demo", "-n", "-5", "-o", "{root}/d.npz"], "db", None),
+    ("demo-missing-folder", ["demo", "-o", "{root}/no/such/d.npz"], "db", None),
+    ("demo-under-file", ["demo", "-o", "{a_file}/d.npz"], "db", None),
+    ("demo-into-folder", ["demo", "-o", "{root}"], "db", None),
+    ("plugins-check-unknown", ["plugins", "check", "no-such-plugin"], "db", None),
+    # what click itself refuses comes out as one line too
+    ("search-trials-word", ["search", "{data}", "--trials", "abc"], "db", None),
+    ("search-seed-word", ["search", "{data}", "--seed", "x"], "db", None),
+    ("search-no-data", ["search"], "db", None),
+    ("search-unknown-option", ["search", "{data}", "--colour", "red"], "db", None),
+    ("unknown-command", ["serch", "{data}"], "db", None),
+    ("leaderboard-top-word", ["leaderboard", "--top", "ten", "--storage", "{storage}"], "db",
+     None),
+    ("predict-over-its-data", ["predict", "{victim}", "--model", "{model}", "-o", "{victim}"],
+     "db", None),
+    ("predict-over-the-database", ["predict", "{data}", "--study", STUDY, "-o", "{db}",
+                                   "--storage", "{storage}"], "db", None),
+    ("report-over-the-database", ["report", STUDY, "-o", "{db}", "--storage", "{storage}"],
+     "db", None),
+    # options are checked before the data or the database is touched
+    ("options-before-data", ["search", "{root}/no_such.npz", "--trials", "0"], "db", "no_such"),
+    ("options-before-storage", ["search", "{data}", "--folds", "1", "--storage", "{not_db}"],
+     "not_db", "not a database"),
+    ("predict-data-missing", ["predict", "{root}/no_such.npz", "--model", "{model}"], "db",
+     None),
+]
+
+
+def _argv(ws: dict, args: list[str]) -> list[str]:
+    return [a.format(**{k: str(v) for k, v in ws.items()}) for a in args]
+
+
+def _storage_args(argv: list[str], ws: dict) -> list[str]:
+    # search without --storage would use ./automed.db: point it at the workspace database.
+    if argv[0] == "search" and "--storage" not in argv:
+        return [*argv, "--storage", ws["storage"]]
+    return argv
+
+
+def _check(ws: dict, key: str, code, err: str, out: str, secret: str | None,
+           before: str) -> None:
+    assert code not in (0, None), f"exit {code}: {out}{err}"
+    assert "Traceback" not in err + out, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, err
+    assert lines[0].strip() != "error:"
+    if secret:
+        assert secret not in err + out
+    assert db_hash(Path(ws[key])) == before, "the database changed"
+
+
+def test_there_are_enough_cases():
+    commands = {args[0] for _, args, _, _ in CASES}
+    assert len(CASES) >= 60
+    assert {"search", "leaderboard", "studies", "show", "report", "worker", "predict",
+            "export", "demo", "db", "plugins"} <= commands
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_refused_cleanly(ws, case, capsys, monkeypatch):
+    _, args, key, secret = case
+    argv = _storage_args(_argv(ws, args), ws)
+    monkeypatch.chdir(ws["root"])
+    before = db_hash(Path(ws[key]))
+    data_before = hashlib.sha256(Path(ws["victim"]).read_bytes()).hexdigest()
+    monkeypatch.setattr(sys, "argv", ["automed", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        cli_module.main()
+    captured = capsys.readouterr()
+    _check(ws, key, exit_info.value.code, captured.err, captured.out, secret, before)
+    assert hashlib.sha256(Path(ws["victim"]).read_bytes()).hexdigest() == data_before
+
+
+SUBPROCESS = ["npz-nan", "model-pickle-weights", "search-storage-malformed",
+              "db-upgrade-newer", "demo-n-0", "predict-under-file"]
+
+
+@pytest.mark.parametrize("name", SUBPROCESS)
+def test_bad_input_in_a_fresh_process(ws, name):
+    _, args, key, secret = next(c for c in CASES if c[0] == name)
+    argv = _storage_args(_argv(ws, args), ws)
+    before = db_hash(Path(ws[key]))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("AUTOMED_STORAGE", None)
+    run = subprocess.run([sys.executable, "-m", "automed.cli", *argv], capture_output=True,
+                         text=True, cwd=ws["root"], env=env, timeout=300)
+    _check(ws, key, run.returncode, run.stderr, run.stdout, secret, before)
+
+
+def test_the_valid_controls_still_work(ws, tmp_path, capsys, monkeypatch):
+    """The inputs beside the bad ones are fine: the refusals are about the bad part only."""
+    monkeypatch.chdir(tmp_path)
+    for argv in (["predict", str(ws["data"]), "--model", str(ws["model"]), "-o", "p.csv"],
+                 ["predict", str(ws["nolabels_npz"]).replace("nolabels", "signal"),
+                  "--study", STUDY, "--storage", ws["storage"]],
+                 ["report", STUDY, "-o", "r.html", "--storage", ws["storage"]],
+                 ["export", "--study", STUDY, "-o", "exp/nested", "--storage", ws["storage"]],
+                 ["demo", "-n", "10", "-o", "d.npz"]):
+        monkeypatch.setattr(sys, "argv", ["automed", *argv])
+        try:
+            cli_module.main()
+        except SystemExit as exc:  # pragma: no cover - shown on failure
+            pytest.fail(f"{argv}: exit {exc.code}: {capsys.readouterr().err}")
+    assert (tmp_path / "p.csv").read_text().startswith("split,index,label,predicted")
+    assert (tmp_path / "exp" / "nested" / "MODEL_CARD.md").is_file()

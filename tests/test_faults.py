@@ -1,0 +1,301 @@
+"""Budgets are totals and faults leave the truth behind.
+
+- ``--trials N`` never runs more than N candidates with one worker, and never more than
+  N + (workers - 1) with several, including after Ctrl-C, SIGKILL and a resume with a
+  changed budget (a candidate cut short by the fault is retried and does not count).
+- SIGINT and SIGKILL during the search and during the refit leave a status that says what
+  happened, no traceback, and a re-run that completes with a saved model.
+- Two searches started at once on a new database both complete.
+
+The fault tests use ``tests/sleepy_arch.py``, which hangs in a chosen ``build`` and says so
+on stderr, so each signal lands inside a candidate or inside the refit, never by luck.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from store_rows import postgres_url
+
+from automed.demo import make_demo
+from automed.searching.runner import search
+from automed.storage import Store
+
+SLEEPY = str(Path(__file__).with_name("sleepy_arch.py"))
+MARKER = "automed-test: sleeping in build"
+COMMON = ["--folds", "2", "--arch", "sleepy", "--plugin", SLEEPY, "--no-prune",
+          "--bootstrap", "0", "--heartbeat", "1", "-q"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return make_demo("signal", tmp_path_factory.mktemp("faults") / "ecg.npz", n=60, seed=2)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path, monkeypatch):
+    """A new database for one fault test: a SQLite file, or one on the PostgreSQL server."""
+    monkeypatch.chdir(tmp_path)  # models of a PostgreSQL study go to ./automed_models
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'faults.db'}"
+        return
+    with postgres_url() as url:
+        yield url
+
+
+def _env(**extra: str) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", **extra)
+    env.pop("AUTOMED_STORAGE", None)
+    return env
+
+
+def _start(args: list[str], cwd: Path, **env: str) -> subprocess.Popen:
+    # A session of its own: the signal goes to the whole group, like Ctrl-C in a terminal.
+    return subprocess.Popen([sys.executable, "-m", "automed.cli", *args], cwd=cwd,
+                            env=_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def _signal_at_marker(proc: subprocess.Popen, sig: int, timeout: float = 240) -> tuple[int, str]:
+    """Wait for the sleeping marker on stderr, signal the process group, return (rc, stderr)."""
+    lines = []
+    deadline = time.monotonic() + timeout
+    for line in proc.stderr:
+        lines.append(line)
+        if line.startswith(MARKER):
+            break
+        assert time.monotonic() < deadline, "".join(lines)
+    else:
+        proc.wait()
+        pytest.fail(f"the process ended before the marker (rc {proc.returncode}):\n"
+                    + "".join(lines))
+    os.killpg(proc.pid, sig)
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, "".join(lines) + err
+
+
+def _budget(url: str, study: str) -> dict:
+    """What ran: counted (complete, pruned, failed by itself), cut short, waiting, running."""
+    trials = optuna.load_study(study_name=study, storage=url).get_trials(deepcopy=False)
+    counted = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+               or (t.state == TrialState.FAIL and t.user_attrs.get("automed_state") == "failed")]
+    ran = [t for t in trials if t.state != TrialState.WAITING]
+    return {"counted": len(counted), "cut_short": len(ran) - len(counted),
+            "running": sum(t.state == TrialState.RUNNING for t in trials),
+            "complete": sum(t.state == TrialState.COMPLETE for t in trials)}
+
+
+def _status(url: str, study: str) -> str:
+    return Store(url, create=False).search(study)["status"]
+
+
+def _resume(data: Path, url: str, study: str, trials: int, workers: int | None = None):
+    return search(data, trials=trials, folds=2, architectures=["sleepy"], plugins=[SLEEPY],
+                  prune=False, bootstrap=0, heartbeat=1, storage=url, study=study,
+                  workers=workers)
+
+
+def _clean(stderr: str) -> None:
+    assert "Traceback" not in stderr, stderr
+    assert "KeyError" not in stderr, stderr
+
+
+# -- the progress printer ------------------------------------------------------------------
+
+def test_progress_counts_only_budget_and_never_past_it(capsys):
+    from automed.cli import _Progress
+
+    progress = _Progress(quiet=False)
+    progress({"event": "start", "study": "s", "storage": "sqlite://", "dataset": "d",
+              "folds": 2, "metric": "accuracy", "architectures": ["cnn"], "device": "cpu",
+              "trials": 2, "done": 1, "resumed": True})
+    base = {"event": "candidate", "architecture": "cnn", "score_mean": None,
+            "score_std": None, "folds_done": 0, "duration_s": 1.0, "error": None}
+    progress({**base, "trial": 1, "state": "interrupted"})  # Ctrl-C: not counted, no KeyError
+    progress({**base, "trial": 2, "state": "failed",
+              "error": "WorkerLost: the worker stopped sending heartbeats"})
+    progress({**base, "trial": 3, "state": "complete", "score_mean": 0.5, "score_std": 0.1})
+    progress({**base, "trial": 4, "state": "complete", "score_mean": 0.6, "score_std": 0.1})
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("[")]
+    assert [ln.split("]")[0] for ln in lines] == ["[  1/2", "[  1/2", "[  2/2", "[  3"]
+    assert "interrupted" in lines[0]
+
+
+# -- budgets -------------------------------------------------------------------------------
+
+def test_one_worker_never_runs_more_than_the_budget(data, tmp_path):
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    # Every family's default is queued; --trials 1 must still run exactly one candidate.
+    result = search(data, trials=1, folds=2, max_epochs=1, storage=url, bootstrap=0,
+                    architectures=["cnn", "mlp", "sleepy"], plugins=[SLEEPY])
+    assert _budget(url, result.study) == {"counted": 1, "cut_short": 0, "running": 0,
+                                          "complete": 1}
+    # A resume with a larger budget runs only the difference, a smaller one nothing.
+    search(data, trials=3, folds=2, max_epochs=1, storage=url, bootstrap=0,
+           architectures=["cnn", "mlp", "sleepy"], plugins=[SLEEPY])
+    assert _budget(url, result.study)["counted"] == 3
+    search(data, trials=2, folds=2, max_epochs=1, storage=url, bootstrap=0,
+           architectures=["cnn", "mlp", "sleepy"], plugins=[SLEEPY])
+    assert _budget(url, result.study)["counted"] == 3
+    assert _status(url, result.study) == "complete"
+
+
+@pytest.mark.slow
+def test_several_workers_stay_within_budget_and_a_resume_adds_to_it(data, tmp_path):
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    first = _resume(data, url, "w", trials=2, workers=2)
+    b = _budget(url, first.study)
+    assert 2 <= b["counted"] <= 2 + 1 and b["running"] == 0
+    # The resumed workers read this run's budget, not the first run's.
+    _resume(data, url, "w", trials=4, workers=2)
+    b = _budget(url, "w")
+    assert 4 <= b["counted"] <= 4 + 1 and b["running"] == 0
+    assert _status(url, "w") == "complete"
+
+
+# -- SIGINT and SIGKILL during the search and the refit --------------------------------------
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_candidate_then_resume_with_a_changed_budget(data, tmp_path, db_url):
+    url = db_url
+    proc = _start(["search", str(data), "--storage", url, "--study", "c", "--trials", "3",
+                   *COMMON], tmp_path, AUTOMED_TEST_SLEEP_AT="3")  # in candidate #1
+    rc, err = _signal_at_marker(proc, signal.SIGINT)
+    assert rc == 130, err
+    _clean(err)
+    assert err.strip().splitlines()[-1].startswith("interrupted")
+    assert _status(url, "c") == "interrupted"
+    b = _budget(url, "c")
+    assert b == {"counted": 1, "cut_short": 1, "running": 0, "complete": 1}
+    _resume(data, url, "c", trials=4)
+    b = _budget(url, "c")
+    assert b["counted"] == 4 and b["cut_short"] == 1 and b["running"] == 0
+    assert _status(url, "c") == "complete"
+
+
+@pytest.mark.slow
+def test_sigkill_during_a_candidate_then_resume(data, tmp_path, db_url):
+    url = db_url
+    proc = _start(["search", str(data), "--storage", url, "--study", "k", "--trials", "3",
+                   *COMMON], tmp_path, AUTOMED_TEST_SLEEP_AT="3")
+    rc, _ = _signal_at_marker(proc, signal.SIGKILL)
+    assert rc == -signal.SIGKILL
+    assert _status(url, "k") == "running"  # nothing can write on SIGKILL ...
+    time.sleep(3.5)  # ... until the dead candidate's heartbeat is stale (grace 3 s)
+    result = _resume(data, url, "k", trials=3)
+    b = _budget(url, "k")
+    assert b["counted"] == 3 and b["cut_short"] == 1 and b["running"] == 0
+    assert _status(url, "k") == "complete" and Path(result.artifact).is_dir()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
+def test_a_fault_during_the_refit_leaves_no_model_and_a_true_status(data, tmp_path, sig,
+                                                                     db_url):
+    url = db_url
+    proc = _start(["search", str(data), "--storage", url, "--study", "r", "--trials", "2",
+                   *COMMON], tmp_path, AUTOMED_TEST_SLEEP_AT="5")  # 2 trials x 2 folds, refit
+    rc, err = _signal_at_marker(proc, sig)
+    info = Store(url, create=False).search("r")
+    assert not (info["config"] or {}).get("artifact")
+    if sig == signal.SIGINT:
+        assert rc == 130
+        _clean(err)
+        assert info["status"] == "interrupted"
+    else:
+        assert info["status"] == "refitting"  # what it was doing when it died
+    assert _budget(url, "r")["counted"] == 2
+    result = _resume(data, url, "r", trials=2)  # nothing left to search: refit and save
+    assert _budget(url, "r")["counted"] == 2
+    assert _status(url, "r") == "complete" and (Path(result.artifact) /
+                                                "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_two_workers_then_resume_keeps_the_total(data, tmp_path):
+    url = f"sqlite:///{tmp_path / 'cw.db'}"
+    proc = _start(["search", str(data), "--storage", url, "--study", "cw", "--trials", "4",
+                   "--workers", "2", *COMMON], tmp_path, AUTOMED_TEST_SLEEP_AT="3")
+    rc, err = _signal_at_marker(proc, signal.SIGINT)
+    assert rc == 130, err
+    _clean(err)
+    assert _status(url, "cw") == "interrupted"
+    time.sleep(3.5)  # let heartbeats of candidates cut short go stale
+    _resume(data, url, "cw", trials=4, workers=2)
+    b = _budget(url, "cw")
+    assert 4 <= b["counted"] <= 4 + 1 and b["running"] == 0
+    assert b["cut_short"] <= 2  # at most one per worker, each retried once
+    assert _status(url, "cw") == "complete"
+
+
+# -- searches started together on a new database -------------------------------------------
+
+def _open(url: str, study: str, barrier) -> str:
+    from automed.searching.study import open_study
+
+    barrier.wait()
+    try:
+        store = Store(url)
+        dataset = store.upsert_dataset(fingerprint="f" * 16, name="d", source="d",
+                                       modality="signal", n_samples=2, classes=["a", "b"],
+                                       class_counts={"a": 1, "b": 1}, input_shape=[1, 4])
+        search_id, _ = store.open_search(study, dataset, "accuracy", {"folds": 2})
+        open_study(store, study, seed=0, prune=True, search_id=search_id, create=True)
+        return "ok"
+    except BaseException as exc:  # noqa: BLE001 - reported to the test
+        return f"{type(exc).__name__}: {exc}"
+
+
+def _race(url: str, studies: list[str]) -> list[str]:
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        barrier = manager.Barrier(len(studies))
+        with ctx.Pool(len(studies)) as pool:
+            return pool.starmap(_open, [(url, s, barrier) for s in studies])
+
+
+@pytest.mark.parametrize("same", [False, True], ids=["other-studies", "same-study"])
+def test_processes_creating_one_new_sqlite_database_all_succeed(tmp_path, same):
+    for round_ in range(2):
+        url = f"sqlite:///{tmp_path / f'race{round_}.db'}"
+        studies = ["s"] * 3 if same else ["s1", "s2", "s3"]
+        assert _race(url, studies) == ["ok"] * 3
+        assert len(Store(url).studies()) == len(set(studies))
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("same", [False, True], ids=["other-studies", "same-study"])
+def test_processes_creating_one_new_postgres_database_all_succeed(same):
+    with postgres_url() as url:
+        studies = ["s"] * 3 if same else ["s1", "s2", "s3"]
+        assert _race(url, studies) == ["ok"] * 3
+        assert len(Store(url).studies()) == len(set(studies))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("same", [False, True], ids=["two-studies", "same-command"])
+def test_two_searches_started_together_on_a_new_database_both_complete(data, tmp_path, same):
+    url = f"sqlite:///{tmp_path / 'together.db'}"
+    procs = [_start(["search", str(data), "--storage", url, "--trials", "1", *COMMON]
+                    + ([] if same else ["--study", f"t{i}"]), tmp_path) for i in range(2)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    for p in procs:
+        p.stdout.close()
+        p.stderr.close()
+    assert [rc for rc, _ in results] == [0, 0], results
+    for _, err in results:
+        _clean(err)
+    studies = Store(url, create=False).studies()
+    assert len(studies) == (1 if same else 2)
+    assert {s["status"] for s in studies} == {"complete"}
+    for s in studies:
+        assert _budget(url, s["study"])["counted"] <= 1 + (1 if same else 0)
