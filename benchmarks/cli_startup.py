@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -39,7 +40,7 @@ def main() -> None:
         "automed leaderboard": [automed, "leaderboard"],
         "automed studies": [automed, "studies"],
         "automed show s": [automed, "show", "s"],
-        "optuna --help (reference)": [sys.executable, "-m", "optuna", "--help"],
+        "optuna --help (reference)": [shutil.which("optuna") or "optuna", "--help"],
     }
     print(f"{'command':30s} median s  (min s)  over {args.runs} runs, 100 candidates")
     for name, cmd in commands.items():
