@@ -82,6 +82,17 @@ class LoadedModel:
             raise DataError(f"{path}: format {self.config.get('format')!r}, expected {FORMAT}")
         self.spec = Spec.from_dict(self.config["spec"])
         self.classes: list[str] = self.config["classes"]
+        self.members: list[tuple[float, LoadedModel]] = []
+        if self.config.get("ensemble"):
+            # An ensemble: each member is a complete artifact in its own sub-folder.
+            for m in self.config["ensemble"]["members"]:
+                sub = (self.folder / m["folder"]).resolve()
+                if sub.parent != self.folder.resolve():
+                    raise DataError(f"{path}: member folder {m['folder']!r} is not inside "
+                                    "the model folder; the artifact was edited")
+                self.members.append((float(m["weight"]), LoadedModel(sub)))
+            self.model = self.preprocessor = None
+            return
         name = self.config["architecture"]
         archs = get_plugin_manager().architectures()
         if name not in archs:
@@ -97,6 +108,9 @@ class LoadedModel:
 
     def predict_proba(self, x: Any, device: str | torch.device = "cpu") -> np.ndarray:
         from automed.searching.training import predict_proba
+
+        if self.members:
+            return sum(w * m.predict_proba(x, device=device) for w, m in self.members)
 
         shape = getattr(x, "shape", None)
         if shape is not None and tuple(shape[1:]) != tuple(self.spec.input_shape):

@@ -22,14 +22,25 @@ from automed.architecture import ARCHITECTURE_PARAM, PrefixedTrial, unprefixed
 from automed.data.preprocess import preprocessor_for
 from automed.errors import CandidateError
 from automed.evaluation import metrics as M
+from automed.searching.fidelity import (
+    Collapsed,
+    CollapseWatch,
+    constant_loss,
+    final_collapse,
+    fold_step,
+)
 from automed.searching.prepare import Prepared
-from automed.searching.training import fit_model, predict_proba
+from automed.searching.training import fit_model, predict_proba, training_params
 
 Progress = Callable[[dict], None]
 
 
 class OutOfTime(Exception):
     """The search's --timeout passed while a candidate was training."""
+
+
+class _EpochPruned(Exception):
+    """The pruner stopped a candidate between two epochs of fold 0."""
 
 
 def candidate_params(study_params: dict[str, Any], max_epochs: int | None) -> tuple[str, dict]:
@@ -45,6 +56,13 @@ def cap_epochs(params: dict[str, Any], max_epochs: int | None) -> dict[str, Any]
     if max_epochs is not None and params.get("epochs", 0) > max_epochs:
         params = {**params, "epochs": max_epochs}
     return params
+
+
+def fold_steps(params: dict[str, Any], n_train: int) -> int:
+    """Optimizer steps one fold's training takes (epochs times batches per epoch)."""
+    tp = training_params(params)
+    batch = max(1, min(int(tp["batch_size"]), n_train))
+    return int(tp["epochs"]) * math.ceil(n_train / batch)
 
 
 def fold_mean(values: list[dict]) -> dict:
@@ -125,21 +143,38 @@ class Objective:
             params = dict(arch.search_space(local, self.spec))
             params.update(arch.training_space(local, self.spec))
             params = cap_epochs(params, self.plan.max_epochs)
+            n = len(self.p.train)
+            oof = np.full((n, self.spec.n_classes), np.nan, dtype=np.float32)
             for i in range(folds):
                 xtr, ytr, xva, yva = self.fold_data(i)
                 torch.manual_seed(self.plan.seed + trial.number)
                 model = arch.build(params, self.spec)
+                # Fold 0 is the low-fidelity rung: a validation score per epoch (see fidelity).
+                on_epoch = (self._epoch_watch(trial, model, xva, yva, params) if i == 0
+                            else self._check_deadline)
                 fit_model(model, xtr, ytr, params, self.spec, device=self.device,
-                          on_epoch=self._check_deadline,
-                          seed=self.plan.seed + trial.number * 100 + i)
+                          on_epoch=on_epoch, seed=self.plan.seed + trial.number * 100 + i)
                 proba = predict_proba(model, xva, device=self.device)
+                oof[self.p.splits[i][1]] = proba
                 scores = self.score_all(yva, proba)
                 fold_scores.append(scores[self.p.metric])
                 fold_metrics.append(scores)
-                trial.report(float(np.mean(fold_scores)), i)
-                if self.plan.prune and i < folds - 1 and trial.should_prune():
-                    record("pruned")
+                reason = (final_collapse(proba.argmax(1), yva, self.p.train.classes,
+                                         fold_steps(params, len(ytr)))
+                          if self.plan.prune else None)
+                if reason:
+                    raise Collapsed(f"{reason} in fold {i + 1}")
+                if i > 0:
+                    trial.report(float(np.mean(fold_scores)), fold_step(i))
+                if self.plan.prune and 0 < i < folds - 1 and trial.should_prune():
+                    record("pruned", f"CV mean below the median after fold {i + 1}")
                     raise optuna.TrialPruned()
+        except Collapsed as exc:
+            record("collapsed", str(exc))
+            raise optuna.TrialPruned(str(exc)) from None
+        except _EpochPruned as exc:
+            record("pruned", str(exc))
+            raise optuna.TrialPruned(str(exc)) from None
         except optuna.TrialPruned:
             raise
         except OutOfTime:
@@ -161,7 +196,35 @@ class Objective:
             record("failed", "metric was not finite on every fold")
             raise CandidateError(f"{name}: metric not finite")
         record("complete")
+        self.store.record_oof(self.search_id, trial.number, oof)
         return float(np.mean(fold_scores))
+
+    def _epoch_watch(self, trial: optuna.Trial, model: torch.nn.Module, xva: torch.Tensor,
+                     yva: np.ndarray, params: dict[str, Any]) -> Callable[[int, float], None]:
+        """Fold 0's per-epoch callback: time limit, validation score, collapse, pruning."""
+        if not self.plan.prune:
+            return self._check_deadline
+        tp = training_params(params)
+        ytr = self.fold_data(0)[1].numpy()
+        watch = CollapseWatch(
+            yva, self.p.train.classes, int(tp["epochs"]),
+            steps_per_epoch=fold_steps({**tp, "epochs": 1}, len(ytr)),
+            constant_loss=constant_loss(ytr, self.spec.n_classes, tp["class_weight"],
+                                        tp["sampler"], float(tp["label_smoothing"])))
+
+        def on_epoch(epoch: int, loss: float) -> None:
+            self._check_deadline(epoch, loss)
+            proba = predict_proba(model, xva, device=self.device)
+            model.train()
+            value = float(M.score(self.p.metric, yva, proba, self.p.average, self.p.pos_label))
+            if math.isfinite(value):
+                trial.report(value, epoch)
+            watch.epoch(epoch, loss, proba.argmax(1))
+            if trial.should_prune():
+                raise _EpochPruned(f"fold-1 score below the median after epoch "
+                                   f"{epoch + 1}")
+
+        return on_epoch
 
     def _check_deadline(self, epoch: int, loss: float) -> None:
         # A search always answers: until one candidate has completed, the limit is soft.

@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 
 from automed.architecture import prefixed
 from automed.errors import CandidateError
+from automed.searching.fidelity import make_pruner
 from automed.searching.plan import HEARTBEAT_INTERVAL
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -94,8 +95,7 @@ def open_study(store, study_name: str, *, seed: int, prune: bool, search_id: int
                identity: str = "main") -> optuna.Study:
     """The Optuna study of a search, with heartbeats, a per-worker TPE seed and the pruner."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=0)
-              if prune else optuna.pruners.NopPruner())
+    pruner = make_pruner(prune)  # epoch steps on fold 0, then fold steps: see fidelity
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         storage = store.optuna_storage(
