@@ -93,3 +93,27 @@ def test_no_prune_reports_no_epochs_and_never_stops(tmp_path, storage_url):
     assert row["state"] == "complete" and len(row["fold_scores"]) == 2
     (trial,) = optuna.load_study(study_name=result.study, storage=storage_url).trials
     assert sorted(trial.intermediate_values) == [fold_step(1)]
+
+
+@pytest.mark.slow
+def test_two_workers_then_a_resume_lose_and_duplicate_nothing_with_epoch_pruning(tmp_path):
+    from test_workers import _assert_consistent
+
+    from automed.demo import make_demo
+
+    data = make_demo("image", tmp_path / "w.npz", n=200)
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    first = search(data, trials=5, folds=2, max_epochs=3, workers=2, heartbeat=1,
+                   storage=url, bootstrap=0)
+    _assert_consistent(url, first.study, 5)
+    resumed = search(data, trials=8, folds=2, max_epochs=3, storage=url, bootstrap=0)
+    assert resumed.resumed
+    _assert_consistent(url, first.study, 8)
+    study = optuna.load_study(study_name=first.study, storage=url)
+    counted = [t for t in study.trials if t.state != optuna.trial.TrialState.WAITING]
+    assert len({t.number for t in counted}) == len(counted)
+    # each worker reported fold 0 per epoch: every trial that trained has epoch steps
+    trained = [t for t in counted if t.intermediate_values]
+    assert trained and all(0 in t.intermediate_values for t in trained)
+    rows = Store(url).candidates(first.study)
+    assert {r["trial"] for r in rows if r["trial"] >= 0} == {t.number for t in counted}
