@@ -116,3 +116,13 @@ def test_no_ensemble_answers_with_the_best_single(demo_image, storage_url):
     assert result.ensemble is None
     assert Store(storage_url).leaderboard(result.study, states=("ensemble",)) == []
     assert Store(storage_url).search(result.study)["config"]["answer"] == "single"
+
+
+def test_report_shows_the_ensemble_the_anytime_curve_and_stopped_candidates(ensembled):
+    from automed.results.report import build_report
+
+    _, url, result, _ = ensembled
+    html = build_report(Store(url), result.study)
+    assert result.ensemble["label"] in html
+    assert "Best so far against wall time" in html and "wall time: search" in html
+    assert "Stopped early" in html

@@ -111,7 +111,7 @@ def test_two_local_workers_share_one_study(any_storage, demo_image):
 def _worker(url: str, study: str) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     return subprocess.Popen([sys.executable, "-m", "automed.cli", "worker", "--study", study,
-                             "--storage", url, "--heartbeat", "1", "-q"], env=env,
+                             "--storage", url, "-q"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

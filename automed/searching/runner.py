@@ -23,6 +23,7 @@ from automed.data.dataset import Dataset, LoadedData
 from automed.data.preprocess import Preprocessor
 from automed.errors import AutomedError, ConfigError
 from automed.results.artifact import default_dir
+from automed.searching import portfolio
 from automed.searching.devices import plan_slots
 from automed.searching.ensemble import ENSEMBLE_TRIAL, build_ensemble, save_ensemble
 from automed.searching.manifest import build_manifest, enable_determinism
@@ -153,15 +154,16 @@ def search(
                ensemble=ensemble)
 
 
-def _family_defaults(archs: dict[str, Architecture], spec: Spec) -> list[tuple[str, dict]]:
-    """Each family's known-good start, strong-and-cheap families first."""
+def _family_defaults(archs: dict[str, Architecture], spec: Spec,
+                     trials: int | None = None) -> list[tuple[str, dict]]:
+    """The portfolio of known-good starts, strong-and-cheap families first (see portfolio)."""
     def order(item: tuple[str, Architecture]) -> tuple[int, str]:
         try:
             return int(item[1].priority(spec)), item[0]
         except Exception:  # noqa: BLE001 - a faulty plugin goes last, not the search down
             return 100, item[0]
 
-    out = []
+    per_family = []
     for name, arch in sorted(archs.items(), key=order):
         try:
             defaults = arch.default_params(spec)
@@ -170,8 +172,14 @@ def _family_defaults(archs: dict[str, Architecture], spec: Spec) -> list[tuple[s
         if defaults:
             # Training settings a family leaves out take the library defaults rather than
             # a random draw (a random "balanced" sampler wrecked 23-class text accuracy).
-            out.append((name, {**TRAINING_DEFAULTS, **defaults}))
-    return out
+            base = {**TRAINING_DEFAULTS, **defaults}
+            configs: list[dict] = []
+            for override in portfolio.entries(spec.modality, name):
+                config = {**base, **{k: v for k, v in override.items() if k in base}}
+                if config not in configs:
+                    configs.append(config)
+            per_family.append((name, configs))
+    return portfolio.interleave(per_family, None if trials is None else trials // 2)
 
 
 def _config(p: Prepared, slots) -> dict:
@@ -248,7 +256,7 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
     ostudy = open_study(store, study_name, seed=plan.seed, prune=plan.prune,
                         search_id=search_id, heartbeat=plan.heartbeat, create=True)
     if not ostudy.trials:
-        enqueue_defaults(ostudy, _family_defaults(p.architectures, p.spec))
+        enqueue_defaults(ostudy, _family_defaults(p.architectures, p.spec, plan.trials))
     retry_interrupted(ostudy)
     progress({"event": "start", "study": study_name, "storage": store.redacted,
               "dataset": train.summary(), "architectures": sorted(p.architectures),
