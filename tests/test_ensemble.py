@@ -126,3 +126,10 @@ def test_report_shows_the_ensemble_the_anytime_curve_and_stopped_candidates(ense
     assert result.ensemble["label"] in html
     assert "Best so far against wall time" in html and "wall time: search" in html
     assert "Stopped early" in html
+
+
+def test_greedy_selection_can_cap_the_distinct_members():
+    y = np.array([0, 0, 1, 1])
+    oof = {7: _binary([0.40, 0.40, 0.60, 0.40]), 3: _binary([0.55, 0.30, 0.70, 0.90])}
+    sel = greedy_select(oof, y, _accuracy, order=[7, 3], max_members=1)
+    assert sel.members == [7] and sel.score == 0.75

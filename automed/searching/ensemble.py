@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 POOL = 10  # the best complete candidates (by CV score) the selection may pick from
+MAX_MEMBERS = 5  # distinct members; 3 under --timeout, which reserves time for 3 refits
 ROUNDS = 20  # greedy rounds; an ensemble has at most this many picks
 ENSEMBLE_TRIAL = -1  # the ensemble's row among a study's candidates
 
@@ -48,8 +49,13 @@ class Selection:
 
 def greedy_select(oof: dict[int, np.ndarray], y: np.ndarray,
                   score: Callable[[np.ndarray, np.ndarray], float],
-                  order: list[int] | None = None, rounds: int = ROUNDS) -> Selection:
-    """Caruana's forward selection with replacement; ``order`` breaks ties (best first)."""
+                  order: list[int] | None = None, rounds: int = ROUNDS,
+                  max_members: int | None = None) -> Selection:
+    """Caruana's forward selection with replacement; ``order`` breaks ties (best first).
+
+    With ``max_members``, once that many distinct candidates are in, later rounds pick only
+    among them (each member is one more model to refit and to run at prediction time).
+    """
     order = list(order if order is not None else oof)
     if not order:
         raise ValueError("no candidates to ensemble")
@@ -58,7 +64,10 @@ def greedy_select(oof: dict[int, np.ndarray], y: np.ndarray,
     history: list[float] = []
     for _ in range(rounds):
         best_t, best_s = None, -np.inf
+        full = max_members is not None and len(set(picks)) >= max_members
         for t in order:
+            if full and t not in picks:
+                continue
             s = score(y, (total + oof[t]) / (len(picks) + 1))
             if s > best_s:  # strict: the earlier (better-ranked) candidate wins ties
                 best_t, best_s = t, s
@@ -143,7 +152,8 @@ def build_ensemble(p, store, search_id: int, study: str, trials: dict, device,
         value = M.score(p.metric, yy, proba, p.average, p.pos_label)
         return value if np.isfinite(value) else -np.inf
 
-    sel = greedy_select(oof, y, score, order)
+    sel = greedy_select(oof, y, score, order,
+                        max_members=3 if p.plan.timeout is not None else MAX_MEMBERS)
     if len(sel.members) < 2:
         return None
     proba = blend(oof, sel.weights)

@@ -90,6 +90,10 @@ class Objective:
         self.device = device
         self.progress = progress or (lambda event: None)
         self.deadline: float | None = None  # monotonic time after which candidates stop
+        # Refits that must still fit in --timeout after the search: the answer's refit, plus
+        # ensemble members (set by the runner). ``reserve`` seconds come off the deadline.
+        self.refits_after = 0
+        self.reserve = 0.0
         self._complete = False
         self._fold_cache: dict[int, tuple] = {}
 
@@ -197,6 +201,7 @@ class Objective:
             raise CandidateError(f"{name}: metric not finite")
         record("complete")
         self.store.record_oof(self.search_id, trial.number, oof)
+        self._reserve_for_refit(time.perf_counter() - start)
         return float(np.mean(fold_scores))
 
     def _epoch_watch(self, trial: optuna.Trial, model: torch.nn.Module, xva: torch.Tensor,
@@ -226,10 +231,26 @@ class Objective:
 
         return on_epoch
 
+    def _reserve_for_refit(self, seconds: float) -> None:
+        """Keep time for the refits after the search, estimated from finished candidates.
+
+        One refit trains on all k folds' data once: about ``seconds / (k - 1)`` for a
+        candidate whose k folds took ``seconds``. At most a quarter of --timeout is kept.
+        """
+        if self.deadline is None or not self.refits_after:
+            return
+        folds = self.plan.folds
+        estimate = self.refits_after * seconds / max(1, folds - 1)
+        limit = 0.25 * (self.plan.timeout or 0.0)
+        self.reserve = min(limit, max(self.reserve, estimate))
+
+    def out_of_time(self) -> bool:
+        return (self.deadline is not None
+                and time.monotonic() > self.deadline - self.reserve)
+
     def _check_deadline(self, epoch: int, loss: float) -> None:
         # A search always answers: until one candidate has completed, the limit is soft.
-        if (self.deadline is not None and time.monotonic() > self.deadline
-                and self.has_complete()):
+        if self.out_of_time() and self.has_complete():
             raise OutOfTime()
 
     def has_complete(self) -> bool:

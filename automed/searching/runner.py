@@ -271,6 +271,8 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
                             resumed=resumed, spec=p.spec)
     objective = Objective(p, store=store, study_name=study_name, search_id=search_id,
                           device=dev, progress=progress)
+    # --timeout covers the refit of the answer and, with ensembles, of up to two more members.
+    objective.refits_after = (1 + 2 * bool(ensemble)) if refit else 0
     try:
         if len(slots) == 1:
             run_trials(objective, ostudy, trials=plan.trials, timeout=plan.timeout,

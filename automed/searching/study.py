@@ -154,9 +154,15 @@ def run_trials(objective, study: optuna.Study, *, trials: int | None, timeout: f
     started = time.monotonic()
     if timeout is not None:
         objective.deadline = started + timeout  # candidates stop mid-training at the limit
+    def reserve(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        # Time kept for the refits after the search (see Objective.reserve) ends it early.
+        if getattr(objective, "reserve", 0.0) and objective.out_of_time():
+            study.stop()
+
     if not budget.used(study):
         study.optimize(objective, timeout=timeout, catch=(CandidateError,),
-                       callbacks=[budget], gc_after_trial=False, show_progress_bar=False)
+                       callbacks=[budget, reserve], gc_after_trial=False,
+                       show_progress_bar=False)
     # A worker that died mid-trial leaves it RUNNING until its heartbeat is stale. Sweep for
     # such trials for one grace period so that their retries run before this worker leaves.
     deadline = time.monotonic() + grace(heartbeat) + 2 * heartbeat
