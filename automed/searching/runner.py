@@ -313,6 +313,8 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
         result.test_size = len(test) if test is not None else None
         timing["refit_s"] = time.monotonic() - wall_start - timing["search_s"]
         ens = None
+        if not ensemble:
+            store.delete_candidate(search_id, ENSEMBLE_TRIAL)  # a resumed run's old blend
         if ensemble:
             progress({"event": "ensembling"})
             completed_by_number = {t.number: t for t in completed}
