@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -144,8 +145,12 @@ class Objective:
 
         try:
             local = PrefixedTrial(trial, name)
-            params = dict(arch.search_space(local, self.spec))
-            params.update(arch.training_space(local, self.spec))
+            with warnings.catch_warnings():
+                # A portfolio start may lie outside a numeric range on purpose (e.g. a family's
+                # 10 epochs where small data searches 15-40); Optuna uses it and warns.
+                warnings.filterwarnings("ignore", message="Fixed parameter .* out of range")
+                params = dict(arch.search_space(local, self.spec))
+                params.update(arch.training_space(local, self.spec))
             params = cap_epochs(params, self.plan.max_epochs)
             n = len(self.p.train)
             oof = np.full((n, self.spec.n_classes), np.nan, dtype=np.float32)
