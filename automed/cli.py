@@ -71,10 +71,10 @@ class _Progress:
             if e["state"] == "complete" and (self.best is None or mean > self.best):
                 self.best = mean
             score = "-" if mean is None else f"{mean:.4f} ± {e['score_std']:.4f}"
-            what = {"complete": "", "pruned": f"pruned after fold {e['folds_done']}",
-                    "failed": f"FAILED: {e['error']}",
-                    "interrupted": "interrupted (a resume runs it again)"}.get(e["state"],
-                                                                             e["state"])
+            what = {"complete": "", "failed": f"FAILED: {e['error']}",
+                    "interrupted": "interrupted (a resume runs it again)"}.get(e["state"])
+            if what is None:  # pruned / collapsed: the reason says where and why
+                what = f"{e['state']}: " + (e.get("error") or f"after fold {e['folds_done']}")
             best = "-" if self.best is None else f"{self.best:.4f}"
             click.echo(f"[{self.n:>3}{total}] #{e['trial']:<3} {e['architecture']:<12} {score:<17}"
                        f" {e['duration_s']:6.1f}s  best {best}  {what}".rstrip(), err=True)
@@ -82,6 +82,27 @@ class _Progress:
             target = "and scoring it on the test set" if e["test"] else "(no test set given)"
             click.echo(f"refitting #{e['trial']} ({e['architecture']}) on all training data "
                        f"{target}", err=True)
+        elif kind == "ensemble":
+            verdict = ("better: refitting its members" if e["better"] else
+                       "not better than the best single candidate; keeping that one")
+            click.echo(f"{e['label']}: out-of-fold score {e['score']:.4f} vs best single "
+                       f"{e['single']:.4f}, {verdict}", err=True)
+        elif kind == "done" and e.get("timing"):
+            click.echo(format_timing(e["timing"]), err=True)
+
+
+def format_timing(t: dict) -> str:
+    """Wall time per phase against --timeout, so an overrun is visible, never hidden."""
+    parts = [f"search {t['search_s']:.0f} s"]
+    parts += [f"{name} {t[key]:.0f} s" for name, key in (("refit", "refit_s"),
+                                                          ("ensemble", "ensemble_s"))
+              if t.get(key) is not None]
+    line = f"wall time: {' + '.join(parts)} = {t.get('total_s', t['search_s']):.0f} s"
+    if t.get("timeout"):
+        over = t.get("total_s", t["search_s"]) - t["timeout"]
+        line += (f" (--timeout {t['timeout']:g} s; {over:.0f} s over it, spent refitting "
+                 "the answer)" if over > 0 else f" (within --timeout {t['timeout']:g} s)")
+    return line
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -145,7 +166,10 @@ def cli() -> None:
               "creates the study for `automed worker` processes to join.")
 @click.option("--heartbeat", default=10.0, show_default=True, help="Seconds between a running "
               "candidate's heartbeats; a silent worker's candidate is retried.")
-@click.option("--no-prune", is_flag=True, help="Run every fold of every candidate.")
+@click.option("--no-prune", is_flag=True, help="Run every fold of every candidate: no "
+              "pruning at epoch or fold steps, no stopping of collapsed candidates.")
+@click.option("--no-ensemble", is_flag=True, help="Answer with the best single candidate; "
+              "build no ensemble of the best candidates.")
 @click.option("--max-epochs", type=int, help="Cap every candidate's training epochs (quick runs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
@@ -164,7 +188,8 @@ def cli() -> None:
 def search(data, test, metric, average, pos_label, folds, trials, timeout, storage, results_db,
            study,
            architectures, seed, plugin_sources, format_, modality, label_col, device, gpus,
-           trials_per_gpu, workers, heartbeat, no_prune, max_epochs, as_json, quiet, group_col,
+           trials_per_gpu, workers, heartbeat, no_prune, no_ensemble, max_epochs, as_json,
+           quiet, group_col,
            groups_file, test_fraction, artifacts, bootstrap, deterministic) -> None:
     """Search architectures and hyperparameters for DATA; print the leaderboard.
 
@@ -187,7 +212,8 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
         max_epochs=max_epochs, gpus=gpus, trials_per_gpu=trials_per_gpu, workers=workers,
         heartbeat=heartbeat, progress=_Progress(quiet or as_json), plugins=list(plugin_sources),
         group_col=group_col, groups=groups_file, test_fraction=test_fraction,
-        artifacts=artifacts, bootstrap=bootstrap, deterministic=deterministic)
+        artifacts=artifacts, bootstrap=bootstrap, deterministic=deterministic,
+        ensemble=not no_ensemble)
     if workers == 0:
         click.echo(f"created study {result.study!r}; join it with: automed worker --study "
                    f"{result.study} --storage {result.storage}"
@@ -198,13 +224,16 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
                                "best": result.best, "test_scores": result.test_scores,
                                "test_size": result.test_size, "test_ci": result.test_ci,
                                "artifact": result.artifact, "manifest": result.manifest,
-                               "warnings": result.warnings,
+                               "warnings": result.warnings, "ensemble": result.ensemble,
+                               "timing": result.timing,
                                "leaderboard": result.leaderboard}, indent=2, default=str))
         return
     click.echo(f"\nleaderboard of {result.study!r} (top 10):")
     click.echo(format_table(result.leaderboard[:10]))
     if result.test_scores:
-        click.echo(f"\nbest: #{result.best['trial']} {result.best['architecture']}; "
+        what = (result.ensemble["label"] if result.ensemble else
+                f"#{result.best['trial']} {result.best['architecture']}")
+        click.echo(f"\nbest: {what}; "
                    + format_test_scores(result.test_scores, result.test_size))
     if result.test_ci:
         click.echo(format_test_ci(result.test_ci))
@@ -254,8 +283,9 @@ def worker(study, storage, results_db, gpus, trials_per_gpu, workers, device, ti
 @click.option("--arch", "architectures", multiple=True, help="Only this architecture family "
               "(repeatable).")
 @click.option("--state", "states", multiple=True,
-              type=click.Choice(["complete", "pruned", "failed", "interrupted"]),
-              help="Candidate states to include (repeatable; default complete).")
+              type=click.Choice(["complete", "ensemble", "pruned", "collapsed", "failed",
+                                 "interrupted"]),
+              help="Candidate states to include (repeatable; default complete and ensemble).")
 @click.option("--metric", "metrics", multiple=True, help="Only searches optimising this "
               "metric (repeatable; implies all studies).")
 @click.option("--sort", help="Rank by a stored metric (e.g. auroc, f1) or duration instead of "
@@ -285,7 +315,7 @@ def leaderboard(studies, all_studies, datasets, architectures, states, metrics, 
     fmt = "json" if as_json else fmt
     if not studies and not (all_studies or datasets or metrics):
         studies = (store.latest_study(),)
-    states = states or (STATES if show_all else ("complete",))
+    states = states or (STATES if show_all else ("complete", "ensemble"))
     key = sort_key(sort)[0] if sort else None
     rows = store.leaderboard(list(studies) or None, top=top, states=states,
                              dataset=list(datasets) or None,
@@ -302,12 +332,14 @@ def leaderboard(studies, all_studies, datasets, architectures, states, metrics, 
                    f"{info['status']})")
     else:
         click.echo(f"{len(rows)} candidate(s) from {len({r['study'] for r in rows})} study(ies)")
-    click.echo(render(rows, "table", show_state=show_all or set(states) != {"complete"},
-                      sort=key))
+    plain = set(states) <= {"complete", "ensemble"}
+    click.echo(render(rows, "table", show_state=show_all or not plain, sort=key))
     if len(studies) != 1:
         return
     if info["test_scores"]:
-        click.echo(f"\nrefit best #{info['best_trial']}: "
+        answer = ((info["config"] or {}).get("ensemble") or {}).get("label") \
+            if (info["config"] or {}).get("answer") == "ensemble" else f"#{info['best_trial']}"
+        click.echo(f"\nrefit best {answer}: "
                    + format_test_scores(info["test_scores"], info["test_size"]))
     config = info["config"] or {}
     if config.get("test_ci"):

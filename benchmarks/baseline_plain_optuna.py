@@ -53,7 +53,40 @@ class SmallCNN(nn.Module):
         return self.fc(self.drop(torch.flatten(x, 1)))
 
 
+class SmallCNN1d(nn.Module):
+    """The same network in 1-D, for UCR signal tables (the --data *_TRAIN.txt case)."""
+
+    def __init__(self, n_classes: int, width: int, dropout: float, size: int):
+        super().__init__()
+        self.conv1 = nn.Conv1d(1, width, 5, padding=2)
+        self.conv2 = nn.Conv1d(width, 2 * width, 5, padding=2)
+        self.drop = nn.Dropout(dropout)
+        self.fc = nn.Linear(2 * width * (size // 4), n_classes)
+
+    def forward(self, x):
+        x = F.max_pool1d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool1d(F.relu(self.conv2(x)), 2)
+        return self.fc(self.drop(torch.flatten(x, 1)))
+
+
+def load_ucr(path: Path):
+    """UCR TRAIN/TEST text files (label first), z-normalised per series, labels 0..k-1."""
+    test_path = path.with_name(path.name.replace("_TRAIN", "_TEST"))
+    tr, te = np.loadtxt(path), np.loadtxt(test_path)
+    classes = np.unique(tr[:, 0])
+
+    def prep(a):
+        x = a[:, 1:]
+        x = (x - x.mean(1, keepdims=True)) / (x.std(1, keepdims=True) + 1e-8)
+        y = np.searchsorted(classes, a[:, 0])
+        return torch.from_numpy(x).float().unsqueeze(1), torch.from_numpy(y.astype(np.int64))
+
+    return (*prep(tr), *prep(te))
+
+
 def load(path: Path):
+    if path.suffix == ".txt":
+        return load_ucr(path)
     d = np.load(path)
 
     def prep(split):
@@ -69,7 +102,8 @@ def load(path: Path):
 
 def train(x, y, params, n_classes, seed):
     torch.manual_seed(seed)
-    model = SmallCNN(n_classes, params["width"], params["dropout"], size=x.shape[-1])
+    net = SmallCNN1d if x.dim() == 3 else SmallCNN
+    model = net(n_classes, params["width"], params["dropout"], size=x.shape[-1])
     opt = torch.optim.Adam(model.parameters(), lr=params["lr"])
     bs = params["batch_size"]
     g = torch.Generator().manual_seed(seed)

@@ -16,7 +16,9 @@ from automed.storage.schema import CandidateRecord as C
 from automed.storage.schema import DatasetRecord as D
 from automed.storage.schema import SearchRecord as S
 
-STATES = ("complete", "pruned", "failed", "interrupted")
+# "collapsed": stopped for predicting (nearly) one class; "ensemble": a search's greedy
+# ensemble of complete candidates (trial -1), ranked beside them.
+STATES = ("complete", "ensemble", "pruned", "collapsed", "failed", "interrupted")
 _COLUMNS = (C.trial_number, C.architecture, C.score_mean, C.score_std, C.fold_scores,
             C.metrics, C.state, C.duration_s, C.params, C.error, C.device, C.created_at)
 # Sort keys that are columns; any other key is a metric inside the ``metrics`` JSON.

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -84,7 +85,7 @@ class CandidateRecord(Base):
     trial_number: Mapped[int] = mapped_column(Integer)
     architecture: Mapped[str] = mapped_column(String(128), index=True)
     params: Mapped[dict] = mapped_column(JSON)
-    state: Mapped[str] = mapped_column(String(16))  # complete | pruned | failed
+    state: Mapped[str] = mapped_column(String(16))  # ranking.STATES
     fold_scores: Mapped[list] = mapped_column(JSON)
     score_mean: Mapped[float | None] = mapped_column(Float, nullable=True)
     score_std: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -95,3 +96,23 @@ class CandidateRecord(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
 
     search: Mapped[SearchRecord] = relationship()
+
+
+class OutOfFoldRecord(Base):
+    """A complete candidate's out-of-fold class probabilities, for ensemble selection.
+
+    A table of its own (migration 0003) so the candidate rows the leaderboard scans stay small.
+    ``proba`` is float16, row-major ``(n_samples, n_classes)``: 4 bytes a sample for a binary
+    task, about 19 KB per PneumoniaMNIST candidate.
+    """
+
+    __tablename__ = "automed_oof"
+    __table_args__ = (
+        UniqueConstraint("search_id", "trial_number", name="uq_automed_oof_trial"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    search_id: Mapped[int] = mapped_column(ForeignKey("automed_searches.id"), index=True)
+    trial_number: Mapped[int] = mapped_column(Integer)
+    n_samples: Mapped[int] = mapped_column(Integer)
+    n_classes: Mapped[int] = mapped_column(Integer)
+    proba: Mapped[bytes] = mapped_column(LargeBinary)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from automed.errors import ConfigError, StorageError
 from automed.storage import fleet, ranking
-from automed.storage.schema import CandidateRecord, DatasetRecord, SearchRecord
+from automed.storage.schema import CandidateRecord, DatasetRecord, OutOfFoldRecord, SearchRecord
 
 DEFAULT_URL = "sqlite:///automed.db"
 ENV_VAR = "AUTOMED_STORAGE"
@@ -273,6 +273,42 @@ class Store:
                 s.add(rec)
             for key, value in fields.items():
                 setattr(rec, key, value)
+
+    def delete_candidate(self, search_id: int, trial_number: int) -> None:
+        """Drop one candidate row (a search's previous ensemble, rebuilt on every run)."""
+        with self.session() as s:
+            rec = s.scalar(select(CandidateRecord).where(
+                CandidateRecord.search_id == search_id,
+                CandidateRecord.trial_number == trial_number))
+            if rec is not None:
+                s.delete(rec)
+
+    def record_oof(self, search_id: int, trial_number: int, proba: Any) -> None:
+        """Store a complete candidate's out-of-fold probabilities ``(n, k)`` as float16."""
+        import numpy as np
+
+        arr = np.ascontiguousarray(proba, dtype=np.float16)
+        with self.session() as s:
+            rec = s.scalar(select(OutOfFoldRecord).where(
+                OutOfFoldRecord.search_id == search_id,
+                OutOfFoldRecord.trial_number == trial_number))
+            if rec is None:
+                rec = OutOfFoldRecord(search_id=search_id, trial_number=trial_number)
+                s.add(rec)
+            rec.n_samples, rec.n_classes = arr.shape
+            rec.proba = arr.tobytes()
+
+    def oof(self, search_id: int, trials: Sequence[int] | None = None) -> dict:
+        """``{trial: float32 (n, k) array}`` of the search's stored out-of-fold predictions."""
+        import numpy as np
+
+        stmt = select(OutOfFoldRecord).where(OutOfFoldRecord.search_id == search_id)
+        if trials is not None:
+            stmt = stmt.where(OutOfFoldRecord.trial_number.in_(list(trials)))
+        with self.session() as s:
+            return {r.trial_number: np.frombuffer(r.proba, dtype=np.float16)
+                    .reshape(r.n_samples, r.n_classes).astype(np.float32)
+                    for r in s.scalars(stmt)}
 
     def update_search_config(self, search_id: int, **items: Any) -> None:
         """Merge ``items`` into the search's config JSON (manifest, artifact, test intervals)."""

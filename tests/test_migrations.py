@@ -59,13 +59,13 @@ def test_old_schema_is_refused_with_the_upgrade_command(old_db):
 def test_upgrade_from_the_old_fixture_keeps_the_data(old_db):
     result = CliRunner().invoke(cli, ["db", "upgrade", "--storage", old_db])
     assert result.exit_code == 0, result.output
-    assert "0001 -> 0002" in result.output
+    assert "0001 -> 0003" in result.output
     assert _revision(old_db) == head_revision()
     store = Store(old_db)
     rows = store.leaderboard("old-study")
     assert [(r["architecture"], r["score_mean"]) for r in rows] == [("cnn", 0.81), ("mlp", 0.74)]
     assert store.test_predictions("old-study") is None
-    assert upgrade_database(old_db) == ("0002", "0002")  # idempotent
+    assert upgrade_database(old_db) == ("0003", "0003")  # idempotent
 
 
 def test_database_from_before_migrations_is_treated_as_0001(old_db):

@@ -82,6 +82,24 @@ class LoadedModel:
         try:
             self.spec = Spec.from_dict(self.config["spec"])
             self.classes: list[str] = [str(c) for c in self.config["classes"]]
+            ensemble = self.config.get("ensemble")
+            members = [(m["folder"], float(m["weight"])) for m in ensemble["members"]] \
+                if ensemble else []
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DataError(f"{damaged} ({type(exc).__name__}: {exc}); export the model "
+                            "again with `automed export`") from None
+        self.members: list[tuple[float, LoadedModel]] = []
+        if members:
+            # An ensemble: each member is a complete artifact in its own sub-folder.
+            for folder, weight in members:
+                sub = (self.folder / folder).resolve()
+                if sub.parent != self.folder.resolve():
+                    raise DataError(f"{path}: member folder {folder!r} is not inside "
+                                    "the model folder; the artifact was edited")
+                self.members.append((weight, LoadedModel(sub)))
+            self.model = self.preprocessor = None
+            return
+        try:
             name = self.config["architecture"]
             params = dict(self.config["params"])
             pre = self.config["preprocessor"]
@@ -115,6 +133,8 @@ class LoadedModel:
     def predict_proba(self, x: Any, device: str | torch.device = "cpu") -> np.ndarray:
         from automed.searching.training import predict_proba
 
+        if self.members:
+            return sum(w * m.predict_proba(x, device=device) for w, m in self.members)
         channels = self.spec.modality in ("image", "signal")
         shape = getattr(x, "shape", None)
         if channels and shape is not None and tuple(shape[1:]) != tuple(self.spec.input_shape):

@@ -16,6 +16,8 @@ def study_summary(info: dict, candidates: list[dict]) -> dict:
     """The study record plus what its candidates add up to (counts, time, per family)."""
     families: dict[str, dict] = {}
     for c in candidates:
+        if c["state"] == "ensemble":
+            continue  # a blend of candidates, not a family
         fam = families.setdefault(c["architecture"], {"candidates": 0, "complete": 0,
                                                       "best": None, "best_trial": None})
         fam["candidates"] += 1

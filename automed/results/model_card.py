@@ -17,11 +17,24 @@ def render_model_card(c: dict) -> str:
     """Markdown from an artifact's config (see :func:`automed.results.artifact.save_artifact`)."""
     data, cv, test, man = c.get("data", {}), c.get("cv", {}), c.get("test") or {}, \
         c.get("manifest", {})
+    ens = c.get("ensemble")
+    if ens:
+        model = [f"- a weighted average of the class probabilities of {len(ens['members'])} "
+                 "refit candidates, chosen by greedy ensemble selection (Caruana et al. 2004, "
+                 "with replacement) on their out-of-fold predictions:",
+                 *[f"  - `{m['folder']}`: candidate #{m['trial']}, `{m['architecture']}`, "
+                   f"weight {m['weight']:.2f}, parameters `{m['params']}`"
+                   for m in ens["members"]],
+                 "- the cross-validation score below is measured on the out-of-fold "
+                 "predictions the members were selected on (slightly optimistic); the test "
+                 "score is the honest one"]
+    else:
+        model = [f"- architecture `{c['architecture']}` (automed plugin), candidate "
+                 f"#{c.get('trial')}", f"- parameters: `{c['params']}`"]
     lines = [
         f"# Model card: {c['architecture']} from study `{c.get('study')}`", "",
         "## Model",
-        f"- architecture `{c['architecture']}` (automed plugin), candidate #{c.get('trial')}",
-        f"- parameters: `{c['params']}`",
+        *model,
         f"- input: {c['spec']['modality']} of shape {tuple(c['spec']['input_shape'])}; "
         f"output: probabilities of {len(c['classes'])} classes {c['classes']}",
         f"- files: `{WEIGHTS}` (safetensors weights), `{CONFIG}` (architecture, "
@@ -83,7 +96,12 @@ def export_model(store, study: str, out: str | Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for name in (WEIGHTS, CONFIG):
-        if (out / name).resolve() != (source / name).resolve():
+        if (source / name).is_file() and (out / name).resolve() != (source / name).resolve():
             shutil.copy2(source / name, out / name)
+    for member in (model.config.get("ensemble") or {}).get("members", []):
+        src, dst = source / member["folder"], out / member["folder"]
+        if dst.resolve() != src.resolve():
+            shutil.rmtree(dst, ignore_errors=True)
+            shutil.copytree(src, dst)
     (out / "MODEL_CARD.md").write_text(render_model_card(model.config), encoding="utf-8")
     return out

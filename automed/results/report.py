@@ -78,6 +78,63 @@ def history_section(candidates: list[dict], metric: str) -> str:
                             ylabel=f"CV {metric}")
 
 
+def anytime_section(candidates: list[dict], metric: str, config: dict) -> str:
+    """Best CV score so far against wall time, per family and overall (an anytime curve)."""
+    done = [c for c in candidates if c["state"] == "complete" and c.get("created_at")
+            and c["trial"] >= 0]
+    if not done:
+        return _note("no completed candidates yet")
+
+    def finished(c: dict) -> float:
+        return datetime.fromisoformat(c["created_at"]).timestamp()
+
+    t0 = min(finished(c) - (c["duration_s"] or 0.0) for c in done)
+    series = []
+    families = sorted({c["architecture"] for c in done})
+    for name in [None, *families] if len(families) > 1 else families:
+        best, points = -np.inf, []
+        for c in sorted((c for c in done if name is None or c["architecture"] == name),
+                        key=finished):
+            if c["score_mean"] is not None and c["score_mean"] > best:
+                best = c["score_mean"]
+                points.append(((finished(c) - t0) / 60, best))
+        item = {"name": name or "all families", "points": points, "kind": "step"}
+        if name is None:
+            item["color"] = "#222"
+        series.append(item)
+    chart = svgplot.xy_chart(series, title="Best so far against wall time",
+                             xlabel="minutes since the first candidate started",
+                             ylabel=f"best CV {metric}")
+    t = config.get("timing") or {}
+    phases = [f"{k} {t[f'{k}_s']:.0f} s" for k in ("search", "refit", "ensemble")
+              if t.get(f"{k}_s") is not None]
+    text = ""
+    if phases:
+        text = f"Last run's wall time: {' + '.join(phases)} = {t.get('total_s', 0):.0f} s"
+        if t.get("timeout"):
+            over = t.get("total_s", 0) - t["timeout"]
+            text += (f" against --timeout {t['timeout']:g} s ({over:.0f} s over it, spent "
+                     "refitting the answer)" if over > 0 else
+                     f", within --timeout {t['timeout']:g} s")
+        text = _note(text + ".")
+    return chart + text
+
+
+def stopped_section(candidates: list[dict]) -> str:
+    """Candidates stopped early (pruned, collapsed) or failed, with the stored reason."""
+    rows = [[str(c["trial"]), c["architecture"], c["state"],
+             (c["error"] or "").splitlines()[0][:120] if c["error"] else "-",
+             str(len(c["fold_scores"] or [])), f"{c['duration_s']:.1f}s"]
+            for c in candidates if c["state"] in ("pruned", "collapsed", "failed")]
+    if not rows:
+        return _note("no candidate was stopped early or failed")
+    n_col = sum(r[2] == "collapsed" for r in rows)
+    return (_note(f"{len(rows)} candidate(s) stopped early or failed, {n_col} of them "
+                  "collapsed (predicting one class, or a training loss that did not fall)")
+            + _table(["trial", "architecture", "state", "reason", "folds", "time"], rows,
+                     numeric={0, 4, 5}))
+
+
 def _importances(trials: list) -> dict[str, float]:
     import optuna
 
@@ -134,14 +191,15 @@ def family_section(summary: dict, candidates: list[dict], metric: str) -> str:
     rows = []
     for name, fam in sorted(summary["families"].items()):
         own = [c for c in candidates if c["architecture"] == name]
-        states = {s: sum(c["state"] == s for c in own) for s in ("complete", "pruned", "failed")}
+        states = {s: sum(c["state"] == s for c in own)
+                  for s in ("complete", "pruned", "collapsed", "failed")}
         scores = groups.get(name, [])
         rows.append([name, str(len(own)), str(states["complete"]), str(states["pruned"]),
-                     str(states["failed"]), _num(fam["best"]),
+                     str(states["collapsed"]), str(states["failed"]), _num(fam["best"]),
                      _num(float(np.median(scores)) if scores else None),
                      f"{np.mean([c['duration_s'] for c in own]):.1f}s"])
-    table = _table(["family", "candidates", "complete", "pruned", "failed", "best", "median",
-                    "mean time"], rows, numeric={1, 2, 3, 4, 5, 6, 7})
+    table = _table(["family", "candidates", "complete", "pruned", "collapsed", "failed",
+                    "best", "median", "mean time"], rows, numeric={1, 2, 3, 4, 5, 6, 7, 8})
     chart = svgplot.strip_chart(dict(sorted(groups.items())), title="Per-family comparison",
                                 ylabel=f"CV {metric}") if groups else ""
     return table + chart
@@ -185,7 +243,11 @@ def test_section(info: dict, predictions: dict | None) -> str:
         charts.append(svgplot.xy_chart(pr, title="Precision-recall curve (test set)",
                                        xlabel="recall", ylabel="precision", xlim=(0, 1),
                                        ylim=(0, 1)))
-    return (f"<p>Refit best: candidate #{info['best_trial']}, scored once on "
+    config = info["config"] or {}
+    what = (f"{config['ensemble']['label']} (greedy ensemble selection on out-of-fold "
+            "predictions; members refit on all training data)"
+            if config.get("answer") == "ensemble" else f"candidate #{info['best_trial']}")
+    return (f"<p>Refit best: {escape(what)}, scored once on "
             f"{info['test_size']} test samples.</p>" + scores
             + f'<div class="plots">{"".join(charts)}</div>')
 
@@ -209,8 +271,12 @@ def build_report(store: Store, study: str, *, top: int = 20) -> str:
     ])
     generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
     sections = [
-        ("Leaderboard", leaderboard_section(store.leaderboard(study, top=top), metric)),
+        ("Leaderboard", leaderboard_section(
+            store.leaderboard(study, top=top, states=("complete", "ensemble")), metric)),
         ("Optimisation history", history_section(candidates, metric)),
+        ("Best so far against wall time", anytime_section(candidates, metric,
+                                                          info["config"] or {})),
+        ("Stopped early", stopped_section(candidates)),
         ("Parameter importances", importance_section(store, study)),
         ("Architecture families", family_section(summary, candidates, metric)),
         ("Refit best on the test set",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -23,14 +24,25 @@ from automed.contract import draw_params, fixed_params
 from automed.data.preprocess import preprocessor_for
 from automed.errors import CandidateError
 from automed.evaluation import metrics as M
+from automed.searching.fidelity import (
+    Collapsed,
+    CollapseWatch,
+    constant_loss,
+    final_collapse,
+    fold_step,
+)
 from automed.searching.prepare import Prepared
-from automed.searching.training import fit_model, predict_proba
+from automed.searching.training import fit_model, predict_proba, training_params
 
 Progress = Callable[[dict], None]
 
 
 class OutOfTime(Exception):
     """The search's --timeout passed while a candidate was training."""
+
+
+class _EpochPruned(Exception):
+    """The pruner stopped a candidate between two epochs of fold 0."""
 
 
 def candidate_params(study_params: dict[str, Any], max_epochs: int | None,
@@ -49,6 +61,13 @@ def cap_epochs(params: dict[str, Any], max_epochs: int | None) -> dict[str, Any]
     if max_epochs is not None and params.get("epochs", 0) > max_epochs:
         params = {**params, "epochs": max_epochs}
     return params
+
+
+def fold_steps(params: dict[str, Any], n_train: int) -> int:
+    """Optimizer steps one fold's training takes (epochs times batches per epoch)."""
+    tp = training_params(params)
+    batch = max(1, min(int(tp["batch_size"]), n_train))
+    return int(tp["epochs"]) * math.ceil(n_train / batch)
 
 
 def fold_mean(values: list[dict]) -> dict:
@@ -109,6 +128,10 @@ class Objective:
         self.device = device
         self.progress = progress or (lambda event: None)
         self.deadline: float | None = None  # monotonic time after which candidates stop
+        # Refits that must still fit in --timeout after the search: the answer's refit, plus
+        # ensemble members (set by the runner). ``reserve`` seconds come off the deadline.
+        self.refits_after = 0
+        self.reserve = 0.0
         self._complete = False
         self._fold_cache: dict[int, tuple] = {}
 
@@ -159,27 +182,49 @@ class Objective:
                            "error": error.splitlines()[0] if error else None})
 
         try:
-            params = draw_params(arch, PrefixedTrial(trial, name), self.spec, fixed_params(trial))
+            with warnings.catch_warnings():
+                # A portfolio start may lie outside a numeric range on purpose (e.g. a family's
+                # 10 epochs where small data searches 15-40); Optuna uses it and warns.
+                warnings.filterwarnings("ignore", message="Fixed parameter .* out of range")
+                params = draw_params(arch, PrefixedTrial(trial, name), self.spec,
+                                     fixed_params(trial))
             params = cap_epochs(params, self.plan.max_epochs)
             twin = duplicate_of(trial)
             if twin is not None:
                 record("pruned", f"Duplicate: the same parameters as #{twin}; not run twice")
                 raise optuna.TrialPruned()
+            n = len(self.p.train)
+            oof = np.full((n, self.spec.n_classes), np.nan, dtype=np.float32)
             for i in range(folds):
                 xtr, ytr, xva, yva = self.fold_data(i)
                 torch.manual_seed(self.plan.seed + trial.number)
                 model = arch.build(params, self.spec)
+                # Fold 0 is the low-fidelity rung: a validation score per epoch (see fidelity).
+                on_epoch = (self._epoch_watch(trial, model, xva, yva, params) if i == 0
+                            else self._check_deadline)
                 fit_model(model, xtr, ytr, params, self.spec, device=self.device,
-                          on_epoch=self._check_deadline,
-                          seed=self.plan.seed + trial.number * 100 + i)
+                          on_epoch=on_epoch, seed=self.plan.seed + trial.number * 100 + i)
                 proba = predict_proba(model, xva, device=self.device)
+                oof[self.p.splits[i][1]] = proba
                 scores = self.score_all(yva, proba)
                 fold_scores.append(scores[self.p.metric])
                 fold_metrics.append(scores)
-                trial.report(float(np.mean(fold_scores)), i)
-                if self.plan.prune and i < folds - 1 and trial.should_prune():
-                    record("pruned")
+                reason = (final_collapse(proba.argmax(1), yva, self.p.train.classes,
+                                         fold_steps(params, len(ytr)))
+                          if self.plan.prune else None)
+                if reason:
+                    raise Collapsed(f"{reason} in fold {i + 1}")
+                if i > 0:
+                    trial.report(float(np.mean(fold_scores)), fold_step(i))
+                if self.plan.prune and 0 < i < folds - 1 and trial.should_prune():
+                    record("pruned", f"CV mean below the median after fold {i + 1}")
                     raise optuna.TrialPruned()
+        except Collapsed as exc:
+            record("collapsed", str(exc))
+            raise optuna.TrialPruned(str(exc)) from None
+        except _EpochPruned as exc:
+            record("pruned", str(exc))
+            raise optuna.TrialPruned(str(exc)) from None
         except optuna.TrialPruned:
             raise
         except OutOfTime:
@@ -201,12 +246,57 @@ class Objective:
             record("failed", "metric was not finite on every fold")
             raise CandidateError(f"{name}: metric not finite")
         record("complete")
+        self.store.record_oof(self.search_id, trial.number, oof)
+        self._reserve_for_refit(time.perf_counter() - start)
         return float(np.mean(fold_scores))
+
+    def _epoch_watch(self, trial: optuna.Trial, model: torch.nn.Module, xva: torch.Tensor,
+                     yva: np.ndarray, params: dict[str, Any]) -> Callable[[int, float], None]:
+        """Fold 0's per-epoch callback: time limit, validation score, collapse, pruning."""
+        if not self.plan.prune:
+            return self._check_deadline
+        tp = training_params(params)
+        ytr = self.fold_data(0)[1].numpy()
+        watch = CollapseWatch(
+            yva, self.p.train.classes, int(tp["epochs"]),
+            steps_per_epoch=fold_steps({**tp, "epochs": 1}, len(ytr)),
+            constant_loss=constant_loss(ytr, self.spec.n_classes, tp["class_weight"],
+                                        tp["sampler"], float(tp["label_smoothing"])))
+
+        def on_epoch(epoch: int, loss: float) -> None:
+            self._check_deadline(epoch, loss)
+            proba = predict_proba(model, xva, device=self.device)
+            model.train()
+            value = float(M.score(self.p.metric, yva, proba, self.p.average, self.p.pos_label))
+            if math.isfinite(value):
+                trial.report(value, epoch)
+            watch.epoch(epoch, loss, proba.argmax(1))
+            if trial.should_prune():
+                raise _EpochPruned(f"fold-1 score below the median after epoch "
+                                   f"{epoch + 1}")
+
+        return on_epoch
+
+    def _reserve_for_refit(self, seconds: float) -> None:
+        """Keep time for the refits after the search, estimated from finished candidates.
+
+        One refit trains on all k folds' data once: about ``seconds / (k - 1)`` for a
+        candidate whose k folds took ``seconds``. At most a quarter of --timeout is kept.
+        """
+        if self.deadline is None or not self.refits_after:
+            return
+        folds = self.plan.folds
+        estimate = self.refits_after * seconds / max(1, folds - 1)
+        limit = 0.25 * (self.plan.timeout or 0.0)
+        self.reserve = min(limit, max(self.reserve, estimate))
+
+    def out_of_time(self) -> bool:
+        return (self.deadline is not None
+                and time.monotonic() > self.deadline - self.reserve)
 
     def _check_deadline(self, epoch: int, loss: float) -> None:
         # A search always answers: until one candidate has completed, the limit is soft.
-        if (self.deadline is not None and time.monotonic() > self.deadline
-                and self.has_complete()):
+        if self.out_of_time() and self.has_complete():
             raise OutOfTime()
 
     def has_complete(self) -> bool:

@@ -63,6 +63,18 @@ def refit_best(p: Prepared, trial: optuna.trial.FrozenTrial, device: torch.devic
 def save_best(p: Prepared, refit: Refit, *, study: str, best_row: dict | None,
               fold_scores: list | None, manifest: dict | None, folder: Path) -> Path:
     """The refit model and everything its model card reports, in one artifact folder."""
+    import shutil
+
+    for old in folder.glob("member-*"):  # an ensemble saved here by an earlier run
+        shutil.rmtree(old)
+    info = artifact_info(p, refit, study=study, best_row=best_row, fold_scores=fold_scores,
+                         manifest=manifest)
+    return save_artifact(folder, refit.model, refit.preprocessor, info)
+
+
+def artifact_info(p: Prepared, refit: Refit, *, study: str, best_row: dict | None,
+                  fold_scores: list | None, manifest: dict | None) -> dict:
+    """What an artifact's config records about the model, its data, CV and test scores."""
     test = p.test
     tf = p.plan.data.test_fraction
     grouped = p.train.groups is not None
@@ -87,4 +99,4 @@ def save_best(p: Prepared, refit: Refit, *, study: str, best_row: dict | None,
             "bootstrap": p.plan.bootstrap},
         "manifest": manifest, "leakage_warnings": p.warnings,
     }
-    return save_artifact(folder, refit.model, refit.preprocessor, info)
+    return info

@@ -13,6 +13,7 @@ was. Running the same search again (same study name and settings) resumes it; it
 from __future__ import annotations
 
 import re
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,17 +22,19 @@ import optuna
 import torch
 
 from automed.architecture import Architecture
-from automed.contract import split_defaults
+from automed.contract import TRAINING_DEFAULTS, split_defaults
 from automed.data.dataset import Dataset, LoadedData
 from automed.data.preprocess import Preprocessor
 from automed.errors import AutomedError, ConfigError
 from automed.results.artifact import default_dir
+from automed.searching import portfolio
 from automed.searching.devices import plan_slots
+from automed.searching.ensemble import ENSEMBLE_TRIAL, build_ensemble, save_ensemble
 from automed.searching.manifest import build_manifest, enable_determinism
 from automed.searching.objective import Objective
 from automed.searching.plan import HEARTBEAT_INTERVAL, DataPlan, SearchPlan, plugin_ref
 from automed.searching.prepare import Prepared, load_plugins, prepare, resolve_path
-from automed.searching.refit import refit_best, save_best
+from automed.searching.refit import artifact_info, refit_best, save_best
 from automed.searching.study import (
     counted_trials,
     enqueue_defaults,
@@ -63,6 +66,8 @@ class SearchResult:
     artifact: str | None = None  # folder of the saved refit model
     manifest: dict | None = None
     warnings: list[str] = field(default_factory=list)
+    ensemble: dict | None = None  # {label, weights, cv_score} when the answer is an ensemble
+    timing: dict | None = None  # wall seconds: search_s, refit_s, ensemble_s, total_s
 
 
 def default_study_name(dataset: Dataset, metric: str, folds: int) -> str:
@@ -110,6 +115,7 @@ def search(
     heartbeat: float = HEARTBEAT_INTERVAL,
     prune: bool = True,
     refit: bool = True,
+    ensemble: bool = True,
     max_epochs: int | None = None,
     progress=None,
     plugins: list[str | Path] | None = None,
@@ -147,30 +153,39 @@ def search(
         plugins=[plugin_ref(p) for p in plugins or []], bootstrap=bootstrap,
         deterministic=deterministic)
     return run(plan, data=data if in_memory else None, storage=storage, study=study,
-               progress=progress, refit=refit, save_model=save_model, artifacts=artifacts)
+               progress=progress, refit=refit, save_model=save_model, artifacts=artifacts,
+               ensemble=ensemble)
 
 
-def _family_defaults(archs: dict[str, Architecture], spec: Spec
-                     ) -> list[tuple[str, dict, dict]]:
-    """Each family's known-good start, strong-and-cheap families first, as ``(family, study
-    parameters, fixed parameters)`` (:func:`automed.contract.split_defaults`)."""
+def _family_defaults(archs: dict[str, Architecture], spec: Spec,
+                     trials: int | None = None) -> list[tuple[str, dict, dict]]:
+    """The portfolio of known-good starts, strong-and-cheap families first (see portfolio),
+    as ``(family, study parameters, fixed parameters)`` (:func:`automed.contract.split_defaults`).
+    """
     def order(item: tuple[str, Architecture]) -> tuple[int, str]:
         try:
             return int(item[1].priority(spec)), item[0]
         except Exception:  # noqa: BLE001 - a faulty plugin goes last, not the search down
             return 100, item[0]
 
-    out = []
+    per_family = []
     for name, arch in sorted(archs.items(), key=order):
         try:
             defaults = arch.default_params(spec)
         except Exception:  # noqa: BLE001 - a faulty plugin fails its candidates, not this
             defaults = None
         if defaults:
-            # Left-out training keys take the library defaults where the family's space can
-            # hold them; values outside it train as given (fixed): see split_defaults.
-            out.append((name, *split_defaults(arch, spec, defaults)))
-    return out
+            known = {**TRAINING_DEFAULTS, **defaults}
+            configs: list[dict] = []
+            for override in portfolio.entries(spec.modality, name):
+                config = {**defaults, **{k: v for k, v in override.items() if k in known}}
+                if config not in configs:
+                    configs.append(config)
+            per_family.append((name, configs))
+    starts = portfolio.interleave(per_family, None if trials is None else trials // 2)
+    # Left-out training keys take the library defaults where the family's space can hold
+    # them; values outside it train as given (fixed): see split_defaults.
+    return [(name, *split_defaults(archs[name], spec, config)) for name, config in starts]
 
 
 def _config(p: Prepared, slots) -> dict:
@@ -202,9 +217,15 @@ def _check_resume(store: Store, study_name: str, plan: SearchPlan, identity: dic
 
 def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None = None,
         study: str | None = None, progress=None, refit: bool = True, save_model: bool = True,
-        artifacts: str | Path | None = None) -> SearchResult:
-    """Carry out ``plan``: the whole search, from loading to the saved refit model."""
+        artifacts: str | Path | None = None, ensemble: bool = True) -> SearchResult:
+    """Carry out ``plan``: the whole search, from loading to the saved refit model.
+
+    With ``ensemble`` (and ``refit``), a greedy ensemble of the best candidates is selected on
+    their out-of-fold predictions; when it beats the best single candidate there, its members
+    are refit and it becomes the answer (artifact, test scores), with its own leaderboard row.
+    """
     progress = progress or (lambda event: None)
+    wall_start = time.monotonic()
     if study is not None:
         check_study_name(study)
     load_plugins(plan)  # before loading: plugins may bring loaders
@@ -241,7 +262,7 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
     ostudy = open_study(store, study_name, seed=plan.seed, prune=plan.prune,
                         search_id=search_id, heartbeat=plan.heartbeat, create=True)
     if not ostudy.trials:
-        enqueue_defaults(ostudy, _family_defaults(p.architectures, p.spec))
+        enqueue_defaults(ostudy, _family_defaults(p.architectures, p.spec, plan.trials))
     retry_interrupted(ostudy)
     progress({"event": "start", "study": study_name, "storage": store.redacted,
               "dataset": train.summary(), "architectures": sorted(p.architectures),
@@ -256,6 +277,8 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
                             resumed=resumed, spec=p.spec)
     objective = Objective(p, store=store, study_name=study_name, search_id=search_id,
                           device=dev, progress=progress)
+    # --timeout covers the refit of the answer and, with ensembles, of up to two more members.
+    objective.refits_after = (1 + 2 * bool(ensemble)) if refit else 0
     try:
         if len(slots) == 1:
             run_trials(objective, ostudy, trials=plan.trials, timeout=plan.timeout,
@@ -267,6 +290,7 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
         store.finish_search(search_id, status="interrupted")
         raise
 
+    timing = {"timeout": plan.timeout, "search_s": time.monotonic() - wall_start}
     result = SearchResult(study_name, store.redacted, store.leaderboard(study_name), None,
                           resumed=resumed, spec=p.spec, manifest=manifest, warnings=p.warnings)
     completed = ostudy.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -293,17 +317,79 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
         test_scores = r.test_scores
         result.test_scores, result.test_ci = r.test_scores, r.test_ci
         result.test_size = len(test) if test is not None else None
-        if save_model:
-            folder = default_dir(store.url, study_name, artifacts)
+        timing["refit_s"] = time.monotonic() - wall_start - timing["search_s"]
+        ens = None
+        if not ensemble:
+            store.delete_candidate(search_id, ENSEMBLE_TRIAL)  # a resumed run's old blend
+        if ensemble:
+            progress({"event": "ensembling"})
+            completed_by_number = {t.number: t for t in completed}
+            try:
+                ens = build_ensemble(p, store, search_id, study_name, completed_by_number, dev,
+                                     refits={best.number: r}, progress=progress)
+            except KeyboardInterrupt:
+                store.finish_search(search_id, status="interrupted")
+                raise
+            timing["ensemble_s"] = (time.monotonic() - wall_start - timing["search_s"]
+                                    - timing["refit_s"])
+        answer = "ensemble" if ens is not None and ens.better else "single"
+        single = {"trial": best.number, "test_scores": r.test_scores, "test_ci": r.test_ci}
+        if answer == "ensemble":
+            test_scores, result.test_ci = ens.test_scores, ens.test_ci
+            result.test_scores = test_scores
+            result.ensemble = {"label": ens.selection.label(), "weights": ens.selection.weights,
+                               "cv_score": ens.cv["score_mean"]}
+        folder = default_dir(store.url, study_name, artifacts)
+        if save_model and answer == "ensemble":
+            result.artifact = str(_save_ensemble(p, ens, study_name, manifest, folder,
+                                                 completed_by_number, store))
+        elif save_model:
             result.artifact = str(save_best(p, r, study=study_name, best_row=result.best,
                                             fold_scores=best.user_attrs.get("fold_scores"),
                                             manifest=manifest, folder=folder))
-        store.update_search_config(search_id, artifact=result.artifact, test_ci=result.test_ci)
+        timing["total_s"] = time.monotonic() - wall_start
+        result.timing = timing
+        store.update_search_config(
+            search_id, artifact=result.artifact, test_ci=result.test_ci, answer=answer,
+            single=single, timing=timing,
+            ensemble=None if ens is None else {
+                "label": ens.selection.label(), "weights": ens.selection.weights,
+                "picks": ens.selection.picks, "oof_score": ens.selection.score,
+                "single_oof_score": ens.selection.single, "better": ens.better,
+                "test_scores": ens.test_scores, "test_ci": ens.test_ci})
         store.finish_search(search_id, status="complete", best_trial=best.number,
                             test_scores=test_scores, test_size=result.test_size,
-                            test_predictions=r.test_predictions)
+                            test_predictions=(ens.test_predictions if answer == "ensemble"
+                                              else r.test_predictions))
     else:
         store.finish_search(search_id, status="complete", best_trial=best.number)
     progress({"event": "done", "study": study_name, "best": result.best,
-              "test_scores": test_scores})
+              "test_scores": test_scores, "ensemble": result.ensemble,
+              "timing": result.timing})
     return result
+
+
+def _save_ensemble(p: Prepared, ens, study: str, manifest: dict, folder: Path, trials: dict,
+                   store: Store) -> Path:
+    """The ensemble artifact: each refit member in a sub-folder, the blend's config on top."""
+    rows = {r["trial"]: r for r in store.candidates(study)}
+    members, listed = {}, []
+    for t, w in ens.selection.weights.items():
+        r = ens.refits[t]
+        members[t] = (r.model, r.preprocessor, artifact_info(
+            p, r, study=study, best_row=rows.get(t),
+            fold_scores=trials[t].user_attrs.get("fold_scores"), manifest=manifest))
+        listed.append({"folder": f"member-{t}", "trial": t, "weight": w,
+                       "architecture": r.architecture, "params": r.params})
+    row = {"score_mean": ens.cv["score_mean"], "score_std": ens.cv["score_std"]}
+    first = ens.refits[ens.selection.members[0]]
+    info = artifact_info(p, first, study=study, best_row=row,
+                         fold_scores=ens.cv["fold_scores"], manifest=manifest)
+    info.update(trial=ENSEMBLE_TRIAL, architecture=ens.selection.label(),
+                params={"members": {str(t): w for t, w in ens.selection.weights.items()}},
+                ensemble={"members": listed, "method": "greedy selection with replacement "
+                          "(Caruana et al. 2004) on out-of-fold predictions",
+                          "picks": ens.selection.picks})
+    if info.get("test"):
+        info["test"].update(scores=ens.test_scores, ci=ens.test_ci)
+    return save_ensemble(folder, members, info)

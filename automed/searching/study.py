@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 from automed.architecture import prefixed
 from automed.contract import carried_attrs, fixed_attrs
 from automed.errors import CandidateError
+from automed.searching.fidelity import make_pruner
 from automed.searching.plan import HEARTBEAT_INTERVAL
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -97,8 +98,7 @@ def open_study(store, study_name: str, *, seed: int, prune: bool, search_id: int
     # Failed and interrupted candidates are reported by automed itself (one line each), so
     # Optuna's per-trial warnings with their tracebacks would only repeat them.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=0)
-              if prune else optuna.pruners.NopPruner())
+    pruner = make_pruner(prune)  # epoch steps on fold 0, then fold steps: see fidelity
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         storage = store.optuna_storage(
@@ -190,9 +190,14 @@ def run_trials(objective, study: optuna.Study, *, trials: int | None, timeout: f
     started = time.monotonic()
     if timeout is not None:
         objective.deadline = started + timeout  # candidates stop mid-training at the limit
+    def reserve(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        # Time kept for the refits after the search (see Objective.reserve) ends it early.
+        if getattr(objective, "reserve", 0.0) and objective.out_of_time():
+            study.stop()
+
     if not budget.used(study):
         _optimize(study, objective, timeout=timeout, catch=(CandidateError,),
-                  callbacks=[budget], gc_after_trial=False, show_progress_bar=False)
+                  callbacks=[budget, reserve], gc_after_trial=False, show_progress_bar=False)
     # A worker that died mid-trial leaves it RUNNING until its heartbeat is stale. Sweep for
     # such trials for one grace period so that their retries run before this worker leaves.
     deadline = time.monotonic() + grace(heartbeat) + 2 * heartbeat

@@ -18,15 +18,29 @@ from automed.contract import TRAINING_DEFAULTS, TRAINING_KEYS, validate_training
 from automed.errors import CandidateError
 from automed.spec import Spec
 
+SMALL_DATA = 1000  # training sets below this many samples get smaller batches, more epochs
+
 
 def default_training_space(trial: Any, spec: Spec) -> dict[str, Any]:
-    """Training settings whose ranges suit hundreds to tens of thousands of samples."""
+    """Training settings whose ranges suit hundreds to tens of thousands of samples.
+
+    Shrunk where candidates collapsed most (benchmarks/collapse_regions.py, BENCHMARKS.md):
+    SGD gets its own, higher learning-rate range (SGD below 1e-3 predicted one class after two
+    epochs on BreastMNIST), and small training sets get batches of 16-64 and at least 15 epochs
+    (with batches of 64-128, ECG200's 67-sample folds saw 1-2 optimizer steps per epoch and
+    most candidates ended predicting one class).
+    """
+    small = spec.extra.get("n_train", SMALL_DATA) < SMALL_DATA
+    optimizer = trial.suggest_categorical("optimizer", ["adamw", "sgd"])
     params = {
-        "optimizer": trial.suggest_categorical("optimizer", ["adamw", "sgd"]),
-        "lr": trial.suggest_float("lr", 3e-4, 1e-2, log=True),
+        "optimizer": optimizer,
+        "lr": (trial.suggest_float("lr", 2e-3, 3e-2, log=True) if optimizer == "sgd"
+               else trial.suggest_float("lr", 3e-4, 1e-2, log=True)),
         "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
-        "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128]),
-        "epochs": trial.suggest_int("epochs", 8, 30),
+        "batch_size": trial.suggest_categorical("batch_size",
+                                                [16, 32, 64] if small else [32, 64, 128]),
+        "epochs": trial.suggest_int("epochs", 15, 40) if small else
+        trial.suggest_int("epochs", 8, 30),
         "label_smoothing": trial.suggest_categorical("label_smoothing", [0.0, 0.1]),
         "class_weight": trial.suggest_categorical("class_weight", ["none", "balanced"]),
         # "balanced" draws every class equally often per epoch: the other imbalance remedy.

@@ -1,0 +1,190 @@
+"""Greedy ensemble selection (Caruana et al. 2004) over stored out-of-fold predictions.
+
+Every complete candidate stores its out-of-fold class probabilities (float16, table
+``automed_oof``). After the search, :func:`greedy_select` builds an ensemble with replacement
+from the top candidates, for the search's own metric: each round adds the candidate (possibly
+one already in) whose addition gives the best score of the averaged probabilities; the
+ensemble kept is the best-scoring prefix. Ties go to the candidate ranked higher on its own
+CV score, so a run is deterministic. A member's weight is how often it was picked.
+
+The ensemble's CV score is measured on the out-of-fold predictions it was selected on, so it
+is slightly optimistic; the locked test set, scored once after the members are refit, is the
+honest number.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+POOL = 10  # the best complete candidates (by CV score) the selection may pick from
+MAX_MEMBERS = 5  # distinct members; 3 under --timeout, which reserves time for 3 refits
+ROUNDS = 20  # greedy rounds; an ensemble has at most this many picks
+ENSEMBLE_TRIAL = -1  # the ensemble's row among a study's candidates
+
+
+@dataclass
+class Selection:
+    picks: list[int]  # trial numbers in the order picked, with repeats
+    score: float  # the ensemble's out-of-fold score
+    single: float  # the best single member's out-of-fold score (round 1)
+
+    @property
+    def weights(self) -> dict[int, float]:
+        counts = Counter(self.picks)
+        return {t: counts[t] / len(self.picks) for t in sorted(counts)}
+
+    @property
+    def members(self) -> list[int]:
+        return sorted(set(self.picks))
+
+    def label(self) -> str:
+        return "ensemble of " + ", ".join(f"#{t}" for t in self.members)
+
+
+def greedy_select(oof: dict[int, np.ndarray], y: np.ndarray,
+                  score: Callable[[np.ndarray, np.ndarray], float],
+                  order: list[int] | None = None, rounds: int = ROUNDS,
+                  max_members: int | None = None) -> Selection:
+    """Caruana's forward selection with replacement; ``order`` breaks ties (best first).
+
+    With ``max_members``, once that many distinct candidates are in, later rounds pick only
+    among them (each member is one more model to refit and to run at prediction time).
+    """
+    order = list(order if order is not None else oof)
+    if not order:
+        raise ValueError("no candidates to ensemble")
+    total = np.zeros_like(oof[order[0]], dtype=np.float64)
+    picks: list[int] = []
+    history: list[float] = []
+    for _ in range(rounds):
+        best_t, best_s = None, -np.inf
+        full = max_members is not None and len(set(picks)) >= max_members
+        for t in order:
+            if full and t not in picks:
+                continue
+            s = score(y, (total + oof[t]) / (len(picks) + 1))
+            if s > best_s:  # strict: the earlier (better-ranked) candidate wins ties
+                best_t, best_s = t, s
+        picks.append(best_t)
+        total += oof[best_t]
+        history.append(best_s)
+    keep = int(np.argmax(history)) + 1  # the first best prefix: fewest picks for that score
+    return Selection(picks[:keep], float(history[keep - 1]), float(history[0]))
+
+
+def blend(probas: dict[int, np.ndarray], weights: dict[int, float]) -> np.ndarray:
+    """The weighted average of members' probabilities."""
+    return sum(w * np.asarray(probas[t], dtype=np.float64) for t, w in weights.items())
+
+
+def fold_scores(proba: np.ndarray, y: np.ndarray, splits, scorer) -> list[dict]:
+    """All metrics of an out-of-fold probability matrix, per validation fold."""
+    return [scorer(y[va], proba[va]) for _, va in splits]
+
+
+def save_ensemble(folder: Path, members: dict[int, tuple], info: dict) -> Path:
+    """An ensemble artifact: one member artifact per sub-folder plus the blend's config.
+
+    ``members`` maps a trial to ``(model, preprocessor, member_info)``; ``info`` is the
+    ensemble's own config (with ``ensemble.members`` naming the sub-folders and weights).
+    """
+    import json
+
+    from automed.results.artifact import CONFIG, FORMAT, WEIGHTS, save_artifact
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / WEIGHTS).unlink(missing_ok=True)  # a single model saved here by an earlier run
+    for old in folder.glob("member-*"):
+        shutil.rmtree(old)
+    for trial, (model, pre, member_info) in members.items():
+        save_artifact(folder / f"member-{trial}", model, pre, member_info)
+    config = {"format": FORMAT, **info}
+    (folder / CONFIG).write_text(json.dumps(config, indent=2, default=str), encoding="utf-8")
+    return folder
+
+
+@dataclass
+class EnsembleResult:
+    selection: Selection
+    refits: dict  # trial -> Refit
+    cv: dict  # fold_scores, score_mean, score_std, metrics
+    test_proba: np.ndarray | None = None
+    test_scores: dict | None = None
+    test_ci: dict | None = None
+    test_predictions: dict | None = None
+
+    @property
+    def better(self) -> bool:
+        """Whether the blend beats its best single member on the out-of-fold predictions."""
+        return len(self.selection.members) > 1 and self.selection.score > self.selection.single
+
+
+def build_ensemble(p, store, search_id: int, study: str, trials: dict, device,
+                   refits: dict | None = None, progress=None) -> EnsembleResult | None:
+    """Select, refit and test-score an ensemble of the study's best complete candidates.
+
+    ``trials`` maps trial numbers to Optuna's frozen trials (complete ones); ``refits`` holds
+    members already refit (the best single). Returns None when fewer than two candidates have
+    out-of-fold predictions, or the selection keeps a single one (then nothing is refit).
+    """
+    import time
+
+    from automed.evaluation import metrics as M
+    from automed.searching.refit import refit_best
+
+    progress = progress or (lambda event: None)
+    start = time.perf_counter()
+    store.delete_candidate(search_id, ENSEMBLE_TRIAL)  # an earlier run's, now outdated
+    ranked = [r["trial"] for r in store.leaderboard(study, top=POOL) if r["trial"] in trials]
+    oof = {t: a for t, a in store.oof(search_id, ranked).items() if np.isfinite(a).all()}
+    order = [t for t in ranked if t in oof]
+    if len(order) < 2:
+        return None
+    y = np.asarray(p.train.y)
+
+    def score(yy, proba):
+        value = M.score(p.metric, yy, proba, p.average, p.pos_label)
+        return value if np.isfinite(value) else -np.inf
+
+    sel = greedy_select(oof, y, score, order,
+                        max_members=3 if p.plan.timeout is not None else MAX_MEMBERS)
+    if len(sel.members) < 2:
+        return None
+    proba = blend(oof, sel.weights)
+    per_fold = fold_scores(proba, y, p.splits,
+                           lambda yy, pp: M.all_scores(yy, pp, p.average, p.pos_label))
+    values = [f[p.metric] for f in per_fold]
+    from automed.searching.objective import fold_mean
+
+    cv = {"fold_scores": values, "score_mean": float(np.mean(values)),
+          "score_std": float(np.std(values)), "metrics": fold_mean(per_fold)}
+    out = EnsembleResult(sel, dict(refits or {}), cv)
+    progress({"event": "ensemble", "label": sel.label(), "score": sel.score,
+              "single": sel.single, "better": out.better})
+    if not out.better:
+        return out
+    for t in sel.members:
+        if t not in out.refits:
+            out.refits[t] = refit_best(p, trials[t], device)
+    if p.test is not None:
+        out.test_proba = blend({t: out.refits[t].test_proba for t in sel.members}, sel.weights)
+        out.test_scores = M.all_scores(p.test.y, out.test_proba, p.average, p.pos_label)
+        out.test_predictions = {"classes": list(p.train.classes),
+                                "y_true": np.asarray(p.test.y).tolist(),
+                                "proba": np.round(out.test_proba, 6).tolist()}
+        if p.plan.bootstrap:
+            out.test_ci = M.bootstrap_all(p.test.y, out.test_proba, p.average, p.pos_label,
+                                          n=p.plan.bootstrap, seed=p.plan.seed)
+    store.record_candidate(
+        search_id, ENSEMBLE_TRIAL, architecture=sel.label()[:128],
+        params={"members": {str(t): w for t, w in sel.weights.items()}, "picks": sel.picks},
+        state="ensemble", fold_scores=cv["fold_scores"], score_mean=cv["score_mean"],
+        score_std=cv["score_std"], metrics=cv["metrics"],
+        duration_s=time.perf_counter() - start, device=str(device), error=None)
+    return out

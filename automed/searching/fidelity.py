@@ -1,0 +1,135 @@
+"""Multi-fidelity: what a candidate reports while it trains, and when it is stopped early.
+
+The resource is defined once, here:
+
+* **Fold 0, epoch e** (0-based) reports the fold-0 validation score after epoch ``e`` at
+  Optuna step ``e``. Fold 0's validation tensors are already in memory, so one extra forward
+  pass per epoch is all it costs (the other folds train without it).
+* **Fold i >= 1** reports the running mean CV score of folds ``0..i`` at step
+  ``FOLD_STEP + i``, after the fold. ``FOLD_STEP`` lies beyond any epoch count, so epoch steps
+  and fold steps never collide, and candidates compare at the same step with the same meaning.
+
+The pruner (:func:`make_pruner`) is Optuna's median pruner on these steps: from the second
+epoch on, a candidate whose best fold-0 score so far is below the median of the other
+candidates at the same step stops. ``--no-prune`` turns pruning and collapse stopping off.
+
+A **collapsed** candidate predicts (nearly) one class for every validation sample, or its
+training loss does not fall; it is stopped as soon as that is seen (:class:`CollapseWatch`)
+and stored with state ``collapsed`` and a reason, instead of training folds for nothing.
+During fold 0 a candidate counts as collapsed when, for ``COLLAPSE_PATIENCE`` epochs in a row,
+one class takes ``COLLAPSE_SHARE`` of the validation predictions while its training loss is
+no better than the best constant guess (a model still warming up has a falling loss). At the
+end of every fold, collapsed predictions alone are enough. Nothing is flagged before
+``COLLAPSE_MIN_STEPS`` optimizer steps (tiny data or very few epochs are undertrained).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import optuna
+
+FOLD_STEP = 10_000  # fold i >= 1 reports the running CV mean at step FOLD_STEP + i
+PRUNE_WARMUP_EPOCHS = 1  # epoch steps below this are never pruned (epoch 0 is noisy)
+PRUNE_STARTUP_TRIALS = 4  # candidates that report before the median pruner acts
+COLLAPSE_SHARE = 0.98  # one class for at least this share of validation samples
+COLLAPSE_PATIENCE = 2  # consecutive collapsed epochs (on fold 0) that stop a candidate
+COLLAPSE_MIN_STEPS = 10  # fewer optimizer steps than this is undertrained, not collapsed
+CONSTANT_LOSS_SHARE = 0.95  # collapsed mid-fold: training loss no better than a constant guess
+LOSS_CHECK_EPOCH = 2  # the earliest epoch (0-based) by which training loss must have fallen
+LOSS_CHECK_SHARE = 0.3  # ... or later: after 30 % of the epochs (OneCycle warms up for 25 %)
+LOSS_FALL = 0.99  # ... to below this share of the first epoch's loss
+
+
+def fold_step(fold: int) -> int:
+    """The Optuna step at which fold ``fold`` (>= 1) reports the running CV mean."""
+    return FOLD_STEP + fold
+
+
+def make_pruner(prune: bool) -> optuna.pruners.BasePruner:
+    if not prune:
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(n_startup_trials=PRUNE_STARTUP_TRIALS,
+                                       n_warmup_steps=PRUNE_WARMUP_EPOCHS)
+
+
+class Collapsed(Exception):
+    """A candidate stopped because it collapsed; ``str(exc)`` is the stored reason, shown
+    after the state: ``collapsed: predicts class 1 for 100 % of samples after epoch 2``."""
+
+
+def collapse_reason(predicted: np.ndarray, y_true: np.ndarray, classes: list[str],
+                    share: float = COLLAPSE_SHARE) -> str | None:
+    """``"predicts class X for 100 % of samples"`` when one class takes ``share`` or more.
+
+    A dataset whose own majority class reaches ``share`` is not flagged: predicting it is not
+    a collapse there.
+    """
+    n = len(predicted)
+    if n == 0:
+        return None
+    counts = np.bincount(np.asarray(predicted), minlength=len(classes))
+    top = int(counts.argmax())
+    frac = counts[top] / n
+    truth = np.bincount(np.asarray(y_true), minlength=len(classes)).max() / max(1, len(y_true))
+    if frac < share or truth >= share:
+        return None
+    return f"predicts class {classes[top]} for {100 * frac:.0f} % of samples"
+
+
+class CollapseWatch:
+    """Per-epoch checks on fold 0: collapsed predictions, or a training loss that stays put."""
+
+    def __init__(self, y_val: np.ndarray, classes: list[str], epochs: int,
+                 steps_per_epoch: int = COLLAPSE_MIN_STEPS,
+                 constant_loss: float | None = None) -> None:
+        self.y_val, self.classes = y_val, classes
+        self.steps_per_epoch = max(1, steps_per_epoch)
+        self.constant_loss = constant_loss
+        self.loss_epoch = max(LOSS_CHECK_EPOCH, math.ceil(LOSS_CHECK_SHARE * epochs) - 1)
+        self.first_loss: float | None = None
+        self.streak = 0
+
+    def epoch(self, epoch: int, loss: float, predicted: np.ndarray) -> None:
+        """Raise :class:`Collapsed` when the candidate should stop after ``epoch``."""
+        if self.first_loss is None:
+            self.first_loss = loss
+        if (epoch + 1) * self.steps_per_epoch < COLLAPSE_MIN_STEPS:
+            return
+        reason = collapse_reason(predicted, self.y_val, self.classes)
+        stuck = self.constant_loss is None or loss >= CONSTANT_LOSS_SHARE * self.constant_loss
+        self.streak = self.streak + 1 if reason and stuck else 0
+        if reason and self.streak >= COLLAPSE_PATIENCE:
+            raise Collapsed(f"{reason} after epoch {epoch + 1}")
+        if (epoch == self.loss_epoch and math.isfinite(self.first_loss)
+                and (epoch + 1) * self.steps_per_epoch >= 3 * COLLAPSE_MIN_STEPS
+                and loss >= LOSS_FALL * self.first_loss):
+            raise Collapsed(f"training loss did not fall ({self.first_loss:.3f} -> "
+                            f"{loss:.3f} after epoch {epoch + 1})")
+
+
+def constant_loss(y_train: np.ndarray, n_classes: int, class_weight: str, sampler: str,
+                  label_smoothing: float) -> float:
+    """The training loss of the best constant prediction under these training settings.
+
+    Balanced class weights or a balanced sampler make every class count equally (uniform
+    effective prior); otherwise the class frequencies are the prior. Label smoothing mixes
+    the target with uniform. The best constant predicts the target itself: its loss is the
+    target's entropy.
+    """
+    counts = np.bincount(np.asarray(y_train), minlength=n_classes).astype(float)
+    prior = (np.full(n_classes, 1.0 / n_classes)
+             if "balanced" in (class_weight, sampler) or counts.sum() == 0
+             else counts / counts.sum())
+    target = (1 - label_smoothing) * prior + label_smoothing / n_classes
+    target = target[target > 0]
+    return float(-(target * np.log(target)).sum())
+
+
+def final_collapse(predicted: np.ndarray, y_true: np.ndarray, classes: list[str],
+                   steps: int = COLLAPSE_MIN_STEPS) -> str | None:
+    """The reason a finished fold's predictions count as collapsed, or None."""
+    if steps < COLLAPSE_MIN_STEPS:
+        return None
+    return collapse_reason(predicted, y_true, classes)

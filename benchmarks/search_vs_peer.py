@@ -1,0 +1,128 @@
+#!/usr/bin/env python
+"""automed's search and the plain Optuna peer, started together, at the same wall time.
+
+    python benchmarks/search_vs_peer.py --data ../shared/data/breastmnist/breastmnist_28.npz \
+        --timeout 300 --json /tmp/breast.json
+    python benchmarks/search_vs_peer.py --data ../shared/data/ucr_ecg200/ECG200_TRAIN.txt \
+        --timeout 180 --json /tmp/ecg200.json
+
+Both processes start at the same moment with one torch thread each and the same --timeout
+(the peer, benchmarks/baseline_plain_optuna.py, applies it to its study.optimize and then
+refits; automed's --timeout also covers its refit and ensemble, and reports its phases).
+Test sets: the data's own split (MedMNIST test_*, UCR _TEST file), scored once by each.
+The automed side also reports candidates per state, how many collapsed candidates reached
+a full fold, the first portfolio candidate's refit test score, and the ensemble chosen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def automed_side(args) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    import automed
+    from automed.searching.refit import refit_best
+    from automed.storage import Store
+
+    data = Path(args.data)
+    test = data.with_name(data.name.replace("_TRAIN", "_TEST")) if data.suffix == ".txt" \
+        else None
+    storage = f"sqlite:///{args.workdir}/automed.db"
+    events = []
+    started = time.perf_counter()
+    result = automed.search(data, test=test, folds=args.folds, timeout=args.timeout,
+                            storage=storage, seed=args.seed, artifacts=args.workdir,
+                            progress=lambda e: events.append((time.perf_counter(), e)))
+    total = time.perf_counter() - started
+    rows = Store(storage).candidates(result.study)
+    rows = [r for r in rows if r["trial"] >= 0]
+    states = {s: sum(r["state"] == s for r in rows) for s in
+              ("complete", "pruned", "collapsed", "failed")}
+    info = Store(storage).search(result.study)
+    cfg = info["config"]
+    out = {
+        "data": data.name, "timeout": args.timeout, "folds": args.folds, "seed": args.seed,
+        "candidates": len(rows), **states,
+        "collapsed_after_a_full_fold": sum(r["state"] == "collapsed" and
+                                           len(r["fold_scores"] or []) >= 1 for r in rows),
+        "best_single": {"trial": result.best["trial"], "cv": result.best["score_mean"],
+                        "architecture": result.best["architecture"],
+                        "test": (cfg.get("single") or {}).get("test_scores")},
+        "answer": cfg.get("answer"), "ensemble": (cfg.get("ensemble") or {}).get("label"),
+        "ensemble_oof": (cfg.get("ensemble") or {}).get("oof_score"),
+        "test_acc": result.test_scores["accuracy"], "test_auc": result.test_scores["auroc"],
+        "test_ci": {k: result.test_ci[k] for k in ("accuracy", "auroc")}
+        if result.test_ci else None,
+        "timing": result.timing, "total_seconds": round(total, 1),
+    }
+    first = next((r for r in rows if r["trial"] == 0), None)
+    if args.first and first is not None and first["state"] == "complete":
+        # The first portfolio candidate, refit and scored the same way (outside the budget).
+        import optuna
+
+        from automed.searching.plan import SearchPlan
+        from automed.searching.prepare import prepare
+
+        plan = SearchPlan.from_dict(cfg["plan"])
+        p = prepare(plan)
+        study = optuna.load_study(study_name=result.study, storage=storage)
+        r = refit_best(p, study.trials[0], torch.device("cpu"))
+        out["first_candidate"] = {"cv": first["score_mean"],
+                                  "test_acc": r.test_scores["accuracy"],
+                                  "test_auc": r.test_scores["auroc"]}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--timeout", type=float, required=True)
+    ap.add_argument("--folds", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--first", action="store_true",
+                    help="also refit and test the first portfolio candidate (after the race)")
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--automed-only", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--workdir", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.automed_only:
+        args.automed_only.write_text(json.dumps(automed_side(args), indent=2, default=str))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        env_cmd = [sys.executable]
+        ours = subprocess.Popen(
+            [*env_cmd, __file__, "--data", args.data, "--timeout", str(args.timeout),
+             "--folds", str(args.folds), "--seed", str(args.seed), "--workdir", tmp,
+             "--automed-only", f"{tmp}/ours.json", *(["--first"] if args.first else [])])
+        peer = subprocess.Popen(
+            [*env_cmd, str(HERE / "baseline_plain_optuna.py"), "--data", args.data,
+             "--trials", "100000", "--timeout", str(args.timeout), "--folds", str(args.folds),
+             "--seed", str(args.seed), "--threads", "1", "--json", f"{tmp}/peer.json"],
+            stdout=subprocess.DEVNULL)
+        for proc in (ours, peer):
+            if proc.wait() != 0:
+                raise SystemExit(f"{proc.args[1]} exited with {proc.returncode}")
+        result = {"data": Path(args.data).name, "timeout_s": args.timeout,
+                  "machine": f"{platform.machine()}, 1 torch thread per side",
+                  "date": time.strftime("%Y-%m-%d"),
+                  "automed": json.loads(Path(f"{tmp}/ours.json").read_text()),
+                  "peer": json.loads(Path(f"{tmp}/peer.json").read_text())}
+    print(json.dumps(result, indent=2, default=str))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""Greedy ensemble selection, the ensemble's row and artifact, and export -> predict."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from automed.searching.ensemble import ENSEMBLE_TRIAL, greedy_select
+from automed.searching.runner import search
+from automed.storage import Store
+
+
+def _accuracy(y, proba):
+    return float((proba.argmax(1) == y).mean())
+
+
+def _binary(p1):
+    p1 = np.asarray(p1, dtype=float)
+    return np.stack([1 - p1, p1], 1)
+
+
+def test_greedy_selection_matches_a_hand_computed_run():
+    y = np.array([0, 0, 1, 1])
+    oof = {7: _binary([0.40, 0.40, 0.60, 0.40]),  # accuracy 0.75
+           3: _binary([0.55, 0.30, 0.70, 0.90]),  # 0.75
+           9: _binary([0.45, 0.62, 0.45, 0.80])}  # 0.50
+    sel = greedy_select(oof, y, _accuracy, order=[7, 3, 9])
+    # Round 1: #7 and #3 tie at 0.75, #7 ranks first. Round 2: #7+#7 0.75, #7+#3 averages to
+    # [0.475, 0.35, 0.65, 0.65] -> 1.00, #7+#9 to [0.425, 0.51, 0.525, 0.60] -> 0.75: #3.
+    # Later rounds cannot beat 1.00, so the first best prefix is kept.
+    assert sel.picks == [7, 3]
+    assert sel.single == 0.75 and sel.score == 1.0
+    assert sel.weights == {3: 0.5, 7: 0.5}
+    assert sel.label() == "ensemble of #3, #7"
+
+
+def test_greedy_selection_weights_by_picking_with_replacement():
+    y = np.array([1])
+    oof = {0: _binary([0.9]), 1: _binary([0.5])}
+
+    def closeness(_, proba):  # best when the blend says 0.77
+        return -(proba[0, 1] - 0.77) ** 2
+
+    sel = greedy_select(oof, y, closeness, order=[0, 1], rounds=5)
+    # Round 1: #0 (0.90, -0.0169) beats #1 (0.50, -0.0729). Round 2: #0+#1 = 0.70 (-0.0049)
+    # beats #0+#0. Round 3: #0+#0+#1 = 0.767 (-0.000011) beats #0+#1+#1 = 0.633. Round 4:
+    # 3x#0+#1 = 0.80 (-0.0009) beats 2x#0+2x#1 = 0.70. Round 5: adding #1 gives 0.74
+    # (-0.0009), adding #0 0.82. The best prefix is the first 3 picks.
+    assert sel.picks == [0, 1, 0]
+    assert sel.weights == pytest.approx({0: 2 / 3, 1: 1 / 3})
+
+
+@pytest.fixture(scope="module")
+def ensembled(tmp_path_factory):
+    import torch
+
+    from automed.demo import make_demo
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("ens")
+    data = make_demo("image", root / "ens.npz", n=200)
+    url = f"sqlite:///{root / 'ens.db'}"
+    result = search(data, trials=6, folds=2, max_epochs=4, storage=url, seed=0,
+                    artifacts=root / "models", bootstrap=50)
+    return data, url, result, root
+
+
+def test_ensemble_gets_its_own_row_and_is_the_answer(ensembled):
+    _, url, result, _ = ensembled
+    assert result.ensemble is not None, "the seeded demo search builds an ensemble"
+    store = Store(url)
+    rows = store.leaderboard(result.study, states=("ensemble",))
+    assert [r["trial"] for r in rows] == [ENSEMBLE_TRIAL]
+    assert rows[0]["architecture"] == result.ensemble["label"]
+    members = [int(t) for t in rows[0]["params"]["members"]]
+    assert len(members) >= 2
+    assert sum(rows[0]["params"]["members"].values()) == pytest.approx(1.0)
+    info = store.search(result.study)
+    assert info["config"]["answer"] == "ensemble"
+    assert info["test_scores"] == result.test_scores
+    # every complete candidate stored its out-of-fold probabilities, compactly
+    oof = store.oof(info["id"])
+    complete = {r["trial"] for r in store.candidates(result.study) if r["state"] == "complete"}
+    assert set(oof) == complete
+    assert all(a.shape == (160, 2) and np.isfinite(a).all() for a in oof.values())
+    assert result.timing["total_s"] >= result.timing["search_s"] > 0
+
+
+def test_ensemble_round_trips_export_then_predict_in_a_fresh_process(ensembled):
+    data, url, result, root = ensembled
+    out = root / "exported"
+    cli = [sys.executable, "-m", "automed.cli"]
+    subprocess.run([*cli, "export", "--study", result.study, "--storage", url, "-o", str(out)],
+                   check=True, capture_output=True, text=True)
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "greedy ensemble selection" in card and result.ensemble["label"] in card
+    csv_path = root / "pred.csv"
+    subprocess.run([*cli, "predict", str(data), "--model", str(out), "--split", "test",
+                    "-o", str(csv_path)], check=True, capture_output=True, text=True)
+    with open(csv_path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    got = np.array([[float(r["p_0"]), float(r["p_1"])] for r in rows])
+    # the blend the search scored on the test set, from its in-memory refit members
+    expected = np.array(Store(url).test_predictions(result.study)["proba"])
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, atol=2e-5)
+
+
+def test_no_ensemble_answers_with_the_best_single(demo_image, storage_url):
+    result = search(demo_image, trials=3, folds=2, max_epochs=2, storage=storage_url,
+                    ensemble=False, bootstrap=0)
+    assert result.ensemble is None
+    assert Store(storage_url).leaderboard(result.study, states=("ensemble",)) == []
+    assert Store(storage_url).search(result.study)["config"]["answer"] == "single"
+
+
+def test_report_shows_the_ensemble_the_anytime_curve_and_stopped_candidates(ensembled):
+    from automed.results.report import build_report
+
+    _, url, result, _ = ensembled
+    html = build_report(Store(url), result.study)
+    assert result.ensemble["label"] in html
+    assert "Best so far against wall time" in html and "wall time: search" in html
+    assert "Stopped early" in html
+
+
+def test_greedy_selection_can_cap_the_distinct_members():
+    y = np.array([0, 0, 1, 1])
+    oof = {7: _binary([0.40, 0.40, 0.60, 0.40]), 3: _binary([0.55, 0.30, 0.70, 0.90])}
+    sel = greedy_select(oof, y, _accuracy, order=[7, 3], max_members=1)
+    assert sel.members == [7] and sel.score == 0.75
