@@ -43,7 +43,7 @@ class Outside(Architecture):
 
     def default_params(self, spec):
         return {"hidden": 8, "width_note": 3, "optimizer": "adam", "weight_decay": 0.0,
-                "batch_size": 16, "epochs": 2}
+                "batch_size": 24, "epochs": 2}
 
 
 @hookimpl
@@ -61,11 +61,11 @@ def test_defaults_outside_the_search_space_train_as_given(tmp_path, demo_signal,
     assert row["state"] == "complete", row.get("error")
     params = row["params"]
     assert (params["optimizer"], params["weight_decay"], params["batch_size"]) == (
-        "adam", 0.0, 16)
+        "adam", 0.0, 24)
     assert params["width_note"] == 3  # a key the space never suggests still reaches build
     assert result.test_scores is not None  # the refit used the same parameters...
     saved = json.loads((Path(result.artifact) / "automed_model.json").read_text())["params"]
-    assert (saved["optimizer"], saved["weight_decay"], saved["batch_size"]) == ("adam", 0.0, 16)
+    assert (saved["optimizer"], saved["weight_decay"], saved["batch_size"]) == ("adam", 0.0, 24)
     assert saved["width_note"] == 3  # ...and so does the saved model
     [trial] = optuna.load_study(study_name=result.study, storage=storage_url).trials
     # Out-of-space values never enter Optuna's distributions (they would break the sampler).
@@ -79,10 +79,10 @@ def test_split_defaults_keeps_in_space_values_as_optuna_parameters():
 
     arch = get_plugin_manager().architectures()["mlp"]
     spec = Spec("tabular", (5,), 2)
-    inside, fixed = split_defaults(arch, spec, {"optimizer": "sgd", "batch_size": 16,
-                                                "weight_decay": 0.0, "lr": 1e-3})
-    assert inside["optimizer"] == "sgd" and inside["lr"] == 1e-3
-    assert fixed["batch_size"] == 16 and fixed["weight_decay"] == 0.0
+    inside, fixed = split_defaults(arch, spec, {"optimizer": "sgd", "batch_size": 24,
+                                                "weight_decay": 0.0, "lr": 5e-3})
+    assert inside["optimizer"] == "sgd" and inside["lr"] == 5e-3
+    assert fixed["batch_size"] == 24 and fixed["weight_decay"] == 0.0
 
 
 def test_adam_is_adam_not_adamw():
@@ -146,7 +146,7 @@ def test_plugins_check_passes_defaults_outside_the_space(tmp_path):
 
 def test_plugins_check_names_a_bad_default_key_and_its_allowed_values(tmp_path):
     bad = OUTSIDE_DEFAULTS.replace('"optimizer": "adam"', '"optimizer": "rmsprop"').replace(
-        '"batch_size": 16', '"batch_size": 16, "class_weight": None')
+        '"batch_size": 24', '"batch_size": 24, "class_weight": None')
     result = _check(tmp_path, bad)
     assert result.exit_code != 0
     out = result.output
@@ -166,7 +166,7 @@ def test_plugins_check_validates_sampled_sets_and_trains_a_step(tmp_path):
     result = _check(tmp_path, code)
     assert "sampled set" in result.output and "'lamb'" in result.output
     code = OUTSIDE_DEFAULTS.replace("nn.ReLU()", "nn.BatchNorm1d(params['hidden']), nn.ReLU()"
-                                    ).replace('"batch_size": 16', '"batch_size": 1')
+                                    ).replace('"batch_size": 24', '"batch_size": 1')
     from automed.plugin_manager import reset_plugin_manager
 
     reset_plugin_manager()
