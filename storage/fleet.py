@@ -326,9 +326,17 @@ def make_proxy_server(storage_url: str, *, host: str = "127.0.0.1", port: int = 
 # search, write the candidate row) travel as one more gRPC method on the same server, JSON in
 # and out, and run on the proxy's own Store: the database sees the proxy's pools, not N.
 RESULTS_METHOD = "/automed.Results/Call"
+def _plain(value: Any) -> Any:
+    """JSON for what Store methods take and give besides plain values: numpy arrays."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
 REMOTE_METHODS = ("search", "record_candidate", "candidates", "candidate", "leaderboard",
                   "studies", "upsert_dataset", "open_search", "update_search_config",
-                  "finish_search", "test_predictions", "latest_study")
+                  "finish_search", "test_predictions", "latest_study", "record_oof", "oof",
+                  "delete_candidate")
 
 
 def results_handler(store):
@@ -345,7 +353,8 @@ def results_handler(store):
         if name not in REMOTE_METHODS:
             return json.dumps({"error": ["StorageError", f"no Store method {name!r}"]}).encode()
         try:
-            return json.dumps({"result": getattr(store, name)(*args, **kwargs)}).encode()
+            return json.dumps({"result": getattr(store, name)(*args, **kwargs)},
+                              default=_plain).encode()
         except errors.AutomedError as exc:
             return json.dumps({"error": [type(exc).__name__, str(exc)]}).encode()
 
@@ -396,7 +405,8 @@ def remote_store_class(base: type) -> type:
             from automed import errors
 
             try:
-                reply = json.loads(self._rpc(json.dumps([name, args, kwargs]).encode()))
+                reply = json.loads(self._rpc(json.dumps([name, args, kwargs],
+                                                        default=_plain).encode()))
             except grpc.RpcError as exc:
                 raise StorageError(f"the automed proxy at {self.url} failed on {name}: "
                                    f"{exc.details() or exc.code()}") from None

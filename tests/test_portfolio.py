@@ -31,10 +31,11 @@ def test_portfolio_is_queued_round_robin_and_capped(tmp_path, monkeypatch):
     portfolio._load.cache_clear()
     archs = get_plugin_manager().architectures_for("signal", ["cnn", "mlp"])
     queued = _family_defaults(archs, _spec())
-    assert [name for name, _ in queued] == ["cnn", "mlp", "cnn", "mlp", "cnn"]
-    cnn = [c for n, c in queued if n == "cnn"]
+    assert [name for name, _, _ in queued] == ["cnn", "mlp", "cnn", "mlp", "cnn"]
+    # (family, study parameters, fixed parameters): a value outside the space is fixed
+    cnn = [{**c, **f} for n, c, f in queued if n == "cnn"]
     assert [c["width"] for c in cnn] == [64, 32, 16]  # overrides on the family default
-    mlp = [c for n, c in queued if n == "mlp"]
+    mlp = [{**c, **f} for n, c, f in queued if n == "mlp"]
     assert mlp[1]["layers"] == 3 and "not_a_param" not in mlp[1]
     # --trials 4: at most half the budget, and at least one start per family
     assert len(_family_defaults(archs, _spec(), trials=4)) == 2

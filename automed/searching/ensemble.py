@@ -136,13 +136,17 @@ def build_ensemble(p, store, search_id: int, study: str, trials: dict, device,
     import time
 
     from automed.evaluation import metrics as M
+    from automed.evaluation.bootstrap import bootstrap_all
     from automed.searching.refit import refit_best
 
     progress = progress or (lambda event: None)
     start = time.perf_counter()
     store.delete_candidate(search_id, ENSEMBLE_TRIAL)  # an earlier run's, now outdated
     ranked = [r["trial"] for r in store.leaderboard(study, top=POOL) if r["trial"] in trials]
-    oof = {t: a for t, a in store.oof(search_id, ranked).items() if np.isfinite(a).all()}
+    # int()/asarray: through `automed proxy` the stored arrays arrive as JSON.
+    stored = {int(t): np.asarray(a, dtype=np.float32)
+              for t, a in store.oof(search_id, ranked).items()}
+    oof = {t: a for t, a in stored.items() if np.isfinite(a).all()}
     order = [t for t in ranked if t in oof]
     if len(order) < 2:
         return None
@@ -179,7 +183,7 @@ def build_ensemble(p, store, search_id: int, study: str, trials: dict, device,
                                 "y_true": np.asarray(p.test.y).tolist(),
                                 "proba": np.round(out.test_proba, 6).tolist()}
         if p.plan.bootstrap:
-            out.test_ci = M.bootstrap_all(p.test.y, out.test_proba, p.average, p.pos_label,
+            out.test_ci = bootstrap_all(p.test.y, out.test_proba, p.average, p.pos_label,
                                           n=p.plan.bootstrap, seed=p.plan.seed)
     store.record_candidate(
         search_id, ENSEMBLE_TRIAL, architecture=sel.label()[:128],
