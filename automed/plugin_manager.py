@@ -35,6 +35,8 @@ DEFAULT_PLUGINS = (
     "automed.plugins.attention",
     "automed.plugins.biosequence",
     "automed.plugins.mlp",
+    "automed.plugins.fasttext",
+    "automed.plugins.textcnn",
     "automed.loaders.npz",
     "automed.loaders.images",
     # Loaders that sniff file contents come before the signal table, which takes any table.
