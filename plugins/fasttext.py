@@ -33,9 +33,9 @@ _MASK63 = (1 << 62) - 1
 def hash_ngrams(ids: torch.Tensor, n: int, buckets: int) -> torch.Tensor:
     """Ids ``(B, L)`` -> hashed ``n``-gram ids ``(B, L - n + 1)`` in ``[1, buckets]``; 0 = none.
 
-    An n-gram exists where all of its ``n`` words are real (non-padding) tokens. The hash is a
-    deterministic polynomial of the word ids, so the same fold vocabulary always gives the
-    same n-gram ids.
+    An n-gram exists where all of its ``n`` words are in the fold's vocabulary (ids > 1). The
+    hash is a deterministic polynomial of the word ids, so the same fold vocabulary always
+    gives the same n-gram ids.
     """
     if ids.shape[1] < n:
         return ids.new_zeros((ids.shape[0], 0))
@@ -44,19 +44,22 @@ def hash_ngrams(ids: torch.Tensor, n: int, buckets: int) -> torch.Tensor:
     valid = torch.ones_like(h, dtype=torch.bool)
     for k in range(n):
         word = ids[:, k:k + length]
-        valid &= word > 0
+        valid &= word > 1  # no n-gram with padding (0) or an unknown word (1)
         h = ((h * _MULT[k % 2]) + word + k) & _MASK63
     return torch.where(valid, h % buckets + 1, torch.zeros_like(h))
 
 
-def occurrences(items: torch.Tensor) -> torch.Tensor:
-    """How often each entry of ``items`` ``(B, L)`` occurs in its own row (sort, run lengths)."""
+def occurrences(items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """How often each entry of ``items`` ``(B, L)`` occurs in its row, and a mask marking one
+    occurrence of each distinct entry (sort, then run lengths)."""
     ordered, order = items.sort(dim=1)
     starts = torch.ones_like(ordered, dtype=torch.bool)
     starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
     run = starts.long().cumsum(1) - 1
     lengths = torch.zeros_like(run).scatter_add_(1, run, torch.ones_like(run))
-    return torch.empty_like(run).scatter_(1, order, lengths.gather(1, run))
+    count = torch.empty_like(run).scatter_(1, order, lengths.gather(1, run))
+    first = torch.empty_like(starts).scatter_(1, order, starts)
+    return count, first
 
 
 class BagOfNgrams(nn.Module):
@@ -75,10 +78,10 @@ class BagOfNgrams(nn.Module):
         nn.init.normal_(self.bag.weight, std=float(params.get("init_std", 0.1)))
         with torch.no_grad():
             self.bag.weight[0].zero_()
-        # The learned IDF: one positive scale per row (softplus of ~0.55 is 1.0 at the start).
-        self.idf = nn.Embedding(rows, 1, padding_idx=0) if self.weighting == "tfidf" else None
-        if self.idf is not None:
-            nn.init.constant_(self.idf.weight, 0.5413)
+        # Document frequencies, counted over the training batches the model sees (so from the
+        # fold's training part only) and kept in the state dict for prediction.
+        self.register_buffer("df", torch.zeros(rows))
+        self.register_buffer("docs", torch.zeros(()))
         self.out_features = dim
 
     def items(self, ids: torch.Tensor) -> torch.Tensor:
@@ -89,24 +92,33 @@ class BagOfNgrams(nn.Module):
             parts.append(torch.where(grams > 0, grams + (self.vocab_size - 1), grams))
         return torch.cat(parts, dim=1)
 
+    def idf(self) -> torch.Tensor:
+        """Smoothed IDF as scikit-learn computes it: ``log((1 + N) / (1 + df)) + 1``."""
+        return torch.log((1.0 + self.docs) / (1.0 + self.df)) + 1.0
+
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         ids = ids.long()
-        if self.training and self.token_dropout > 0:
-            keep = torch.rand(ids.shape, device=ids.device) >= self.token_dropout
-            ids = ids * keep
+        ids = torch.where(ids == 1, torch.zeros_like(ids), ids)  # unknown words carry nothing
         items = self.items(ids)
         real = (items > 0).to(torch.float32)
+        if self.training and self.token_dropout > 0:  # drop words and n-grams at random
+            real = real * (torch.rand(real.shape, device=real.device) >= self.token_dropout)
         if self.weighting == "mean":
             weights = real / real.sum(1, keepdim=True).clamp(min=1.0)
-        else:
-            count = occurrences(items).to(torch.float32)
-            value = (1.0 + torch.log(count)) * real
-            if self.idf is not None:
-                value = value * nn.functional.softplus(self.idf(items).squeeze(-1)) * real
-            # Each occurrence carries value / c, so an item's c occurrences sum to its value;
-            # the norm is that of the vector of distinct items.
-            norm = ((value ** 2) / count).sum(1, keepdim=True).clamp(min=1e-12).sqrt()
-            weights = value / count / norm
+            return self.bag(items, per_sample_weights=weights)
+        count, first = occurrences(items)
+        if self.training:
+            with torch.no_grad():
+                seen = items[first & (items > 0)]
+                self.df.index_add_(0, seen, torch.ones_like(seen, dtype=self.df.dtype))
+                self.docs += items.shape[0]
+        value = (1.0 + torch.log(count.to(torch.float32))) * real  # sublinear tf
+        if self.weighting == "tfidf":
+            value = value * self.idf()[items]
+        # Each occurrence carries value / c, so an item's c occurrences sum to its value; the
+        # norm is that of the vector of distinct items.
+        norm = ((value ** 2) / count).sum(1, keepdim=True).clamp(min=1e-12).sqrt()
+        weights = value / count / norm
         return self.bag(items, per_sample_weights=weights)
 
 
@@ -151,7 +163,7 @@ class FastText(Architecture):
         return {
             "ngrams": trial.suggest_int("ngrams", 1, 3),
             "buckets": trial.suggest_categorical("buckets", [1 << 15, 1 << 16, 1 << 17]),
-            "weighting": trial.suggest_categorical("weighting", ["tfidf", "mean"]),
+            "weighting": trial.suggest_categorical("weighting", ["tfidf", "tf", "mean"]),
             "dim": trial.suggest_categorical("dim", [32, 64, 128, 256]),
             "hidden": trial.suggest_categorical("hidden", [0, 0, 128]),
             "dropout": trial.suggest_float("dropout", 0.0, 0.6),

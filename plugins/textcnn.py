@@ -37,7 +37,7 @@ class TextCNNModel(nn.Module):
         real = ids > 0
         h = self.embed_dropout(self.embed(ids)).transpose(1, 2)  # (B, E, L)
         pooled = []
-        for w, conv in zip(self.widths, self.convs):
+        for conv in self.convs:
             out = self.act(conv(h))  # (B, F, L - w + 1)
             # A window counts when its first word is real: windows wholly in padding are out.
             ok = real[:, :out.shape[2]].unsqueeze(1)
