@@ -152,7 +152,8 @@ class Searcher:
             )
         loaded = load_data(load["path"], format=load.get("format"),
                            modality=load.get("modality"), test=load.get("test"),
-                           label_col=load.get("label_col"))
+                           label_col=load.get("label_col"),
+                           **_text_options(load.get("text_col"), load.get("id_col")))
         if loaded.train.fingerprint != info["dataset_fingerprint"]:
             raise DataError(
                 f"{load['path']} is not the data study {study_name!r} was started with "
@@ -319,6 +320,13 @@ def default_study_name(dataset: Dataset, metric: str, folds: int) -> str:
     return f"{stem}-{metric}-cv{folds}"
 
 
+def _text_options(text_col: Any, id_col: Any) -> dict[str, Any]:
+    """Text loader options, only those given (other loaders never see them)."""
+    if isinstance(text_col, tuple):
+        text_col = list(text_col)
+    return {k: v for k, v in (("text_col", text_col), ("id_col", id_col)) if v}
+
+
 def search(
     data: str | Path | LoadedData,
     *,
@@ -353,6 +361,8 @@ def search(
     save_model: bool = True,
     bootstrap: int = 1000,
     deterministic: bool = False,
+    text_col: str | list[str] | None = None,
+    id_col: str | None = None,
 ) -> SearchResult:
     """Search every architecture that accepts the data; rank candidates by CV ``metric``.
 
@@ -381,7 +391,7 @@ def search(
         raise ConfigError(f"--trials {trials} must be at least 1")
     loaded = data if isinstance(data, LoadedData) else load_data(
         data, format=format, modality=modality, test=test, label_col=label_col, groups=groups,
-        group_col=group_col)
+        group_col=group_col, **_text_options(text_col, id_col))
     full = loaded.train
     if test_fraction is not None:
         if loaded.test is not None:
@@ -416,7 +426,8 @@ def search(
                           for p in plugins or []],
               "load": None if isinstance(data, LoadedData) else {
                   "path": str(Path(data).resolve()), "format": format, "modality": modality,
-                  "label_col": label_col, "test": str(Path(test).resolve()) if test else None},
+                  "label_col": label_col, "test": str(Path(test).resolve()) if test else None,
+                  **_text_options(text_col, id_col)},
               "source": train.source, "test_source": loaded.test.source if loaded.test else None,
               "test_fraction": test_fraction, "grouped": train.groups is not None,
               "bootstrap": bootstrap, "leakage": leakage, "leakage_warnings": leaks}
@@ -507,7 +518,8 @@ def search(
             result.artifact = str(_save_best(result, searcher, best, loaded, config, full,
                                              default_dir(store.url, study_name, artifacts),
                                              dict(format=format, modality=modality,
-                                                  label_col=label_col, group_col=group_col)))
+                                                  label_col=label_col, group_col=group_col,
+                                                  **_text_options(text_col, id_col))))
         store.update_search_config(search_id, artifact=result.artifact, test_ci=result.test_ci)
     store.finish_search(search_id, status=status, best_trial=best.number,
                         test_scores=test_scores, test_size=result.test_size,

@@ -121,7 +121,7 @@ def split_column(names: list[str]) -> str | None:
 
 
 def build(path: Path, modality: str, x: list, labels: list[str], is_test: list[bool],
-          meta: dict | None = None) -> LoadedData:
+          meta: dict | None = None, groups: list | None = None) -> LoadedData:
     """Training data and, when some rows are marked test, a locked test set on its classes."""
     import numpy as np
 
@@ -138,7 +138,8 @@ def build(path: Path, modality: str, x: list, labels: list[str], is_test: list[b
         else:
             xs = np.array([x[i] for i in idx], dtype=object)
         y, classes = encode_labels(np.array([labels[i] for i in idx], dtype=object), source)
-        return Dataset(xs, y, classes, modality, source, meta=dict(meta or {}))
+        g = None if groups is None else np.array([str(groups[i]) for i in idx], dtype=object)
+        return Dataset(xs, y, classes, modality, source, groups=g, meta=dict(meta or {}))
 
     train = make(train_idx, str(path))
     test = make(test_idx, f"{path} (test split)").with_classes(train.classes) if test_idx else None
