@@ -21,6 +21,7 @@ from ._sequence import (
     SEQUENCE_MODALITIES,
     Stem,
     default_patch,
+    default_training,
     head,
     masked_mean,
     patch_choices,
@@ -72,7 +73,10 @@ class TransformerModel(nn.Module):
         steps = -(-spec.length // int(params.get("patch", 1))) + 1  # + the class token
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         if params["positions"] == "learned":
-            self.pos = nn.Parameter(torch.randn(1, steps, dim) * 0.02)
+            # Started from the sinusoidal table, not N(0, 0.02): token embeddings are N(0, 1),
+            # so tiny positions were invisible beside them and the encoder saw a bag of tokens
+            # (splice, where the junction's position is the signal, stayed near chance).
+            self.pos = nn.Parameter(_sinusoidal(steps, dim).clone())
         else:
             self.register_buffer("pos", _sinusoidal(steps, dim), persistent=False)
         self.blocks = nn.ModuleList(
@@ -122,9 +126,7 @@ class Attention(Architecture):
             patch["patch"] = default_patch(spec)
         return {**patch, "d_model": 64, "heads": 4, "layers": 2, "ff_mult": 2,
                 "positions": "learned", "pooling": "mean", "dropout": 0.1,
-                "optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 64,
-                "epochs": 10, "label_smoothing": 0.0, "class_weight": "balanced",
-                **({"augment": True} if spec.modality == "signal" else {})}
+                **default_training(spec, 1e-3)}
 
     def build(self, params: dict[str, Any], spec: Spec) -> nn.Module:
         return TransformerModel(params, spec)

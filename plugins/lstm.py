@@ -34,6 +34,12 @@ class LSTMModel(nn.Module):
         self.lstm = nn.LSTM(self.stem.out_dim, hidden, num_layers=layers, batch_first=True,
                             bidirectional=bool(params["bidirectional"]),
                             dropout=float(params["dropout"]) if layers > 1 else 0.0)
+        # Forget-gate bias 1 (Jozefowicz et al., 2015): the cell keeps its memory from the start
+        # instead of halving it every step, so gradients reach early steps.
+        for name, value in self.lstm.named_parameters():
+            if name.startswith("bias_ih"):
+                with torch.no_grad():
+                    value[hidden:2 * hidden].fill_(1.0)
         out_dim = hidden * (2 if params["bidirectional"] else 1)
         self.pool = AttentionPool(out_dim) if params["pooling"] == "attention" else None
         self.head = head(out_dim, spec.n_classes, float(params["dropout"]))
