@@ -4,15 +4,16 @@ The text preprocessor hands every text family the same tensor: word ids from a v
 on the fold's training part (``automed.tokens``), in reading order, 0 = padding, 1 = unknown.
 This family adds word n-grams inside the model: each run of ``n`` consecutive word ids is hashed
 into one of ``buckets`` extra rows of an ``nn.EmbeddingBag``. The hash reads the fold's word ids,
-never raw strings, so an n-gram with a word the fold's training part never kept hashes as an
-n-gram of the unknown word (id 1): nothing seen only in validation or test data gets its own id.
+never raw strings, and an n-gram containing a word the fold's training part did not keep is no
+n-gram at all: nothing seen only in validation or test data gets an id of its own.
 
-Each document is the weighted sum of its words' and n-grams' embeddings. With ``weighting =
-"tfidf"`` the weights follow TF-IDF with sublinear term frequency: an item seen ``c`` times
-counts ``1 + log c``, scaled by a learned per-item weight (the model's IDF), and the bag is
-L2-normalised. That is the feature vector a TF-IDF + linear SVM baseline uses, so with a
-linear head this family *is* that baseline trained by gradient descent, plus dropout and a
-learned low-rank (``dim``) factorisation; ``weighting = "mean"`` is fastText's plain average.
+Each document is the weighted sum of its words' and n-grams' embeddings. ``weighting="tfidf"``
+gives exactly scikit-learn's TF-IDF weights (sublinear tf ``1 + log c``, smooth IDF, L2 norm):
+the document frequencies are counted over the training batches the model sees, so from the
+fold's training part only, and saved with the model. With ``dim = 0`` (a linear model) this is
+the TF-IDF + linear classifier baseline trained by gradient descent; ``dim > 0`` adds a learned
+low-rank factorisation with dropout, which scored higher on Ohsumed. ``"tf"`` drops the IDF,
+``"mean"`` is fastText's plain average.
 """
 
 from __future__ import annotations
