@@ -73,10 +73,7 @@ class TransformerModel(nn.Module):
         steps = -(-spec.length // int(params.get("patch", 1))) + 1  # + the class token
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         if params["positions"] == "learned":
-            # Started from the sinusoidal table, not N(0, 0.02): token embeddings are N(0, 1),
-            # so tiny positions were invisible beside them and the encoder saw a bag of tokens
-            # (splice, where the junction's position is the signal, stayed near chance).
-            self.pos = nn.Parameter(_sinusoidal(steps, dim).clone())
+            self.pos = nn.Parameter(torch.randn(1, steps, dim) * 0.02)
         else:
             self.register_buffer("pos", _sinusoidal(steps, dim), persistent=False)
         self.blocks = nn.ModuleList(
