@@ -187,9 +187,10 @@ class FastText(Architecture):
     def default_params(self, spec: Spec) -> dict[str, Any]:
         # Measured on Ohsumed (BENCHMARKS.md): TF-IDF unigrams through a 64-d bag beat both
         # bigrams (0.633 vs 0.664 test) and a direct linear model (dim 0: 0.58-0.60), as
-        # scikit-learn's LinearSVC also scores higher on unigrams (0.680 vs 0.670).
-        return {"ngrams": 1, "buckets": 1 << 16, "weighting": "tfidf", "dim": 64, "hidden": 0,
-                "dropout": 0.3, "token_dropout": 0.1, "optimizer": "adamw", "lr": 1e-2,
+        # scikit-learn's LinearSVC also scores higher on unigrams (0.680 vs 0.670); a 128-d
+        # bag with dropout 0.5 scored 0.674.
+        return {"ngrams": 1, "buckets": 1 << 16, "weighting": "tfidf", "dim": 128, "hidden": 0,
+                "dropout": 0.5, "token_dropout": 0.1, "optimizer": "adamw", "lr": 1e-2,
                 "weight_decay": 1e-4, "batch_size": 64, "epochs": 15, "label_smoothing": 0.0,
                 "class_weight": "none", "sampler": "shuffle"}
 
