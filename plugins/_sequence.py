@@ -107,6 +107,28 @@ def default_training(spec: Spec, lr: float) -> dict[str, Any]:
             "sampler": "shuffle", **({"augment": True} if signal else {})}
 
 
+class _SmallBatches:
+    """A trial whose ``batch_size`` choices also offer 16 (the signal default below)."""
+
+    def __init__(self, trial: Any) -> None:
+        self._trial = trial
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        if name == "batch_size":
+            choices = [16, *[c for c in choices if c != 16]]
+        return self._trial.suggest_categorical(name, choices)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._trial, name)
+
+
+def sequence_training_space(trial: Any, spec: Spec) -> dict[str, Any]:
+    """The library's training space, with batches of 16 too (tiny UCR-style signal sets)."""
+    from automed.training import default_training_space
+
+    return default_training_space(_SmallBatches(trial), spec)
+
+
 def default_recurrent_params(spec: Spec, **arch: Any) -> dict[str, Any]:
     """The known-good start of a recurrent family: its own ``arch`` settings plus shared ones."""
     stem = {"embedding": 32} if spec.modality in TOKEN_MODALITIES else {}

@@ -25,6 +25,7 @@ from ._sequence import (
     head,
     masked_mean,
     patch_choices,
+    sequence_training_space,
     suggest_stem,
 )
 
@@ -124,6 +125,9 @@ class Attention(Architecture):
         return {**patch, "d_model": 64, "heads": 4, "layers": 2, "ff_mult": 2,
                 "positions": "learned", "pooling": "mean", "dropout": 0.1,
                 **default_training(spec, 1e-3)}
+
+    def training_space(self, trial: Any, spec: Spec) -> dict[str, Any]:
+        return sequence_training_space(trial, spec)
 
     def build(self, params: dict[str, Any], spec: Spec) -> nn.Module:
         return TransformerModel(params, spec)

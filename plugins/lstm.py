@@ -22,6 +22,7 @@ from ._sequence import (
     default_recurrent_params,
     head,
     run_recurrent,
+    sequence_training_space,
     suggest_stem,
 )
 
@@ -68,6 +69,9 @@ class LSTM(Architecture):
 
     def default_params(self, spec: Spec) -> dict[str, Any]:
         return default_recurrent_params(spec, pooling="attention")
+
+    def training_space(self, trial: Any, spec: Spec) -> dict[str, Any]:
+        return sequence_training_space(trial, spec)
 
     def build(self, params: dict[str, Any], spec: Spec) -> nn.Module:
         return LSTMModel(params, spec)
