@@ -156,6 +156,9 @@ def cli() -> None:
 @click.option("--modality", help="Force the modality: image, signal, text, biosequence, "
               "tabular.")
 @click.option("--label-col", help="Label column (name or index) for table formats.")
+@click.option("--text-col", "text_cols", multiple=True, help="Text field(s) of .jsonl/.csv "
+              "text; repeat to join fields in order (--text-col title --text-col abstract).")
+@click.option("--id-col", help="Record id field of text data: ids must be unique.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N "
               "(one worker).")
 @click.option("--gpus", help="GPUs to use: all, none, or indices like 0,2 (default: all "
@@ -189,8 +192,8 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
            study,
            architectures, seed, plugin_sources, format_, modality, label_col, device, gpus,
            trials_per_gpu, workers, heartbeat, no_prune, no_ensemble, max_epochs, as_json,
-           quiet, group_col,
-           groups_file, test_fraction, artifacts, bootstrap, deterministic) -> None:
+           quiet, group_col, groups_file, test_fraction, artifacts, bootstrap, deterministic,
+           text_cols, id_col) -> None:
     """Search architectures and hyperparameters for DATA; print the leaderboard.
 
     DATA is a .npz (MedMNIST layout or x/y), a folder of class sub-folders of images, or a
@@ -213,7 +216,7 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
         heartbeat=heartbeat, progress=_Progress(quiet or as_json), plugins=list(plugin_sources),
         group_col=group_col, groups=groups_file, test_fraction=test_fraction,
         artifacts=artifacts, bootstrap=bootstrap, deterministic=deterministic,
-        ensemble=not no_ensemble)
+        ensemble=not no_ensemble, text_col=list(text_cols) or None, id_col=id_col)
     if workers == 0:
         click.echo(f"created study {result.study!r}; join it with: automed worker --study "
                    f"{result.study} --storage {result.storage}"

@@ -40,6 +40,8 @@ DEFAULT_PLUGINS = (
     "automed.plugins.attention",
     "automed.plugins.biosequence",
     "automed.plugins.mlp",
+    "automed.plugins.fasttext",
+    "automed.plugins.textcnn",
     "automed.data.loaders.npz",
     "automed.data.loaders.images",
     # Loaders that sniff file contents come before the signal table, which takes any table.

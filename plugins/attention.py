@@ -21,9 +21,11 @@ from ._sequence import (
     SEQUENCE_MODALITIES,
     Stem,
     default_patch,
+    default_training,
     head,
     masked_mean,
     patch_choices,
+    sequence_training_space,
     suggest_stem,
 )
 
@@ -122,9 +124,10 @@ class Attention(Architecture):
             patch["patch"] = default_patch(spec)
         return {**patch, "d_model": 64, "heads": 4, "layers": 2, "ff_mult": 2,
                 "positions": "learned", "pooling": "mean", "dropout": 0.1,
-                "optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 64,
-                "epochs": 10, "label_smoothing": 0.0, "class_weight": "balanced",
-                **({"augment": True} if spec.modality == "signal" else {})}
+                **default_training(spec, 1e-3)}
+
+    def training_space(self, trial: Any, spec: Spec) -> dict[str, Any]:
+        return sequence_training_space(trial, spec)
 
     def build(self, params: dict[str, Any], spec: Spec) -> nn.Module:
         return TransformerModel(params, spec)

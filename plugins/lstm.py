@@ -22,6 +22,7 @@ from ._sequence import (
     default_recurrent_params,
     head,
     run_recurrent,
+    sequence_training_space,
     suggest_stem,
 )
 
@@ -34,6 +35,12 @@ class LSTMModel(nn.Module):
         self.lstm = nn.LSTM(self.stem.out_dim, hidden, num_layers=layers, batch_first=True,
                             bidirectional=bool(params["bidirectional"]),
                             dropout=float(params["dropout"]) if layers > 1 else 0.0)
+        # Forget-gate bias 1 (Jozefowicz et al., 2015): the cell keeps its memory from the start
+        # instead of halving it every step, so gradients reach early steps.
+        for name, value in self.lstm.named_parameters():
+            if name.startswith("bias_ih"):
+                with torch.no_grad():
+                    value[hidden:2 * hidden].fill_(1.0)
         out_dim = hidden * (2 if params["bidirectional"] else 1)
         self.pool = AttentionPool(out_dim) if params["pooling"] == "attention" else None
         self.head = head(out_dim, spec.n_classes, float(params["dropout"]))
@@ -62,6 +69,9 @@ class LSTM(Architecture):
 
     def default_params(self, spec: Spec) -> dict[str, Any]:
         return default_recurrent_params(spec, pooling="attention")
+
+    def training_space(self, trial: Any, spec: Spec) -> dict[str, Any]:
+        return sequence_training_space(trial, spec)
 
     def build(self, params: dict[str, Any], spec: Spec) -> nn.Module:
         return LSTMModel(params, spec)

@@ -23,6 +23,7 @@ from ._sequence import (
     masked_max,
     masked_mean,
     run_recurrent,
+    sequence_training_space,
     suggest_stem,
 )
 
@@ -72,6 +73,9 @@ class RNN(Architecture):
 
     def default_params(self, spec: Spec) -> dict[str, Any]:
         return default_recurrent_params(spec, cell="gru", pooling="mean")
+
+    def training_space(self, trial: Any, spec: Spec) -> dict[str, Any]:
+        return sequence_training_space(trial, spec)
 
     def build(self, params: dict[str, Any], spec: Spec) -> nn.Module:
         return RNNModel(params, spec)

@@ -25,7 +25,8 @@ from automed.spec import Spec
 PAD, UNK = 0, 1
 MAX_VOCAB = 20_000  # words kept per fold, most frequent first (plus PAD and UNK)
 MIN_COUNT = 2  # a word seen once in a fold's training part is noise: it maps to UNK
-MAX_TEXT_LENGTH = 256  # tokens; longer texts keep their beginning (title, first sentences)
+MAX_TEXT_LENGTH = 256  # tokens; longer texts keep their head and tail (see clip)
+TAIL_FRACTION = 0.25  # of the kept tokens that come from the end of a long text
 MAX_SEQUENCE_LENGTH = 1024  # residues; longer sequences are truncated
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -34,6 +35,15 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 def tokenize(text: str) -> list[str]:
     """Lower-cased word tokens (letters, digits, underscore); punctuation is dropped."""
     return _WORD.findall(str(text).lower())
+
+
+def clip(tokens: list[str], length: int, tail: float = TAIL_FRACTION) -> list[str]:
+    """At most ``length`` tokens: a long text keeps its head (title, aims) and its tail
+    (results, conclusion); ``tail`` is the share of ``length`` taken from the end."""
+    if len(tokens) <= length:
+        return tokens
+    back = int(length * tail)
+    return tokens[:length - back] + (tokens[len(tokens) - back:] if back else [])
 
 
 def _round_up(n: int, multiple: int = 8) -> int:
@@ -58,6 +68,7 @@ class TextPreprocessor(Preprocessor):
         self.length = 0
         self.vocab_size = 0
         self._index: dict[str, int] = {}
+        self.tail = TAIL_FRACTION
 
     @staticmethod
     def layout(dataset: Dataset) -> dict:
@@ -78,7 +89,7 @@ class TextPreprocessor(Preprocessor):
     def fit(self, dataset: Dataset) -> TextPreprocessor:
         lay = self.layout(dataset)
         self.length, self.vocab_size = lay["length"], lay["vocab_size"]
-        counts = Counter(w for t in dataset.x for w in tokenize(t)[:self.length])
+        counts = Counter(w for t in dataset.x for w in clip(tokenize(t), self.length, self.tail))
         # Sorted by count then word, so the same fold always gives the same ids.
         kept = sorted((w for w, c in counts.items() if c >= MIN_COUNT),
                       key=lambda w: (-counts[w], w))
@@ -87,17 +98,20 @@ class TextPreprocessor(Preprocessor):
         return self
 
     def transform(self, x: Any) -> torch.Tensor:
-        rows = [[self._index.get(w, UNK) for w in tokenize(t)[:self.length]] for t in x]
+        rows = [[self._index.get(w, UNK) for w in clip(tokenize(t), self.length, self.tail)]
+                for t in x]
         return _pad(rows, self.length)
 
     def state(self) -> dict:
-        return {"vocab": list(self.vocab), "length": self.length, "vocab_size": self.vocab_size}
+        return {"vocab": list(self.vocab), "length": self.length, "vocab_size": self.vocab_size,
+                "tail": self.tail}
 
     @classmethod
     def from_state(cls, state: dict) -> TextPreprocessor:
         obj = cls()
         obj.vocab, obj.length = list(state["vocab"]), int(state["length"])
         obj.vocab_size = int(state["vocab_size"])
+        obj.tail = float(state.get("tail", 0.0))  # models saved before head+tail kept the head
         obj._index = {w: i + 2 for i, w in enumerate(obj.vocab)}
         return obj
 

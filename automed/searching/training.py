@@ -105,9 +105,13 @@ def _make_optimizer(model: nn.Module, p: dict[str, Any]) -> torch.optim.Optimize
     if p["optimizer"] == "sgd":
         return torch.optim.SGD(model.parameters(), lr=p["lr"], momentum=0.9, nesterov=True,
                                weight_decay=p["weight_decay"])
-    if p["optimizer"] == "adam":
-        return torch.optim.Adam(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
-    return torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
+    params = [q for q in model.parameters() if q.requires_grad]
+    # One fused kernel per step: 4.5x faster than the default on a 2M-parameter embedding
+    # table on CPU (BENCHMARKS.md, text families), where the optimizer step dominated.
+    fused = bool(params) and all(q.is_floating_point() and q.device.type in ("cpu", "cuda")
+                                 for q in params)
+    cls = torch.optim.Adam if p["optimizer"] == "adam" else torch.optim.AdamW
+    return cls(params, lr=p["lr"], weight_decay=p["weight_decay"], fused=fused or None)
 
 
 def _channels_last(model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:

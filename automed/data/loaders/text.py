@@ -20,7 +20,10 @@ class TextLoader(Loader):
     """Reads ``.jsonl`` (one object per line) and ``.csv``/``.tsv`` files with a header.
 
     The text field is ``text_col`` or the first of ``text``, ``abstract``, ``document``, ...;
-    the label is ``label_col`` or the first of ``label``, ``class``, ``target``, .... A
+    ``text_col`` may name several fields (title and abstract), joined in that order with a
+    line break. The label is ``label_col`` or the first of ``label``, ``class``, ``target``,
+    .... ``group_col`` names a patient or study id for grouped CV; ``id_col`` a record id that
+    must be unique (a record listed twice would sit in two folds). A
     ``split`` field marks locked test rows (``test``); every other row is training data (the
     search cross-validates, so ``val``/``dev`` rows join training). A CSV/TSV is claimed only
     when its header names a text column, so numeric tables go to the other loaders.
@@ -57,8 +60,15 @@ class TextLoader(Loader):
         else:
             names, table = records.read_table(path)
             rows = [(lineno, dict(zip(names, values))) for lineno, values in table]
-        text_col = records.find_column(path, names, options.get("text_col"), TEXT_NAMES,
-                                       "text", "text_col")
+        wanted = options.get("text_col")
+        wanted = [None] if wanted is None else (
+            [wanted] if isinstance(wanted, (str, int)) else list(wanted))
+        text_cols = [records.find_column(path, names, w, TEXT_NAMES, "text", "--text-col")
+                     for w in wanted]
+        text_col = ", ".join(text_cols)
+        id_col = (None if options.get("id_col") is None else records.find_column(
+            path, names, options["id_col"], (), "id", "--id-col"))
+        seen: dict[str, int] = {}
         label_col = records.find_column(path, names, options.get("label_col"),
                                         records.LABEL_NAMES, "label", "--label-col")
         split_col = records.split_column(names)
@@ -70,17 +80,24 @@ class TextLoader(Loader):
                 raise DataError(f"{path}: line {lineno} has no {label_col!r} field; give every "
                                 "record a label")
             labels.append(records.label_of(path, lineno, record[label_col], label_col))
+            text = "\n".join(str(record[c]) for c in text_cols if record.get(c) is not None)
+            if id_col is not None and group_col is None:
+                key = str(record.get(id_col))
+                if key in seen:
+                    raise DataError(f"{path}: id {key!r} is on lines {seen[key]} and {lineno}; "
+                                    f"drop the duplicate, or pass --group-col {id_col} to keep "
+                                    "its rows in one fold")
+                seen[key] = lineno
             if group_col is not None:
                 groups.append(records.group_of(path, lineno, record.get(group_col), group_col))
-            text = record.get(text_col)
-            text = "" if text is None else str(text)
             if not tokenize(text):
                 raise DataError(f"{path}: line {lineno}: the {text_col!r} field is empty after "
                                 "tokenization (no letters or digits); fill or drop that row")
             texts.append(text)
             is_test.append(split_col is not None and records.is_test_split(record.get(split_col)))
-        return records.build(path, "text", texts, labels, is_test,
-                             meta={"text_col": text_col, "label_col": label_col},
+        meta = {"text_col": text_col, "label_col": label_col}
+        meta.update({k: v for k, v in (("group_col", group_col), ("id_col", id_col)) if v})
+        return records.build(path, "text", texts, labels, is_test, meta=meta,
                              groups=groups if group_col is not None else None)
 
 

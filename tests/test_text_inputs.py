@@ -1,0 +1,98 @@
+"""Text inputs as people have them: named fields, title + abstract, ids, groups, long texts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from automed.cli import cli
+from automed.data.dataset import Dataset
+from automed.data.loaders import load_data
+from automed.data.preprocess import preprocessor_for
+from automed.data.tokens import clip
+from automed.errors import DataError
+
+pytestmark = pytest.mark.filterwarnings("ignore:Fixed parameter:UserWarning")
+
+
+def _records(path, n=24):
+    words = {0: "fever cough sputum", 1: "fracture bone cast"}
+    with open(path, "w") as f:
+        for i in range(n):
+            y = i % 2
+            f.write(json.dumps({"pmid": f"p{i}", "patient": f"pt{i // 4}",
+                                "title": f"case {i} {words[y].split()[0]}",
+                                "abstract": f"the patient had {words[y]}",
+                                "category": f"c{y}"}) + "\n")
+
+
+def test_title_and_abstract_are_joined_in_order(tmp_path):
+    _records(tmp_path / "r.jsonl")
+    data = load_data(tmp_path / "r.jsonl", text_col=["title", "abstract"],
+                     label_col="category")
+    assert data.train.x[0] == "case 0 fever\nthe patient had fever cough sputum"
+    assert data.train.meta["text_col"] == "title, abstract"
+    only = load_data(tmp_path / "r.jsonl", text_col="title", label_col="category")
+    assert only.train.x[0] == "case 0 fever"
+
+
+def test_unknown_text_field_names_the_flag(tmp_path):
+    _records(tmp_path / "r.jsonl")
+    with pytest.raises(DataError, match=r"no text column 'summary'.*--text-col"):
+        load_data(tmp_path / "r.jsonl", text_col=["title", "summary"], label_col="category")
+
+
+def test_duplicate_ids_are_refused_unless_grouped(tmp_path):
+    path = tmp_path / "d.jsonl"
+    _records(path)
+    with open(path, "a") as f:  # the first record again
+        f.write(json.dumps({"pmid": "p0", "patient": "pt0", "title": "case 0 fever",
+                            "abstract": "again", "category": "c0"}) + "\n")
+    with pytest.raises(DataError, match=r"id 'p0' is on lines 1 and 25.*--group-col pmid"):
+        load_data(path, text_col="abstract", label_col="category", id_col="pmid")
+    grouped = load_data(path, text_col="abstract", label_col="category", id_col="pmid",
+                        group_col="pmid")
+    assert list(grouped.train.groups[[0, 24]]) == ["p0", "p0"]
+
+
+def test_group_column_of_text_records(tmp_path):
+    _records(tmp_path / "r.jsonl")
+    data = load_data(tmp_path / "r.jsonl", label_col="category", group_col="patient")
+    assert list(data.train.groups[:5]) == ["pt0"] * 4 + ["pt1"]
+
+
+def test_long_texts_keep_head_and_tail():
+    words = [f"w{i}" for i in range(100)]
+    assert clip(words, 8) == ["w0", "w1", "w2", "w3", "w4", "w5", "w98", "w99"]
+    assert clip(words[:5], 8) == words[:5]
+    assert clip(words, 8, tail=0.0) == words[:8]
+
+
+def test_conclusion_words_of_a_long_text_are_seen():
+    # 300 filler words then the deciding word: a head-only cut at 256 tokens would lose it.
+    texts = [" ".join(["filler"] * 300 + [w]) for w in ("malignant", "benign") * 4]
+    data = Dataset(np.array(texts, dtype=object), np.array([0, 1] * 4), ["m", "b"], "text")
+    pre = preprocessor_for("text")
+    pre.spec(data)
+    pre.fit(data)
+    assert pre.length == 256 and {"malignant", "benign"} <= set(pre.vocab)
+    ids = pre.transform(texts[:2])
+    assert ids[0, -1] == pre._index["malignant"] and ids[1, -1] == pre._index["benign"]
+    again = type(pre).from_state(pre.state())
+    assert again.transform(texts[:2]).equal(ids)
+
+
+def test_cli_text_col_and_id_col(tmp_path):
+    _records(tmp_path / "r.jsonl")
+    storage = f"sqlite:///{tmp_path / 'a.db'}"
+    out = CliRunner().invoke(cli, [
+        "search", str(tmp_path / "r.jsonl"), "--text-col", "title", "--text-col", "abstract",
+        "--label-col", "category", "--id-col", "pmid", "--arch", "fasttext", "--trials", "1",
+        "--folds", "2", "--max-epochs", "2", "--storage", storage, "--bootstrap", "0",
+        "--artifacts", str(tmp_path / "m"), "-q"])
+    assert out.exit_code == 0, out.output
+    card = json.loads(next((tmp_path / "m").rglob("*.json")).read_text())
+    assert "title" in json.dumps(card) and "pmid" in json.dumps(card)
