@@ -1,6 +1,6 @@
 """The command line: parse, call the Python API, print. No logic lives here.
 
-Why one module of ~500 lines: it is every command's options and help text, which click wants
+Why one module of ~620 lines: it is every command's options and help text, which click wants
 declared next to each other; each command body only calls one function of the API and prints
 its answer. Heavy imports happen inside the commands, so ``automed --help`` stays fast.
 """

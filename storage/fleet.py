@@ -1,5 +1,8 @@
 """Storage for fleets: pool sizes, race-free creation, and Optuna's gRPC storage proxy.
 
+(About 420 lines: the proxy's server side, its client side with the heartbeat Optuna's gRPC
+client lacks, and the creation locks share one set of connection and retry rules.)
+
 Three ways to share a study, from small to large (README, "Choosing a database"):
 
 * **SQLite** (one machine): a file; WAL and a busy timeout let local workers share it.

@@ -1,6 +1,6 @@
 """The study database: automed's records beside Optuna's, behind one URL.
 
-Why one module of ~380 lines: it is the whole read/write surface of automed's tables (one
+Why one module of ~480 lines: it is the whole read/write surface of automed's tables (one
 class, one session discipline, one error translation); the query building lives in
 ``ranking.py`` and the schema in ``schema.py``.
 """

@@ -3,7 +3,8 @@
 :class:`Objective` is what every worker optimises. It sees the search only through a
 :class:`~automed.searching.prepare.Prepared` (data, folds, spec, families), writes one
 candidate row per trial, and turns a faulty plugin into a failed candidate, never a failed
-search.
+search. (Just over 300 lines: every way a candidate ends - complete, pruned at an epoch or a
+fold, collapsed, duplicate, out of time, interrupted, failed - is recorded here, in one place.)
 """
 
 from __future__ import annotations

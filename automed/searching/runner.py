@@ -1,7 +1,8 @@
 """``automed.search``: plan -> prepare -> record -> optimise (here or in workers) -> refit.
 
-About 300 lines: ``search()``'s keyword arguments (the Python API mirrors every CLI option)
-take a third of it.
+About 400 lines: ``search()``'s keyword arguments (the Python API mirrors every CLI option)
+take a quarter of it, and ``run()`` is the one place the phases (search, refit, ensemble) and
+their time budget are sequenced, which reads best in one piece.
 
 :func:`search` turns keyword arguments into a :class:`~automed.searching.plan.SearchPlan`;
 :func:`run` carries a plan out. Everything is validated (options, data, metric, folds,
