@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
 from sklearn.datasets import make_classification
 
 from automed.data.dataset import Dataset
 from automed.data.loaders import load_data
 from automed.evaluation.cv import make_folds
 from automed.evaluation.leakage import check_folds_leakage, check_test_leakage, leakage_warnings
+from tests.conftest import SHARED_DATA
 
 TINY = str(Path(__file__).with_name("tiny_arch.py"))
 
