@@ -305,6 +305,7 @@ def leaderboard(studies, all_studies, datasets, architectures, states, metrics, 
                 per_family, show_all, fmt, storage, as_json) -> None:
     """Rank stored candidates by their mean CV score, in one study or across studies."""
     from automed.evaluation.names import resolve_metric
+    from automed.results.describe import effective_status
     from automed.results.leaderboard import (
         format_manifest,
         format_test_ci,
@@ -332,7 +333,7 @@ def leaderboard(studies, all_studies, datasets, architectures, states, metrics, 
         info = store.search(studies[0])
         click.echo(f"study {studies[0]!r} ({info['dataset']}, {info['modality']}, "
                    f"{info['config'].get('folds')}-fold CV by {info['metric']}, "
-                   f"{info['status']})")
+                   f"{effective_status(info)})")
     else:
         click.echo(f"{len(rows)} candidate(s) from {len({r['study'] for r in rows})} study(ies)")
     plain = set(states) <= {"complete", "ensemble"}

@@ -299,3 +299,21 @@ def test_two_searches_started_together_on_a_new_database_both_complete(data, tmp
     assert {s["status"] for s in studies} == {"complete"}
     for s in studies:
         assert _budget(url, s["study"])["counted"] <= 1 + (1 if same else 0)
+
+
+def test_a_running_status_whose_process_is_gone_says_so():
+    import socket
+    import subprocess
+
+    from automed.results.describe import effective_status
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid now names no process
+    info = {"status": "running",
+            "config": {"owner": {"host": socket.gethostname(), "pid": dead.pid}}}
+    assert effective_status(info).startswith("stopped while running")
+    alive = {"status": "running",
+             "config": {"owner": {"host": socket.gethostname(), "pid": os.getpid()}}}
+    assert effective_status(alive) == "running"
+    elsewhere = {"status": "refitting", "config": {"owner": {"host": "other", "pid": 1}}}
+    assert effective_status(elsewhere) == "refitting"

@@ -12,6 +12,29 @@ def _score(mean: float | None, std: float | None) -> str:
     return "-" if mean is None else f"{mean:.4f} ± {std or 0:.4f}"
 
 
+def effective_status(info: dict) -> str:
+    """The stored status, unless it says running but the process that wrote it is gone.
+
+    A SIGKILL leaves no chance to write "interrupted"; the search records its host and process
+    id, so on that host a dead owner is told apart from a live one (another host's process
+    cannot be checked from here and keeps the stored word).
+    """
+    import os
+    import socket
+
+    status = info["status"]
+    owner = (info.get("config") or {}).get("owner") or {}
+    if status in ("running", "refitting") and owner.get("host") == socket.gethostname():
+        try:
+            os.kill(int(owner["pid"]), 0)
+        except ProcessLookupError:
+            return (f"stopped while {status} (process {owner['pid']} is gone); run the same "
+                    "command again to resume")
+        except (PermissionError, KeyError, TypeError, ValueError):
+            pass
+    return status
+
+
 def study_summary(info: dict, candidates: list[dict]) -> dict:
     """The study record plus what its candidates add up to (counts, time, per family)."""
     families: dict[str, dict] = {}
@@ -25,7 +48,8 @@ def study_summary(info: dict, candidates: list[dict]) -> dict:
             fam["complete"] += 1
             if fam["best"] is None or c["score_mean"] > fam["best"]:
                 fam["best"], fam["best_trial"] = c["score_mean"], c["trial"]
-    return dict(info, states=dict(Counter(c["state"] for c in candidates)),
+    return dict(info, status=effective_status(info),
+                states=dict(Counter(c["state"] for c in candidates)),
                 n_candidates=len(candidates),
                 total_duration_s=sum(c["duration_s"] or 0 for c in candidates),
                 devices=sorted({c["device"] for c in candidates if c["device"]}),

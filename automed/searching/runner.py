@@ -13,7 +13,9 @@ was. Running the same search again (same study name and settings) resumes it; it
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -253,7 +255,9 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
     search_id, resumed = store.open_search(study_name, dataset_id, p.metric, config)
     # This run's plan (a resume may change the budget), read by every worker; this run's
     # manifest.
-    store.update_search_config(search_id, manifest=manifest, plan=plan.to_dict(),
+    store.update_search_config(search_id, owner={"host": socket.gethostname(),
+                                                 "pid": os.getpid()},
+                               manifest=manifest, plan=plan.to_dict(),
                                trials=plan.trials, timeout=plan.timeout,
                                identity=p.identity())
     for message in p.warnings:
