@@ -115,12 +115,25 @@ def _worker(url: str, study: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _has_heartbeat(url: str, trial_id: int) -> bool:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return bool(conn.exec_driver_sql(
+                f"SELECT count(*) FROM trial_heartbeats WHERE trial_id = {int(trial_id)}"
+            ).scalar())
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.slow
 def test_killed_worker_candidate_is_retried(any_storage, tmp_path):
     from automed.demo import make_demo
 
     data = make_demo("image", tmp_path / "kill.npz", n=240)
-    created = search(data, trials=3, folds=2, max_epochs=4, workers=0, heartbeat=1,
+    created = search(data, trials=3, folds=2, max_epochs=8, workers=0, heartbeat=1,
                      storage=any_storage, prune=False)
     study = optuna.load_study(study_name=created.study, storage=any_storage)
     victim = _worker(any_storage, created.study)
@@ -129,9 +142,11 @@ def test_killed_worker_candidate_is_retried(any_storage, tmp_path):
         assert time.monotonic() < deadline, victim.communicate()
         time.sleep(0.2)
     killed = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))[0]
-    # Optuna judges staleness by heartbeats: let the victim record a few before it dies (a
-    # worker killed between claiming a trial and its first beat is invisible to Optuna).
-    time.sleep(3)
+    # Kill it while the candidate trains: after its first heartbeat (Optuna judges staleness
+    # by heartbeats), before it can finish.
+    while not _has_heartbeat(any_storage, killed._trial_id):
+        assert time.monotonic() < deadline, victim.communicate()
+        time.sleep(0.05)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     survivor = _worker(any_storage, created.study)
