@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -145,6 +146,9 @@ def schema_revision(url: str | None = None) -> tuple[str | None, str]:
         engine.dispose()
 
 
+_OPEN_TRIES = 30  # about 45 s of waiting in all, for a creator holding a new file's lock
+
+
 class Store:
     """automed's records in the study database. Safe to share between processes."""
 
@@ -163,17 +167,26 @@ class Store:
         sql_url = fleet.results_url(self.url, results_db)
         self.engine = make_engine(sql_url, **fleet.engine_kwargs(
             sql_url, results_only=fleet.is_grpc(self.url)))
-        try:
-            with self.engine.connect():
-                pass
-            if create:
-                fleet.ensure_schema_once(self.engine, self.redacted)
-        except DatabaseError as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise StorageError(
-                f"cannot open the study database {self.redacted}: {reason}; check --storage "
-                f"or {ENV_VAR} and that the server is running"
-            ) from None
+        for attempt in range(_OPEN_TRIES):
+            try:
+                with self.engine.connect():
+                    pass
+                if create:
+                    fleet.ensure_schema_once(self.engine, self.redacted)
+                break
+            except DatabaseError as exc:
+                reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+                # A new SQLite file being created by another process: switching it to WAL
+                # needs the lock that process holds, and SQLite answers "locked" at once
+                # (no busy wait, to avoid a deadlock). Wait for it instead of failing.
+                if "database is locked" in reason and attempt < _OPEN_TRIES - 1:
+                    self.engine.dispose()
+                    time.sleep(0.1 * (attempt + 1))
+                    continue
+                raise StorageError(
+                    f"cannot open the study database {self.redacted}: {reason}; check "
+                    f"--storage or {ENV_VAR} and that the server is running"
+                ) from None
         self._session = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
