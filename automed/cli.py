@@ -63,7 +63,7 @@ class _Progress:
             # Only candidates that use budget count (an interrupted or lost one is retried),
             # and the count never reads past the budget (extra workers may finish one more).
             error = e.get("error") or ""
-            if e["state"] in ("complete", "pruned", "failed") and \
+            if e["state"] in ("complete", "pruned", "collapsed", "failed") and \
                     not error.startswith("WorkerLost"):
                 self.n += 1
             total = f"/{self.total}" if self.total and self.n <= self.total else ""
