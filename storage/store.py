@@ -278,9 +278,7 @@ class Store:
     @fleet.race_free  # a worker and the stale-trial sweep of another may write it together
     def record_candidate(self, search_id: int, trial_number: int, **fields: Any) -> None:
         with self.session() as s:
-            rec = s.scalar(select(CandidateRecord).where(
-                CandidateRecord.search_id == search_id,
-                CandidateRecord.trial_number == trial_number))
+            rec = _trial_row(s, CandidateRecord, search_id, trial_number)
             if rec is None:
                 rec = CandidateRecord(search_id=search_id, trial_number=trial_number)
                 s.add(rec)
@@ -290,9 +288,7 @@ class Store:
     def delete_candidate(self, search_id: int, trial_number: int) -> None:
         """Drop one candidate row (a search's previous ensemble, rebuilt on every run)."""
         with self.session() as s:
-            rec = s.scalar(select(CandidateRecord).where(
-                CandidateRecord.search_id == search_id,
-                CandidateRecord.trial_number == trial_number))
+            rec = _trial_row(s, CandidateRecord, search_id, trial_number)
             if rec is not None:
                 s.delete(rec)
 
@@ -302,9 +298,7 @@ class Store:
 
         arr = np.ascontiguousarray(proba, dtype=np.float16)
         with self.session() as s:
-            rec = s.scalar(select(OutOfFoldRecord).where(
-                OutOfFoldRecord.search_id == search_id,
-                OutOfFoldRecord.trial_number == trial_number))
+            rec = _trial_row(s, OutOfFoldRecord, search_id, trial_number)
             if rec is None:
                 rec = OutOfFoldRecord(search_id=search_id, trial_number=trial_number)
                 s.add(rec)
@@ -459,6 +453,12 @@ class Store:
                 span = f"{min(numbers)}..{max(numbers)}" if numbers else "none yet"
                 raise ConfigError(f"study {study!r} has no candidate #{trial}; trials: {span}")
             return ranking.row_dict(1, row)
+
+
+def _trial_row(s: Session, model: type, search_id: int, trial_number: int) -> Any:
+    """The row of ``model`` (a candidate or its out-of-fold predictions) for one trial."""
+    return s.scalar(select(model).where(model.search_id == search_id,
+                                        model.trial_number == trial_number))
 
 
 def _as_list(value: str | Sequence[str] | None) -> list[str]:

@@ -27,6 +27,10 @@ def _first_line(path: Path) -> str:
         return ""
 
 
+def _is_fasta(path: Path) -> bool:
+    return path.suffix.lower() in FASTA_SUFFIXES or _first_line(path).startswith(">")
+
+
 def _is_uci(path: Path) -> bool:
     """A ``CLASS, NAME, SEQUENCE`` first line, not a header such as ``id,label,sequence``."""
     first = _first_line(path)
@@ -63,7 +67,7 @@ class BioSequenceLoader(Loader):
             n.lower() in SEQUENCE_NAMES for n in records.header(path))
 
     def explain(self, path: Path) -> str:
-        if path.suffix.lower() in FASTA_SUFFIXES or _first_line(path).startswith(">"):
+        if _is_fasta(path):
             return "it is a FASTA file"
         if path.suffix.lower() == ".data" or _is_uci(path):
             return "its lines read 'CLASS, NAME, SEQUENCE' (UCI splice style)"
@@ -77,7 +81,7 @@ class BioSequenceLoader(Loader):
                             "drop --format biosequence or use --modality biosequence")
         suffix = path.suffix.lower()
         groups = None
-        fasta = suffix in FASTA_SUFFIXES or _first_line(path).startswith(">")
+        fasta = _is_fasta(path)
         if fasta or suffix == ".data" or _is_uci(path):
             columns = [k for k in ("label_col", "group_col", "sequence_col", "id_col")
                        if options.get(k) is not None]
