@@ -64,8 +64,9 @@ def ensembled(tmp_path_factory):
     root = tmp_path_factory.mktemp("ens")
     data = make_demo("image", root / "ens.npz", n=200)
     url = f"sqlite:///{root / 'ens.db'}"
+    # Every candidate completes (no pruning), so the selection has six to choose from.
     result = search(data, trials=6, folds=2, max_epochs=4, storage=url, seed=0,
-                    artifacts=root / "models", bootstrap=50)
+                    artifacts=root / "models", bootstrap=50, prune=False)
     return data, url, result, root
 
 
@@ -133,3 +134,20 @@ def test_greedy_selection_can_cap_the_distinct_members():
     oof = {7: _binary([0.40, 0.40, 0.60, 0.40]), 3: _binary([0.55, 0.30, 0.70, 0.90])}
     sel = greedy_select(oof, y, _accuracy, order=[7, 3], max_members=1)
     assert sel.members == [7] and sel.score == 0.75
+
+
+def test_multiclass_blend_of_compactly_stored_probabilities_scores_auroc():
+    # Out-of-fold rows stored in half precision sum to 1 only roughly; scikit-learn's
+    # multiclass AUROC refused the blend and the search crashed at its ensemble step.
+    from automed.evaluation import metrics as M
+    from automed.searching.ensemble import blend, greedy_select
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 20)
+    raw = {t: rng.dirichlet(np.ones(3), size=60).astype(np.float16) for t in (0, 1)}
+    assert not np.allclose(raw[0].astype(np.float64).sum(1), 1.0, rtol=1e-5, atol=1e-8)
+    proba = blend(raw, {0: 2 / 3, 1: 1 / 3})
+    assert np.allclose(proba.sum(1), 1.0)
+    assert 0.0 <= M.score("auroc", y, proba, "macro", 1) <= 1.0
+    sel = greedy_select(raw, y, lambda yy, pp: M.score("auroc", yy, pp, "macro", 1), [0, 1])
+    assert set(sel.members) <= {0, 1} and np.isfinite(sel.score)

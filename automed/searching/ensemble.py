@@ -59,6 +59,7 @@ def greedy_select(oof: dict[int, np.ndarray], y: np.ndarray,
     order = list(order if order is not None else oof)
     if not order:
         raise ValueError("no candidates to ensemble")
+    oof = {t: unit_rows(oof[t]) for t in order}
     total = np.zeros_like(oof[order[0]], dtype=np.float64)
     picks: list[int] = []
     history: list[float] = []
@@ -78,9 +79,19 @@ def greedy_select(oof: dict[int, np.ndarray], y: np.ndarray,
     return Selection(picks[:keep], float(history[keep - 1]), float(history[0]))
 
 
+def unit_rows(proba: np.ndarray) -> np.ndarray:
+    """Float64 rows that sum to 1: stored (float16) rows sum only nearly to 1, and
+    scikit-learn's multiclass AUROC refuses those."""
+    out = np.asarray(proba, dtype=np.float64)
+    return out / np.clip(out.sum(1, keepdims=True), 1e-12, None)
+
+
 def blend(probas: dict[int, np.ndarray], weights: dict[int, float]) -> np.ndarray:
-    """The weighted average of members' probabilities."""
-    return sum(w * np.asarray(probas[t], dtype=np.float64) for t, w in weights.items())
+    """The weighted average of members' probabilities, each row renormalised to sum to 1
+    (out-of-fold probabilities are stored compactly, so their rows are only nearly 1, and
+    scikit-learn's multiclass AUROC refuses rows that are not)."""
+    out = sum(w * np.asarray(probas[t], dtype=np.float64) for t, w in weights.items())
+    return out / np.clip(out.sum(1, keepdims=True), 1e-12, None)
 
 
 def fold_scores(proba: np.ndarray, y: np.ndarray, splits, scorer) -> list[dict]:
