@@ -117,3 +117,34 @@ def test_two_workers_then_a_resume_lose_and_duplicate_nothing_with_epoch_pruning
     assert trained and all(0 in t.intermediate_values for t in trained)
     rows = Store(url).candidates(first.study)
     assert {r["trial"] for r in rows if r["trial"] >= 0} == {t.number for t in counted}
+
+
+def test_noisy_median_pruner_spares_a_candidate_within_fold_noise():
+    import optuna
+
+    from automed.searching.fidelity import NoisyMedianPruner
+
+    pruner = NoisyMedianPruner(n_startup_trials=1, n_warmup_steps=1)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    study.add_trial(optuna.trial.create_trial(
+        value=0.83, intermediate_values={0: 0.70, 1: 0.84, 2: 0.85},
+        user_attrs={"fold_scores": [0.80, 0.86]}))  # fold noise: std 0.03
+
+    def verdict(values: dict[int, float]) -> bool:
+        trial = study.ask()
+        for step, v in values.items():
+            trial.report(v, step)
+        frozen = study._storage.get_trial(trial._trial_id)
+        return pruner.prune(study, frozen)
+
+    assert not verdict({0: 0.5})  # epoch 0 is never judged
+    assert not verdict({0: 0.6, 1: 0.82})  # 0.02 behind the bar: within the noise
+    assert verdict({0: 0.6, 1: 0.80})  # 0.04 behind: stops
+    assert not verdict({0: 0.6, 1: 0.80, 2: 0.83})  # its best so far, 0.83, is within
+    assert not verdict({0: 0.6, 1: 0.80, 5: 0.1})  # no completed candidate reported step 5
+    # a plain median (no noise measured yet) would stop the 0.82 candidate
+    bare = optuna.create_study(direction="maximize", pruner=pruner)
+    bare.add_trial(optuna.trial.create_trial(value=0.83, intermediate_values={1: 0.84}))
+    t = bare.ask()
+    t.report(0.82, 1)
+    assert pruner.prune(bare, bare._storage.get_trial(t._trial_id))
