@@ -252,6 +252,9 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
 @click.option("--gpus", help="GPUs to use: all, none, or indices like 0,2.")
 @click.option("--trials-per-gpu", default=1, show_default=True)
 @click.option("--workers", type=int, help="CPU worker processes on this machine.")
+@click.option("--threads", type=int, help="Torch threads per worker process (default: the "
+              "machine's cores divided among all automed workers running on it; "
+              "OMP_NUM_THREADS also fixes it).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--timeout", type=float, help="Stop starting new candidates after this many "
               "seconds.")
@@ -261,7 +264,7 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
               "index, the Kubernetes completion index): names the worker, which seeds its "
               "sampler (default: host name and process id).")
 @click.option("-q", "--quiet", is_flag=True)
-def worker(study, storage, results_db, gpus, trials_per_gpu, workers, device, timeout,
+def worker(study, storage, results_db, gpus, trials_per_gpu, workers, threads, device, timeout,
            plugin_sources, index, quiet) -> None:
     """Join an existing search from this machine; stop when its trial budget is used.
 
@@ -273,7 +276,8 @@ def worker(study, storage, results_db, gpus, trials_per_gpu, workers, device, ti
     _results_db(results_db)
     n = join(study, storage=storage, gpus=gpus, trials_per_gpu=trials_per_gpu,
              workers=workers, device=device, timeout=timeout, plugins=list(plugin_sources),
-             progress=_Progress(quiet), identity=None if index is None else f"index-{index}")
+             progress=_Progress(quiet), identity=None if index is None else f"index-{index}",
+             threads=threads)
     click.echo(f"worker done: the study has {n} candidate(s)", err=True)
 
 

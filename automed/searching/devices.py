@@ -92,3 +92,80 @@ def plan_slots(gpus: str | None = None, trials_per_gpu: int = 1, workers: int | 
         devices = ["cpu"] * max(1, workers or 1)
     threads = max(1, cpu_count() // len(devices))
     return [Slot(d, threads) for d in devices]
+
+
+def threads_from_environment() -> int | None:
+    """Threads the user fixed for this process with ``OMP_NUM_THREADS``, if any."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+class CoreShare:
+    """This machine's CPU cores, divided among the automed workers training on it.
+
+    Every worker process (local, or ``automed worker``, however many join) registers a file
+    named by its process id in a per-user directory under the system's temporary folder. At
+    its start and after each candidate it sets its torch threads to ``cores // live workers``
+    (at least 1), so N workers sharing a machine together use its cores once instead of
+    each taking all of them; a worker that leaves or is killed stops counting (its process id
+    is gone). ``fixed`` (``automed worker --threads``, or ``OMP_NUM_THREADS`` set by the user)
+    turns the division off. Use it as a context manager and as an Optuna callback.
+    """
+
+    def __init__(self, fixed: int | None = None, *, cores: int | None = None,
+                 directory: str | os.PathLike | None = None) -> None:
+        import tempfile
+        from pathlib import Path
+
+        if fixed is not None and fixed < 1:
+            raise ConfigError(f"--threads {fixed} must be at least 1")
+        self.fixed = fixed
+        self.cores = cores or cpu_count()
+        uid = os.getuid() if hasattr(os, "getuid") else "user"
+        self.directory = Path(directory or Path(tempfile.gettempdir()) / f"automed-cores-{uid}")
+        self._mine = self.directory / str(os.getpid())
+
+    def live(self) -> int:
+        """Workers registered on this machine whose process is still alive (stale entries
+        are removed)."""
+        n = 0
+        for entry in self.directory.glob("[0-9]*"):
+            pid = int(entry.name) if entry.name.isdigit() else -1
+            if pid == os.getpid() or _alive(pid):
+                n += 1
+            else:
+                entry.unlink(missing_ok=True)
+        return max(1, n)
+
+    def threads(self) -> int:
+        return self.fixed or max(1, self.cores // self.live())
+
+    def apply(self) -> int:
+        n = self.threads()
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+        return n
+
+    def __enter__(self) -> CoreShare:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._mine.touch()
+        self.apply()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._mine.unlink(missing_ok=True)
+
+    def __call__(self, study, trial) -> None:  # Optuna callback: after each candidate
+        self.apply()
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True

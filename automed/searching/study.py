@@ -180,7 +180,7 @@ def _optimize(study: optuna.Study, objective: Callable, *, timeout: float | None
 
 
 def run_trials(objective, study: optuna.Study, *, trials: int | None, timeout: float | None,
-               heartbeat: float = HEARTBEAT_INTERVAL) -> None:
+               heartbeat: float = HEARTBEAT_INTERVAL, callbacks: list | None = None) -> None:
     """Optimise until the study's budget is used, then retry what dead workers left behind.
 
     The sweep after the main loop runs only retries (of candidates a dead worker lost) and
@@ -197,7 +197,8 @@ def run_trials(objective, study: optuna.Study, *, trials: int | None, timeout: f
 
     if not budget.used(study):
         _optimize(study, objective, timeout=timeout, catch=(CandidateError,),
-                  callbacks=[budget, reserve], gc_after_trial=False, show_progress_bar=False)
+                  callbacks=[budget, reserve, *(callbacks or [])], gc_after_trial=False,
+                  show_progress_bar=False)
     # A worker that died mid-trial leaves it RUNNING until its heartbeat is stale. Sweep for
     # such trials for one grace period so that their retries run before this worker leaves.
     deadline = time.monotonic() + grace(heartbeat) + 2 * heartbeat
@@ -213,7 +214,8 @@ def run_trials(objective, study: optuna.Study, *, trials: int | None, timeout: f
                    if is_retry(t)]
         if retries and not _budget_spent(study, trials):
             _optimize(study, objective, timeout=None, n_trials=1, catch=(CandidateError,),
-                      gc_after_trial=False, show_progress_bar=False)
+                      callbacks=list(callbacks or []), gc_after_trial=False,
+                      show_progress_bar=False)
             deadline = time.monotonic() + grace(heartbeat) + 2 * heartbeat
         else:
             time.sleep(min(1.0, heartbeat))

@@ -52,6 +52,11 @@ def objective_from_store(store, study_name: str, device: str, *,
     got = prepared.identity()
     if expected != got:
         what = next((k for k in got if (expected or {}).get(k) != got[k]), "data")
+        if what == "preprocessing":
+            raise ConfigError(
+                f"this worker preprocesses as {got[what]}, study {study_name!r} as "
+                f"{(expected or {}).get(what)}; give every worker the same family settings "
+                "(e.g. AUTOMED_HF_MODEL)")
         raise DataError(
             f"{plan.data.path} does not give the data study {study_name!r} was created with "
             f"({what} differs); give every worker the same files and automed version")
@@ -60,34 +65,43 @@ def objective_from_store(store, study_name: str, device: str, *,
 
 
 def worker_main(storage_url: str, study_name: str, slot: Slot, *, identity: str,
-                allowed_plugins: list[dict] | None, timeout: float | None = None) -> None:
+                allowed_plugins: list[dict] | None, timeout: float | None = None,
+                threads: int | None = None) -> None:
     """One worker: rebuild the search from the database and run candidates until done.
 
-    The entry point of local worker processes and of ``automed worker`` on any machine.
+    The entry point of local worker processes and of ``automed worker`` on any machine. A
+    CPU worker shares the machine's cores with the other automed workers on it
+    (:class:`~automed.searching.devices.CoreShare`) unless ``threads`` or ``OMP_NUM_THREADS``
+    fixes its thread count.
     """
     import torch
 
+    from automed.searching.devices import CoreShare, threads_from_environment
     from automed.searching.study import open_study, run_trials
     from automed.storage import Store
 
-    torch.set_num_threads(slot.threads)
     if slot.device.startswith("cuda"):
         torch.cuda.set_device(torch.device(slot.device))
-    store = Store(storage_url)
-    objective = objective_from_store(store, study_name, slot.device,
-                                     allowed_plugins=allowed_plugins)
-    plan = objective.plan
-    study = open_study(store, study_name, seed=plan.seed, prune=plan.prune,
-                       search_id=objective.search_id, heartbeat=plan.heartbeat,
-                       identity=identity)
-    run_trials(objective, study, trials=plan.trials, timeout=timeout,
-               heartbeat=plan.heartbeat)
+        fixed = threads or slot.threads
+    else:
+        fixed = threads or threads_from_environment()
+    with CoreShare(fixed) as cores:
+        store = Store(storage_url)
+        objective = objective_from_store(store, study_name, slot.device,
+                                         allowed_plugins=allowed_plugins)
+        plan = objective.plan
+        study = open_study(store, study_name, seed=plan.seed, prune=plan.prune,
+                           search_id=objective.search_id, heartbeat=plan.heartbeat,
+                           identity=identity)
+        cores.apply()  # workers started together have all registered by now
+        run_trials(objective, study, trials=plan.trials, timeout=timeout,
+                   heartbeat=plan.heartbeat, callbacks=[cores])
 
 
-def _child(storage_url, study_name, slot, identity, allowed, timeout) -> None:
+def _child(storage_url, study_name, slot, identity, allowed, timeout, threads=None) -> None:
     try:
         worker_main(storage_url, study_name, slot, identity=identity, allowed_plugins=allowed,
-                    timeout=timeout)
+                    timeout=timeout, threads=threads)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
 
@@ -99,12 +113,12 @@ def machine_identity() -> str:
 
 def run_local_workers(store, study_name: str, slots: list[Slot], *, timeout: float | None,
                       allowed_plugins: list[dict] | None, progress: Progress,
-                      identity: str = "local") -> None:
+                      identity: str = "local", threads: int | None = None) -> None:
     """Start one process per slot, relay their candidates as progress, wait for all."""
     ctx = multiprocessing.get_context("spawn")  # CUDA and torch threads need fresh processes
     procs = [ctx.Process(target=_child, name=f"automed-worker-{i}",
                          args=(store.url, study_name, slot, f"{identity}-{i}", allowed_plugins,
-                               timeout))
+                               timeout, threads))
              for i, slot in enumerate(slots)]
     seen: set[int] = set()
 
@@ -146,11 +160,14 @@ def run_local_workers(store, study_name: str, slots: list[Slot], *, timeout: flo
 def join(study_name: str, *, storage: str | None = None, gpus: str | None = None,
          trials_per_gpu: int = 1, workers: int | None = None, device: str = "auto",
          timeout: float | None = None, plugins: list[str] | None = None,
-         progress: Progress | None = None, identity: str | None = None) -> int:
+         progress: Progress | None = None, identity: str | None = None,
+         threads: int | None = None) -> int:
     """``automed worker``: join an existing search from this machine; return its candidates.
 
     Only plugins named in ``plugins`` (or installed, or on ``$AUTOMED_PLUGINS_PATH``) may be
-    loaded; a study that needs another one is refused.
+    loaded; a study that needs another one is refused. ``threads`` fixes each worker process's
+    torch threads; by default the machine's cores are divided among every automed worker
+    training on it, however many join.
     """
     from automed.searching.devices import plan_slots
     from automed.searching.prepare import allowed_plugins
@@ -159,6 +176,8 @@ def join(study_name: str, *, storage: str | None = None, gpus: str | None = None
     progress = progress or (lambda event: None)
     if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
         raise ConfigError(f"--timeout {timeout} must be a positive number of seconds")
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads {threads} must be at least 1")
     store = Store(storage)
     info = store.search(study_name)
     slots = plan_slots(gpus, trials_per_gpu, workers, device)
@@ -173,8 +192,8 @@ def join(study_name: str, *, storage: str | None = None, gpus: str | None = None
     me = identity or machine_identity()
     if len(slots) == 1:
         worker_main(store.url, study_name, slots[0], identity=me, allowed_plugins=allowed,
-                    timeout=timeout)
+                    timeout=timeout, threads=threads)
     else:
         run_local_workers(store, study_name, slots, timeout=timeout, allowed_plugins=allowed,
-                          progress=progress, identity=me)
+                          progress=progress, identity=me, threads=threads)
     return len(store.candidates(study_name))
