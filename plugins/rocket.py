@@ -1,0 +1,308 @@
+"""Random-convolution features for signals (MiniRocket / MultiRocket style) and a linear head.
+
+Dempster et al.'s MiniRocket (KDD 2021) and Tan et al.'s MultiRocket (2022): 84 fixed kernels of
+length 9 (weights -1, with 2 at three of the nine taps), each applied at several exponentially
+spaced dilations, each output thresholded by several biases. A feature is one
+``(kernel, dilation, bias)`` triple pooled over time:
+
+- ``ppv``: proportion of positive values (MiniRocket);
+- ``ppv_max``: PPV plus the maximum of each ``(kernel, dilation)`` output (ROCKET's pair);
+- ``multi``: MultiRocket's four: PPV, mean of positive values, mean index of positive values,
+  longest stretch of positive values.
+
+With ``diff`` half of the features come from the first difference of the series (MultiRocket's
+second representation). Half of the ``(kernel, dilation)`` pairs are pooled over the padded
+output, the other half only over positions that need no padding (MiniRocket's alternation).
+Multichannel signals: each ``(kernel, dilation)`` reads a random subset of the channels (sum).
+
+Nothing in the transform is trained. The kernels, channel subsets, quantiles and biases are
+buffers in the state dict, so a saved model reloads with exactly its features. The biases are
+fitted from data as MiniRocket does (quantiles of the convolution output of a random training
+example), lazily: the first forward pass (the training loop's first batch, before any
+optimizer step) fits them from that batch and marks them fitted; later passes never touch them.
+Only the head trains: a fixed-statistics feature standardisation (BatchNorm without affine
+weights, cumulative running averages), dropout and one linear layer on the search's own
+training loop. Features are computed without gradients, in chunks, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from automed.architecture import Architecture
+from automed.hookspecs import hookimpl
+from automed.spec import Spec
+
+KERNEL_LENGTH = 9
+MAX_DILATIONS = 32  # per kernel, as in MiniRocket
+FEATURE_KINDS = {"ppv": 1, "ppv_max": 1, "multi": 4}  # pooled values per (kernel, dil, bias)
+CHUNK_ELEMENTS = 1 << 23  # samples x features x length per pooling chunk (~32 MB floats)
+CACHE_VALUES = 1 << 27  # cached training features, in floats (512 MB)
+GOLDEN = (math.sqrt(5) + 1) / 2
+
+
+def _base_kernels() -> torch.Tensor:
+    """(84, 9): -1 everywhere, 2 at three taps (each kernel sums to 0)."""
+    w = -torch.ones(84, KERNEL_LENGTH)
+    for i, taps in enumerate(combinations(range(KERNEL_LENGTH), 3)):
+        w[i, list(taps)] = 2.0
+    return w
+
+
+def fit_dilations(length: int, n_features: int) -> tuple[list[int], list[int]]:
+    """MiniRocket's dilations for a series of ``length`` and the biases (features) of each.
+
+    Exponentially spaced from 1 up to the largest dilation whose kernel span fits the series
+    (at least 1, so series shorter than one span still get dilation 1 and padding).
+    """
+    per_kernel = max(1, n_features // 84)
+    n_dil = min(per_kernel, MAX_DILATIONS)
+    multiplier = per_kernel / n_dil
+    max_exponent = math.log2(max(length - 1, 1) / (KERNEL_LENGTH - 1)) if length > 1 else 0.0
+    max_exponent = max(max_exponent, 0.0)
+    raw = np.floor(np.logspace(0, max_exponent, n_dil, base=2)).astype(np.int64)
+    dilations, counts = np.unique(raw, return_counts=True)
+    per_dilation = (counts * multiplier).astype(np.int64)
+    remainder = per_kernel - int(per_dilation.sum())
+    i = 0
+    while remainder > 0:
+        per_dilation[i] += 1
+        remainder -= 1
+        i = (i + 1) % len(per_dilation)
+    return [int(d) for d in dilations], [int(n) for n in per_dilation]
+
+
+class RocketBank(nn.Module):
+    """Fixed dilated kernels on one representation of the series, pooled into features."""
+
+    def __init__(self, channels: int, length: int, n_features: int, kinds: str) -> None:
+        super().__init__()
+        self.kinds = kinds
+        self.dilations, per_dilation = fit_dilations(length, n_features)
+        n_kd = 84 * len(self.dilations)
+        base = _base_kernels()
+        # Channel subsets per (dilation, kernel): univariate series read their one channel.
+        mask = torch.ones(n_kd, channels)
+        if channels > 1:
+            top = math.log2(min(channels, KERNEL_LENGTH) + 1)
+            for j in range(n_kd):
+                k = int(2 ** (torch.rand(()).item() * top))
+                k = max(1, min(k, channels))
+                mask[j] = 0.0
+                mask[j, torch.randperm(channels)[:k]] = 1.0
+        weight = base.repeat(len(self.dilations), 1).unsqueeze(1) * mask.unsqueeze(-1)
+        self.register_buffer("weight", weight)  # (n_kd, channels, 9)
+        # Feature f thresholds (kernel, dilation) pair kd_index[f] at bias[f].
+        kd_index = torch.cat([torch.arange(84).repeat_interleave(n) + 84 * i
+                              for i, n in enumerate(per_dilation)])
+        self.register_buffer("kd_index", kd_index)
+        n = len(kd_index)
+        self.register_buffer("quantile", torch.tensor(
+            [(i * GOLDEN) % 1 for i in range(1, n + 1)], dtype=torch.float32))
+        self.register_buffer("example", torch.rand(n_kd))  # which sample fits each pair
+        self.register_buffer("bias", torch.zeros(n))
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+        # MiniRocket alternates padding: odd pairs pool only over positions needing none.
+        pad = torch.tensor([(i + j) % 2 == 0 for i in range(len(self.dilations))
+                            for j in range(84)])
+        self.register_buffer("padded", pad, persistent=False)
+
+    @property
+    def n_features(self) -> int:
+        per = FEATURE_KINDS[self.kinds] * len(self.kd_index)
+        return per + (84 * len(self.dilations) if self.kinds == "ppv_max" else 0)
+
+    def _convolve(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, n_kd, L): every (kernel, dilation) output, zero-padded to the input length."""
+        outs = []
+        for i, d in enumerate(self.dilations):
+            w = self.weight[84 * i:84 * (i + 1)]
+            span = (KERNEL_LENGTH - 1) * d
+            out = F.conv1d(x, w, padding=span // 2, dilation=d)
+            outs.append(out[..., :x.shape[-1]])
+        return torch.cat(outs, dim=1)
+
+    def _valid(self, length: int, device: torch.device) -> torch.Tensor:
+        """(n_kd, L) bool: the positions each pair pools over."""
+        pos = torch.arange(length, device=device)
+        half = torch.tensor([(KERNEL_LENGTH - 1) * d // 2 for d in self.dilations],
+                            device=device).repeat_interleave(84)
+        inner = (pos >= half[:, None]) & (pos < length - half[:, None])
+        # A pair whose span exceeds the series has no unpadded position: it pools padded.
+        use_all = self.padded.to(device) | ~inner.any(-1)
+        return inner | use_all[:, None]
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor) -> None:
+        """Biases from quantiles of each pair's output on one random sample of ``x``."""
+        conv = self._convolve(x)  # (B, n_kd, L)
+        pick = (self.example * conv.shape[0]).long().clamp(max=conv.shape[0] - 1)
+        series = conv[pick, torch.arange(conv.shape[1], device=conv.device)]  # (n_kd, L)
+        ordered = series.sort(-1).values[self.kd_index]  # (n, L)
+        at = self.quantile * (ordered.shape[-1] - 1)
+        lo = at.floor().long()
+        hi = (lo + 1).clamp(max=ordered.shape[-1] - 1)
+        frac = at - lo
+        lower = ordered.gather(1, lo[:, None])[:, 0]
+        upper = ordered.gather(1, hi[:, None])[:, 0]
+        self.bias.copy_(lower + frac * (upper - lower))
+        self.fitted.fill_(True)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not bool(self.fitted):
+            self.fit(x)
+        conv = self._convolve(x)
+        length = conv.shape[-1]
+        valid = self._valid(length, conv.device)
+        counts = valid.sum(-1).float()  # (n_kd,)
+        extra = []
+        if self.kinds == "ppv_max":
+            extra.append(conv.masked_fill(~valid, float("-inf")).amax(-1))
+        n = len(self.kd_index)
+        step = max(1, CHUNK_ELEMENTS // max(1, n * length))
+        out = []
+        for start in range(0, conv.shape[0], step):
+            out.append(self._pool(conv[start:start + step], valid, counts))
+        features = torch.cat(out)
+        return torch.cat([features, *extra], dim=1) if extra else features
+
+    def _pool(self, conv: torch.Tensor, valid: torch.Tensor, counts: torch.Tensor
+              ) -> torch.Tensor:
+        mask = valid[self.kd_index]  # (n, L)
+        z = conv[:, self.kd_index] - self.bias[None, :, None]  # (b, n, L)
+        pos = (z > 0) & mask
+        posf = pos.float()
+        n_pos = posf.sum(-1)
+        ppv = n_pos / counts[self.kd_index]
+        if self.kinds != "multi":
+            return ppv
+        length = z.shape[-1]
+        some = n_pos.clamp(min=1)
+        mpv = (z.clamp(min=0) * posf).sum(-1) / some
+        index = torch.arange(length, device=z.device, dtype=z.dtype)
+        mipv = torch.where(n_pos > 0, (posf * index).sum(-1) / some / length,
+                           torch.full_like(n_pos, -1.0))
+        run = posf.cumsum(-1)
+        reset = torch.where(pos, torch.zeros_like(run), run).cummax(-1).values
+        lspv = (run - reset).amax(-1) / length
+        return torch.cat([ppv, mpv, mipv, lspv], dim=1)
+
+
+class RocketModel(nn.Module):
+    def __init__(self, params: dict[str, Any], spec: Spec) -> None:
+        super().__init__()
+        channels, length = int(spec.input_shape[0]), int(spec.input_shape[-1])
+        n, kinds = int(params["kernels"]), params["features"]
+        self.diff = bool(params.get("diff", False)) and length > 2
+        if self.diff:
+            self.banks = nn.ModuleList([RocketBank(channels, length, n // 2, kinds),
+                                        RocketBank(channels, length - 1, n - n // 2, kinds)])
+        else:
+            self.banks = nn.ModuleList([RocketBank(channels, length, n, kinds)])
+        width = sum(b.n_features for b in self.banks)
+        self._cache: dict[bytes, torch.Tensor] = {}
+        self.norm = nn.BatchNorm1d(width, affine=False, momentum=None)
+        self.head = nn.Sequential(nn.Dropout(float(params["dropout"])),
+                                  nn.Linear(width, spec.n_classes))
+        nn.init.zeros_(self.head[1].weight)  # logistic regression from zero
+        nn.init.zeros_(self.head[1].bias)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, width) pooled features; in training, rows seen before come from a cache.
+
+        The transform is fixed once fitted, and the training loop shows the same rows every
+        epoch (as index slices, so a row's bytes are its identity): caching them makes every
+        epoch after the first cost only the head. Augmented rows differ and miss the cache.
+        The cache is bounded (CACHE_VALUES floats) and is not part of the state dict.
+        """
+        x = x.float()
+        if not (self.training and all(bool(b.fitted) for b in self.banks)):
+            return self._compute(x)
+        keys = [hashlib.blake2b(row.numpy().tobytes(), digest_size=16).digest()
+                for row in x.detach().cpu()]
+        missing = [i for i, k in enumerate(keys) if k not in self._cache]
+        fresh: dict[bytes, torch.Tensor] = {}
+        if missing:
+            new = self._compute(x[missing])
+            fresh = {keys[i]: new[j] for j, i in enumerate(missing)}
+            if (len(self._cache) + len(fresh)) * new.shape[1] <= CACHE_VALUES:
+                self._cache.update(fresh)
+        return torch.stack([fresh[k] if k in fresh else self._cache[k] for k in keys])
+
+    def train(self, mode: bool = True) -> RocketModel:
+        self._cache.clear()  # a fresh fit (or predictions) starts from an empty cache
+        return super().train(mode)
+
+    def _compute(self, x: torch.Tensor) -> torch.Tensor:
+        # Full precision even under the training loop's bf16 autocast: thresholds are exact.
+        with torch.autocast(x.device.type, enabled=False):
+            parts = [self.banks[0](x)]
+            if self.diff:
+                parts.append(self.banks[1](x[..., 1:] - x[..., :-1]))
+        return torch.cat(parts, dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.norm(self.features(x)))
+
+
+class Rocket(Architecture):
+    name = "rocket"
+    modalities = frozenset({"signal"})
+    description = ("MiniRocket/MultiRocket: fixed dilated random-convolution features "
+                   "(PPV, max, MultiRocket's four) and a trained linear head")
+
+    def search_space(self, trial: Any, spec: Spec) -> dict[str, Any]:
+        return {
+            "kernels": trial.suggest_categorical("kernels", [1000, 2500, 5000, 10000]),
+            "features": trial.suggest_categorical("features", ["ppv", "ppv_max", "multi"]),
+            "diff": trial.suggest_categorical("diff", [False, True]),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+        }
+
+    def training_space(self, trial: Any, spec: Spec) -> dict[str, Any]:
+        small = spec.extra.get("n_train", 1000) < 1000
+        return {
+            "optimizer": trial.suggest_categorical("optimizer", ["adamw", "adam"]),
+            "lr": trial.suggest_float("lr", 3e-4, 3e-2, log=True),
+            "weight_decay": trial.suggest_float("weight_decay", 1e-5, 1e-1, log=True),
+            "batch_size": trial.suggest_categorical(
+                "batch_size", [16, 32, 64] if small else [64, 128, 256]),
+            "epochs": trial.suggest_int("epochs", 10, 60) if small else
+            trial.suggest_int("epochs", 5, 30),
+            "label_smoothing": trial.suggest_categorical("label_smoothing", [0.0, 0.1]),
+            "class_weight": trial.suggest_categorical("class_weight", ["none", "balanced"]),
+            "sampler": trial.suggest_categorical("sampler", ["shuffle", "balanced"]),
+            "augment": trial.suggest_categorical("augment", [False, True]),
+        }
+
+    def default_params(self, spec: Spec) -> dict[str, Any]:
+        small = spec.extra.get("n_train", 0) < 1000
+        return {
+            "kernels": 10000, "features": "ppv", "diff": False, "dropout": 0.0,
+            "optimizer": "adamw", "lr": 1e-2, "weight_decay": 1e-2,
+            "batch_size": 32 if small else 128, "epochs": 40 if small else 15,
+            "label_smoothing": 0.0, "class_weight": "balanced", "sampler": "shuffle",
+            "augment": False,
+        }
+
+    def priority(self, spec: Spec) -> int:
+        # Before cnn (10): higher 3-fold CV on the training splits of ECG200, TwoLeadECG and
+        # ECGFiveDays (portfolio.json) and a few seconds per fit (BENCHMARKS_rocket.md).
+        return 5
+
+    def build(self, params: dict[str, Any], spec: Spec) -> nn.Module:
+        return RocketModel(params, spec)
+
+
+@hookimpl
+def register_architectures(register):
+    register(Rocket())
