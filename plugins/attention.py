@@ -1,7 +1,10 @@
 """Transformer encoders for text, biosequences and (cut into patches) signals.
 
-A class token is always prepended: it gives ``cls`` pooling something to read and guarantees
-every row has one unmasked step, so an all-padding input cannot produce NaN attention.
+A convolutional stem (``stem="conv"``, the default) in front gives the encoder local features
+(waveform parts, motifs, n-grams) pooled ``patch`` steps at a time instead of raw patches;
+the encoder is a plain transformer over them. A class token is always prepended: it gives
+``cls`` pooling something to read and guarantees every row has one unmasked step, so an
+all-padding input cannot produce NaN attention.
 Models stay small (d_model <= 128, <= 3 layers): small medical datasets overfit big ones.
 """
 
@@ -23,8 +26,10 @@ from ._sequence import (
     default_patch,
     default_training,
     head,
+    default_stem,
     masked_mean,
     patch_choices,
+    pool_steps,
     sequence_training_space,
     suggest_stem,
 )
@@ -70,7 +75,8 @@ class TransformerModel(nn.Module):
     def __init__(self, params: dict[str, Any], spec: Spec) -> None:
         super().__init__()
         dim = int(params["d_model"])
-        self.stem = Stem(spec, {"embedding": dim, "patch": params.get("patch", 1)}, dim=dim)
+        stem = {k: params[k] for k in ("patch", "stem", "stem_kernel") if k in params}
+        self.stem = Stem(spec, {**stem, "embedding": dim}, dim=dim)
         steps = -(-spec.length // int(params.get("patch", 1))) + 1  # + the class token
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         if params["positions"] == "learned":
@@ -82,7 +88,8 @@ class TransformerModel(nn.Module):
                          float(params["dropout"])) for _ in range(int(params["layers"])))
         self.norm = nn.LayerNorm(dim)
         self.pooling = params["pooling"]
-        self.head = head(dim, spec.n_classes, float(params["dropout"]))
+        self.head = head(dim * (2 if self.pooling == "maxmean" else 1), spec.n_classes,
+                         float(params["dropout"]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         steps, mask = self.stem(x)
@@ -93,7 +100,10 @@ class TransformerModel(nn.Module):
         for block in self.blocks:
             h = block(h, mask)
         h = self.norm(h)
-        return self.head(h[:, 0] if self.pooling == "cls" else masked_mean(h, mask))
+        if self.pooling == "cls":
+            return self.head(h[:, 0])
+        return self.head(pool_steps(h[:, 1:], mask[:, 1:], self.pooling)
+                         if self.pooling == "maxmean" else masked_mean(h, mask))
 
 
 class Attention(Architecture):
@@ -104,25 +114,25 @@ class Attention(Architecture):
     def search_space(self, trial: Any, spec: Spec) -> dict[str, Any]:
         # Signals always come in patches (single samples carry too little to attend to).
         smallest = 2 if spec.modality == "signal" else 1
-        params = {k: v for k, v in suggest_stem(trial, spec, smallest).items() if k == "patch"}
+        params = {k: v for k, v in suggest_stem(trial, spec, smallest).items()
+                  if k != "embedding"}  # the embedding is d_model wide
         params.update({
             "d_model": trial.suggest_categorical("d_model", [32, 64, 128]),
             "heads": trial.suggest_categorical("heads", [2, 4]),
             "layers": trial.suggest_int("layers", 1, 3),
             "ff_mult": trial.suggest_categorical("ff_mult", [2, 4]),
             "positions": trial.suggest_categorical("positions", ["learned", "sinusoidal"]),
-            "pooling": trial.suggest_categorical("pooling", ["cls", "mean"]),
+            "pooling": trial.suggest_categorical("pooling", ["cls", "mean", "maxmean"]),
             "dropout": trial.suggest_float("dropout", 0.0, 0.3),
         })
         return params
 
     def default_params(self, spec: Spec) -> dict[str, Any]:
-        patch = {}
+        patch = None
         if spec.modality == "signal":
-            patch["patch"] = max(default_patch(spec), patch_choices(spec, 2)[0])
-        elif len(patch_choices(spec)) > 1:
-            patch["patch"] = default_patch(spec)
-        return {**patch, "d_model": 64, "heads": 4, "layers": 2, "ff_mult": 2,
+            patch = max(default_patch(spec), patch_choices(spec, 2)[0])
+        stem = default_stem(spec, patch)
+        return {**stem, "d_model": 64, "heads": 4, "layers": 2, "ff_mult": 2,
                 "positions": "learned", "pooling": "mean", "dropout": 0.1,
                 **default_training(spec, 1e-3)}
 

@@ -1,7 +1,9 @@
 """LSTM networks, stacked, optionally bidirectional, pooled by last state or attention.
 
-Attention pooling lets a long clinical text or a sequence be summarised by its most telling
-steps instead of its final state, which forgets the beginning of long inputs.
+Attention (or max+mean) pooling lets a long clinical text or a sequence be summarised by its
+most telling steps instead of its final state, which forgets the beginning of long inputs.
+A convolutional stem (``stem="conv"``, the default) in front makes it a CNN-LSTM (DanQ for
+DNA): the LSTM reads pooled motif / waveform detectors instead of raw samples.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ._sequence import (
     Stem,
     default_recurrent_params,
     head,
+    pool_steps,
     run_recurrent,
     sequence_training_space,
     suggest_stem,
@@ -30,7 +33,9 @@ from ._sequence import (
 class LSTMModel(nn.Module):
     def __init__(self, params: dict[str, Any], spec: Spec) -> None:
         super().__init__()
-        self.stem = Stem(spec, params)
+        # A conv stem is as wide as the recurrent layer (DanQ: as many motif filters as units).
+        self.stem = Stem(spec, params, dim=int(params["hidden"])
+                         if params.get("stem") == "conv" else None)
         hidden, layers = int(params["hidden"]), int(params["layers"])
         self.lstm = nn.LSTM(self.stem.out_dim, hidden, num_layers=layers, batch_first=True,
                             bidirectional=bool(params["bidirectional"]),
@@ -42,19 +47,24 @@ class LSTMModel(nn.Module):
                 with torch.no_grad():
                     value[hidden:2 * hidden].fill_(1.0)
         out_dim = hidden * (2 if params["bidirectional"] else 1)
-        self.pool = AttentionPool(out_dim) if params["pooling"] == "attention" else None
+        self.pooling = params["pooling"]
+        self.pool = AttentionPool(out_dim) if self.pooling == "attention" else None
+        out_dim *= 2 if self.pooling == "maxmean" else 1
         self.head = head(out_dim, spec.n_classes, float(params["dropout"]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         steps, mask = self.stem(x)
         out, last = run_recurrent(self.lstm, steps, mask)
-        return self.head(self.pool(out, mask) if self.pool is not None else last)
+        if self.pool is not None:
+            return self.head(self.pool(out, mask))
+        return self.head(last if self.pooling == "last" else pool_steps(out, mask, self.pooling))
 
 
 class LSTM(Architecture):
     name = "lstm"
     modalities = SEQUENCE_MODALITIES
-    description = "LSTM, stacked, optionally bidirectional, last-state or attention pooling"
+    description = ("LSTM, stacked, optionally bidirectional, conv stem; last-state, attention "
+                   "or max+mean pooling")
 
     def search_space(self, trial: Any, spec: Spec) -> dict[str, Any]:
         params = suggest_stem(trial, spec)
@@ -62,7 +72,7 @@ class LSTM(Architecture):
             "hidden": trial.suggest_categorical("hidden", [32, 64, 128]),
             "layers": trial.suggest_int("layers", 1, 2),
             "bidirectional": trial.suggest_categorical("bidirectional", [False, True]),
-            "pooling": trial.suggest_categorical("pooling", ["last", "attention"]),
+            "pooling": trial.suggest_categorical("pooling", ["last", "attention", "maxmean"]),
             "dropout": trial.suggest_float("dropout", 0.0, 0.5),
         })
         return params
