@@ -10,6 +10,8 @@ from automed.spec import Spec
 if TYPE_CHECKING:  # torch is heavy: the contract itself does not need it to be imported
     from torch import nn
 
+    from automed.data.preprocess import Preprocessor
+
 ARCHITECTURE_PARAM = "architecture"  # the study parameter that names a candidate's family
 
 
@@ -70,6 +72,8 @@ class Architecture(ABC):
       ``(batch, *spec.input_shape)`` and returning logits ``(batch, spec.n_classes)``.
 
     ``default_params(spec)`` may return a known-good starting point; the search tries it first.
+    ``preprocessor(modality)`` may return a preprocessing of the family's own (say a pretrained
+    model's tokenizer on the raw strings) instead of the modality's shared one.
     A plugin never touches storage or the Optuna study beyond ``trial.suggest_*``.
     """
 
@@ -84,6 +88,26 @@ class Architecture(ABC):
     @abstractmethod
     def build(self, params: dict[str, Any], spec: Spec) -> nn.Module:
         """Build an untrained model for ``spec`` from ``params``."""
+
+    def rebuild(self, params: dict[str, Any], spec: Spec) -> nn.Module:
+        """Build the model of a saved artifact, whose trained weights are loaded over it.
+
+        The default is ``build``. A family that starts from downloaded weights overrides it to
+        build the bare structure, so loading a saved model needs no download.
+        """
+        return self.build(params, spec)
+
+    def preprocessor(self, modality: str) -> Preprocessor | None:
+        """This family's own preprocessing of ``modality`` data, or None (the default): the
+        modality's shared preprocessor, which every other family gets too.
+
+        An own preprocessor (a :class:`automed.data.preprocess.Preprocessor`) is fitted per
+        fold like the shared one (the fitted tensors are cached per fold and ``key`` and reused
+        by every trial that shares them),
+        and saved with the model (``state``/``from_state``). Its ``spec(dataset)`` is the spec
+        this family sees in ``search_space``, ``build`` and training.
+        """
+        return None
 
     def training_space(self, trial: Any, spec: Spec) -> dict[str, Any]:
         """Draw training settings; the default suits small medical datasets."""

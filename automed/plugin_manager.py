@@ -35,6 +35,7 @@ ENTRY_POINT_GROUP = "automed"
 # Built-ins are ordinary plugin modules, registered exactly like third-party entry points.
 DEFAULT_PLUGINS = (
     "automed.plugins.cnn",
+    "automed.plugins.rocket",
     "automed.plugins.rnn",
     "automed.plugins.lstm",
     "automed.plugins.attention",
@@ -50,6 +51,12 @@ DEFAULT_PLUGINS = (
     "automed.data.loaders.tabular",
     "automed.data.loaders.signals",
 )
+
+# Optional built-ins, by architecture name: shipped with automed but never part of a default
+# search, because they need an extra (``pip install "automed[hf]"``) and downloaded weights.
+# Each loads, like a --plugin module, the first time its architecture is named
+# (--architectures, a saved model, `automed plugins check`), and is searched only when named.
+OPTIONAL_PLUGINS = {"hf": "automed.plugins.hf"}
 
 
 @dataclass
@@ -261,6 +268,7 @@ class PluginManager:
 
     def architectures_of(self, target: str) -> dict:
         """The architectures ``target`` names: a plugin, an architecture, a file or a module."""
+        self.load_optional([target])
         archs = self.architectures()
         if not _is_path(target) and target not in self.plugins and target in archs:
             return {target: archs[target]}
@@ -285,8 +293,16 @@ class PluginManager:
                               f"{', '.join(info.hooks) or 'none'})")
         return {a: archs[a] for a in info.architectures}
 
+    def load_optional(self, names: list[str]) -> None:
+        """Load the optional built-in plugin of each name in ``names`` not yet registered."""
+        for name in names:
+            module = OPTIONAL_PLUGINS.get(name)
+            if module is not None and name not in self.architectures():
+                self.add_source(module, required=True)
+
     def architectures_for(self, modality: str, names: list[str] | None = None) -> dict:
         """The architectures accepting ``modality``; ``names`` restricts and validates."""
+        self.load_optional(names or [])
         archs = self.architectures()
         if names:
             unknown = [n for n in names if n not in archs]
@@ -302,7 +318,9 @@ class PluginManager:
                     f"choose from {', '.join(sorted(self.architectures_for(modality)))}"
                 )
             return {n: archs[n] for n in names}
-        chosen = {n: a for n, a in archs.items() if a.accepts(modality)}
+        # An optional built-in's families join a search only when named, even once loaded.
+        chosen = {n: a for n, a in archs.items() if a.accepts(modality)
+                  and n not in OPTIONAL_PLUGINS}
         if not chosen:
             raise ConfigError(
                 f"no installed architecture accepts {modality} data; install a plugin that "

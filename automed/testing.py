@@ -8,7 +8,10 @@ Each check builds the architecture from parameters its own ``search_space`` samp
 its ``default_params``), then verifies the contract: every training key has a value the
 training loop accepts (:mod:`automed.contract`), output shape, gradients, no NaN,
 determinism under a seed, that the smallest setting stays small, and that one step of the
-search's own training loop runs on each modality the architecture claims.
+search's own training loop runs on each modality the architecture claims. A family with a
+text preprocessor of its own (:meth:`Architecture.preprocessor`) is checked on the spec that
+preprocessor gives for a few example texts, without the size limit (a pretrained model's size
+is not the family's choice).
 """
 
 from __future__ import annotations
@@ -33,6 +36,27 @@ EXAMPLE_SPECS: dict[str, list[Spec]] = {
                     Spec("biosequence", (50,), 2, vocab_size=26, alphabet="protein")],
     "tabular": [Spec("tabular", (12,), 2), Spec("tabular", (5,), 4)],
 }
+
+
+EXAMPLE_TEXTS = ("patient presents with fever and cough", "chest pain on exertion",
+                 "no acute findings", "chronic kidney disease stage three",
+                 "left lung shows an infiltrate", "mild heart failure with normal rhythm")
+
+
+def own_specs(arch: Architecture, modality: str) -> list[Spec] | None:
+    """For a family with a text preprocessor of its own (say a pretrained tokenizer): the spec
+    it gives on a few example texts, as the search would; None for every other family."""
+    own = arch.preprocessor(modality)
+    if own is None or modality != "text":
+        return None
+    import numpy as np
+
+    from automed.data.dataset import Dataset
+
+    y = np.arange(len(EXAMPLE_TEXTS)) % 3
+    data = Dataset(np.array(EXAMPLE_TEXTS, dtype=object), y, ["a", "b", "c"], "text",
+                   "example texts")
+    return [own.spec(data)]
 
 
 @dataclass
@@ -155,7 +179,15 @@ def check_architecture(arch: Architecture, modality: str | None = None, *,
         failures.append(Failure(arch.name, mod, "modalities",
                                 f"unknown modality; use one of {', '.join(MODALITIES)}"))
     for mod in modalities:
-        mod_specs = specs or EXAMPLE_SPECS.get(mod, [])
+        own = None
+        if specs is None:
+            try:
+                own = own_specs(arch, mod)
+            except Exception as exc:  # noqa: BLE001 - say a missing pretrained model
+                failures.append(Failure(arch.name, mod, "preprocessor",
+                                        f"{type(exc).__name__}: {exc}"))
+                continue
+        mod_specs = specs or own or EXAMPLE_SPECS.get(mod, [])
         for spec in mod_specs:
             try:
                 labelled = labelled_params(arch, spec, n=n_samples)
@@ -187,7 +219,8 @@ def check_architecture(arch: Architecture, modality: str | None = None, *,
                     except Exception as exc:  # noqa: BLE001
                         failures.append(Failure(arch.name, mod, "train",
                                                 f"{label}: {type(exc).__name__}: {exc}"))
-            if sizes and min(sizes) > SMALL_PARAMS_LIMIT:
+            # A pretrained model's size is the model's, not a choice the family's space makes.
+            if sizes and min(sizes) > SMALL_PARAMS_LIMIT and own is None:
                 failures.append(Failure(arch.name, mod, "size",
                                         f"smallest sampled model has {min(sizes):,} parameters "
                                         f"(limit {SMALL_PARAMS_LIMIT:,})"))

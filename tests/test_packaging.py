@@ -79,6 +79,7 @@ def test_installed_plugin_is_listed_and_competes(env):
     make_demo("signal", tmp / "d.npz", n=80)  # what `automed demo` writes; saves a process
     storage = f"sqlite:///{tmp / 'runs.db'}"
     out = _run([bin_ / "automed", "search", tmp / "d.npz", "--arch", "tcn", "--trials", "2",
-                "--folds", "2", "--storage", storage, "--json", "-q"], cwd=tmp).stdout
+                "--folds", "2", "--no-prune", "--storage", storage, "--json", "-q"],
+               cwd=tmp).stdout  # --no-prune: both candidates complete and are listed
     board = json.loads(out)["leaderboard"]
     assert len(board) == 2 and {row["architecture"] for row in board} == {"tcn"}

@@ -59,7 +59,7 @@ def test_check_reports_each_failure_and_exits_non_zero(tmp_path):
 def test_check_of_an_unknown_name_says_what_exists():
     result = invoke("plugins", "check", "nonexistent_plugin_name")
     assert isinstance(result.exception, PluginError)
-    assert ("architectures: attention, biosequence, cnn, fasttext, lstm, mlp, rnn, textcnn"
+    assert ("architectures: attention, biosequence, cnn, fasttext, lstm, mlp, rnn, rocket, textcnn"
             in str(result.exception))
 
 

@@ -155,6 +155,8 @@ FORMATS = {
     "npz-signal": lambda root: _npz(root, "signal"),
     "image-folder": _image_folder,
     "signal-table": _signal_table,
+    # Fixed random kernels and data-fitted biases are buffers: they must survive the export.
+    "signal-rocket": lambda root: (*_signal_table(root)[:2], {"architectures": ["rocket"]}),
     "text-jsonl": _text_jsonl,
     "text-csv": _text_csv,
     "fasta": _fasta,

@@ -23,6 +23,11 @@ class Preprocessor:
 
     modality = ""
 
+    @property
+    def key(self) -> str:
+        """What the search caches fitted fold tensors under: equal keys, equal tensors."""
+        return self.modality
+
     def spec(self, dataset: Dataset) -> Spec:
         raise NotImplementedError
 
@@ -123,3 +128,10 @@ def preprocessor_class(modality: str) -> type[Preprocessor]:
 
 def preprocessor_for(modality: str) -> Preprocessor:
     return preprocessor_class(modality)()
+
+
+def preprocessor_of(arch: Any, modality: str) -> Preprocessor:
+    """A fresh (unfitted) preprocessor for family ``arch``: its own when it declares one
+    (:meth:`automed.architecture.Architecture.preprocessor`), else the modality's shared one."""
+    own = arch.preprocessor(modality) if arch is not None else None
+    return own if own is not None else preprocessor_for(modality)

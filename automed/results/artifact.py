@@ -20,7 +20,7 @@ import torch
 from sqlalchemy.engine import make_url
 
 from automed.data.preprocess import Preprocessor, preprocessor_class
-from automed.errors import DataError, PluginError
+from automed.errors import AutomedError, DataError, PluginError
 from automed.spec import Spec
 
 FORMAT = "automed-model/1"
@@ -103,7 +103,7 @@ class LoadedModel:
             name = self.config["architecture"]
             params = dict(self.config["params"])
             pre = self.config["preprocessor"]
-            pre_cls = preprocessor_class(pre["modality"])
+            modality = pre["modality"]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataError(f"{damaged} ({type(exc).__name__}: {exc}); export the model "
                             "again with `automed export`") from None
@@ -111,14 +111,25 @@ class LoadedModel:
                 self.classes):
             raise DataError(f"{damaged}: {len(self.classes)} class names for a model with "
                             f"{self.spec.n_classes} outputs; export the model again")
-        archs = get_plugin_manager().architectures()
+        pm = get_plugin_manager()
+        pm.load_optional([name])
+        archs = pm.architectures()
         if name not in archs:
             raise PluginError(
                 f"the model needs architecture {name!r}, which no installed plugin provides "
                 f"(installed: {', '.join(sorted(archs))})"
             )
+        # The family's own preprocessing (a pretrained tokenizer, ...) or the modality's.
+        own = archs[name].preprocessor(modality)
         try:
-            self.model = archs[name].build(params, self.spec)
+            pre_cls = type(own) if own is not None else preprocessor_class(modality)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DataError(f"{damaged} ({type(exc).__name__}: {exc}); export the model "
+                            "again with `automed export`") from None
+        try:
+            self.model = archs[name].rebuild(params, self.spec)
+        except AutomedError:
+            raise  # a one-line answer of the plugin's own (say, a missing library)
         except Exception as exc:  # noqa: BLE001 - edited params: any error a plugin raises
             raise DataError(f"{damaged}: architecture {name!r} cannot be built from its params "
                             f"({type(exc).__name__}: {exc}); export the model again") from None
@@ -126,6 +137,8 @@ class LoadedModel:
         self.model.eval()
         try:
             self.preprocessor = pre_cls.from_state(pre["state"])
+        except AutomedError:
+            raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataError(f"{damaged}: its preprocessing state is unreadable "
                             f"({type(exc).__name__}: {exc}); export the model again") from None

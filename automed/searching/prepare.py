@@ -44,6 +44,12 @@ class Prepared:
     metric: str
     average: str
     pos_label: int | None
+    # Families with a preprocessor of their own see the spec it gives (also with n_train).
+    specs: dict[str, Spec] = dataclasses.field(default_factory=dict)
+
+    def spec_for(self, family: str) -> Spec:
+        """The spec family ``family`` is searched, built and saved with."""
+        return self.specs.get(family, self.spec)
 
     @property
     def loaded(self) -> LoadedData:
@@ -57,9 +63,14 @@ class Prepared:
             h.update(b"|")
             h.update(np.asarray(va, dtype=np.int64).tobytes())
             h.update(b"/")
-        return {"full": self.full.fingerprint, "train": self.train.fingerprint,
-                "test": self.test.fingerprint if self.test is not None else None,
-                "grouped": self.train.groups is not None, "folds": h.hexdigest()}
+        out = {"full": self.full.fingerprint, "train": self.train.fingerprint,
+               "test": self.test.fingerprint if self.test is not None else None,
+               "grouped": self.train.groups is not None, "folds": h.hexdigest()}
+        if self.specs:  # families with a preprocessor of their own (say, which pretrained model)
+            modality = self.train.modality
+            out["preprocessing"] = {name: self.architectures[name].preprocessor(modality).key
+                                    for name in sorted(self.specs)}
+        return out
 
 
 def load_plugins(plan: SearchPlan, allowed: list[dict] | None = None) -> None:
@@ -117,11 +128,17 @@ def prepare(plan: SearchPlan, data: LoadedData | None = None) -> Prepared:
         leakage.update(check_test_leakage(train, test))
     from automed.data.preprocess import preprocessor_for
 
-    spec = preprocessor_for(train.modality).spec(train)
-    # The training-set size lets families scale batch size and epochs to the data.
-    spec = dataclasses.replace(spec, extra={**spec.extra, "n_train": len(train)})
+    def sized(spec: Spec) -> Spec:
+        # The training-set size lets families scale batch size and epochs to the data.
+        return dataclasses.replace(spec, extra={**spec.extra, "n_train": len(train)})
+
+    spec = sized(preprocessor_for(train.modality).spec(train))
+    # A family's own preprocessor (a pretrained tokenizer, ...) gives its own spec; computed
+    # here, so a missing model or library stops the search before any candidate runs.
+    specs = {name: sized(own.spec(train)) for name, arch in sorted(archs.items())
+             for own in [arch.preprocessor(train.modality)] if own is not None}
     return Prepared(plan, full, train, test, splits, leakage, leakage_warnings(leakage), spec,
-                    archs, metric, average, pos)
+                    archs, metric, average, pos, specs)
 
 
 def _resolve_pos_label(pos_label: str | int | None, classes: list[str]) -> int | None:

@@ -15,7 +15,7 @@ import optuna
 import torch
 
 from automed.contract import fixed_params
-from automed.data.preprocess import Preprocessor, preprocessor_for
+from automed.data.preprocess import Preprocessor, preprocessor_of
 from automed.evaluation import metrics as M
 from automed.evaluation.bootstrap import bootstrap_all
 from automed.results.artifact import save_artifact
@@ -41,10 +41,11 @@ def refit_best(p: Prepared, trial: optuna.trial.FrozenTrial, device: torch.devic
     """Train ``trial``'s candidate on all training data; score it on the test set if any."""
     name, params = candidate_params(trial.params, p.plan.max_epochs, fixed_params(trial))
     arch = p.architectures[name]
-    pre = preprocessor_for(p.train.modality).fit(p.train)
+    spec = p.spec_for(name)
+    pre = preprocessor_of(arch, p.train.modality).fit(p.train)
     torch.manual_seed(p.plan.seed + trial.number)
-    model = arch.build(params, p.spec)
-    fit_model(model, pre.transform(p.train.x), torch.from_numpy(p.train.y), params, p.spec,
+    model = arch.build(params, spec)
+    fit_model(model, pre.transform(p.train.x), torch.from_numpy(p.train.y), params, spec,
               device=device, seed=p.plan.seed + trial.number * 100)
     out = Refit(trial.number, name, params, model, pre)
     if p.test is not None:
@@ -84,7 +85,8 @@ def artifact_info(p: Prepared, refit: Refit, *, study: str, best_row: dict | Non
     load_options = {"format": d.format, "modality": d.modality, **d.options}
     info = {
         "study": study, "trial": refit.trial, "architecture": refit.architecture,
-        "params": refit.params, "spec": p.spec.to_dict(), "classes": p.train.classes,
+        "params": refit.params, "spec": p.spec_for(refit.architecture).to_dict(),
+        "classes": p.train.classes,
         "load_options": {k: v for k, v in load_options.items() if v is not None},
         "metric": p.metric, "average": p.average, "pos_label": p.pos_label,
         "data": {"source": p.full.source, "fingerprint": p.full.fingerprint,
