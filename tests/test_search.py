@@ -123,3 +123,20 @@ def test_timeout_is_soft_until_one_candidate_completes(demo_image, storage_url):
     assert len(rows) <= 2
     if len(rows) == 2:  # a second one may have started before the limit was noticed
         assert rows[1]["state"] == "pruned" and "OutOfTime" in rows[1]["error"]
+
+
+def test_resume_on_other_contents_of_the_same_file_is_refused(tmp_path, storage_url):
+    path = tmp_path / "notes.csv"
+
+    def write(flip: bool) -> None:
+        rows = [f"{i},{'heart pain' if (i % 2) ^ flip else 'lung cough'} note,{i % 2}"
+                for i in range(16)]
+        path.write_text("id,note,diagnosis\n" + "\n".join(rows) + "\n")
+
+    kwargs = dict(trials=1, storage=storage_url, study="notes", architectures=["fasttext"],
+                  refit=False, **QUICK)
+    write(False)
+    search(path, **kwargs)
+    write(True)
+    with pytest.raises(ConfigError, match="was created on other data, groups or test rows"):
+        search(path, **{**kwargs, "trials": 2})

@@ -22,7 +22,7 @@ import torch
 
 from automed.architecture import ARCHITECTURE_PARAM, PrefixedTrial, unprefixed
 from automed.contract import draw_params, fixed_params
-from automed.data.preprocess import preprocessor_for
+from automed.data.preprocess import preprocessor_of
 from automed.errors import CandidateError
 from automed.evaluation import metrics as M
 from automed.searching.fidelity import (
@@ -134,22 +134,26 @@ class Objective:
         self.refits_after = 0
         self.reserve = 0.0
         self._complete = False
-        self._fold_cache: dict[int, tuple] = {}
+        self._fold_cache: dict[tuple[int, str], tuple] = {}
 
     @property
     def spec(self):
         return self.p.spec
 
     # -- per-fold data, preprocessed once and reused by every trial ----------------------
-    def fold_data(self, i: int) -> tuple:
-        if i not in self._fold_cache:
-            train = self.p.train
+    def fold_data(self, i: int, family: str | None = None) -> tuple:
+        """Fold ``i``'s ``(x_train, y_train, x_val, y_val)`` as ``family`` sees them: through
+        the modality's shared preprocessor, or the family's own (cached per its ``key``)."""
+        train = self.p.train
+        pre = preprocessor_of(self.p.architectures.get(family), train.modality)
+        key = (i, pre.key)
+        if key not in self._fold_cache:
             tr, va = self.p.splits[i]
             part = train.subset(tr)
-            pre = preprocessor_for(train.modality).fit(part)
-            self._fold_cache[i] = (pre.transform(part.x), torch.from_numpy(part.y),
-                                   pre.transform(train.x[va]), train.y[va])
-        return self._fold_cache[i]
+            pre.fit(part)
+            self._fold_cache[key] = (pre.transform(part.x), torch.from_numpy(part.y),
+                                     pre.transform(train.x[va]), train.y[va])
+        return self._fold_cache[key]
 
     def score_all(self, y: np.ndarray, proba: np.ndarray) -> dict:
         return M.all_scores(y, proba, self.p.average, self.p.pos_label)
@@ -160,6 +164,7 @@ class Objective:
         archs = self.p.architectures
         name = trial.suggest_categorical(ARCHITECTURE_PARAM, sorted(archs))
         arch = archs[name]
+        spec = self.p.spec_for(name)
         folds = self.plan.folds
         start = time.perf_counter()
         fold_scores: list[float] = []
@@ -187,7 +192,7 @@ class Objective:
                 # A portfolio start may lie outside a numeric range on purpose (e.g. a family's
                 # 10 epochs where small data searches 15-40); Optuna uses it and warns.
                 warnings.filterwarnings("ignore", message="Fixed parameter .* out of range")
-                params = draw_params(arch, PrefixedTrial(trial, name), self.spec,
+                params = draw_params(arch, PrefixedTrial(trial, name), spec,
                                      fixed_params(trial))
             params = cap_epochs(params, self.plan.max_epochs)
             twin = duplicate_of(trial)
@@ -197,13 +202,13 @@ class Objective:
             n = len(self.p.train)
             oof = np.full((n, self.spec.n_classes), np.nan, dtype=np.float32)
             for i in range(folds):
-                xtr, ytr, xva, yva = self.fold_data(i)
+                xtr, ytr, xva, yva = self.fold_data(i, name)
                 torch.manual_seed(self.plan.seed + trial.number)
-                model = arch.build(params, self.spec)
+                model = arch.build(params, spec)
                 # Fold 0 is the low-fidelity rung: a validation score per epoch (see fidelity).
                 on_epoch = (self._epoch_watch(trial, model, xva, yva, params) if i == 0
                             else self._check_deadline)
-                fit_model(model, xtr, ytr, params, self.spec, device=self.device,
+                fit_model(model, xtr, ytr, params, spec, device=self.device,
                           on_epoch=on_epoch, seed=self.plan.seed + trial.number * 100 + i)
                 proba = predict_proba(model, xva, device=self.device)
                 oof[self.p.splits[i][1]] = proba
@@ -218,7 +223,8 @@ class Objective:
                 if i > 0:
                     trial.report(float(np.mean(fold_scores)), fold_step(i))
                 if self.plan.prune and 0 < i < folds - 1 and trial.should_prune():
-                    record("pruned", f"CV mean below the median after fold {i + 1}")
+                    record("pruned", "CV mean below the completed candidates' after fold "
+                                     f"{i + 1}")
                     raise optuna.TrialPruned()
         except Collapsed as exc:
             record("collapsed", str(exc))
@@ -257,7 +263,7 @@ class Objective:
         if not self.plan.prune:
             return self._check_deadline
         tp = training_params(params)
-        ytr = self.fold_data(0)[1].numpy()
+        ytr = self.p.train.y[self.p.splits[0][0]]
         watch = CollapseWatch(
             yva, self.p.train.classes, int(tp["epochs"]),
             steps_per_epoch=fold_steps({**tp, "epochs": 1}, len(ytr)),
@@ -273,7 +279,7 @@ class Objective:
                 trial.report(value, epoch)
             watch.epoch(epoch, loss, proba.argmax(1))
             if trial.should_prune():
-                raise _EpochPruned(f"fold-1 score below the median after epoch "
+                raise _EpochPruned(f"fold-1 score below the completed candidates' after epoch "
                                    f"{epoch + 1}")
 
         return on_epoch

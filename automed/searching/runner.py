@@ -161,20 +161,27 @@ def search(
 
 
 def _family_defaults(archs: dict[str, Architecture], spec: Spec,
-                     trials: int | None = None) -> list[tuple[str, dict, dict]]:
+                     trials: int | None = None, specs: dict[str, Spec] | None = None
+                     ) -> list[tuple[str, dict, dict]]:
     """The portfolio of known-good starts, strong-and-cheap families first (see portfolio),
     as ``(family, study parameters, fixed parameters)`` (:func:`automed.contract.split_defaults`).
+    ``specs`` are the specs of families with a preprocessor of their own.
     """
+    specs = specs or {}
+
+    def spec_of(name: str) -> Spec:
+        return specs.get(name, spec)
+
     def order(item: tuple[str, Architecture]) -> tuple[int, str]:
         try:
-            return int(item[1].priority(spec)), item[0]
+            return int(item[1].priority(spec_of(item[0]))), item[0]
         except Exception:  # noqa: BLE001 - a faulty plugin goes last, not the search down
             return 100, item[0]
 
     per_family = []
     for name, arch in sorted(archs.items(), key=order):
         try:
-            defaults = arch.default_params(spec)
+            defaults = arch.default_params(spec_of(name))
         except Exception:  # noqa: BLE001 - a faulty plugin fails its candidates, not this
             defaults = None
         if defaults:
@@ -188,7 +195,8 @@ def _family_defaults(archs: dict[str, Architecture], spec: Spec,
     starts = portfolio.interleave(per_family, None if trials is None else trials // 2)
     # Left-out training keys take the library defaults where the family's space can hold
     # them; values outside it train as given (fixed): see split_defaults.
-    return [(name, *split_defaults(archs[name], spec, config)) for name, config in starts]
+    return [(name, *split_defaults(archs[name], spec_of(name), config))
+            for name, config in starts]
 
 
 def _config(p: Prepared, slots) -> dict:
@@ -213,7 +221,16 @@ def _check_resume(store: Store, study_name: str, plan: SearchPlan, identity: dic
         return  # a new study
     if "plan" in stored:
         plan.check_resumable(SearchPlan.from_dict(stored["plan"], study_name), study_name)
-        if stored.get("identity") not in (None, identity):
+        old = dict(stored.get("identity") or {})
+        was, now = old.pop("preprocessing", None) or {}, dict(identity)
+        now.pop("preprocessing", None)
+        for name in sorted(was.keys() & (identity.get("preprocessing") or {}).keys()):
+            if was[name] != identity["preprocessing"][name]:
+                raise ConfigError(
+                    f"study {study_name!r} searched {name} with preprocessing {was[name]}, this "
+                    f"run with {identity['preprocessing'][name]}; use the same family settings "
+                    "(e.g. AUTOMED_HF_MODEL) or another --study name")
+        if old and old != now:
             raise ConfigError(f"study {study_name!r} was created on other data, groups or test "
                               "rows; use the same files or another --study name")
 
@@ -267,7 +284,8 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
     ostudy = open_study(store, study_name, seed=plan.seed, prune=plan.prune,
                         search_id=search_id, heartbeat=plan.heartbeat, create=True)
     if not ostudy.trials:
-        enqueue_defaults(ostudy, _family_defaults(p.architectures, p.spec, plan.trials))
+        enqueue_defaults(ostudy, _family_defaults(p.architectures, p.spec, plan.trials,
+                                                    p.specs))
     retry_interrupted(ostudy)
     progress({"event": "start", "study": study_name, "storage": store.redacted,
               "dataset": train.summary(), "architectures": sorted(p.architectures),
@@ -319,6 +337,7 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
             store.finish_search(search_id, status="interrupted")
             raise
         result.model, result.preprocessor = r.model, r.preprocessor
+        result.spec = p.spec_for(r.architecture)  # the spec the model and preprocessor share
         test_scores = r.test_scores
         result.test_scores, result.test_ci = r.test_scores, r.test_ci
         result.test_size = len(test) if test is not None else None
