@@ -56,9 +56,10 @@ class SmallCNN(nn.Module):
 class SmallCNN1d(nn.Module):
     """The same network in 1-D, for UCR signal tables (the --data *_TRAIN.txt case)."""
 
-    def __init__(self, n_classes: int, width: int, dropout: float, size: int):
+    def __init__(self, n_classes: int, width: int, dropout: float, size: int,
+                 channels: int = 1):
         super().__init__()
-        self.conv1 = nn.Conv1d(1, width, 5, padding=2)
+        self.conv1 = nn.Conv1d(channels, width, 5, padding=2)
         self.conv2 = nn.Conv1d(width, 2 * width, 5, padding=2)
         self.drop = nn.Dropout(dropout)
         self.fc = nn.Linear(2 * width * (size // 4), n_classes)
@@ -84,7 +85,36 @@ def load_ucr(path: Path):
     return (*prep(tr), *prep(te))
 
 
-def load(path: Path):
+def load_dna(path: Path, test_path: Path):
+    """UCI splice-style lines ``CLASS, NAME, SEQUENCE``: one-hot A/C/G/T (other IUPAC codes
+    spread evenly), 4 channels."""
+    def read(p):
+        rows = [line.split(",") for line in p.read_text().splitlines() if line.strip()]
+        return [r[0].strip() for r in rows], [r[-1].strip().upper() for r in rows]
+
+    (ytr, str_), (yte, ste) = read(path), read(test_path)
+    classes = sorted(set(ytr))
+    index = {"A": 0, "C": 1, "G": 2, "T": 3}
+
+    def onehot(seqs):
+        x = np.full((len(seqs), 4, max(map(len, seqs))), 0.0, dtype=np.float32)
+        for i, seq in enumerate(seqs):
+            for j, ch in enumerate(seq):
+                if ch in index:
+                    x[i, index[ch], j] = 1.0
+                else:
+                    x[i, :, j] = 0.25
+        return torch.from_numpy(x)
+
+    def labels(ys):
+        return torch.tensor([classes.index(c) for c in ys], dtype=torch.int64)
+
+    return onehot(str_), labels(ytr), onehot(ste), labels(yte)
+
+
+def load(path: Path, test_path: Path | None = None):
+    if path.suffix == ".data":
+        return load_dna(path, test_path)
     if path.suffix == ".txt":
         return load_ucr(path)
     d = np.load(path)
@@ -103,7 +133,8 @@ def load(path: Path):
 def train(x, y, params, n_classes, seed):
     torch.manual_seed(seed)
     net = SmallCNN1d if x.dim() == 3 else SmallCNN
-    model = net(n_classes, params["width"], params["dropout"], size=x.shape[-1])
+    extra = {"channels": x.shape[1]} if x.dim() == 3 else {}
+    model = net(n_classes, params["width"], params["dropout"], size=x.shape[-1], **extra)
     opt = torch.optim.Adam(model.parameters(), lr=params["lr"])
     bs = params["batch_size"]
     g = torch.Generator().manual_seed(seed)
@@ -128,6 +159,7 @@ def predict_proba(model, x, bs=1024):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--test", type=Path, default=None, help="test file (DNA .data files)")
     ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--folds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
@@ -139,7 +171,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
     c_start = time.process_time()
-    x, y, xte, yte = load(args.data)
+    x, y, xte, yte = load(args.data, args.test)
     n_classes = int(max(y.max(), yte.max())) + 1
     skf = StratifiedKFold(n_splits=args.folds, shuffle=True, random_state=args.seed)
     splits = list(skf.split(np.zeros(len(y)), y.numpy()))

@@ -7,7 +7,8 @@
 
 Each argument after the dataset is ``FAMILY`` or ``FAMILY:{json overrides}``. The family's
 ``default_params`` (plus overrides) are trained on the training rows and scored on held-out
-rows: Ohsumed train -> test (TextGCN split), ECG200 TRAIN -> TEST, splice a fixed random 80/20
+rows: Ohsumed train -> test (TextGCN split), UCR TRAIN -> TEST (``ecg200``, ``twolead``,
+``fivedays``), splice a fixed random 80/20
 split. The majority-class accuracy of the held-out rows is printed beside. This is the quick
 loop used to pick defaults; the searches in ``modalities.py`` / ``text_baseline.py`` are the
 reported protocol.
@@ -24,6 +25,8 @@ import numpy as np
 import torch
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+UCR = {"ecg200": ("ucr_ecg200", "ECG200"), "twolead": ("ucr_twoleadecg", "TwoLeadECG"),
+       "fivedays": ("ucr_ecgfivedays", "ECGFiveDays")}
 
 
 def load(key: str, data: Path):
@@ -32,9 +35,9 @@ def load(key: str, data: Path):
     if key == "ohsumed":
         d = load_data(data / "ohsumed_textgcn/ohsumed_23_textgcn.jsonl")
         return d.train, d.test
-    if key == "ecg200":
-        d = load_data(data / "ucr_ecg200/ECG200_TRAIN.txt",
-                      test=data / "ucr_ecg200/ECG200_TEST.txt")
+    if key in UCR:
+        folder, name = UCR[key]
+        d = load_data(data / folder / f"{name}_TRAIN.txt", test=data / folder / f"{name}_TEST.txt")
         return d.train, d.test
     full = load_data(data / "uci_splice_junction/splice.data").train
     idx = np.random.default_rng(0).permutation(len(full))
@@ -44,7 +47,7 @@ def load(key: str, data: Path):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", choices=["ohsumed", "ecg200", "splice"])
+    parser.add_argument("dataset", choices=["ohsumed", *UCR, "splice"])
     parser.add_argument("candidates", nargs="+", help="FAMILY or FAMILY:{json overrides}")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--threads", type=int, default=2)

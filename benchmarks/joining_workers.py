@@ -42,15 +42,17 @@ def _drop(name: str) -> None:
         c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def arm(data: Path, n: int, trials: int, max_epochs: int) -> dict:
+def arm(data: Path, n: int, trials: int, max_epochs: int, prune: bool = True) -> dict:
     name, url = _database()
     try:
         automed = [sys.executable, "-m", "automed.cli"]
         subprocess.run(automed + ["search", str(data), "--workers", "0", "--study", "s",
                                   "--storage", url, "--trials", str(trials), "--folds", "3",
-                                  "--max-epochs", str(max_epochs), "--no-ensemble", "-q"],
+                                  "--max-epochs", str(max_epochs), "--no-ensemble", "-q",
+                                  *([] if prune else ["--no-prune"])],
                        check=True, capture_output=True)
-        env = dict(os.environ, OMP_NUM_THREADS=str(max(1, 2 // n)))
+        # No OMP_NUM_THREADS: the workers divide the machine's cores among themselves.
+        env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
         t0 = time.time()
         procs = [subprocess.Popen(automed + ["worker", "--study", "s", "--storage", url, "-q"],
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -66,8 +68,17 @@ def arm(data: Path, n: int, trials: int, max_epochs: int) -> dict:
             best = max(best, t.value)
             curve.append((t.datetime_complete.timestamp() - t0, best))
         keys = [json.dumps(t.params, sort_keys=True) for t in study.trials if t.params]
+        states: dict[str, int] = {}
+        for t in study.trials:
+            states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
+        ran = [t for t in study.trials if t.datetime_start and t.datetime_complete]
+        first_start = min(t.datetime_start.timestamp() for t in ran) - t0 if ran else None
         return {"workers": n, "wall_s": round(wall, 1), "best": best, "curve": curve,
-                "candidates": len(study.trials), "shared_params": len(keys) - len(set(keys))}
+                "candidates": len(study.trials), "states": states,
+                "candidate_s": round(sum((t.datetime_complete - t.datetime_start)
+                                         .total_seconds() for t in ran), 1),
+                "first_candidate_start_s": round(first_start, 1) if ran else None,
+                "shared_params": len(keys) - len(set(keys))}
     finally:
         _drop(name)
 
@@ -78,9 +89,17 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=12)
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--max-epochs", type=int, default=8)
+    ap.add_argument("--many-trials", type=int,
+                    help="trial budget of the N-worker arm (default: --trials); a larger one "
+                         "asks how soon the fleet reaches one worker's best, not whether it "
+                         "draws the same candidates")
+    ap.add_argument("--no-prune", action="store_true",
+                    help="every candidate trains all folds (the arms then differ only in "
+                         "which candidates TPE draws and in parallelism)")
     args = ap.parse_args()
-    one = arm(args.data, 1, args.trials, args.max_epochs)
-    many = arm(args.data, args.workers, args.trials, args.max_epochs)
+    one = arm(args.data, 1, args.trials, args.max_epochs, not args.no_prune)
+    many = arm(args.data, args.workers, args.many_trials or args.trials, args.max_epochs,
+               not args.no_prune)
     target = one["best"]
     for r in (one, many):
         r["reached_one_worker_best_s"] = next(

@@ -10,6 +10,7 @@ CV score reached by the portfolio so far (ties: the pool's order, default first)
 
     python benchmarks/portfolio.py --json /tmp/portfolio_runs.json            # all
     python benchmarks/portfolio.py --only breast --only ecg200 --max-epochs 15 # bounded
+    python benchmarks/portfolio.py --only ecg200 --family rocket  # one family; others kept
 
 Every run is bounded: ``--max-epochs`` caps epochs, ``--folds`` (default 3) sets the CV, and
 ``--limit`` seconds stops a dataset's pool early (the remaining entries are then unmeasured
@@ -54,11 +55,14 @@ POOL: dict[str, dict[str, list[dict]]] = {
         "cnn": [{}, {"kernel": 7, "width": 64, "augment": False},
                 {"blocks": 2, "convs_per_block": 2, "pool": "avg", "dropout": 0.3},
                 {"kernel": 9, "width": 16, "lr": 1e-3, "class_weight": "none"}],
+        "rocket": [{}, {"features": "ppv_max"}, {"features": "multi", "diff": True},
+                   {"kernels": 5000, "dropout": 0.3}, {"augment": True},
+                   {"lr": 3e-3, "weight_decay": 1e-1}],
         "mlp": [{}, {"layers": 1, "width": 256, "dropout": 0.1, "augment": False},
                 {"layers": 3, "width": 64, "lr": 1e-3}],
-        "rnn": [{}, {"lr": 3e-3, "epochs": 20}],
-        "lstm": [{}, {"lr": 3e-3, "epochs": 20}],
-        "attention": [{}, {"layers": 1, "d_model": 32, "lr": 3e-3}],
+        "rnn": [{}, {"stem": "patch"}, {"pooling": "maxmean", "patch": 2}],
+        "lstm": [{}, {"stem": "patch"}, {"pooling": "maxmean", "patch": 2}],
+        "attention": [{}, {"stem": "patch"}, {"layers": 1, "d_model": 32, "lr": 3e-3}],
     },
     "biosequence": {"biosequence": [
         {}, {"filters": 128, "dropout": 0.4}, {"layers": 1, "lr": 1e-3, "epochs": 25},
@@ -95,7 +99,10 @@ def evaluate_pool(path: Path, family: str, pool: list[dict], *, folds: int, seed
     configs = [{**base, **{k: v for k, v in o.items() if k in base}} for o in pool]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(0))
-    enqueue_defaults(study, [(family, c) for c in configs])
+    from automed.contract import split_defaults
+
+    arch = p.architectures[family]
+    enqueue_defaults(study, [(family, *split_defaults(arch, p.spec, c)) for c in configs])
     objective = Objective(p, store=store, study_name=name, search_id=search_id,
                           device=torch.device("cpu"))
     out = []
@@ -138,6 +145,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=SHARED)
     ap.add_argument("--only", action="append", choices=sorted(DATASETS))
+    ap.add_argument("--family", action="append",
+                    help="only these families (the others keep their entries in --out)")
     ap.add_argument("--folds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-epochs", type=int)
@@ -154,6 +163,8 @@ def main() -> None:
         for key in keys:
             modality, rel = DATASETS[key]
             for family, pool in POOL.get(modality, {}).items():
+                if args.family and family not in args.family:
+                    continue
                 print(f"{key} / {family}: {len(pool)} configurations", flush=True)
                 res = evaluate_pool(args.data / rel, family, pool, folds=args.folds,
                                     seed=args.seed, max_epochs=args.max_epochs,
@@ -171,7 +182,9 @@ def main() -> None:
                                            for ds, s in scores.items()}} for i in order]
     doc = {"version": 1,
            "generated_by": "benchmarks/portfolio.py " + " ".join(
-               f"--only {k}" for k in keys) + f" --folds {args.folds}"
+               f"--only {k}" for k in keys)
+           + "".join(f" --family {f}" for f in args.family or [])
+           + f" --folds {args.folds}"
            + (f" --max-epochs {args.max_epochs}" if args.max_epochs else "")
            + (f" --limit {args.limit:g}" if args.limit else ""),
            "date": time.strftime("%Y-%m-%d"),

@@ -5,11 +5,18 @@
         --timeout 300 --json /tmp/breast.json
     python benchmarks/search_vs_peer.py --data ../shared/data/ucr_ecg200/ECG200_TRAIN.txt \
         --timeout 180 --json /tmp/ecg200.json
+    python benchmarks/search_vs_peer.py --data ../shared/data/uci_splice_junction/splice.data \
+        --timeout 300 --first
+    python benchmarks/search_vs_peer.py --data \
+        ../shared/data/ohsumed_textgcn/ohsumed_23_textgcn.jsonl --timeout 900 --first
 
 Both processes start at the same moment with one torch thread each and the same --timeout
 (the peer, benchmarks/baseline_plain_optuna.py, applies it to its study.optimize and then
 refits; automed's --timeout also covers its refit and ensemble, and reports its phases).
-Test sets: the data's own split (MedMNIST test_*, UCR _TEST file), scored once by each.
+Test sets: the data's own split (MedMNIST test_*, UCR _TEST file, Ohsumed's TextGCN split),
+scored once by each; splice has none, so a fixed stratified 20 % (seed 0) is written to a test
+file that both sides read. For text the peer is scikit-learn's TF-IDF + LinearSVC
+(benchmarks/text_baseline.py), which needs about a second: it is not given the wall time.
 The automed side also reports candidates per state, how many collapsed candidates reached
 a full fold, the first portfolio candidate's refit test score, and the ensemble chosen.
 """
@@ -38,7 +45,7 @@ def automed_side(args) -> dict:
 
     data = Path(args.data)
     test = data.with_name(data.name.replace("_TRAIN", "_TEST")) if data.suffix == ".txt" \
-        else None
+        else Path(args.test) if args.test else None
     storage = f"sqlite:///{args.workdir}/automed.db"
     events = []
     started = time.perf_counter()
@@ -85,6 +92,36 @@ def automed_side(args) -> dict:
     return out
 
 
+def split_lines(path: Path, tmp: Path, fraction: float = 0.2, seed: int = 0):
+    """A stratified test split of a one-record-per-line file (class first), as two files."""
+    import numpy as np
+
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    labels = np.array([line.split(",")[0].strip() for line in lines])
+    rng = np.random.default_rng(seed)
+    test = set()
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        test.update(idx[:round(fraction * len(idx))].tolist())
+    train_file, test_file = tmp / f"{path.stem}_train.data", tmp / f"{path.stem}_test.data"
+    train_file.write_text("\n".join(l for i, l in enumerate(lines) if i not in test) + "\n")
+    test_file.write_text("\n".join(l for i, l in enumerate(lines) if i in test) + "\n")
+    return str(train_file), test_file
+
+
+def text_baseline(path: Path) -> dict:
+    """scikit-learn TF-IDF + LinearSVC on the data's own split (the text peer)."""
+    sys.path.insert(0, str(HERE))
+    from text_baseline import baseline
+
+    from automed.data.loaders import load_data
+
+    d = load_data(path)
+    out = baseline(d.train, d.test)
+    return {"peer": "TF-IDF (1-2-grams, sublinear tf, min_df 2) + LinearSVC(C=0.5)",
+            "test_acc": round(out["test_accuracy"], 4), "fit_predict_s": out["fit_predict_s"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True)
@@ -96,29 +133,40 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--automed-only", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--workdir", help=argparse.SUPPRESS)
+    ap.add_argument("--test", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.automed_only:
         args.automed_only.write_text(json.dumps(automed_side(args), indent=2, default=str))
         return
     with tempfile.TemporaryDirectory() as tmp:
         env_cmd = [sys.executable]
+        data, test = args.data, []
+        if data.endswith(".data"):  # DNA lines: a fixed stratified test split, as files
+            data, test_file = split_lines(Path(data), Path(tmp))
+            test = ["--test", str(test_file)]
         ours = subprocess.Popen(
-            [*env_cmd, __file__, "--data", args.data, "--timeout", str(args.timeout),
+            [*env_cmd, __file__, "--data", data, "--timeout", str(args.timeout),
              "--folds", str(args.folds), "--seed", str(args.seed), "--workdir", tmp,
-             "--automed-only", f"{tmp}/ours.json", *(["--first"] if args.first else [])])
-        peer = subprocess.Popen(
-            [*env_cmd, str(HERE / "baseline_plain_optuna.py"), "--data", args.data,
-             "--trials", "100000", "--timeout", str(args.timeout), "--folds", str(args.folds),
-             "--seed", str(args.seed), "--threads", "1", "--json", f"{tmp}/peer.json"],
-            stdout=subprocess.DEVNULL)
+             "--automed-only", f"{tmp}/ours.json", *test,
+             *(["--first"] if args.first else [])])
+        if data.endswith(".jsonl"):
+            peer = None
+            text_peer = text_baseline(Path(data))
+        else:
+            peer = subprocess.Popen(
+                [*env_cmd, str(HERE / "baseline_plain_optuna.py"), "--data", data, *test,
+                 "--trials", "100000", "--timeout", str(args.timeout), "--folds",
+                 str(args.folds), "--seed", str(args.seed), "--threads", "1", "--json",
+                 f"{tmp}/peer.json"], stdout=subprocess.DEVNULL)
         for proc in (ours, peer):
-            if proc.wait() != 0:
+            if proc is not None and proc.wait() != 0:
                 raise SystemExit(f"{proc.args[1]} exited with {proc.returncode}")
         result = {"data": Path(args.data).name, "timeout_s": args.timeout,
                   "machine": f"{platform.machine()}, 1 torch thread per side",
                   "date": time.strftime("%Y-%m-%d"),
                   "automed": json.loads(Path(f"{tmp}/ours.json").read_text()),
-                  "peer": json.loads(Path(f"{tmp}/peer.json").read_text())}
+                  "peer": json.loads(Path(f"{tmp}/peer.json").read_text()) if peer
+                  else text_peer}
     print(json.dumps(result, indent=2, default=str))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, default=str))
