@@ -34,3 +34,7 @@ class CandidateError(AutomedError):
 
     It fails only its own trial; the search goes on.
     """
+
+
+class Surplus(CandidateError):
+    """A trial started after the study's budget was taken by other workers; it never runs."""

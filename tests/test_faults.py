@@ -1,7 +1,6 @@
 """Budgets are totals and faults leave the truth behind.
 
-- ``--trials N`` never runs more than N candidates with one worker, and never more than
-  N + (workers - 1) with several, including after Ctrl-C, SIGKILL and a resume with a
+- ``--trials N`` never runs more than N candidates, with one worker or several, including after Ctrl-C, SIGKILL and a resume with a
   changed budget (a candidate cut short by the fault is retried and does not count).
 - SIGINT and SIGKILL during the search and during the refit leave a status that says what
   happened, no traceback, and a re-run that completes with a saved model.
@@ -154,12 +153,56 @@ def test_several_workers_stay_within_budget_and_a_resume_adds_to_it(data, tmp_pa
     url = f"sqlite:///{tmp_path / 'w.db'}"
     first = _resume(data, url, "w", trials=2, workers=2)
     b = _budget(url, first.study)
-    assert 2 <= b["counted"] <= 2 + 1 and b["running"] == 0
+    assert b["counted"] == 2 and b["running"] == 0
     # The resumed workers read this run's budget, not the first run's.
     _resume(data, url, "w", trials=4, workers=2)
     b = _budget(url, "w")
-    assert 4 <= b["counted"] <= 4 + 1 and b["running"] == 0
+    assert b["counted"] == 4 and b["running"] == 0
     assert _status(url, "w") == "complete"
+
+
+def test_a_trial_started_past_the_budget_by_a_race_is_not_a_candidate(data, tmp_path):
+    # Two workers that check the budget at the same moment both ask for a trial; the one
+    # numbered later must not train, count or appear, and its worker must stop.
+    from automed.searching import study as study_module
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    result = search(data, trials=2, folds=2, max_epochs=1, storage=url, bootstrap=0,
+                    architectures=["cnn"])
+    before = Store(url).candidates(result.study)
+    original, checks = study_module.Budget.used, []
+
+    def missed_once(self, study):  # the race: the first check misses the budget going
+        checks.append(1)
+        return False if len(checks) == 1 else original(self, study)
+
+    study_module.Budget.used = missed_once
+    try:
+        search(data, trials=2, folds=2, max_epochs=1, storage=url, bootstrap=0,
+               architectures=["cnn"])
+    finally:
+        study_module.Budget.used = original
+    trials = optuna.load_study(study_name=result.study, storage=url).trials
+    late = [t for t in trials if t.user_attrs.get("automed_state") == "surplus"]
+    assert [t.state for t in late] == [TrialState.FAIL] and late[0].number == 2
+    assert _budget(url, result.study)["counted"] == 2 and len(trials) == 3
+    assert len(Store(url).candidates(result.study)) == len(before) == 2
+
+
+def test_surplus_counts_only_earlier_trials_that_use_budget():
+    from automed.searching.study import surplus
+
+    study = optuna.create_study()
+    for _ in range(2):
+        study.tell(study.ask(), 0.5)
+    cut = study.ask()
+    cut.set_user_attr("interrupted", True)
+    study.tell(cut, state=TrialState.FAIL)  # a Ctrl-C: not budget
+    own = study.ask()  # number 3, running
+    assert not surplus(study, own.number, 3)
+    later = study.ask()  # number 4 is after ours: it does not push ours out
+    assert not surplus(study, own.number, 3) and surplus(study, later.number, 3)
+    assert surplus(study, own.number, 2) and not surplus(study, own.number, None)
 
 
 # -- SIGINT and SIGKILL during the search and the refit --------------------------------------
@@ -232,7 +275,7 @@ def test_ctrl_c_with_two_workers_then_resume_keeps_the_total(data, tmp_path):
     time.sleep(3.5)  # let heartbeats of candidates cut short go stale
     _resume(data, url, "cw", trials=4, workers=2)
     b = _budget(url, "cw")
-    assert 4 <= b["counted"] <= 4 + 1 and b["running"] == 0
+    assert b["counted"] == 4 and b["running"] == 0
     assert b["cut_short"] <= 2  # at most one per worker, each retried once
     assert _status(url, "cw") == "complete"
 

@@ -23,7 +23,7 @@ import torch
 from automed.architecture import ARCHITECTURE_PARAM, PrefixedTrial, unprefixed
 from automed.contract import draw_params, fixed_params
 from automed.data.preprocess import preprocessor_of
-from automed.errors import CandidateError
+from automed.errors import CandidateError, Surplus
 from automed.evaluation import metrics as M
 from automed.searching.fidelity import (
     Collapsed,
@@ -33,6 +33,7 @@ from automed.searching.fidelity import (
     fold_step,
 )
 from automed.searching.prepare import Prepared
+from automed.searching.study import surplus
 from automed.searching.training import fit_model, predict_proba, training_params
 
 Progress = Callable[[dict], None]
@@ -161,6 +162,12 @@ class Objective:
     # -- the objective -------------------------------------------------------------------
     def __call__(self, trial: optuna.Trial) -> float:
         _first_heartbeat(trial)
+        if surplus(trial.study, trial.number, self.plan.trials):
+            # Another worker took the last unit of budget at the same moment: this trial is
+            # not a candidate (FAIL, uncounted, unrecorded) and this worker stops.
+            trial.set_user_attr("automed_state", "surplus")
+            trial.study.stop()
+            raise Surplus(f"trial {trial.number} is over the budget of {self.plan.trials}")
         archs = self.p.architectures
         name = trial.suggest_categorical(ARCHITECTURE_PARAM, sorted(archs))
         arch = archs[name]

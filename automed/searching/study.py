@@ -39,6 +39,23 @@ def counted_trials(study: optuna.Study) -> int:
     return n
 
 
+def surplus(study: optuna.Study, number: int, trials: int | None) -> bool:
+    """Whether candidates numbered before ``number`` already take the whole trial budget.
+
+    Workers check the budget before asking for a trial, but two can check at once and both
+    start one (5 candidates on a budget of 4). Trial numbers are handed out in one order by the
+    storage, so each worker can tell, once its trial exists, whether it came too late.
+    """
+    if trials is None:
+        return False
+    earlier = 0
+    for t in study.get_trials(deepcopy=False, states=(*COUNTED, TrialState.RUNNING)):
+        if t.number < number and (t.state != TrialState.FAIL
+                                  or t.user_attrs.get("automed_state") == "failed"):
+            earlier += 1
+    return earlier >= trials
+
+
 def is_retry(trial: optuna.trial.FrozenTrial) -> bool:
     """Queued on purpose to re-run a candidate that a Ctrl-C or a dead worker cut short."""
     return "retry_of" in trial.user_attrs or "failed_trial" in trial.system_attrs
