@@ -108,6 +108,10 @@ TRAINING_CONTRACT: dict[str, TrainingKey] = {k.name: k for k in (
                 low=1),
     TrainingKey("epochs", "int", 15, "passes over the training data (capped by --max-epochs)",
                 low=1),
+    TrainingKey("loss", "str", "cross_entropy",
+                'cross_entropy: softmax cross-entropy; squared_hinge: one-vs-rest squared hinge '
+                "on the logits (LinearSVC's loss; probabilities are the softmax of the margins)",
+                choices=("cross_entropy", "squared_hinge")),
     TrainingKey("label_smoothing", "float", 0.0, "label smoothing of the cross-entropy loss",
                 low=0.0, high=1.0, high_open=True),
     TrainingKey("class_weight", "str", "balanced",

@@ -36,6 +36,7 @@ ENTRY_POINT_GROUP = "automed"
 DEFAULT_PLUGINS = (
     "automed.plugins.cnn",
     "automed.plugins.rocket",
+    "automed.plugins.tfidf",
     "automed.plugins.rnn",
     "automed.plugins.lstm",
     "automed.plugins.attention",

@@ -41,6 +41,7 @@ def default_training_space(trial: Any, spec: Spec) -> dict[str, Any]:
                                                 [16, 32, 64] if small else [32, 64, 128]),
         "epochs": trial.suggest_int("epochs", 15, 40) if small else
         trial.suggest_int("epochs", 8, 30),
+        "loss": "cross_entropy",
         "label_smoothing": trial.suggest_categorical("label_smoothing", [0.0, 0.1]),
         "class_weight": trial.suggest_categorical("class_weight", ["none", "balanced"]),
         # "balanced" draws every class equally often per epoch: the other imbalance remedy.
@@ -99,6 +100,26 @@ def epoch_order(y: torch.Tensor, n_classes: int, mode: str,
     counts = torch.bincount(y.cpu(), minlength=n_classes).double()
     weights = (1.0 / counts.clamp(min=1))[y.cpu()]
     return torch.multinomial(weights, n, replacement=True, generator=generator)
+
+
+def squared_hinge(logits: torch.Tensor, y: torch.Tensor,
+                  weight: torch.Tensor | None = None) -> torch.Tensor:
+    """One-vs-rest squared hinge (scikit-learn's LinearSVC loss), summed over classes and
+    averaged over samples (weighted like ``F.cross_entropy``'s ``weight``)."""
+    target = -torch.ones_like(logits)
+    target[torch.arange(len(y), device=y.device), y] = 1.0
+    per_sample = torch.clamp(1.0 - target * logits, min=0.0).pow(2).sum(1)
+    if weight is None:
+        return per_sample.mean()
+    w = weight[y]
+    return (per_sample * w).sum() / w.sum()
+
+
+def _loss(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None,
+          p: dict[str, Any]) -> torch.Tensor:
+    if p["loss"] == "squared_hinge":
+        return squared_hinge(logits, y, weight)
+    return F.cross_entropy(logits, y, weight=weight, label_smoothing=p["label_smoothing"])
 
 
 def _make_optimizer(model: nn.Module, p: dict[str, Any]) -> torch.optim.Optimizer:
@@ -188,8 +209,7 @@ def fit_model(
                         f"{expected} (batch, n_classes)"
                     )
                 checked = True
-            loss = F.cross_entropy(logits.float(), yb, weight=weight,
-                                   label_smoothing=p["label_smoothing"])
+            loss = _loss(logits.float(), yb, weight, p)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
