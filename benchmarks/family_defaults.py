@@ -2,6 +2,7 @@
 """One family's default candidate (with overrides) fitted once and scored on held-out data.
 
     python benchmarks/family_defaults.py ohsumed fasttext 'fasttext:{"dim": 0}'
+    python benchmarks/family_defaults.py ohsumed tfidf 'tfidf:{"loss": "cross_entropy"}'
     python benchmarks/family_defaults.py ecg200 rnn lstm attention --seeds 0 1
     python benchmarks/family_defaults.py splice lstm 'lstm:{"pooling": "last"}'
 
@@ -55,20 +56,23 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from automed.data.preprocess import preprocessor_for
+    from automed.data.preprocess import preprocessor_of
     from automed.plugin_manager import get_plugin_manager
     from automed.searching.training import fit_model, predict_proba
 
     train, test = load(args.dataset, args.data)
-    pre = preprocessor_for(train.modality)
-    spec = pre.spec(train)
-    pre.fit(train)
-    x, xt = pre.transform(train.x), pre.transform(test.x)
     majority = np.bincount(test.y).max() / len(test.y)
     archs = get_plugin_manager().architectures()
+    prepared: dict[str, tuple] = {}  # per preprocessing key (a family may bring its own)
     for candidate in args.candidates:
         family, _, extra = candidate.partition(":")
         arch = archs[family]
+        pre = preprocessor_of(arch, train.modality)
+        if pre.key not in prepared:
+            spec = pre.spec(train)
+            pre.fit(train)
+            prepared[pre.key] = (spec, pre.transform(train.x), pre.transform(test.x))
+        spec, x, xt = prepared[pre.key]
         params = {**arch.default_params(spec), **json.loads(extra or "{}")}
         accs, start = [], time.perf_counter()
         for seed in args.seeds:
