@@ -84,9 +84,11 @@ class _Progress:
                        f"{target}", err=True)
         elif kind == "ensemble":
             verdict = ("better: refitting its members" if e["better"] else
-                       "not better than the best single candidate; keeping that one")
+                       "not better than the best single candidate by more than its fold "
+                       "noise; keeping that one")
             click.echo(f"{e['label']}: out-of-fold score {e['score']:.4f} vs best single "
-                       f"{e['single']:.4f}, {verdict}", err=True)
+                       f"{e['single']:.4f} (noise {e.get('margin', 0.0):.4f}), {verdict}",
+                       err=True)
         elif kind == "done" and e.get("timing"):
             click.echo(format_timing(e["timing"]), err=True)
 

@@ -54,6 +54,16 @@ def test_greedy_selection_weights_by_picking_with_replacement():
     assert sel.weights == pytest.approx({0: 2 / 3, 1: 1 / 3})
 
 
+def test_a_blend_ahead_by_less_than_the_fold_noise_is_not_the_answer():
+    from automed.searching.ensemble import EnsembleResult, Selection
+
+    sel = Selection(picks=[0, 44, 89], score=0.6866, single=0.6860)  # Ohsumed, 2026-11-24
+    assert not EnsembleResult(sel, {}, {}, margin=0.004).better
+    assert EnsembleResult(sel, {}, {}, margin=0.0).better
+    assert EnsembleResult(Selection([0, 3], 0.966, 0.955), {}, {}, margin=0.004).better
+    assert not EnsembleResult(Selection([0, 0], 0.99, 0.5), {}, {}, margin=0.0).better
+
+
 @pytest.fixture(scope="module")
 def ensembled(tmp_path_factory):
     import torch

@@ -129,11 +129,16 @@ class EnsembleResult:
     test_scores: dict | None = None
     test_ci: dict | None = None
     test_predictions: dict | None = None
+    margin: float = 0.0  # the best single's fold noise: std of its fold scores / sqrt(folds)
 
     @property
     def better(self) -> bool:
-        """Whether the blend beats its best single member on the out-of-fold predictions."""
-        return len(self.selection.members) > 1 and self.selection.score > self.selection.single
+        """Whether the blend beats its best single member on the out-of-fold predictions by
+        more than that member's fold noise. Greedy selection fits the out-of-fold rows it is
+        scored on, so a gain inside the noise is chance: on Ohsumed, blends ahead by 0.0006
+        and 0.0009 scored 0.586 and 0.487 on the test set where the best single scored 0.717."""
+        return (len(self.selection.members) > 1
+                and self.selection.score > self.selection.single + self.margin)
 
 
 def build_ensemble(p, store, search_id: int, study: str, trials: dict, device,
@@ -179,9 +184,11 @@ def build_ensemble(p, store, search_id: int, study: str, trials: dict, device,
 
     cv = {"fold_scores": values, "score_mean": float(np.mean(values)),
           "score_std": float(np.std(values)), "metrics": fold_mean(per_fold)}
-    out = EnsembleResult(sel, dict(refits or {}), cv)
+    first = fold_scores(unit_rows(oof[sel.picks[0]]), y, p.splits, score)
+    margin = float(np.std(first) / np.sqrt(len(first))) if len(first) > 1 else 0.0
+    out = EnsembleResult(sel, dict(refits or {}), cv, margin=margin if np.isfinite(margin) else 0.0)
     progress({"event": "ensemble", "label": sel.label(), "score": sel.score,
-              "single": sel.single, "better": out.better})
+              "single": sel.single, "margin": out.margin, "better": out.better})
     if not out.better:
         return out
     for t in sel.members:
