@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from test_text_families import TRAIN, VALIDATION, _clinical_texts
 
 from automed.data.dataset import Dataset
 from automed.plugin_manager import get_plugin_manager
@@ -20,9 +21,6 @@ from automed.searching.training import squared_hinge
 from automed.testing import check_architecture
 
 pytestmark = pytest.mark.filterwarnings("ignore:Fixed parameter:UserWarning")
-
-TRAIN = ["fever cough chest pain", "fever cough chest", "rash itch skin", "rash skin itch pain"]
-VALIDATION = ["fever zebra cough", "zebra quokka"]  # zebra and quokka: never in training
 
 
 def _fold():
@@ -79,21 +77,8 @@ def test_tfidf_conforms():
     assert not failures, "\n".join(map(str, failures))
 
 
-def _clinical_texts(path, n=60):
-    rng = np.random.default_rng(0)
-    words = {0: ["fever", "cough", "sputum", "pneumonia"], 1: ["fracture", "bone", "cast"],
-             2: ["rash", "itch", "eczema", "skin"]}
-    filler = ["the", "patient", "was", "seen", "with", "and", "today"]
-    with open(path, "w") as f:
-        for i in range(n):
-            y = i % 3
-            text = " ".join(rng.choice(words[y] + filler, 12))
-            split = "test" if i >= n - 15 else "train"
-            f.write(json.dumps({"text": text, "label": f"c{y}", "split": split}) + "\n")
-
-
 def test_search_learns_and_the_saved_model_predicts_in_a_fresh_process(tmp_path):
-    _clinical_texts(tmp_path / "notes.jsonl")
+    _clinical_texts(tmp_path / "notes.jsonl", n=60)
     storage = f"sqlite:///{tmp_path / 'a.db'}"
     result = search(tmp_path / "notes.jsonl", folds=2, trials=2, storage=storage,
                     architectures=["tfidf"], prune=False, artifacts=tmp_path / "m", ensemble=False,
