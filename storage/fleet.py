@@ -314,6 +314,13 @@ def make_proxy_server(storage_url: str, *, host: str = "127.0.0.1", port: int = 
         kwargs["connect_args"] = {"timeout": 60}
     with creation_lock(store.engine):
         rdb = retry_creation(lambda: optuna.storages.RDBStorage(store.url, engine_kwargs=kwargs))
+    if store.url.startswith("sqlite"):
+        # The server threads share one file: without BEGIN IMMEDIATE two of them could both
+        # claim the same queued trial (two workers ran one candidate; the second tell failed
+        # with "Cannot tell a COMPLETE trial"), as between local workers (see Store).
+        from automed.storage.store import _immediate_transactions
+
+        _immediate_transactions(rdb.engine)
     storage = optuna.storages.get_storage(rdb)  # Optuna's recommended in-process cache
     try:
         server = make_server(storage, host, port, ThreadPoolExecutor(max_workers=threads))

@@ -82,6 +82,38 @@ def test_automeds_tables_go_through_the_proxy(proxy):
         store.open_search("s", dataset + 1, "accuracy", {"cv_seed": 0})
 
 
+def _claim_all(grpc_url: str, study_name: str, claimed: list, errors: list) -> None:
+    try:
+        client = fleet.grpc_storage(grpc_url)
+        study = optuna.load_study(study_name=study_name, storage=client)
+        while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            claimed.append(study.ask().number)
+    except BaseException as exc:  # noqa: BLE001 - reported to the test
+        errors.append(exc)
+
+
+def test_proxy_threads_on_sqlite_never_hand_one_queued_trial_to_two_workers(proxy):
+    # Workers pop queued (portfolio) trials; over SQLite two server threads could both read a
+    # trial as WAITING and both claim it: two workers ran one candidate and the second's tell
+    # failed with "Cannot tell a COMPLETE trial".
+    import threading
+
+    grpc_url, db = proxy
+    study = optuna.create_study(study_name="queue", storage=db)
+    for i in range(60):
+        study.enqueue_trial({"x": float(i)})
+    claimed: list[int] = []
+    errors: list[BaseException] = []
+    threads = [threading.Thread(target=_claim_all, args=(grpc_url, "queue", claimed, errors))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    assert sorted(set(claimed)) == sorted(claimed) and len(set(claimed)) >= 60
+
+
 @pytest.mark.parametrize("direct_results", [False, True])
 def test_heartbeat_through_the_proxy_fails_and_retries_a_dead_workers_trial(
         proxy, monkeypatch, direct_results):
