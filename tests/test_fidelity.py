@@ -53,6 +53,20 @@ def test_watch_spares_a_warming_up_model_whose_loss_falls():
         stuck.epoch(1, 0.70, np.zeros(100, int))
 
 
+def test_a_loss_that_has_not_fallen_is_collapse_only_without_better_than_majority_predictions():
+    y = np.array([0] * 70 + [1] * 30)
+    good = np.concatenate([np.zeros(65, int), np.ones(5, int), np.ones(30, int)])  # 0.95
+    losses = [0.70] + [0.75] * 11  # the one-cycle peak: above the first epoch's loss
+    learning = CollapseWatch(y, ["a", "b"], epochs=40, steps_per_epoch=3)
+    for epoch, loss in enumerate(losses):
+        learning.epoch(epoch, loss, good)  # epoch 12 is the check: no Collapsed raised
+    chance = np.random.default_rng(0).integers(0, 2, 100)  # about 0.5 < the 0.7 majority
+    stuck = CollapseWatch(y, ["a", "b"], epochs=40, steps_per_epoch=3)
+    with pytest.raises(Collapsed, match="training loss did not fall"):
+        for epoch, loss in enumerate(losses):
+            stuck.epoch(epoch, loss, chance)
+
+
 def test_fold_steps_never_meet_epoch_steps():
     assert fold_step(1) == FOLD_STEP + 1 > 1000
 

@@ -20,7 +20,9 @@ training loss does not fall; it is stopped as soon as that is seen (:class:`Coll
 and stored with state ``collapsed`` and a reason, instead of training folds for nothing.
 During fold 0 a candidate counts as collapsed when, for ``COLLAPSE_PATIENCE`` epochs in a row,
 one class takes ``COLLAPSE_SHARE`` of the validation predictions while its training loss is
-no better than the best constant guess (a model still warming up has a falling loss). At the
+no better than the best constant guess (a model still warming up has a falling loss), or when
+by 30 % of its epochs its training loss has not fallen below the first epoch's and its
+validation predictions are no more accurate than naming the majority class. At the
 end of every fold, collapsed predictions alone are enough. Nothing is flagged before
 ``COLLAPSE_MIN_STEPS`` optimizer steps (tiny data or very few epochs are undertrained).
 """
@@ -160,9 +162,21 @@ class CollapseWatch:
             raise Collapsed(f"{reason} after epoch {epoch + 1}")
         if (epoch == self.loss_epoch and math.isfinite(self.first_loss)
                 and (epoch + 1) * self.steps_per_epoch >= 3 * COLLAPSE_MIN_STEPS
-                and loss >= LOSS_FALL * self.first_loss):
+                and loss >= LOSS_FALL * self.first_loss
+                and not self.beats_majority(predicted)):
             raise Collapsed(f"training loss did not fall ({self.first_loss:.3f} -> "
                             f"{loss:.3f} after epoch {epoch + 1})")
+
+    def beats_majority(self, predicted: np.ndarray) -> bool:
+        """Whether the predictions are more accurate than always naming the validation
+        majority class: a model that does is learning, whatever its training loss does (at
+        its one-cycle peak a rocket head's loss on ECG200 was above its first epoch's while it
+        predicted well, and the default candidate was stopped as collapsed)."""
+        y = np.asarray(self.y_val)
+        if len(y) == 0 or len(predicted) != len(y):
+            return False
+        majority = np.bincount(y).max() / len(y)
+        return float(np.mean(np.asarray(predicted) == y)) > majority
 
 
 def constant_loss(y_train: np.ndarray, n_classes: int, class_weight: str, sampler: str,
