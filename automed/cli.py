@@ -15,6 +15,7 @@ import click
 from automed.errors import AutomedError
 from automed.evaluation.names import ALIASES, AVERAGES, METRIC_NAMES
 from automed.results.outputs import output_dir, output_file, sqlite_file
+from automed.searching.plan import DEFAULT_BAG
 
 STORAGE_HELP = "Database URL (default: $AUTOMED_STORAGE, else sqlite:///automed.db)."
 RESULTS_HELP = ("With --storage grpc://HOST:PORT (an `automed proxy`): write automed's own "
@@ -80,8 +81,10 @@ class _Progress:
                        f" {e['duration_s']:6.1f}s  best {best}  {what}".rstrip(), err=True)
         elif kind == "refit":
             target = "and scoring it on the test set" if e["test"] else "(no test set given)"
-            click.echo(f"refitting #{e['trial']} ({e['architecture']}) on all training data "
-                       f"{target}", err=True)
+            seeds = e.get("seeds", 1)
+            bag = f" with {seeds} seeds (averaged)" if seeds > 1 else ""
+            click.echo(f"refitting #{e['trial']} ({e['architecture']}) on all training data"
+                       f"{bag} {target}", err=True)
         elif kind == "ensemble":
             verdict = ("better: refitting its members" if e["better"] else
                        "not better than the best single candidate by more than its fold "
@@ -176,6 +179,9 @@ def cli() -> None:
 @click.option("--no-ensemble", is_flag=True, help="Answer with the best single candidate; "
               "build no ensemble of the best candidates.")
 @click.option("--max-epochs", type=int, help="Cap every candidate's training epochs (quick runs).")
+@click.option("--bag", default=DEFAULT_BAG, show_default=True, help="Refit the answer with this many "
+              "seeds and average their probabilities (1: a single refit); under --timeout, "
+              "seeds that would end past the limit are skipped.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @click.option("--group-col", help="Patient/study id column (tables) or npz key: grouped CV and "
@@ -195,7 +201,7 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
            architectures, seed, plugin_sources, format_, modality, label_col, device, gpus,
            trials_per_gpu, workers, heartbeat, no_prune, no_ensemble, max_epochs, as_json,
            quiet, group_col, groups_file, test_fraction, artifacts, bootstrap, deterministic,
-           text_cols, id_col) -> None:
+           text_cols, id_col, bag) -> None:
     """Search architectures and hyperparameters for DATA; print the leaderboard.
 
     DATA is a .npz (MedMNIST layout or x/y), a folder of class sub-folders of images, or a
@@ -218,7 +224,7 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
         heartbeat=heartbeat, progress=_Progress(quiet or as_json), plugins=list(plugin_sources),
         group_col=group_col, groups=groups_file, test_fraction=test_fraction,
         artifacts=artifacts, bootstrap=bootstrap, deterministic=deterministic,
-        ensemble=not no_ensemble, text_col=list(text_cols) or None, id_col=id_col)
+        ensemble=not no_ensemble, text_col=list(text_cols) or None, id_col=id_col, bag=bag)
     if workers == 0:
         click.echo(f"created study {result.study!r}; join it with: automed worker --study "
                    f"{result.study} --storage {result.storage}"

@@ -25,6 +25,9 @@ import numpy as np
 from automed.errors import PluginError
 
 FIXED_ATTR = "automed_fixed"  # trial user attribute: {local name: value} outside the space
+# trial user attribute: {local name: value} the family's spaces returned without asking the
+# study (constants such as a fixed batch size), so the refit trains what the candidate did
+CONSTANT_ATTR = "automed_constants"
 
 
 class ContractError(PluginError):
@@ -220,8 +223,18 @@ def fixed_attrs(fixed: dict[str, Any]) -> dict[str, Any]:
 
 
 def fixed_params(trial: Any) -> dict[str, Any]:
-    """The fixed (outside-the-space) parameters a queued trial carries, by local name."""
-    return dict(trial.user_attrs.get(FIXED_ATTR) or {})
+    """The parameters a trial holds outside Optuna's ``trial.params``, by local name: fixed
+    (outside-the-space) values a queued trial carries, and constants its spaces returned."""
+    return {**(trial.user_attrs.get(CONSTANT_ATTR) or {}),
+            **(trial.user_attrs.get(FIXED_ATTR) or {})}
+
+
+def constant_attrs(params: dict[str, Any], asked: set[str],
+                   fixed: dict[str, Any]) -> dict[str, Any]:
+    """The user attribute that records the drawn ``params`` the study was never asked for
+    (``asked``: the local names it was asked for), fixed ones excepted."""
+    constants = {k: _plain(v) for k, v in params.items() if k not in asked and k not in fixed}
+    return {CONSTANT_ATTR: constants} if constants else {}
 
 
 def carried_attrs(trial: Any) -> dict[str, Any]:

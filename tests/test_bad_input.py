@@ -207,6 +207,8 @@ CASES: list[tuple[str, list[str], str, str | None]] = [
     ("search-max-epochs-neg", ["search", "{data}", "--max-epochs", "-1"], "db", None),
     ("search-heartbeat-0", ["search", "{data}", "--heartbeat", "0"], "db", None),
     ("search-heartbeat-neg", ["search", "{data}", "--heartbeat", "-1"], "db", None),
+    ("search-bag-0", ["search", "{data}", "--bag", "0"], "db", None),
+    ("search-bag-too-many", ["search", "{data}", "--bag", "1000"], "db", None),
     ("search-bootstrap-neg", ["search", "{data}", "--bootstrap", "-5"], "db", None),
     ("search-workers-neg", ["search", "{data}", "--workers", "-1"], "db", None),
     ("search-trials-per-gpu-0", ["search", "{data}", "--trials-per-gpu", "0"], "db", None),

@@ -68,7 +68,7 @@ def _default_space() -> dict:
     from automed.searching.training import default_training_space
 
     probe = _Probe({})
-    default_training_space(probe, Spec("image", (1, 8, 8), 2))  # images draw every key
+    default_training_space(probe, Spec("signal", (1, 8), 2))  # signals draw every key
     return probe.space
 
 

@@ -104,6 +104,9 @@ class LoadedModel:
             params = dict(self.config["params"])
             pre = self.config["preprocessor"]
             modality = pre["modality"]
+            bag = self.config.get("bag", 1)
+            if not isinstance(bag, int) or isinstance(bag, bool) or bag < 1:
+                raise ValueError(f"bag {bag!r} is not a number of seeds")
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataError(f"{damaged} ({type(exc).__name__}: {exc}); export the model "
                             "again with `automed export`") from None
@@ -111,6 +114,8 @@ class LoadedModel:
                 self.classes):
             raise DataError(f"{damaged}: {len(self.classes)} class names for a model with "
                             f"{self.spec.n_classes} outputs; export the model again")
+        from automed.searching.training import SeedBag
+
         pm = get_plugin_manager()
         pm.load_optional([name])
         archs = pm.architectures()
@@ -127,7 +132,9 @@ class LoadedModel:
             raise DataError(f"{damaged} ({type(exc).__name__}: {exc}); export the model "
                             "again with `automed export`") from None
         try:
-            self.model = archs[name].rebuild(params, self.spec)
+            models = [archs[name].rebuild(params, self.spec) for _ in range(bag)]
+            # A seed bag (see --bag): the members' mean probabilities.
+            self.model = models[0] if bag == 1 else SeedBag(models)
         except AutomedError:
             raise  # a one-line answer of the plugin's own (say, a missing library)
         except Exception as exc:  # noqa: BLE001 - edited params: any error a plugin raises

@@ -29,8 +29,12 @@ def render_model_card(c: dict) -> str:
                  "predictions the members were selected on (slightly optimistic); the test "
                  "score is the honest one"]
     else:
+        bag = c.get("bag", 1)
         model = [f"- architecture `{c['architecture']}` (automed plugin), candidate "
-                 f"#{c.get('trial')}", f"- parameters: `{c['params']}`"]
+                 f"#{c.get('trial')}", f"- parameters: `{c['params']}`",
+                 *([f"- refit {bag} times on all training data with different seeds; the "
+                    "model answers with the mean of their class probabilities (seed bagging)"]
+                   if bag > 1 else [])]
     lines = [
         f"# Model card: {c['architecture']} from study `{c.get('study')}`", "",
         "## Model",

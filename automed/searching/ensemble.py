@@ -142,7 +142,8 @@ class EnsembleResult:
 
 
 def build_ensemble(p, store, search_id: int, study: str, trials: dict, device,
-                   refits: dict | None = None, progress=None) -> EnsembleResult | None:
+                   refits: dict | None = None, progress=None,
+                   deadline: float | None = None) -> EnsembleResult | None:
     """Select, refit and test-score an ensemble of the study's best complete candidates.
 
     ``trials`` maps trial numbers to Optuna's frozen trials (complete ones); ``refits`` holds
@@ -193,7 +194,7 @@ def build_ensemble(p, store, search_id: int, study: str, trials: dict, device,
         return out
     for t in sel.members:
         if t not in out.refits:
-            out.refits[t] = refit_best(p, trials[t], device)
+            out.refits[t] = refit_best(p, trials[t], device, deadline=deadline)
     if p.test is not None:
         out.test_proba = blend({t: out.refits[t].test_proba for t in sel.members}, sel.weights)
         out.test_scores = M.all_scores(p.test.y, out.test_proba, p.average, p.pos_label)

@@ -21,7 +21,7 @@ import optuna
 import torch
 
 from automed.architecture import ARCHITECTURE_PARAM, PrefixedTrial, unprefixed
-from automed.contract import draw_params, fixed_params
+from automed.contract import constant_attrs, draw_params, fixed_params
 from automed.data.preprocess import preprocessor_of
 from automed.errors import CandidateError, Surplus
 from automed.evaluation import metrics as M
@@ -199,8 +199,11 @@ class Objective:
                 # A portfolio start may lie outside a numeric range on purpose (e.g. a family's
                 # 10 epochs where small data searches 15-40); Optuna uses it and warns.
                 warnings.filterwarnings("ignore", message="Fixed parameter .* out of range")
-                params = draw_params(arch, PrefixedTrial(trial, name), spec,
-                                     fixed_params(trial))
+                fixed = fixed_params(trial)
+                params = draw_params(arch, PrefixedTrial(trial, name), spec, fixed)
+            asked = set(unprefixed(trial.params)[1])
+            for key, value in constant_attrs(params, asked, fixed).items():
+                trial.set_user_attr(key, value)
             params = cap_epochs(params, self.plan.max_epochs)
             twin = duplicate_of(trial)
             if twin is not None:

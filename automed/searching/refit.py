@@ -6,6 +6,7 @@ model, the saved artifact and its model card all describe what really trained.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from automed.evaluation.bootstrap import bootstrap_all
 from automed.results.artifact import save_artifact
 from automed.searching.objective import candidate_params
 from automed.searching.prepare import Prepared
-from automed.searching.training import fit_model, predict_proba
+from automed.searching.training import SeedBag, fit_model, predict_proba
 
 
 @dataclass
@@ -35,19 +36,40 @@ class Refit:
     test_proba: np.ndarray | None = None
     test_predictions: dict | None = None  # for ROC/PR/confusion in the report
     test_ci: dict | None = None
+    seeds: int = 1  # models in the seed bag (1: a single model)
 
 
-def refit_best(p: Prepared, trial: optuna.trial.FrozenTrial, device: torch.device) -> Refit:
-    """Train ``trial``'s candidate on all training data; score it on the test set if any."""
+SEED_STRIDE = 7919  # seed k of a bag is seed 0's plus k times this
+
+
+def refit_best(p: Prepared, trial: optuna.trial.FrozenTrial, device: torch.device, *,
+               seeds: int | None = None, deadline: float | None = None) -> Refit:
+    """Train ``trial``'s candidate on all training data; score it on the test set if any.
+
+    With ``seeds`` > 1 (default: the plan's ``bag``) the candidate trains that many times with
+    different seeds and the model is their :class:`SeedBag`. The first seed always trains; a
+    further one only when, at the pace of the first, it ends before ``deadline`` (monotonic).
+    """
     name, params = candidate_params(trial.params, p.plan.max_epochs, fixed_params(trial))
     arch = p.architectures[name]
     spec = p.spec_for(name)
     pre = preprocessor_of(arch, p.train.modality).fit(p.train)
-    torch.manual_seed(p.plan.seed + trial.number)
-    model = arch.build(params, spec)
-    fit_model(model, pre.transform(p.train.x), torch.from_numpy(p.train.y), params, spec,
-              device=device, seed=p.plan.seed + trial.number * 100)
-    out = Refit(trial.number, name, params, model, pre)
+    x, y = pre.transform(p.train.x), torch.from_numpy(p.train.y)
+    seeds = max(1, int(p.plan.bag if seeds is None else seeds))
+    models: list[torch.nn.Module] = []
+    pace = 0.0
+    for k in range(seeds):
+        if k and deadline is not None and time.monotonic() + pace > deadline:
+            break
+        started = time.monotonic()
+        torch.manual_seed(p.plan.seed + trial.number + k * SEED_STRIDE)
+        model = arch.build(params, spec)
+        fit_model(model, x, y, params, spec, device=device,
+                  seed=p.plan.seed + trial.number * 100 + k * SEED_STRIDE)
+        models.append(model)
+        pace = max(pace, time.monotonic() - started)
+    model = models[0] if len(models) == 1 else SeedBag(models)
+    out = Refit(trial.number, name, params, model, pre, seeds=len(models))
     if p.test is not None:
         proba = predict_proba(model, pre.transform(p.test.x), device=device)
         out.test_proba = proba
@@ -85,7 +107,8 @@ def artifact_info(p: Prepared, refit: Refit, *, study: str, best_row: dict | Non
     load_options = {"format": d.format, "modality": d.modality, **d.options}
     info = {
         "study": study, "trial": refit.trial, "architecture": refit.architecture,
-        "params": refit.params, "spec": p.spec_for(refit.architecture).to_dict(),
+        "params": refit.params, "bag": refit.seeds,
+        "spec": p.spec_for(refit.architecture).to_dict(),
         "classes": p.train.classes,
         "load_options": {k: v for k, v in load_options.items() if v is not None},
         "metric": p.metric, "average": p.average, "pos_label": p.pos_label,

@@ -35,7 +35,8 @@ from automed.searching.devices import plan_slots
 from automed.searching.ensemble import ENSEMBLE_TRIAL, build_ensemble, save_ensemble
 from automed.searching.manifest import build_manifest, enable_determinism
 from automed.searching.objective import Objective
-from automed.searching.plan import HEARTBEAT_INTERVAL, DataPlan, SearchPlan, plugin_ref
+from automed.searching.plan import (DEFAULT_BAG, HEARTBEAT_INTERVAL, DataPlan, SearchPlan,
+                                    plugin_ref)
 from automed.searching.prepare import Prepared, load_plugins, prepare, resolve_path
 from automed.searching.refit import artifact_info, refit_best, save_best
 from automed.searching.study import (
@@ -128,6 +129,7 @@ def search(
     save_model: bool = True,
     bootstrap: int = 1000,
     deterministic: bool = False,
+    bag: int = DEFAULT_BAG,
 ) -> SearchResult:
     """Search every architecture that accepts the data; rank candidates by CV ``metric``.
 
@@ -154,7 +156,7 @@ def search(
         trials=trials, timeout=timeout, max_epochs=max_epochs, prune=prune, device=device,
         gpus=gpus, trials_per_gpu=trials_per_gpu, workers=workers, heartbeat=heartbeat,
         plugins=[plugin_ref(p) for p in plugins or []], bootstrap=bootstrap,
-        deterministic=deterministic)
+        deterministic=deterministic, bag=bag)
     return run(plan, data=data if in_memory else None, storage=storage, study=study,
                progress=progress, refit=refit, save_model=save_model, artifacts=artifacts,
                ensemble=ensemble)
@@ -300,8 +302,10 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
                             resumed=resumed, spec=p.spec)
     objective = Objective(p, store=store, study_name=study_name, search_id=search_id,
                           device=dev, progress=progress)
-    # --timeout covers the refit of the answer and, with ensembles, of up to two more members.
-    objective.refits_after = (1 + 2 * bool(ensemble)) if refit else 0
+    # --timeout covers the refit of the answer (each seed of its bag) and, with ensembles,
+    # of up to two more members.
+    objective.refits_after = plan.bag * (1 + 2 * bool(ensemble)) if refit else 0
+    deadline = None if plan.timeout is None else wall_start + plan.timeout
     try:
         if len(slots) == 1:
             run_trials(objective, ostudy, trials=plan.trials, timeout=plan.timeout,
@@ -329,10 +333,11 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
     test_scores = None
     if refit:
         progress({"event": "refit", "trial": best.number,
-                  "architecture": best.params["architecture"], "test": test is not None})
+                  "architecture": best.params["architecture"], "test": test is not None,
+                  "seeds": plan.bag})
         store.finish_search(search_id, status="refitting")
         try:
-            r = refit_best(p, best, dev)
+            r = refit_best(p, best, dev, deadline=deadline)
         except KeyboardInterrupt:
             store.finish_search(search_id, status="interrupted")
             raise
@@ -350,7 +355,8 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
             completed_by_number = {t.number: t for t in completed}
             try:
                 ens = build_ensemble(p, store, search_id, study_name, completed_by_number, dev,
-                                     refits={best.number: r}, progress=progress)
+                                     refits={best.number: r}, progress=progress,
+                                     deadline=deadline)
             except KeyboardInterrupt:
                 store.finish_search(search_id, status="interrupted")
                 raise

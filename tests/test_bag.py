@@ -1,0 +1,115 @@
+"""Seed bagging (``--bag``): the answer is refit with several seeds and answers with the mean
+of their probabilities, on every loader; and the refit trains what the candidate trained."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import torch
+
+from automed.data.loaders import load_data
+from automed.plugin_manager import reset_plugin_manager
+from automed.results.artifact import LoadedModel
+from automed.results.model_card import render_model_card
+from automed.searching.plan import SearchPlan
+from automed.searching.prepare import prepare
+from automed.searching.refit import refit_best
+from automed.searching.runner import search
+from automed.searching.training import SeedBag, predict_proba
+from automed.storage import Store
+from tests.cohort import FORMATS, write
+
+LABEL_COL = {"signal": "label"}
+GROUP_COL = {"npz": "groups"}
+TINY = str(Path(__file__).with_name("tiny_arch.py"))
+
+
+def test_a_seed_bag_answers_with_the_mean_of_its_members_probabilities():
+    torch.manual_seed(0)
+    members = [torch.nn.Linear(4, 3) for _ in range(3)]
+    x = torch.randn(5, 4)
+    mean = torch.stack([torch.softmax(m(x), 1) for m in members]).mean(0)
+    assert torch.allclose(torch.softmax(SeedBag(members)(x), 1), mean, atol=1e-6)
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_bag_refits_several_seeds_and_the_artifact_predicts_their_mean(fmt, tmp_path):
+    path = write(fmt, tmp_path)
+    storage = f"sqlite:///{tmp_path / 'bag.db'}"
+    opts = dict(format=FORMATS[fmt], label_col=LABEL_COL.get(fmt),
+                group_col=GROUP_COL.get(fmt, "patient"))
+    result = search(path, **opts, storage=storage, study="bag", trials=1, folds=2, max_epochs=2, bootstrap=0, bag=2,
+                    ensemble=False, prune=False, artifacts=tmp_path / "models")
+    assert isinstance(result.model, SeedBag) and len(result.model.members) == 2
+    x = load_data(path, **opts).train.x[:40]
+    tensor = result.preprocessor.transform(x)
+    each = [predict_proba(m, tensor) for m in result.model.members]
+    assert not np.allclose(each[0], each[1], atol=1e-4), "the seeds trained the same model"
+    loaded = LoadedModel(result.artifact)
+    assert loaded.config["bag"] == 2
+    np.testing.assert_allclose(loaded.predict_proba(x), np.mean(each, 0), atol=1e-5)
+    assert "refit 2 times" in render_model_card(loaded.config)
+
+
+def test_bag_seeds_that_would_end_past_the_deadline_are_skipped(demo_signal, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'd.db'}"
+    result = search(demo_signal, storage=storage, study="d", trials=1, folds=2,
+                    max_epochs=2, bootstrap=0, refit=False)
+    plan = SearchPlan.from_dict(Store(storage).search("d")["config"]["plan"])
+    p = prepare(plan)
+    trial = optuna.load_study(study_name=result.study, storage=storage).trials[0]
+    late = refit_best(p, trial, torch.device("cpu"), seeds=3,
+                      deadline=time.monotonic() - 1.0)
+    assert late.seeds == 1 and not isinstance(late.model, SeedBag)  # the first always trains
+    full = refit_best(p, trial, torch.device("cpu"), seeds=3,
+                      deadline=time.monotonic() + 600.0)
+    assert full.seeds == 3 and len(full.model.members) == 3
+
+
+def test_refit_trains_the_constants_a_family_space_returns(demo_image, tmp_path,
+                                                           monkeypatch):
+    # tinymlp's training_space returns batch_size 16, weight_decay 0 and augment False
+    # without asking the study; the refit used to train the defaults (64, 1e-4) instead.
+    monkeypatch.setenv("AUTOMED_PLUGINS_PATH", TINY)
+    reset_plugin_manager()
+    try:
+        storage = f"sqlite:///{tmp_path / 'c.db'}"
+        result = search(demo_image, storage=storage, study="c", trials=2, folds=2,
+                        max_epochs=2, bootstrap=0, bag=1, ensemble=False,
+                        architectures=["tinymlp"], artifacts=tmp_path / "models")
+        params = LoadedModel(result.artifact).config["params"]
+        assert (params["batch_size"], params["weight_decay"], params["augment"]) == \
+            (16, 0.0, False)
+        stored = {r["trial"]: r["params"] for r in Store(storage).candidates("c")}
+        assert params == {k: v for k, v in stored[result.best["trial"]].items()}
+    finally:
+        reset_plugin_manager()
+
+
+def test_images_always_augment_in_the_default_space(demo_image, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'a.db'}"
+    search(demo_image, storage=storage, study="a", trials=3, folds=2, max_epochs=1,
+           bootstrap=0, refit=False, prune=False)
+    study = optuna.load_study(study_name="a", storage=storage)
+    assert all(not k.endswith(".augment") for t in study.trials for k in t.params)
+    assert all(r["params"]["augment"] is True for r in Store(storage).candidates("a"))
+
+
+@pytest.mark.slow
+def test_bag_with_two_workers_and_a_resume_that_changes_it(demo_signal, tmp_path):
+    # Workers only search; the refit (and its bag) is the leader's, after them. A resumed run
+    # may ask for another bag: it refits the same answer with that many seeds.
+    storage = f"sqlite:///{tmp_path / 'w.db'}"
+    opts = dict(storage=storage, study="w", trials=2, folds=2, max_epochs=2, bootstrap=0,
+                ensemble=False, artifacts=tmp_path / "models")
+    two = search(demo_signal, workers=2, bag=2, **opts)
+    assert isinstance(two.model, SeedBag) and len(two.model.members) == 2
+    assert LoadedModel(two.artifact).config["bag"] == 2
+    one = search(demo_signal, bag=1, **opts)
+    assert one.resumed and one.best["trial"] == two.best["trial"]
+    assert not isinstance(one.model, SeedBag)
+    assert LoadedModel(one.artifact).config["bag"] == 1
