@@ -11,6 +11,7 @@ CV score reached by the portfolio so far (ties: the pool's order, default first)
     python benchmarks/portfolio.py --json /tmp/portfolio_runs.json            # all
     python benchmarks/portfolio.py --only breast --only ecg200 --max-epochs 15 # bounded
     python benchmarks/portfolio.py --only ecg200 --family rocket  # one family; others kept
+    python benchmarks/portfolio.py --runs a.json b.json  # combine runs measured apart
 
 Every run is bounded: ``--max-epochs`` caps epochs, ``--folds`` (default 3) sets the CV, and
 ``--limit`` seconds stops a dataset's pool early (the remaining entries are then unmeasured
@@ -48,8 +49,13 @@ POOL: dict[str, dict[str, list[dict]]] = {
         {"width": 64, "dropout": 0.2, "lr": 1e-3, "sampler": "shuffle"},
         {"blocks": 2, "convs_per_block": 2, "pool": "avg", "lr": 2e-3},
         {"kernel": 5, "width": 16, "dropout": 0.0, "class_weight": "none",
-         "sampler": "shuffle", "augment": False},
+         "sampler": "shuffle"},
         {"optimizer": "sgd", "lr": 1e-2, "weight_decay": 5e-4, "label_smoothing": 0.1},
+        # More optimizer steps whatever the data size (the default gives sets of >= 2000
+        # images batches of 128 and 15 epochs): 4x the steps at 2x the time.
+        {"batch_size": 32, "epochs": 30},
+        {"width": 64, "batch_size": 32, "epochs": 30},
+        {"convs_per_block": 2, "dropout": 0.2, "batch_size": 32, "epochs": 30},
     ]},
     "signal": {
         "cnn": [{}, {"kernel": 7, "width": 64, "augment": False},
@@ -111,6 +117,12 @@ def evaluate_pool(path: Path, family: str, pool: list[dict], *, folds: int, seed
         if limit is not None and time.monotonic() - start > limit:
             out.append({"override": override, "score": None, "seconds": None})
             continue
+        twin = next((j for j in range(i) if configs[j] == configs[i]), None)
+        if twin is not None:  # the same candidate on this dataset (the objective skips it)
+            out.append({**out[twin], "override": override, "same_as": twin})
+            print(f"  {path.stem} {family} #{i}: the same as #{twin}", flush=True)
+            study.optimize(objective, n_trials=1, catch=(Exception,))  # keeps trials in step
+            continue
         t0 = time.monotonic()
         study.optimize(objective, n_trials=1, catch=(Exception,))
         trial = study.trials[i]  # enqueued in order, run first-in first-out
@@ -155,12 +167,22 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path, help="also write every measured score here")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--runs", type=Path, nargs="+",
+                    help="build from these --json files of earlier runs (measured apart, e.g. "
+                    "one dataset per process) instead of measuring")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     keys = args.only or list(DATASETS)
     runs: dict[str, dict[str, dict[str, list]]] = {}
+    for path in args.runs or []:
+        for modality, families in json.loads(path.read_text()).items():
+            for family, per_ds in families.items():
+                runs.setdefault(modality, {}).setdefault(family, {}).update(per_ds)
+    if args.runs:  # recorded as the one command that measures the same
+        keys = sorted({ds for fams in runs.values() for per in fams.values() for ds in per})
+        args.family = sorted({f for fams in runs.values() for f in fams})
     with tempfile.TemporaryDirectory() as workdir:
-        for key in keys:
+        for key in [] if args.runs else keys:
             modality, rel = DATASETS[key]
             for family, pool in POOL.get(modality, {}).items():
                 if args.family and family not in args.family:
@@ -180,17 +202,18 @@ def main() -> None:
             portfolios.setdefault(modality, {})[family] = [
                 {"params": pool[i], "cv": {ds: (None if s[i] is None else round(s[i], 4))
                                            for ds, s in scores.items()}} for i in order]
-    doc = {"version": 1,
-           "generated_by": "benchmarks/portfolio.py " + " ".join(
-               f"--only {k}" for k in keys)
-           + "".join(f" --family {f}" for f in args.family or [])
-           + f" --folds {args.folds}"
-           + (f" --max-epochs {args.max_epochs}" if args.max_epochs else "")
-           + (f" --limit {args.limit:g}" if args.limit else ""),
-           "date": time.strftime("%Y-%m-%d"),
-           "note": "overrides on each family's default_params(spec); cv = mean CV accuracy "
-                   "measured on the training split of each dataset (test sets unread)",
-           "portfolios": portfolios}
+    command = ("benchmarks/portfolio.py " + " ".join(f"--only {k}" for k in keys)
+               + "".join(f" --family {f}" for f in args.family or [])
+               + f" --folds {args.folds}"
+               + (f" --max-epochs {args.max_epochs}" if args.max_epochs else "")
+               + (f" --limit {args.limit:g}" if args.limit else ""))
+    note = ("overrides on each family's default_params(spec); cv = mean CV accuracy "
+            "measured on the training split of each dataset (test sets unread)")
+    if args.family and old.get("generated_by"):  # the other families' entries are kept
+        command = f"{old['generated_by']}; {time.strftime('%Y-%m-%d')}: {command}"
+        note = old.get("note") or note
+    doc = {"version": 1, "generated_by": command, "date": time.strftime("%Y-%m-%d"),
+           "note": note, "portfolios": portfolios}
     args.out.write_text(json.dumps(doc, indent=1) + "\n")
     if args.json:
         args.json.write_text(json.dumps(runs, indent=1, default=float))
