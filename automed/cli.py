@@ -86,7 +86,9 @@ class _Progress:
             click.echo(f"refitting #{e['trial']} ({e['architecture']}) on all training data"
                        f"{bag} {target}", err=True)
         elif kind == "ensemble":
-            verdict = ("better: refitting its members" if e["better"] else
+            verdict = ("better, but refitting its members would end past --timeout; "
+                       "keeping the best single candidate" if e["better"] and e.get("late") else
+                       "better: refitting its members" if e["better"] else
                        "not better than the best single candidate by more than its fold "
                        "noise; keeping that one")
             click.echo(f"{e['label']}: out-of-fold score {e['score']:.4f} vs best single "

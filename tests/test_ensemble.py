@@ -161,3 +161,40 @@ def test_multiclass_blend_of_compactly_stored_probabilities_scores_auroc():
     assert 0.0 <= M.score("auroc", y, proba, "macro", 1) <= 1.0
     sel = greedy_select(raw, y, lambda yy, pp: M.score("auroc", yy, pp, "macro", 1), [0, 1])
     assert set(sel.members) <= {0, 1} and np.isfinite(sel.score)
+
+
+def test_an_ensemble_whose_refits_would_end_past_the_limit_is_not_started(ensembled, tmp_path):
+    import sqlite3
+    import time
+    from contextlib import closing
+
+    import optuna
+    import torch
+
+    from automed.searching.ensemble import build_ensemble
+    from automed.searching.plan import DataPlan, SearchPlan
+    from automed.searching.prepare import prepare
+
+    data, url, result, root = ensembled
+    with closing(sqlite3.connect(root / "ens.db")) as src, \
+            closing(sqlite3.connect(tmp_path / "copy.db")) as dst:
+        src.backup(dst)  # a copy (WAL included): the fixture's database stays as it is
+    copy = f"sqlite:///{tmp_path / 'copy.db'}"
+    p = prepare(SearchPlan(data=DataPlan(path=str(data)), folds=2, seed=0, max_epochs=4,
+                           prune=False, bootstrap=0))
+    store = Store(copy)
+    study = optuna.load_study(study_name=result.study, storage=copy)
+    trials = {t.number: t for t in study.trials
+              if t.state == optuna.trial.TrialState.COMPLETE}
+    search_id = store.search(result.study)["id"]
+    events = []
+    ens = build_ensemble(p, store, search_id, result.study, trials, torch.device("cpu"),
+                         progress=events.append, deadline=time.monotonic() + 1e-3)
+    assert ens.better and ens.late and not ens.answers  # the fixture's search chose it
+    assert ens.refits == {} and ens.test_scores is None  # no member was refit
+    assert events[-1]["event"] == "ensemble" and events[-1]["late"]
+    assert store.leaderboard(result.study, states=("ensemble",)) == []
+    # with time to spare the same selection is refit and answers
+    ens = build_ensemble(p, store, search_id, result.study, trials, torch.device("cpu"),
+                         deadline=time.monotonic() + 3600)
+    assert ens.answers and set(ens.refits) == set(ens.selection.members)

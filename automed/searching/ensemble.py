@@ -130,6 +130,7 @@ class EnsembleResult:
     test_ci: dict | None = None
     test_predictions: dict | None = None
     margin: float = 0.0  # the best single's fold noise: std of its fold scores / sqrt(folds)
+    late: bool = False  # its members' refits would end past --timeout: not refit, not answered
 
     @property
     def better(self) -> bool:
@@ -139,6 +140,20 @@ class EnsembleResult:
         and 0.0009 scored 0.586 and 0.487 on the test set where the best single scored 0.717."""
         return (len(self.selection.members) > 1
                 and self.selection.score > self.selection.single + self.margin)
+
+    @property
+    def answers(self) -> bool:
+        """Whether the ensemble is the search's answer: better, and refit in time."""
+        return self.better and not self.late
+
+
+def refit_estimate(trial, folds: int) -> float:
+    """Seconds one refit of ``trial`` should take: a refit trains once on all k folds' data,
+    about its cross-validation time / (k - 1) (the estimate Objective.reserve keeps time by)."""
+    if trial.datetime_start is None or trial.datetime_complete is None:
+        return 0.0
+    seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
+    return seconds / max(1, folds - 1)
 
 
 def build_ensemble(p, store, search_id: int, study: str, trials: dict, device,
@@ -188,13 +203,19 @@ def build_ensemble(p, store, search_id: int, study: str, trials: dict, device,
     first = fold_scores(unit_rows(oof[sel.picks[0]]), y, p.splits, score)
     margin = float(np.std(first) / np.sqrt(len(first))) if len(first) > 1 else 0.0
     out = EnsembleResult(sel, dict(refits or {}), cv, margin=margin if np.isfinite(margin) else 0.0)
+    missing = [t for t in sel.members if t not in out.refits]
+    if out.better and deadline is not None:
+        # --timeout stays honest: a member's first seed always trains once started, so an
+        # ensemble whose refits would end past the limit is not started at all.
+        need = sum(refit_estimate(trials[t], len(p.splits)) for t in missing)
+        out.late = time.monotonic() + need > deadline
     progress({"event": "ensemble", "label": sel.label(), "score": sel.score,
-              "single": sel.single, "margin": out.margin, "better": out.better})
-    if not out.better:
+              "single": sel.single, "margin": out.margin, "better": out.better,
+              "late": out.late})
+    if not out.answers:
         return out
-    for t in sel.members:
-        if t not in out.refits:
-            out.refits[t] = refit_best(p, trials[t], device, deadline=deadline)
+    for t in missing:
+        out.refits[t] = refit_best(p, trials[t], device, deadline=deadline)
     if p.test is not None:
         out.test_proba = blend({t: out.refits[t].test_proba for t in sel.members}, sel.weights)
         out.test_scores = M.all_scores(p.test.y, out.test_proba, p.average, p.pos_label)

@@ -362,7 +362,7 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
                 raise
             timing["ensemble_s"] = (time.monotonic() - wall_start - timing["search_s"]
                                     - timing["refit_s"])
-        answer = "ensemble" if ens is not None and ens.better else "single"
+        answer = "ensemble" if ens is not None and ens.answers else "single"
         single = {"trial": best.number, "test_scores": r.test_scores, "test_ci": r.test_ci}
         if answer == "ensemble":
             test_scores, result.test_ci = ens.test_scores, ens.test_ci
@@ -386,6 +386,7 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
                 "label": ens.selection.label(), "weights": ens.selection.weights,
                 "picks": ens.selection.picks, "oof_score": ens.selection.score,
                 "single_oof_score": ens.selection.single, "better": ens.better,
+                "late": ens.late,
                 "test_scores": ens.test_scores, "test_ci": ens.test_ci})
         store.finish_search(search_id, status="complete", best_trial=best.number,
                             test_scores=test_scores, test_size=result.test_size,
