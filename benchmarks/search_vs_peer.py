@@ -73,6 +73,12 @@ def automed_side(args) -> dict:
         "test_ci": {k: result.test_ci[k] for k in ("accuracy", "auroc")}
         if result.test_ci else None,
         "timing": result.timing, "total_seconds": round(total, 1),
+        # where the search's time went: candidate seconds per state, and the pruned ones
+        # that trained at least one whole fold first (stopped at a fold step, not an epoch)
+        "seconds_by_state": {s: round(sum(r["duration_s"] or 0.0 for r in rows
+                                          if r["state"] == s), 1) for s in states},
+        "pruned_after_a_full_fold": sum(r["state"] == "pruned" and
+                                        len(r["fold_scores"] or []) >= 1 for r in rows),
     }
     first = next((r for r in rows if r["trial"] == 0), None)
     if args.first and first is not None and first["state"] == "complete":
@@ -131,6 +137,8 @@ def main() -> None:
     ap.add_argument("--first", action="store_true",
                     help="also refit and test the first portfolio candidate (after the race)")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--keep", type=Path,
+                    help="keep automed's study database and models in this folder")
     ap.add_argument("--automed-only", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--workdir", help=argparse.SUPPRESS)
     ap.add_argument("--test", help=argparse.SUPPRESS)
@@ -139,6 +147,9 @@ def main() -> None:
         args.automed_only.write_text(json.dumps(automed_side(args), indent=2, default=str))
         return
     with tempfile.TemporaryDirectory() as tmp:
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            tmp = str(args.keep.resolve())
         env_cmd = [sys.executable]
         data, test = args.data, []
         if data.endswith(".data"):  # DNA lines: a fixed stratified test split, as files
