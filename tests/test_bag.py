@@ -120,13 +120,17 @@ def test_the_refit_reserve_keeps_at_least_one_refit_of_a_long_candidate():
 
     from automed.searching.objective import Objective
 
-    def reserve(seconds: float, timeout: float = 900.0) -> float:
+    def reserve(*seconds: float, timeout: float = 900.0) -> float:
         obj = SimpleNamespace(deadline=0.0, refits_after=9, reserve=0.0,
                               plan=SimpleNamespace(folds=3, timeout=timeout))
-        Objective._reserve_for_refit(obj, seconds)
+        for s in seconds:  # candidates completing in this order
+            Objective._reserve_for_refit(obj, s)
         return obj.reserve
 
     assert reserve(100.0) == pytest.approx(225.0)  # 9 refits of 50 s: capped at a quarter
     assert reserve(20.0) == pytest.approx(90.0)  # 9 refits of 10 s fit under the cap
     # PneumoniaMNIST's first candidate: 525 s of CV, one refit about 262 s > the 225 s cap
     assert reserve(525.0) == pytest.approx(262.5)
+    # ... and a short candidate completing after it does not shrink the reserve back
+    assert reserve(525.0, 57.0) == pytest.approx(262.5)
+    assert reserve(57.0, 525.0) == pytest.approx(262.5)

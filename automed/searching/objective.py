@@ -308,7 +308,7 @@ class Objective:
         one = seconds / max(1, self.plan.folds - 1)
         estimate = self.refits_after * one
         limit = max(0.25 * (self.plan.timeout or 0.0), one)
-        self.reserve = min(limit, max(self.reserve, estimate))
+        self.reserve = max(self.reserve, min(limit, estimate))  # never shrinks
 
     def out_of_time(self) -> bool:
         return (self.deadline is not None
