@@ -148,12 +148,13 @@ class EnsembleResult:
 
 
 def refit_estimate(trial, folds: int) -> float:
-    """Seconds one refit of ``trial`` should take: a refit trains once on all k folds' data,
-    about its cross-validation time / (k - 1) (the estimate Objective.reserve keeps time by)."""
+    """Seconds one refit of ``trial`` should take, from its cross-validation time (the
+    estimate Objective.reserve keeps time by)."""
+    from automed.searching.objective import refit_seconds
+
     if trial.datetime_start is None or trial.datetime_complete is None:
         return 0.0
-    seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
-    return seconds / max(1, folds - 1)
+    return refit_seconds((trial.datetime_complete - trial.datetime_start).total_seconds(), folds)
 
 
 def build_ensemble(p, store, search_id: int, study: str, trials: dict, device,

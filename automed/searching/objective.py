@@ -119,6 +119,12 @@ def _first_heartbeat(trial: optuna.Trial) -> None:
         storage.record_heartbeat(trial._trial_id)
 
 
+def refit_seconds(cv_seconds: float, folds: int) -> float:
+    """About how long one refit takes: it trains once on all k folds' data, while each of the
+    k folds trained on (k - 1)/k of it, so ``cv_seconds / (k - 1)``."""
+    return cv_seconds / max(1, folds - 1)
+
+
 class Objective:
     """Scores one candidate per call; shared by every worker of a search."""
 
@@ -305,7 +311,7 @@ class Objective:
         """
         if self.deadline is None or not self.refits_after:
             return
-        one = seconds / max(1, self.plan.folds - 1)
+        one = refit_seconds(seconds, self.plan.folds)
         estimate = self.refits_after * one
         limit = max(0.25 * (self.plan.timeout or 0.0), one)
         self.reserve = max(self.reserve, min(limit, estimate))  # never shrinks
