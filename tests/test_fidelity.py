@@ -176,3 +176,93 @@ def test_noisy_median_pruner_spares_a_candidate_within_fold_noise():
     t = bare.ask()
     t.report(0.82, 1)
     assert pruner.prune(bare, bare._storage.get_trial(t._trial_id))
+
+
+def test_noisy_median_pruner_never_takes_less_noise_than_one_folds_sampling_error():
+    """splice: the first candidate's fold scores were equal (fold noise 0) and a candidate
+    0.003 behind it at epoch 3 of 851 validation samples was stopped; run to the end it beat
+    the answer. One binomial standard error there is 0.012."""
+    import optuna
+
+    from automed.searching.fidelity import NoisyMedianPruner, sampling_error
+
+    assert sampling_error(0.861, 851) == pytest.approx(0.01186, abs=1e-4)
+    assert sampling_error(0.9, None) == 0.0
+    pruner = NoisyMedianPruner(n_startup_trials=1, n_warmup_steps=1)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    study.add_trial(optuna.trial.create_trial(
+        value=0.95, intermediate_values={0: 0.70, 1: 0.80, 2: 0.861},
+        user_attrs={"fold_scores": [0.95, 0.95, 0.95]}))  # fold noise: 0
+
+    def verdict(score: float, samples: int | None) -> bool:
+        trial = study.ask()
+        if samples is not None:
+            trial.set_user_attr("val_samples", samples)
+        trial.report(0.77, 0)
+        trial.report(score, 2)
+        return pruner.prune(study, study._storage.get_trial(trial._trial_id))
+
+    assert verdict(0.858, None)  # no sample count: the plain median rule stops it
+    assert not verdict(0.858, 851)  # within one standard error of 851 samples
+    assert verdict(0.840, 851)  # 0.021 behind: more than the sampling error
+    assert not verdict(0.840, 182)  # on 182 samples one standard error is 0.026
+
+
+def test_the_leading_familys_portfolio_start_is_judged_on_its_folds_not_its_epochs():
+    """On splice the biosequence default (CV 0.957 run to the end) was stopped at epoch 3
+    against the first portfolio start's 0.955: early epochs of a one-cycle schedule say
+    little. Other families' starts are judged like any candidate (they cost too much)."""
+    import optuna
+
+    from automed.searching.fidelity import FOLD_STEP, PORTFOLIO_ATTR, NoisyMedianPruner
+
+    pruner = NoisyMedianPruner(n_startup_trials=1, n_warmup_steps=1)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    study.add_trial(optuna.trial.create_trial(
+        value=0.95, intermediate_values={1: 0.85, 2: 0.89, FOLD_STEP + 1: 0.95},
+        params={"architecture": "cnn"},
+        distributions={"architecture": optuna.distributions.CategoricalDistribution(
+            ["cnn", "rnn"])},
+        user_attrs={"fold_scores": [0.95, 0.95, 0.95]}))
+
+    def verdict(values: dict[int, float], start: str | None) -> bool:
+        trial = study.ask()
+        if start:
+            trial.set_user_attr(PORTFOLIO_ATTR, start)
+        for step, v in values.items():
+            trial.report(v, step)
+        return pruner.prune(study, study._storage.get_trial(trial._trial_id))
+
+    assert verdict({1: 0.60, 2: 0.70}, None)  # a searched candidate this far behind stops
+    assert not verdict({1: 0.60, 2: 0.70}, "cnn")  # the leading family's start goes on ...
+    assert verdict({1: 0.60, 2: 0.70, FOLD_STEP + 1: 0.80}, "cnn")  # ... to its fold steps
+    assert verdict({1: 0.60, 2: 0.70}, "rnn")  # another family's start is judged by epoch
+
+
+def test_a_candidate_that_cannot_finish_before_the_refits_stops_after_two_epochs():
+    """PneumoniaMNIST: a 525 s candidate started late would be stopped at the limit with
+    nothing to show; at its measured pace it is stopped after PACE_EPOCHS epochs instead."""
+    import time
+    from types import SimpleNamespace
+
+    from automed.searching.objective import PACE_EPOCHS, Objective, WontFinish
+
+    seen = []
+    o = Objective.__new__(Objective)
+    o.plan, o.reserve, o._complete = SimpleNamespace(folds=3), 5.0, True
+    now = time.monotonic()
+    o._started = now - 4.0  # two epochs in 4 s: 2 s an epoch, 28 epochs (56 s) to go
+    watch = o._pace_watch(lambda e, loss: seen.append(e), {"epochs": 10})
+    o.deadline = now + 30.0  # 25 s left before the refits' 5 s
+    watch(0, 1.0)  # one epoch is not a pace yet
+    with pytest.raises(WontFinish, match=r"would need about 5\d s more"):
+        watch(PACE_EPOCHS - 1, 1.0)
+    assert seen == [0, PACE_EPOCHS - 1]  # pruning and collapse checks ran first
+    o.deadline = now + 70.0  # 65 s left: it fits and goes on
+    watch(PACE_EPOCHS - 1, 1.0)
+    o.deadline, o._complete = now + 30.0, False  # nothing complete: a search always answers
+    o.store, o.study_name = None, None
+    o.has_complete = lambda: False
+    watch(PACE_EPOCHS - 1, 1.0)
+    o.deadline = None  # no --timeout: nothing to fit
+    watch(PACE_EPOCHS - 1, 1.0)

@@ -47,6 +47,15 @@ class _EpochPruned(Exception):
     """The pruner stopped a candidate between two epochs of fold 0."""
 
 
+class WontFinish(Exception):
+    """At its fold-0 pace, a candidate would end past the time left before the refits."""
+
+
+# Fold-0 epochs a candidate's pace is measured over before it may be stopped for not
+# finishing in time (the first epoch carries one-off costs).
+PACE_EPOCHS = 2
+
+
 def candidate_params(study_params: dict[str, Any], max_epochs: int | None,
                      fixed: dict[str, Any] | None = None) -> tuple[str, dict]:
     """A finished trial's family and the parameters it really trained with (epochs capped).
@@ -141,6 +150,7 @@ class Objective:
         self.refits_after = 0
         self.reserve = 0.0
         self._complete = False
+        self._started = 0.0  # monotonic start of the candidate this process trains
         self._fold_cache: dict[tuple[int, str], tuple] = {}
 
     @property
@@ -180,6 +190,7 @@ class Objective:
         spec = self.p.spec_for(name)
         folds = self.plan.folds
         start = time.perf_counter()
+        self._started = time.monotonic()
         fold_scores: list[float] = []
         fold_metrics: list[dict] = []
         params: dict[str, Any] = {}
@@ -222,7 +233,8 @@ class Objective:
                 torch.manual_seed(self.plan.seed + trial.number)
                 model = arch.build(params, spec)
                 # Fold 0 is the low-fidelity rung: a validation score per epoch (see fidelity).
-                on_epoch = (self._epoch_watch(trial, model, xva, yva, params) if i == 0
+                on_epoch = (self._pace_watch(self._epoch_watch(trial, model, xva, yva, params),
+                                             params) if i == 0
                             else self._check_deadline)
                 fit_model(model, xtr, ytr, params, spec, device=self.device,
                           on_epoch=on_epoch, seed=self.plan.seed + trial.number * 100 + i)
@@ -250,6 +262,9 @@ class Objective:
             raise optuna.TrialPruned(str(exc)) from None
         except optuna.TrialPruned:
             raise
+        except WontFinish as exc:
+            record("pruned", f"OutOfTime: {exc}")
+            raise optuna.TrialPruned(str(exc)) from None
         except OutOfTime:
             record("pruned", "OutOfTime: stopped at the --timeout limit")
             trial.study.stop()
@@ -280,6 +295,7 @@ class Objective:
             return self._check_deadline
         tp = training_params(params)
         ytr = self.p.train.y[self.p.splits[0][0]]
+        trial.set_user_attr("val_samples", int(len(yva)))  # the pruner's noise floor
         watch = CollapseWatch(
             yva, self.p.train.classes, int(tp["epochs"]),
             steps_per_epoch=fold_steps({**tp, "epochs": 1}, len(ytr)),
@@ -297,6 +313,31 @@ class Objective:
             if trial.should_prune():
                 raise _EpochPruned(f"fold-1 score below the completed candidates' after epoch "
                                    f"{epoch + 1}")
+
+        return on_epoch
+
+    def _pace_watch(self, inner: Callable[[int, float], None],
+                    params: dict[str, Any]) -> Callable[[int, float], None]:
+        """Fold 0's callback, plus AutoGluon's rule for models that cannot fit the time
+        left: once a candidate has trained ``PACE_EPOCHS`` epochs, if at that pace its folds
+        would end past the deadline less the refit reserve, it stops there (stored as pruned,
+        ``OutOfTime: would need ...``) instead of at the limit with nothing to show, and the
+        search goes on with candidates that fit. The first complete candidate is exempt (a
+        search always answers)."""
+        epochs = int(training_params(params)["epochs"])
+        folds = self.plan.folds
+
+        def on_epoch(epoch: int, loss: float) -> None:
+            inner(epoch, loss)
+            if self.deadline is None or epoch + 1 < PACE_EPOCHS or epoch + 1 >= epochs:
+                return
+            now = time.monotonic()
+            pace = (now - self._started) / (epoch + 1)
+            left = pace * (epochs * folds - epoch - 1)
+            if now + left > self.deadline - self.reserve and self.has_complete():
+                raise WontFinish(f"would need about {left:.0f} s more at its pace; "
+                                 f"{max(0.0, self.deadline - self.reserve - now):.0f} s "
+                                 "were left before the refits")
 
         return on_epoch
 

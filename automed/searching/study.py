@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 from automed.architecture import prefixed
 from automed.contract import carried_attrs, fixed_attrs
 from automed.errors import CandidateError
-from automed.searching.fidelity import make_pruner
+from automed.searching.fidelity import PORTFOLIO_ATTR, make_pruner
 from automed.searching.plan import HEARTBEAT_INTERVAL
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -150,7 +150,7 @@ def enqueue_defaults(study: optuna.Study, defaults: list[tuple[str, dict, dict]]
     """
     for name, params, fixed in defaults:
         study.enqueue_trial(prefixed(name, params),
-                            user_attrs={"automed_default": name, **fixed_attrs(fixed)})
+                            user_attrs={PORTFOLIO_ATTR: name, **fixed_attrs(fixed)})
 
 
 def interrupted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -165,8 +165,11 @@ def retry_interrupted(study: optuna.Study) -> None:
     done = {t.user_attrs.get("retry_of") for t in trials}
     for t in interrupted(study):
         if t.number not in done and t.params:
+            start = t.user_attrs.get(PORTFOLIO_ATTR)
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number,
-                                                      **carried_attrs(t)})
+                                                      **carried_attrs(t),
+                                                      **({PORTFOLIO_ATTR: start} if start
+                                                         else {})})
 
 
 def _lost_to_a_sweep(exc: BaseException) -> bool:
