@@ -32,7 +32,8 @@ from automed.errors import AutomedError, ConfigError
 from automed.results.artifact import default_dir
 from automed.searching import portfolio
 from automed.searching.devices import plan_slots
-from automed.searching.ensemble import ENSEMBLE_TRIAL, build_ensemble, save_ensemble
+from automed.searching.ensemble import (ENSEMBLE_TRIAL, build_ensemble, held_for_members,
+                                       save_ensemble, select_ensemble)
 from automed.searching.manifest import build_manifest, enable_determinism
 from automed.searching.objective import Objective
 from automed.searching.plan import (DEFAULT_BAG, HEARTBEAT_INTERVAL, DataPlan, SearchPlan,
@@ -336,8 +337,15 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
                   "architecture": best.params["architecture"], "test": test is not None,
                   "seeds": plan.bag})
         store.finish_search(search_id, status="refitting")
+        completed_by_number = {t.number: t for t in completed}
+        # A better ensemble's other members get their refit time before the answer's extra
+        # bag seeds (see ensemble.held_for_members).
+        selected = (select_ensemble(p, store, search_id, study_name, completed_by_number)
+                    if ensemble and deadline is not None else None)
+        hold = (held_for_members(selected, completed_by_number, best.number, plan.folds,
+                                 deadline) if selected is not None else 0.0)
         try:
-            r = refit_best(p, best, dev, deadline=deadline)
+            r = refit_best(p, best, dev, deadline=None if deadline is None else deadline - hold)
         except KeyboardInterrupt:
             store.finish_search(search_id, status="interrupted")
             raise
@@ -352,11 +360,10 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
             store.delete_candidate(search_id, ENSEMBLE_TRIAL)  # a resumed run's old blend
         if ensemble:
             progress({"event": "ensembling"})
-            completed_by_number = {t.number: t for t in completed}
             try:
                 ens = build_ensemble(p, store, search_id, study_name, completed_by_number, dev,
                                      refits={best.number: r}, progress=progress,
-                                     deadline=deadline)
+                                     deadline=deadline, selected=selected)
             except KeyboardInterrupt:
                 store.finish_search(search_id, status="interrupted")
                 raise
