@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from automed.plugin_manager import get_plugin_manager
 from automed.searching import portfolio
@@ -41,3 +42,31 @@ def test_portfolio_is_queued_round_robin_and_capped(tmp_path, monkeypatch):
     assert len(_family_defaults(archs, _spec(), trials=4)) == 2
     assert len(_family_defaults(archs, _spec(), trials=1)) == 2
     portfolio._load.cache_clear()
+
+
+def _portfolio_script():
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "portfolio.py"
+    spec = importlib.util.spec_from_file_location("portfolio_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_portfolio_order_by_score_and_by_gain_per_second():
+    """Hand-computed on a PneumoniaMNIST-like pool: entry 0 is best on average but costs 9x
+    entry 1, which is level with it on one dataset."""
+    greedy = _portfolio_script().greedy_portfolio
+    scores = {"breast": [0.862, 0.845, 0.835, 0.800],
+              "pneumonia": [0.965, 0.968, 0.924, 0.900]}
+    seconds = {"breast": [90.0, 20.0, 20.0, 20.0], "pneumonia": [525.0, 57.0, 60.0, 55.0]}
+    # normalised: breast [1, .73, .56, 0], pneumonia [.96, 1, .35, 0]
+    assert greedy(scores, 3) == [0, 1, 2]  # score alone: the best sum (1.96) first
+    # per second: entry 0 costs (90/20 + 525/58.5) / 2 = 6.74 (gain 1.96: 0.29 a unit),
+    # entry 1 costs (1 + 0.97) / 2 = 0.99 (gain 1.73: 1.75 a unit) -> 1, then 0 (the only
+    # gain left, on breast), then 2 and 3 gain nothing: the better score, 2
+    assert greedy(scores, 3, seconds) == [1, 0, 2]
+    # an unmeasured entry costs the most measured one
+    seconds["pneumonia"][1] = None
+    assert greedy(scores, 2, seconds)[0] == 2
