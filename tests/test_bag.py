@@ -134,3 +134,36 @@ def test_the_refit_reserve_keeps_at_least_one_refit_of_a_long_candidate():
     # ... and a short candidate completing after it does not shrink the reserve back
     assert reserve(525.0, 57.0) == pytest.approx(262.5)
     assert reserve(57.0, 525.0) == pytest.approx(262.5)
+
+
+def test_bag_seeds_leave_time_for_the_bags_test_prediction(demo_signal, tmp_path, monkeypatch):
+    """ECGFiveDays (23 training series, 861 test series): the seeds were paced by their
+    training alone, and the bag's test prediction (once per seed) ended the refit 15 s past
+    --timeout. A seed now also counts one test prediction per seed in the bag."""
+    import automed.searching.refit as refit_module
+
+    storage = f"sqlite:///{tmp_path / 'd.db'}"
+    result = search(demo_signal, storage=storage, study="d", trials=1, folds=2,
+                    max_epochs=2, bootstrap=0, refit=False)
+    plan = SearchPlan.from_dict(Store(storage).search("d")["config"]["plan"])
+    p = prepare(plan)
+    assert p.test is not None
+    trial = optuna.load_study(study_name=result.study, storage=storage).trials[0]
+    real, calls = refit_module.predict_proba, []
+
+    def slow(model, x, **kw):  # a slow test prediction: 0.5 s per seed in the model
+        calls.append(len(getattr(model, "members", [model])))
+        time.sleep(0.5 * calls[-1])
+        return real(model, x, **kw)
+
+    monkeypatch.setattr(refit_module, "predict_proba", slow)
+    started = time.monotonic()
+    one = refit_best(p, trial, torch.device("cpu"), seeds=3, deadline=started + 1.2)
+    # after the first seed and its 0.5 s prediction, a second seed plus a two-seed bag's
+    # 1.0 s of prediction would not fit: one seed, whose prediction is reused
+    assert one.seeds == 1 and calls == [1]
+    assert one.test_scores is not None
+    calls.clear()
+    three = refit_best(p, trial, torch.device("cpu"), seeds=3,
+                       deadline=time.monotonic() + 600.0)
+    assert three.seeds == 3 and calls == [1, 3]  # timed on the first seed, then the bag
