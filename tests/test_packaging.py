@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import site
 import subprocess
 import venv
 import zipfile
@@ -40,9 +41,18 @@ def _run(args: list, cwd: Path, timeout: int = 240) -> subprocess.CompletedProce
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("fresh")
-    # No pip of its own: the system's pip and setuptools (>= 70, bdist_wheel built in) serve.
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(tmp / "env")
+    # No pip of its own: this interpreter's pip and setuptools (>= 70, bdist_wheel built in)
+    # serve. The new env sees the site-packages of the interpreter running the tests, not the
+    # base interpreter's (system_site_packages would): in a fresh venv made as the README says,
+    # the base interpreter has an old setuptools without bdist_wheel, and no torch.
+    venv.EnvBuilder(system_site_packages=False, with_pip=False).create(tmp / "env")
     python = tmp / "env" / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; "
+                              "print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    parents = [p for p in site.getsitepackages() if Path(p).is_dir()]
+    (Path(purelib) / "_parent_site.pth").write_text(
+        "import site; " + "; ".join(f"site.addsitedir({p!r})" for p in parents) + "\n")
     # Build from copies: an in-tree build leaves build/ folders whose stale files leak.
     src = shutil.copytree(REPO, tmp / "automed-src", ignore=shutil.ignore_patterns(
         "examples", ".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", "*.db",
