@@ -80,6 +80,11 @@ class Architecture(ABC):
     name: str = ""
     modalities: frozenset[str] = frozenset()
     description: str = ""
+    # Train and predict under bf16 autocast on CPUs that compute bf16 natively (AMX,
+    # AVX512-BF16), as every family does on a GPU. Off by default: it halved the epoch time of
+    # convolutions and LSTMs on such a CPU but doubled a transformer's (BENCHMARKS.md, "bf16 on
+    # the CPU"), so a family opts in where it measured faster.
+    cpu_bf16: bool = False
 
     @abstractmethod
     def search_space(self, trial: Any, spec: Spec) -> dict[str, Any]:

@@ -151,6 +151,7 @@ class BioSequence(Architecture):
     modalities = frozenset({"biosequence"})
     description = ("Motif CNN for DNA/RNA/protein: one-hot or k-mer input, dilation, "
                    "reverse-complement weight sharing")
+    cpu_bf16 = True  # measured faster under bf16 autocast (BENCHMARKS.md, "bf16 on the CPU")
 
     def search_space(self, trial: Any, spec: Spec) -> dict[str, Any]:
         params: dict[str, Any] = {

@@ -27,6 +27,7 @@ class CNN(Architecture):
     name = "cnn"
     modalities = frozenset({"image", "signal"})
     description = "Convolutional network (2-D for images, 1-D for signals) with global pooling"
+    cpu_bf16 = True  # measured faster under bf16 autocast (BENCHMARKS.md, "bf16 on the CPU")
 
     def search_space(self, trial: Any, spec: Spec) -> dict[str, Any]:
         is_signal = spec.modality == "signal"

@@ -65,6 +65,7 @@ class LSTM(Architecture):
     modalities = SEQUENCE_MODALITIES
     description = ("LSTM, stacked, optionally bidirectional, conv stem; last-state, attention "
                    "or max+mean pooling")
+    cpu_bf16 = True  # measured faster under bf16 autocast (BENCHMARKS.md, "bf16 on the CPU")
 
     def search_space(self, trial: Any, spec: Spec) -> dict[str, Any]:
         params = suggest_stem(trial, spec)

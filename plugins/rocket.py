@@ -259,6 +259,7 @@ class Rocket(Architecture):
     modalities = frozenset({"signal"})
     description = ("MiniRocket/MultiRocket: fixed dilated random-convolution features "
                    "(PPV, max, MultiRocket's four) and a trained linear head")
+    cpu_bf16 = True  # measured faster under bf16 autocast (BENCHMARKS.md, "bf16 on the CPU")
 
     def search_space(self, trial: Any, spec: Spec) -> dict[str, Any]:
         return {

@@ -51,6 +51,7 @@ class TextCNN(Architecture):
     name = "textcnn"
     modalities = frozenset({"text", "biosequence"})
     description = "TextCNN (Kim 2014): 1-D convolutions of several widths, max over time"
+    cpu_bf16 = True  # measured faster under bf16 autocast (BENCHMARKS.md, "bf16 on the CPU")
 
     def search_space(self, trial: Any, spec: Spec) -> dict[str, Any]:
         small = (spec.vocab_size or 0) <= 32

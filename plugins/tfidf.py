@@ -151,6 +151,7 @@ class Tfidf(Architecture):
     modalities = frozenset({"text"})
     description = ("TF-IDF of word 1-2-grams and character 3-5-grams (fitted per fold), linear "
                    "head, squared-hinge (LinearSVC) or cross-entropy loss")
+    cpu_bf16 = True  # measured faster under bf16 autocast (BENCHMARKS.md, "bf16 on the CPU")
 
     def preprocessor(self, modality: str) -> TfidfFeatures:
         return TfidfFeatures()

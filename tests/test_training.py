@@ -66,3 +66,35 @@ def test_augmentation_keeps_shapes_and_changes_values():
     sig = torch.rand(5, 2, 50)
     out = augment_batch(sig, "signal", g)
     assert out.shape == sig.shape and not torch.allclose(out, sig)
+
+
+class _DtypeSpy(nn.Module):
+    """Records the dtype a Linear layer computes in: bf16 under CPU autocast, else float32."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(32, 2)
+        self.seen: set = set()
+
+    def forward(self, x):
+        out = self.lin(x.flatten(1))
+        self.seen.add(out.dtype)
+        return out
+
+
+@pytest.mark.parametrize("env, opted_in, expected", [
+    ("1", True, torch.bfloat16),   # a family that opted in, on a CPU said to compute bf16
+    ("1", False, torch.float32),   # a family that did not opt in stays in float32
+    ("0", True, torch.float32),    # AUTOMED_CPU_BF16=0 keeps everything in float32
+])
+def test_cpu_bf16_only_for_families_that_opt_in(monkeypatch, env, opted_in, expected):
+    monkeypatch.setenv("AUTOMED_CPU_BF16", env)
+    x, y = _separable()
+    spec = Spec("signal", (1, 32), 2)
+    model = _DtypeSpy()
+    fit_model(model, x, y, {"epochs": 1, "batch_size": 32}, spec, cpu_bf16=opted_in)
+    assert model.seen == {expected}
+    model.seen.clear()
+    proba = predict_proba(model, x, cpu_bf16=opted_in)
+    assert model.seen == {expected} and proba.dtype == np.float64
+

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 import torch
 
 from automed.data.dataset import Dataset
+from automed.searching.training import cpu_bf16_supported
 
 PACKAGES = ("automed", "torch", "optuna", "scikit-learn", "numpy", "sqlalchemy", "safetensors")
 
@@ -43,6 +44,8 @@ def build_manifest(train: Dataset, test: Dataset | None, *, seed: int, device: t
         "versions": {"python": sys.version.split()[0],
                      **{p: _version(p) for p in PACKAGES}},
         "device": device_name(device),
+        # bf16 autocast for the families that opt in (Architecture.cpu_bf16); always on a GPU
+        "cpu_bf16": device.type == "cpu" and cpu_bf16_supported(),
         "platform": platform.platform(),
         "leakage": leakage or {},
     }
