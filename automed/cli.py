@@ -85,9 +85,16 @@ class _Progress:
             bag = f" with {seeds} seeds (averaged)" if seeds > 1 else ""
             click.echo(f"refitting #{e['trial']} ({e['architecture']}) on all training data"
                        f"{bag} {target}", err=True)
+        elif kind == "answer":
+            target = "scoring it on the test set" if e["test"] else "no test set given"
+            what = (f"#{e['trial']}" if len(e["members"]) == 1 else
+                    "the ensemble of " + ", ".join(f"#{t}" for t in e["members"]))
+            click.echo(f"answering with {what}: the {e['folds']} models of its "
+                       f"cross-validation, averaged (no refit); {target}", err=True)
         elif kind == "ensemble":
             verdict = ("better, but refitting its members would end past --timeout; "
                        "keeping the best single candidate" if e["better"] and e.get("late") else
+                       "better: answering with it" if e["better"] and e.get("from_folds") else
                        "better: refitting its members" if e["better"] else
                        "not better than the best single candidate by more than its fold "
                        "noise; keeping that one")
@@ -101,13 +108,14 @@ class _Progress:
 def format_timing(t: dict) -> str:
     """Wall time per phase against --timeout, so an overrun is visible, never hidden."""
     parts = [f"search {t['search_s']:.0f} s"]
-    parts += [f"{name} {t[key]:.0f} s" for name, key in (("refit", "refit_s"),
+    parts += [f"{name} {t[key]:.0f} s" for name, key in (("answer", "answer_s"),
+                                                          ("refit", "refit_s"),
                                                           ("ensemble", "ensemble_s"))
               if t.get(key) is not None]
     line = f"wall time: {' + '.join(parts)} = {t.get('total_s', t['search_s']):.0f} s"
     if t.get("timeout"):
         over = t.get("total_s", t["search_s"]) - t["timeout"]
-        line += (f" (--timeout {t['timeout']:g} s; {over:.0f} s over it, spent refitting "
+        line += (f" (--timeout {t['timeout']:g} s; {over:.0f} s over it, spent on "
                  "the answer)" if over > 0 else f" (within --timeout {t['timeout']:g} s)")
     return line
 
@@ -181,9 +189,12 @@ def cli() -> None:
 @click.option("--no-ensemble", is_flag=True, help="Answer with the best single candidate; "
               "build no ensemble of the best candidates.")
 @click.option("--max-epochs", type=int, help="Cap every candidate's training epochs (quick runs).")
-@click.option("--bag", default=DEFAULT_BAG, show_default=True, help="Refit the answer with this many "
-              "seeds and average their probabilities (1: a single refit); under --timeout, "
-              "seeds that would end past the limit are skipped.")
+@click.option("--refit-full", is_flag=True, help="Refit the answer on all training data "
+              "instead of answering with the k models its cross-validation trained (the "
+              "default: no refit, AutoGluon's bagging).")
+@click.option("--bag", type=int, help="With --refit-full: refit with this many seeds and "
+              f"average their probabilities (default {DEFAULT_BAG}; 1: a single refit); under "
+              "--timeout, seeds that would end past the limit are skipped.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @click.option("--group-col", help="Patient/study id column (tables) or npz key: grouped CV and "
@@ -203,7 +214,7 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
            architectures, seed, plugin_sources, format_, modality, label_col, device, gpus,
            trials_per_gpu, workers, heartbeat, no_prune, no_ensemble, max_epochs, as_json,
            quiet, group_col, groups_file, test_fraction, artifacts, bootstrap, deterministic,
-           text_cols, id_col, bag) -> None:
+           text_cols, id_col, refit_full, bag) -> None:
     """Search architectures and hyperparameters for DATA; print the leaderboard.
 
     DATA is a .npz (MedMNIST layout or x/y), a folder of class sub-folders of images, or a
@@ -226,7 +237,8 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
         heartbeat=heartbeat, progress=_Progress(quiet or as_json), plugins=list(plugin_sources),
         group_col=group_col, groups=groups_file, test_fraction=test_fraction,
         artifacts=artifacts, bootstrap=bootstrap, deterministic=deterministic,
-        ensemble=not no_ensemble, text_col=list(text_cols) or None, id_col=id_col, bag=bag)
+        ensemble=not no_ensemble, text_col=list(text_cols) or None, id_col=id_col,
+        refit_full=refit_full, bag=bag)
     if workers == 0:
         click.echo(f"created study {result.study!r}; join it with: automed worker --study "
                    f"{result.study} --storage {result.storage}"

@@ -48,9 +48,14 @@ def automed_side(args) -> dict:
         else Path(args.test) if args.test else None
     storage = f"sqlite:///{args.workdir}/automed.db"
     events = []
+    if args.first:
+        from automed.searching import foldbag
+
+        foldbag.KEEP = 10**6  # keep the first candidate's fold models, however it ranks
     started = time.perf_counter()
     result = automed.search(data, test=test, folds=args.folds, timeout=args.timeout,
                             storage=storage, seed=args.seed, artifacts=args.workdir,
+                            refit_full=args.refit_full,
                             progress=lambda e: events.append((time.perf_counter(), e)))
     total = time.perf_counter() - started
     rows = Store(storage).candidates(result.study)
@@ -67,7 +72,8 @@ def automed_side(args) -> dict:
         "best_single": {"trial": result.best["trial"], "cv": result.best["score_mean"],
                         "architecture": result.best["architecture"],
                         "test": (cfg.get("single") or {}).get("test_scores")},
-        "answer": cfg.get("answer"), "ensemble": (cfg.get("ensemble") or {}).get("label"),
+        "answer": cfg.get("answer"), "answer_from": cfg.get("answer_from"),
+        "ensemble": (cfg.get("ensemble") or {}).get("label"),
         "ensemble_oof": (cfg.get("ensemble") or {}).get("oof_score"),
         "test_acc": result.test_scores["accuracy"], "test_auc": result.test_scores["auroc"],
         "test_ci": {k: result.test_ci[k] for k in ("accuracy", "auroc")}
@@ -82,19 +88,29 @@ def automed_side(args) -> dict:
     }
     first = next((r for r in rows if r["trial"] == 0), None)
     if args.first and first is not None and first["state"] == "complete":
-        # The first portfolio candidate, refit and scored the same way (outside the budget).
+        # The first portfolio candidate, answered the way the search answers (its fold
+        # models; refit with --refit-full) and scored on the same test set, after the race.
         import optuna
 
+        from automed.evaluation import metrics as M
+        from automed.searching import foldbag
         from automed.searching.plan import SearchPlan
         from automed.searching.prepare import prepare
 
         plan = SearchPlan.from_dict(cfg["plan"])
         p = prepare(plan)
-        study = optuna.load_study(study_name=result.study, storage=storage)
-        r = refit_best(p, study.trials[0], torch.device("cpu"))
-        out["first_candidate"] = {"cv": first["score_mean"],
-                                  "test_acc": r.test_scores["accuracy"],
-                                  "test_auc": r.test_scores["auroc"]}
+        bag = (None if args.refit_full else
+               foldbag.load_bag(foldbag.candidates_dir(result.artifact), 0))
+        if bag is not None:
+            proba = bag.predict_proba(p.test.x)
+            scores = {m: M.score(m, p.test.y, proba, p.average, p.pos_label)
+                      for m in ("accuracy", "auroc")}
+        else:
+            study = optuna.load_study(study_name=result.study, storage=storage)
+            scores = refit_best(p, study.trials[0], torch.device("cpu")).test_scores
+        out["first_candidate"] = {"cv": first["score_mean"], "from_folds": bag is not None,
+                                  "test_acc": scores["accuracy"],
+                                  "test_auc": scores["auroc"]}
     return out
 
 
@@ -135,7 +151,9 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--first", action="store_true",
-                    help="also refit and test the first portfolio candidate (after the race)")
+                    help="also test the first portfolio candidate (after the race)")
+    ap.add_argument("--refit-full", action="store_true",
+                    help="automed refits its answer instead of answering with fold models")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", type=Path,
                     help="keep automed's study database and models in this folder")
@@ -159,7 +177,8 @@ def main() -> None:
             [*env_cmd, __file__, "--data", data, "--timeout", str(args.timeout),
              "--folds", str(args.folds), "--seed", str(args.seed), "--workdir", tmp,
              "--automed-only", f"{tmp}/ours.json", *test,
-             *(["--first"] if args.first else [])])
+             *(["--first"] if args.first else []),
+             *(["--refit-full"] if args.refit_full else [])])
         if data.endswith(".jsonl"):
             peer = None
             text_peer = text_baseline(Path(data))

@@ -154,9 +154,15 @@ def ws(tmp_path_factory) -> dict:
     con.commit()
     con.close()
     p["newer_db"] = str(newer)
-    # Tampered model folders.
+    # Tampered model folders: one fold model of the answer (a single-model artifact), and the
+    # answer itself (a bag of fold models) with one fold damaged or pointing outside.
+    bag, model = model, model / "fold-0"
     tampered = root / "tampered"
     tampered.mkdir()
+    p["m_bag_fold"] = str(_tamper(bag, tampered / "bagfold", lambda f: (
+        f / "fold-1" / "model.safetensors").write_bytes(b"\x00" * 64)))
+    p["m_bag_escape"] = str(_tamper(bag, tampered / "bagescape", _edit_json(
+        lambda c: c["ensemble"]["members"][0].update(folder="../../victim"))))
     p["m_json"] = str(_tamper(model, tampered / "json", lambda f: (
         f / "automed_model.json").write_text("{not json")))
     p["m_list_json"] = str(_tamper(model, tampered / "list", lambda f: (
@@ -209,6 +215,8 @@ CASES: list[tuple[str, list[str], str, str | None]] = [
     ("search-heartbeat-neg", ["search", "{data}", "--heartbeat", "-1"], "db", None),
     ("search-bag-0", ["search", "{data}", "--bag", "0"], "db", None),
     ("search-bag-too-many", ["search", "{data}", "--bag", "1000"], "db", None),
+    # --bag seeds a refit: without --refit-full the answer is the fold models, nothing to seed
+    ("search-bag-without-refit-full", ["search", "{data}", "--bag", "2"], "db", None),
     ("search-bootstrap-neg", ["search", "{data}", "--bootstrap", "-5"], "db", None),
     ("search-workers-neg", ["search", "{data}", "--workers", "-1"], "db", None),
     ("search-trials-per-gpu-0", ["search", "{data}", "--trials-per-gpu", "0"], "db", None),
@@ -354,6 +362,9 @@ CASES: list[tuple[str, list[str], str, str | None]] = [
     ("model-format", ["predict", "{data}", "--model", "{m_format}"], "db", None),
     ("model-preprocessor", ["predict", "{data}", "--model", "{m_bad_pre}"], "db", None),
     ("model-empty-folder", ["predict", "{data}", "--model", "{m_empty}"], "db", None),
+    ("model-bag-damaged-fold", ["predict", "{data}", "--model", "{m_bag_fold}"], "db", None),
+    ("model-bag-member-outside", ["predict", "{data}", "--model", "{m_bag_escape}"], "db",
+     None),
     # export, demo, plugins
     ("export-under-file", ["export", "--study", STUDY, "-o", "{a_file}/out", "--storage",
                            "{storage}"], "db", None),

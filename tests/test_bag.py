@@ -1,5 +1,6 @@
-"""Seed bagging (``--bag``): the answer is refit with several seeds and answers with the mean
-of their probabilities, on every loader; and the refit trains what the candidate trained."""
+"""Seed bagging (``--refit-full --bag``): the answer is refit with several seeds and answers
+with the mean of their probabilities, on every loader; and the answer, refit or made of fold
+models, trains what the candidate trained."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from automed.data.loaders import load_data
-from automed.plugin_manager import reset_plugin_manager
+from automed.plugin_manager import get_plugin_manager, reset_plugin_manager
 from automed.results.artifact import LoadedModel
 from automed.results.model_card import render_model_card
 from automed.searching.plan import SearchPlan
@@ -42,12 +43,14 @@ def test_bag_refits_several_seeds_and_the_artifact_predicts_their_mean(fmt, tmp_
     storage = f"sqlite:///{tmp_path / 'bag.db'}"
     opts = dict(format=FORMATS[fmt], label_col=LABEL_COL.get(fmt),
                 group_col=GROUP_COL.get(fmt, "patient"))
-    result = search(path, **opts, storage=storage, study="bag", trials=1, folds=2, max_epochs=2, bootstrap=0, bag=2,
-                    ensemble=False, prune=False, artifacts=tmp_path / "models")
+    result = search(path, **opts, storage=storage, study="bag", trials=1, folds=2, max_epochs=2,
+                    bootstrap=0, refit_full=True, bag=2, ensemble=False, prune=False,
+                    artifacts=tmp_path / "models")
     assert isinstance(result.model, SeedBag) and len(result.model.members) == 2
     x = load_data(path, **opts).train.x[:40]
     tensor = result.preprocessor.transform(x)
-    each = [predict_proba(m, tensor) for m in result.model.members]
+    bf16 = get_plugin_manager().architectures()[result.best["architecture"]].cpu_bf16
+    each = [predict_proba(m, tensor, cpu_bf16=bf16) for m in result.model.members]
     assert not np.allclose(each[0], each[1], atol=1e-4), "the seeds trained the same model"
     loaded = LoadedModel(result.artifact)
     assert loaded.config["bag"] == 2
@@ -70,8 +73,9 @@ def test_bag_seeds_that_would_end_past_the_deadline_are_skipped(demo_signal, tmp
     assert full.seeds == 3 and len(full.model.members) == 3
 
 
-def test_refit_trains_the_constants_a_family_space_returns(demo_image, tmp_path,
-                                                           monkeypatch):
+@pytest.mark.parametrize("refit_full", [True, False], ids=["refit", "fold-models"])
+def test_the_answer_trains_the_constants_a_family_space_returns(demo_image, tmp_path,
+                                                                monkeypatch, refit_full):
     # tinymlp's training_space returns batch_size 16, weight_decay 0 and augment False
     # without asking the study; the refit used to train the defaults (64, 1e-4) instead.
     monkeypatch.setenv("AUTOMED_PLUGINS_PATH", TINY)
@@ -79,7 +83,8 @@ def test_refit_trains_the_constants_a_family_space_returns(demo_image, tmp_path,
     try:
         storage = f"sqlite:///{tmp_path / 'c.db'}"
         result = search(demo_image, storage=storage, study="c", trials=2, folds=2,
-                        max_epochs=2, bootstrap=0, bag=1, ensemble=False,
+                        max_epochs=2, bootstrap=0, refit_full=refit_full,
+                        bag=1 if refit_full else None, ensemble=False,
                         architectures=["tinymlp"], artifacts=tmp_path / "models")
         params = LoadedModel(result.artifact).config["params"]
         assert (params["batch_size"], params["weight_decay"], params["augment"]) == \
@@ -105,7 +110,7 @@ def test_bag_with_two_workers_and_a_resume_that_changes_it(demo_signal, tmp_path
     # may ask for another bag: it refits the same answer with that many seeds.
     storage = f"sqlite:///{tmp_path / 'w.db'}"
     opts = dict(storage=storage, study="w", trials=2, folds=2, max_epochs=2, bootstrap=0,
-                ensemble=False, artifacts=tmp_path / "models")
+                ensemble=False, artifacts=tmp_path / "models", refit_full=True)
     two = search(demo_signal, workers=2, bag=2, **opts)
     assert isinstance(two.model, SeedBag) and len(two.model.members) == 2
     assert LoadedModel(two.artifact).config["bag"] == 2

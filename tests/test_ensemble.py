@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from automed.results.artifact import LoadedModel
 from automed.searching.ensemble import ENSEMBLE_TRIAL, greedy_select
 from automed.searching.runner import search
 from automed.storage import Store
@@ -93,6 +94,12 @@ def test_ensemble_gets_its_own_row_and_is_the_answer(ensembled):
     info = store.search(result.study)
     assert info["config"]["answer"] == "ensemble"
     assert info["test_scores"] == result.test_scores
+    # nothing was refit: each member of the saved answer is the bag of its two fold models
+    assert info["config"]["answer_from"] == "folds"
+    saved = LoadedModel(result.artifact)
+    assert sorted(m.config["trial"] for _, m in saved.members) == members
+    assert all([f.folder.name for _, f in m.members] == ["fold-0", "fold-1"]
+               for _, m in saved.members)
     # every complete candidate stored its out-of-fold probabilities, compactly
     oof = store.oof(info["id"])
     complete = {r["trial"] for r in store.candidates(result.study) if r["state"] == "complete"}
@@ -115,7 +122,7 @@ def test_ensemble_round_trips_export_then_predict_in_a_fresh_process(ensembled):
     with open(csv_path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     got = np.array([[float(r["p_0"]), float(r["p_1"])] for r in rows])
-    # the blend the search scored on the test set, from its in-memory refit members
+    # the blend the search scored on the test set, from its members' fold models
     expected = np.array(Store(url).test_predictions(result.study)["proba"])
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, atol=2e-5)

@@ -97,10 +97,11 @@ def _status(url: str, study: str) -> str:
     return Store(url, create=False).search(study)["status"]
 
 
-def _resume(data: Path, url: str, study: str, trials: int, workers: int | None = None):
+def _resume(data: Path, url: str, study: str, trials: int, workers: int | None = None,
+            refit_full: bool = False):
     return search(data, trials=trials, folds=2, architectures=["sleepy"], plugins=[SLEEPY],
                   prune=False, bootstrap=0, heartbeat=1, storage=url, study=study,
-                  workers=workers)
+                  workers=workers, refit_full=refit_full)
 
 
 def _clean(stderr: str) -> None:
@@ -241,12 +242,17 @@ def test_sigkill_during_a_candidate_then_resume(data, tmp_path, db_url):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
-def test_a_fault_during_the_refit_leaves_no_model_and_a_true_status(data, tmp_path, sig,
-                                                                     db_url):
+@pytest.mark.parametrize("sig, mode", [(signal.SIGINT, "folds"), (signal.SIGKILL, "folds"),
+                                       (signal.SIGKILL, "refit")],
+                         ids=["sigint-fold-models", "sigkill-fold-models", "sigkill-refit"])
+def test_a_fault_during_the_answer_leaves_no_model_and_a_true_status(data, tmp_path, sig,
+                                                                     mode, db_url):
     url = db_url
+    # 2 trials x 2 folds build 4 models; the 5th build is the answer's: the refit's model, or
+    # the first fold model of the winner's bag as it is loaded to predict the test set.
+    extra = ["--refit-full"] if mode == "refit" else []
     proc = _start(["search", str(data), "--storage", url, "--study", "r", "--trials", "2",
-                   *COMMON], tmp_path, AUTOMED_TEST_SLEEP_AT="5")  # 2 trials x 2 folds, refit
+                   *COMMON, *extra], tmp_path, AUTOMED_TEST_SLEEP_AT="5")
     rc, err = _signal_at_marker(proc, sig)
     info = Store(url, create=False).search("r")
     assert not (info["config"] or {}).get("artifact")
@@ -257,10 +263,10 @@ def test_a_fault_during_the_refit_leaves_no_model_and_a_true_status(data, tmp_pa
     else:
         assert info["status"] == "refitting"  # what it was doing when it died
     assert _budget(url, "r")["counted"] == 2
-    result = _resume(data, url, "r", trials=2)  # nothing left to search: refit and save
+    result = _resume(data, url, "r", trials=2, refit_full=mode == "refit")  # answer and save
     assert _budget(url, "r")["counted"] == 2
-    assert _status(url, "r") == "complete" and (Path(result.artifact) /
-                                                "model.safetensors").is_file()
+    weights = "model.safetensors" if mode == "refit" else "fold-0/model.safetensors"
+    assert _status(url, "r") == "complete" and (Path(result.artifact) / weights).is_file()
 
 
 @pytest.mark.slow

@@ -110,7 +110,7 @@ def test_search_saves_a_model_that_predicts_in_a_fresh_process(tiny_bert, tmp_pa
     data = _notes(tmp_path / "notes.csv")
     result = search(data, architectures=["hf"], folds=2, trials=2, max_epochs=1,
                     storage=f"sqlite:///{tmp_path / 'study.db'}", device="cpu",
-                    artifacts=tmp_path / "models", ensemble=False)
+                    artifacts=tmp_path / "models", ensemble=False, refit_full=True)
     rows = [r for r in result.leaderboard if r["state"] == "complete"]
     assert rows and {r["architecture"] for r in result.leaderboard} == {"hf"}
     assert result.spec.extra["hf_model"] == str(tiny_bert)  # the spec of the refit model

@@ -86,10 +86,8 @@ def test_search_learns_and_the_saved_model_predicts_in_a_fresh_process(tmp_path)
     first = min(result.leaderboard, key=lambda r: r["trial"])
     assert first["architecture"] == "tfidf" and first["score_mean"] >= 0.9  # chance: 1/3
     assert result.test_scores["accuracy"] >= 0.9
-    from automed.searching.training import predict_proba
-
     notes = [json.loads(line)["text"] for line in (tmp_path / "notes.jsonl").open()]
-    expected = predict_proba(result.model, result.preprocessor.transform(notes))
+    expected = result.predict_proba(notes)
     out = tmp_path / "pred.csv"
     run = subprocess.run([sys.executable, "-m", "automed.cli", "predict", "--model",
                           result.artifact, str(tmp_path / "notes.jsonl"), "--output", str(out)],

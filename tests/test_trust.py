@@ -254,7 +254,7 @@ def test_predict_after_export_in_a_fresh_process(tmp_path):
     result = _run(data, db, test_fraction=0.25, study="e")
     artifact = Path(result.artifact)
     assert artifact.parent == tmp_path / "automed_models" and artifact.name.startswith("e-")
-    assert (artifact / "model.safetensors").is_file()
+    assert (artifact / "fold-0" / "model.safetensors").is_file()  # the winner's fold models
     out = tmp_path / "export"
     exported = CliRunner().invoke(cli, ["export", "--study", "e", "--storage",
                                         f"sqlite:///{db}", "-o", str(out)])
@@ -272,7 +272,7 @@ def test_predict_after_export_in_a_fresh_process(tmp_path):
     assert rows[0] == "split,index,label,predicted,p_0,p_1" and len(rows) == 81
     proba = np.array([[float(v) for v in r.split(",")[4:]] for r in rows[1:]])
     x = load_data(data).train.x
-    expected = objective_module.predict_proba(result.model, result.preprocessor.transform(x))
+    expected = result.predict_proba(x)
     np.testing.assert_allclose(proba, expected, atol=1e-5)
     by_study = CliRunner().invoke(cli, ["predict", "--study", "e", "--storage",
                                         f"sqlite:///{db}", str(data)])

@@ -50,6 +50,20 @@ def default_dir(storage_url: str, study: str, root: str | Path | None = None) ->
     return Path.cwd() / "automed_models" / safe
 
 
+def clear_model_folder(folder: Path) -> None:
+    """Remove the model an earlier run saved in ``folder`` (a single model, an ensemble's
+    ``member-*`` or a fold bag's ``fold-*`` sub-folders), keeping anything else there."""
+    import shutil
+
+    folder = Path(folder)
+    for name in (WEIGHTS, CONFIG):
+        (folder / name).unlink(missing_ok=True)
+    for pattern in ("member-*", "fold-*"):
+        for old in folder.glob(pattern):
+            if old.is_dir():
+                shutil.rmtree(old)
+
+
 def save_artifact(folder: Path, model: torch.nn.Module, preprocessor: Preprocessor,
                   info: dict) -> Path:
     """Write weights and config to ``folder``; ``info`` holds architecture, params, spec, ..."""
@@ -89,6 +103,7 @@ class LoadedModel:
             raise DataError(f"{damaged} ({type(exc).__name__}: {exc}); export the model "
                             "again with `automed export`") from None
         self.members: list[tuple[float, LoadedModel]] = []
+        self.cpu_bf16 = False
         if members:
             # An ensemble: each member is a complete artifact in its own sub-folder.
             for folder, weight in members:
@@ -132,6 +147,7 @@ class LoadedModel:
             raise DataError(f"{damaged} ({type(exc).__name__}: {exc}); export the model "
                             "again with `automed export`") from None
         try:
+            self.cpu_bf16 = bool(archs[name].cpu_bf16)
             models = [archs[name].rebuild(params, self.spec) for _ in range(bag)]
             # A seed bag (see --bag): the members' mean probabilities.
             self.model = models[0] if bag == 1 else SeedBag(models)
@@ -149,6 +165,15 @@ class LoadedModel:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataError(f"{damaged}: its preprocessing state is unreadable "
                             f"({type(exc).__name__}: {exc}); export the model again") from None
+
+    def reading_config(self) -> dict[str, Any]:
+        """The config that says how to read samples for this model: its own, with the
+        preprocessing state of its first single model when it is an ensemble or a fold bag
+        (every member was fitted on the same columns and fields)."""
+        leaf = self
+        while leaf.members:
+            leaf = leaf.members[0][1]
+        return {**self.config, "preprocessor": leaf.config.get("preprocessor")}
 
     def predict_proba(self, x: Any, device: str | torch.device = "cpu") -> np.ndarray:
         from automed.searching.training import predict_proba
@@ -174,7 +199,7 @@ class LoadedModel:
                 f"{tuple(self.spec.input_shape)}; predict data with the training data's "
                 "columns, or export the model again")
         try:
-            proba = predict_proba(self.model, tensor, device=device)
+            proba = predict_proba(self.model, tensor, device=device, cpu_bf16=self.cpu_bf16)
         except RuntimeError as exc:
             raise DataError(f"{self.folder}: the model cannot run on these samples "
                             f"({str(exc).splitlines()[0]}); export the model again") from None

@@ -74,7 +74,7 @@ def format_study(summary: dict) -> str:
         lines.append(f"  family {name}: {fam['candidates']} candidates, "
                      f"{fam['complete']} complete, best {best}")
     if summary["best_trial"] is not None:
-        lines.append(f"  refit best: #{summary['best_trial']}"
+        lines.append(f"  answer: #{summary['best_trial']}"
                      + (f"; {format_test_scores(summary['test_scores'], summary['test_size'])}"
                         if summary["test_scores"] else " (no test set)"))
     return "\n".join(lines)

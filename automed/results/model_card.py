@@ -18,9 +18,19 @@ def render_model_card(c: dict) -> str:
     data, cv, test, man = c.get("data", {}), c.get("cv", {}), c.get("test") or {}, \
         c.get("manifest", {})
     ens = c.get("ensemble")
-    if ens:
+    refit = c.get("refit", True)  # artifacts written before fold-model answers were refit
+    k = cv.get("folds")
+    if ens and ens.get("kind") == "folds":
+        model = [f"- architecture `{c['architecture']}` (automed plugin), candidate "
+                 f"#{c.get('trial')}", f"- parameters: `{c['params']}`",
+                 f"- the mean of the class probabilities of the {len(ens['members'])} models "
+                 f"its {k}-fold cross-validation trained (`fold-0` ...), each on "
+                 f"{k - 1}/{k} of the training data; not refit (AutoGluon's bagging), so its "
+                 "out-of-fold predictions are exactly the ones the search ranked"]
+    elif ens:
+        what = "refit candidates" if refit else "candidates, each the bag of its fold models"
         model = [f"- a weighted average of the class probabilities of {len(ens['members'])} "
-                 "refit candidates, chosen by greedy ensemble selection (Caruana et al. 2004, "
+                 f"{what}, chosen by greedy ensemble selection (Caruana et al. 2004, "
                  "with replacement) on their out-of-fold predictions:",
                  *[f"  - `{m['folder']}`: candidate #{m['trial']}, `{m['architecture']}`, "
                    f"weight {m['weight']:.2f}, parameters `{m['params']}`"
@@ -42,7 +52,8 @@ def render_model_card(c: dict) -> str:
         f"- input: {c['spec']['modality']} of shape {tuple(c['spec']['input_shape'])}; "
         f"output: probabilities of {len(c['classes'])} classes {c['classes']}",
         f"- files: `{WEIGHTS}` (safetensors weights), `{CONFIG}` (architecture, "
-        "preprocessing state, spec); no pickle", "",
+        "preprocessing state, spec)" + (", in each sub-folder" if ens else "")
+        + "; no pickle", "",
         "## Data",
         f"- training data: `{data.get('source')}`, {data.get('samples')} samples, "
         f"fingerprint `{data.get('fingerprint')}`",
@@ -52,7 +63,9 @@ def render_model_card(c: dict) -> str:
         f"cross-validation for model selection (seed {man.get('seeds', {}).get('cv')})",
         f"- locked test set: {test.get('how', 'none')}"
         + (f", `{test.get('source')}`, {test.get('size')} samples, never seen by the search; "
-           "the selected candidate was refit on all training data and scored once"
+           + ("the selected candidate was refit on all training data and scored once"
+              if refit else "the answer was scored once, with the models that cross-"
+              "validation scored")
            if test else ""),
         "",
         "## Performance",

@@ -88,7 +88,8 @@ def predict_file(model_dir: str | Path, data: str | Path, output: str | Path | N
     from automed.searching.devices import resolve_device
 
     model = LoadedModel(model_dir)
-    parts = read_samples(Path(data), model.config.get("load_options") or {}, split, model.config)
+    config = model.reading_config()
+    parts = read_samples(Path(data), config.get("load_options") or {}, split, config)
     dev = resolve_device(device)
     handle = sys.stdout if output is None else open(output, "w", newline="", encoding="utf-8")
     rows = 0

@@ -106,7 +106,7 @@ def anytime_section(candidates: list[dict], metric: str, config: dict) -> str:
                              xlabel="minutes since the first candidate started",
                              ylabel=f"best CV {metric}")
     t = config.get("timing") or {}
-    phases = [f"{k} {t[f'{k}_s']:.0f} s" for k in ("search", "refit", "ensemble")
+    phases = [f"{k} {t[f'{k}_s']:.0f} s" for k in ("search", "answer", "refit", "ensemble")
               if t.get(f"{k}_s") is not None]
     text = ""
     if phases:
@@ -114,7 +114,7 @@ def anytime_section(candidates: list[dict], metric: str, config: dict) -> str:
         if t.get("timeout"):
             over = t.get("total_s", 0) - t["timeout"]
             text += (f" against --timeout {t['timeout']:g} s ({over:.0f} s over it, spent "
-                     "refitting the answer)" if over > 0 else
+                     "on the answer)" if over > 0 else
                      f", within --timeout {t['timeout']:g} s")
         text = _note(text + ".")
     return chart + text
@@ -244,10 +244,14 @@ def test_section(info: dict, predictions: dict | None) -> str:
                                        xlabel="recall", ylabel="precision", xlim=(0, 1),
                                        ylim=(0, 1)))
     config = info["config"] or {}
+    folds = config.get("answer_from") == "folds"
+    how = ("each member the k models of its cross-validation, not refit" if folds else
+           "members refit on all training data")
     what = (f"{config['ensemble']['label']} (greedy ensemble selection on out-of-fold "
-            "predictions; members refit on all training data)"
-            if config.get("answer") == "ensemble" else f"candidate #{info['best_trial']}")
-    return (f"<p>Refit best: {escape(what)}, scored once on "
+            f"predictions; {how})" if config.get("answer") == "ensemble" else
+            f"candidate #{info['best_trial']}"
+            + (" (the k models of its cross-validation, not refit)" if folds else ""))
+    return (f"<p>The answer: {escape(what)}, scored once on "
             f"{info['test_size']} test samples.</p>" + scores
             + f'<div class="plots">{"".join(charts)}</div>')
 

@@ -14,7 +14,6 @@ honest number.
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -107,12 +106,10 @@ def save_ensemble(folder: Path, members: dict[int, tuple], info: dict) -> Path:
     """
     import json
 
-    from automed.results.artifact import CONFIG, FORMAT, WEIGHTS, save_artifact
+    from automed.results.artifact import CONFIG, FORMAT, clear_model_folder, save_artifact
 
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / WEIGHTS).unlink(missing_ok=True)  # a single model saved here by an earlier run
-    for old in folder.glob("member-*"):
-        shutil.rmtree(old)
+    clear_model_folder(folder)  # a single model or fold bag saved here by an earlier run
     for trial, (model, pre, member_info) in members.items():
         save_artifact(folder / f"member-{trial}", model, pre, member_info)
     config = {"format": FORMAT, **info}
@@ -223,9 +220,7 @@ def build_ensemble(p, store, search_id: int, study: str, trials: dict, device,
     """
     import time
 
-    from automed.evaluation import metrics as M
-    from automed.evaluation.bootstrap import bootstrap_all
-    from automed.searching.refit import refit_best
+    from automed.searching.refit import refit_best, score_on_test
 
     progress = progress or (lambda event: None)
     start = time.perf_counter()
@@ -234,7 +229,7 @@ def build_ensemble(p, store, search_id: int, study: str, trials: dict, device,
     if out is None:
         return None
     out.refits = dict(refits or {})
-    sel, cv = out.selection, out.cv
+    sel = out.selection
     missing = [t for t in sel.members if t not in out.refits]
     if out.better and deadline is not None:
         # --timeout stays honest: a member's first seed always trains once started, so an
@@ -253,17 +248,17 @@ def build_ensemble(p, store, search_id: int, study: str, trials: dict, device,
                                    deadline=None if deadline is None else deadline - later)
     if p.test is not None:
         out.test_proba = blend({t: out.refits[t].test_proba for t in sel.members}, sel.weights)
-        out.test_scores = M.all_scores(p.test.y, out.test_proba, p.average, p.pos_label)
-        out.test_predictions = {"classes": list(p.train.classes),
-                                "y_true": np.asarray(p.test.y).tolist(),
-                                "proba": np.round(out.test_proba, 6).tolist()}
-        if p.plan.bootstrap:
-            out.test_ci = bootstrap_all(p.test.y, out.test_proba, p.average, p.pos_label,
-                                          n=p.plan.bootstrap, seed=p.plan.seed)
+        out.test_scores, out.test_ci, out.test_predictions = score_on_test(p, out.test_proba)
+    record_row(store, search_id, out, time.perf_counter() - start, device)
+    return out
+
+
+def record_row(store, search_id: int, ens: EnsembleResult, seconds: float, device) -> None:
+    """The ensemble's own leaderboard row ("ensemble of #3, #7"), scored out-of-fold."""
+    sel, cv = ens.selection, ens.cv
     store.record_candidate(
         search_id, ENSEMBLE_TRIAL, architecture=sel.label()[:128],
         params={"members": {str(t): w for t, w in sel.weights.items()}, "picks": sel.picks},
         state="ensemble", fold_scores=cv["fold_scores"], score_mean=cv["score_mean"],
-        score_std=cv["score_std"], metrics=cv["metrics"],
-        duration_s=time.perf_counter() - start, device=str(device), error=None)
-    return out
+        score_std=cv["score_std"], metrics=cv["metrics"], duration_s=seconds,
+        device=str(device), error=None)

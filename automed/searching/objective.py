@@ -14,6 +14,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -148,10 +149,17 @@ class Objective:
         # Refits that must still fit in --timeout after the search: the answer's refit, plus
         # ensemble members (set by the runner). ``reserve`` seconds come off the deadline.
         self.refits_after = 0
+        # Members whose fold bags will predict the test set after the search (answers without
+        # a refit): their prediction time is kept instead, estimated from validation folds.
+        self.answer_members = 0
         self.reserve = 0.0
         self._complete = False
         self._started = 0.0  # monotonic start of the candidate this process trains
         self._fold_cache: dict[tuple[int, str], tuple] = {}
+        self._fold_pre: dict[tuple[int, str], Any] = {}  # the fitted preprocessor per fold
+        # Where complete candidates keep their fold models (the answer without a refit, see
+        # searching.foldbag); None: not kept (--refit-full, or no final model wanted).
+        self.fold_models: Path | None = None
 
     @property
     def spec(self):
@@ -170,7 +178,13 @@ class Objective:
             pre.fit(part)
             self._fold_cache[key] = (pre.transform(part.x), torch.from_numpy(part.y),
                                      pre.transform(train.x[va]), train.y[va])
+            self._fold_pre[key] = pre
         return self._fold_cache[key]
+
+    def fold_preprocessor(self, i: int, family: str | None = None):
+        """The preprocessor fold ``i``'s data was fitted with (after :meth:`fold_data`)."""
+        pre = preprocessor_of(self.p.architectures.get(family), self.p.train.modality)
+        return self._fold_pre[(i, pre.key)]
 
     def score_all(self, y: np.ndarray, proba: np.ndarray) -> dict:
         return M.all_scores(y, proba, self.p.average, self.p.pos_label)
@@ -228,18 +242,26 @@ class Objective:
                 raise optuna.TrialPruned()
             n = len(self.p.train)
             oof = np.full((n, self.spec.n_classes), np.nan, dtype=np.float32)
+            trained: list[tuple] = []  # (model, preprocessor) per fold, for the fold bag
+            pace = 0.0  # seconds per validation sample to predict, the slowest fold's
             for i in range(folds):
                 xtr, ytr, xva, yva = self.fold_data(i, name)
                 torch.manual_seed(self.plan.seed + trial.number)
                 model = arch.build(params, spec)
                 # Fold 0 is the low-fidelity rung: a validation score per epoch (see fidelity).
-                on_epoch = (self._pace_watch(self._epoch_watch(trial, model, xva, yva, params),
+                on_epoch = (self._pace_watch(self._epoch_watch(trial, model, xva, yva, params,
+                                                               arch.cpu_bf16),
                                              params) if i == 0
                             else self._check_deadline)
                 fit_model(model, xtr, ytr, params, spec, device=self.device,
-                          on_epoch=on_epoch, seed=self.plan.seed + trial.number * 100 + i)
-                proba = predict_proba(model, xva, device=self.device)
+                          on_epoch=on_epoch, seed=self.plan.seed + trial.number * 100 + i,
+                          cpu_bf16=arch.cpu_bf16)
+                predicting = time.perf_counter()
+                proba = predict_proba(model, xva, device=self.device, cpu_bf16=arch.cpu_bf16)
+                pace = max(pace, (time.perf_counter() - predicting) / max(1, len(yva)))
                 oof[self.p.splits[i][1]] = proba
+                if self.fold_models is not None:
+                    trained.append((model, self.fold_preprocessor(i, name)))
                 scores = self.score_all(yva, proba)
                 fold_scores.append(scores[self.p.metric])
                 fold_metrics.append(scores)
@@ -285,11 +307,35 @@ class Objective:
             raise CandidateError(f"{name}: metric not finite")
         record("complete")
         self.store.record_oof(self.search_id, trial.number, oof)
+        self._keep_fold_models(trial.number, name, params, spec, trained)
         self._reserve_for_refit(time.perf_counter() - start)
+        self._reserve_for_answer(pace)
         return float(np.mean(fold_scores))
 
+    def _keep_fold_models(self, number: int, family: str, params: dict, spec,
+                          trained: list[tuple]) -> None:
+        """Save a complete candidate's fold models while it ranks among the best KEEP, and
+        drop the bags of candidates that this one pushed out (see searching.foldbag)."""
+        from automed.searching import foldbag
+
+        if self.fold_models is None or not trained:
+            return
+        ranked = [r["trial"] for r in self.store.leaderboard(self.study_name) if r["trial"] >= 0]
+        try:
+            if number in ranked[:foldbag.KEEP] and foldbag.bag_bytes(trained) <= foldbag.MAX_BYTES:
+                foldbag.save_bag(self.fold_models, number, family, params, spec.to_dict(),
+                                 list(self.p.train.classes), trained)
+            # Only candidates known complete and ranked past KEEP: their scores never change,
+            # so they never come back, and a bag another worker is writing is never touched.
+            foldbag.drop_bags(self.fold_models, set(ranked[foldbag.KEEP:]))
+        except OSError as exc:
+            warnings.warn(f"cannot keep fold models in {self.fold_models} ({exc}); the answer "
+                          "will be refit instead", stacklevel=2)
+            self.fold_models = None
+
     def _epoch_watch(self, trial: optuna.Trial, model: torch.nn.Module, xva: torch.Tensor,
-                     yva: np.ndarray, params: dict[str, Any]) -> Callable[[int, float], None]:
+                     yva: np.ndarray, params: dict[str, Any],
+                     bf16: bool = False) -> Callable[[int, float], None]:
         """Fold 0's per-epoch callback: time limit, validation score, collapse, pruning."""
         if not self.plan.prune:
             return self._check_deadline
@@ -304,7 +350,7 @@ class Objective:
 
         def on_epoch(epoch: int, loss: float) -> None:
             self._check_deadline(epoch, loss)
-            proba = predict_proba(model, xva, device=self.device)
+            proba = predict_proba(model, xva, device=self.device, cpu_bf16=bf16)
             model.train()
             value = float(M.score(self.p.metric, yva, proba, self.p.average, self.p.pos_label))
             if math.isfinite(value):
@@ -355,6 +401,17 @@ class Objective:
         one = refit_seconds(seconds, self.plan.folds)
         estimate = self.refits_after * one
         limit = max(0.25 * (self.plan.timeout or 0.0), one)
+        self.reserve = max(self.reserve, min(limit, estimate))  # never shrinks
+
+    def _reserve_for_answer(self, pace: float) -> None:
+        """Keep time for the fold bags' test predictions after the search: each member's k
+        models predict the test set once, at the pace its validation folds were predicted
+        (twice that, for loading the bags and the bootstrap), at most a quarter of --timeout.
+        On ECGFiveDays (861 test series, a rocket member) that is about 10 s of 120 s."""
+        if self.deadline is None or not self.answer_members or self.p.test is None:
+            return
+        estimate = 2.0 * self.answer_members * self.plan.folds * pace * len(self.p.test)
+        limit = 0.25 * (self.plan.timeout or 0.0)
         self.reserve = max(self.reserve, min(limit, estimate))  # never shrinks
 
     def out_of_time(self) -> bool:

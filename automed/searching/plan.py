@@ -24,10 +24,11 @@ from automed.errors import ConfigError, PluginError
 PLAN_VERSION = 1
 HEARTBEAT_INTERVAL = 10.0  # seconds between a running trial's heartbeats
 DEFAULT_TRIALS = 20
-# The answer is refit with this many seeds and their probabilities averaged (seed bagging):
-# on BreastMNIST and PneumoniaMNIST a test AUROC above the best single seed's in 4 of 5
-# configurations, for that many times the refit's cost (BENCHMARKS.md, "Images:
-# augmentation, longer schedules and seed bagging").
+# With --refit-full the answer is refit with this many seeds and their probabilities averaged
+# (seed bagging): on BreastMNIST and PneumoniaMNIST a test AUROC above the best single seed's
+# in 4 of 5 configurations, for that many times the refit's cost (BENCHMARKS.md, "Images:
+# augmentation, longer schedules and seed bagging"). Without it the answer averages the k
+# models its cross-validation trained, and costs no refit (searching.foldbag).
 DEFAULT_BAG = 3
 MAX_BAG = 20
 # Loader options a plan may carry; each loader declares which of them it supports.
@@ -79,7 +80,10 @@ class SearchPlan:
     plugins: list[dict] = field(default_factory=list)  # {"source", "sha256"}: see plugin_ref
     bootstrap: int = 1000
     deterministic: bool = False
-    bag: int = DEFAULT_BAG  # seeds the answer's refit averages (1: a single model)
+    # The answer: the k fold models of the winner (and of an ensemble's members), or with
+    # refit_full a refit on all training data with ``bag`` seeds (None: DEFAULT_BAG).
+    refit_full: bool = False
+    bag: int | None = None
     version: int = PLAN_VERSION
 
     def __post_init__(self) -> None:
@@ -112,8 +116,11 @@ class SearchPlan:
         need(self.workers is None or (_is_int(self.workers) and self.workers >= 0),
              f"--workers {self.workers} must be 0 (create the study only) or more")
         need(_is_int(self.seed), f"--seed {self.seed!r} must be an integer")
-        need(_is_int(self.bag) and 1 <= self.bag <= MAX_BAG,
+        need(self.bag is None or (_is_int(self.bag) and 1 <= self.bag <= MAX_BAG),
              f"--bag {self.bag!r} must be a whole number from 1 (a single refit) to {MAX_BAG}")
+        need(self.bag is None or self.refit_full,
+             f"--bag {self.bag} sets the seeds of a refit on all training data; add "
+             "--refit-full, or leave --bag out (the answer then averages its k fold models)")
         tf = self.data.test_fraction
         need(tf is None or (_finite(tf) and 0 < tf < 1),
              f"--test-fraction {tf} must lie strictly between 0 and 1, e.g. 0.2")
@@ -122,6 +129,11 @@ class SearchPlan:
         need(self.version <= PLAN_VERSION,
              f"this search plan has version {self.version}, newer than this automed "
              f"understands ({PLAN_VERSION}); upgrade automed on this machine")
+
+    @property
+    def seeds(self) -> int:
+        """Seeds of the answer's refit (with ``refit_full``, or a member refit as fallback)."""
+        return DEFAULT_BAG if self.bag is None else self.bag
 
     # -- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -145,6 +157,8 @@ class SearchPlan:
         if unknown:
             raise ConfigError(f"{where}its search plan has settings this automed does not know "
                               f"({', '.join(unknown)}); upgrade automed on this machine")
+        if "refit_full" not in raw:  # a plan written before fold-model answers: it refit
+            raw = {**raw, "refit_full": True}
         return cls(**{**raw, "data": DataPlan(**(raw.get("data") or {}))})
 
     # -- what a resumed run may change ---------------------------------------------------

@@ -19,7 +19,7 @@ from automed.contract import fixed_params
 from automed.data.preprocess import Preprocessor, preprocessor_of
 from automed.evaluation import metrics as M
 from automed.evaluation.bootstrap import bootstrap_all
-from automed.results.artifact import save_artifact
+from automed.results.artifact import clear_model_folder, save_artifact
 from automed.searching.objective import candidate_params
 from automed.searching.prepare import Prepared
 from automed.searching.training import SeedBag, fit_model, predict_proba
@@ -46,7 +46,7 @@ def refit_best(p: Prepared, trial: optuna.trial.FrozenTrial, device: torch.devic
                seeds: int | None = None, deadline: float | None = None) -> Refit:
     """Train ``trial``'s candidate on all training data; score it on the test set if any.
 
-    With ``seeds`` > 1 (default: the plan's ``bag``) the candidate trains that many times with
+    With ``seeds`` > 1 (default: the plan's ``seeds``) the candidate trains that many times with
     different seeds and the model is their :class:`SeedBag`. The first seed always trains; a
     further one only when, at the pace of the first (its training, and its prediction of the
     test set, which the bag repeats once per seed), it ends before ``deadline`` (monotonic).
@@ -56,7 +56,7 @@ def refit_best(p: Prepared, trial: optuna.trial.FrozenTrial, device: torch.devic
     spec = p.spec_for(name)
     pre = preprocessor_of(arch, p.train.modality).fit(p.train)
     x, y = pre.transform(p.train.x), torch.from_numpy(p.train.y)
-    seeds = max(1, int(p.plan.bag if seeds is None else seeds))
+    seeds = max(1, int(p.plan.seeds if seeds is None else seeds))
     models: list[torch.nn.Module] = []
     pace = 0.0  # the slowest seed's training
     scoring = 0.0  # one seed's test prediction: the bag predicts once per seed at the end
@@ -70,7 +70,8 @@ def refit_best(p: Prepared, trial: optuna.trial.FrozenTrial, device: torch.devic
         torch.manual_seed(p.plan.seed + trial.number + k * SEED_STRIDE)
         model = arch.build(params, spec)
         fit_model(model, x, y, params, spec, device=device,
-                  seed=p.plan.seed + trial.number * 100 + k * SEED_STRIDE)
+                  seed=p.plan.seed + trial.number * 100 + k * SEED_STRIDE,
+                  cpu_bf16=arch.cpu_bf16)
         models.append(model)
         pace = max(pace, time.monotonic() - started)
         if k == 0 and seeds > 1 and deadline is not None and x_test is not None:
@@ -78,31 +79,34 @@ def refit_best(p: Prepared, trial: optuna.trial.FrozenTrial, device: torch.devic
             # training, took the refit 24 s past its deadline. Timed on the first seed (and
             # reused if it stays alone).
             started = time.monotonic()
-            first_proba = predict_proba(model, x_test, device=device)
+            first_proba = predict_proba(model, x_test, device=device,
+                                        cpu_bf16=arch.cpu_bf16)
             scoring = time.monotonic() - started
     model = models[0] if len(models) == 1 else SeedBag(models)
     out = Refit(trial.number, name, params, model, pre, seeds=len(models))
     if p.test is not None:
         proba = (first_proba if first_proba is not None and len(models) == 1
-                 else predict_proba(model, x_test, device=device))
+                 else predict_proba(model, x_test, device=device, cpu_bf16=arch.cpu_bf16))
         out.test_proba = proba
-        out.test_scores = M.all_scores(p.test.y, proba, p.average, p.pos_label)
-        out.test_predictions = {"classes": list(p.train.classes),
-                                "y_true": np.asarray(p.test.y).tolist(),
-                                "proba": np.round(proba, 6).tolist()}
-        if p.plan.bootstrap:
-            out.test_ci = bootstrap_all(p.test.y, proba, p.average, p.pos_label,
-                                          n=p.plan.bootstrap, seed=p.plan.seed)
+        out.test_scores, out.test_ci, out.test_predictions = score_on_test(p, proba)
     return out
+
+
+def score_on_test(p: Prepared, proba: np.ndarray) -> tuple[dict, dict | None, dict]:
+    """The answer's one look at the locked test set: every metric, its 95 % bootstrap
+    intervals (unless ``--bootstrap 0``) and the predictions the report plots."""
+    scores = M.all_scores(p.test.y, proba, p.average, p.pos_label)
+    ci = (bootstrap_all(p.test.y, proba, p.average, p.pos_label, n=p.plan.bootstrap,
+                        seed=p.plan.seed) if p.plan.bootstrap else None)
+    predictions = {"classes": list(p.train.classes), "y_true": np.asarray(p.test.y).tolist(),
+                   "proba": np.round(proba, 6).tolist()}
+    return scores, ci, predictions
 
 
 def save_best(p: Prepared, refit: Refit, *, study: str, best_row: dict | None,
               fold_scores: list | None, manifest: dict | None, folder: Path) -> Path:
     """The refit model and everything its model card reports, in one artifact folder."""
-    import shutil
-
-    for old in folder.glob("member-*"):  # an ensemble saved here by an earlier run
-        shutil.rmtree(old)
+    clear_model_folder(folder)  # an ensemble or fold bag saved here by an earlier run
     info = artifact_info(p, refit, study=study, best_row=best_row, fold_scores=fold_scores,
                          manifest=manifest)
     return save_artifact(folder, refit.model, refit.preprocessor, info)
@@ -110,7 +114,24 @@ def save_best(p: Prepared, refit: Refit, *, study: str, best_row: dict | None,
 
 def artifact_info(p: Prepared, refit: Refit, *, study: str, best_row: dict | None,
                   fold_scores: list | None, manifest: dict | None) -> dict:
-    """What an artifact's config records about the model, its data, CV and test scores."""
+    """What a refit model's artifact config records (see :func:`model_info`)."""
+    info = model_info(p, trial=refit.trial, architecture=refit.architecture,
+                      params=refit.params, test_scores=refit.test_scores,
+                      test_ci=refit.test_ci, study=study, best_row=best_row,
+                      fold_scores=fold_scores, manifest=manifest, refit=True)
+    info["bag"] = refit.seeds
+    return info
+
+
+def model_info(p: Prepared, *, trial: int, architecture: str, params: dict,
+               test_scores: dict | None, test_ci: dict | None, study: str,
+               best_row: dict | None, fold_scores: list | None, manifest: dict | None,
+               refit: bool) -> dict:
+    """What an artifact's config records about the model, its data, CV and test scores.
+
+    ``refit``: the model was refit on all training data (else it is the bag of the k models
+    its cross-validation trained); the model card says which.
+    """
     test = p.test
     tf = p.plan.data.test_fraction
     grouped = p.train.groups is not None
@@ -118,10 +139,11 @@ def artifact_info(p: Prepared, refit: Refit, *, study: str, best_row: dict | Non
            + (" and grouped" if grouped else "") if tf else "a separate test file or split")
     d = p.plan.data
     load_options = {"format": d.format, "modality": d.modality, **d.options}
-    info = {
-        "study": study, "trial": refit.trial, "architecture": refit.architecture,
-        "params": refit.params, "bag": refit.seeds,
-        "spec": p.spec_for(refit.architecture).to_dict(),
+    family = architecture if architecture in p.architectures else None
+    return {
+        "study": study, "trial": trial, "architecture": architecture, "params": params,
+        "refit": refit,
+        "spec": p.spec_for(family).to_dict() if family else p.spec.to_dict(),
         "classes": p.train.classes,
         "load_options": {k: v for k, v in load_options.items() if v is not None},
         "metric": p.metric, "average": p.average, "pos_label": p.pos_label,
@@ -133,8 +155,7 @@ def artifact_info(p: Prepared, refit: Refit, *, study: str, best_row: dict | Non
                "fold_scores": fold_scores},
         "test": None if test is None else {
             "source": test.source, "size": len(test), "how": how,
-            "scores": refit.test_scores, "ci": refit.test_ci,
+            "scores": test_scores, "ci": test_ci,
             "bootstrap": p.plan.bootstrap},
         "manifest": manifest, "leakage_warnings": p.warnings,
     }
-    return info

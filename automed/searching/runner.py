@@ -30,16 +30,17 @@ from automed.data.dataset import Dataset, LoadedData
 from automed.data.preprocess import Preprocessor
 from automed.errors import AutomedError, ConfigError
 from automed.results.artifact import default_dir
-from automed.searching import portfolio
+from automed.searching import foldbag, portfolio
 from automed.searching.devices import plan_slots
 from automed.searching.ensemble import (ENSEMBLE_TRIAL, build_ensemble, held_for_members,
                                        save_ensemble, select_ensemble)
+from automed.searching.ensemble import record_row as record_ensemble_row
 from automed.searching.manifest import build_manifest, enable_determinism
 from automed.searching.objective import Objective
-from automed.searching.plan import (DEFAULT_BAG, HEARTBEAT_INTERVAL, DataPlan, SearchPlan,
+from automed.searching.plan import (HEARTBEAT_INTERVAL, DataPlan, SearchPlan,
                                     plugin_ref)
 from automed.searching.prepare import Prepared, load_plugins, prepare, resolve_path
-from automed.searching.refit import artifact_info, refit_best, save_best
+from automed.searching.refit import artifact_info, model_info, refit_best, save_best
 from automed.searching.study import (
     counted_trials,
     enqueue_defaults,
@@ -64,15 +65,33 @@ class SearchResult:
     test_scores: dict | None = None
     test_size: int | None = None
     resumed: bool = False
+    # The refit model and its preprocessing (--refit-full); None when the answer is made of
+    # fold models: use predict_proba, which serves both.
     model: torch.nn.Module | None = field(default=None, repr=False)
     preprocessor: Preprocessor | None = field(default=None, repr=False)
     spec: Spec | None = None
     test_ci: dict | None = None  # {metric: {value, low, high}}, 95 % bootstrap on the test set
-    artifact: str | None = None  # folder of the saved refit model
+    artifact: str | None = None  # folder of the saved answer (what predict and export read)
     manifest: dict | None = None
     warnings: list[str] = field(default_factory=list)
     ensemble: dict | None = None  # {label, weights, cv_score} when the answer is an ensemble
-    timing: dict | None = None  # wall seconds: search_s, refit_s, ensemble_s, total_s
+    timing: dict | None = None  # wall seconds: search_s, answer_s or refit_s/ensemble_s, total_s
+
+    def predict_proba(self, x, device: str = "cpu"):
+        """The answer's class probabilities for raw samples (read as the search read them),
+        exactly as ``automed predict`` gives them from the saved model."""
+        from automed.results.artifact import LoadedModel
+        from automed.searching.training import predict_proba
+
+        if self.artifact is not None:
+            return LoadedModel(self.artifact).predict_proba(x, device=device)
+        if self.model is None:
+            raise AutomedError("this search kept no model (refit=False); run it with a refit")
+        from automed.plugin_manager import get_plugin_manager
+
+        arch = get_plugin_manager().architectures().get((self.best or {}).get("architecture"))
+        return predict_proba(self.model, self.preprocessor.transform(x), device=device,
+                             cpu_bf16=bool(arch is not None and arch.cpu_bf16))
 
 
 def default_study_name(dataset: Dataset, metric: str, folds: int) -> str:
@@ -130,7 +149,8 @@ def search(
     save_model: bool = True,
     bootstrap: int = 1000,
     deterministic: bool = False,
-    bag: int = DEFAULT_BAG,
+    refit_full: bool = False,
+    bag: int | None = None,
 ) -> SearchResult:
     """Search every architecture that accepts the data; rank candidates by CV ``metric``.
 
@@ -141,7 +161,9 @@ def search(
 
     Groups (``group_col``, an npz ``groups`` key, or a ``groups`` file) make every split
     grouped. The locked test set is the data's own split, ``test``, or a grouped stratified
-    ``test_fraction`` carved out first. The refit best is scored there with ``bootstrap``
+    ``test_fraction`` carved out first. The answer (the best candidate's k fold models, or
+    an ensemble of several candidates' when that is better out-of-fold; with ``refit_full``
+    a refit on all training data with ``bag`` seeds) is scored there once with ``bootstrap``
     resamples for 95 % intervals and saved (unless ``save_model`` is False) to ``artifacts``/
     <study>, by default ``automed_models/`` beside a SQLite database.
     """
@@ -157,7 +179,7 @@ def search(
         trials=trials, timeout=timeout, max_epochs=max_epochs, prune=prune, device=device,
         gpus=gpus, trials_per_gpu=trials_per_gpu, workers=workers, heartbeat=heartbeat,
         plugins=[plugin_ref(p) for p in plugins or []], bootstrap=bootstrap,
-        deterministic=deterministic, bag=bag)
+        deterministic=deterministic, refit_full=refit_full, bag=bag)
     return run(plan, data=data if in_memory else None, storage=storage, study=study,
                progress=progress, refit=refit, save_model=save_model, artifacts=artifacts,
                ensemble=ensemble)
@@ -273,13 +295,18 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
         modality=full.modality, n_samples=len(full), classes=full.classes,
         class_counts=full.class_counts(), input_shape=list(p.spec.input_shape))
     search_id, resumed = store.open_search(study_name, dataset_id, p.metric, config)
+    folder = default_dir(store.url, study_name, artifacts)
+    # Complete candidates keep their fold models there, for an answer without a refit.
+    fold_root = (foldbag.candidates_dir(folder) if refit and save_model and not plan.refit_full
+                 else None)
     # This run's plan (a resume may change the budget), read by every worker; this run's
     # manifest.
     store.update_search_config(search_id, owner={"host": socket.gethostname(),
                                                  "pid": os.getpid()},
                                manifest=manifest, plan=plan.to_dict(),
                                trials=plan.trials, timeout=plan.timeout,
-                               identity=p.identity())
+                               identity=p.identity(),
+                               fold_models=None if fold_root is None else str(fold_root))
     for message in p.warnings:
         warnings.warn(message, stacklevel=2)
         progress({"event": "warning", "message": message})
@@ -303,9 +330,13 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
                             resumed=resumed, spec=p.spec)
     objective = Objective(p, store=store, study_name=study_name, search_id=search_id,
                           device=dev, progress=progress)
-    # --timeout covers the refit of the answer (each seed of its bag) and, with ensembles,
-    # of up to two more members.
-    objective.refits_after = plan.bag * (1 + 2 * bool(ensemble)) if refit else 0
+    objective.fold_models = fold_root
+    if refit and plan.refit_full:
+        # --timeout covers the refit of the answer (each seed of its bag) and, with
+        # ensembles, of up to two more members.
+        objective.refits_after = plan.seeds * (1 + 2 * bool(ensemble))
+    elif refit:
+        objective.answer_members = 3 if ensemble else 1  # test predictions of fold bags
     deadline = None if plan.timeout is None else wall_start + plan.timeout
     try:
         if len(slots) == 1:
@@ -331,80 +362,170 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
     result.best = result.leaderboard[0] if result.leaderboard else None
     best = next((t for t in completed if result.best and t.number == result.best["trial"]),
                 ostudy.best_trial)
-    test_scores = None
-    if refit:
-        progress({"event": "refit", "trial": best.number,
-                  "architecture": best.params["architecture"], "test": test is not None,
-                  "seeds": plan.bag})
-        store.finish_search(search_id, status="refitting")
-        completed_by_number = {t.number: t for t in completed}
-        # A better ensemble's other members get their refit time before the answer's extra
-        # bag seeds (see ensemble.held_for_members).
-        selected = (select_ensemble(p, store, search_id, study_name, completed_by_number)
-                    if ensemble and deadline is not None else None)
-        hold = (held_for_members(selected, completed_by_number, best.number, plan.folds,
-                                 deadline) if selected is not None else 0.0)
-        try:
-            r = refit_best(p, best, dev, deadline=None if deadline is None else deadline - hold)
-        except KeyboardInterrupt:
-            store.finish_search(search_id, status="interrupted")
-            raise
-        result.model, result.preprocessor = r.model, r.preprocessor
-        result.spec = p.spec_for(r.architecture)  # the spec the model and preprocessor share
-        test_scores = r.test_scores
-        result.test_scores, result.test_ci = r.test_scores, r.test_ci
-        result.test_size = len(test) if test is not None else None
-        timing["refit_s"] = time.monotonic() - wall_start - timing["search_s"]
-        ens = None
-        if not ensemble:
-            store.delete_candidate(search_id, ENSEMBLE_TRIAL)  # a resumed run's old blend
-        if ensemble:
-            progress({"event": "ensembling"})
-            try:
-                ens = build_ensemble(p, store, search_id, study_name, completed_by_number, dev,
-                                     refits={best.number: r}, progress=progress,
-                                     deadline=deadline, selected=selected)
-            except KeyboardInterrupt:
-                store.finish_search(search_id, status="interrupted")
-                raise
-            timing["ensemble_s"] = (time.monotonic() - wall_start - timing["search_s"]
-                                    - timing["refit_s"])
-        answer = "ensemble" if ens is not None and ens.answers else "single"
-        single = {"trial": best.number, "test_scores": r.test_scores, "test_ci": r.test_ci}
-        if answer == "ensemble":
-            test_scores, result.test_ci = ens.test_scores, ens.test_ci
-            result.test_scores = test_scores
-            result.ensemble = {"label": ens.selection.label(), "weights": ens.selection.weights,
-                               "cv_score": ens.cv["score_mean"]}
-        folder = default_dir(store.url, study_name, artifacts)
-        if save_model and answer == "ensemble":
-            result.artifact = str(_save_ensemble(p, ens, study_name, manifest, folder,
-                                                 completed_by_number, store))
-        elif save_model:
-            result.artifact = str(save_best(p, r, study=study_name, best_row=result.best,
-                                            fold_scores=best.user_attrs.get("fold_scores"),
-                                            manifest=manifest, folder=folder))
-        timing["total_s"] = time.monotonic() - wall_start
-        result.timing = timing
-        store.update_search_config(
-            search_id, artifact=result.artifact, test_ci=result.test_ci, answer=answer,
-            single=single, timing=timing,
-            ensemble=None if ens is None else {
-                "label": ens.selection.label(), "weights": ens.selection.weights,
-                "picks": ens.selection.picks, "oof_score": ens.selection.score,
-                "single_oof_score": ens.selection.single, "better": ens.better,
-                "late": ens.late,
-                "test_scores": ens.test_scores, "test_ci": ens.test_ci})
-        store.finish_search(search_id, status="complete", best_trial=best.number,
-                            test_scores=test_scores, test_size=result.test_size,
-                            test_predictions=(ens.test_predictions if answer == "ensemble"
-                                              else r.test_predictions))
-    else:
+    if not refit:
         store.finish_search(search_id, status="complete", best_trial=best.number)
+        progress({"event": "done", "study": study_name, "best": result.best,
+                  "test_scores": None, "ensemble": None, "timing": None})
+        return result
+    store.finish_search(search_id, status="refitting")
+    completed_by_number = {t.number: t for t in completed}
+    if not ensemble:
+        store.delete_candidate(search_id, ENSEMBLE_TRIAL)  # a resumed run's old blend
+    try:
+        final = None
+        if fold_root is not None:
+            final = _answer_from_folds(p, store, search_id, study_name, best, completed_by_number,
+                                       fold_root, folder, dev, ensemble=ensemble,
+                                       manifest=manifest, progress=progress)
+            if final is not None:
+                timing["answer_s"] = time.monotonic() - wall_start - timing["search_s"]
+        if final is None:
+            final = _answer_by_refit(p, store, search_id, study_name, best,
+                                     completed_by_number, folder, dev, ensemble=ensemble,
+                                     deadline=deadline, manifest=manifest, progress=progress,
+                                     save_model=save_model, timing=timing,
+                                     wall_start=wall_start, best_row=result.best)
+    except KeyboardInterrupt:
+        store.finish_search(search_id, status="interrupted")
+        raise
+    ens = final.ensemble
+    answer = "ensemble" if ens is not None and ens.answers else "single"
+    result.model, result.preprocessor = final.model, final.preprocessor
+    if final.model is not None:
+        result.spec = p.spec_for(final.architecture)  # the spec model and preprocessor share
+    result.test_size = len(test) if test is not None else None
+    result.test_scores, result.test_ci = final.test_scores, final.test_ci
+    if answer == "ensemble":
+        result.ensemble = {"label": ens.selection.label(), "weights": ens.selection.weights,
+                           "cv_score": ens.cv["score_mean"]}
+    result.artifact = None if final.artifact is None else str(final.artifact)
+    timing["total_s"] = time.monotonic() - wall_start
+    result.timing = timing
+    store.update_search_config(
+        search_id, artifact=result.artifact, test_ci=result.test_ci, answer=answer,
+        answer_from="folds" if final.from_folds else "refit",
+        single=final.single, timing=timing,
+        ensemble=None if ens is None else {
+            "label": ens.selection.label(), "weights": ens.selection.weights,
+            "picks": ens.selection.picks, "oof_score": ens.selection.score,
+            "single_oof_score": ens.selection.single, "better": ens.better,
+            "late": ens.late,
+            "test_scores": ens.test_scores, "test_ci": ens.test_ci})
+    store.finish_search(search_id, status="complete", best_trial=best.number,
+                        test_scores=result.test_scores, test_size=result.test_size,
+                        test_predictions=final.test_predictions)
     progress({"event": "done", "study": study_name, "best": result.best,
-              "test_scores": test_scores, "ensemble": result.ensemble,
+              "test_scores": result.test_scores, "ensemble": result.ensemble,
               "timing": result.timing})
     return result
+
+
+@dataclass
+class _Final:
+    """What the final phase produced, by either route (fold bags or a refit)."""
+
+    from_folds: bool
+    test_scores: dict | None = None
+    test_ci: dict | None = None
+    test_predictions: dict | None = None
+    ensemble: object = None  # EnsembleResult (selected; answers when better and not late)
+    single: dict | None = None  # the best single candidate's own test scores
+    artifact: Path | None = None
+    model: torch.nn.Module | None = None  # the refit model (refit route only)
+    preprocessor: Preprocessor | None = None
+    architecture: str | None = None
+
+
+def _answer_from_folds(p: Prepared, store: Store, search_id: int, study: str, best, trials: dict,
+                       root: Path, folder: Path, dev, *, ensemble: bool, manifest: dict,
+                       progress) -> _Final | None:
+    """The answer from the fold models its candidates' cross-validation trained: the best
+    single's bag, or an ensemble of bags when that beats it out-of-fold by more than its
+    noise. None when a needed bag is missing (the caller refits)."""
+    start = time.perf_counter()
+    selected = select_ensemble(p, store, search_id, study, trials) if ensemble else None
+    if selected is not None:
+        progress({"event": "ensemble", "label": selected.selection.label(),
+                  "score": selected.selection.score, "single": selected.selection.single,
+                  "margin": selected.margin, "better": selected.better, "late": False,
+                  "from_folds": True})
+    answers = selected if selected is not None and selected.better else None
+    out = foldbag.answer(p, best.number, root, ensemble=answers, device=dev, progress=progress)
+    if out is None:
+        return None
+    if answers is not None:
+        record_ensemble_row(store, search_id, answers, time.perf_counter() - start, dev)
+    rows = {r["trial"]: r for r in store.candidates(study)}
+    infos = {t: model_info(p, trial=t, architecture=trials[t].params["architecture"],
+                           params=dict(out.bags[t].config["params"]),
+                           test_scores=out.test_scores if len(out.weights) == 1 else None,
+                           test_ci=out.test_ci if len(out.weights) == 1 else None,
+                           study=study, best_row=rows.get(t),
+                           fold_scores=trials[t].user_attrs.get("fold_scores"),
+                           manifest=manifest, refit=False)
+             for t in out.weights}
+    top = None
+    if answers is not None:
+        cv = answers.cv
+        top = model_info(p, trial=ENSEMBLE_TRIAL, architecture=answers.selection.label(),
+                         params={"members": {str(t): w for t, w in out.weights.items()}},
+                         test_scores=out.test_scores, test_ci=out.test_ci, study=study,
+                         best_row=cv, fold_scores=cv["fold_scores"], manifest=manifest,
+                         refit=False)
+        top.update(spec=infos[best.number]["spec"], ensemble={
+            "kind": "candidates", "members": [
+                {"folder": f"member-{t}", "trial": t, "weight": w,
+                 "architecture": infos[t]["architecture"], "params": infos[t]["params"],
+                 "folds": len(p.splits)} for t, w in out.weights.items()],
+            "method": "greedy selection with replacement (Caruana et al. 2004) on out-of-fold "
+                      "predictions; each member is the bag of its fold models",
+            "picks": answers.selection.picks})
+    artifact = foldbag.save_answer(folder, root, out, infos, top)
+    single = {"trial": best.number, "test_scores": out.test_scores if answers is None else None,
+              "test_ci": out.test_ci if answers is None else None}
+    return _Final(True, out.test_scores, out.test_ci, out.test_predictions, ensemble=selected,
+                  single=single, artifact=artifact)
+
+
+def _answer_by_refit(p: Prepared, store: Store, search_id: int, study: str, best,
+                     trials: dict, folder: Path, dev, *, ensemble: bool, deadline,
+                     manifest: dict, progress, save_model: bool, timing: dict,
+                     wall_start: float, best_row: dict | None) -> _Final:
+    """The answer refit on all training data (--refit-full, or fold models not at hand)."""
+    plan = p.plan
+    progress({"event": "refit", "trial": best.number,
+              "architecture": best.params["architecture"], "test": p.test is not None,
+              "seeds": plan.seeds})
+    # A better ensemble's other members get their refit time before the answer's extra
+    # bag seeds (see ensemble.held_for_members).
+    selected = (select_ensemble(p, store, search_id, study, trials)
+                if ensemble and deadline is not None else None)
+    hold = (held_for_members(selected, trials, best.number, plan.folds, deadline)
+            if selected is not None else 0.0)
+    r = refit_best(p, best, dev, deadline=None if deadline is None else deadline - hold)
+    timing["refit_s"] = time.monotonic() - wall_start - timing["search_s"]
+    ens = None
+    if ensemble:
+        progress({"event": "ensembling"})
+        ens = build_ensemble(p, store, search_id, study, trials, dev,
+                             refits={best.number: r}, progress=progress,
+                             deadline=deadline, selected=selected)
+        timing["ensemble_s"] = (time.monotonic() - wall_start - timing["search_s"]
+                                - timing["refit_s"])
+    final = _Final(False, r.test_scores, r.test_ci, r.test_predictions, ensemble=ens,
+                   single={"trial": best.number, "test_scores": r.test_scores,
+                           "test_ci": r.test_ci},
+                   model=r.model, preprocessor=r.preprocessor, architecture=r.architecture)
+    if ens is not None and ens.answers:
+        final.test_scores, final.test_ci = ens.test_scores, ens.test_ci
+        final.test_predictions = ens.test_predictions
+        if save_model:
+            final.artifact = _save_ensemble(p, ens, study, manifest, folder, trials, store)
+    elif save_model:
+        final.artifact = save_best(p, r, study=study, best_row=best_row,
+                                   fold_scores=best.user_attrs.get("fold_scores"),
+                                   manifest=manifest, folder=folder)
+    return final
 
 
 def _save_ensemble(p: Prepared, ens, study: str, manifest: dict, folder: Path, trials: dict,

@@ -60,8 +60,15 @@ def objective_from_store(store, study_name: str, device: str, *,
         raise DataError(
             f"{plan.data.path} does not give the data study {study_name!r} was created with "
             f"({what} differs); give every worker the same files and automed version")
-    return Objective(prepared, store=store, study_name=study_name, search_id=info["id"],
-                     device=torch.device(device), progress=progress)
+    objective = Objective(prepared, store=store, study_name=study_name, search_id=info["id"],
+                          device=torch.device(device), progress=progress)
+    # Where the study's candidates keep their fold models (the answer without a refit); on
+    # another machine this is a folder of its own disk unless the path is shared.
+    if cfg.get("fold_models"):
+        from pathlib import Path
+
+        objective.fold_models = Path(cfg["fold_models"])
+    return objective
 
 
 def worker_main(storage_url: str, study_name: str, slot: Slot, *, identity: str,

@@ -1,0 +1,201 @@
+"""The answer without a refit: the k models each candidate's cross-validation trained.
+
+AutoGluon's bagging. A complete candidate has already trained one model per fold, each on
+(k - 1)/k of the training data; averaging their class probabilities is a bag of k models
+whose out-of-fold predictions are exactly the ones the search ranked and the ensemble was
+selected on. Answering with them costs no refit: on PneumoniaMNIST the first candidate's
+fold models scored 0.947 / 0.986 (test accuracy / AUROC) where its three-seed refit, 329 s
+more, scored 0.942 / 0.984 (BENCHMARKS.md, "Fold models or a refit"). ``--refit-full``
+refits on all training data instead (:mod:`automed.searching.refit`).
+
+Layout, beside the study's model folder (``<artifacts>/<study>``)::
+
+    <study>.candidates/trial-12/automed_model.json    the bag: fold-0..k-1, weight 1/k each
+    <study>.candidates/trial-12/fold-0/               one artifact per fold (weights, config)
+
+A bag is an ensemble artifact whose members are its folds, so :class:`LoadedModel` reads it,
+and an ensemble of candidates nests their bags. Every worker writes the bags of the
+candidates it completes, the best :data:`KEEP` stay (the pool ensemble selection draws
+from); a worker on another machine writes to its own disk, and a member whose bag the final
+phase cannot find is refit instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automed.results.artifact import CONFIG, FORMAT, LoadedModel, save_artifact
+from automed.searching.ensemble import POOL, blend
+
+KEEP = POOL  # candidates whose fold models are kept: those ensemble selection may pick
+# A bag bigger than this is not kept (a large pretrained encoder, k times over, in each of
+# KEEP candidates): the final phase refits that candidate instead.
+MAX_BYTES = 1 << 30
+SUFFIX = ".candidates"
+
+
+def candidates_dir(answer_folder: str | Path) -> Path:
+    """Where a study's candidates keep their fold models: beside its answer's folder."""
+    folder = Path(answer_folder)
+    return folder.with_name(folder.name + SUFFIX)
+
+
+def trial_dir(root: Path, trial: int) -> Path:
+    return Path(root) / f"trial-{int(trial)}"
+
+
+def bag_config(family: str, params: dict, spec: dict, classes: list[str],
+               folds: int) -> dict[str, Any]:
+    """The config of a bag of ``folds`` fold models (the members ``fold-0`` ...)."""
+    return {"format": FORMAT, "architecture": family, "params": params, "spec": spec,
+            "classes": classes,
+            "ensemble": {"kind": "folds", "method": "the mean of the class probabilities of "
+                         f"the {folds} models its {folds}-fold cross-validation trained",
+                         "members": [{"folder": f"fold-{i}", "weight": 1.0 / folds, "fold": i}
+                                     for i in range(folds)]}}
+
+
+def save_bag(root: Path, trial: int, family: str, params: dict, spec: dict,
+             classes: list[str], models: list[tuple]) -> Path:
+    """Write ``trial``'s fold models (``[(model, fitted preprocessor), ...]``) as one bag.
+
+    Written to a temporary folder and renamed into place, so a reader never sees half a bag.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".trial-{int(trial)}-{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        for i, (model, pre) in enumerate(models):
+            save_artifact(tmp / f"fold-{i}", model, pre,
+                          {"architecture": family, "params": params, "spec": spec,
+                           "classes": classes, "fold": i})
+        (tmp / CONFIG).write_text(json.dumps(bag_config(family, params, spec, classes,
+                                                         len(models)), indent=1),
+                                  encoding="utf-8")
+        final = trial_dir(root, trial)
+        if final.exists():  # a retried candidate's earlier bag
+            shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        return final
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def drop_bags(root: Path, trials: set[int]) -> None:
+    """Delete the bags of ``trials`` (candidates that fell out of the best KEEP)."""
+    for trial in trials:
+        folder = trial_dir(Path(root), trial)
+        if folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def bag_bytes(models: list[tuple]) -> int:
+    """The size of a bag's weights: parameters and buffers of every fold model."""
+    return sum(t.numel() * t.element_size() for model, _ in models
+               for t in (*model.parameters(), *model.buffers()))
+
+
+def load_bag(root: Path | None, trial: int) -> LoadedModel | None:
+    """``trial``'s bag of fold models, or None when it is not here (or does not load)."""
+    if root is None:
+        return None
+    folder = trial_dir(Path(root), trial)
+    if not (folder / CONFIG).is_file():
+        return None
+    try:
+        return LoadedModel(folder)
+    except Exception as exc:  # noqa: BLE001 - a damaged bag is refit, not fatal
+        warnings.warn(f"{folder}: its fold models do not load ({exc}); refitting it instead",
+                      stacklevel=2)
+        return None
+
+
+# -- the answer ---------------------------------------------------------------------------
+@dataclass
+class FoldAnswer:
+    """The search's answer made of fold bags: the best single's, or an ensemble's members'."""
+
+    weights: dict[int, float]  # trial -> weight (one trial: the best single, weight 1)
+    bags: dict[int, LoadedModel]
+    ensemble: Any = None  # the EnsembleResult when the ensemble answers
+    test_proba: np.ndarray | None = None
+    test_scores: dict | None = None
+    test_ci: dict | None = None
+    test_predictions: dict | None = None
+    artifact: Path | None = None
+
+    def predict_proba(self, x: Any, device: Any = "cpu") -> np.ndarray:
+        """The answer's class probabilities for raw samples (as the artifact gives them)."""
+        return blend({t: self.bags[t].predict_proba(x, device=device) for t in self.weights},
+                     self.weights)
+
+
+def answer(p, best: int, root: Path | None, *, ensemble=None, device: Any = "cpu",
+           progress=None) -> FoldAnswer | None:
+    """Answer with fold bags, scored once on the locked test set; nothing is refit.
+
+    ``ensemble`` is the selection (:func:`~automed.searching.ensemble.select_ensemble`) when
+    it answers (better than the best single by more than its noise), else None. Returns None
+    when a member's bag is not in ``root`` (written on another machine, or too large): the
+    caller then refits.
+    """
+    from automed.searching.refit import score_on_test
+
+    weights = ensemble.selection.weights if ensemble is not None else {best: 1.0}
+    bags = {t: load_bag(root, t) for t in weights}
+    if any(bag is None for bag in bags.values()):
+        return None
+    out = FoldAnswer(weights, bags, ensemble=ensemble)
+    if progress is not None:
+        progress({"event": "answer", "trial": best, "members": sorted(weights),
+                  "folds": len(p.splits), "test": p.test is not None})
+    if p.test is not None:
+        out.test_proba = out.predict_proba(p.test.x, device=device)
+        out.test_scores, out.test_ci, out.test_predictions = score_on_test(p, out.test_proba)
+        if ensemble is not None:
+            ensemble.test_proba, ensemble.test_scores = out.test_proba, out.test_scores
+            ensemble.test_ci, ensemble.test_predictions = out.test_ci, out.test_predictions
+    return out
+
+
+def save_answer(folder: Path, root: Path, out: FoldAnswer, infos: dict[int, dict],
+                top: dict | None = None) -> Path:
+    """The answer's artifact: a copy of its bag (the best single), or of each member's bag in
+    ``member-<trial>`` under an ensemble config. ``infos`` are each member's artifact info
+    (study, CV and test scores, manifest: what its model card reports); ``top`` the
+    ensemble's own."""
+    from automed.results.artifact import clear_model_folder
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    clear_model_folder(folder)
+
+    def copy_bag(trial: int, dest: Path) -> dict:
+        source = trial_dir(root, trial)
+        bag = json.loads((source / CONFIG).read_text(encoding="utf-8"))
+        for fold in bag["ensemble"]["members"]:
+            shutil.copytree(source / fold["folder"], dest / fold["folder"])
+        return {**infos[trial], "ensemble": bag["ensemble"]}
+
+    if len(out.weights) == 1:
+        [trial] = out.weights
+        config = copy_bag(trial, folder)
+    else:
+        for trial in out.weights:
+            member = folder / f"member-{trial}"
+            member.mkdir()
+            (member / CONFIG).write_text(json.dumps({"format": FORMAT, **copy_bag(trial, member)},
+                                                    indent=2, default=str), encoding="utf-8")
+        config = dict(top or {})
+    (folder / CONFIG).write_text(json.dumps({"format": FORMAT, **config}, indent=2,
+                                            default=str), encoding="utf-8")
+    return folder

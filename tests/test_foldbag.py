@@ -1,0 +1,144 @@
+"""Answers without a refit: the winner's (or an ensemble's members') cross-validation models.
+
+Every complete candidate keeps the k models its folds trained while it ranks among the best
+``KEEP``; the answer averages them, is scored once on the test set and saved as a bag of
+fold artifacts. Nothing trains after the search. A member whose fold models are not at hand
+is refit instead; local workers and resumes keep and find the bags like one process does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import automed.searching.refit as refit_module
+from automed.data.loaders import load_data
+from automed.evaluation import metrics as M
+from automed.results.artifact import LoadedModel
+from automed.searching import foldbag
+from automed.searching.runner import search
+from automed.storage import Store
+
+QUICK = dict(folds=3, max_epochs=2, bootstrap=0, prune=False, seed=0)
+
+
+def _bags(root: Path) -> set[int]:
+    return {int(p.name.removeprefix("trial-")) for p in root.glob("trial-*")}
+
+
+def test_the_answer_is_the_mean_of_the_winners_fold_models_and_nothing_is_refit(
+        demo_signal, tmp_path, monkeypatch):
+    refits = []
+    monkeypatch.setattr(refit_module, "fit_model",
+                        lambda *a, **k: refits.append(1) or pytest.fail("a refit trained"))
+    storage = f"sqlite:///{tmp_path / 'f.db'}"
+    result = search(demo_signal, trials=2, storage=storage, study="f", ensemble=False,
+                    artifacts=tmp_path / "models", **QUICK)
+    assert refits == [] and result.model is None
+    best = result.best["trial"]
+    root = foldbag.candidates_dir(result.artifact)
+    assert best in _bags(root)
+    folds = [LoadedModel(root / f"trial-{best}" / f"fold-{i}") for i in range(3)]
+    data = load_data(demo_signal)
+    mean = np.mean([f.predict_proba(data.test.x) for f in folds], axis=0)
+    # the search scored exactly the mean of the winner's three fold models, once
+    np.testing.assert_allclose(result.predict_proba(data.test.x), mean, atol=1e-6)
+    scored = np.array(Store(storage).test_predictions("f")["proba"])
+    np.testing.assert_allclose(scored, mean, atol=2e-6)
+    assert result.test_scores["accuracy"] == pytest.approx(
+        M.score("accuracy", data.test.y, mean))
+    info = Store(storage).search("f")["config"]
+    assert info["answer_from"] == "folds" and "refit_s" not in info["timing"]
+    # the saved answer is the bag: three fold artifacts under one config
+    saved = LoadedModel(result.artifact)
+    assert [m.folder.name for _, m in saved.members] == ["fold-0", "fold-1", "fold-2"]
+    assert [w for w, _ in saved.members] == pytest.approx([1 / 3] * 3)
+    assert saved.config["trial"] == best and saved.config["refit"] is False
+
+
+def test_only_the_best_candidates_keep_their_fold_models(demo_signal, tmp_path, monkeypatch):
+    monkeypatch.setattr(foldbag, "KEEP", 2)
+    storage = f"sqlite:///{tmp_path / 'k.db'}"
+    result = search(demo_signal, trials=5, storage=storage, study="k", ensemble=False,
+                    artifacts=tmp_path / "models", **QUICK)
+    ranked = [r["trial"] for r in result.leaderboard]
+    assert len(ranked) == 5
+    assert _bags(foldbag.candidates_dir(result.artifact)) == set(ranked[:2])
+
+
+def test_an_answer_whose_fold_models_are_missing_is_refit(demo_signal, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'm.db'}"
+    opts = dict(trials=2, storage=storage, study="m", ensemble=False,
+                artifacts=tmp_path / "models", **QUICK)
+    first = search(demo_signal, **opts)
+    foldbag.drop_bags(foldbag.candidates_dir(first.artifact), {first.best["trial"]})
+    again = search(demo_signal, **opts)  # nothing left to search: only the answer is built
+    assert again.resumed and again.best["trial"] == first.best["trial"]
+    assert Store(storage).search("m")["config"]["answer_from"] == "refit"
+    assert (Path(again.artifact) / "model.safetensors").is_file() and again.model is not None
+
+
+def test_a_damaged_bag_is_refit_with_a_warning(demo_signal, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'd.db'}"
+    opts = dict(trials=1, storage=storage, study="d", ensemble=False,
+                artifacts=tmp_path / "models", **QUICK)
+    first = search(demo_signal, **opts)
+    bag = foldbag.candidates_dir(first.artifact) / f"trial-{first.best['trial']}"
+    (bag / "fold-1" / "model.safetensors").write_bytes(b"\0" * 32)
+    with pytest.warns(UserWarning, match="do not load"):
+        again = search(demo_signal, **opts)
+    assert Store(storage).search("d")["config"]["answer_from"] == "refit"
+    assert again.test_scores is not None
+
+
+def test_refit_full_keeps_no_fold_models(demo_signal, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'r.db'}"
+    result = search(demo_signal, trials=2, storage=storage, study="r", ensemble=False,
+                    artifacts=tmp_path / "models", refit_full=True, bag=1, **QUICK)
+    assert not foldbag.candidates_dir(result.artifact).exists()
+    assert Store(storage).search("r")["config"]["answer_from"] == "refit"
+    assert result.model is not None
+
+
+@pytest.mark.slow
+def test_workers_and_a_resume_keep_and_find_the_fold_models(demo_signal, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'w.db'}"
+    opts = dict(storage=storage, study="w", artifacts=tmp_path / "models", ensemble=False,
+                **QUICK)
+    two = search(demo_signal, trials=3, workers=2, **opts)
+    root = foldbag.candidates_dir(two.artifact)
+    # the worker processes wrote the bags; the leader answered from them
+    assert _bags(root) == {r["trial"] for r in two.leaderboard}
+    assert Store(storage).search("w")["config"]["answer_from"] == "folds"
+    more = search(demo_signal, trials=5, **opts)  # a resume with a larger budget
+    assert more.resumed and len(more.leaderboard) == 5
+    assert _bags(root) == {r["trial"] for r in more.leaderboard}
+    assert Store(storage).search("w")["config"]["answer_from"] == "folds"
+    data = load_data(demo_signal)
+    np.testing.assert_allclose(more.predict_proba(data.test.x),
+                               np.array(Store(storage).test_predictions("w")["proba"]),
+                               atol=2e-6)
+
+
+def test_a_bag_that_cannot_be_written_fails_no_candidate(demo_signal, tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(foldbag, "save_bag", refuse)
+    storage = f"sqlite:///{tmp_path / 'n.db'}"
+    with pytest.warns(UserWarning, match="cannot keep fold models"):
+        result = search(demo_signal, trials=2, storage=storage, study="n", ensemble=False,
+                        artifacts=tmp_path / "models", **QUICK)
+    assert [r["state"] for r in Store(storage).candidates("n")] == ["complete", "complete"]
+    assert Store(storage).search("n")["config"]["answer_from"] == "refit"
+    assert result.test_scores is not None
+
+
+def test_a_search_without_a_final_model_keeps_no_fold_models(demo_signal, tmp_path):
+    # refit=False: no final model is wanted, so no candidate spends time saving fold models
+    storage = f"sqlite:///{tmp_path / 'o.db'}"
+    search(demo_signal, trials=1, storage=storage, study="o", refit=False,
+           artifacts=tmp_path / "models", **QUICK)
+    assert not list((tmp_path / "models").glob("*.candidates"))
