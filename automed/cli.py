@@ -98,9 +98,14 @@ class _Progress:
                        "better: refitting its members" if e["better"] else
                        "not better than the best single candidate by more than its fold "
                        "noise; keeping that one")
-            click.echo(f"{e['label']}: out-of-fold score {e['score']:.4f} vs best single "
-                       f"{e['single']:.4f} (noise {e.get('margin', 0.0):.4f}), {verdict}",
-                       err=True)
+            what, sign = e.get("objective") or "score", 1.0
+            if what == "log_loss":  # selection maximises minus the log-loss
+                what, sign = "log-loss", -1.0
+            if e["better"] is False and e.get("keeps_metric") is False:
+                verdict = "worse at the search's metric than the best single; keeping that one"
+            click.echo(f"{e['label']}: out-of-fold {what} {sign * e['score']:.4f} vs best "
+                       f"single {sign * e['single']:.4f} (noise {e.get('margin', 0.0):.4f}), "
+                       f"{verdict}", err=True)
         elif kind == "done" and e.get("timing"):
             click.echo(format_timing(e["timing"]), err=True)
 

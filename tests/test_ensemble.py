@@ -65,6 +65,33 @@ def test_a_blend_ahead_by_less_than_the_fold_noise_is_not_the_answer():
     assert not EnsembleResult(Selection([0, 0], 0.99, 0.5), {}, {}, margin=0.0).better
 
 
+def test_log_loss_selection_blends_where_accuracy_is_flat():
+    from automed.searching.ensemble import neg_log_loss
+
+    y = np.array([0, 1, 1, 0])
+    # Both are right on the same 3 of 4 samples: no blend changes the accuracy, so selection
+    # by accuracy keeps #1 alone. #1 is overconfident where it is wrong, #2 is not.
+    oof = {1: _binary([0.05, 0.95, 0.95, 0.99]), 2: _binary([0.30, 0.70, 0.70, 0.60])}
+    assert greedy_select(oof, y, _accuracy, order=[1, 2]).members == [1]
+    sel = greedy_select(oof, y, neg_log_loss, order=[1, 2])
+    # Round 1: #2 (-0.496) beats #1 (-1.19); round 2: #2+#1 = [0.175, 0.825, 0.825, 0.795]
+    # (-0.538) loses to #2+#2, and so on: the log-loss of the blend peaks with more #2 in it.
+    assert sel.picks[0] == 2 and sel.score == pytest.approx(
+        max(neg_log_loss(y, (k * oof[1] + (20 - k) * oof[2]) / 20) for k in range(21)),
+        abs=0.01)
+    assert neg_log_loss(y, oof[2]) == pytest.approx(
+        np.mean(np.log([0.70, 0.70, 0.70, 0.40])))
+
+
+def test_a_blend_that_loses_the_searchs_metric_is_not_the_answer():
+    from automed.searching.ensemble import EnsembleResult, Selection
+
+    sel = Selection(picks=[0, 4], score=-0.18, single=-0.65)  # far better log-loss ...
+    assert EnsembleResult(sel, {}, {}, margin=0.04, objective="log_loss").better
+    assert not EnsembleResult(sel, {}, {}, margin=0.04, objective="log_loss",
+                              keeps_metric=False).better  # ... but worse accuracy
+
+
 @pytest.fixture(scope="module")
 def ensembled(tmp_path_factory):
     import torch
@@ -73,9 +100,10 @@ def ensembled(tmp_path_factory):
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("ens")
-    data = make_demo("image", root / "ens.npz", n=200)
+    data = make_demo("signal", root / "ens.npz", n=200)
     url = f"sqlite:///{root / 'ens.db'}"
-    # Every candidate completes (no pruning), so the selection has six to choose from.
+    # Every candidate completes (no pruning), so the selection has six to choose from; on
+    # these signals short schedules leave overconfident candidates that a blend calibrates.
     result = search(data, trials=6, folds=2, max_epochs=4, storage=url, seed=0,
                     artifacts=root / "models", bootstrap=50, prune=False)
     return data, url, result, root

@@ -276,6 +276,11 @@ class Objective:
                     record("pruned", "CV mean below the completed candidates' after fold "
                                      f"{i + 1}")
                     raise optuna.TrialPruned()
+            if all(math.isfinite(s) for s in fold_scores):
+                # Before the candidate is recorded complete: a Ctrl-C while its bag is written
+                # leaves an interrupted candidate (retried), never a complete one without it.
+                self._save_fold_models(trial.number, name, params, spec, trained,
+                                       float(np.mean(fold_scores)))
         except Collapsed as exc:
             record("collapsed", str(exc))
             raise optuna.TrialPruned(str(exc)) from None
@@ -307,31 +312,44 @@ class Objective:
             raise CandidateError(f"{name}: metric not finite")
         record("complete")
         self.store.record_oof(self.search_id, trial.number, oof)
-        self._keep_fold_models(trial.number, name, params, spec, trained)
+        self._drop_fold_models()
         self._reserve_for_refit(time.perf_counter() - start)
         self._reserve_for_answer(pace)
         return float(np.mean(fold_scores))
 
-    def _keep_fold_models(self, number: int, family: str, params: dict, spec,
-                          trained: list[tuple]) -> None:
-        """Save a complete candidate's fold models while it ranks among the best KEEP, and
-        drop the bags of candidates that this one pushed out (see searching.foldbag)."""
+    def _save_fold_models(self, number: int, family: str, params: dict, spec,
+                          trained: list[tuple], score: float) -> None:
+        """Save a finished candidate's fold models when it ranks among the best KEEP complete
+        candidates (see searching.foldbag); a bag that cannot be written fails nothing."""
         from automed.searching import foldbag
 
         if self.fold_models is None or not trained:
             return
-        ranked = [r["trial"] for r in self.store.leaderboard(self.study_name) if r["trial"] >= 0]
+        ahead = sum(r["score_mean"] is not None and r["score_mean"] > score
+                    for r in self.store.leaderboard(self.study_name) if r["trial"] >= 0)
+        if ahead >= foldbag.KEEP or foldbag.bag_bytes(trained) > foldbag.MAX_BYTES:
+            return
         try:
-            if number in ranked[:foldbag.KEEP] and foldbag.bag_bytes(trained) <= foldbag.MAX_BYTES:
-                foldbag.save_bag(self.fold_models, number, family, params, spec.to_dict(),
-                                 list(self.p.train.classes), trained)
-            # Only candidates known complete and ranked past KEEP: their scores never change,
-            # so they never come back, and a bag another worker is writing is never touched.
-            foldbag.drop_bags(self.fold_models, set(ranked[foldbag.KEEP:]))
+            foldbag.save_bag(self.fold_models, number, family, params, spec.to_dict(),
+                             list(self.p.train.classes), trained)
         except OSError as exc:
             warnings.warn(f"cannot keep fold models in {self.fold_models} ({exc}); the answer "
                           "will be refit instead", stacklevel=2)
             self.fold_models = None
+
+    def _drop_fold_models(self) -> None:
+        """Delete the bags of complete candidates ranked past KEEP. Only candidates known
+        complete: their scores never change, so they never come back, and a bag another
+        worker is still writing is never touched."""
+        from automed.searching import foldbag
+
+        if self.fold_models is None:
+            return
+        ranked = [r["trial"] for r in self.store.leaderboard(self.study_name) if r["trial"] >= 0]
+        try:
+            foldbag.drop_bags(self.fold_models, set(ranked[foldbag.KEEP:]))
+        except OSError:
+            pass  # an undeleted bag only takes disk space
 
     def _epoch_watch(self, trial: optuna.Trial, model: torch.nn.Module, xva: torch.Tensor,
                      yva: np.ndarray, params: dict[str, Any],

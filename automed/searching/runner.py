@@ -32,13 +32,18 @@ from automed.errors import AutomedError, ConfigError
 from automed.results.artifact import default_dir
 from automed.searching import foldbag, portfolio
 from automed.searching.devices import plan_slots
-from automed.searching.ensemble import (ENSEMBLE_TRIAL, build_ensemble, held_for_members,
-                                       save_ensemble, select_ensemble)
+from automed.searching.ensemble import (
+    ENSEMBLE_TRIAL,
+    MAX_MEMBERS,
+    build_ensemble,
+    held_for_members,
+    save_ensemble,
+    select_ensemble,
+)
 from automed.searching.ensemble import record_row as record_ensemble_row
 from automed.searching.manifest import build_manifest, enable_determinism
 from automed.searching.objective import Objective
-from automed.searching.plan import (HEARTBEAT_INTERVAL, DataPlan, SearchPlan,
-                                    plugin_ref)
+from automed.searching.plan import HEARTBEAT_INTERVAL, DataPlan, SearchPlan, plugin_ref
 from automed.searching.prepare import Prepared, load_plugins, prepare, resolve_path
 from automed.searching.refit import artifact_info, model_info, refit_best, save_best
 from automed.searching.study import (
@@ -336,7 +341,8 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
         # ensembles, of up to two more members.
         objective.refits_after = plan.seeds * (1 + 2 * bool(ensemble))
     elif refit:
-        objective.answer_members = 3 if ensemble else 1  # test predictions of fold bags
+        # test predictions of the answer's fold bags
+        objective.answer_members = MAX_MEMBERS if ensemble else 1
     deadline = None if plan.timeout is None else wall_start + plan.timeout
     try:
         if len(slots) == 1:
@@ -409,6 +415,7 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
             "label": ens.selection.label(), "weights": ens.selection.weights,
             "picks": ens.selection.picks, "oof_score": ens.selection.score,
             "single_oof_score": ens.selection.single, "better": ens.better,
+            "objective": ens.objective, "keeps_metric": ens.keeps_metric,
             "late": ens.late,
             "test_scores": ens.test_scores, "test_ci": ens.test_ci})
     store.finish_search(search_id, status="complete", best_trial=best.number,
@@ -448,6 +455,7 @@ def _answer_from_folds(p: Prepared, store: Store, search_id: int, study: str, be
         progress({"event": "ensemble", "label": selected.selection.label(),
                   "score": selected.selection.score, "single": selected.selection.single,
                   "margin": selected.margin, "better": selected.better, "late": False,
+                  "objective": selected.objective, "keeps_metric": selected.keeps_metric,
                   "from_folds": True})
     answers = selected if selected is not None and selected.better else None
     out = foldbag.answer(p, best.number, root, ensemble=answers, device=dev, progress=progress)
