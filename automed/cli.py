@@ -138,8 +138,8 @@ def cli() -> None:
     automed report STUDY -o F    a self-contained HTML report with plots
     automed worker --study S     join a search from this machine (PostgreSQL for many nodes)
     automed proxy --storage URL  serve the database to hundreds of workers (gRPC)
-    automed predict DATA         class probabilities from a search's refit model
-    automed export -o DIR        the refit model and its model card
+    automed predict DATA         class probabilities from a search's saved answer
+    automed export -o DIR        the saved answer and its model card
     automed db upgrade           migrate the database after upgrading automed
     automed plugins [list]       list the architecture plugins and loaders
     automed plugins check NAME   run the conformance suite on a plugin (name, file, module)
@@ -150,7 +150,7 @@ def cli() -> None:
 @cli.command()
 @click.argument("data", type=click.Path())
 @click.option("--test", "test", type=click.Path(), help="A locked test file, scored once by the "
-              "refit best (a .npz with test_* keys brings its own).")
+              "answer (a .npz with test_* keys brings its own).")
 @click.option("--metric", default="accuracy", show_default=True,
               help=f"Objective: {', '.join(METRIC_NAMES)} (aliases {', '.join(ALIASES)}).")
 @click.option("--average", type=click.Choice(AVERAGES), default="macro", show_default=True,
@@ -208,7 +208,7 @@ def cli() -> None:
               "per training sample, in loading order.")
 @click.option("--test-fraction", type=float, help="Hold out this stratified (and grouped) "
               "fraction as the locked test set before the search.")
-@click.option("--artifacts", type=click.Path(), help="Folder for the refit model (default: "
+@click.option("--artifacts", type=click.Path(), help="Folder for the answer's model (default: "
               "automed_models/ beside the SQLite file).")
 @click.option("--bootstrap", default=1000, show_default=True, help="Resamples for the test "
               "set's 95% intervals (0: none).")
@@ -374,7 +374,7 @@ def leaderboard(studies, all_studies, datasets, architectures, states, metrics, 
     if info["test_scores"]:
         answer = ((info["config"] or {}).get("ensemble") or {}).get("label") \
             if (info["config"] or {}).get("answer") == "ensemble" else f"#{info['best_trial']}"
-        click.echo(f"\nrefit best {answer}: "
+        click.echo(f"\nanswer {answer}: "
                    + format_test_scores(info["test_scores"], info["test_size"]))
     config = info["config"] or {}
     if config.get("test_ci"):
@@ -428,7 +428,7 @@ def show(study, candidate, storage, as_json) -> None:
 @click.option("--storage", help=STORAGE_HELP)
 def report(study, output, top, storage) -> None:
     """Write one self-contained HTML page about STUDY: leaderboard, history, importances,
-    families, and the refit best's confusion matrix, ROC and precision-recall curves."""
+    families, and the answer's confusion matrix, ROC and precision-recall curves."""
     from automed.results.report import write_report
     from automed.storage import Store
 
@@ -503,13 +503,13 @@ def _artifact_of(store, study: str | None) -> str:
     path = (store.search(study)["config"] or {}).get("artifact")
     if not path:
         raise AutomedError(f"study {study!r} has no saved model; let the search finish "
-                           "(it refits and saves the best)")
+                           "(it saves its answer)")
     return path
 
 
 @cli.command()
 @click.argument("data", type=click.Path(exists=True))
-@click.option("--study", help="Study whose refit model predicts (default: the most recent).")
+@click.option("--study", help="Study whose saved answer predicts (default: the most recent).")
 @click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False),
               help="An exported model folder instead of --study.")
 @click.option("-o", "--output", type=click.Path(), help="CSV to write (default: stdout).")
@@ -538,7 +538,7 @@ def predict(data, study, model_dir, output, split, device, storage) -> None:
               help="Folder for the weights, config and MODEL_CARD.md.")
 @click.option("--storage", help=STORAGE_HELP)
 def export(study, output, storage) -> None:
-    """Write the refit model (safetensors + JSON) and a model card to a folder."""
+    """Write the search's answer (safetensors + JSON) and a model card to a folder."""
     from automed.results.model_card import export_model
     from automed.storage import Store
 

@@ -47,7 +47,7 @@ def test_leaderboard_reads_the_default_database(searched):
     work, _ = searched
     out = automed("leaderboard", cwd=work)
     assert out.returncode == 0, out.stderr
-    assert "study 'demo-accuracy-cv2'" in out.stdout and "refit best" in out.stdout
+    assert "study 'demo-accuracy-cv2'" in out.stdout and "\nanswer " in out.stdout
     rows = json.loads(automed("leaderboard", "--json", "--all", cwd=work).stdout)
     candidates = [r for r in rows if r["state"] != "ensemble"]
     assert len(candidates) == 3

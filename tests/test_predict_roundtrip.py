@@ -1,9 +1,10 @@
 """search -> export -> predict, for every loader format, on labeled and unlabeled files.
 
 Each format gets a tiny search here (one candidate, one epoch); a fresh Python process then
-exports each refit model and predicts with it, through the real CLI, on the training file and
-on a file of the same samples without labels. Every probability must equal the refit model's
-own prediction, computed in this process from the search's result.
+exports each answer (its fold models; one format also refit, --refit-full) and predicts with
+it, through the real CLI, on the training file and on a file of the same samples without
+labels. Every probability must equal the answer's own prediction in this process, and the
+test probabilities the search scored.
 """
 
 from __future__ import annotations
@@ -228,7 +229,7 @@ def _read(path: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("name", list(FORMATS))
-def test_predict_reproduces_the_refit_model(roundtrip, name):
+def test_predict_reproduces_the_answer(roundtrip, name):
     expected, outputs = roundtrip
     labeled, bare, classes, y = outputs[name]
     want = {split: np.asarray(p) for split, p in expected[name].items()}

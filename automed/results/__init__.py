@@ -1,5 +1,5 @@
 """Results: what a search leaves behind, read back for people and programs.
 
 ``leaderboard`` and ``describe`` (tables from the study database), ``report`` (one HTML page,
-``svgplot``), ``artifact`` (the refit model, no pickle), ``predict`` and ``model_card``.
+``svgplot``), ``artifact`` (the saved answer, no pickle), ``predict`` and ``model_card``.
 """

@@ -100,12 +100,12 @@ def render_model_card(c: dict) -> str:
 
 
 def export_model(store, study: str, out: str | Path) -> Path:
-    """Copy ``study``'s refit model to ``out`` and write ``MODEL_CARD.md`` beside it."""
+    """Copy ``study``'s saved answer to ``out`` and write ``MODEL_CARD.md`` beside it."""
     info = store.search(study)
     source = (info["config"] or {}).get("artifact")
     if not source:
         raise ConfigError(f"study {study!r} has no saved model; run the search to its end "
-                          "(with refit) first")
+                          "(to its answer) first")
     source = Path(source)
     if not (source / CONFIG).is_file():
         raise DataError(f"{source}: the model of study {study!r} is missing; re-run the search")

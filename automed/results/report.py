@@ -2,7 +2,7 @@
 
 Everything is inline (CSS and SVG, no scripts, no links), so the file can be mailed, archived
 or opened offline and still shows its plots. Sections: summary, leaderboard, optimisation
-history, parameter importances, per-family comparison, and the refit best on the test set
+history, parameter importances, per-family comparison, and the answer on the test set
 (scores, confusion matrix, ROC and precision-recall curves).
 """
 

@@ -164,10 +164,13 @@ def refit_estimate(trial, folds: int) -> float:
     return refit_seconds((trial.datetime_complete - trial.datetime_start).total_seconds(), folds)
 
 
-def select_ensemble(p, store, search_id: int, study: str, trials: dict) -> EnsembleResult | None:
+def select_ensemble(p, store, search_id: int, study: str, trials: dict,
+                    max_members: int | None = None) -> EnsembleResult | None:
     """The greedy selection over the study's best complete candidates' out-of-fold
     predictions, with its CV scores and noise margin; nothing is refit or written. None when
-    fewer than two candidates have out-of-fold predictions or the selection keeps one."""
+    fewer than two candidates have out-of-fold predictions or the selection keeps one.
+    ``max_members`` caps the distinct members (default: MAX_MEMBERS, or 3 when they must be
+    refit under --timeout)."""
     from automed.evaluation import metrics as M
     from automed.searching.objective import fold_mean
 
@@ -187,8 +190,10 @@ def select_ensemble(p, store, search_id: int, study: str, trials: dict) -> Ensem
 
     name = p.metric if p.metric in RANKING_METRICS else "log_loss"
     objective = metric if name == p.metric else neg_log_loss
-    capped = p.plan.timeout is not None and p.plan.refit_full
-    sel = greedy_select(oof, y, objective, order, max_members=3 if capped else MAX_MEMBERS)
+    if max_members is None:
+        capped = p.plan.timeout is not None and p.plan.refit_full
+        max_members = 3 if capped else MAX_MEMBERS
+    sel = greedy_select(oof, y, objective, order, max_members=max_members)
     if len(sel.members) < 2:
         return None
     proba = blend(oof, sel.weights)

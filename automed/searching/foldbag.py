@@ -37,6 +37,9 @@ from automed.results.artifact import CONFIG, FORMAT, LoadedModel, save_artifact
 from automed.searching.ensemble import POOL, blend
 
 KEEP = POOL  # candidates whose fold models are kept: those ensemble selection may pick
+# Bags whose test predictions a search keeps time for under --timeout; the final phase then
+# lets an ensemble have as many members (up to ensemble.MAX_MEMBERS) as the time left allows.
+RESERVED_MEMBERS = 3
 # A bag bigger than this is not kept (a large pretrained encoder, k times over, in each of
 # KEEP candidates): the final phase refits that candidate instead.
 MAX_BYTES = 1 << 30
@@ -120,6 +123,26 @@ def load_bag(root: Path | None, trial: int) -> LoadedModel | None:
 
 
 # -- the answer ---------------------------------------------------------------------------
+def members_in_time(p, trials, deadline: float | None) -> int:
+    """How many fold bags can predict the test set before ``deadline`` (monotonic), at the
+    slowest pace the complete ``trials`` measured (their ``answer_pace`` attribute); at least
+    1 (the answer always comes), at most ensemble.MAX_MEMBERS."""
+    import time
+
+    from automed.searching.ensemble import MAX_MEMBERS
+    from automed.searching.objective import answer_seconds
+
+    paces = [t.user_attrs.get("answer_pace") for t in trials]
+    paces = [pc for pc in paces if isinstance(pc, list) and len(pc) == 2]
+    if deadline is None or p.test is None or not paces:
+        return MAX_MEMBERS
+    pace, score_pace = max(pc[0] for pc in paces), max(pc[1] for pc in paces)
+    left = deadline - time.monotonic()
+    fits = [m for m in range(1, MAX_MEMBERS + 1)
+            if answer_seconds(m, len(p.splits), pace, score_pace, len(p.test),
+                              p.plan.bootstrap) <= left]
+    return max(fits, default=1)
+
 @dataclass
 class FoldAnswer:
     """The search's answer made of fold bags: the best single's, or an ensemble's members'."""
@@ -132,11 +155,14 @@ class FoldAnswer:
     test_ci: dict | None = None
     test_predictions: dict | None = None
     artifact: Path | None = None
+    member_test: dict[int, np.ndarray] | None = None  # each member's test probabilities
+
+    def member_probas(self, x: Any, device: Any = "cpu") -> dict[int, np.ndarray]:
+        return {t: self.bags[t].predict_proba(x, device=device) for t in self.weights}
 
     def predict_proba(self, x: Any, device: Any = "cpu") -> np.ndarray:
         """The answer's class probabilities for raw samples (as the artifact gives them)."""
-        return blend({t: self.bags[t].predict_proba(x, device=device) for t in self.weights},
-                     self.weights)
+        return blend(self.member_probas(x, device=device), self.weights)
 
 
 def answer(p, best: int, root: Path | None, *, ensemble=None, device: Any = "cpu",
@@ -159,7 +185,8 @@ def answer(p, best: int, root: Path | None, *, ensemble=None, device: Any = "cpu
         progress({"event": "answer", "trial": best, "members": sorted(weights),
                   "folds": len(p.splits), "test": p.test is not None})
     if p.test is not None:
-        out.test_proba = out.predict_proba(p.test.x, device=device)
+        out.member_test = out.member_probas(p.test.x, device=device)
+        out.test_proba = blend(out.member_test, weights)
         out.test_scores, out.test_ci, out.test_predictions = score_on_test(p, out.test_proba)
         if ensemble is not None:
             ensemble.test_proba, ensemble.test_scores = out.test_proba, out.test_scores

@@ -29,12 +29,12 @@ from automed.contract import TRAINING_DEFAULTS, split_defaults
 from automed.data.dataset import Dataset, LoadedData
 from automed.data.preprocess import Preprocessor
 from automed.errors import AutomedError, ConfigError
+from automed.evaluation import metrics as M
 from automed.results.artifact import default_dir
 from automed.searching import foldbag, portfolio
 from automed.searching.devices import plan_slots
 from automed.searching.ensemble import (
     ENSEMBLE_TRIAL,
-    MAX_MEMBERS,
     build_ensemble,
     held_for_members,
     save_ensemble,
@@ -304,6 +304,9 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
     # Complete candidates keep their fold models there, for an answer without a refit.
     fold_root = (foldbag.candidates_dir(folder) if refit and save_model and not plan.refit_full
                  else None)
+    # Fold bags whose test predictions every worker keeps time for (the final phase fits an
+    # ensemble's size to the time left).
+    answer_members = (foldbag.RESERVED_MEMBERS if ensemble else 1) if fold_root else 0
     # This run's plan (a resume may change the budget), read by every worker; this run's
     # manifest.
     store.update_search_config(search_id, owner={"host": socket.gethostname(),
@@ -311,7 +314,8 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
                                manifest=manifest, plan=plan.to_dict(),
                                trials=plan.trials, timeout=plan.timeout,
                                identity=p.identity(),
-                               fold_models=None if fold_root is None else str(fold_root))
+                               fold_models=None if fold_root is None else str(fold_root),
+                               answer_members=answer_members)
     for message in p.warnings:
         warnings.warn(message, stacklevel=2)
         progress({"event": "warning", "message": message})
@@ -341,8 +345,7 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
         # ensembles, of up to two more members.
         objective.refits_after = plan.seeds * (1 + 2 * bool(ensemble))
     elif refit:
-        # test predictions of the answer's fold bags
-        objective.answer_members = MAX_MEMBERS if ensemble else 1
+        objective.answer_members = answer_members  # the fold bags' test predictions
     deadline = None if plan.timeout is None else wall_start + plan.timeout
     try:
         if len(slots) == 1:
@@ -382,7 +385,7 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
         if fold_root is not None:
             final = _answer_from_folds(p, store, search_id, study_name, best, completed_by_number,
                                        fold_root, folder, dev, ensemble=ensemble,
-                                       manifest=manifest, progress=progress)
+                                       manifest=manifest, progress=progress, deadline=deadline)
             if final is not None:
                 timing["answer_s"] = time.monotonic() - wall_start - timing["search_s"]
         if final is None:
@@ -445,12 +448,16 @@ class _Final:
 
 def _answer_from_folds(p: Prepared, store: Store, search_id: int, study: str, best, trials: dict,
                        root: Path, folder: Path, dev, *, ensemble: bool, manifest: dict,
-                       progress) -> _Final | None:
+                       progress, deadline: float | None = None) -> _Final | None:
     """The answer from the fold models its candidates' cross-validation trained: the best
     single's bag, or an ensemble of bags when that beats it out-of-fold by more than its
-    noise. None when a needed bag is missing (the caller refits)."""
+    noise, with as many members as the time left before ``deadline`` predicts the test set
+    with. None when a needed bag is missing (the caller refits)."""
     start = time.perf_counter()
-    selected = select_ensemble(p, store, search_id, study, trials) if ensemble else None
+    store.delete_candidate(search_id, ENSEMBLE_TRIAL)  # an earlier run's, now outdated
+    members = foldbag.members_in_time(p, trials.values(), deadline) if ensemble else 1
+    selected = (select_ensemble(p, store, search_id, study, trials, max_members=members)
+                if members > 1 else None)
     if selected is not None:
         progress({"event": "ensemble", "label": selected.selection.label(),
                   "score": selected.selection.score, "single": selected.selection.single,
@@ -489,8 +496,15 @@ def _answer_from_folds(p: Prepared, store: Store, search_id: int, study: str, be
                       "predictions; each member is the bag of its fold models",
             "picks": answers.selection.picks})
     artifact = foldbag.save_answer(folder, root, out, infos, top)
-    single = {"trial": best.number, "test_scores": out.test_scores if answers is None else None,
-              "test_ci": out.test_ci if answers is None else None}
+    single = {"trial": best.number, "test_scores": out.test_scores, "test_ci": out.test_ci}
+    if answers is not None and p.test is not None:
+        # What the best single alone scores on the test set (reported, never chosen on).
+        bag = out.bags.get(best.number) or foldbag.load_bag(root, best.number)
+        proba = (out.member_test[best.number] if best.number in out.member_test else
+                 None if bag is None else bag.predict_proba(p.test.x, device=dev))
+        single["test_scores"] = (None if proba is None else
+                                 M.all_scores(p.test.y, proba, p.average, p.pos_label))
+        single["test_ci"] = None
     return _Final(True, out.test_scores, out.test_ci, out.test_predictions, ensemble=selected,
                   single=single, artifact=artifact)
 

@@ -68,6 +68,8 @@ def objective_from_store(store, study_name: str, device: str, *,
         from pathlib import Path
 
         objective.fold_models = Path(cfg["fold_models"])
+    # ... and keeps time before --timeout for the answer's test predictions, as the leader does
+    objective.answer_members = int(cfg.get("answer_members") or 0)
     return objective
 
 
