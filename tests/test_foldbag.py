@@ -152,14 +152,16 @@ def test_an_ensemble_has_as_many_members_as_the_time_left_predicts_with():
     from automed.searching.objective import answer_seconds
 
     p = SimpleNamespace(test=[0] * 1000, splits=[0, 1, 2], plan=SimpleNamespace(bootstrap=100))
-    # 1 ms per sample and fold model to preprocess and predict, 1 us per sample to score
+    # 1 ms per sample and fold model to preprocess and predict, 1 us per bootstrap resample
+    # and sample to score
     trials = [SimpleNamespace(user_attrs={"answer_pace": [1e-3, 1e-6]}),
               SimpleNamespace(user_attrs={})]  # a candidate from before paces were kept
     one = answer_seconds(1, 3, 1e-3, 1e-6, 1000, 100)
-    assert one == pytest.approx(3 * 1.0 + 101 * 1e-3 + 1.0)
+    assert one == pytest.approx(3 * 1.0 + 100 * 1e-3 + 1.0)
     assert answer_seconds(2, 3, 1e-3, 1e-6, 1000, 100) - one == pytest.approx(3.0)
     now = time.monotonic()
-    assert foldbag.members_in_time(p, trials, now + one + 3.5) == 2  # room for 2, not 3
-    assert foldbag.members_in_time(p, trials, now + 1.0) == 1  # the answer always comes
+    assert foldbag.members_in_time(p, trials, now + one + 9.5) == 4  # room for 4, not 5
+    # the search kept time for RESERVED_MEMBERS: its last epoch may have eaten some of it
+    assert foldbag.members_in_time(p, trials, now + 1.0) == foldbag.RESERVED_MEMBERS
     assert foldbag.members_in_time(p, trials, now + 600) == MAX_MEMBERS
     assert foldbag.members_in_time(p, trials, None) == MAX_MEMBERS

@@ -132,9 +132,14 @@ def _first_heartbeat(trial: optuna.Trial) -> None:
 def answer_seconds(members: int, folds: int, pace: float, score_pace: float, n_test: int,
                    bootstrap: int) -> float:
     """About how long an answer of ``members`` fold bags takes on ``n_test`` raw samples:
-    every fold model preprocesses and predicts them, then every metric is scored once and
-    ``bootstrap`` times more. One second more for loading and saving the bags."""
-    return members * folds * pace * n_test + (1 + bootstrap) * score_pace * n_test + 1.0
+    every fold model preprocesses and predicts them (``pace`` seconds per sample), then the
+    bootstrap scores every metric on ``bootstrap`` resamples (``score_pace`` seconds per
+    resample and sample, vectorised: evaluation.bootstrap). One second more for loading and
+    saving the bags."""
+    return members * folds * pace * n_test + bootstrap * score_pace * n_test + 1.0
+
+
+BOOTSTRAP_PROBE = 20  # resamples timed once per process to learn the bootstrap's pace
 
 
 def refit_seconds(cv_seconds: float, folds: int) -> float:
@@ -166,6 +171,7 @@ class Objective:
         self._fold_cache: dict[tuple[int, str], tuple] = {}
         self._fold_pre: dict[tuple[int, str], Any] = {}  # the fitted preprocessor per fold
         self._pre_pace: dict[tuple[int, str], float] = {}  # its transform's s per sample
+        self._boot_pace: float | None = None  # see _bootstrap_pace
         # Where complete candidates keep their fold models (the answer without a refit, see
         # searching.foldbag); None: not kept (--refit-full, or no final model wanted).
         self.fold_models: Path | None = None
@@ -258,7 +264,6 @@ class Objective:
             oof = np.full((n, self.spec.n_classes), np.nan, dtype=np.float32)
             trained: list[tuple] = []  # (model, preprocessor) per fold, for the fold bag
             pace = 0.0  # seconds per raw sample to preprocess and predict, the slowest fold's
-            score_pace = 0.0  # seconds per sample to score every metric once
             for i in range(folds):
                 xtr, ytr, xva, yva = self.fold_data(i, name)
                 torch.manual_seed(self.plan.seed + trial.number)
@@ -279,9 +284,7 @@ class Objective:
                 oof[self.p.splits[i][1]] = proba
                 if self.fold_models is not None:
                     trained.append((model, pre))
-                scoring = time.perf_counter()
                 scores = self.score_all(yva, proba)
-                score_pace = max(score_pace, (time.perf_counter() - scoring) / max(1, len(yva)))
                 fold_scores.append(scores[self.p.metric])
                 fold_metrics.append(scores)
                 reason = (final_collapse(proba.argmax(1), yva, self.p.train.classes,
@@ -333,6 +336,7 @@ class Objective:
         self.store.record_oof(self.search_id, trial.number, oof)
         self._drop_fold_models()
         self._reserve_for_refit(time.perf_counter() - start)
+        score_pace = self._bootstrap_pace(oof)
         trial.set_user_attr("answer_pace", [pace, score_pace])
         self._reserve_for_answer(pace, score_pace)
         return float(np.mean(fold_scores))
@@ -441,11 +445,27 @@ class Objective:
         limit = max(0.25 * (self.plan.timeout or 0.0), one)
         self.reserve = max(self.reserve, min(limit, estimate))  # never shrinks
 
+    def _bootstrap_pace(self, oof: np.ndarray) -> float:
+        """Seconds per resample and sample of the bootstrap intervals, timed once on a few
+        resamples of fold 0's out-of-fold predictions (0 without a test set or intervals)."""
+        if self._boot_pace is None:
+            self._boot_pace = 0.0
+            if self.p.test is not None and self.plan.bootstrap:
+                from automed.evaluation.bootstrap import bootstrap_all
+
+                va = self.p.splits[0][1]
+                started = time.perf_counter()
+                bootstrap_all(self.p.train.y[va], oof[va].astype(np.float64), self.p.average,
+                              self.p.pos_label, n=BOOTSTRAP_PROBE, seed=0)
+                self._boot_pace = ((time.perf_counter() - started)
+                                   / (BOOTSTRAP_PROBE * max(1, len(va))))
+        return self._boot_pace
+
     def _reserve_for_answer(self, pace: float, score_pace: float) -> None:
         """Keep time for the answer after the search: ``answer_members`` fold bags read and
         predict the raw test set (each of its k models at ``pace`` seconds per sample,
         preprocessing included: 4.2 of 4.5 s per fold model on Ohsumed's 4,043 abstracts),
-        plus the bootstrap intervals (``--bootstrap`` scorings at ``score_pace``); at most a
+        plus the bootstrap intervals (``--bootstrap`` resamples at ``score_pace``); at most a
         quarter of --timeout. The final phase fits the ensemble's size to the time left."""
         if self.deadline is None or not self.answer_members or self.p.test is None:
             return
