@@ -87,7 +87,10 @@ def _budget(url: str, study: str) -> dict:
     trials = optuna.load_study(study_name=study, storage=url).get_trials(deepcopy=False)
     counted = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
                or (t.state == TrialState.FAIL and t.user_attrs.get("automed_state") == "failed")]
-    ran = [t for t in trials if t.state != TrialState.WAITING]
+    # A surplus trial (two workers asked for the last unit of budget at once; the later one
+    # stops before it builds anything) is neither a candidate nor cut short.
+    ran = [t for t in trials if t.state != TrialState.WAITING
+           and t.user_attrs.get("automed_state") != "surplus"]
     return {"counted": len(counted), "cut_short": len(ran) - len(counted),
             "running": sum(t.state == TrialState.RUNNING for t in trials),
             "complete": sum(t.state == TrialState.COMPLETE for t in trials)}
