@@ -250,6 +250,7 @@ def test_a_candidate_that_cannot_finish_before_the_refits_stops_after_two_epochs
     seen = []
     o = Objective.__new__(Objective)
     o.plan, o.reserve, o._complete = SimpleNamespace(folds=3), 5.0, True
+    o.shortest_epoch = None
     now = time.monotonic()
     o._started = now - 4.0  # two epochs in 4 s: 2 s an epoch, 28 epochs (56 s) to go
     watch = o._pace_watch(lambda e, loss: seen.append(e), {"epochs": 10})
@@ -266,3 +267,32 @@ def test_a_candidate_that_cannot_finish_before_the_refits_stops_after_two_epochs
     watch(PACE_EPOCHS - 1, 1.0)
     o.deadline = None  # no --timeout: nothing to fit
     watch(PACE_EPOCHS - 1, 1.0)
+
+
+def test_no_candidate_starts_in_less_time_than_the_quickest_first_epoch():
+    """PneumoniaMNIST, 900 s: a candidate started 8 s before the limit trained one 9 s epoch
+    and ended the search past it. The quickest fold-0 first epoch seen is the floor."""
+    import time
+    from types import SimpleNamespace
+
+    from automed.searching.objective import Objective
+
+    o = Objective.__new__(Objective)
+    o.plan, o.reserve, o._complete, o.shortest_epoch = SimpleNamespace(folds=3), 5.0, True, None
+    o.deadline = time.monotonic() + 20.0  # 15 s left before the answer's 5 s
+    assert not o.no_time_for_another()  # no epoch seen yet: nothing to go by
+    watch = o._pace_watch(lambda e, loss: None, {"epochs": 10})
+    o._started = time.monotonic() - 9.0
+    watch(0, 1.0)  # a first epoch of about 9 s
+    assert 9.0 <= o.shortest_epoch < 10.0 and not o.no_time_for_another()
+    o._started = time.monotonic() - 30.0
+    watch(0, 1.0)  # a slower candidate's first epoch does not raise the floor
+    assert o.shortest_epoch < 10.0
+    o.deadline = time.monotonic() + 12.0  # 7 s left: under the 9 s epoch
+    assert o.no_time_for_another()
+    o._complete = False
+    o.store, o.study_name = None, None
+    o.has_complete = lambda: False  # nothing complete yet: a search always answers
+    assert not o.no_time_for_another()
+    o.deadline = None  # no --timeout
+    assert not o.no_time_for_another()

@@ -211,8 +211,11 @@ def run_trials(objective, study: optuna.Study, *, trials: int | None, timeout: f
     if timeout is not None:
         objective.deadline = started + timeout  # candidates stop mid-training at the limit
     def reserve(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        # Time kept for the refits after the search (see Objective.reserve) ends it early.
+        # Time kept for the answer after the search (see Objective.reserve) ends it early, and
+        # so does time left too short for another candidate's first epoch.
         if getattr(objective, "reserve", 0.0) and objective.out_of_time():
+            study.stop()
+        elif getattr(objective, "no_time_for_another", lambda: False)():
             study.stop()
 
     if not budget.used(study):
