@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -130,8 +131,6 @@ def members_in_time(p, trials, deadline: float | None) -> int:
     of it: on BreastMNIST a cap of 1 member by a few seconds turned a 5-member ensemble
     with a far better out-of-fold log-loss into the best single), at most
     ensemble.MAX_MEMBERS."""
-    import time
-
     from automed.searching.ensemble import MAX_MEMBERS
     from automed.searching.objective import answer_seconds
 

@@ -498,10 +498,12 @@ def _answer_from_folds(p: Prepared, store: Store, search_id: int, study: str, be
     artifact = foldbag.save_answer(folder, root, out, infos, top)
     single = {"trial": best.number, "test_scores": out.test_scores, "test_ci": out.test_ci}
     if answers is not None and p.test is not None:
-        # What the best single alone scores on the test set (reported, never chosen on).
-        bag = out.bags.get(best.number) or foldbag.load_bag(root, best.number)
-        proba = (out.member_test[best.number] if best.number in out.member_test else
-                 None if bag is None else bag.predict_proba(p.test.x, device=dev))
+        # What the best single alone scores on the test set (reported, never chosen on): its
+        # test prediction when it is a member, else its bag's.
+        proba = out.member_test.get(best.number)
+        if proba is None:
+            bag = foldbag.load_bag(root, best.number)
+            proba = None if bag is None else bag.predict_proba(p.test.x, device=dev)
         single["test_scores"] = (None if proba is None else
                                  M.all_scores(p.test.y, proba, p.average, p.pos_label))
         single["test_ci"] = None
