@@ -70,3 +70,27 @@ def test_portfolio_order_by_score_and_by_gain_per_second():
     # an unmeasured entry costs the most measured one
     seconds["pneumonia"][1] = None
     assert greedy(scores, 2, seconds)[0] == 2
+
+
+def test_starts_that_differ_only_in_fixed_values_are_two_candidates():
+    """Two portfolio starts whose difference lies outside the space (a fixed value) both run;
+    the same parameters and the same fixed values are still one candidate."""
+    import optuna
+
+    from automed.contract import FIXED_ATTR
+    from automed.searching.objective import duplicate_of
+
+    study = optuna.create_study()
+    dist = {"filters": optuna.distributions.CategoricalDistribution([64, 128])}
+    study.add_trial(optuna.trial.create_trial(
+        params={"filters": 128}, distributions=dist, value=0.9,
+        user_attrs={FIXED_ATTR: {"bins": 6}}))
+
+    def ask(fixed):
+        trial = study.ask()
+        trial.set_user_attr(FIXED_ATTR, fixed)
+        trial.suggest_categorical("filters", [64, 128])
+        return trial
+
+    assert duplicate_of(ask({"bins": 15})) is None
+    assert duplicate_of(ask({"bins": 6})) == 0

@@ -100,10 +100,13 @@ def duplicate_of(trial: optuna.Trial) -> int | None:
     """The number of an earlier candidate with exactly these parameters, unless a retry.
 
     Distinct sampler seeds make repeats rare; this is the guarantee that a parameter set is
-    trained once, whatever several workers or a resume draw.
+    trained once, whatever several workers or a resume draw. Values held outside Optuna's
+    params (a queued start's fixed values) count: two starts that differ only there are two
+    candidates.
     """
     from optuna.trial import TrialState
 
+    from automed.contract import fixed_params
     from automed.searching.study import is_retry
 
     trials = trial.study.get_trials(deepcopy=False)
@@ -111,8 +114,9 @@ def duplicate_of(trial: optuna.Trial) -> int | None:
     if me is None or is_retry(me):
         return None
     done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    mine = fixed_params(me)
     return next((t.number for t in trials if t.number < trial.number and t.state in done
-                 and t.params == me.params), None)
+                 and t.params == me.params and fixed_params(t) == mine), None)
 
 
 def _first_heartbeat(trial: optuna.Trial) -> None:
