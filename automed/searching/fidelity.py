@@ -5,19 +5,22 @@ The resource is defined once, here:
 * **Fold 0, epoch e** (0-based) reports the fold-0 validation score after epoch ``e`` at
   Optuna step ``e``. Fold 0's validation tensors are already in memory, so one extra forward
   pass per epoch is all it costs (the other folds train without it).
-* **Fold i >= 1** reports the running mean CV score of folds ``0..i`` at step
-  ``FOLD_STEP + i``, after the fold. ``FOLD_STEP`` lies beyond any epoch count, so epoch steps
-  and fold steps never collide, and candidates compare at the same step with the same meaning.
+* **After fold i** (``i >= 0``) the running mean CV score of folds ``0..i`` is reported at
+  step ``FOLD_STEP + i``. ``FOLD_STEP`` lies beyond any epoch count, so epoch steps and fold
+  steps never collide, and candidates compare at the same step with the same meaning. Step
+  ``FOLD_STEP`` (fold 0's final score) is where candidates with different epoch counts meet
+  at the end of their schedules.
 
 The pruner (:func:`make_pruner`, :class:`NoisyMedianPruner`) is Optuna's median rule on
 these steps with a noise margin: once one candidate has completed, from the second epoch on,
 a candidate whose best fold-0 score so far is below the median of the completed candidates at
 the same step, by more than their typical fold-to-fold standard deviation (and never less
 than the sampling error of one fold-0 score), stops. A portfolio start of the family that
-leads (the best complete candidate's) is not judged at epoch steps, only at fold steps: the
-offline meta-search chose it as that family's alternative, and early epochs of a one-cycle
-schedule say little about its end (on splice the biosequence default, CV 0.957 when run to
-the end, was stopped at epoch 3 against the first start's 0.955). Other families' starts
+leads (the best complete candidate's) is not judged at epoch steps, only at fold steps, from
+the end of fold 0 on: the offline meta-search chose it as that family's alternative, and
+early epochs of a one-cycle schedule say little about its end (on splice the biosequence
+default, CV 0.957 when run to the end, was stopped at epoch 3 against the first start's
+0.955). Other families' starts
 are judged like any candidate: exempting them all bought 4 candidates in 300 s on splice
 (an attention start alone took 108 s) against 45.
 ``--no-prune`` turns pruning and collapse stopping off.
@@ -43,7 +46,7 @@ import math
 import numpy as np
 import optuna
 
-FOLD_STEP = 10_000  # fold i >= 1 reports the running CV mean at step FOLD_STEP + i
+FOLD_STEP = 10_000  # after fold i >= 0, the running CV mean is reported at FOLD_STEP + i
 PORTFOLIO_ATTR = "automed_default"  # marks a queued portfolio start (searching.study)
 PRUNE_WARMUP_EPOCHS = 1  # epoch steps below this are never pruned (epoch 0 is noisy)
 # Completed candidates before the median pruner acts. Optuna's median counts only COMPLETE
@@ -63,7 +66,7 @@ LOSS_FALL = 0.99  # ... to below this share of the first epoch's loss
 
 
 def fold_step(fold: int) -> int:
-    """The Optuna step at which fold ``fold`` (>= 1) reports the running CV mean."""
+    """The Optuna step at which fold ``fold`` (>= 0) reports the running CV mean."""
     return FOLD_STEP + fold
 
 

@@ -299,9 +299,8 @@ class Objective:
                           if self.plan.prune else None)
                 if reason:
                     raise Collapsed(f"{reason} in fold {i + 1}")
-                if i > 0:
-                    trial.report(float(np.mean(fold_scores)), fold_step(i))
-                if self.plan.prune and 0 < i < folds - 1 and trial.should_prune():
+                trial.report(float(np.mean(fold_scores)), fold_step(i))
+                if self.plan.prune and i < folds - 1 and trial.should_prune():
                     record("pruned", "CV mean below the completed candidates' after fold "
                                      f"{i + 1}")
                     raise optuna.TrialPruned()
