@@ -78,6 +78,8 @@ POOL: dict[str, dict[str, list[dict]]] = {
     "biosequence": {"biosequence": [
         {}, {"filters": 128, "dropout": 0.4}, {"layers": 1, "lr": 1e-3, "epochs": 25},
         {"pool": "max", "class_weight": "none"},
+        # Finer position bins (splice sites sit at the window's centre).
+        {"bins": 15}, {"filters": 128, "dropout": 0.4, "bins": 15}, {"bins": 30},
     ]},
     "text": {"mlp": [{}, {"dropout": 0.5, "width": 512}, {"pooling": "mean", "lr": 1e-3}]},
 }

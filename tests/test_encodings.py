@@ -68,3 +68,23 @@ def test_tabular_scaling_and_levels_fitted_per_fold():
     assert out[3, 2:].tolist() == [0.0, 0.0, 0.0]  # level X unseen in this fold: zeros
     again = TabularPreprocessor.from_state(json.loads(json.dumps(pre.state())))
     assert np.allclose(again.transform(x).numpy(), out)
+
+
+def test_biosequence_position_bins_are_searched_and_fit_short_windows():
+    """``bins`` pooling keeps where a motif sits at the resolution asked for (the head sees
+    filters x bins features), never finer than the window itself."""
+    from automed.plugins.biosequence import BioSequence, BioSequenceModel, bin_choices
+
+    x = np.array(["ACGTACGTAC" * 6, "TTGCA" * 12], dtype=object)
+    data = Dataset(x, np.array([0, 1]), ["a", "b"], "biosequence", "s.fa")
+    spec = preprocessor_for("biosequence").spec(data)
+    assert bin_choices(spec) == [6, 15, 30]
+    ids = preprocessor_for("biosequence").fit(data).transform(x)
+    params = {**BioSequence().default_params(spec), "filters": 8, "bins": 15}
+    model = BioSequenceModel(params, spec).eval()
+    assert model.head[1].in_features == 8 * 15 and model(ids).shape == (2, 2)
+    short = preprocessor_for("biosequence").spec(
+        Dataset(np.array(["ACGTAC", "GGTACA"], dtype=object), np.array([0, 1]), ["a", "b"],
+                "biosequence", "s.fa"))
+    assert bin_choices(short) == [6]
+    assert BioSequenceModel({**params, "bins": 30}, short).head[1].in_features == 8 * 6
