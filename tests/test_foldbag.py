@@ -165,3 +165,28 @@ def test_an_ensemble_has_as_many_members_as_the_time_left_predicts_with():
     assert foldbag.members_in_time(p, trials, now + 1.0) == foldbag.RESERVED_MEMBERS
     assert foldbag.members_in_time(p, trials, now + 600) == MAX_MEMBERS
     assert foldbag.members_in_time(p, trials, None) == MAX_MEMBERS
+
+
+def test_an_ensemble_that_leaves_out_the_best_single_is_saved_and_predicts(
+        demo_signal, tmp_path, monkeypatch):
+    """Log-loss selection can blend candidates without the best single by the search's metric
+    (BreastMNIST: #0, #8, #77 over #14); the answer then took its spec from the best single,
+    which had no entry, and the search failed with KeyError after all its work."""
+    from automed.searching import ensemble as E
+
+    real = E.greedy_select
+    monkeypatch.setattr(E, "greedy_select",
+                        lambda oof, y, objective, order, **kw: real(oof, y, objective,
+                                                                    order[1:], **kw))
+    monkeypatch.setattr(E.EnsembleResult, "better", property(lambda self: True))
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    result = search(demo_signal, trials=4, folds=2, max_epochs=2, storage=url, seed=0,
+                    artifacts=tmp_path / "models", bootstrap=0, prune=False)
+    assert result.ensemble is not None
+    members = {int(t) for t in
+               Store(url).leaderboard(result.study, states=("ensemble",))[0]["params"]["members"]}
+    assert result.best["trial"] not in members and len(members) >= 2
+    saved = LoadedModel(result.artifact)
+    assert sorted(m.config["trial"] for _, m in saved.members) == sorted(members)
+    x = load_data(demo_signal).train.x[:5]
+    assert saved.predict_proba(x).shape == (5, 2)

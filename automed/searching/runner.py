@@ -487,7 +487,10 @@ def _answer_from_folds(p: Prepared, store: Store, search_id: int, study: str, be
                          test_scores=out.test_scores, test_ci=out.test_ci, study=study,
                          best_row=cv, fold_scores=cv["fold_scores"], manifest=manifest,
                          refit=False)
-        top.update(spec=infos[best.number]["spec"], ensemble={
+        # The data's spec as its leading member reads it: log-loss selection can leave out the
+        # best single by the search's metric (BreastMNIST: #0, #8, #77 over #14).
+        lead = best.number if best.number in infos else max(out.weights, key=out.weights.get)
+        top.update(spec=infos[lead]["spec"], ensemble={
             "kind": "candidates", "members": [
                 {"folder": f"member-{t}", "trial": t, "weight": w,
                  "architecture": infos[t]["architecture"], "params": infos[t]["params"],
