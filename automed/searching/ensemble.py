@@ -135,13 +135,13 @@ class EnsembleResult:
     margin: float = 0.0  # the best single's fold noise: std of its fold scores / sqrt(folds)
     late: bool = False  # its members' refits would end past --timeout: not refit, not answered
     objective: str = "accuracy"  # what selection optimised: the metric, or "log_loss"
-    keeps_metric: bool = True  # its search metric is no worse than the best single's - noise
+    keeps_metric: bool = True  # its CV at the search's metric is no worse than the best single's
 
     @property
     def better(self) -> bool:
         """Whether the blend beats the best single candidate on the out-of-fold predictions by
         more than that candidate's fold noise (in the selection objective), and does not lose
-        to it on the search's metric beyond that metric's fold noise. Greedy selection fits
+        to it on the search's metric (its CV mean there is at least the single's). Greedy selection fits
         the out-of-fold rows it is scored on, so a gain inside the noise is chance: on Ohsumed,
         refit blends ahead by 0.0006 and 0.0009 scored 0.586 and 0.487 on the test set where
         the best single scored 0.717."""
@@ -207,7 +207,11 @@ def select_ensemble(p, store, search_id: int, study: str, trials: dict,
     sel = Selection(sel.picks, sel.score, float(objective(y, best)))
     margin = noise(fold_scores(best, y, p.splits, objective))
     single_metric = fold_scores(best, y, p.splits, metric)
-    keeps = cv["score_mean"] >= float(np.mean(single_metric)) - noise(single_metric)
+    # At the search's metric the blend must rank first, not merely within the noise of the
+    # best single: the answer is the leaderboard's top row by what the user asked for. On
+    # ECG200 a log-loss blend 1 point below the best single's CV accuracy (inside its noise)
+    # answered and scored 0.880 on the test set where that single scored 0.920.
+    keeps = cv["score_mean"] >= float(np.mean(single_metric)) - 1e-9
     return EnsembleResult(sel, {}, cv, margin=margin, objective=name, keeps_metric=keeps)
 
 
