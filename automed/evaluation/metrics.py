@@ -34,12 +34,22 @@ def _specificity(y: np.ndarray, pred: np.ndarray, n: int, average: str, pos: int
     return float(spec.mean())
 
 
+def _binary_score(proba: np.ndarray, pos: int) -> np.ndarray:
+    """The positive class's log-odds, a ranking score that survives saturation: a confident
+    model's float32 probability of its class rounds to exactly 1.0 for many samples, and
+    those ties, broken or not by how the array was stored (float64 blend, float32 model,
+    compact storage), moved a rocket model's ECG200 test AUROC between 0.940 and 0.961.
+    The other class's probability (1e-35, say) still orders them."""
+    p = np.clip(np.asarray(proba, dtype=np.float64), 1e-300, None)
+    return np.log(p[:, pos]) - np.log(p[:, 1 - pos])
+
+
 def _auroc(y, proba, average, pos):
     n = proba.shape[1]
     if len(np.unique(y)) < 2:
         return float("nan")
     if n == 2:
-        return float(skm.roc_auc_score(y == pos, proba[:, pos]))
+        return float(skm.roc_auc_score(y == pos, _binary_score(proba, pos)))
     present = np.unique(y)
     if len(present) < n:  # a fold may miss a rare class: score the classes it has
         p = proba[:, present] / np.clip(proba[:, present].sum(1, keepdims=True), 1e-12, None)
@@ -53,7 +63,9 @@ def _auroc(y, proba, average, pos):
 
 def _auprc(y, proba, average, pos):
     n = proba.shape[1]
-    if n == 2 or average == "binary":
+    if n == 2:
+        return float(skm.average_precision_score(y == pos, _binary_score(proba, pos)))
+    if average == "binary":
         return float(skm.average_precision_score(y == pos, proba[:, pos]))
     onehot = np.eye(n)[y]
     keep = onehot.sum(0) > 0
