@@ -107,3 +107,25 @@ def test_binary_auroc_ranks_saturated_probabilities_by_the_other_class():
         assert score("auroc", y, proba.astype(dtype)) == pytest.approx(0.75)
     assert score("auroc", 1 - y, proba[:, ::-1].copy(), pos_label=1) == pytest.approx(0.75)
     assert score("auprc", y, proba.astype(np.float32)) == pytest.approx((1 + 2 / 3) / 2)
+
+
+def test_stored_test_predictions_and_the_report_give_the_searchs_test_auroc():
+    """What the search stores for the report (and what `automed predict` writes) keeps six
+    significant digits, so a saturated model's stored predictions still rank as the search
+    ranked them: the report's AUC equals the test score."""
+    from types import SimpleNamespace
+
+    from automed.results.report import test_section
+    from automed.searching.refit import score_on_test
+
+    y = np.array([1, 0, 0, 1])
+    proba = np.array([[1e-30, 1.0], [1e-10, 1.0], [0.9, 0.1], [0.2, 0.8]], dtype=np.float32)
+    p = SimpleNamespace(test=SimpleNamespace(y=y), train=SimpleNamespace(classes=["a", "b"]),
+                        average="macro", pos_label=1,
+                        plan=SimpleNamespace(bootstrap=0, seed=0))
+    scores, _, stored = score_on_test(p, proba)
+    assert scores["auroc"] == pytest.approx(0.75)
+    assert M.score("auroc", y, np.array(stored["proba"])) == pytest.approx(scores["auroc"])
+    html = test_section({"test_scores": scores, "config": {"pos_label": 1}, "best_trial": 0,
+                         "test_size": 4}, stored)
+    assert "b (AUC 0.750)" in html

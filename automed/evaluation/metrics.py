@@ -11,8 +11,8 @@ from sklearn import metrics as skm
 from automed.errors import ConfigError
 from automed.evaluation.names import ALIASES, AVERAGES, METRIC_NAMES, resolve_metric
 
-__all__ = ["ALIASES", "AVERAGES", "METRICS", "all_scores", "resolve_average", "resolve_metric",
-           "score"]
+__all__ = ["ALIASES", "AVERAGES", "METRICS", "all_scores", "binary_score", "resolve_average",
+           "resolve_metric", "score"]
 
 
 
@@ -34,7 +34,7 @@ def _specificity(y: np.ndarray, pred: np.ndarray, n: int, average: str, pos: int
     return float(spec.mean())
 
 
-def _binary_score(proba: np.ndarray, pos: int) -> np.ndarray:
+def binary_score(proba: np.ndarray, pos: int) -> np.ndarray:
     """The positive class's log-odds, a ranking score that survives saturation: a confident
     model's float32 probability of its class rounds to exactly 1.0 for many samples, and
     those ties, broken or not by how the array was stored (float64 blend, float32 model,
@@ -49,7 +49,7 @@ def _auroc(y, proba, average, pos):
     if len(np.unique(y)) < 2:
         return float("nan")
     if n == 2:
-        return float(skm.roc_auc_score(y == pos, _binary_score(proba, pos)))
+        return float(skm.roc_auc_score(y == pos, binary_score(proba, pos)))
     present = np.unique(y)
     if len(present) < n:  # a fold may miss a rare class: score the classes it has
         p = proba[:, present] / np.clip(proba[:, present].sum(1, keepdims=True), 1e-12, None)
@@ -64,7 +64,7 @@ def _auroc(y, proba, average, pos):
 def _auprc(y, proba, average, pos):
     n = proba.shape[1]
     if n == 2:
-        return float(skm.average_precision_score(y == pos, _binary_score(proba, pos)))
+        return float(skm.average_precision_score(y == pos, binary_score(proba, pos)))
     if average == "binary":
         return float(skm.average_precision_score(y == pos, proba[:, pos]))
     onehot = np.eye(n)[y]

@@ -101,7 +101,7 @@ def predict_file(model_dir: str | Path, data: str | Path, output: str | Path | N
             proba = model.predict_proba(x, device=dev)
             for i, p in enumerate(proba):
                 writer.writerow([name, i, labels[i] if labels else "",
-                                 model.classes[int(p.argmax())], *[f"{v:.6f}" for v in p]])
+                                 model.classes[int(p.argmax())], *[f"{v:.6g}" for v in p]])
             rows += len(proba)
     finally:
         if output is not None:

@@ -211,6 +211,8 @@ def test_section(info: dict, predictions: dict | None) -> str:
                      "or a .npz with test_* arrays), or it ran before automed stored them")
     from sklearn import metrics as skm
 
+    from automed.evaluation import metrics as M
+
     y = np.asarray(predictions["y_true"], dtype=int)
     proba = np.asarray(predictions["proba"], dtype=float)
     classes = [str(c) for c in predictions["classes"]]
@@ -226,10 +228,12 @@ def test_section(info: dict, predictions: dict | None) -> str:
         truth = y == k
         if truth.all() or not truth.any():
             continue  # a curve needs both outcomes
-        fpr, tpr, _ = skm.roc_curve(truth, proba[:, k])
-        prec, rec, _ = skm.precision_recall_curve(truth, proba[:, k])
-        auc = skm.roc_auc_score(truth, proba[:, k])
-        ap = skm.average_precision_score(truth, proba[:, k])
+        # Binary: ranked as the test score was (log-odds, robust to saturated probabilities).
+        rank = M.binary_score(proba, k) if len(classes) == 2 else proba[:, k]
+        fpr, tpr, _ = skm.roc_curve(truth, rank)
+        prec, rec, _ = skm.precision_recall_curve(truth, rank)
+        auc = skm.roc_auc_score(truth, rank)
+        ap = skm.average_precision_score(truth, rank)
         roc.append({"name": f"{classes[k]} (AUC {auc:.3f})", "kind": "line",
                     "points": list(zip(fpr.tolist(), tpr.tolist()))})
         pr.append({"name": f"{classes[k]} (AP {ap:.3f})", "kind": "line",

@@ -98,8 +98,11 @@ def score_on_test(p: Prepared, proba: np.ndarray) -> tuple[dict, dict | None, di
     scores = M.all_scores(p.test.y, proba, p.average, p.pos_label)
     ci = (bootstrap_all(p.test.y, proba, p.average, p.pos_label, n=p.plan.bootstrap,
                         seed=p.plan.seed) if p.plan.bootstrap else None)
+    # Six significant digits, not six decimals: a confident model's 1e-35 for the other class
+    # is what orders its saturated samples (see metrics.binary_score), and the report's ROC
+    # curve and AUC are drawn from these.
     predictions = {"classes": list(p.train.classes), "y_true": np.asarray(p.test.y).tolist(),
-                   "proba": np.round(proba, 6).tolist()}
+                   "proba": [[float(f"{v:.6g}") for v in row] for row in np.asarray(proba)]}
     return scores, ci, predictions
 
 
