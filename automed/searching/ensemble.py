@@ -135,16 +135,16 @@ class EnsembleResult:
     margin: float = 0.0  # the best single's fold noise: std of its fold scores / sqrt(folds)
     late: bool = False  # its members' refits would end past --timeout: not refit, not answered
     objective: str = "accuracy"  # what selection optimised: the metric, or "log_loss"
-    keeps_metric: bool = True  # its CV at the search's metric is no worse than the best single's
+    keeps_metric: bool = True  # its CV at the search's metric >= the best single's
 
     @property
     def better(self) -> bool:
         """Whether the blend beats the best single candidate on the out-of-fold predictions by
         more than that candidate's fold noise (in the selection objective), and does not lose
-        to it on the search's metric (its CV mean there is at least the single's). Greedy selection fits
-        the out-of-fold rows it is scored on, so a gain inside the noise is chance: on Ohsumed,
-        refit blends ahead by 0.0006 and 0.0009 scored 0.586 and 0.487 on the test set where
-        the best single scored 0.717."""
+        to it on the search's metric (its CV mean there is at least the single's). Greedy
+        selection fits the out-of-fold rows it is scored on, so a gain inside the noise is
+        chance: on Ohsumed, refit blends ahead by 0.0006 and 0.0009 scored 0.586 and 0.487 on
+        the test set where the best single scored 0.717."""
         return (len(self.selection.members) > 1 and self.keeps_metric
                 and self.selection.score > self.selection.single + self.margin)
 

@@ -20,9 +20,8 @@ leads (the best complete candidate's) is not judged at epoch steps, only at fold
 the end of fold 0 on: the offline meta-search chose it as that family's alternative, and
 early epochs of a one-cycle schedule say little about its end (on splice the biosequence
 default, CV 0.957 when run to the end, was stopped at epoch 3 against the first start's
-0.955). Other families' starts
-are judged like any candidate: exempting them all bought 4 candidates in 300 s on splice
-(an attention start alone took 108 s) against 45.
+0.955). Other families' starts are judged like any candidate: exempting them all bought 4
+candidates in 300 s on splice (an attention start alone took 108 s) against 45.
 ``--no-prune`` turns pruning and collapse stopping off.
 
 A **collapsed** candidate predicts (nearly) one class for every validation sample, or its
