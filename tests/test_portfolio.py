@@ -87,6 +87,7 @@ def test_starts_that_differ_only_in_fixed_values_are_two_candidates():
         user_attrs={FIXED_ATTR: {"bins": 6}}))
 
     def ask(fixed):
+        study.enqueue_trial({"filters": 128})  # the same params as #0, drawn by no sampler
         trial = study.ask()
         trial.set_user_attr(FIXED_ATTR, fixed)
         trial.suggest_categorical("filters", [64, 128])
