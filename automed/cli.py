@@ -91,6 +91,13 @@ class _Progress:
                     "the ensemble of " + ", ".join(f"#{t}" for t in e["members"]))
             click.echo(f"answering with {what}: the {e['folds']} models of its "
                        f"cross-validation, averaged (no refit); {target}", err=True)
+        elif kind == "choice":
+            kept = e["answer"] == e["leader"]
+            click.echo(f"#{e['leader']} leads the first portfolio start #{e['incumbent']} by "
+                       f"{e['diff']:+.4f} out-of-fold, in {e['p_better']:.0%} of paired resamples"
+                       + (": it answers" if kept else
+                          f" (under {e['confidence']:.0%}, within chance): #{e['incumbent']} "
+                          "answers"), err=True)
         elif kind == "ensemble":
             verdict = ("better, but refitting its members would end past --timeout; "
                        "keeping the best single candidate" if e["better"] and e.get("late") else

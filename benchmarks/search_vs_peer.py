@@ -72,6 +72,7 @@ def automed_side(args) -> dict:
         "best_single": {"trial": result.best["trial"], "cv": result.best["score_mean"],
                         "architecture": result.best["architecture"],
                         "test": (cfg.get("single") or {}).get("test_scores")},
+        "choice": cfg.get("choice"),  # leader vs first start (automed.searching.selection)
         "answer": cfg.get("answer"), "answer_from": cfg.get("answer_from"),
         "ensemble": (cfg.get("ensemble") or {}).get("label"),
         "ensemble_oof": (cfg.get("ensemble") or {}).get("oof_score"),

@@ -255,6 +255,11 @@ def test_section(info: dict, predictions: dict | None) -> str:
             f"predictions; {how})" if config.get("answer") == "ensemble" else
             f"candidate #{info['best_trial']}"
             + (" (the k models of its cross-validation, not refit)" if folds else ""))
+    choice = config.get("choice")
+    if choice and config.get("answer") != "ensemble" and choice["answer"] != choice["leader"]:
+        what += (f"; the first portfolio start, since the leader #{choice['leader']} was ahead "
+                 f"of it out-of-fold by {choice['diff']:+.4f} in only {choice['p_better']:.0%} "
+                 "of paired bootstrap resamples")
     return (f"<p>The answer: {escape(what)}, scored once on "
             f"{info['test_size']} test samples.</p>" + scores
             + f'<div class="plots">{"".join(charts)}</div>')

@@ -46,6 +46,7 @@ from automed.searching.objective import Objective
 from automed.searching.plan import HEARTBEAT_INTERVAL, DataPlan, SearchPlan, plugin_ref
 from automed.searching.prepare import Prepared, load_plugins, prepare, resolve_path
 from automed.searching.refit import artifact_info, model_info, refit_best, save_best
+from automed.searching.selection import choose_single
 from automed.searching.study import (
     counted_trials,
     enqueue_defaults,
@@ -66,6 +67,8 @@ class SearchResult:
     study: str
     storage: str  # password redacted
     leaderboard: list[dict]
+    # The answer's single candidate: the leaderboard's leader, or the first portfolio start
+    # when the leader's out-of-fold lead over it is within chance (selection.choose_single).
     best: dict | None
     test_scores: dict | None = None
     test_size: int | None = None
@@ -367,7 +370,7 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
         hint = (f"raise --timeout (it was {plan.timeout:g} s)" if plan.timeout is not None else
                 f"see `automed leaderboard --study {study_name} --all` for their errors")
         raise AutomedError(f"no candidate of study {study_name!r} completed; {hint}")
-    # The leaderboard's first row is the answer (its tie-break decides, not Optuna's).
+    # The leaderboard's first row leads (its tie-break decides, not Optuna's).
     result.best = result.leaderboard[0] if result.leaderboard else None
     best = next((t for t in completed if result.best and t.number == result.best["trial"]),
                 ostudy.best_trial)
@@ -378,6 +381,14 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
         return result
     store.finish_search(search_id, status="refitting")
     completed_by_number = {t.number: t for t in completed}
+    # The leader answers only when its out-of-fold lead over the first portfolio start is
+    # more than chance; else that start does (the winner's curse: see selection).
+    best, choice = choose_single(p, store, search_id, completed_by_number, best)
+    store.update_search_config(search_id, choice=choice)
+    if choice is not None:
+        progress({"event": "choice", **choice})
+        result.best = next((r for r in result.leaderboard if r["trial"] == best.number),
+                           result.best)
     if not ensemble:
         store.delete_candidate(search_id, ENSEMBLE_TRIAL)  # a resumed run's old blend
     try:

@@ -1,0 +1,112 @@
+#!/usr/bin/env python
+"""How each way of choosing the answer from one search's candidates scores on its test set.
+
+    python benchmarks/search_vs_peer.py --data ../shared/data/breastmnist/breastmnist_28.npz \
+        --timeout 300 --first --keep /tmp/r/breast
+    python benchmarks/selection_rules.py /tmp/r/breast [/tmp/r/ecg200 ...]
+
+Reads a search kept by ``search_vs_peer.py --first --keep`` (its study database and every
+complete candidate's fold models) and scores, once each on the locked test set, the answer
+each selection rule would have given, all from the same candidates, out-of-fold
+predictions and fold models, so that the rules differ in nothing but the choice:
+
+- ``first``: the first portfolio candidate (trial 0);
+- ``best``: the leaderboard's best single (highest CV mean);
+- ``paired``: the best single only when a paired bootstrap of the out-of-fold predictions
+  says it beats the first candidate (automed.searching.selection), else the first;
+- ``answer``: what the search answered (recorded in its database);
+- ``caruana``: greedy ensemble selection (log-loss, or the ranking metric) with no gate;
+- ``top3``: the equal-weight mean of the three best singles' probabilities.
+
+Also ``oracle``, the best single on the test set, which no rule can know.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def analyse(keep: Path) -> dict:
+    from automed.evaluation import metrics as M
+    from automed.searching import ensemble as E
+    from automed.searching import foldbag
+    from automed.searching.plan import SearchPlan
+    from automed.searching.prepare import prepare
+    from automed.searching.selection import paired_lead
+    from automed.storage import Store
+
+    store = Store(f"sqlite:///{keep}/automed.db", create=False)
+    study = store.latest_study()
+    info = store.search(study)
+    cfg = info["config"]
+    p = prepare(SearchPlan.from_dict(cfg["plan"]))
+    root = foldbag.candidates_dir(cfg["artifact"])
+    ranked = [r["trial"] for r in store.leaderboard(study) if r["state"] == "complete"]
+    oof = {t: E.unit_rows(a) for t, a in store.oof(info["id"], ranked).items()
+           if np.isfinite(a).all()}
+    ranked = [t for t in ranked if t in oof and foldbag.trial_dir(root, t).is_dir()]
+    y, yt = np.asarray(p.train.y), np.asarray(p.test.y)
+    test = {t: foldbag.load_bag(root, t).predict_proba(p.test.x) for t in ranked}
+
+    def score(proba, metric=p.metric):
+        return round(float(M.score(metric, yt, proba, p.average, p.pos_label)), 4)
+
+    def row(label, proba):
+        return {"rule": label, p.metric: score(proba), "auroc": score(proba, "auroc")}
+
+    best = ranked[0]
+    first = 0 if 0 in oof else best
+    lead = paired_lead(y, oof[best], oof[first], p.metric, p.average, p.pos_label)
+    objective = (lambda yy, pp: M.score(p.metric, yy, pp, p.average, p.pos_label)) \
+        if p.metric in E.RANKING_METRICS else E.neg_log_loss
+    sel = E.greedy_select(oof, y, objective, ranked[:E.POOL], max_members=E.MAX_MEMBERS)
+    top3 = ranked[:3]
+    rows = [row(f"first #{first}", test[first]), row(f"best #{best}", test[best]),
+            row(f"paired #{best if lead.beats else first} (P={lead.p_better:.3f})",
+                test[best if lead.beats else first]),
+            {"rule": f"answer ({cfg.get('answer')})", p.metric:
+             round(info["test_scores"][p.metric], 4), "auroc": round(info["test_scores"]["auroc"], 4)},
+            row(sel.label() + " (caruana)", E.blend(test, sel.weights)),
+            row("top3 " + ", ".join(f"#{t}" for t in top3),
+                E.blend(test, {t: 1 / 3 for t in top3}))]
+    ens = cfg.get("ensemble") or {}
+    if cfg.get("answer") == "ensemble":
+        weights = {int(t): w for t, w in ens["weights"].items()}
+        ens_lead = paired_lead(y, E.blend(oof, weights), oof[first], p.metric, p.average,
+                               p.pos_label)
+        kept = "ensemble" if ens_lead.beats else f"#{best if lead.beats else first}"
+        proba = E.blend(test, weights) if ens_lead.beats else \
+            test[best if lead.beats else first]
+        rows.append(row(f"paired+ensemble: {kept} (P={ens_lead.p_better:.3f})", proba))
+    oracle = max(ranked, key=lambda t: score(test[t]))
+    rows.append(row(f"oracle #{oracle}", test[oracle]))
+    return {"keep": str(keep), "study": study, "metric": p.metric, "complete": len(ranked),
+            "cv": {t: round(float(np.mean(store.candidate(study, t)["fold_scores"])), 4)
+                   for t in ranked[:5]}, "rows": rows}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("keep", nargs="+", type=Path)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    out = []
+    for keep in args.keep:
+        res = analyse(keep)
+        out.append(res)
+        print(f"{keep.name}: {res['complete']} complete, metric {res['metric']}, "
+              f"top CV {res['cv']}", file=sys.stderr)
+        for r in res["rows"]:
+            print(f"  {r['rule']:<48} {r[res['metric']]:.4f}  auroc {r['auroc']:.4f}",
+                  file=sys.stderr)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""The paired bootstrap that decides whether a challenger's out-of-fold lead is more than chance."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from automed.searching.selection import paired_lead
+
+
+def _onehot(pred, k=2, sure=0.9):
+    out = np.full((len(pred), k), (1 - sure) / (k - 1))
+    out[np.arange(len(pred)), pred] = sure
+    return out
+
+
+def test_a_lead_of_one_sample_in_five_hundred_is_chance_and_twenty_points_is_not():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 500)
+    incumbent = y.copy()
+    wrong = rng.choice(500, 150, replace=False)  # 70 % accurate
+    incumbent[wrong] = 1 - incumbent[wrong]
+    close = incumbent.copy()
+    close[wrong[0]] = y[wrong[0]]  # one more right: 70.2 %
+    lead = paired_lead(y, _onehot(close), _onehot(incumbent), "accuracy")
+    assert abs(lead.diff - 0.002) < 1e-9
+    # One sample changed, the rest identical: every resample either holds it (lead) or not
+    # (tie), so the lead holds in about 63 % + half of 37 % of them, short of 95 %.
+    assert 0.7 < lead.p_better < 0.9 and not lead.beats
+    strong = incumbent.copy()
+    strong[wrong[:100]] = y[wrong[:100]]  # 90 % accurate
+    lead = paired_lead(y, _onehot(strong), _onehot(incumbent), "accuracy")
+    assert abs(lead.diff - 0.2) < 1e-9 and lead.p_better == 1.0 and lead.beats
+    # and the other way round, the incumbent never loses to a worse challenger
+    assert paired_lead(y, _onehot(incumbent), _onehot(strong), "accuracy").p_better == 0.0
+
+
+def test_ranking_metrics_are_bootstrapped_through_the_metric():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, 300)
+    good = _onehot(y, 3, sure=0.6) + rng.uniform(0, 0.3, (300, 3))
+    noise = rng.uniform(0, 1, (300, 3))
+    good, noise = good / good.sum(1, keepdims=True), noise / noise.sum(1, keepdims=True)
+    lead = paired_lead(y, good, noise, "auroc", average="macro", resamples=100)
+    assert lead.diff > 0.2 and lead.beats
+    assert not paired_lead(y, noise, good, "auroc", average="macro", resamples=100).beats
+
+
+def _trial(number, portfolio):
+    import optuna
+
+    from automed.searching.fidelity import PORTFOLIO_ATTR
+
+    t = optuna.trial.create_trial(value=0.5, params={}, distributions={},
+                                  user_attrs={PORTFOLIO_ATTR: "cnn"} if portfolio else {})
+    t.number = number
+    return t
+
+
+class _Oof:
+    def __init__(self, arrays):
+        self.arrays = arrays
+
+    def oof(self, search_id, trials):
+        return {t: self.arrays[t] for t in trials if t in self.arrays}
+
+
+def test_the_leader_answers_only_when_its_lead_over_the_first_start_is_more_than_chance():
+    from types import SimpleNamespace
+
+    from automed.searching.selection import choose_single, incumbent
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 400)
+    first = y.copy()
+    first[:100] = 1 - first[:100]  # 75 %
+    near, far = first.copy(), y.copy()
+    near[:1] = y[:1]  # 75.25 %: one sample more
+    p = SimpleNamespace(train=SimpleNamespace(y=y), metric="accuracy", average="macro",
+                        pos_label=None)
+    trials = {n: _trial(n, portfolio=n in (1, 2)) for n in (0, 1, 2, 5, 7)}
+    # trial 0 is a retry-free sampled candidate; the first portfolio start that completed is #1
+    assert incumbent(trials.values()).number == 1
+    store = _Oof({1: _onehot(first), 5: _onehot(near), 7: _onehot(far)})
+    chosen, info = choose_single(p, store, 1, trials, trials[5])
+    assert chosen.number == 1 and info["leader"] == 5 and info["answer"] == 1
+    assert info["p_better"] < 0.95 and abs(info["diff"] - 0.0025) < 1e-9
+    chosen, info = choose_single(p, store, 1, trials, trials[7])
+    assert chosen.number == 7 and info["answer"] == 7 and info["p_better"] == 1.0
+    # nothing to compare: the leader is the start, or the start kept no predictions
+    assert choose_single(p, store, 1, trials, trials[1]) == (trials[1], None)
+    assert choose_single(p, _Oof({5: _onehot(near)}), 1, trials, trials[5]) == (trials[5], None)
+
+
+def test_a_search_answers_with_the_first_start_its_leader_did_not_beat(demo_signal, tmp_path,
+                                                                        monkeypatch):
+    """Through the whole search: the choice is stored, and the answer (best trial, saved
+    bag, leaderboard line) is the start, not the leaderboard's first row."""
+    from click.testing import CliRunner
+
+    from automed.cli import cli
+    from automed.searching import selection
+    from automed.searching.runner import search
+    from automed.storage import Store
+
+    # the worst complete candidate plays the first start, so that it is not the leader
+    worst = {}
+
+    def last_place(trials):
+        trials = list(trials)
+        pick = min(trials, key=lambda t: (t.value, -t.number))
+        worst["trial"] = pick.number
+        return pick
+
+    monkeypatch.setattr(selection, "incumbent", last_place)
+    monkeypatch.setattr(selection, "CONFIDENCE", 1.01)  # no lead is ever enough
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    result = search(demo_signal, trials=3, folds=2, max_epochs=2, storage=url, seed=0,
+                    study="c", artifacts=tmp_path / "models", bootstrap=0, prune=False,
+                    ensemble=False)
+    info = Store(url).search("c")
+    choice = info["config"]["choice"]
+    leader = Store(url).leaderboard("c")[0]["trial"]
+    assert choice["leader"] == leader != worst["trial"] == choice["answer"]
+    assert info["best_trial"] == result.best["trial"] == worst["trial"]
+    from automed.results.artifact import LoadedModel
+
+    assert LoadedModel(result.artifact).config["trial"] == worst["trial"]
+    out = CliRunner().invoke(cli, ["leaderboard", "--storage", url, "--study", "c"])
+    assert out.exit_code == 0 and f"answer #{worst['trial']}:" in out.output
+    from automed.results.report import build_report
+
+    html = build_report(Store(url), "c")
+    assert f"candidate #{worst['trial']}" in html and f"the leader #{leader} was ahead" in html
+
+
+def test_the_progress_line_says_which_single_answers_and_why(capsys):
+    from automed.cli import _Progress
+
+    show = _Progress(quiet=False)
+    show({"event": "choice", "leader": 12, "incumbent": 0, "diff": 0.004, "p_better": 0.71,
+          "confidence": 0.95, "answer": 0})
+    show({"event": "choice", "leader": 9, "incumbent": 0, "diff": 0.05, "p_better": 0.99,
+          "confidence": 0.95, "answer": 9})
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == ("#12 leads the first portfolio start #0 by +0.0040 out-of-fold, in 71% of "
+                      "paired resamples (under 95%, within chance): #0 answers")
+    assert err[1].endswith("in 99% of paired resamples: it answers")
