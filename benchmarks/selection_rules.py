@@ -66,12 +66,18 @@ def analyse(keep: Path) -> dict:
         if p.metric in E.RANKING_METRICS else E.neg_log_loss
     sel = E.greedy_select(oof, y, objective, ranked[:E.POOL], max_members=E.MAX_MEMBERS)
     top3 = ranked[:3]
+
+    def lexicographic(yy, pp):  # the metric first, log-loss to break its ties
+        return M.score(p.metric, yy, pp, p.average, p.pos_label) + 1e-3 * E.neg_log_loss(yy, pp)
+
+    lex = E.greedy_select(oof, y, lexicographic, ranked[:E.POOL], max_members=E.MAX_MEMBERS)
     rows = [row(f"first #{first}", test[first]), row(f"best #{best}", test[best]),
             row(f"paired #{best if lead.beats else first} (P={lead.p_better:.3f})",
                 test[best if lead.beats else first]),
             {"rule": f"answer ({cfg.get('answer')})", p.metric:
              round(info["test_scores"][p.metric], 4), "auroc": round(info["test_scores"]["auroc"], 4)},
             row(sel.label() + " (caruana)", E.blend(test, sel.weights)),
+            row(lex.label() + " (caruana, metric then log-loss)", E.blend(test, lex.weights)),
             row("top3 " + ", ".join(f"#{t}" for t in top3),
                 E.blend(test, {t: 1 / 3 for t in top3}))]
     ens = cfg.get("ensemble") or {}
@@ -83,6 +89,19 @@ def analyse(keep: Path) -> dict:
         proba = E.blend(test, weights) if ens_lead.beats else \
             test[best if lead.beats else first]
         rows.append(row(f"paired+ensemble: {kept} (P={ens_lead.p_better:.3f})", proba))
+    # The ensemble procedure scored honestly: select on the other folds' out-of-fold rows,
+    # blend on this fold's, so no row scores a selection it took part in.
+    single = best if lead.beats else first
+    nested = np.zeros_like(oof[ranked[0]])
+    for _, va in p.splits:
+        rest = np.setdiff1d(np.arange(len(y)), va)
+        s = E.greedy_select({t: oof[t][rest] for t in ranked[:E.POOL]}, y[rest], objective,
+                            ranked[:E.POOL], max_members=E.MAX_MEMBERS)
+        nested[va] = E.blend({t: oof[t][va] for t in s.weights}, s.weights)
+    nest = paired_lead(y, nested, oof[single], p.metric, p.average, p.pos_label)
+    full = E.blend(test, sel.weights) if nest.beats else test[single]
+    rows.append(row(f"nested: {'ensemble' if nest.beats else f'#{single}'} "
+                    f"(diff {nest.diff:+.4f}, P={nest.p_better:.3f})", full))
     oracle = max(ranked, key=lambda t: score(test[t]))
     rows.append(row(f"oracle #{oracle}", test[oracle]))
     return {"keep": str(keep), "study": study, "metric": p.metric, "complete": len(ranked),
