@@ -96,7 +96,8 @@ class _Progress:
             click.echo(f"#{e['leader']} leads the first portfolio start #{e['incumbent']} by "
                        f"{e['diff']:+.4f} out-of-fold, in {e['p_better']:.0%} of paired resamples"
                        + (": it answers" if kept else
-                          f" (under {e['confidence']:.0%}, within chance): #{e['incumbent']} "
+                          f" (under {e['confidence']:.1%}, within chance for the best of "
+                          f"{e.get('challengers', 1)}): #{e['incumbent']} "
                           "answers"), err=True)
         elif kind == "ensemble":
             verdict = ("better, but refitting its members would end past --timeout; "

@@ -12,11 +12,17 @@ predictions and fold models, so that the rules differ in nothing but the choice:
 
 - ``first``: the first portfolio candidate (trial 0);
 - ``best``: the leaderboard's best single (highest CV mean);
-- ``paired``: the best single only when a paired bootstrap of the out-of-fold predictions
-  says it beats the first candidate (automed.searching.selection), else the first;
+- ``paired 95 %``: the best single only when a paired bootstrap of the out-of-fold
+  predictions has it ahead of the first candidate in 95 % of resamples, else the first;
+- ``paired 1-0.05/m``: the same at automed's confidence, corrected for the best of m
+  challengers (automed.searching.selection.choose_single);
 - ``answer``: what the search answered (recorded in its database);
-- ``caruana``: greedy ensemble selection (log-loss, or the ranking metric) with no gate;
-- ``top3``: the equal-weight mean of the three best singles' probabilities.
+- ``caruana``: greedy ensemble selection (log-loss, or the ranking metric) with no gate, and
+  the same by the metric first with log-loss breaking its ties;
+- ``top3``: the equal-weight mean of the three best singles' probabilities;
+- ``nested``: the ensemble when greedy selection run on the other folds' rows, scored on each
+  fold's (an honest out-of-fold estimate of the procedure), beats the paired rule's single
+  in 95 % of paired resamples, else that single.
 
 Also ``oracle``, the best single on the test set, which no rule can know.
 """
@@ -61,7 +67,11 @@ def analyse(keep: Path) -> dict:
 
     best = ranked[0]
     first = 0 if 0 in oof else best
-    lead = paired_lead(y, oof[best], oof[first], p.metric, p.average, p.pos_label)
+    lead = paired_lead(y, oof[best], oof[first], p.metric, p.average, p.pos_label,
+                       confidence=0.95)
+    m = sum(t != first for t in ranked)  # the complete candidates that challenged the start
+    corrected = paired_lead(y, oof[best], oof[first], p.metric, p.average, p.pos_label,
+                            confidence=1 - 0.05 / max(m, 1))
     objective = (lambda yy, pp: M.score(p.metric, yy, pp, p.average, p.pos_label)) \
         if p.metric in E.RANKING_METRICS else E.neg_log_loss
     sel = E.greedy_select(oof, y, objective, ranked[:E.POOL], max_members=E.MAX_MEMBERS)
@@ -72,8 +82,10 @@ def analyse(keep: Path) -> dict:
 
     lex = E.greedy_select(oof, y, lexicographic, ranked[:E.POOL], max_members=E.MAX_MEMBERS)
     rows = [row(f"first #{first}", test[first]), row(f"best #{best}", test[best]),
-            row(f"paired #{best if lead.beats else first} (P={lead.p_better:.3f})",
+            row(f"paired 95 % #{best if lead.beats else first} (P={lead.p_better:.4f})",
                 test[best if lead.beats else first]),
+            row(f"paired 1-0.05/{m} #{best if corrected.beats else first}",
+                test[best if corrected.beats else first]),
             {"rule": f"answer ({cfg.get('answer')})", p.metric:
              round(info["test_scores"][p.metric], 4), "auroc": round(info["test_scores"]["auroc"], 4)},
             row(sel.label() + " (caruana)", E.blend(test, sel.weights)),
@@ -85,13 +97,13 @@ def analyse(keep: Path) -> dict:
         weights = {int(t): w for t, w in ens["weights"].items()}
         ens_lead = paired_lead(y, E.blend(oof, weights), oof[first], p.metric, p.average,
                                p.pos_label)
-        kept = "ensemble" if ens_lead.beats else f"#{best if lead.beats else first}"
+        kept = "ensemble" if ens_lead.beats else f"#{best if corrected.beats else first}"
         proba = E.blend(test, weights) if ens_lead.beats else \
-            test[best if lead.beats else first]
+            test[best if corrected.beats else first]
         rows.append(row(f"paired+ensemble: {kept} (P={ens_lead.p_better:.3f})", proba))
     # The ensemble procedure scored honestly: select on the other folds' out-of-fold rows,
     # blend on this fold's, so no row scores a selection it took part in.
-    single = best if lead.beats else first
+    single = best if corrected.beats else first
     nested = np.zeros_like(oof[ranked[0]])
     for _, va in p.splits:
         rest = np.setdiff1d(np.arange(len(y)), va)

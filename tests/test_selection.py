@@ -84,8 +84,18 @@ def test_the_leader_answers_only_when_its_lead_over_the_first_start_is_more_than
     chosen, info = choose_single(p, store, 1, trials, trials[5])
     assert chosen.number == 1 and info["leader"] == 5 and info["answer"] == 1
     assert info["p_better"] < 0.95 and abs(info["diff"] - 0.0025) < 1e-9
+    # #5 is the best of the 4 candidates that challenged the start: 1 - 0.05 / 4
+    assert info["challengers"] == 4 and info["confidence"] == 0.9875
     chosen, info = choose_single(p, store, 1, trials, trials[7])
     assert chosen.number == 7 and info["answer"] == 7 and info["p_better"] == 1.0
+    # 3 samples more: ahead in 97.5 % of resamples, enough against one challenger, not as
+    # the best of four (1 - 0.05 / 4 = 98.75 %)
+    three = first.copy()
+    three[:3] = y[:3]
+    store.arrays[5] = _onehot(three)
+    assert choose_single(p, store, 1, {n: trials[n] for n in (1, 5)}, trials[5])[0].number == 5
+    chosen, info = choose_single(p, store, 1, trials, trials[5])
+    assert chosen.number == 1 and 0.95 < info["p_better"] < info["confidence"]
     # nothing to compare: the leader is the start, or the start kept no predictions
     assert choose_single(p, store, 1, trials, trials[1]) == (trials[1], None)
     assert choose_single(p, _Oof({5: _onehot(near)}), 1, trials, trials[5]) == (trials[5], None)
@@ -138,10 +148,11 @@ def test_the_progress_line_says_which_single_answers_and_why(capsys):
 
     show = _Progress(quiet=False)
     show({"event": "choice", "leader": 12, "incumbent": 0, "diff": 0.004, "p_better": 0.71,
-          "confidence": 0.95, "answer": 0})
+          "confidence": 0.99, "challengers": 5, "answer": 0})
     show({"event": "choice", "leader": 9, "incumbent": 0, "diff": 0.05, "p_better": 0.99,
           "confidence": 0.95, "answer": 9})
     err = capsys.readouterr().err.splitlines()
     assert err[0] == ("#12 leads the first portfolio start #0 by +0.0040 out-of-fold, in 71% of "
-                      "paired resamples (under 95%, within chance): #0 answers")
+                      "paired resamples (under 99.0%, within chance for the best of 5): #0 "
+                      "answers")
     assert err[1].endswith("in 99% of paired resamples: it answers")
