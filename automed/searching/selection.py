@@ -25,7 +25,7 @@ CONFIDENCE = 0.95
 class Lead:
     diff: float  # challenger - incumbent, on all out-of-fold rows
     p_better: float  # share of resamples in which the challenger scores higher (ties: half)
-    beats: bool  # p_better >= CONFIDENCE
+    beats: bool  # p_better >= the confidence asked (default CONFIDENCE)
 
 
 def paired_lead(y: np.ndarray, challenger: np.ndarray, incumbent: np.ndarray, metric: str,
