@@ -43,10 +43,13 @@ def analyse(keep: Path) -> dict:
     from automed.searching import foldbag
     from automed.searching.plan import SearchPlan
     from automed.searching.prepare import prepare
-    from automed.searching.selection import paired_lead
+    import optuna
+
+    from automed.searching.selection import choose_single, paired_lead
     from automed.storage import Store
 
-    store = Store(f"sqlite:///{keep}/automed.db", create=False)
+    url = f"sqlite:///{keep}/automed.db"
+    store = Store(url, create=False)
     study = store.latest_study()
     info = store.search(study)
     cfg = info["config"]
@@ -69,9 +72,11 @@ def analyse(keep: Path) -> dict:
     first = 0 if 0 in oof else best
     lead = paired_lead(y, oof[best], oof[first], p.metric, p.average, p.pos_label,
                        confidence=0.95)
-    m = sum(t != first for t in ranked)  # the complete candidates that challenged the start
-    corrected = paired_lead(y, oof[best], oof[first], p.metric, p.average, p.pos_label,
-                            confidence=1 - 0.05 / max(m, 1))
+    # automed's own rule (corrected for the best of m challengers), as the search applies it
+    trials = {t.number: t for t in optuna.load_study(study_name=study, storage=url)
+              .get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
+    chosen, choice = choose_single(p, store, info["id"], trials, trials[best])
+    single, m = chosen.number, (choice or {}).get("challengers", 0)
     objective = (lambda yy, pp: M.score(p.metric, yy, pp, p.average, p.pos_label)) \
         if p.metric in E.RANKING_METRICS else E.neg_log_loss
     sel = E.greedy_select(oof, y, objective, ranked[:E.POOL], max_members=E.MAX_MEMBERS)
@@ -84,8 +89,7 @@ def analyse(keep: Path) -> dict:
     rows = [row(f"first #{first}", test[first]), row(f"best #{best}", test[best]),
             row(f"paired 95 % #{best if lead.beats else first} (P={lead.p_better:.4f})",
                 test[best if lead.beats else first]),
-            row(f"paired 1-0.05/{m} #{best if corrected.beats else first}",
-                test[best if corrected.beats else first]),
+            row(f"paired 1-0.05/{m} #{single}", test[single]),
             {"rule": f"answer ({cfg.get('answer')})", p.metric:
              round(info["test_scores"][p.metric], 4), "auroc": round(info["test_scores"]["auroc"], 4)},
             row(sel.label() + " (caruana)", E.blend(test, sel.weights)),
@@ -97,13 +101,11 @@ def analyse(keep: Path) -> dict:
         weights = {int(t): w for t, w in ens["weights"].items()}
         ens_lead = paired_lead(y, E.blend(oof, weights), oof[first], p.metric, p.average,
                                p.pos_label)
-        kept = "ensemble" if ens_lead.beats else f"#{best if corrected.beats else first}"
-        proba = E.blend(test, weights) if ens_lead.beats else \
-            test[best if corrected.beats else first]
+        kept = "ensemble" if ens_lead.beats else f"#{single}"
+        proba = E.blend(test, weights) if ens_lead.beats else test[single]
         rows.append(row(f"paired+ensemble: {kept} (P={ens_lead.p_better:.3f})", proba))
     # The ensemble procedure scored honestly: select on the other folds' out-of-fold rows,
     # blend on this fold's, so no row scores a selection it took part in.
-    single = best if corrected.beats else first
     nested = np.zeros_like(oof[ranked[0]])
     for _, va in p.splits:
         rest = np.setdiff1d(np.arange(len(y)), va)
