@@ -100,19 +100,24 @@ class _Progress:
                           f"{e.get('challengers', 1)}): #{e['incumbent']} "
                           "answers"), err=True)
         elif kind == "ensemble":
+            single = f"#{e['against']}" if e.get("against") is not None else "the best single"
             verdict = ("better, but refitting its members would end past --timeout; "
-                       "keeping the best single candidate" if e["better"] and e.get("late") else
+                       f"keeping {single}" if e["better"] and e.get("late") else
                        "better: answering with it" if e["better"] and e.get("from_folds") else
                        "better: refitting its members" if e["better"] else
-                       "not better than the best single candidate by more than its fold "
-                       "noise; keeping that one")
+                       f"worse at the search's metric than {single}; keeping that one"
+                       if e.get("keeps_metric") is False else
+                       f"not better than {single} by more than its fold noise; keeping that one"
+                       if e.get("p_better") is None
+                       or e["score"] <= e["single"] + e.get("margin", 0.0) else
+                       f"ahead of {single} at the search's metric in only "
+                       f"{e['p_better']:.0%} of paired resamples (under "
+                       f"{e['confidence']:.0%}: within chance); keeping that one")
             what, sign = e.get("objective") or "score", 1.0
             if what == "log_loss":  # selection maximises minus the log-loss
                 what, sign = "log-loss", -1.0
-            if e["better"] is False and e.get("keeps_metric") is False:
-                verdict = "worse at the search's metric than the best single; keeping that one"
-            click.echo(f"{e['label']}: out-of-fold {what} {sign * e['score']:.4f} vs best "
-                       f"single {sign * e['single']:.4f} (noise {e.get('margin', 0.0):.4f}), "
+            click.echo(f"{e['label']}: out-of-fold {what} {sign * e['score']:.4f} vs {single} "
+                       f"{sign * e['single']:.4f} (noise {e.get('margin', 0.0):.4f}), "
                        f"{verdict}", err=True)
         elif kind == "done" and e.get("timing"):
             click.echo(format_timing(e["timing"]), err=True)

@@ -99,7 +99,7 @@ def analyse(keep: Path) -> dict:
     ens = cfg.get("ensemble") or {}
     if cfg.get("answer") == "ensemble":
         weights = {int(t): w for t, w in ens["weights"].items()}
-        ens_lead = paired_lead(y, E.blend(oof, weights), oof[first], p.metric, p.average,
+        ens_lead = paired_lead(y, E.blend(oof, weights), oof[single], p.metric, p.average,
                                p.pos_label)
         kept = "ensemble" if ens_lead.beats else f"#{single}"
         proba = E.blend(test, weights) if ens_lead.beats else test[single]

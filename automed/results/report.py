@@ -260,6 +260,10 @@ def test_section(info: dict, predictions: dict | None) -> str:
         what += (f"; the first portfolio start, since the leader #{choice['leader']} was ahead "
                  f"of it out-of-fold by {choice['diff']:+.4f} in only {choice['p_better']:.0%} "
                  "of paired bootstrap resamples")
+    ens = config.get("ensemble") or {}
+    if config.get("answer") != "ensemble" and ens.get("lead_beats") is False:
+        what += (f"; {ens['label']} was ahead of it at the search's metric in only "
+                 f"{ens['p_better']:.0%} of paired bootstrap resamples, within chance")
     return (f"<p>The answer: {escape(what)}, scored once on "
             f"{info['test_size']} test samples.</p>" + scores
             + f'<div class="plots">{"".join(charts)}</div>')

@@ -430,7 +430,9 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
             "picks": ens.selection.picks, "oof_score": ens.selection.score,
             "single_oof_score": ens.selection.single, "better": ens.better,
             "objective": ens.objective, "keeps_metric": ens.keeps_metric,
-            "late": ens.late,
+            "late": ens.late, "against": ens.against,
+            "p_better": None if ens.lead is None else ens.lead.p_better,
+            "lead_beats": None if ens.lead is None else ens.lead.beats,
             "test_scores": ens.test_scores, "test_ci": ens.test_ci})
     store.finish_search(search_id, status="complete", best_trial=best.number,
                         test_scores=result.test_scores, test_size=result.test_size,
@@ -467,14 +469,10 @@ def _answer_from_folds(p: Prepared, store: Store, search_id: int, study: str, be
     start = time.perf_counter()
     store.delete_candidate(search_id, ENSEMBLE_TRIAL)  # an earlier run's, now outdated
     members = foldbag.members_in_time(p, trials.values(), deadline) if ensemble else 1
-    selected = (select_ensemble(p, store, search_id, study, trials, max_members=members)
-                if members > 1 else None)
+    selected = (select_ensemble(p, store, search_id, study, trials, max_members=members,
+                                single=best.number) if members > 1 else None)
     if selected is not None:
-        progress({"event": "ensemble", "label": selected.selection.label(),
-                  "score": selected.selection.score, "single": selected.selection.single,
-                  "margin": selected.margin, "better": selected.better, "late": False,
-                  "objective": selected.objective, "keeps_metric": selected.keeps_metric,
-                  "from_folds": True})
+        progress(selected.event(from_folds=True))
     answers = selected if selected is not None and selected.better else None
     out = foldbag.answer(p, best.number, root, ensemble=answers, device=dev, progress=progress)
     if out is None:
@@ -536,7 +534,7 @@ def _answer_by_refit(p: Prepared, store: Store, search_id: int, study: str, best
               "seeds": plan.seeds})
     # A better ensemble's other members get their refit time before the answer's extra
     # bag seeds (see ensemble.held_for_members).
-    selected = (select_ensemble(p, store, search_id, study, trials)
+    selected = (select_ensemble(p, store, search_id, study, trials, single=best.number)
                 if ensemble and deadline is not None else None)
     hold = (held_for_members(selected, trials, best.number, plan.folds, deadline)
             if selected is not None else 0.0)
@@ -547,7 +545,7 @@ def _answer_by_refit(p: Prepared, store: Store, search_id: int, study: str, best
         progress({"event": "ensembling"})
         ens = build_ensemble(p, store, search_id, study, trials, dev,
                              refits={best.number: r}, progress=progress,
-                             deadline=deadline, selected=selected)
+                             deadline=deadline, selected=selected, single=best.number)
         timing["ensemble_s"] = (time.monotonic() - wall_start - timing["search_s"]
                                 - timing["refit_s"])
     final = _Final(False, r.test_scores, r.test_ci, r.test_predictions, ensemble=ens,
