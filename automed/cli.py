@@ -79,6 +79,9 @@ class _Progress:
             best = "-" if self.best is None else f"{self.best:.4f}"
             click.echo(f"[{self.n:>3}{total}] #{e['trial']:<3} {e['architecture']:<12} {score:<17}"
                        f" {e['duration_s']:6.1f}s  best {best}  {what}".rstrip(), err=True)
+        elif kind == "fold":  # a slow candidate's finished fold (objective.FOLD_PROGRESS_S)
+            click.echo(f"      #{e['trial']:<3} {e['architecture']:<12} fold {e['fold']}/"
+                       f"{e['folds']}: {e['score']:.4f} ({e['elapsed_s']:.0f} s so far)", err=True)
         elif kind == "refit":
             target = "and scoring it on the test set" if e["test"] else "(no test set given)"
             seeds = e.get("seeds", 1)

@@ -301,3 +301,33 @@ def test_no_candidate_starts_in_less_time_than_the_quickest_first_epoch():
     assert not o.no_time_for_another()
     o.deadline = None  # no --timeout
     assert not o.no_time_for_another()
+
+
+def test_a_slow_candidate_reports_each_fold_it_finishes(demo_signal, tmp_path, monkeypatch,
+                                                         capsys):
+    """A candidate running past FOLD_PROGRESS_S prints a line per finished fold (not the
+    last: its candidate line follows), so a 16-minute portfolio start is not silent."""
+    from automed.cli import _Progress
+    from automed.searching import objective
+    from automed.searching.runner import search
+
+    events = []
+    show = _Progress(quiet=False)
+
+    def both(e):
+        events.append(e)
+        show(e)
+
+    monkeypatch.setattr(objective, "FOLD_PROGRESS_S", 0.0)  # every candidate counts as slow
+    search(demo_signal, trials=1, folds=3, max_epochs=1, storage=f"sqlite:///{tmp_path}/f.db",
+           seed=0, refit=False, prune=False, progress=both)
+    folds = [e for e in events if e["event"] == "fold"]
+    assert [(e["trial"], e["fold"], e["folds"]) for e in folds] == [(0, 1, 3), (0, 2, 3)]
+    assert all(0 <= e["score"] <= 1 and e["elapsed_s"] > 0 for e in folds)
+    err = capsys.readouterr().err
+    assert "fold 1/3: " in err and "fold 2/3: " in err and "s so far)" in err
+    monkeypatch.setattr(objective, "FOLD_PROGRESS_S", 3600.0)  # a quick candidate: silent
+    events.clear()
+    search(demo_signal, trials=1, folds=3, max_epochs=1, storage=f"sqlite:///{tmp_path}/g.db",
+           seed=0, refit=False, prune=False, progress=events.append)
+    assert not [e for e in events if e["event"] == "fold"]
