@@ -136,8 +136,13 @@ def format_timing(t: dict) -> str:
     line = f"wall time: {' + '.join(parts)} = {t.get('total_s', t['search_s']):.0f} s"
     if t.get("timeout"):
         over = t.get("total_s", t["search_s"]) - t["timeout"]
-        line += (f" (--timeout {t['timeout']:g} s; {over:.0f} s over it, spent on "
-                 "the answer)" if over > 0 else f" (within --timeout {t['timeout']:g} s)")
+        # The search runs over when the limit falls inside a candidate's epoch (it stops at
+        # the epoch's end) or inside the first candidate (never stopped: a search always
+        # answers); else the time past the limit went to the answer.
+        where = ("the search: a candidate stops at the end of its epoch, the first one not "
+                 "at all" if t["search_s"] > t["timeout"] else "the answer")
+        line += (f" (--timeout {t['timeout']:g} s; {over:.0f} s over it, spent on {where})"
+                 if over > 0 else f" (within --timeout {t['timeout']:g} s)")
     return line
 
 
