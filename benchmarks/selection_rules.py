@@ -89,7 +89,8 @@ def analyse(keep: Path) -> dict:
     rows = [row(f"first #{first}", test[first]), row(f"best #{best}", test[best]),
             row(f"paired 95 % #{best if lead.beats else first} (P={lead.p_better:.4f})",
                 test[best if lead.beats else first]),
-            row(f"paired 1-0.05/{m} #{single}", test[single]),
+            row(f"paired 1-0.05/{m} #{single}" if choice else f"paired: #{single} leads",
+                test[single]),
             {"rule": f"answer ({cfg.get('answer')})", p.metric:
              round(info["test_scores"][p.metric], 4), "auroc": round(info["test_scores"]["auroc"], 4)},
             row(sel.label() + " (caruana)", E.blend(test, sel.weights)),
