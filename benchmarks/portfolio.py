@@ -162,7 +162,7 @@ def greedy_portfolio(scores: dict[str, list[float | None]], size: int,
     cost = [1.0] * n
     if seconds:
         rel = []
-        for ds, secs in seconds.items():
+        for secs in seconds.values():
             got = sorted(v for v in secs if v)
             if not got:
                 continue

@@ -127,8 +127,8 @@ def split_lines(path: Path, tmp: Path, fraction: float = 0.2, seed: int = 0):
         idx = rng.permutation(np.flatnonzero(labels == c))
         test.update(idx[:round(fraction * len(idx))].tolist())
     train_file, test_file = tmp / f"{path.stem}_train.data", tmp / f"{path.stem}_test.data"
-    train_file.write_text("\n".join(l for i, l in enumerate(lines) if i not in test) + "\n")
-    test_file.write_text("\n".join(l for i, l in enumerate(lines) if i in test) + "\n")
+    train_file.write_text("\n".join(x for i, x in enumerate(lines) if i not in test) + "\n")
+    test_file.write_text("\n".join(x for i, x in enumerate(lines) if i in test) + "\n")
     return str(train_file), test_file
 
 

@@ -38,13 +38,13 @@ import numpy as np
 
 
 def analyse(keep: Path) -> dict:
+    import optuna
+
     from automed.evaluation import metrics as M
     from automed.searching import ensemble as E
     from automed.searching import foldbag
     from automed.searching.plan import SearchPlan
     from automed.searching.prepare import prepare
-    import optuna
-
     from automed.searching.selection import choose_single, paired_lead
     from automed.storage import Store
 
@@ -91,8 +91,9 @@ def analyse(keep: Path) -> dict:
                 test[best if lead.beats else first]),
             row(f"paired 1-0.05/{m} #{single}" if choice else f"paired: #{single} leads",
                 test[single]),
-            {"rule": f"answer ({cfg.get('answer')})", p.metric:
-             round(info["test_scores"][p.metric], 4), "auroc": round(info["test_scores"]["auroc"], 4)},
+            {"rule": f"answer ({cfg.get('answer')})",
+             p.metric: round(info["test_scores"][p.metric], 4),
+             "auroc": round(info["test_scores"]["auroc"], 4)},
             row(sel.label() + " (caruana)", E.blend(test, sel.weights)),
             row(lex.label() + " (caruana, metric then log-loss)", E.blend(test, lex.weights)),
             row("top3 " + ", ".join(f"#{t}" for t in top3),

@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """Which TF-IDF features a linear model wants on Ohsumed (scikit-learn, test accuracy).
 
-    python benchmarks/text_features.py [--data ../shared/data/ohsumed_textgcn/ohsumed_23_textgcn.jsonl]
+    python benchmarks/text_features.py [--data PATH]
+
+(PATH defaults to ../shared/data/ohsumed_textgcn/ohsumed_23_textgcn.jsonl.)
 
 The scan behind the ``tfidf`` family's features: word n-grams (the peer's), word-bounded
 character n-grams, both, and balanced class weights, each with LinearSVC(C=0.5) fitted on the

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+
 from automed.searching.devices import CoreShare
 
 

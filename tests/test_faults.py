@@ -1,7 +1,8 @@
 """Budgets are totals and faults leave the truth behind.
 
-- ``--trials N`` never runs more than N candidates, with one worker or several, including after Ctrl-C, SIGKILL and a resume with a
-  changed budget (a candidate cut short by the fault is retried and does not count).
+- ``--trials N`` never runs more than N candidates, with one worker or several, including
+  after Ctrl-C, SIGKILL and a resume with a changed budget (a candidate cut short by the
+  fault is retried and does not count).
 - SIGINT and SIGKILL during the search and during the refit leave a status that says what
   happened, no traceback, and a re-run that completes with a saved model.
 - Two searches started at once on a new database both complete.

@@ -285,8 +285,9 @@ def build_ensemble(p, store, search_id: int, study: str, trials: dict, device,
 
     ``trials`` maps trial numbers to Optuna's frozen trials (complete ones); ``refits`` holds
     members already refit (the best single); ``selected`` is :func:`select_ensemble`'s
-    result when the caller has it, ``single`` the candidate the ensemble would replace. Returns None when fewer than two candidates have
-    out-of-fold predictions, or the selection keeps a single one (then nothing is refit).
+    result when the caller has it, ``single`` the candidate the ensemble would replace.
+    Returns None when fewer than two candidates have out-of-fold predictions, or the
+    selection keeps a single one (then nothing is refit).
     """
     import time
 
