@@ -82,6 +82,8 @@ class _Progress:
         elif kind == "fold":  # a slow candidate's finished fold (objective.FOLD_PROGRESS_S)
             click.echo(f"      #{e['trial']:<3} {e['architecture']:<12} fold {e['fold']}/"
                        f"{e['folds']}: {e['score']:.4f} ({e['elapsed_s']:.0f} s so far)", err=True)
+        elif kind == "sized":  # the first candidate, fitted to --timeout (objective.FIRST_SHARE)
+            click.echo(f"      #{e['trial']:<3} {e['architecture']:<12} {e['reason']}", err=True)
         elif kind == "refit":
             target = "and scoring it on the test set" if e["test"] else "(no test set given)"
             seeds = e.get("seeds", 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -331,3 +332,77 @@ def test_a_slow_candidate_reports_each_fold_it_finishes(demo_signal, tmp_path, m
     search(demo_signal, trials=1, folds=3, max_epochs=1, storage=f"sqlite:///{tmp_path}/g.db",
            seed=0, refit=False, prune=False, progress=events.append)
     assert not [e for e in events if e["event"] == "fold"]
+
+
+def test_the_first_candidate_is_sized_to_its_share_of_the_time():
+    """A first candidate is exempt from the limit, so on a slow CPU one could be the whole
+    search (PneumoniaMNIST, 30 epochs: 948 s of 900). At fold 0's pace it restarts with the
+    epochs that fit FIRST_SHARE of the time left: here a 10 s first epoch, then 5 s each."""
+    from types import SimpleNamespace
+
+    from automed.searching import objective
+    from automed.searching.objective import FIRST_SHARE, MIN_SIZED_EPOCHS, Objective, _Resize
+
+    o = Objective.__new__(Objective)
+    o.plan, o.reserve, o._started = SimpleNamespace(folds=3), 0.0, 1000.0
+    now = 1015.0  # two epochs done: 10 s, then 5 s
+    o.deadline = 1300.0  # 300 s left: 3 folds x (10 + 29 x 5) = 465 s > 30 % of 300 s
+    with pytest.raises(_Resize) as exc:
+        o._size_first(1, 30, 10.0, now)
+    share = FIRST_SHARE * 300.0
+    assert exc.value.epochs == 1 + int((share / 3 - 10.0) / 5.0) == 5
+    assert "30 epochs x 3 folds would take about 465 s of the 300 s left; restarted with 5" \
+        in str(exc.value)
+    o.reserve = 200.0  # the reserve comes off: 100 s left, not even 3 epochs fit
+    with pytest.raises(_Resize) as exc:
+        o._size_first(1, 30, 10.0, now)
+    assert exc.value.epochs == MIN_SIZED_EPOCHS
+    o._size_first(1, 3, 10.0, now)  # already at the floor: it runs on, past its share
+    o.reserve, o.deadline = 0.0, 1000.0 + (10.0 + 23 * 5.0) * 3 / FIRST_SHARE
+    o._size_first(1, 30, 10.0, now)  # 24 of 30 epochs fit: a cut under a quarter, runs on
+    o.deadline = 1000.0 + 465.0 / FIRST_SHARE + 1  # all 30 fit its share: it runs on
+    o._size_first(1, 30, 10.0, now)
+    assert objective.SIZED_ATTR == "automed_sized_epochs"
+
+
+def test_a_sized_first_candidate_trains_refits_and_reports_its_new_epochs(demo_signal, tmp_path,
+                                                                           monkeypatch, capsys):
+    """With its share of the time too small for its epochs, the first candidate restarts once
+    with MIN_SIZED_EPOCHS; its row, its trial, the refit and the progress line all say so,
+    and fold 0's epochs are reported to the pruner once each."""
+    from automed.cli import _Progress
+    from automed.searching import objective
+    from automed.searching.runner import search
+
+    monkeypatch.setattr(objective, "FIRST_SHARE", 1e-9)  # any schedule is too long
+    events = []
+    show = _Progress(quiet=False)
+
+    def both(e):
+        events.append(e)
+        show(e)
+
+    url = f"sqlite:///{tmp_path}/s.db"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("error", message=".*already reported")
+        result = search(demo_signal, trials=1, folds=2, max_epochs=8, timeout=600, storage=url,
+                        seed=0, refit_full=True, artifacts=tmp_path / "out", progress=both)
+    sized = [e for e in events if e["event"] == "sized"]
+    assert [(e["trial"], e["epochs"]) for e in sized] == [(0, objective.MIN_SIZED_EPOCHS)]
+    assert "8 epochs x 2 folds would take about" in sized[0]["reason"]
+    assert "restarted with 3 epochs" in capsys.readouterr().err
+    (row,) = Store(url).candidates(result.study)
+    assert row["state"] == "complete" and row["params"]["epochs"] == 3
+    trial = optuna.load_study(study_name=result.study, storage=url).trials[0]
+    assert trial.user_attrs[objective.SIZED_ATTR] == 3
+    assert sorted(trial.intermediate_values) == [0, 1, 2, fold_step(0), fold_step(1)]
+    from automed.results.artifact import LoadedModel
+
+    model = LoadedModel(result.artifact)  # the refit trained what the candidate trained
+    assert model.config["trial"] == 0 and model.config["params"]["epochs"] == 3
+    monkeypatch.setattr(objective, "FIRST_SHARE", 1.0)  # no limit, no sizing
+    events.clear()
+    search(demo_signal, trials=1, folds=2, max_epochs=8, storage=f"sqlite:///{tmp_path}/t.db",
+           seed=0, refit=False, progress=events.append)
+    assert not [e for e in events if e["event"] == "sized"]

@@ -52,6 +52,15 @@ class WontFinish(Exception):
     """At its fold-0 pace, a candidate would end past the time left before the refits."""
 
 
+class _Resize(Exception):
+    """A timed search's first candidate would use more than FIRST_SHARE of the time: it
+    restarts with the epochs that fit (see Objective._pace_watch)."""
+
+    def __init__(self, epochs: int, message: str) -> None:
+        super().__init__(message)
+        self.epochs = epochs
+
+
 # Fold-0 epochs a candidate's pace is measured over before it may be stopped for not
 # finishing in time (the first epoch carries one-off costs).
 PACE_EPOCHS = 2
@@ -59,17 +68,30 @@ PACE_EPOCHS = 2
 # line "fold i/k"): a PneumoniaMNIST portfolio start takes 16 minutes on a 2-core CPU
 # without bf16, which a user should not watch in silence. Quicker candidates print one line.
 FOLD_PROGRESS_S = 30.0
+# The first candidates of a timed search are exempt from the limit (a search always answers),
+# so one too slow for the machine used to be the whole search: on a 2-core CPU without bf16 the
+# PneumoniaMNIST image start (30 epochs) took 948 s of a 900 s search. At its fold-0 pace
+# after PACE_EPOCHS epochs, such a candidate restarts with the epochs that fit FIRST_SHARE of
+# the time left (never fewer than MIN_SIZED_EPOCHS, and only when that cuts at least a
+# quarter of them); the refit, the model card and the leaderboard use the epochs it trained.
+FIRST_SHARE = 0.3
+MIN_SIZED_EPOCHS = 3
+SIZED_ATTR = "automed_sized_epochs"  # user attribute: the epochs a sized candidate trained
 
 
 def candidate_params(study_params: dict[str, Any], max_epochs: int | None,
-                     fixed: dict[str, Any] | None = None) -> tuple[str, dict]:
+                     fixed: dict[str, Any] | None = None,
+                     sized: int | None = None) -> tuple[str, dict]:
     """A finished trial's family and the parameters it really trained with (epochs capped).
 
-    ``fixed`` are the trial's fixed parameters (:func:`automed.contract.fixed_params`).
+    ``fixed`` are the trial's fixed parameters (:func:`automed.contract.fixed_params`);
+    ``sized`` the epochs a first candidate was sized to (its ``SIZED_ATTR``, see FIRST_SHARE).
     The one place the cap applies: the refit, the artifact and the model card all use it.
     """
     family, params = unprefixed(study_params)
     params.update(fixed or {})
+    if sized is not None:
+        params["epochs"] = int(sized)
     return family, cap_epochs(params, max_epochs)
 
 
@@ -236,6 +258,7 @@ class Objective:
         folds = self.plan.folds
         start = time.perf_counter()
         self._started = time.monotonic()
+        self._reported: set[int] = set()  # fold-0 epochs reported to the pruner
         fold_scores: list[float] = []
         fold_metrics: list[dict] = []
         params: dict[str, Any] = {}
@@ -271,47 +294,21 @@ class Objective:
             if twin is not None:
                 record("pruned", f"Duplicate: the same parameters as #{twin}; not run twice")
                 raise optuna.TrialPruned()
-            n = len(self.p.train)
-            oof = np.full((n, self.spec.n_classes), np.nan, dtype=np.float32)
-            trained: list[tuple] = []  # (model, preprocessor) per fold, for the fold bag
-            pace = 0.0  # seconds per raw sample to preprocess and predict, the slowest fold's
-            for i in range(folds):
-                xtr, ytr, xva, yva = self.fold_data(i, name)
-                torch.manual_seed(self.plan.seed + trial.number)
-                model = arch.build(params, spec)
-                # Fold 0 is the low-fidelity rung: a validation score per epoch (see fidelity).
-                on_epoch = (self._pace_watch(self._epoch_watch(trial, model, xva, yva, params,
-                                                               arch.cpu_bf16),
-                                             params) if i == 0
-                            else self._check_deadline)
-                fit_model(model, xtr, ytr, params, spec, device=self.device,
-                          on_epoch=on_epoch, seed=self.plan.seed + trial.number * 100 + i,
-                          cpu_bf16=arch.cpu_bf16)
-                predicting = time.perf_counter()
-                proba = predict_proba(model, xva, device=self.device, cpu_bf16=arch.cpu_bf16)
-                pre = self.fold_preprocessor(i, name)
-                pace = max(pace, (time.perf_counter() - predicting) / max(1, len(yva))
-                           + self._pre_pace[(i, pre.key)])
-                oof[self.p.splits[i][1]] = proba
-                if self.fold_models is not None:
-                    trained.append((model, pre))
-                scores = self.score_all(yva, proba)
-                fold_scores.append(scores[self.p.metric])
-                fold_metrics.append(scores)
-                if i < folds - 1 and time.perf_counter() - start > FOLD_PROGRESS_S:
-                    self.progress({"event": "fold", "trial": trial.number, "architecture": name,
-                                   "fold": i + 1, "folds": folds, "score": fold_scores[-1],
-                                   "elapsed_s": time.perf_counter() - start})
-                reason = (final_collapse(proba.argmax(1), yva, self.p.train.classes,
-                                         fold_steps(params, len(ytr)))
-                          if self.plan.prune else None)
-                if reason:
-                    raise Collapsed(f"{reason} in fold {i + 1}")
-                trial.report(float(np.mean(fold_scores)), fold_step(i))
-                if self.plan.prune and i < folds - 1 and trial.should_prune():
-                    record("pruned", "CV mean below the completed candidates' after fold "
-                                     f"{i + 1}")
-                    raise optuna.TrialPruned()
+            sizable = self.deadline is not None
+            while True:
+                try:
+                    oof, trained, pace = self._folds(trial, name, arch, params, fold_scores,
+                                                     fold_metrics, start, sizable, record)
+                    break
+                except _Resize as exc:  # once: the first candidate, sized to the time
+                    sizable, params = False, {**params, "epochs": exc.epochs}
+                    self._started = time.monotonic()
+                    trial.set_user_attr(SIZED_ATTR, exc.epochs)
+                    fold_scores.clear()
+                    fold_metrics.clear()
+                    self.progress({"event": "sized", "trial": trial.number,
+                                   "architecture": name, "epochs": exc.epochs,
+                                   "reason": str(exc)})
             if all(math.isfinite(s) for s in fold_scores):
                 # Before the candidate is recorded complete: a Ctrl-C while its bag is written
                 # leaves an interrupted candidate (retried), never a complete one without it.
@@ -354,6 +351,55 @@ class Objective:
         trial.set_user_attr("answer_pace", [pace, score_pace])
         self._reserve_for_answer(pace, score_pace)
         return float(np.mean(fold_scores))
+
+    def _folds(self, trial: optuna.Trial, name: str, arch, params: dict[str, Any],
+               fold_scores: list[float], fold_metrics: list[dict], start: float,
+               sizable: bool, record: Callable) -> tuple[np.ndarray, list[tuple], float]:
+        """The candidate's k folds: fit, predict, score, report, prune. Returns its
+        out-of-fold probabilities, its fold models (for the bag) and its prediction pace."""
+        folds, spec = self.plan.folds, self.p.spec_for(name)
+        n = len(self.p.train)
+        oof = np.full((n, self.spec.n_classes), np.nan, dtype=np.float32)
+        trained: list[tuple] = []  # (model, preprocessor) per fold, for the fold bag
+        pace = 0.0  # seconds per raw sample to preprocess and predict, the slowest fold's
+        for i in range(folds):
+            xtr, ytr, xva, yva = self.fold_data(i, name)
+            torch.manual_seed(self.plan.seed + trial.number)
+            model = arch.build(params, spec)
+            # Fold 0 is the low-fidelity rung: a validation score per epoch (see fidelity).
+            on_epoch = (self._pace_watch(self._epoch_watch(trial, model, xva, yva, params,
+                                                           arch.cpu_bf16),
+                                         params, sizable) if i == 0
+                        else self._check_deadline)
+            fit_model(model, xtr, ytr, params, spec, device=self.device,
+                      on_epoch=on_epoch, seed=self.plan.seed + trial.number * 100 + i,
+                      cpu_bf16=arch.cpu_bf16)
+            predicting = time.perf_counter()
+            proba = predict_proba(model, xva, device=self.device, cpu_bf16=arch.cpu_bf16)
+            pre = self.fold_preprocessor(i, name)
+            pace = max(pace, (time.perf_counter() - predicting) / max(1, len(yva))
+                       + self._pre_pace[(i, pre.key)])
+            oof[self.p.splits[i][1]] = proba
+            if self.fold_models is not None:
+                trained.append((model, pre))
+            scores = self.score_all(yva, proba)
+            fold_scores.append(scores[self.p.metric])
+            fold_metrics.append(scores)
+            if i < folds - 1 and time.perf_counter() - start > FOLD_PROGRESS_S:
+                self.progress({"event": "fold", "trial": trial.number, "architecture": name,
+                               "fold": i + 1, "folds": folds, "score": fold_scores[-1],
+                               "elapsed_s": time.perf_counter() - start})
+            reason = (final_collapse(proba.argmax(1), yva, self.p.train.classes,
+                                     fold_steps(params, len(ytr)))
+                      if self.plan.prune else None)
+            if reason:
+                raise Collapsed(f"{reason} in fold {i + 1}")
+            trial.report(float(np.mean(fold_scores)), fold_step(i))
+            if self.plan.prune and i < folds - 1 and trial.should_prune():
+                record("pruned", "CV mean below the completed candidates' after fold "
+                                 f"{i + 1}")
+                raise optuna.TrialPruned()
+        return oof, trained, pace
 
     def _save_fold_models(self, number: int, family: str, params: dict, spec,
                           trained: list[tuple], score: float) -> None:
@@ -409,8 +455,9 @@ class Objective:
             proba = predict_proba(model, xva, device=self.device, cpu_bf16=bf16)
             model.train()
             value = float(M.score(self.p.metric, yva, proba, self.p.average, self.p.pos_label))
-            if math.isfinite(value):
-                trial.report(value, epoch)
+            if math.isfinite(value) and epoch not in self._reported:
+                trial.report(value, epoch)  # a sized restart keeps its first run's values
+                self._reported.add(epoch)
             watch.epoch(epoch, loss, proba.argmax(1))
             if trial.should_prune():
                 raise _EpochPruned(f"fold-1 score below the completed candidates' after epoch "
@@ -418,20 +465,24 @@ class Objective:
 
         return on_epoch
 
-    def _pace_watch(self, inner: Callable[[int, float], None],
-                    params: dict[str, Any]) -> Callable[[int, float], None]:
+    def _pace_watch(self, inner: Callable[[int, float], None], params: dict[str, Any],
+                    sizable: bool = False) -> Callable[[int, float], None]:
         """Fold 0's callback, plus AutoGluon's rule for models that cannot fit the time
         left: once a candidate has trained ``PACE_EPOCHS`` epochs, if at that pace its folds
         would end past the deadline less the refit reserve, it stops there (stored as pruned,
         ``OutOfTime: would need ...``) instead of at the limit with nothing to show, and the
         search goes on with candidates that fit. The first complete candidate is exempt (a
-        search always answers)."""
+        search always answers); when ``sizable``, it is sized instead: at that pace, if its
+        folds would use more than FIRST_SHARE of the time left, :class:`_Resize` restarts it
+        with the epochs that fit."""
         epochs = int(training_params(params)["epochs"])
         folds = self.plan.folds
+        first_epoch = [0.0]
 
         def on_epoch(epoch: int, loss: float) -> None:
             if epoch == 0:
                 took = time.monotonic() - self._started
+                first_epoch[0] = took
                 self.shortest_epoch = min(took, self.shortest_epoch or took)
             inner(epoch, loss)
             if self.deadline is None or epoch + 1 < PACE_EPOCHS or epoch + 1 >= epochs:
@@ -443,8 +494,28 @@ class Objective:
                 raise WontFinish(f"would need about {left:.0f} s more at its pace; "
                                  f"{max(0.0, self.deadline - self.reserve - now):.0f} s "
                                  "were left before the refits")
+            if sizable and epoch + 1 == PACE_EPOCHS and not self.has_complete():
+                self._size_first(epoch, epochs, first_epoch[0], now)
 
         return on_epoch
+
+    def _size_first(self, epoch: int, epochs: int, first: float, now: float) -> None:
+        """Raise :class:`_Resize` when this candidate's folds, at fold 0's pace (its first
+        epoch with the one-off costs, then the later ones' mean), would take more than
+        FIRST_SHARE of the time from its start to the deadline less the reserve."""
+        folds = self.plan.folds
+        steady = (now - self._started - first) / max(1, epoch)
+        need = folds * (first + steady * (epochs - 1))
+        time_left = self.deadline - self.reserve - self._started
+        share = FIRST_SHARE * time_left
+        if need <= share or steady <= 0:
+            return
+        fits = max(MIN_SIZED_EPOCHS, 1 + int((share / folds - first) / steady))
+        if fits > 0.75 * epochs:
+            return  # a restart would cost more than it saves
+        raise _Resize(fits, f"{epochs} epochs x {folds} folds would take about {need:.0f} s "
+                            f"of the {time_left:.0f} s left; restarted with {fits} epochs "
+                            f"(at most {FIRST_SHARE:.0%} of the time for the first candidate)")
 
     def _reserve_for_refit(self, seconds: float) -> None:
         """Keep time for the refits after the search, estimated from finished candidates.

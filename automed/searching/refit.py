@@ -20,7 +20,7 @@ from automed.data.preprocess import Preprocessor, preprocessor_of
 from automed.evaluation import metrics as M
 from automed.evaluation.bootstrap import bootstrap_all
 from automed.results.artifact import clear_model_folder, save_artifact
-from automed.searching.objective import candidate_params
+from automed.searching.objective import SIZED_ATTR, candidate_params
 from automed.searching.prepare import Prepared
 from automed.searching.training import SeedBag, fit_model, predict_proba
 
@@ -51,7 +51,8 @@ def refit_best(p: Prepared, trial: optuna.trial.FrozenTrial, device: torch.devic
     further one only when, at the pace of the first (its training, and its prediction of the
     test set, which the bag repeats once per seed), it ends before ``deadline`` (monotonic).
     """
-    name, params = candidate_params(trial.params, p.plan.max_epochs, fixed_params(trial))
+    name, params = candidate_params(trial.params, p.plan.max_epochs, fixed_params(trial),
+                                    trial.user_attrs.get(SIZED_ATTR))
     arch = p.architectures[name]
     spec = p.spec_for(name)
     pre = preprocessor_of(arch, p.train.modality).fit(p.train)
