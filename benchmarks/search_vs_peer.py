@@ -87,6 +87,19 @@ def automed_side(args) -> dict:
         "pruned_after_a_full_fold": sum(r["state"] == "pruned" and
                                         len(r["fold_scores"] or []) >= 1 for r in rows),
     }
+    if out["best_single"]["test"] is None and result.artifact and result.test_scores:
+        # skipped inside the race when it would end past --timeout: scored here, after it
+        from automed.evaluation import metrics as M
+        from automed.searching import foldbag
+        from automed.searching.plan import SearchPlan
+        from automed.searching.prepare import prepare
+
+        p = prepare(SearchPlan.from_dict(cfg["plan"]))
+        bag = foldbag.load_bag(foldbag.candidates_dir(result.artifact), result.best["trial"])
+        if bag is not None:
+            out["best_single"]["test"] = M.all_scores(p.test.y, bag.predict_proba(p.test.x),
+                                                      p.average, p.pos_label)
+            out["best_single"]["scored_after_the_race"] = True
     first = next((r for r in rows if r["trial"] == 0), None)
     if args.first and first is not None and first["state"] == "complete":
         # The first portfolio candidate, answered the way the search answers (its fold

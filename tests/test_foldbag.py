@@ -167,6 +167,21 @@ def test_an_ensemble_has_as_many_members_as_the_time_left_predicts_with():
     assert foldbag.members_in_time(p, trials, None) == MAX_MEMBERS
 
 
+
+def test_the_best_singles_reported_test_score_is_skipped_past_the_limit():
+    """Beside an ensemble that left it out, the best single's test score is only reported:
+    on ECGFiveDays its bag's prediction ended a 120 s run 26 s past the limit."""
+    import time
+    from types import SimpleNamespace
+
+    p = SimpleNamespace(test=[0] * 1000, splits=[0, 1, 2])
+    best = SimpleNamespace(user_attrs={"answer_pace": [1e-2, 1e-6]})  # 3 folds x 10 s + 1 s
+    now = time.monotonic()
+    assert foldbag.predicts_in_time(p, best, now + 40.0)
+    assert not foldbag.predicts_in_time(p, best, now + 20.0)
+    assert foldbag.predicts_in_time(p, best, None)  # no --timeout
+    assert foldbag.predicts_in_time(p, SimpleNamespace(user_attrs={}), now)  # pace unknown
+
 def test_an_ensemble_that_leaves_out_the_best_single_is_saved_and_predicts(
         demo_signal, tmp_path, monkeypatch):
     """Log-loss selection can blend candidates without the best single by the search's metric

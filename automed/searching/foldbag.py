@@ -145,6 +145,20 @@ def members_in_time(p, trials, deadline: float | None) -> int:
                               p.plan.bootstrap) <= left]
     return max(RESERVED_MEMBERS, max(fits, default=0))
 
+def predicts_in_time(p, trial, deadline: float | None) -> bool:
+    """Whether one more bag, ``trial``'s, predicts the raw test set before ``deadline``
+    (monotonic) at its measured ``answer_pace``: the best single's test score, reported beside
+    an ensemble that left it out and never chosen on, is skipped past --timeout
+    (ECGFiveDays, 120 s: a rocket bag's 32 s prediction ended the run 26 s past the limit)."""
+    from automed.searching.objective import answer_seconds
+
+    pace = trial.user_attrs.get("answer_pace")
+    if deadline is None or not (isinstance(pace, list) and len(pace) == 2):
+        return True
+    return (time.monotonic() + answer_seconds(1, len(p.splits), pace[0], 0.0, len(p.test), 0)
+            <= deadline)
+
+
 @dataclass
 class FoldAnswer:
     """The search's answer made of fold bags: the best single's, or an ensemble's members'."""

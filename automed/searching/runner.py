@@ -513,9 +513,11 @@ def _answer_from_folds(p: Prepared, store: Store, search_id: int, study: str, be
         # What the best single alone scores on the test set (reported, never chosen on): its
         # test prediction when it is a member, else its bag's.
         proba = out.member_test.get(best.number)
-        if proba is None:
+        if proba is None and foldbag.predicts_in_time(p, best, deadline):
             bag = foldbag.load_bag(root, best.number)
             proba = None if bag is None else bag.predict_proba(p.test.x, device=dev)
+        elif proba is None:
+            single["skipped"] = "its test prediction would end past --timeout"
         single["test_scores"] = (None if proba is None else
                                  M.all_scores(p.test.y, proba, p.average, p.pos_label))
         single["test_ci"] = None
