@@ -345,23 +345,26 @@ def test_the_first_candidate_is_sized_to_its_share_of_the_time():
 
     o = Objective.__new__(Objective)
     o.plan, o.reserve, o._started = SimpleNamespace(folds=3), 0.0, 1000.0
-    now = 1015.0  # two epochs done: 10 s, then 5 s
+    now = 1025.0  # four epochs done: 10 s, then 5 s each
     o.deadline = 1300.0  # 300 s left: 3 folds x (10 + 29 x 5) = 465 s > 30 % of 300 s
     with pytest.raises(_Resize) as exc:
-        o._size_first(1, 30, 10.0, now)
+        o._size_first(3, 30, 10.0, 0.0, now)
     share = FIRST_SHARE * 300.0
-    assert exc.value.epochs == 1 + int((share / 3 - 10.0) / 5.0) == 5
+    assert exc.value.epochs == 1 + int((share - 3 * 10.0) / (3 * 5.0)) == 5
     assert "30 epochs x 3 folds would take about 465 s of the 300 s left; restarted with 5" \
         in str(exc.value)
+    # fold 0's validation scoring (1 s an epoch here) is paid once, not in every fold
+    with pytest.raises(_Resize, match="about 494 s"):
+        o._size_first(3, 30, 10.0, 3.0, now + 3.0)  # 30 + 29 x (3 x 5 + 1)
     o.reserve = 200.0  # the reserve comes off: 100 s left, not even 3 epochs fit
     with pytest.raises(_Resize) as exc:
-        o._size_first(1, 30, 10.0, now)
+        o._size_first(3, 30, 10.0, 0.0, now)
     assert exc.value.epochs == MIN_SIZED_EPOCHS
-    o._size_first(1, 3, 10.0, now)  # already at the floor: it runs on, past its share
-    o.reserve, o.deadline = 0.0, 1000.0 + (10.0 + 23 * 5.0) * 3 / FIRST_SHARE
-    o._size_first(1, 30, 10.0, now)  # 24 of 30 epochs fit: a cut under a quarter, runs on
+    o._size_first(3, 3, 10.0, 0.0, now)  # already at the floor: it runs on, past its share
+    o.reserve, o.deadline = 0.0, 1000.0 + (3 * 10.0 + 23 * 15.0) / FIRST_SHARE
+    o._size_first(3, 30, 10.0, 0.0, now)  # 24 of 30 epochs fit: a cut under a quarter, runs on
     o.deadline = 1000.0 + 465.0 / FIRST_SHARE + 1  # all 30 fit its share: it runs on
-    o._size_first(1, 30, 10.0, now)
+    o._size_first(3, 30, 10.0, 0.0, now)
     assert objective.SIZED_ATTR == "automed_sized_epochs"
 
 
@@ -396,7 +399,9 @@ def test_a_sized_first_candidate_trains_refits_and_reports_its_new_epochs(demo_s
     assert row["state"] == "complete" and row["params"]["epochs"] == 3
     trial = optuna.load_study(study_name=result.study, storage=url).trials[0]
     assert trial.user_attrs[objective.SIZED_ATTR] == 3
-    assert sorted(trial.intermediate_values) == [0, 1, 2, fold_step(0), fold_step(1)]
+    # the first run's SIZE_EPOCHS epochs stay reported; the restart adds none twice
+    assert sorted(trial.intermediate_values) == [*range(objective.SIZE_EPOCHS), fold_step(0),
+                                                 fold_step(1)]
     from automed.results.artifact import LoadedModel
 
     model = LoadedModel(result.artifact)  # the refit trained what the candidate trained
