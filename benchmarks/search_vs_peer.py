@@ -87,46 +87,61 @@ def automed_side(args) -> dict:
         "pruned_after_a_full_fold": sum(r["state"] == "pruned" and
                                         len(r["fold_scores"] or []) >= 1 for r in rows),
     }
+    after = _AfterTheRace(cfg, result.artifact)
     if out["best_single"]["test"] is None and result.artifact and result.test_scores:
         # skipped inside the race when it would end past --timeout: scored here, after it
-        from automed.evaluation import metrics as M
-        from automed.searching import foldbag
-        from automed.searching.plan import SearchPlan
-        from automed.searching.prepare import prepare
-
-        p = prepare(SearchPlan.from_dict(cfg["plan"]))
-        bag = foldbag.load_bag(foldbag.candidates_dir(result.artifact), result.best["trial"])
-        if bag is not None:
-            out["best_single"]["test"] = M.all_scores(p.test.y, bag.predict_proba(p.test.x),
-                                                      p.average, p.pos_label)
-            out["best_single"]["scored_after_the_race"] = True
+        scores = after.bag_scores(result.best["trial"])
+        if scores is not None:
+            out["best_single"].update(test=scores, scored_after_the_race=True)
     first = next((r for r in rows if r["trial"] == 0), None)
     if args.first and first is not None and first["state"] == "complete":
         # The first portfolio candidate, answered the way the search answers (its fold
         # models; refit with --refit-full) and scored on the same test set, after the race.
         import optuna
 
-        from automed.evaluation import metrics as M
-        from automed.searching import foldbag
-        from automed.searching.plan import SearchPlan
-        from automed.searching.prepare import prepare
-
-        plan = SearchPlan.from_dict(cfg["plan"])
-        p = prepare(plan)
-        bag = (None if args.refit_full else
-               foldbag.load_bag(foldbag.candidates_dir(result.artifact), 0))
-        if bag is not None:
-            proba = bag.predict_proba(p.test.x)
-            scores = {m: M.score(m, p.test.y, proba, p.average, p.pos_label)
-                      for m in ("accuracy", "auroc")}
-        else:
+        scores = None if args.refit_full else after.bag_scores(0)
+        from_folds = scores is not None
+        if scores is None:
             study = optuna.load_study(study_name=result.study, storage=storage)
-            scores = refit_best(p, study.trials[0], torch.device("cpu")).test_scores
-        out["first_candidate"] = {"cv": first["score_mean"], "from_folds": bag is not None,
+            scores = refit_best(after.prepared, study.trials[0],
+                                torch.device("cpu")).test_scores
+        out["first_candidate"] = {"cv": first["score_mean"], "from_folds": from_folds,
                                   "test_acc": scores["accuracy"],
                                   "test_auc": scores["auroc"]}
     return out
 
+
+
+class _AfterTheRace:
+    """Test scores computed after the race from a search's kept fold bags, on its data
+    prepared once (PneumoniaMNIST's loading is paid one time, not per score)."""
+
+    def __init__(self, cfg: dict, artifact: str | None) -> None:
+        self.cfg, self.artifact = cfg, artifact
+        self._prepared = None
+        self._scores: dict[int, dict | None] = {}
+
+    @property
+    def prepared(self):
+        if self._prepared is None:
+            from automed.searching.plan import SearchPlan
+            from automed.searching.prepare import prepare
+
+            self._prepared = prepare(SearchPlan.from_dict(self.cfg["plan"]))
+        return self._prepared
+
+    def bag_scores(self, trial: int) -> dict | None:
+        """Every test metric of ``trial``'s fold bag; None without one."""
+        if trial not in self._scores:
+            from automed.evaluation import metrics as M
+            from automed.searching import foldbag
+
+            bag = (None if self.artifact is None else
+                   foldbag.load_bag(foldbag.candidates_dir(self.artifact), trial))
+            p = self.prepared if bag is not None else None
+            self._scores[trial] = (None if bag is None else M.all_scores(
+                p.test.y, bag.predict_proba(p.test.x), p.average, p.pos_label))
+        return self._scores[trial]
 
 def split_lines(path: Path, tmp: Path, fraction: float = 0.2, seed: int = 0):
     """A stratified test split of a one-record-per-line file (class first), as two files."""

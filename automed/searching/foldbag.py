@@ -145,6 +145,7 @@ def members_in_time(p, trials, deadline: float | None) -> int:
                               p.plan.bootstrap) <= left]
     return max(RESERVED_MEMBERS, max(fits, default=0))
 
+
 def predicts_in_time(p, trial, deadline: float | None) -> bool:
     """Whether one more bag, ``trial``'s, predicts the raw test set before ``deadline``
     (monotonic) at its measured ``answer_pace``: the best single's test score, reported beside

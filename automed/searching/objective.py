@@ -473,9 +473,9 @@ class Objective:
         would end past the deadline less the refit reserve, it stops there (stored as pruned,
         ``OutOfTime: would need ...``) instead of at the limit with nothing to show, and the
         search goes on with candidates that fit. The first complete candidate is exempt (a
-        search always answers); when ``sizable``, it is sized instead: at that pace, if its
-        folds would use more than FIRST_SHARE of the time left, :class:`_Resize` restarts it
-        with the epochs that fit."""
+        search always answers); when ``sizable``, it is sized instead: after ``SIZE_EPOCHS``
+        epochs, if at its pace its folds would use more than FIRST_SHARE of the time left,
+        :class:`_Resize` restarts it with the epochs that fit (:meth:`_size_first`)."""
         epochs = int(training_params(params)["epochs"])
         folds = self.plan.folds
         first_epoch, scoring = [0.0], [0.0]  # fold 0's first epoch; its later epochs' scoring
