@@ -66,9 +66,15 @@ POOL: dict[str, dict[str, list[dict]]] = {
         "cnn": [{}, {"kernel": 7, "width": 64, "augment": False},
                 {"blocks": 2, "convs_per_block": 2, "pool": "avg", "dropout": 0.3},
                 {"kernel": 9, "width": 16, "lr": 1e-3, "class_weight": "none"}],
+        # The default head is ridge (closed form) on small sets; the trained head's entries
+        # name it, as the portfolio measured before the ridge head (2026-11-24).
         "rocket": [{}, {"features": "ppv_max"}, {"features": "multi", "diff": True},
-                   {"kernels": 5000, "dropout": 0.3}, {"augment": True},
-                   {"lr": 3e-3, "weight_decay": 1e-1}],
+                   {"kernels": 5000},
+                   {"head": "trained"}, {"head": "trained", "features": "ppv_max"},
+                   {"head": "trained", "features": "multi", "diff": True},
+                   {"head": "trained", "kernels": 5000, "dropout": 0.3},
+                   {"head": "trained", "augment": True},
+                   {"head": "trained", "lr": 3e-3, "weight_decay": 1e-1}],
         "mlp": [{}, {"layers": 1, "width": 256, "dropout": 0.1, "augment": False},
                 {"layers": 3, "width": 64, "lr": 1e-3}],
         "rnn": [{}, {"stem": "patch"}, {"pooling": "maxmean", "patch": 2}],

@@ -20,9 +20,19 @@ buffers in the state dict, so a saved model reloads with exactly its features. T
 fitted from data as MiniRocket does (quantiles of the convolution output of a random training
 example), lazily: the first forward pass (the training loop's first batch, before any
 optimizer step) fits them from that batch and marks them fitted; later passes never touch them.
-Only the head trains: a fixed-statistics feature standardisation (BatchNorm without affine
-weights, cumulative running averages), dropout and one linear layer on the search's own
-training loop. Features are computed without gradients, in chunks, so memory stays bounded.
+The head is one linear layer on standardised features (BatchNorm without affine weights). It is
+fitted one of two ways (``head``):
+
+- ``ridge`` (the default up to RIDGE_MAX_ROWS training rows): MiniRocket's own classifier, a
+  ridge regression on +-1 targets solved in closed form (no epochs), its penalty chosen from
+  RIDGE_ALPHAS by exact leave-one-out error as scikit-learn's ``RidgeClassifierCV`` does, then
+  its scores scaled by one temperature fitted on those leave-one-out scores, so that the
+  softmax of the logits is a calibrated probability (ensembles blend probabilities). Training
+  settings other than ``class_weight`` (balanced: row weights) do not apply to it.
+- ``trained``: dropout and the linear layer trained by the search's own loop (logistic
+  regression), which sees augmentation and every training setting.
+
+Features are computed without gradients, in chunks, so memory stays bounded.
 """
 
 from __future__ import annotations
@@ -47,6 +57,87 @@ FEATURE_KINDS = {"ppv": 1, "ppv_max": 1, "multi": 4}  # pooled values per (kerne
 CHUNK_ELEMENTS = 1 << 23  # samples x features x length per pooling chunk (~32 MB floats)
 CACHE_VALUES = 1 << 27  # cached training features, in floats (512 MB)
 GOLDEN = (math.sqrt(5) + 1) / 2
+# Ridge head: MiniRocket's penalty grid (its RidgeClassifierCV), and the training-set size up
+# to which ridge is the default head (the closed form costs O(min(rows, features)^3); MiniRocket
+# recommends a logistic head trained by gradient for large sets).
+RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-3, 3, 10))
+RIDGE_MAX_ROWS = 5000
+RIDGE_BIAS_ROWS = 256  # at most this many random training rows fit the biases
+
+
+def fit_ridge(z: torch.Tensor, y: torch.Tensor, n_classes: int,
+              class_weight: torch.Tensor | None = None,
+              alphas: tuple[float, ...] = RIDGE_ALPHAS) -> dict[str, Any]:
+    """Ridge regression of +-1 one-vs-rest targets on ``z`` (rows x features), with an
+    intercept, its penalty chosen by exact leave-one-out squared error.
+
+    Solved in the dual (an eigendecomposition of the rows' Gram matrix) when there are fewer
+    rows than features, in the primal otherwise. ``class_weight`` (one weight per class) weighs
+    the rows. Returns ``weight`` (features x classes), ``bias`` (classes), ``alpha``,
+    ``temperature`` (the scale of the scores that minimises the weighted cross-entropy of
+    their softmax on the leave-one-out scores), ``loss`` (that cross-entropy) and ``loo``
+    (rows x classes: each row's scores from the fit without it).
+    """
+    Z = z.detach().double().cpu()
+    n, p = Z.shape
+    labels = y.detach().long().cpu()
+    Y = -torch.ones(n, n_classes, dtype=torch.float64)
+    Y[torch.arange(n), labels] = 1.0
+    w = (torch.ones(n, dtype=torch.float64) if class_weight is None
+         else class_weight.detach().double().cpu()[labels])
+    sw = w.sqrt()
+    mean_z = (w[:, None] * Z).sum(0) / w.sum()
+    mean_y = (w[:, None] * Y).sum(0) / w.sum()
+    X = (Z - mean_z) * sw[:, None]
+    T = (Y - mean_y) * sw[:, None]
+    # The intercept is not penalised: its hat-matrix share, w_i / sum(w), is added to every
+    # row's leverage (without it a penalty near zero looks perfect out of sample).
+    intercept = w / w.sum()
+    best: tuple[float, float, torch.Tensor, torch.Tensor] | None = None
+    if n <= p:
+        s, Q = torch.linalg.eigh(X @ X.T)
+        s = s.clamp(min=0.0)
+        QtT = Q.T @ T
+        for a in alphas:
+            d = 1.0 / (s + a)
+            fitted = Q @ ((s * d)[:, None] * QtT)
+            hat = (Q * Q) @ (s * d) + intercept
+            residual = (T - fitted) / (1.0 - hat).clamp(min=1e-12)[:, None]
+            err = float((residual ** 2).sum())  # row-weighted leave-one-out squared error
+            if best is None or err < best[0]:
+                best = (err, a, X.T @ (Q @ (d[:, None] * QtT)), residual)
+    else:
+        s, V = torch.linalg.eigh(X.T @ X)
+        s = s.clamp(min=0.0)
+        XV = X @ V
+        VtXtT = XV.T @ T
+        for a in alphas:
+            d = 1.0 / (s + a)
+            W = V @ (d[:, None] * VtXtT)
+            hat = (XV * XV) @ d + intercept
+            residual = (T - X @ W) / (1.0 - hat).clamp(min=1e-12)[:, None]
+            err = float((residual ** 2).sum())
+            if best is None or err < best[0]:
+                best = (err, a, W, residual)
+    assert best is not None
+    _, alpha, W, residual = best
+    loo = Y - residual / sw[:, None]  # each row's score from the fit without it
+    temperature, loss = _temperature(loo, labels, w)
+    bias = mean_y - mean_z @ W
+    return {"weight": W, "bias": bias, "alpha": alpha, "temperature": temperature,
+            "loss": loss, "loo": loo}
+
+
+def _temperature(scores: torch.Tensor, labels: torch.Tensor, w: torch.Tensor
+                 ) -> tuple[float, float]:
+    """The scale t (from a log grid) minimising the weighted cross-entropy of softmax(t s)."""
+    best = (math.inf, 1.0)
+    for t in np.logspace(-2, 2, 81):
+        ce = -torch.log_softmax(float(t) * scores, dim=1)[torch.arange(len(labels)), labels]
+        loss = float((w * ce).sum() / w.sum())
+        if loss < best[0]:
+            best = (loss, float(t))
+    return best[1], best[0]
 
 
 def _base_kernels() -> torch.Tensor:
@@ -202,6 +293,8 @@ class RocketModel(nn.Module):
         super().__init__()
         channels, length = int(spec.input_shape[0]), int(spec.input_shape[-1])
         n, kinds = int(params["kernels"]), params["features"]
+        self.ridge = params.get("head", "trained") == "ridge"
+        self.n_classes = int(spec.n_classes)
         self.diff = bool(params.get("diff", False)) and length > 2
         if self.diff:
             self.banks = nn.ModuleList([RocketBank(channels, length, n // 2, kinds),
@@ -253,12 +346,48 @@ class RocketModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.norm(self.features(x)))
 
+    def _rows(self, length: int) -> int:
+        """Rows per chunk so that one chunk's convolution outputs stay near 2^25 floats."""
+        pairs = sum(b.weight.shape[0] for b in self.banks)
+        return max(1, (1 << 25) // max(1, pairs * length))
+
+    @torch.no_grad()
+    def fit_closed_form(self, x: torch.Tensor, y: torch.Tensor,
+                        class_weight: torch.Tensor | None, seed: int) -> float | None:
+        """The ridge head (see the module's docstring); ``None`` for the trained head.
+
+        The biases are fitted first, from up to RIDGE_BIAS_ROWS random training rows (a file
+        sorted by class must not fit them on one class), then every row's features are
+        computed once, their mean and variance become the standardisation's statistics, and
+        the ridge solution (times its temperature) becomes the linear layer. Returns the
+        weighted leave-one-out cross-entropy, the one loss reported for the fit.
+        """
+        if not self.ridge:
+            return None
+        x = x.float()
+        rows = self._rows(x.shape[-1])
+        generator = torch.Generator().manual_seed(int(seed))
+        pick = torch.randperm(len(x), generator=generator)[:min(rows, RIDGE_BIAS_ROWS)]
+        self._compute(x[pick.to(x.device)])  # fits every bank's biases, once
+        features = torch.cat([self._compute(x[i:i + rows]) for i in range(0, len(x), rows)])
+        mean = features.mean(0)
+        var = features.var(0, unbiased=False)
+        self.norm.running_mean.copy_(mean)
+        self.norm.running_var.copy_(var)
+        z = (features - mean) / torch.sqrt(var + self.norm.eps)
+        fit = fit_ridge(z, y, self.n_classes, class_weight)
+        t = fit["temperature"]
+        linear = self.head[1]
+        linear.weight.copy_((t * fit["weight"].T).to(linear.weight))
+        linear.bias.copy_((t * fit["bias"]).to(linear.bias))
+        return float(fit["loss"])
+
 
 class Rocket(Architecture):
     name = "rocket"
     modalities = frozenset({"signal"})
     description = ("MiniRocket/MultiRocket: fixed dilated random-convolution features "
-                   "(PPV, max, MultiRocket's four) and a trained linear head")
+                   "(PPV, max, MultiRocket's four) and a ridge or trained linear head")
     cpu_bf16 = True  # measured faster under bf16 autocast (BENCHMARKS.md, "bf16 on the CPU")
 
     def search_space(self, trial: Any, spec: Spec) -> dict[str, Any]:
@@ -267,6 +396,7 @@ class Rocket(Architecture):
             "features": trial.suggest_categorical("features", ["ppv", "ppv_max", "multi"]),
             "diff": trial.suggest_categorical("diff", [False, True]),
             "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+            "head": trial.suggest_categorical("head", ["ridge", "trained"]),
         }
 
     def training_space(self, trial: Any, spec: Spec) -> dict[str, Any]:
@@ -286,9 +416,11 @@ class Rocket(Architecture):
         }
 
     def default_params(self, spec: Spec) -> dict[str, Any]:
-        small = spec.extra.get("n_train", 0) < 1000
+        n_train = spec.extra.get("n_train", 0)
+        small = n_train < 1000
         return {
             "kernels": 10000, "features": "ppv", "diff": False, "dropout": 0.0,
+            "head": "ridge" if n_train <= RIDGE_MAX_ROWS else "trained",
             "optimizer": "adamw", "lr": 1e-2, "weight_decay": 1e-2,
             "batch_size": 32 if small else 128, "epochs": 40 if small else 15,
             "label_smoothing": 0.0, "class_weight": "balanced", "sampler": "shuffle",

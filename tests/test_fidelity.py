@@ -389,8 +389,10 @@ def test_a_sized_first_candidate_trains_refits_and_reports_its_new_epochs(demo_s
     with warnings.catch_warnings():
         warnings.simplefilter("error", optuna.exceptions.ExperimentalWarning)
         warnings.filterwarnings("error", message=".*already reported")
+        # cnn: the signal start, rocket, fits its ridge head in closed form (no epochs)
         result = search(demo_signal, trials=1, folds=2, max_epochs=8, timeout=600, storage=url,
-                        seed=0, refit_full=True, artifacts=tmp_path / "out", progress=both)
+                        seed=0, refit_full=True, artifacts=tmp_path / "out", progress=both,
+                        architectures=["cnn"])
     sized = [e for e in events if e["event"] == "sized"]
     assert [(e["trial"], e["epochs"]) for e in sized] == [(0, objective.MIN_SIZED_EPOCHS)]
     assert "8 epochs x 2 folds would take about" in sized[0]["reason"]
@@ -409,5 +411,5 @@ def test_a_sized_first_candidate_trains_refits_and_reports_its_new_epochs(demo_s
     monkeypatch.setattr(objective, "FIRST_SHARE", 1.0)  # no limit, no sizing
     events.clear()
     search(demo_signal, trials=1, folds=2, max_epochs=8, storage=f"sqlite:///{tmp_path}/t.db",
-           seed=0, refit=False, progress=events.append)
+           seed=0, refit=False, progress=events.append, architectures=["cnn"])
     assert not [e for e in events if e["event"] == "sized"]

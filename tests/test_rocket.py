@@ -1,9 +1,11 @@
-"""The rocket family: fixed kernels, biases fitted from data once, only the head trains."""
+"""The rocket family: fixed kernels, biases fitted from data once, only the head is fitted
+(in closed form by ridge, or trained)."""
 
 from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 import torch
 
@@ -11,6 +13,7 @@ from automed.plugin_manager import get_plugin_manager
 from automed.searching.training import fit_model, predict_proba
 from automed.spec import Spec
 from automed.testing import check_architecture
+from plugins.rocket import fit_ridge
 
 
 def _rocket():
@@ -35,12 +38,13 @@ def _buffers(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize(("channels", "length"), [(1, 5), (1, 40), (3, 7), (2, 96)])
 @pytest.mark.parametrize("features", ["ppv", "ppv_max", "multi"])
+@pytest.mark.parametrize("head", ["ridge", "trained"])
 def test_builds_and_trains_on_any_length_even_shorter_than_one_kernel_span(
-        channels, length, features):
+        channels, length, features, head):
     spec = Spec("signal", (channels, length), 3)
     x, y = _data(spec)
     torch.manual_seed(0)
-    params = _params(spec, features=features, diff=features == "multi")
+    params = _params(spec, features=features, diff=features == "multi", head=head)
     model = fit_model(_rocket().build(params, spec), x, y, params, spec, seed=0)
     proba = predict_proba(model, x)
     assert proba.shape == (len(x), 3)
@@ -53,7 +57,7 @@ def test_kernels_and_biases_are_fixed_buffers_fitted_once_from_the_first_batch()
     spec = Spec("signal", (1, 48), 2)
     x, y = _data(spec, n=16)
     torch.manual_seed(0)
-    params = _params(spec, features="multi", diff=True)
+    params = _params(spec, features="multi", diff=True, head="trained")
     model = _rocket().build(params, spec)
     trainable = {k for k, p in model.named_parameters() if p.requires_grad}
     assert trainable == {"head.1.weight", "head.1.bias"}  # the transform has no parameters
@@ -94,7 +98,7 @@ def test_training_cache_does_not_change_what_is_learned():
     # Cached features in training are the features the model computes at prediction time.
     spec = Spec("signal", (1, 32), 2)
     x, y = _data(spec, n=20)
-    params = _params(spec, epochs=4)
+    params = _params(spec, epochs=4, head="trained")
     torch.manual_seed(0)
     model = fit_model(_rocket().build(params, spec), x, y, params, spec, seed=0)
     model.train()
@@ -104,10 +108,11 @@ def test_training_cache_does_not_change_what_is_learned():
     torch.testing.assert_close(cached, model.features(x))
 
 
-def test_a_reloaded_model_predicts_identically():
+@pytest.mark.parametrize("head", ["ridge", "trained"])
+def test_a_reloaded_model_predicts_identically(head):
     spec = Spec("signal", (2, 40), 3)
     x, y = _data(spec, n=18)
-    params = _params(spec, features="ppv_max", diff=True)
+    params = _params(spec, features="ppv_max", diff=True, head=head)
     torch.manual_seed(0)
     model = fit_model(_rocket().build(params, spec), x, y, params, spec, seed=0)
     want = predict_proba(model, x)
@@ -124,3 +129,76 @@ def test_a_reloaded_model_predicts_identically():
 
 def test_rocket_passes_the_plugin_conformance_checks():
     assert check_architecture(_rocket(), n_samples=2) == []
+
+
+def _ridge_problem(n: int, p: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 3
+    z = torch.randn(n, p, generator=g, dtype=torch.float64)
+    z[:, :3] += 1.5 * torch.nn.functional.one_hot(y, 3)  # three informative features
+    return z, y
+
+
+@pytest.mark.parametrize(("n", "p"), [(12, 40), (40, 6)])  # the dual and the primal solve
+@pytest.mark.parametrize("weighted", [False, True])
+def test_ridge_leave_one_out_scores_are_those_of_refitting_without_each_row(n, p, weighted):
+    z, y = _ridge_problem(n, p)
+    weight = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64) if weighted else None
+    fit = fit_ridge(z, y, 3, weight, alphas=(0.7,))
+    for i in range(n):
+        keep = torch.arange(n) != i
+        without = fit_ridge(z[keep], y[keep], 3, weight, alphas=(0.7,))
+        score = z[i] @ without["weight"] + without["bias"]
+        torch.testing.assert_close(fit["loo"][i], score, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize(("n", "p"), [(15, 60), (60, 8)])
+def test_ridge_picks_the_penalty_and_coefficients_of_scikit_learns_ridge_classifier_cv(n, p):
+    from sklearn.linear_model import RidgeClassifierCV
+
+    z, y = _ridge_problem(n, p, seed=1)
+    y = y % 2  # binary: scikit-learn fits one column, the second is its negative here
+    alphas = (0.01, 0.1, 1.0, 10.0, 100.0)
+    fit = fit_ridge(z, y, 2, alphas=alphas)
+    ref = RidgeClassifierCV(alphas=alphas).fit(z.numpy(), y.numpy())
+    assert fit["alpha"] == ref.alpha_
+    np.testing.assert_allclose(fit["weight"][:, 1].numpy(), np.ravel(ref.coef_), rtol=1e-6,
+                               atol=1e-9)
+    np.testing.assert_allclose(fit["weight"][:, 0].numpy(), -np.ravel(ref.coef_), rtol=1e-6,
+                               atol=1e-9)
+    intercept = float(np.ravel(ref.intercept_)[0])
+    assert fit["bias"][1].item() == pytest.approx(intercept, rel=1e-6, abs=1e-9)
+
+
+def test_the_ridge_head_is_fitted_in_one_step_with_calibrated_probabilities():
+    spec = Spec("signal", (1, 40), 2)
+    x, y = _data(spec, n=40)
+    epochs = []
+    torch.manual_seed(0)
+    params = _params(spec, head="ridge", epochs=5)
+    model = fit_model(_rocket().build(params, spec), x, y, params, spec, seed=0,
+                      on_epoch=lambda epoch, loss: epochs.append((epoch, loss)))
+    assert [e for e, _ in epochs] == [0]  # one fit, reported once: no gradient epochs
+    assert 0.0 <= epochs[0][1] < np.log(2)  # leave-one-out cross-entropy, below chance
+    model.eval()
+    features = model.features(x)
+    torch.testing.assert_close(model.norm.running_mean, features.mean(0))
+    x_new, y_new = _data(spec, n=40, seed=1)
+    proba = predict_proba(model, x_new)
+    assert (proba.argmax(1) == y_new.numpy()).mean() >= 0.9
+    # The temperature scales scores to probabilities, not to 0/1 (the train rows fit exactly).
+    assert 0.6 < proba.max(1).mean() < 0.999
+    trained = []
+    params = _params(spec, head="trained", epochs=5)
+    fit_model(_rocket().build(params, spec), x, y, params, spec, seed=0,
+              on_epoch=lambda epoch, loss: trained.append(epoch))
+    assert trained == [0, 1, 2, 3, 4]
+
+
+def test_ridge_is_the_default_head_on_small_sets_only():
+    from plugins.rocket import RIDGE_MAX_ROWS
+
+    small = Spec("signal", (1, 40), 2, extra={"n_train": 100})
+    large = Spec("signal", (1, 40), 2, extra={"n_train": RIDGE_MAX_ROWS + 1})
+    assert _rocket().default_params(small)["head"] == "ridge"
+    assert _rocket().default_params(large)["head"] == "trained"

@@ -196,12 +196,28 @@ def fit_model(
     stops being finite: that fails the candidate, never the search.
     ``on_epoch(epoch, loss)`` is called after every epoch (progress, pruning, time limits).
     ``cpu_bf16``: the family's ``Architecture.cpu_bf16`` (bf16 autocast on a capable CPU).
+
+    A model with a ``fit_closed_form(x, y, weight, seed)`` method may fit itself without
+    gradient steps (the built-in rocket's ridge head): when that returns a loss, training is
+    done, ``on_epoch(0, loss)`` is the one epoch reported, and the optimizer settings are
+    unused. When it returns ``None`` the model trains by gradient as any other.
     """
     p = training_params(params)
     validate_training_params(p)
     device = torch.device(device)
     model = model.to(device)
     x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    closed_form = getattr(model, "fit_closed_form", None)
+    if callable(closed_form):
+        model.train()
+        loss = closed_form(x, y, _class_weights(y, spec.n_classes, p["class_weight"]), seed)
+        if loss is not None:
+            if not math.isfinite(float(loss)):
+                raise CandidateError(f"the closed-form fit's loss is {loss}; the candidate "
+                                     "failed (its features may hold NaN or infinite values)")
+            if on_epoch is not None:
+                on_epoch(0, float(loss))
+            return model
     model, x = _channels_last(model, x)
     n = len(y)
     batch_size = int(min(p["batch_size"], n))
