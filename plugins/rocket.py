@@ -78,17 +78,17 @@ def fit_ridge(z: torch.Tensor, y: torch.Tensor, n_classes: int,
     their softmax on the leave-one-out scores), ``loss`` (that cross-entropy) and ``loo``
     (rows x classes: each row's scores from the fit without it).
     """
-    Z = z.detach().double().cpu()
-    n, p = Z.shape
+    X = z.detach().to("cpu", torch.float64, copy=True)  # centred and weighted in place
+    n, p = X.shape
     labels = y.detach().long().cpu()
     Y = -torch.ones(n, n_classes, dtype=torch.float64)
     Y[torch.arange(n), labels] = 1.0
     w = (torch.ones(n, dtype=torch.float64) if class_weight is None
          else class_weight.detach().double().cpu()[labels])
     sw = w.sqrt()
-    mean_z = (w[:, None] * Z).sum(0) / w.sum()
-    mean_y = (w[:, None] * Y).sum(0) / w.sum()
-    X = (Z - mean_z) * sw[:, None]
+    mean_z = (w @ X) / w.sum()
+    mean_y = (w @ Y) / w.sum()
+    X.sub_(mean_z).mul_(sw[:, None])
     T = (Y - mean_y) * sw[:, None]
     # The intercept is not penalised: its hat-matrix share, w_i / sum(w), is added to every
     # row's leverage (without it a penalty near zero looks perfect out of sample).
@@ -374,8 +374,8 @@ class RocketModel(nn.Module):
         var = features.var(0, unbiased=False)
         self.norm.running_mean.copy_(mean)
         self.norm.running_var.copy_(var)
-        z = (features - mean) / torch.sqrt(var + self.norm.eps)
-        fit = fit_ridge(z, y, self.n_classes, class_weight)
+        features.sub_(mean).div_(torch.sqrt(var + self.norm.eps))  # as the norm will
+        fit = fit_ridge(features, y, self.n_classes, class_weight)
         t = fit["temperature"]
         linear = self.head[1]
         linear.weight.copy_((t * fit["weight"].T).to(linear.weight))
