@@ -26,8 +26,9 @@ fitted one of two ways (``head``):
 - ``ridge`` (the default up to RIDGE_MAX_ROWS training rows): MiniRocket's own classifier, a
   ridge regression on +-1 targets solved in closed form (no epochs), its penalty chosen from
   RIDGE_ALPHAS by exact leave-one-out error as scikit-learn's ``RidgeClassifierCV`` does, then
-  its scores scaled by one temperature fitted on those leave-one-out scores, so that the
-  softmax of the logits is a calibrated probability (ensembles blend probabilities). Training
+  its scores scaled by one temperature fitted on those leave-one-out scores (against Platt's
+  smoothed targets, so separable data do not saturate it), so that the softmax of the logits
+  is a calibrated probability (ensembles blend probabilities). Training
   settings other than ``class_weight`` (balanced: row weights) do not apply to it.
 - ``trained``: dropout and the linear layer trained by the search's own loop (logistic
   regression), which sees augmentation and every training setting.
@@ -75,7 +76,8 @@ def fit_ridge(z: torch.Tensor, y: torch.Tensor, n_classes: int,
     rows than features, in the primal otherwise. ``class_weight`` (one weight per class) weighs
     the rows. Returns ``weight`` (features x classes), ``bias`` (classes), ``alpha``,
     ``temperature`` (the scale of the scores that minimises the weighted cross-entropy of
-    their softmax on the leave-one-out scores), ``loss`` (that cross-entropy) and ``loo``
+    their softmax on the leave-one-out scores, against Platt's smoothed targets), ``loss``
+    (that cross-entropy) and ``loo``
     (rows x classes: each row's scores from the fit without it).
     """
     X = z.detach().to("cpu", torch.float64, copy=True)  # centred and weighted in place
@@ -130,10 +132,19 @@ def fit_ridge(z: torch.Tensor, y: torch.Tensor, n_classes: int,
 
 def _temperature(scores: torch.Tensor, labels: torch.Tensor, w: torch.Tensor
                  ) -> tuple[float, float]:
-    """The scale t (from a log grid) minimising the weighted cross-entropy of softmax(t s)."""
+    """The scale t (from a log grid) minimising the weighted cross-entropy of softmax(t s)
+    against Platt's smoothed targets: a row of a class with N rows aims at (N + 1) / (N + 2)
+    for its class, the rest shared by the others. Against hard targets, separable
+    leave-one-out scores drive t to the grid's end and every probability to 0 or 1 (seed
+    bags of one candidate then agreed to 1e-4, and a blend could not weigh them)."""
+    n_classes = scores.shape[1]
+    counts = torch.bincount(labels, minlength=n_classes).double()
+    own = (counts[labels] + 1.0) / (counts[labels] + 2.0)
+    target = ((1.0 - own) / max(1, n_classes - 1))[:, None].expand(-1, n_classes).clone()
+    target[torch.arange(len(labels)), labels] = own
     best = (math.inf, 1.0)
     for t in np.logspace(-2, 2, 81):
-        ce = -torch.log_softmax(float(t) * scores, dim=1)[torch.arange(len(labels)), labels]
+        ce = -(target * torch.log_softmax(float(t) * scores, dim=1)).sum(1)
         loss = float((w * ce).sum() / w.sum())
         if loss < best[0]:
             best = (loss, float(t))

@@ -116,9 +116,12 @@ def ensembled(tmp_path_factory, no_lead_test):
     data = make_demo("signal", root / "ens.npz", n=200)
     url = f"sqlite:///{root / 'ens.db'}"
     # Every candidate completes (no pruning), so the selection has six to choose from; on
-    # these signals short schedules leave overconfident candidates that a blend calibrates.
-    result = search(data, trials=6, folds=2, max_epochs=4, storage=url, seed=0,
-                    artifacts=root / "models", bootstrap=50, prune=False)
+    # these signals short schedules leave overconfident candidates that a blend calibrates
+    # (the rocket start with its trained head: the default ridge head is calibrated alone).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("automed.plugins.rocket.RIDGE_MAX_ROWS", 0)
+        result = search(data, trials=6, folds=2, max_epochs=4, storage=url, seed=0,
+                        artifacts=root / "models", bootstrap=50, prune=False)
     return data, url, result, root
 
 
@@ -278,7 +281,8 @@ def test_the_answers_extra_seeds_leave_time_for_a_better_ensembles_members(ensem
     assert held_for_members(ens, trials, best, 2, far) == pytest.approx(want)
     # even one seed of each member would end past the deadline: the answer keeps its seeds
     assert held_for_members(ens, trials, best, 2, time.monotonic() + 1e-3) == 0.0
-    ens.margin = 1.0  # a blend inside the noise is not the answer: nothing is held for it
+    # a blend inside the noise is not the answer: nothing is held for it
+    ens.margin = ens.selection.score - ens.selection.single + 1.0
     assert held_for_members(ens, trials, best, 2, far) == 0.0
 
 
@@ -410,6 +414,7 @@ def test_a_search_keeps_its_single_when_the_blends_lead_is_within_chance(tmp_pat
 
     torch.set_num_threads(1)
     monkeypatch.setattr(ensemble, "LEAD_CONFIDENCE", 1.01)  # no lead is ever enough
+    monkeypatch.setattr("automed.plugins.rocket.RIDGE_MAX_ROWS", 0)  # as the fixture's
     data = make_demo("signal", tmp_path / "ens.npz", n=200)
     url = f"sqlite:///{tmp_path / 'ens.db'}"
     result = search(data, trials=6, folds=2, max_epochs=4, storage=url, seed=0,

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from automed.plugin_manager import get_plugin_manager
+from automed.plugins.rocket import fit_ridge
 from automed.searching.training import fit_model, predict_proba
 from automed.spec import Spec
 from automed.testing import check_architecture
-from plugins.rocket import fit_ridge
 
 
 def _rocket():
@@ -196,7 +196,7 @@ def test_the_ridge_head_is_fitted_in_one_step_with_calibrated_probabilities():
 
 
 def test_ridge_is_the_default_head_on_small_sets_only():
-    from plugins.rocket import RIDGE_MAX_ROWS
+    from automed.plugins.rocket import RIDGE_MAX_ROWS
 
     small = Spec("signal", (1, 40), 2, extra={"n_train": 100})
     large = Spec("signal", (1, 40), 2, extra={"n_train": RIDGE_MAX_ROWS + 1})
