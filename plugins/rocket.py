@@ -28,8 +28,8 @@ fitted one of two ways (``head``):
   RIDGE_ALPHAS by exact leave-one-out error as scikit-learn's ``RidgeClassifierCV`` does, then
   its scores scaled by one temperature fitted on those leave-one-out scores (against Platt's
   smoothed targets, so separable data do not saturate it), so that the softmax of the logits
-  is a calibrated probability (ensembles blend probabilities). Training
-  settings other than ``class_weight`` (balanced: row weights) do not apply to it.
+  is a calibrated probability (ensembles blend probabilities). Training settings other than
+  ``class_weight`` (balanced: row weights) do not apply to it.
 - ``trained``: dropout and the linear layer trained by the search's own loop (logistic
   regression), which sees augmentation and every training setting.
 
@@ -77,8 +77,8 @@ def fit_ridge(z: torch.Tensor, y: torch.Tensor, n_classes: int,
     the rows. Returns ``weight`` (features x classes), ``bias`` (classes), ``alpha``,
     ``temperature`` (the scale of the scores that minimises the weighted cross-entropy of
     their softmax on the leave-one-out scores, against Platt's smoothed targets), ``loss``
-    (that cross-entropy) and ``loo``
-    (rows x classes: each row's scores from the fit without it).
+    (that cross-entropy) and ``loo`` (rows x classes: each row's scores from the fit without
+    it).
     """
     X = z.detach().to("cpu", torch.float64, copy=True)  # centred and weighted in place
     n, p = X.shape

@@ -205,3 +205,31 @@ def test_an_ensemble_that_leaves_out_the_best_single_is_saved_and_predicts(
     assert sorted(m.config["trial"] for _, m in saved.members) == sorted(members)
     x = load_data(demo_signal).train.x[:5]
     assert saved.predict_proba(x).shape == (5, 2)
+
+
+def test_the_bootstrap_pace_is_timed_at_the_test_sets_size(monkeypatch):
+    """A resample has a fixed cost: timed on ECGFiveDays' 5 validation series per fold, the
+    intervals on its 861 test series were estimated at 134 s (about 1 s in fact), and the
+    answer's reserve with them. The probe now draws fold 0's rows to the test set's size."""
+    import time
+    from types import SimpleNamespace
+
+    from automed.evaluation import bootstrap
+    from automed.searching.objective import BOOTSTRAP_PROBE, Objective
+
+    seen = []
+
+    def probe(y, proba, average, pos_label, n, seed):
+        seen.append((len(y), proba.shape, n))
+        time.sleep(0.01)
+
+    monkeypatch.setattr(bootstrap, "bootstrap_all", probe)
+    y = np.array([0, 1] * 10)
+    oof = np.full((20, 2), 0.5)
+    obj = SimpleNamespace(
+        _boot_pace=None, plan=SimpleNamespace(bootstrap=1000),
+        p=SimpleNamespace(test=[0] * 861, splits=[(np.arange(5, 20), np.arange(5))],
+                          train=SimpleNamespace(y=y), average="macro", pos_label=1))
+    pace = Objective._bootstrap_pace(obj, oof)
+    assert seen == [(861, (861, 2), BOOTSTRAP_PROBE)]
+    assert 0.01 / (BOOTSTRAP_PROBE * 861) <= pace < 1.0 / (BOOTSTRAP_PROBE * 861)
