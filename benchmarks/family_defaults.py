@@ -94,11 +94,18 @@ def main() -> None:
                 f"{time.perf_counter() - start:.0f} s)")
         if spec.n_classes == 2:
             line += f"; AUROC {[round(auroc(test.y, p), 4) for p in probas]}"
+        line += f"; log-loss {[round(log_loss(test.y, p), 3) for p in probas]}"
         if len(probas) > 1:  # the seeds' mean probabilities: automed's --bag
             bag = np.mean(probas, 0)
             line += f"; seed bag of {len(probas)}: acc {np.mean(bag.argmax(1) == test.y):.4f}"
             line += f" AUROC {auroc(test.y, bag):.4f}" if spec.n_classes == 2 else ""
         print(line, flush=True)
+
+
+def log_loss(y, proba) -> float:
+    from sklearn.metrics import log_loss as sk_log_loss
+
+    return float(sk_log_loss(y, proba, labels=list(range(proba.shape[1]))))
 
 
 def auroc(y, proba) -> float:
