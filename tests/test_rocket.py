@@ -202,3 +202,17 @@ def test_ridge_is_the_default_head_on_small_sets_only():
     large = Spec("signal", (1, 40), 2, extra={"n_train": RIDGE_MAX_ROWS + 1})
     assert _rocket().default_params(small)["head"] == "ridge"
     assert _rocket().default_params(large)["head"] == "trained"
+
+
+def test_separable_data_do_not_saturate_the_ridge_probabilities():
+    # Perfectly separated leave-one-out scores: against hard targets the temperature grew
+    # until every probability was 1.000 here (100, its grid's end, on ECGFiveDays); against
+    # Platt's targets a class of 20 rows aims at 21/22.
+    y = torch.arange(40) % 2
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(40, 60, generator=g, dtype=torch.float64)
+    z[:, 0] += 20.0 * (2 * y - 1)
+    fit = fit_ridge(z, y, 2)
+    top = torch.softmax(fit["temperature"] * fit["loo"], 1).max(1).values
+    assert (fit["loo"].argmax(1) == y).all()
+    assert 0.9 < float(top.mean()) < 0.99
