@@ -134,8 +134,7 @@ def members_in_time(p, trials, deadline: float | None) -> int:
     from automed.searching.ensemble import MAX_MEMBERS
     from automed.searching.objective import answer_seconds
 
-    paces = [t.user_attrs.get("answer_pace") for t in trials]
-    paces = [pc for pc in paces if isinstance(pc, list) and len(pc) == 2]
+    paces = [pc for pc in map(_answer_pace, trials) if pc is not None]
     if deadline is None or p.test is None or not paces:
         return MAX_MEMBERS
     pace, score_pace = max(pc[0] for pc in paces), max(pc[1] for pc in paces)
@@ -153,11 +152,18 @@ def predicts_in_time(p, trial, deadline: float | None) -> bool:
     (ECGFiveDays, 120 s: a rocket bag's 32 s prediction ended the run 26 s past the limit)."""
     from automed.searching.objective import answer_seconds
 
-    pace = trial.user_attrs.get("answer_pace")
-    if deadline is None or not (isinstance(pace, list) and len(pace) == 2):
+    pace = _answer_pace(trial)
+    if deadline is None or pace is None:
         return True
     return (time.monotonic() + answer_seconds(1, len(p.splits), pace[0], 0.0, len(p.test), 0)
             <= deadline)
+
+
+def _answer_pace(trial) -> list | None:
+    """A complete trial's ``[prediction pace, bootstrap pace]`` (objective.answer_seconds),
+    or None for a trial from before paces were kept."""
+    pace = trial.user_attrs.get("answer_pace")
+    return pace if isinstance(pace, list) and len(pace) == 2 else None
 
 
 @dataclass

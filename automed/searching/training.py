@@ -197,7 +197,7 @@ def fit_model(
     ``on_epoch(epoch, loss)`` is called after every epoch (progress, pruning, time limits).
     ``cpu_bf16``: the family's ``Architecture.cpu_bf16`` (bf16 autocast on a capable CPU).
 
-    A model with a ``fit_closed_form(x, y, weight, seed)`` method may fit itself without
+    A model with a ``fit_closed_form(x, y, class_weight, seed)`` method may fit itself without
     gradient steps (the built-in rocket's ridge head): when that returns a loss, training is
     done, ``on_epoch(0, loss)`` is the one epoch reported, and the optimizer settings are
     unused. When it returns ``None`` the model trains by gradient as any other.
