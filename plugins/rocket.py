@@ -11,7 +11,15 @@ spaced dilations, each output thresholded by several biases. A feature is one
   longest stretch of positive values.
 
 With ``diff`` half of the features come from the first difference of the series (MultiRocket's
-second representation). Half of the ``(kernel, dilation)`` pairs are pooled over the padded
+second representation). With ``hydra`` the features of Dempster, Schmidt & Webb's Hydra (2023)
+are added (MultiRocket + Hydra is their "MultiROCKET-Hydra", the best of their comparison): 64
+groups of 8 random kernels per dilation, half on the series and half on its first difference;
+at each time step the kernels of a group compete, and each kernel's features are the sum of
+its responses where it is the group's largest and the count of steps where it is the
+smallest. Hydra's features are scaled as Hydra scales them (square root, then standardised
+with zeros kept at zero and near-empty columns damped: ``HydraBank.scale``).
+
+Half of the ``(kernel, dilation)`` pairs are pooled over the padded
 output, the other half only over positions that need no padding (MiniRocket's alternation).
 Multichannel signals: each ``(kernel, dilation)`` reads a random subset of the channels (sum).
 
@@ -299,6 +307,68 @@ class RocketBank(nn.Module):
         return torch.cat([ppv, mpv, mipv, lspv], dim=1)
 
 
+class HydraBank(nn.Module):
+    """Hydra's competing kernels (Dempster, Schmidt & Webb, 2023), as its reference code.
+
+    Per dilation 2^0 .. 2^floor(log2((L - 1) / 8)): GROUPS groups of PER_GROUP random normal
+    kernels of length 9 (zero mean, unit L1 norm), half of the groups on the series and half
+    on its first difference. At every time step the group's kernels compete: the winner (the
+    largest response) adds its response to its "max" feature, the loser (the smallest) adds 1
+    to its "min" feature. Multichannel series: each group reads a random subset of
+    clip(C / 2, 2, 8) channels (summed), as Hydra's multivariate version does.
+    """
+
+    PER_GROUP = 8
+    GROUPS = 64
+
+    def __init__(self, channels: int, length: int) -> None:
+        super().__init__()
+        top = math.log2((length - 1) / (KERNEL_LENGTH - 1)) if length > KERNEL_LENGTH else 0.0
+        self.dilations = [2 ** i for i in range(int(top) + 1)]
+        half = self.GROUPS // 2
+        w = torch.randn(len(self.dilations), 2, half, self.PER_GROUP, channels, KERNEL_LENGTH)
+        if channels > 1:
+            take = min(channels, max(2, min(channels // 2, 8)))
+            mask = torch.zeros(len(self.dilations), 2, half, 1, channels, 1)
+            for index in np.ndindex(len(self.dilations), 2, half):
+                mask[index][0, torch.randperm(channels)[:take], 0] = 1.0
+            w = w * mask
+        w = w - w.mean(-1, keepdim=True)  # per channel and kernel; masked channels stay 0
+        w = w / w.abs().sum((-2, -1), keepdim=True).clamp(min=1e-12)
+        self.register_buffer("weight", w.reshape(len(self.dilations), 2, half * self.PER_GROUP,
+                                                 channels, KERNEL_LENGTH))
+
+    @property
+    def n_features(self) -> int:
+        return len(self.dilations) * 2 * 2 * self.GROUPS // 2 * self.PER_GROUP
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, n_features): the square roots of the (non-negative) max and min features."""
+        n, half, k = x.shape[0], self.GROUPS // 2, self.PER_GROUP
+        representations = [x, x[..., 1:] - x[..., :-1] if x.shape[-1] > 1 else x]
+        out = []
+        for i, d in enumerate(self.dilations):
+            for r, series in enumerate(representations):
+                z = F.conv1d(series, self.weight[i, r], dilation=d,
+                             padding=(KERNEL_LENGTH - 1) * d // 2).view(n, half, k, -1)
+                high, winner = z.max(2)
+                low, loser = z.min(2)
+                wins = z.new_zeros(n, half, k).scatter_add_(-1, winner, high)
+                losses = z.new_zeros(n, half, k).scatter_add_(-1, loser, torch.ones_like(low))
+                out += [wins, losses]
+        return torch.cat(out, 1).reshape(n, -1).clamp(min=0).sqrt()
+
+    @staticmethod
+    def scale(features: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, eps: float
+              ) -> torch.Tensor:
+        """The variance that makes ``(f - mean) / sqrt(var + eps)`` Hydra's SparseScaler:
+        its standard deviation plus (share of zeros)^4 + 1e-8, so a column that is nearly
+        all zeros is damped instead of blown up."""
+        damp = (features == 0).float().mean(0) ** 4 + 1e-8
+        return ((var.sqrt() + damp) ** 2 - eps).clamp(min=0.0)
+
+
 class RocketModel(nn.Module):
     def __init__(self, params: dict[str, Any], spec: Spec) -> None:
         super().__init__()
@@ -312,7 +382,10 @@ class RocketModel(nn.Module):
                                         RocketBank(channels, length - 1, n - n // 2, kinds)])
         else:
             self.banks = nn.ModuleList([RocketBank(channels, length, n, kinds)])
-        width = sum(b.n_features for b in self.banks)
+        self.hydra = HydraBank(channels, length) if params.get("hydra", False) else None
+        # Columns from here on are Hydra's (zeros kept at zero after standardising).
+        self.sparse_from = sum(b.n_features for b in self.banks)
+        width = self.sparse_from + (self.hydra.n_features if self.hydra is not None else 0)
         self._cache: dict[bytes, torch.Tensor] = {}
         self.norm = nn.BatchNorm1d(width, affine=False, momentum=None)
         self.head = nn.Sequential(nn.Dropout(float(params["dropout"])),
@@ -352,14 +425,26 @@ class RocketModel(nn.Module):
             parts = [self.banks[0](x)]
             if self.diff:
                 parts.append(self.banks[1](x[..., 1:] - x[..., :-1]))
+            if self.hydra is not None:
+                parts.append(self.hydra(x))
         return torch.cat(parts, dim=1)
 
+    def _keep_zeros(self, features: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Hydra's columns of the standardised ``z``: zero where the feature was zero."""
+        if self.hydra is None:
+            return z
+        cut = self.sparse_from
+        return torch.cat([z[:, :cut], z[:, cut:] * (features[:, cut:] != 0)], dim=1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.norm(self.features(x)))
+        features = self.features(x)
+        return self.head(self._keep_zeros(features, self.norm(features)))
 
     def _rows(self, length: int) -> int:
         """Rows per chunk so that one chunk's convolution outputs stay near 2^25 floats."""
         pairs = sum(b.weight.shape[0] for b in self.banks)
+        if self.hydra is not None:  # one of its convolutions at a time
+            pairs += self.hydra.weight.shape[2]
         return max(1, (1 << 25) // max(1, pairs * length))
 
     @torch.no_grad()
@@ -383,9 +468,15 @@ class RocketModel(nn.Module):
         features = torch.cat([self._compute(x[i:i + rows]) for i in range(0, len(x), rows)])
         mean = features.mean(0)
         var = features.var(0, unbiased=False)
+        if self.hydra is not None:
+            cut = self.sparse_from
+            var[cut:] = HydraBank.scale(features[:, cut:], mean[cut:], var[cut:],
+                                        self.norm.eps)
         self.norm.running_mean.copy_(mean)
         self.norm.running_var.copy_(var)
+        raw = features.clone() if self.hydra is not None else features
         features.sub_(mean).div_(torch.sqrt(var + self.norm.eps))  # as the norm will
+        features = self._keep_zeros(raw, features)
         fit = fit_ridge(features, y, self.n_classes, class_weight)
         t = fit["temperature"]
         linear = self.head[1]
@@ -406,6 +497,7 @@ class Rocket(Architecture):
             "kernels": trial.suggest_categorical("kernels", [1000, 2500, 5000, 10000]),
             "features": trial.suggest_categorical("features", ["ppv", "ppv_max", "multi"]),
             "diff": trial.suggest_categorical("diff", [False, True]),
+            "hydra": trial.suggest_categorical("hydra", [False, True]),
             "dropout": trial.suggest_float("dropout", 0.0, 0.5),
             "head": trial.suggest_categorical("head", ["ridge", "trained"]),
         }
@@ -430,7 +522,7 @@ class Rocket(Architecture):
         n_train = spec.extra.get("n_train", 0)
         small = n_train < 1000
         return {
-            "kernels": 10000, "features": "ppv", "diff": False, "dropout": 0.0,
+            "kernels": 10000, "features": "ppv", "diff": False, "hydra": False, "dropout": 0.0,
             "head": "ridge" if n_train <= RIDGE_MAX_ROWS else "trained",
             "optimizer": "adamw", "lr": 1e-2, "weight_decay": 1e-2,
             "batch_size": 32 if small else 128, "epochs": 40 if small else 15,

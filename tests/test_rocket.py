@@ -216,3 +216,89 @@ def test_separable_data_do_not_saturate_the_ridge_probabilities():
     top = torch.softmax(fit["temperature"] * fit["loo"], 1).max(1).values
     assert (fit["loo"].argmax(1) == y).all()
     assert 0.9 < float(top.mean()) < 0.99
+
+
+def _reference_hydra(x: torch.Tensor, weights: list[torch.Tensor], k: int = 8, g: int = 64
+                     ) -> torch.Tensor:
+    """Hydra's transform as its authors' reference code writes it (univariate, g > 1),
+    with the given kernels (one (2, k * g / 2, 1, 9) tensor per dilation)."""
+    import torch.nn.functional as F
+
+    n, half = x.shape[0], g // 2
+    max_exponent = np.log2((x.shape[-1] - 1) / (9 - 1))
+    dilations = 2 ** torch.arange(int(max_exponent) + 1)
+    paddings = torch.div((9 - 1) * dilations, 2, rounding_mode="floor").int()
+    diff_x = torch.diff(x)
+    out = []
+    for di in range(len(dilations)):
+        d, p = dilations[di].item(), paddings[di].item()
+        for diff_index in range(2):
+            z = F.conv1d(x if diff_index == 0 else diff_x, weights[di][diff_index], dilation=d,
+                         padding=p).view(n, half, k, -1)
+            max_values, max_indices = z.max(2)
+            count_max = torch.zeros(n, half, k)
+            min_values, min_indices = z.min(2)
+            count_min = torch.zeros(n, half, k)
+            count_max.scatter_add_(-1, max_indices, max_values)
+            count_min.scatter_add_(-1, min_indices, torch.ones_like(min_values))
+            out += [count_max, count_min]
+    return torch.cat(out, 1).view(n, -1)
+
+
+def test_hydra_features_are_those_of_the_reference_hydra_transform():
+    from automed.plugins.rocket import HydraBank
+
+    torch.manual_seed(0)
+    bank = HydraBank(1, 100)
+    assert bank.dilations == [1, 2, 4, 8]  # 2^0 .. 2^floor(log2(99 / 8))
+    w = bank.weight  # (dilations, 2, k * g / 2, 1, 9): zero mean, unit L1 norm per kernel
+    torch.testing.assert_close(w.mean(-1), torch.zeros(w.shape[:-1]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(w.abs().sum(-1), torch.ones(w.shape[:-1]))
+    x = torch.randn(7, 1, 100)
+    want = _reference_hydra(x, [w[i] for i in range(len(bank.dilations))])
+    assert bank.n_features == want.shape[1] == 4 * 2 * 2 * 32 * 8
+    torch.testing.assert_close(bank(x), want.clamp(min=0).sqrt())
+
+
+def test_hydra_columns_are_scaled_as_hydras_sparse_scaler_by_the_ridge_head():
+    spec = Spec("signal", (1, 60), 2)
+    x, y = _data(spec, n=30)
+    torch.manual_seed(0)
+    params = _params(spec, hydra=True, head="ridge")
+    model = fit_model(_rocket().build(params, spec), x, y, params, spec, seed=0).eval()
+    features = model.features(x)
+    cut = model.sparse_from
+    assert features.shape[1] == cut + model.hydra.n_features
+    scaled = model._keep_zeros(features, model.norm(features))
+    # Hydra's SparseScaler (fitted on the same rows; the population standard deviation):
+    h = features[:, cut:]  # already the square roots of the clamped counts
+    damp = (h == 0).float().mean(0) ** 4 + 1e-8
+    want = (h - h.mean(0)) * (h != 0) / (h.std(0, unbiased=False) + damp)
+    assert (h == 0).any()  # min counts of kernels that never lose: kept at zero
+    torch.testing.assert_close(scaled[:, cut:], want, rtol=1e-4, atol=1e-4)
+    # The rocket columns are standardised as before.
+    rocket = scaled[:, :cut]
+    torch.testing.assert_close(rocket.mean(0), torch.zeros(cut), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize(("channels", "length"), [(1, 5), (3, 7), (2, 96), (12, 30)])
+@pytest.mark.parametrize("head", ["ridge", "trained"])
+def test_hydra_builds_trains_and_reloads_on_any_shape(channels, length, head):
+    spec = Spec("signal", (channels, length), 3)
+    x, y = _data(spec)
+    torch.manual_seed(0)
+    params = _params(spec, features="multi", diff=True, hydra=True, head=head)
+    model = fit_model(_rocket().build(params, spec), x, y, params, spec, seed=0)
+    want = predict_proba(model, x)
+    assert want.shape == (len(x), 3) and np.isfinite(want).all()
+    if channels > 1:  # each group reads clip(C / 2, 2, 8) channels
+        used = (model.hydra.weight.abs().sum(-1) > 0).sum(-1)
+        assert (used == min(channels, max(2, min(channels // 2, 8)))).all()
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    buf.seek(0)
+    torch.manual_seed(123)
+    fresh = _rocket().build(params, spec)
+    fresh.load_state_dict(torch.load(buf))
+    torch.testing.assert_close(torch.from_numpy(predict_proba(fresh, x)),
+                               torch.from_numpy(want), rtol=0, atol=1e-6)
