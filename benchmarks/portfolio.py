@@ -70,6 +70,9 @@ POOL: dict[str, dict[str, list[dict]]] = {
         # name it, as the portfolio measured before the ridge head (2026-11-24).
         "rocket": [{}, {"features": "ppv_max"}, {"features": "multi", "diff": True},
                    {"kernels": 5000},
+                   # Hydra's features added (2026-12-06); with MultiRocket's: MultiROCKET-Hydra.
+                   {"hydra": True}, {"features": "multi", "diff": True, "hydra": True},
+                   {"features": "ppv_max", "hydra": True},
                    {"head": "trained"}, {"head": "trained", "features": "ppv_max"},
                    {"head": "trained", "features": "multi", "diff": True},
                    {"head": "trained", "kernels": 5000, "dropout": 0.3},
