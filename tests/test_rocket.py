@@ -302,3 +302,44 @@ def test_hydra_builds_trains_and_reloads_on_any_shape(channels, length, head):
     fresh.load_state_dict(torch.load(buf))
     torch.testing.assert_close(torch.from_numpy(predict_proba(fresh, x)),
                                torch.from_numpy(want), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(("channels", "length", "kinds"),
+                         [(1, 136, "ppv"), (3, 7, "ppv_max"), (2, 97, "ppv"), (1, 2100, "ppv"),
+                          (2, 50, "multi")])
+def test_pooled_features_are_the_proportions_of_positive_values_over_each_pairs_positions(
+        channels, length, kinds):
+    from automed.plugins.rocket import RocketBank
+
+    torch.manual_seed(0)
+    bank = RocketBank(channels, length, 2000, kinds)
+    x = torch.randn(20, channels, length)
+    bank.fit(x[:5])
+    got = bank(x)
+    # The definition, written out with conv1d: feature f thresholds pair kd_index[f]'s
+    # output at bias[f], over the positions that pair pools (valid).
+    import torch.nn.functional as F
+
+    conv = torch.cat([F.conv1d(x, bank.weight[84 * i:84 * (i + 1)], dilation=d,
+                               padding=4 * d)[..., :length]
+                      for i, d in enumerate(bank.dilations)], dim=1)
+    valid = bank._valid(length, x.device)[bank.kd_index]
+    positive = (conv[:, bank.kd_index] > bank.bias[None, :, None]) & valid
+    ppv = positive.float().sum(-1) / valid.sum(-1)
+    n = len(bank.kd_index)
+    torch.testing.assert_close(got[:, :n], ppv, rtol=0, atol=1.5 / length)  # one flip at most
+    assert (got[:, :n] == ppv).float().mean() > 0.999
+    if kinds == "ppv_max":
+        torch.testing.assert_close(got[:, n:], conv.masked_fill(
+            ~bank._valid(length, x.device), float("-inf")).amax(-1), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(3, 8), (5, 7, 136), (2, 3, 2040), (4, 2048), (1, 0)])
+def test_count_true_counts_as_sum_does(shape):
+    from automed.plugins.rocket import count_true
+
+    g = torch.Generator().manual_seed(0)
+    for p in (0.0, 0.3, 1.0):
+        width = -(-shape[-1] // 8) * 8
+        mask = torch.rand((*shape[:-1], width), generator=g) < p
+        assert torch.equal(count_true(mask), mask.sum(-1).int())
