@@ -275,49 +275,50 @@ class RocketBank(nn.Module):
         length = x.shape[-1]
         valid = self._valid(length, x.device)
         counts = valid.sum(-1).float()  # (n_kd,)
-        if self.kinds == "multi":
-            conv = self._convolve(x)
-        else:  # _ppv's layout: positions not pooled over and a width of 8k at -inf
-            conv = self._convolve(x, -(-length // 8) * 8)
-            conv[..., :length].masked_fill_(~valid, float("-inf"))
+        # Positions a pair does not pool over are -inf (never above a bias); _ppv also reads
+        # a width of 8k, padded with -inf.
+        conv = self._convolve(x, length if self.kinds == "multi" else -(-length // 8) * 8)
+        conv[..., :length].masked_fill_(~valid, float("-inf"))
         extra = [conv.amax(-1)] if self.kinds == "ppv_max" else []
         n = len(self.kd_index)
         step = max(1, CHUNK_ELEMENTS // max(1, n * length))
-        out = []
-        for start in range(0, conv.shape[0], step):
-            out.append(self._pool(conv[start:start + step], valid, counts))
-        features = torch.cat(out)
+        pool = self._multi if self.kinds == "multi" else self._ppv
+        features = torch.cat([pool(conv[start:start + step], counts)
+                              for start in range(0, conv.shape[0], step)])
         return torch.cat([features, *extra], dim=1) if extra else features
 
-    def _pool(self, conv: torch.Tensor, valid: torch.Tensor, counts: torch.Tensor
-              ) -> torch.Tensor:
-        if self.kinds != "multi":
-            return self._ppv(conv, counts)
-        mask = valid[self.kd_index]  # (n, L)
-        z = conv[:, self.kd_index] - self.bias[None, :, None]  # (b, n, L)
-        pos = (z > 0) & mask
-        posf = pos.float()
-        n_pos = posf.sum(-1)
-        ppv = n_pos / counts[self.kd_index]
-        if self.kinds != "multi":
-            return ppv
-        length = z.shape[-1]
+    def _multi(self, conv: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """MultiRocket's four per feature: PPV, the mean of the positive values (MPV), the
+        mean index of the positive values (MIPV, over the length; -1 with none) and the
+        longest stretch of positive values (LSPV, over the length). One pass over time with
+        the features side by side ((L, b, n): every step a contiguous slab), 3x faster than
+        reductions over a last dimension of length L and a cumulative maximum for LSPV."""
+        length = conv.shape[-1]
+        z = conv.permute(2, 0, 1)[:, :, self.kd_index]  # (L, b, n), a copy
+        z.sub_(self.bias)
+        positive = z > 0
+        n_pos, total, where = (z.new_zeros(z.shape[1:]) for _ in range(3))
+        run = torch.zeros(z.shape[1:], dtype=torch.int16 if length < 2 ** 15 else torch.int32,
+                          device=z.device)
+        longest = torch.zeros_like(run)
+        for t in range(length):
+            p = positive[t]
+            n_pos += p
+            total += z[t].clamp_(min=0)
+            where.add_(p, alpha=t)
+            run = (run + 1) * p
+            torch.maximum(longest, run, out=longest)
         some = n_pos.clamp(min=1)
-        mpv = (z.clamp(min=0) * posf).sum(-1) / some
-        index = torch.arange(length, device=z.device, dtype=z.dtype)
-        mipv = torch.where(n_pos > 0, (posf * index).sum(-1) / some / length,
-                           torch.full_like(n_pos, -1.0))
-        run = posf.cumsum(-1)
-        reset = torch.where(pos, torch.zeros_like(run), run).cummax(-1).values
-        lspv = (run - reset).amax(-1) / length
-        return torch.cat([ppv, mpv, mipv, lspv], dim=1)
+        ppv = n_pos / counts[self.kd_index]
+        mipv = torch.where(n_pos > 0, where / some / length, torch.full_like(n_pos, -1.0))
+        return torch.cat([ppv, total / some, mipv, longest.to(z.dtype) / length], dim=1)
 
     def _ppv(self, conv: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-        """PPV alone, 3x faster than through the gather ``_pool`` uses for MultiRocket's
-        four (ECGFiveDays' 861 test series: 2.5 s against 7.6 s, one thread). ``conv`` is
-        -inf where a pair does not pool and padded with -inf to a width of 8k; a dilation's
-        84 outputs are compared with their biases by broadcasting and the positives counted
-        by :func:`count_true`."""
+        """PPV alone (ECGFiveDays' 861 test series: 1.9 s, one thread; 7.6 s through a gather
+        of every feature's output and torch's sum over time). ``conv`` is -inf where a pair
+        does not pool and padded with -inf to a width of 8k; a dilation's 84 outputs are
+        compared with their biases by broadcasting and the positives counted by
+        :func:`count_true`."""
         c, out, start = conv, [], 0
         for i, m in enumerate(self.per_dilation):
             bias = self.bias[start:start + 84 * m].view(84, m)  # kd_index's order

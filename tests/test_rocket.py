@@ -332,6 +332,18 @@ def test_pooled_features_are_the_proportions_of_positive_values_over_each_pairs_
     if kinds == "ppv_max":
         torch.testing.assert_close(got[:, n:], conv.masked_fill(
             ~bank._valid(length, x.device), float("-inf")).amax(-1), rtol=1e-5, atol=1e-5)
+    if kinds == "multi":  # MultiRocket's other three, from their definitions, row by row
+        z = (conv[:, bank.kd_index] - bank.bias[None, :, None]).numpy()
+        keep = positive.numpy()
+        for i in range(3):
+            for f in range(n):
+                where = np.flatnonzero(keep[i, f])
+                runs = np.diff(np.flatnonzero(np.diff(np.r_[0, keep[i, f], 0])))[::2]
+                want = [z[i, f, where].mean() if len(where) else 0.0,
+                        where.mean() / length if len(where) else -1.0,
+                        (runs.max() if len(runs) else 0) / length]
+                np.testing.assert_allclose(got[i, [n + f, 2 * n + f, 3 * n + f]].numpy(), want,
+                                           rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("shape", [(3, 8), (5, 7, 136), (2, 3, 2040), (4, 2048), (1, 0)])
