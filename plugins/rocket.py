@@ -17,7 +17,8 @@ groups of 8 random kernels per dilation, half on the series and half on its firs
 at each time step the kernels of a group compete, and each kernel's features are the sum of
 its responses where it is the group's largest and the count of steps where it is the
 smallest. Hydra's features are scaled as Hydra scales them (square root, then standardised
-with zeros kept at zero and near-empty columns damped: ``HydraBank.scale``).
+with zeros kept at zero and near-empty columns damped: ``HydraBank.scale``; the trained head
+standardises them by its batches' statistics, zeros still kept at zero).
 
 Half of the ``(kernel, dilation)`` pairs are pooled over the padded
 output, the other half only over positions that need no padding (MiniRocket's alternation).
@@ -197,7 +198,7 @@ class RocketBank(nn.Module):
         super().__init__()
         self.kinds = kinds
         self.dilations, self.per_dilation = fit_dilations(length, n_features)
-        per_dilation = self.per_dilation
+        per_dilation = self.per_dilation  # biases per kernel at each dilation
         n_kd = 84 * len(self.dilations)
         base = _base_kernels()
         # Channel subsets per (dilation, kernel): univariate series read their one channel.
@@ -314,17 +315,17 @@ class RocketBank(nn.Module):
         return torch.cat([ppv, total / some, mipv, longest.to(z.dtype) / length], dim=1)
 
     def _ppv(self, conv: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-        """PPV alone (ECGFiveDays' 861 test series: 1.9 s, one thread; 7.6 s through a gather
-        of every feature's output and torch's sum over time). ``conv`` is -inf where a pair
-        does not pool and padded with -inf to a width of 8k; a dilation's 84 outputs are
-        compared with their biases by broadcasting and the positives counted by
-        :func:`count_true`."""
-        c, out, start = conv, [], 0
+        """PPV alone (ECGFiveDays' 861 test series: 2.1-2.3 s, one thread, against 4.6-5.7 s
+        through a gather of every feature's output and torch's sum over time; BENCHMARKS.md,
+        "Thirteenth round"). ``conv`` is -inf where a pair does not pool and padded with -inf
+        to a width of 8k; a dilation's 84 outputs are compared with their biases by
+        broadcasting and the positives counted by :func:`count_true`."""
+        out, start = [], 0
         for i, m in enumerate(self.per_dilation):
             bias = self.bias[start:start + 84 * m].view(84, m)  # kd_index's order
             start += 84 * m
-            positive = c[:, 84 * i:84 * (i + 1), None, :] > bias[None, :, :, None]
-            out.append(count_true(positive).reshape(len(c), 84 * m))
+            positive = conv[:, 84 * i:84 * (i + 1), None, :] > bias[None, :, :, None]
+            out.append(count_true(positive).reshape(len(conv), 84 * m))
         return torch.cat(out, dim=1) / counts[self.kd_index]
 
 
@@ -403,8 +404,7 @@ class HydraBank(nn.Module):
         return torch.cat(out, 1).reshape(n, -1).clamp(min=0).sqrt()
 
     @staticmethod
-    def scale(features: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, eps: float
-              ) -> torch.Tensor:
+    def scale(features: torch.Tensor, var: torch.Tensor, eps: float) -> torch.Tensor:
         """The variance that makes ``(f - mean) / sqrt(var + eps)`` Hydra's SparseScaler:
         its standard deviation plus (share of zeros)^4 + 1e-8, so a column that is nearly
         all zeros is damped instead of blown up."""
@@ -513,8 +513,7 @@ class RocketModel(nn.Module):
         var = features.var(0, unbiased=False)
         if self.hydra is not None:
             cut = self.sparse_from
-            var[cut:] = HydraBank.scale(features[:, cut:], mean[cut:], var[cut:],
-                                        self.norm.eps)
+            var[cut:] = HydraBank.scale(features[:, cut:], var[cut:], self.norm.eps)
         self.norm.running_mean.copy_(mean)
         self.norm.running_var.copy_(var)
         raw = features.clone() if self.hydra is not None else features
