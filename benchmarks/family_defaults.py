@@ -105,6 +105,7 @@ def main() -> None:
 def log_loss(y, proba) -> float:
     from sklearn.metrics import log_loss as sk_log_loss
 
+    proba = proba / proba.sum(1, keepdims=True)  # float32 softmax sums: 1 +- 1e-7
     return float(sk_log_loss(y, proba, labels=list(range(proba.shape[1]))))
 
 

@@ -197,8 +197,8 @@ class RocketBank(nn.Module):
     def __init__(self, channels: int, length: int, n_features: int, kinds: str) -> None:
         super().__init__()
         self.kinds = kinds
+        # per_dilation: the biases (features) of each kernel at each dilation
         self.dilations, self.per_dilation = fit_dilations(length, n_features)
-        per_dilation = self.per_dilation  # biases per kernel at each dilation
         n_kd = 84 * len(self.dilations)
         base = _base_kernels()
         # Channel subsets per (dilation, kernel): univariate series read their one channel.
@@ -214,7 +214,7 @@ class RocketBank(nn.Module):
         self.register_buffer("weight", weight)  # (n_kd, channels, 9)
         # Feature f thresholds (kernel, dilation) pair kd_index[f] at bias[f].
         kd_index = torch.cat([torch.arange(84).repeat_interleave(n) + 84 * i
-                              for i, n in enumerate(per_dilation)])
+                              for i, n in enumerate(self.per_dilation)])
         self.register_buffer("kd_index", kd_index)
         n = len(kd_index)
         self.register_buffer("quantile", torch.tensor(
@@ -385,7 +385,7 @@ class HydraBank(nn.Module):
 
     @property
     def n_features(self) -> int:
-        return len(self.dilations) * 2 * 2 * self.GROUPS // 2 * self.PER_GROUP
+        return len(self.dilations) * self.GROUPS * self.PER_GROUP * 2  # wins and losses
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -472,16 +472,20 @@ class RocketModel(nn.Module):
                 parts.append(self.hydra(x))
         return torch.cat(parts, dim=1)
 
-    def _keep_zeros(self, features: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """Hydra's columns of the standardised ``z``: zero where the feature was zero."""
-        if self.hydra is None:
-            return z
-        cut = self.sparse_from
-        return torch.cat([z[:, :cut], z[:, cut:] * (features[:, cut:] != 0)], dim=1)
+    def _nonzero(self, features: torch.Tensor) -> torch.Tensor | None:
+        """Where Hydra's columns of the raw ``features`` are not zero (None without Hydra)."""
+        return None if self.hydra is None else features[:, self.sparse_from:] != 0
+
+    def _keep_zeros(self, z: torch.Tensor, nonzero: torch.Tensor | None) -> torch.Tensor:
+        """The standardised ``z`` with Hydra's columns zero where the raw feature was zero
+        (``nonzero`` from :meth:`_nonzero`), in place."""
+        if nonzero is not None:
+            z[:, self.sparse_from:] *= nonzero
+        return z
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.features(x)
-        return self.head(self._keep_zeros(features, self.norm(features)))
+        return self.head(self._keep_zeros(self.norm(features), self._nonzero(features)))
 
     def _rows(self, length: int) -> int:
         """Rows per chunk so that one chunk's convolution outputs stay near 2^25 floats."""
@@ -516,9 +520,9 @@ class RocketModel(nn.Module):
             var[cut:] = HydraBank.scale(features[:, cut:], var[cut:], self.norm.eps)
         self.norm.running_mean.copy_(mean)
         self.norm.running_var.copy_(var)
-        raw = features.clone() if self.hydra is not None else features
+        nonzero = self._nonzero(features)
         features.sub_(mean).div_(torch.sqrt(var + self.norm.eps))  # as the norm will
-        features = self._keep_zeros(raw, features)
+        self._keep_zeros(features, nonzero)
         fit = fit_ridge(features, y, self.n_classes, class_weight)
         t = fit["temperature"]
         linear = self.head[1]

@@ -269,7 +269,7 @@ def test_hydra_columns_are_scaled_as_hydras_sparse_scaler_by_the_ridge_head():
     features = model.features(x)
     cut = model.sparse_from
     assert features.shape[1] == cut + model.hydra.n_features
-    scaled = model._keep_zeros(features, model.norm(features))
+    scaled = model._keep_zeros(model.norm(features), model._nonzero(features))
     # Hydra's SparseScaler (fitted on the same rows; the population standard deviation):
     h = features[:, cut:]  # already the square roots of the clamped counts
     damp = (h == 0).float().mean(0) ** 4 + 1e-8
