@@ -21,6 +21,7 @@ from automed.searching.prepare import prepare
 from automed.searching.refit import refit_best
 from automed.searching.runner import search
 from automed.searching.training import SeedBag, predict_proba
+from automed.spec import Spec
 from automed.storage import Store
 from tests.cohort import FORMATS, write
 
@@ -100,13 +101,29 @@ def test_the_answer_trains_the_constants_a_family_space_returns(demo_image, tmp_
         reset_plugin_manager()
 
 
-def test_images_always_augment_in_the_default_space(demo_image, tmp_path):
+def test_images_always_augment_and_balance_classes_in_the_default_space(demo_image, tmp_path):
+    # Neither is searched for images: CV cannot see what they buy on a shifted test set.
     storage = f"sqlite:///{tmp_path / 'a.db'}"
     search(demo_image, storage=storage, study="a", trials=3, folds=2, max_epochs=1,
            bootstrap=0, refit=False, prune=False)
     study = optuna.load_study(study_name="a", storage=storage)
-    assert all(not k.endswith(".augment") for t in study.trials for k in t.params)
-    assert all(r["params"]["augment"] is True for r in Store(storage).candidates("a"))
+    drawn = {k.split(".")[-1] for t in study.trials for k in t.params}
+    assert "sampler" in drawn and not drawn & {"augment", "class_weight"}
+    stored = [r["params"] for r in Store(storage).candidates("a")]
+    assert len(stored) == 3
+    assert all(p["augment"] is True and p["class_weight"] == "balanced" for p in stored)
+
+
+def test_only_images_fix_class_weights_and_augmentation():
+    from automed.contract import _Probe
+    from automed.searching.training import default_training_space
+
+    signal, image = _Probe({}), _Probe({})
+    default_training_space(signal, Spec("signal", (1, 8), 2))
+    drawn = default_training_space(image, Spec("image", (1, 8, 8), 2))
+    assert {"class_weight", "augment", "sampler"} <= set(signal.space)
+    assert "sampler" in image.space and not {"class_weight", "augment"} & set(image.space)
+    assert (drawn["class_weight"], drawn["augment"]) == ("balanced", True)
 
 
 @pytest.mark.slow
