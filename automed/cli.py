@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 
 import click
 
@@ -51,6 +52,7 @@ class _Progress:
             return
         if kind == "start":
             self.total, self.n = e["trials"], e["done"]
+            self.best = e.get("best")  # a resumed study's best candidate so far
             verb = "resuming" if e["resumed"] else "searching"
             click.echo(f"{verb} study {e['study']!r} in {e['storage']}", err=True)
             click.echo(f"  data: {e['dataset']}"
@@ -261,17 +263,21 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
     if artifacts:
         output_dir(artifacts, "--artifacts")
     label = int(label_col) if label_col is not None and label_col.isdigit() else label_col
-    result = run_search(
-        data, test=test, metric=metric, average=average, pos_label=pos_label, folds=folds,
-        trials=trials, timeout=timeout, storage=storage, study=study,
-        architectures=list(architectures) or None, seed=seed, format=format_,
-        modality=modality, label_col=label, device=device, prune=not no_prune,
-        max_epochs=max_epochs, gpus=gpus, trials_per_gpu=trials_per_gpu, workers=workers,
-        heartbeat=heartbeat, progress=_Progress(quiet or as_json), plugins=list(plugin_sources),
-        group_col=group_col, groups=groups_file, test_fraction=test_fraction,
-        artifacts=artifacts, bootstrap=bootstrap, deterministic=deterministic,
-        ensemble=not no_ensemble, text_col=list(text_cols) or None, id_col=id_col,
-        refit_full=refit_full, bag=bag)
+    with warnings.catch_warnings():
+        # Leakage warnings reach the terminal once, as progress lines (even with --quiet).
+        warnings.filterwarnings("ignore", message="LEAKAGE")
+        result = run_search(
+            data, test=test, metric=metric, average=average, pos_label=pos_label, folds=folds,
+            trials=trials, timeout=timeout, storage=storage, study=study,
+            architectures=list(architectures) or None, seed=seed, format=format_,
+            modality=modality, label_col=label, device=device, prune=not no_prune,
+            max_epochs=max_epochs, gpus=gpus, trials_per_gpu=trials_per_gpu, workers=workers,
+            heartbeat=heartbeat, progress=_Progress(quiet or as_json),
+            plugins=list(plugin_sources),
+            group_col=group_col, groups=groups_file, test_fraction=test_fraction,
+            artifacts=artifacts, bootstrap=bootstrap, deterministic=deterministic,
+            ensemble=not no_ensemble, text_col=list(text_cols) or None, id_col=id_col,
+            refit_full=refit_full, bag=bag)
     if workers == 0:
         click.echo(f"created study {result.study!r}; join it with: automed worker --study "
                    f"{result.study} --storage {result.storage}"

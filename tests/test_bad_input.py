@@ -108,6 +108,8 @@ def ws(tmp_path_factory) -> dict:
     np.savez(root / "xy.npz", x=x, y=y)
     p["xy_npz"] = str(root / "xy.npz")
     np.savez(root / "nolabels.npz", x=x)
+    np.savez(root / "wrong_shape.npz", x=x[:, :7])
+    p["wrong_shape_npz"] = str(root / "wrong_shape.npz")
     p["nolabels_npz"] = str(root / "nolabels.npz")
     p["fake_npz"] = file("fake.npz", "this is not a zip archive\n")
     p["unknown_suffix"] = file("data.xyz", "1 2 3\n")
@@ -145,6 +147,10 @@ def ws(tmp_path_factory) -> dict:
     shutil.copy(data, p["victim"])
     p["a_file"] = file("plain.txt", "a file, not a folder\n")
     p["groups_missing"] = str(root / "no_groups.txt")
+    busy = root / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("someone else's file\n")
+    p["busy_dir"] = str(busy)
     # A copy of the database stamped with a schema revision from the future.
     newer = root / "newer.db"
     src, con = sqlite3.connect(db), sqlite3.connect(newer)
@@ -245,6 +251,22 @@ CASES: list[tuple[str, list[str], str, str | None]] = [
                                    "--trials", "1"], "db", None),
     ("search-artifacts-under-file", ["search", "{data}", "--artifacts", "{a_file}/models"],
      "db", None),
+    # a resume that would change what is searched or what the scores mean (the study was
+    # created with --arch cnn --max-epochs 1); Optuna could not change the family choices
+    ("search-resume-other-arch", ["search", "{data}", "--study", STUDY, "--arch", "mlp",
+                                  "--max-epochs", "1", "--trials", "1"], "db", None),
+    ("search-resume-all-archs", ["search", "{data}", "--study", STUDY, "--max-epochs", "1",
+                                 "--trials", "1"], "db", None),
+    ("search-resume-other-max-epochs", ["search", "{data}", "--study", STUDY, "--arch", "cnn",
+                                        "--max-epochs", "2", "--trials", "1"], "db", None),
+    # a test set beside the file's own test split, or the training file as its own test set
+    ("search-test-beside-own-split", ["search", "{data}", "--test", "{xy_npz}"], "db", None),
+    ("search-test-is-training", ["search", "{xy_npz}", "--test", "{xy_npz}"], "db", None),
+    ("search-groups-and-group-col", ["search", "{data}", "--groups", "{groups_missing}",
+                                     "--group-col", "patient"], "db", None),
+    # outputs nothing can be written to (/proc takes no new files, even from root)
+    ("search-artifacts-unwritable", ["search", "{data}", "--artifacts", "/proc/automed-art"],
+     "db", None),
     # search: data of every format
     ("data-missing", ["search", "{root}/no_such.npz"], "db", None),
     ("data-unknown-suffix", ["search", "{unknown_suffix}"], "db", None),
@@ -313,6 +335,8 @@ CASES: list[tuple[str, list[str], str, str | None]] = [
      "db", None),
     ("report-into-folder", ["report", STUDY, "-o", "{root}", "--storage", "{storage}"], "db",
      None),
+    ("report-unwritable", ["report", STUDY, "-o", "/proc/automed-r.html", "--storage",
+                           "{storage}"], "db", None),
     ("worker-unknown-study", ["worker", "--study", "nope", "--storage", "{storage}"], "db",
      None),
     ("worker-timeout-neg", ["worker", "--study", STUDY, "--timeout", "-1", "--storage",
@@ -334,6 +358,8 @@ CASES: list[tuple[str, list[str], str, str | None]] = [
                             "--storage", "{storage}"], "db", None),
     ("predict-unknown-study", ["predict", "{data}", "--study", "nope", "--storage",
                                "{storage}"], "db", None),
+    ("predict-unwritable", ["predict", "{data}", "--study", STUDY, "-o", "/proc/automed.csv",
+                            "--storage", "{storage}"], "db", None),
     ("predict-storage-not-db", ["predict", "{data}", "--storage", "{not_db}"], "not_db", None),
     ("predict-wrong-modality", ["predict", "{text_for_signal}", "--model", "{model}"], "db",
      None),
@@ -370,6 +396,10 @@ CASES: list[tuple[str, list[str], str, str | None]] = [
                            "{storage}"], "db", None),
     ("export-onto-file", ["export", "--study", STUDY, "-o", "{a_file}", "--storage",
                           "{storage}"], "db", None),
+    ("export-unwritable", ["export", "--study", STUDY, "-o", "/proc/automed-exp",
+                           "--storage", "{storage}"], "db", None),
+    ("export-into-a-busy-folder", ["export", "--study", STUDY, "-o", "{busy_dir}",
+                                   "--storage", "{storage}"], "db", None),
     ("export-unknown-study", ["export", "--study", "nope", "-o", "{root}/exp", "--storage",
                               "{storage}"], "db", None),
     ("demo-n-0", ["demo", "-n", "0", "-o", "{root}/d.npz"], "db", None),
@@ -478,3 +508,33 @@ def test_the_valid_controls_still_work(ws, tmp_path, capsys, monkeypatch):
             pytest.fail(f"{argv}: exit {exc.code}: {capsys.readouterr().err}")
     assert (tmp_path / "p.csv").read_text().startswith("split,index,label,predicted")
     assert (tmp_path / "exp" / "nested" / "MODEL_CARD.md").is_file()
+
+
+def test_a_refused_prediction_writes_nothing(ws, tmp_path, capsys, monkeypatch):
+    # The samples fail only when the model reads them: no header-only CSV may be left behind
+    # (it would read as an empty prediction), on a file or on stdout.
+    monkeypatch.chdir(tmp_path)
+    for argv in (["predict", ws["wrong_shape_npz"], "--model", str(ws["model"]), "-o", "p.csv"],
+                 ["predict", ws["wrong_shape_npz"], "--model", str(ws["model"])]):
+        monkeypatch.setattr(sys, "argv", ["automed", *argv])
+        with pytest.raises(SystemExit) as exit_info:
+            cli_module.main()
+        captured = capsys.readouterr()
+        assert exit_info.value.code not in (0, None)
+        assert "shape" in captured.err and captured.out == ""
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_export_replaces_an_earlier_export_in_its_folder(ws, tmp_path, capsys, monkeypatch):
+    # An earlier export of another model (here the single model of fold 0) is replaced whole:
+    # none of its files is left beside the new answer's.
+    out = tmp_path / "exported"
+    shutil.copytree(ws["model"] / "fold-0", out)
+    (out / "MODEL_CARD.md").write_text("the old card\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["automed", "export", "--study", STUDY, "-o", str(out),
+                                      "--storage", ws["storage"]])
+    cli_module.main()
+    assert {p.name for p in out.iterdir()} == \
+        {p.name for p in ws["model"].iterdir()} | {"MODEL_CARD.md"}
+    assert "the old card" not in (out / "MODEL_CARD.md").read_text()

@@ -144,3 +144,25 @@ def test_resume_on_other_contents_of_the_same_file_is_refused(tmp_path, storage_
     write(True)
     with pytest.raises(ConfigError, match="was created on other data, groups or test rows"):
         search(path, **{**kwargs, "trials": 2})
+
+
+def test_a_resumed_search_reports_the_best_candidate_so_far(demo_signal, storage_url, capsys):
+    # The progress lines' "best" starts from the study's stored leader, not from nothing.
+    from automed.cli import _Progress
+
+    opts = dict(storage=storage_url, study="r", folds=2, max_epochs=1, bootstrap=0,
+                architectures=["mlp"], refit=False)
+    events: list[dict] = []
+    search(demo_signal, trials=2, progress=events.append, **opts)
+    first = [e["score_mean"] for e in events if e["event"] == "candidate"
+             and e["state"] == "complete"]
+    assert events[0]["event"] == "start" and events[0]["best"] is None
+    resumed: list[dict] = []
+    search(demo_signal, trials=3, progress=resumed.append, **opts)
+    start = next(e for e in resumed if e["event"] == "start")
+    assert start["resumed"] and start["best"] == pytest.approx(max(first))
+    line = _Progress(quiet=False)
+    line(start)
+    line({**next(e for e in resumed if e["event"] == "candidate"), "score_mean": -1.0,
+          "state": "complete", "score_std": 0.0})
+    assert f"best {max(first):.4f}" in capsys.readouterr().err

@@ -99,6 +99,32 @@ def render_model_card(c: dict) -> str:
     return "\n".join(lines)
 
 
+def _clear_previous_export(out: Path) -> None:
+    """An export goes into a new or empty folder, or replaces an earlier export there (its
+    weights, config, card and member folders), so no stale model is left beside the new one;
+    a folder with anything else in it is refused."""
+    import json
+
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    old = out / CONFIG
+    try:
+        members = (json.loads(old.read_text(encoding="utf-8")).get("ensemble") or {}).get(
+            "members", [])
+        folders = {str(m["folder"]) for m in members}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        folders = None
+    ours = {WEIGHTS, CONFIG, "MODEL_CARD.md"}
+    if folders is None or any(p.name not in ours | folders for p in out.iterdir()):
+        raise ConfigError(f"-o {out} is a folder with other files in it; give a new or empty "
+                          "folder (or one an earlier export wrote)")
+    for p in out.iterdir():
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+
+
 def export_model(store, study: str, out: str | Path) -> Path:
     """Copy ``study``'s saved answer to ``out`` and write ``MODEL_CARD.md`` beside it."""
     info = store.search(study)
@@ -111,6 +137,8 @@ def export_model(store, study: str, out: str | Path) -> Path:
         raise DataError(f"{source}: the model of study {study!r} is missing; re-run the search")
     model = LoadedModel(source)  # proves the artifact loads before anything is written
     out = Path(out)
+    if out.resolve() != source.resolve():
+        _clear_previous_export(out)
     out.mkdir(parents=True, exist_ok=True)
     for name in (WEIGHTS, CONFIG):
         if (source / name).is_file() and (out / name).resolve() != (source / name).resolve():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from automed.errors import ConfigError
@@ -12,6 +13,17 @@ def _existing_ancestor(path: Path) -> Path:
         if parent.exists():
             return parent
     return Path(".")
+
+
+def _writable(folder: Path, flag: str, path: Path) -> None:
+    """Refuse a folder nothing can be created in (read-only, no permission, /proc), by trying."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"{flag} {path}: cannot write in {folder} ({reason}); choose a "
+                          "folder you can write to") from None
 
 
 def output_file(path: str | Path, flag: str = "-o", *,
@@ -39,6 +51,7 @@ def output_file(path: str | Path, flag: str = "-o", *,
     if not parent.is_dir():
         raise ConfigError(f"{flag} {path}: {parent} is a file, not a folder; choose a path in "
                           "a folder")
+    _writable(parent, flag, path)
     return path
 
 
@@ -51,6 +64,7 @@ def output_dir(path: str | Path, flag: str = "-o") -> Path:
     if not path.exists() and not where.is_dir():
         raise ConfigError(f"{flag} {path}: {where} is a file, not a folder; choose another "
                           "folder")
+    _writable(path if path.exists() else where, flag, path)
     return path
 
 

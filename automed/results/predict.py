@@ -23,7 +23,6 @@ def read_samples(path: Path, options: dict, split: str = "all",
     refuse for want of labels is read as unlabeled samples for the model ``config`` describes
     (see :mod:`automed.data.unlabeled`; without ``config`` only a ``.npz`` of samples).
     """
-    from automed.data.loaders import load_data
     from automed.data.unlabeled import read_unlabeled
 
     if split not in SPLITS:
@@ -31,11 +30,18 @@ def read_samples(path: Path, options: dict, split: str = "all",
     if config is None:
         config = {"spec": {"modality": options.get("modality")}, "load_options": options}
     try:
-        loaded = load_data(path, **options)
+        loaded = _load_labeled(path, options)
     except DataError:
         unlabeled = read_unlabeled(path, config)
         if unlabeled is None:
             raise
+        return _unlabeled_parts(path, unlabeled, split)
+    wanted = (config.get("spec") or {}).get("modality")
+    if wanted and loaded.train.modality != wanted:
+        unlabeled = read_unlabeled(path, config)
+        if unlabeled is None:
+            raise DataError(f"{path}: reads as {loaded.train.modality} data, but the model was "
+                            f"trained on {wanted} data; give it {wanted} samples")
         return _unlabeled_parts(path, unlabeled, split)
     if not _fits(loaded.train.x, config):
         # e.g. an unlabeled signal table, whose first column a loader took for the label
@@ -49,6 +55,19 @@ def read_samples(path: Path, options: dict, split: str = "all",
         parts.append(("test", loaded.test))
     return [(name, _in_model_order(d, config), [d.classes[i] for i in d.y]) for name, d in parts
             if split in ("all", name)]
+
+
+def _load_labeled(path: Path, options: dict) -> Any:
+    """The file through the training loader; new data need not carry the group column (a
+    group column is never a feature), so a file without it is read without it."""
+    from automed.data.loaders import load_data
+
+    try:
+        return load_data(path, **options)
+    except DataError:
+        if "group_col" not in options:
+            raise
+    return load_data(path, **{k: v for k, v in options.items() if k != "group_col"})
 
 
 def _unlabeled_parts(path: Path, x: Any, split: str) -> list[tuple[str, Any, list]]:
@@ -91,14 +110,16 @@ def predict_file(model_dir: str | Path, data: str | Path, output: str | Path | N
     config = model.reading_config()
     parts = read_samples(Path(data), config.get("load_options") or {}, split, config)
     dev = resolve_device(device)
+    # Every sample is predicted before a line is written: a refusal (wrong shape, bad values)
+    # leaves no header-only CSV behind that would read as an empty prediction.
+    predicted = [(name, model.predict_proba(x, device=dev), labels) for name, x, labels in parts]
     handle = sys.stdout if output is None else open(output, "w", newline="", encoding="utf-8")
     rows = 0
     try:
         writer = csv.writer(handle)
         writer.writerow(["split", "index", "label", "predicted",
                          *[f"p_{c}" for c in model.classes]])
-        for name, x, labels in parts:
-            proba = model.predict_proba(x, device=dev)
+        for name, proba, labels in predicted:
             for i, p in enumerate(proba):
                 writer.writerow([name, i, labels[i] if labels else "",
                                  model.classes[int(p.argmax())], *[f"{v:.6g}" for v in p]])

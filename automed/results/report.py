@@ -138,6 +138,7 @@ def stopped_section(candidates: list[dict]) -> str:
 def _importances(trials: list) -> dict[str, float]:
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" lines
     study = optuna.create_study(direction="maximize")
     study.add_trials(trials)
     common = set.intersection(*(set(t.params) for t in trials))

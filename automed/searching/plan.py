@@ -34,7 +34,9 @@ MAX_BAG = 20
 # Loader options a plan may carry; each loader declares which of them it supports.
 LOADER_OPTIONS = ("label_col", "group_col", "text_col", "sequence_col", "id_col")
 # What must not change when a study is resumed (its scores would no longer compare).
-FROZEN_ON_RESUME = ("metric", "average", "pos_label", "folds", "seed")
+# (--max-epochs too: a resume with another cap would rank 1-epoch and 30-epoch candidates
+# on one leaderboard.)
+FROZEN_ON_RESUME = ("metric", "average", "pos_label", "folds", "seed", "max_epochs")
 
 
 @dataclass
@@ -126,6 +128,8 @@ class SearchPlan:
              f"--test-fraction {tf} must lie strictly between 0 and 1, e.g. 0.2")
         need(not (tf is not None and self.data.test is not None),
              "--test-fraction and --test both give a test set; keep one")
+        need(not (self.data.groups is not None and "group_col" in self.data.options),
+             "--groups and --group-col both give the patient ids; keep one")
         need(self.version <= PLAN_VERSION,
              f"this search plan has version {self.version}, newer than this automed "
              f"understands ({PLAN_VERSION}); upgrade automed on this machine")

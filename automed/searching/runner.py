@@ -247,7 +247,8 @@ def _config(p: Prepared, slots) -> dict:
             "bootstrap": plan.bootstrap, "leakage": p.leakage, "leakage_warnings": p.warnings}
 
 
-def _check_resume(store: Store, study_name: str, plan: SearchPlan, identity: dict) -> None:
+def _check_resume(store: Store, study_name: str, plan: SearchPlan, identity: dict,
+                  architectures) -> None:
     try:
         stored = store.search(study_name)["config"]
     except ConfigError:
@@ -266,6 +267,13 @@ def _check_resume(store: Store, study_name: str, plan: SearchPlan, identity: dic
         if old and old != now:
             raise ConfigError(f"study {study_name!r} was created on other data, groups or test "
                               "rows; use the same files or another --study name")
+    # The families are one categorical of the study's space: Optuna cannot change its choices.
+    was = stored.get("architectures")
+    if was is not None and sorted(was) != sorted(architectures):
+        raise ConfigError(
+            f"study {study_name!r} searched the architectures {', '.join(sorted(was))}, this "
+            f"run {', '.join(sorted(architectures))}; give the same --arch (and plugins) or "
+            "another --study name")
 
 
 def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None = None,
@@ -292,7 +300,7 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
     store = Store(storage)
     study_name = study or default_study_name(train, p.metric, plan.folds)
     dev = torch.device(slots[0].device)
-    _check_resume(store, study_name, plan, p.identity())
+    _check_resume(store, study_name, plan, p.identity(), p.architectures)
     config = _config(p, slots)
     manifest = build_manifest(train, test, seed=plan.seed, device=dev,
                               deterministic=plan.deterministic, leakage=p.leakage)
@@ -329,7 +337,10 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
         enqueue_defaults(ostudy, _family_defaults(p.architectures, p.spec, plan.trials,
                                                     p.specs))
     retry_interrupted(ostudy)
+    before = [r["score_mean"] for r in (store.leaderboard(study_name) if resumed else [])
+              if r["score_mean"] is not None]
     progress({"event": "start", "study": study_name, "storage": store.redacted,
+              "best": max(before, default=None),
               "dataset": train.summary(), "architectures": sorted(p.architectures),
               "folds": plan.folds, "metric": p.metric, "trials": plan.trials,
               "done": counted_trials(ostudy), "resumed": resumed,

@@ -197,6 +197,8 @@ def join(study_name: str, *, storage: str | None = None, gpus: str | None = None
               "dataset": info["dataset"], "architectures": cfg["architectures"],
               "folds": cfg["folds"], "metric": info["metric"], "trials": cfg.get("trials"),
               "done": 0, "resumed": True,
+              "best": max((r["score_mean"] for r in store.leaderboard(study_name)
+                           if r["score_mean"] is not None), default=None),
               "device": ", ".join(sorted({s.device for s in slots})), "workers": len(slots)})
     me = identity or machine_identity()
     if len(slots) == 1:

@@ -75,6 +75,12 @@ def load_data(
         test_path = Path(test)
         if not test_path.exists():
             raise DataError(f"{test_path}: no such test file; check the --test path")
+        if test_path.resolve() == path.resolve():
+            raise ConfigError(f"--test {test_path} is the training data itself; give a "
+                              "separate test file, or --test-fraction 0.2 to carve one out")
+        if data.test is not None:
+            raise ConfigError(f"{path} brings its own test split ({len(data.test)} samples); "
+                              "drop --test to score on it, or give training data without one")
         # The test file is the same kind of data: its own loader only if this one declines.
         test_loader = loader if loader.sniff(test_path) else find_loader(test_path, format,
                                                                          modality)
