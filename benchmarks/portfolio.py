@@ -16,6 +16,7 @@ expensive one's CV 0.969, test 0.941; BENCHMARKS.md).
     python benchmarks/portfolio.py --only breast --only ecg200 --max-epochs 15 # bounded
     python benchmarks/portfolio.py --only ecg200 --family rocket  # one family; others kept
     python benchmarks/portfolio.py --runs a.json b.json  # combine runs measured apart
+    python benchmarks/portfolio.py --only breast --family cnn --entry 0 --entry 3  # print only
 
 Every run is bounded: ``--max-epochs`` caps epochs, ``--folds`` (default 3) sets the CV, and
 ``--limit`` seconds stops a dataset's pool early (the remaining entries are then unmeasured
@@ -216,6 +217,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path, help="also write every measured score here")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--entry", type=int, action="append",
+                    help="measure only these pool entries (indexes) of each --family and print "
+                    "their CV; nothing is written (a portfolio needs the whole pool)")
     ap.add_argument("--runs", type=Path, nargs="+",
                     help="build from these --json files of earlier runs (measured apart, e.g. "
                     "one dataset per process) instead of measuring")
@@ -236,11 +240,16 @@ def main() -> None:
             for family, pool in POOL.get(modality, {}).items():
                 if args.family and family not in args.family:
                     continue
+                if args.entry:
+                    pool = [pool[i] for i in args.entry]
                 print(f"{key} / {family}: {len(pool)} configurations", flush=True)
                 res = evaluate_pool(args.data / rel, family, pool, folds=args.folds,
                                     seed=args.seed, max_epochs=args.max_epochs,
                                     limit=args.limit, workdir=workdir)
                 runs.setdefault(modality, {}).setdefault(family, {})[key] = res
+    if args.entry:
+        print(json.dumps(runs, indent=1, default=float))
+        return
     old = json.loads(args.out.read_text()) if args.out.is_file() else {"portfolios": {}}
     portfolios = old.get("portfolios", {})
     for modality, families in runs.items():
