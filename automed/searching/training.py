@@ -49,8 +49,8 @@ def default_training_space(trial: Any, spec: Spec) -> dict[str, Any]:
         # (PneumoniaMNIST: 74 % pneumonia in training, 62.5 % in its test split), and a model
         # fitted to the training prevalence wins CV and loses there. The image default
         # without class weights or balanced sampler scored 0.886 on that test set, with
-        # either 0.914-0.917, with both 0.926 (BENCHMARKS.md, "Images trained
-        # class-balanced"). The sampler is still searched.
+        # either 0.914-0.917, with both 0.926 (BENCHMARKS.md, "Fourteenth round: images
+        # trained class-balanced"). The sampler is still searched.
         "class_weight": ("balanced" if spec.modality == "image" else
                          trial.suggest_categorical("class_weight", ["none", "balanced"])),
         # "balanced" draws every class equally often per epoch: the other imbalance remedy.
