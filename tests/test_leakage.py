@@ -133,6 +133,20 @@ def test_exact_copies_are_not_reported_twice():
     assert len(leakage_warnings(report)) == 1
 
 
+def test_copies_across_groups_ask_for_better_groups_not_for_groups():
+    # The exact-copy warning used to say "Give --group-col or --groups" when groups were given.
+    texts = np.array([f"note {i} about patient" for i in range(8)] + ["note 0 about patient",
+                                                                       "note 1 about patient"],
+                     dtype=object)
+    split = [(np.arange(8), np.arange(8, 10))]
+    plain = Dataset(texts, [0, 1] * 5, ["0", "1"], "text", "notes")
+    grouped = Dataset(texts, [0, 1] * 5, ["0", "1"], "text", "notes", groups=np.arange(10))
+    (without,) = leakage_warnings(check_folds_leakage(plain, split))
+    (with_groups,) = leakage_warnings(check_folds_leakage(grouped, split))
+    assert "Give --group-col or --groups" in without
+    assert "Give --group-col" not in with_groups and "one id per patient" in with_groups
+
+
 def test_text_duplicates_ignore_case_and_whitespace():
     texts = np.array([f"note {i} about patient" for i in range(8)] * 1, dtype=object)
     copies = np.array([t.upper().replace(" ", "  ") for t in texts[:2]], dtype=object)

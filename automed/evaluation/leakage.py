@@ -55,7 +55,7 @@ def check_folds_leakage(dataset: Dataset, splits: list[tuple[np.ndarray, np.ndar
     unique = len(set(hashes.tolist()))
     near = fold_near_twins(dataset.x, dataset.modality, dataset.groups, splits, exact)
     return {"duplicate_samples": len(hashes) - unique, "val_duplicates_per_fold": per_fold,
-            "near_duplicates": near}
+            "grouped": dataset.groups is not None, "near_duplicates": near}
 
 
 def _textual(dataset: Dataset) -> bool:
@@ -86,8 +86,10 @@ def leakage_warnings(report: dict) -> list[str]:
     if sum(folds):
         out.append(
             f"LEAKAGE: {sum(folds)} validation sample(s) have an identical copy in their fold's "
-            f"training data (per fold: {folds}); CV scores are inflated. Give --group-col or "
-            "--groups so copies stay together, or remove the duplicates"
+            f"training data (per fold: {folds}); CV scores are inflated. "
+            + ("The groups put copies in different groups: check that they give one id per "
+               "patient, or remove the duplicates" if report.get("grouped") else
+               "Give --group-col or --groups so copies stay together, or remove the duplicates")
         )
     if report.get("test_duplicates"):
         out.append(
