@@ -37,17 +37,15 @@ def read_samples(path: Path, options: dict, split: str = "all",
             raise
         return _unlabeled_parts(path, unlabeled, split)
     wanted = (config.get("spec") or {}).get("modality")
-    if wanted and loaded.train.modality != wanted:
-        unlabeled = read_unlabeled(path, config)
-        if unlabeled is None:
-            raise DataError(f"{path}: reads as {loaded.train.modality} data, but the model was "
-                            f"trained on {wanted} data; give it {wanted} samples")
-        return _unlabeled_parts(path, unlabeled, split)
-    if not _fits(loaded.train.x, config):
+    other = wanted and loaded.train.modality != wanted
+    if other or not _fits(loaded.train.x, config):
         # e.g. an unlabeled signal table, whose first column a loader took for the label
         unlabeled = read_unlabeled(path, config)
         if unlabeled is not None:
             return _unlabeled_parts(path, unlabeled, split)
+        if other:
+            raise DataError(f"{path}: reads as {loaded.train.modality} data, but the model was "
+                            f"trained on {wanted} data; give it {wanted} samples")
     if split == "test" and loaded.test is None:
         raise DataError(f"{path}: has no test split; use --split all (or train)")
     parts = [("train", loaded.train)]

@@ -248,7 +248,7 @@ def _config(p: Prepared, slots) -> dict:
 
 
 def _check_resume(store: Store, study_name: str, plan: SearchPlan, identity: dict,
-                  architectures) -> None:
+                  architectures: dict[str, Architecture]) -> None:
     try:
         stored = store.search(study_name)["config"]
     except ConfigError:
@@ -337,10 +337,9 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
         enqueue_defaults(ostudy, _family_defaults(p.architectures, p.spec, plan.trials,
                                                     p.specs))
     retry_interrupted(ostudy)
-    before = [r["score_mean"] for r in (store.leaderboard(study_name) if resumed else [])
-              if r["score_mean"] is not None]
+    leader = store.leaderboard(study_name, top=1) if resumed else []
     progress({"event": "start", "study": study_name, "storage": store.redacted,
-              "best": max(before, default=None),
+              "best": leader[0]["score_mean"] if leader else None,
               "dataset": train.summary(), "architectures": sorted(p.architectures),
               "folds": plan.folds, "metric": p.metric, "trials": plan.trials,
               "done": counted_trials(ostudy), "resumed": resumed,

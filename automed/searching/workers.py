@@ -193,12 +193,12 @@ def join(study_name: str, *, storage: str | None = None, gpus: str | None = None
     env = [s for s in os.environ.get("AUTOMED_PLUGINS_PATH", "").split(os.pathsep) if s]
     allowed = allowed_plugins(list(plugins or []) + env)
     cfg = info["config"]
+    leader = store.leaderboard(study_name, top=1)
     progress({"event": "start", "study": study_name, "storage": store.redacted,
               "dataset": info["dataset"], "architectures": cfg["architectures"],
               "folds": cfg["folds"], "metric": info["metric"], "trials": cfg.get("trials"),
               "done": 0, "resumed": True,
-              "best": max((r["score_mean"] for r in store.leaderboard(study_name)
-                           if r["score_mean"] is not None), default=None),
+              "best": leader[0]["score_mean"] if leader else None,
               "device": ", ".join(sorted({s.device for s in slots})), "workers": len(slots)})
     me = identity or machine_identity()
     if len(slots) == 1:
