@@ -380,7 +380,7 @@ def leaderboard(studies, all_studies, datasets, architectures, states, metrics, 
     from automed.storage import Store
     from automed.storage.ranking import STATES, sort_key
 
-    store = Store(storage)
+    store = Store(storage, existing=True)
     fmt = "json" if as_json else fmt
     if not studies and not (all_studies or datasets or metrics):
         studies = (store.latest_study(),)
@@ -428,7 +428,7 @@ def studies(storage, fmt) -> None:
     from automed.results.leaderboard import format_studies
     from automed.storage import Store
 
-    rows = Store(storage).studies()
+    rows = Store(storage, existing=True).studies()
     click.echo(json.dumps(rows, indent=2, default=str) if fmt == "json"
                else format_studies(rows))
 
@@ -444,7 +444,7 @@ def show(study, candidate, storage, as_json) -> None:
     from automed.results.describe import format_candidate, format_study, study_summary
     from automed.storage import Store
 
-    store = Store(storage)
+    store = Store(storage, existing=True)
     if candidate is None:
         out = study_summary(store.search(study), store.candidates(study))
         click.echo(json.dumps(out, indent=2, default=str) if as_json else format_study(out))
@@ -467,7 +467,7 @@ def report(study, output, top, storage) -> None:
     from automed.storage import Store
 
     output_file(output, protect=(sqlite_file(storage),))
-    path = write_report(Store(storage), study, output, top=top)
+    path = write_report(Store(storage, existing=True), study, output, top=top)
     click.echo(str(path))
 
 
@@ -560,7 +560,7 @@ def predict(data, study, model_dir, output, split, device, storage) -> None:
     if model_dir is None:
         from automed.storage import Store
 
-        model_dir = _artifact_of(Store(storage, create=False), study)
+        model_dir = _artifact_of(Store(storage, create=False, existing=True), study)
     rows = predict_file(model_dir, data, output, split=split, device=device)
     if output:
         click.echo(f"{rows} predictions written to {output}", err=True)
@@ -577,7 +577,7 @@ def export(study, output, storage) -> None:
     from automed.storage import Store
 
     output_dir(output)
-    store = Store(storage, create=False)
+    store = Store(storage, create=False, existing=True)
     click.echo(str(export_model(store, study or store.latest_study(), output)))
 
 

@@ -389,7 +389,8 @@ def remote_store_class(base: type) -> type:
 
     class RemoteStore(base):
         def __init__(self, url: str | None = None, *, create: bool = True,
-                     results_db: str | None = None, timeout: float = 30.0) -> None:
+                     results_db: str | None = None, existing: bool = False,
+                     timeout: float = 30.0) -> None:
             import grpc
 
             from automed.storage.store import resolve_url

@@ -78,6 +78,19 @@ def _immediate_transactions(engine: Engine) -> None:
     engine.dispose()
 
 
+def require_existing(url: str) -> None:
+    """Refuse a SQLite file that is not there: a command that only reads must not create it."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return  # refused by make_engine, with its own message
+    db = parsed.database
+    if parsed.get_backend_name() == "sqlite" and db and db != ":memory:" \
+            and not Path(db).expanduser().exists():
+        raise StorageError(f"no study database at {db}; run `automed search DATA` first, or "
+                           f"check --storage or {ENV_VAR}")
+
+
 def make_engine(url: str, **pool: Any) -> Engine:
     redacted = redact_url(url)
     try:
@@ -135,6 +148,7 @@ def schema_revision(url: str | None = None) -> tuple[str | None, str]:
     """``(stored revision, revision this automed needs)`` for automed's tables."""
     from automed.storage.migrate import current_revision, head_revision
 
+    require_existing(resolve_url(url))
     engine = make_engine(resolve_url(url))
     try:
         with engine.connect() as conn:
@@ -150,7 +164,11 @@ _OPEN_TRIES = 30  # about 45 s of waiting in all, for a creator holding a new fi
 
 
 class Store:
-    """automed's records in the study database. Safe to share between processes."""
+    """automed's records in the study database. Safe to share between processes.
+
+    ``existing``: the commands that only read (or join a search) refuse a SQLite file that is
+    not there instead of creating an empty one.
+    """
 
     def __new__(cls, url: str | None = None, **kwargs: Any):
         # Behind `automed proxy` without --results-db, the proxy also carries automed's tables.
@@ -160,11 +178,13 @@ class Store:
         return super().__new__(cls)
 
     def __init__(self, url: str | None = None, *, create: bool = True,
-                 results_db: str | None = None) -> None:
+                 results_db: str | None = None, existing: bool = False) -> None:
         self.url = resolve_url(url)
         self.redacted = redact_url(self.url)
         # A grpc:// proxy carries Optuna's tables only: automed's go to a database of their own.
         sql_url = fleet.results_url(self.url, results_db)
+        if existing:
+            require_existing(sql_url)
         self.engine = make_engine(sql_url, **fleet.engine_kwargs(
             sql_url, results_only=fleet.is_grpc(self.url)))
         for attempt in range(_OPEN_TRIES):

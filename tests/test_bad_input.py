@@ -143,6 +143,8 @@ def ws(tmp_path_factory) -> dict:
     (corrupt / "b" / "y.png").write_bytes(b"not a png")
     p["corrupt_images"] = str(corrupt)
     p["not_db"] = file("notdb.db", "this is not a database\n")
+    p["missing_db"] = str(root / "missing.db")  # never created: the commands that read refuse it
+    p["default_db"] = str(root / "automed.db")  # what no --storage means in the workspace
     p["victim"] = str(root / "victim.npz")
     shutil.copy(data, p["victim"])
     p["a_file"] = file("plain.txt", "a file, not a folder\n")
@@ -316,6 +318,23 @@ CASES: list[tuple[str, list[str], str, str | None]] = [
                          "postgresql://u:SECRET@127.0.0.1:x/db"], "db", "SECRET"),
     ("db-current-not-db", ["db", "current", "--storage", "{not_db}"], "not_db", None),
     ("studies-not-db", ["studies", "--storage", "{not_db}"], "not_db", None),
+    # a database that is not there: the commands that only read it must not create it
+    ("leaderboard-no-database", ["leaderboard", "--storage", "{missing_db}"], "missing_db",
+     None),
+    ("leaderboard-no-default-database", ["leaderboard"], "default_db", None),
+    ("studies-no-database", ["studies", "--storage", "sqlite:///{missing_db}"], "missing_db",
+     None),
+    ("show-no-database", ["show", STUDY, "--storage", "{missing_db}"], "missing_db", None),
+    ("report-no-database", ["report", STUDY, "-o", "{root}/r.html", "--storage",
+                            "{missing_db}"], "missing_db", None),
+    ("export-no-database", ["export", "-o", "{root}/exp", "--storage", "{missing_db}"],
+     "missing_db", None),
+    ("predict-no-database", ["predict", "{data}", "--storage", "{missing_db}"], "missing_db",
+     None),
+    ("worker-no-database", ["worker", "--study", STUDY, "--storage", "{missing_db}"],
+     "missing_db", None),
+    ("db-current-no-database", ["db", "current", "--storage", "{missing_db}"], "missing_db",
+     None),
     # reading commands
     ("leaderboard-unknown-study", ["leaderboard", "--study", "nope", "--storage", "{storage}"],
      "db", None),
@@ -538,3 +557,25 @@ def test_export_replaces_an_earlier_export_in_its_folder(ws, tmp_path, capsys, m
     assert {p.name for p in out.iterdir()} == \
         {p.name for p in ws["model"].iterdir()} | {"MODEL_CARD.md"}
     assert "the old card" not in (out / "MODEL_CARD.md").read_text()
+
+
+
+READERS = [["leaderboard"], ["studies"], ["show", STUDY], ["report", STUDY, "-o", "r.html"],
+           ["export", "-o", "exp"], ["predict", "{data}"], ["worker", "--study", STUDY],
+           ["db", "current"]]
+
+
+@pytest.mark.parametrize("args", READERS, ids=[a[0] if a[0] != "db" else "db-current"
+                                              for a in READERS])
+def test_a_missing_database_is_named_not_created(ws, args, tmp_path, capsys, monkeypatch):
+    # A mistyped --storage must not leave an empty database behind that later reads as "no
+    # searches yet": the refusal names the path and what to do instead, and creates nothing.
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "typo.db"
+    monkeypatch.setattr(sys, "argv", ["automed", *_argv(ws, args), "--storage", str(missing)])
+    with pytest.raises(SystemExit) as exit_info:
+        cli_module.main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code not in (0, None)
+    assert f"error: no study database at {missing}; run `automed search" in err
+    assert list(tmp_path.iterdir()) == []

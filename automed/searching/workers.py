@@ -187,7 +187,7 @@ def join(study_name: str, *, storage: str | None = None, gpus: str | None = None
         raise ConfigError(f"--timeout {timeout} must be a positive number of seconds")
     if threads is not None and threads < 1:
         raise ConfigError(f"--threads {threads} must be at least 1")
-    store = Store(storage)
+    store = Store(storage, existing=True)
     info = store.search(study_name)
     slots = plan_slots(gpus, trials_per_gpu, workers, device)
     env = [s for s in os.environ.get("AUTOMED_PLUGINS_PATH", "").split(os.pathsep) if s]
