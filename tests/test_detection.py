@@ -92,6 +92,19 @@ def test_a_legitimate_label_with_many_samples_per_class_passes(tmp_path):
     assert train.n_classes == 40
 
 
+@pytest.mark.parametrize("image", [False, True])
+def test_float_labels_in_an_npz_are_refused_with_a_fix_that_works_for_npz(tmp_path, image):
+    # The npz loader takes no --label-col: the fix is to save class labels under the key.
+    x = np.random.default_rng(0).normal(size=(40, 8, 8) if image else (40, 16))
+    np.savez(tmp_path / "d.npz", x=x, y=np.linspace(0.5, 20.0, 40))
+    with pytest.raises(DataError) as err:
+        check_folds(load_data(tmp_path / "d.npz").train, 5)
+    message = str(err.value)
+    assert "40 distinct values in label array 'y' of 40 samples" in message
+    assert "save one class label per sample as 'y'" in message
+    assert "--label-col" not in message and "--modality" not in message
+
+
 def test_search_refuses_before_writing_anything(tmp_path, storage_url):
     from automed.searching.runner import search
 

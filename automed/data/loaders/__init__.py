@@ -135,11 +135,16 @@ def check_label_column(train: Dataset) -> None:
     numbers = [c for c in train.classes if _float(c) is not None]
     kind = (" (non-integer numbers, a measurement)" if len(numbers) == k
             and any(not float(c).is_integer() for c in numbers) else "")
-    fix = "name the label with --label-col"
+    fix, rows = "name the label with --label-col", "rows"
     if train.modality == "signal":
         fix += " or read the columns as features with --modality tabular"
+    if "label_key" in train.meta:  # an .npz: its labels are an array, with no column to name
+        key = train.meta["label_key"]
+        column, rows = f"label array {key!r}", "samples"
+        fix = (f"save one class label per sample as {key!r} (integers or names; bin a "
+               "measurement into classes first)")
     raise DataError(
-        f"{train.source}: {k} distinct values in {column} of {n} rows{kind}: this looks like a "
+        f"{train.source}: {k} distinct values in {column} of {n} {rows}{kind}: this looks like a "
         f"feature, not a label; {fix}"
     )
 

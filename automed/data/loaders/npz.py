@@ -44,7 +44,8 @@ class NpzLoader(Loader):
         arrays = _read(path)
         keys = sorted(arrays)
         if "train_images" in arrays or "train_labels" in arrays:
-            x, y = _pair(arrays, "train_images", "train_labels", source, keys)
+            label_key = "train_labels"
+            x, y = _pair(arrays, "train_images", label_key, source, keys)
             if "val_images" in arrays or "val_labels" in arrays:
                 vx, vy = _pair(arrays, "val_images", "val_labels", source, keys)
                 if vx.shape[1:] != x.shape[1:]:
@@ -66,13 +67,15 @@ class NpzLoader(Loader):
                     "save train_images/train_labels (MedMNIST layout) or x/y"
                 )
             x, y = _pair(arrays, *found[0], source, keys)
+            label_key = found[0][1]
             test_found = [(a, b) for a, b in _TEST_KEYS if a in arrays or b in arrays]
             test = _pair(arrays, *test_found[0], source, keys) if test_found else None
 
         groups, test_groups = _groups(arrays, options.get("group_col"), source)
         y_enc, classes = encode_labels(y, source)
         train = Dataset(_shape(x, modality, source), y_enc, classes,
-                        _modality(x, modality), source, groups=groups)
+                        _modality(x, modality), source, groups=groups,
+                        meta={"label_key": label_key})
         if test is None:
             return LoadedData(train)
         tx, ty = test
