@@ -194,8 +194,8 @@ def cli() -> None:
               "training then are stopped, except the first (a search always returns a model).")
 @click.option("--storage", help=STORAGE_HELP)
 @click.option("--results-db", help=RESULTS_HELP)
-@click.option("--study", help="Study name (default: <data>-<metric>-cv<folds>). The same name "
-              "and settings resume a search.")
+@click.option("--study", help="Study name (default: <data file>-<metric>-cv<folds>, e.g. "
+              "demo.npz-accuracy-cv5). The same name and settings resume a search.")
 @click.option("--arch", "architectures", multiple=True, help="Restrict to these architectures "
               "(repeatable).")
 @click.option("--seed", default=0, show_default=True, help="Seed for CV splits, the sampler "

@@ -35,9 +35,9 @@ def searched(tmp_path_factory):
 def test_search_prints_progress_leaderboard_and_test_score(searched):
     work, run = searched
     assert run.returncode == 0, run.stderr
-    assert "searching study 'demo-accuracy-cv2' in sqlite:///automed.db" in run.stderr
+    assert "searching study 'demo.npz-accuracy-cv2' in sqlite:///automed.db" in run.stderr
     assert run.stderr.count("cnn") >= 3  # a progress line per candidate
-    assert "leaderboard of 'demo-accuracy-cv2'" in run.stdout
+    assert "leaderboard of 'demo.npz-accuracy-cv2'" in run.stdout
     assert "accuracy (mean ± std)" in run.stdout
     assert "test (16 samples): accuracy" in run.stdout
     assert (work / "automed.db").exists()  # the SQLite default, in the working directory
@@ -47,7 +47,7 @@ def test_leaderboard_reads_the_default_database(searched):
     work, _ = searched
     out = automed("leaderboard", cwd=work)
     assert out.returncode == 0, out.stderr
-    assert "study 'demo-accuracy-cv2'" in out.stdout and "\nanswer " in out.stdout
+    assert "study 'demo.npz-accuracy-cv2'" in out.stdout and "\nanswer " in out.stdout
     rows = json.loads(automed("leaderboard", "--json", "--all", cwd=work).stdout)
     candidates = [r for r in rows if r["state"] != "ensemble"]
     assert len(candidates) == 3
@@ -62,7 +62,7 @@ def test_optuna_cli_lists_the_study(searched):
     work, _ = searched
     storage = f"sqlite:///{work / 'automed.db'}"
     assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == [
-        "demo-accuracy-cv2"]
+        "demo.npz-accuracy-cv2"]
 
 
 def test_plugins_lists_builtins(tmp_path):

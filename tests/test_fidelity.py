@@ -91,10 +91,10 @@ def test_collapsing_candidate_stops_within_two_epochs_with_its_reason(tmp_path, 
     with pytest.raises(AutomedError, match="no candidate"):
         search(data, trials=1, folds=2, storage=storage_url, refit=False,
                plugins=[HERE / "collapse_arch.py"], architectures=["constant"])
-    rows = Store(storage_url).candidates("c-accuracy-cv2")
+    rows = Store(storage_url).candidates("c.npz-accuracy-cv2")
     assert [r["state"] for r in rows] == ["collapsed"]
     assert rows[0]["error"].startswith("predicts class 0 for 100 % of samples after epoch")
-    study = optuna.load_study(study_name="c-accuracy-cv2", storage=storage_url)
+    study = optuna.load_study(study_name="c.npz-accuracy-cv2", storage=storage_url)
     (trial,) = study.trials
     assert trial.state == optuna.trial.TrialState.PRUNED
     # one validation report per epoch trained: stopped after 2 of its 12 epochs

@@ -22,7 +22,7 @@ def _table_counts(url: str) -> dict:
 
 def test_image_search_stores_candidates_and_test_score(demo_image, storage_url):
     result = search(demo_image, trials=3, storage=storage_url, **QUICK)
-    assert result.study == "demo_image-accuracy-cv2"
+    assert result.study == "demo_image.npz-accuracy-cv2"
     rows = [r for r in Store(storage_url).candidates(result.study) if r["trial"] >= 0]
     assert [r["trial"] for r in rows] == [0, 1, 2]  # (an ensemble's row is trial -1)
     for r in rows:
@@ -91,7 +91,7 @@ def test_bad_input_leaves_the_database_untouched(demo_image, tmp_path, storage_u
         (dict(data=demo_image, architectures=["resnet9000"]), ConfigError,
          "unknown architecture resnet9000"),
         (dict(data=demo_image, folds=40), DataError, "fewer than the 40 folds"),
-        (dict(data=demo_image, study="demo_image-accuracy-cv2", metric="f1"), ConfigError,
+        (dict(data=demo_image, study="demo_image.npz-accuracy-cv2", metric="f1"), ConfigError,
          "was searched with metric='accuracy'"),
     ]
     for kwargs, error, message in bad:
@@ -144,6 +144,44 @@ def test_resume_on_other_contents_of_the_same_file_is_refused(tmp_path, storage_
     write(True)
     with pytest.raises(ConfigError, match="was created on other data, groups or test rows"):
         search(path, **{**kwargs, "trials": 2})
+
+
+def _notes(folder, suffix: str, flip: bool = False):
+    """Clinical notes as .csv or .jsonl: the same stem, one file per extension."""
+    path = folder / f"notes{suffix}"
+    notes = [("heart pain" if (i % 2) ^ flip else "lung cough") + " note" for i in range(16)]
+    if suffix == ".csv":
+        path.write_text("id,note,diagnosis\n" + "".join(
+            f"{i},{n},{i % 2}\n" for i, n in enumerate(notes)))
+    else:
+        path.write_text("".join(f'{{"text": "{n}", "label": "{i % 2}"}}\n'
+                                for i, n in enumerate(notes)))
+    return path
+
+
+def test_files_of_one_stem_get_default_studies_of_their_own(tmp_path, storage_url):
+    # notes.csv and notes.jsonl once both defaulted to 'notes-accuracy-cv2': the second
+    # search was refused as a resume on other data, though no --study was given.
+    kwargs = dict(trials=1, storage=storage_url, architectures=["fasttext"], refit=False,
+                  **QUICK)
+    csv = search(_notes(tmp_path, ".csv"), **kwargs)
+    jsonl = search(_notes(tmp_path, ".jsonl", flip=True), **kwargs)
+    assert (csv.study, jsonl.study) == ("notes.csv-accuracy-cv2", "notes.jsonl-accuracy-cv2")
+    assert not jsonl.resumed
+    again = search(_notes(tmp_path, ".csv"), **{**kwargs, "trials": 2})  # the same command
+    assert again.study == csv.study and again.resumed
+
+
+def test_a_study_named_by_the_stem_alone_still_resumes(tmp_path, storage_url):
+    # What earlier versions named the study by default: the same command resumes it, and only
+    # it; another file of the same stem gets a study of its own.
+    kwargs = dict(trials=1, storage=storage_url, architectures=["fasttext"], refit=False,
+                  **QUICK)
+    search(_notes(tmp_path, ".csv"), study="notes-accuracy-cv2", **kwargs)
+    again = search(_notes(tmp_path, ".csv"), **{**kwargs, "trials": 2})
+    assert again.study == "notes-accuracy-cv2" and again.resumed
+    other = search(_notes(tmp_path, ".jsonl", flip=True), **kwargs)
+    assert other.study == "notes.jsonl-accuracy-cv2" and not other.resumed
 
 
 def test_a_resumed_search_reports_the_best_candidate_so_far(demo_signal, storage_url, capsys):

@@ -102,9 +102,27 @@ class SearchResult:
                              cpu_bf16=bool(arch is not None and arch.cpu_bf16))
 
 
-def default_study_name(dataset: Dataset, metric: str, folds: int) -> str:
-    stem = Path(dataset.source).stem or "dataset"
-    return f"{stem}-{metric}-cv{folds}"
+def default_study_name(dataset: Dataset, metric: str, folds: int,
+                       store: Store | None = None) -> str:
+    """``<data file>-<metric>-cv<folds>``: the extension keeps data.csv and data.jsonl apart.
+
+    Earlier versions named a study by the file's stem alone; with ``store``, a study of that
+    name on this same data keeps its name, so re-running its command still resumes it.
+    """
+    source = Path(dataset.source)
+    name = f"{source.name or 'dataset'}-{metric}-cv{folds}"
+    old = f"{source.stem or 'dataset'}-{metric}-cv{folds}"
+    if store is None or old == name or _stored_search(store, name) is not None:
+        return name
+    was = _stored_search(store, old)
+    return old if was is not None and was["dataset_fingerprint"] == dataset.fingerprint else name
+
+
+def _stored_search(store: Store, name: str) -> dict | None:
+    try:
+        return store.search(name)
+    except ConfigError:
+        return None
 
 
 def check_study_name(name: str) -> str:
@@ -298,7 +316,7 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
     p = prepare(plan, data)
     train, test = p.train, p.test
     store = Store(storage)
-    study_name = study or default_study_name(train, p.metric, plan.folds)
+    study_name = study or default_study_name(p.full, p.metric, plan.folds, store)
     dev = torch.device(slots[0].device)
     _check_resume(store, study_name, plan, p.identity(), p.architectures)
     config = _config(p, slots)
