@@ -185,8 +185,9 @@ def cli() -> None:
               help=f"Objective: {', '.join(METRIC_NAMES)} (aliases {', '.join(ALIASES)}).")
 @click.option("--average", type=click.Choice(AVERAGES), default="macro", show_default=True,
               help="Averaging for recall/precision/f1/specificity; binary scores --pos-label.")
-@click.option("--pos-label", help="Positive class for --average binary (default: the second "
-              "class).")
+@click.option("--pos-label", help="Positive class of two-class data (default: the second "
+              "class): the one --average binary scores, and the one auprc and the report's "
+              "ROC/PR curves rank under any --average. Refused with more classes.")
 @click.option("--folds", default=5, show_default=True, help="Stratified CV folds.")
 @click.option("--trials", type=int, help="Candidates to evaluate in total (default 20 when no "
               "--timeout).")

@@ -112,6 +112,8 @@ def ws(tmp_path_factory) -> dict:
              train_labels=np.linspace(0.5, 9.5, 30))
     p["float_medmnist_npz"] = str(root / "float_medmnist.npz")
     np.savez(root / "xy.npz", x=x, y=y)
+    np.savez(root / "three.npz", x=x, y=np.arange(30) % 3)
+    p["three_npz"] = str(root / "three.npz")
     p["xy_npz"] = str(root / "xy.npz")
     np.savez(root / "nolabels.npz", x=x)
     np.savez(root / "wrong_shape.npz", x=x[:, :7])
@@ -134,6 +136,11 @@ def ws(tmp_path_factory) -> dict:
     p["headless_fasta"] = file("headless.fasta", "ACGT\n>s1 a\nACGT\n")
     p["dup_tabular"] = file("dup.csv", "age,sex,sex,label\n60,F,M,a\n70,M,F,b\n")
     p["nofeature_tabular"] = file("nofeat.csv", "name,label\n")
+    p["three_tsv"] = file("three.txt", "".join(
+        f"{1 + i % 3} " + " ".join(f"{(i * j) % 7 / 7:.3f}" for j in range(12)) + "\n"
+        for i in range(30)))
+    p["three_csv"] = file("three.csv", "age,sex,label\n" + "".join(
+        f"{40 + i},{'FM'[i % 2]},{'abc'[i % 3]}\n" for i in range(30)))
     p["uci_bad"] = file("splice.data", "EI, S1, ACGTACGTACGT, extra\n")
     p["text_for_signal"] = file("text_for_signal.jsonl",
                                 '{"text": "cough fever", "label": "a"}\n'
@@ -251,6 +258,14 @@ CASES: list[tuple[str, list[str], str, str | None]] = [
     ("search-format", ["search", "{data}", "--format", "no-such-format"], "db", None),
     ("search-modality", ["search", "{data}", "--modality", "smell"], "db", None),
     ("search-label-col-npz", ["search", "{data}", "--label-col", "y"], "db", None),
+    # --pos-label with three classes: no score would use it (--trials/--max-epochs keep a run
+    # that wrongly accepts it short)
+    ("search-pos-label-3-classes-npz", ["search", "{three_npz}", "--pos-label", "1",
+                                        "--trials", "1", "--max-epochs", "1"], "db", None),
+    ("search-pos-label-3-classes-signal", ["search", "{three_tsv}", "--pos-label", "2",
+                                           "--trials", "1", "--max-epochs", "1"], "db", None),
+    ("search-pos-label-3-classes-tabular", ["search", "{three_csv}", "--pos-label", "b",
+                                            "--trials", "1", "--max-epochs", "1"], "db", None),
     ("search-group-key-missing", ["search", "{data}", "--group-col", "patients"], "db", None),
     ("search-groups-file-missing", ["search", "{data}", "--groups", "{groups_missing}"], "db",
      None),

@@ -109,6 +109,23 @@ def test_binary_auroc_ranks_saturated_probabilities_by_the_other_class():
     assert score("auprc", y, proba.astype(np.float32)) == pytest.approx((1 + 2 / 3) / 2)
 
 
+def test_pos_label_is_refused_where_no_score_uses_it():
+    # Two classes: auprc ranks the positive class under any averaging, so --pos-label counts
+    # (and --help says so); more classes: nothing uses it, so it is refused, not ignored.
+    from automed.evaluation.metrics import resolve_average, score
+
+    assert resolve_average("macro", 2, 0) == ("macro", 0)
+    y = np.array([1, 0, 0, 1, 0])
+    proba = np.array([[0.2, 0.8], [0.4, 0.6], [0.7, 0.3], [0.45, 0.55], [0.9, 0.1]])
+    assert score("auprc", y, proba, "macro", 0) != pytest.approx(score("auprc", y, proba,
+                                                                       "macro", 1))
+    for average in ("macro", "weighted", "micro"):
+        with pytest.raises(ConfigError, match="--pos-label applies to two classes only.*"
+                                              "the data has 3; drop --pos-label"):
+            resolve_average(average, 3, 1)
+    assert resolve_average("macro", 3, None) == ("macro", 1)
+
+
 def test_stored_test_predictions_and_the_report_give_the_searchs_test_auroc():
     """What the search stores for the report (and what `automed predict` writes) keeps six
     significant digits, so a saturated model's stored predictions still rank as the search

@@ -99,7 +99,7 @@ assert tuple(METRICS) == METRIC_NAMES  # one list of names, checked at import
 
 
 def resolve_average(average: str, n_classes: int, pos_label: int | None) -> tuple[str, int]:
-    """Check the averaging mode; binary averaging needs two classes and a positive class."""
+    """Check the averaging mode; binary averaging and a positive class need two classes."""
     if average not in AVERAGES:
         raise ConfigError(f"unknown average {average!r}; choose from {', '.join(AVERAGES)}")
     if average == "binary":
@@ -109,6 +109,13 @@ def resolve_average(average: str, n_classes: int, pos_label: int | None) -> tupl
                 "use macro or weighted"
             )
         return average, 1 if pos_label is None else pos_label
+    if pos_label is not None and n_classes != 2:
+        # With more classes no score uses it (binary averaging needs two): silence would let a
+        # user believe recall or f1 were scored for that class.
+        raise ConfigError(
+            f"--pos-label applies to two classes only (--average binary, auprc and the "
+            f"report's curves), the data has {n_classes}; drop --pos-label"
+        )
     return average, 1 if pos_label is None else pos_label
 
 
