@@ -105,6 +105,23 @@ def test_float_labels_in_an_npz_are_refused_with_a_fix_that_works_for_npz(tmp_pa
     assert "--label-col" not in message and "--modality" not in message
 
 
+def test_an_image_folder_per_image_is_refused_with_a_fix_that_works_for_folders(tmp_path):
+    # One sub-folder per image (or per patient) is a folder layout mistake: the image-folder
+    # loader takes no --label-col, so the fix names the folders.
+    from PIL import Image
+
+    for i in range(40):
+        (tmp_path / "imgs" / f"case{i:02d}").mkdir(parents=True)
+        Image.fromarray(np.full((8, 8), i * 5, dtype=np.uint8)).save(
+            tmp_path / "imgs" / f"case{i:02d}" / "a.png")
+    with pytest.raises(DataError) as err:
+        check_folds(load_data(tmp_path / "imgs").train, 5)
+    message = str(err.value)
+    assert "40 distinct values in class sub-folders of 40 images" in message
+    assert "one sub-folder per class" in message
+    assert "--label-col" not in message and "--modality" not in message
+
+
 def test_search_refuses_before_writing_anything(tmp_path, storage_url):
     from automed.searching.runner import search
 

@@ -143,6 +143,10 @@ def check_label_column(train: Dataset) -> None:
         column, rows = f"label array {key!r}", "samples"
         fix = (f"save one class label per sample as {key!r} (integers or names; bin a "
                "measurement into classes first)")
+    elif train.meta.get("label_folders"):  # an image folder: its classes are sub-folders
+        column, rows = "class sub-folders", "images"
+        fix = ("put the images in one sub-folder per class (a folder per diagnosis, not per "
+               "patient or image)")
     raise DataError(
         f"{train.source}: {k} distinct values in {column} of {n} {rows}{kind}: this looks like a "
         f"feature, not a label; {fix}"

@@ -109,7 +109,8 @@ def _read(found: list[tuple[Path, str]], rgb: bool, source: str) -> Dataset:
                 ) from exc
     x = np.stack(arrays)
     y, classes = encode_labels([c for _, c in found], source)
-    return Dataset(x, y, classes, "image", source)
+    # The labels are the class sub-folders: there is no label column to name.
+    return Dataset(x, y, classes, "image", source, meta={"label_folders": True})
 
 
 def _pixels(im: Image.Image, rgb: bool) -> np.ndarray:
