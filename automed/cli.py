@@ -253,8 +253,11 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
            text_cols, id_col, refit_full, bag) -> None:
     """Search architectures and hyperparameters for DATA; print the leaderboard.
 
-    DATA is a .npz (MedMNIST layout or x/y), a folder of class sub-folders of images, or a
-    signal table (.txt/.tsv/.csv, UCR style: label first).
+    DATA is images (a .npz in MedMNIST layout or x/y, or a folder of class sub-folders), a
+    signal table (.txt/.tsv/.csv, UCR style), text (.jsonl, or .csv/.tsv with a text column),
+    DNA/RNA/protein sequences (FASTA, a .csv/.tsv with a sequence column, UCI splice.data) or
+    tabular records (.csv/.tsv with named columns). The first lines of the search say how it
+    was read; `automed plugins --all` lists every loader.
     """
     from automed.results.leaderboard import format_table, format_test_ci, format_test_scores
     from automed.searching.runner import search as run_search
