@@ -136,6 +136,8 @@ def ws(tmp_path_factory) -> dict:
     p["headless_fasta"] = file("headless.fasta", "ACGT\n>s1 a\nACGT\n")
     p["dup_tabular"] = file("dup.csv", "age,sex,sex,label\n60,F,M,a\n70,M,F,b\n")
     p["nofeature_tabular"] = file("nofeat.csv", "name,label\n")
+    p["inf_tabular"] = file("inf.csv", "age,sex,outcome\n" + "".join(
+        f"{'inf' if i % 5 == 0 else 40 + i},{'MF'[i % 2]},{'ab'[i % 2]}\n" for i in range(30)))
     p["three_tsv"] = file("three.txt", "".join(
         f"{1 + i % 3} " + " ".join(f"{(i * j) % 7 / 7:.3f}" for j in range(12)) + "\n"
         for i in range(30)))
@@ -318,6 +320,9 @@ CASES: list[tuple[str, list[str], str, str | None]] = [
     ("fasta-label-col", ["search", "{nolabel_fasta}", "--label-col", "x"], "db", None),
     ("uci-fields", ["search", "{uci_bad}"], "db", None),
     ("tabular-dup-column", ["search", "{dup_tabular}", "--modality", "tabular"], "db", None),
+    # infinity is no missing value: refused at load, not diverging in every candidate
+    ("tabular-inf", ["search", "{inf_tabular}", "--trials", "1", "--max-epochs", "1"], "db",
+     "loss"),
     ("tabular-no-rows", ["search", "{nofeature_tabular}", "--modality", "tabular"], "db",
      None),
     ("images-empty-classes", ["search", "{empty_images}"], "db", None),

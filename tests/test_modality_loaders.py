@@ -134,6 +134,27 @@ def test_tabular_errors(tmp_path):
                     "--label-col")
 
 
+@pytest.mark.parametrize("value", ["inf", "-inf", "Infinity", "1e999"])
+def test_tabular_infinity_is_refused_naming_column_and_line(tmp_path, value):
+    # A blank is a missing value, imputed per fold; infinity is not, and used to pass the
+    # loader and make every candidate diverge ("training loss became nan").
+    rows = [f"{50 + i},{'MF'[i % 2]},{'ab'[i % 2]}" for i in range(8)]
+    rows[3] = f"{value},F,b"
+    path = _write(tmp_path / "c.csv", "age,sex,label\n" + "\n".join(rows) + "\n")
+    _one_line_error(lambda: load_data(path), "c.csv", "column 'age'", "line 5", "infinite",
+                    "blank")
+    # also in a row marked test, and in new data the preprocessor is given (automed predict)
+    split = _write(tmp_path / "s.csv", "age,sex,label,split\n" + "\n".join(
+        f"{r},{'test' if i == 3 else 'train'}" for i, r in enumerate(rows)) + "\n")
+    _one_line_error(lambda: load_data(split), "column 'age'", "line 5", "infinite")
+    from automed.data.tabular import TabularPreprocessor
+    good = load_data(_write(tmp_path / "g.csv", "age,sex,label\n" + "\n".join(
+        r for i, r in enumerate(rows) if i != 3) + "\n")).train
+    pre = TabularPreprocessor().fit(good)
+    new = np.array([["52", "F"], [value, "M"]], dtype=object)
+    _one_line_error(lambda: pre.transform(new), "column 'age'", "record 2", "infinite")
+
+
 # -- dispatch ----------------------------------------------------------------------------------
 
 def test_loader_dispatch_by_content_and_forced_modality(tmp_path):

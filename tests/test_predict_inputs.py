@@ -80,3 +80,21 @@ def test_a_file_of_another_modality_is_refused(studies, monkeypatch, capsys, nam
     assert code not in (0, None) and out == ""
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and "tabular" in lines[0] and "text" in lines[0], err
+
+
+@pytest.mark.parametrize("labeled", [True, False])
+def test_infinity_in_new_records_is_refused(studies, monkeypatch, capsys, labeled, tmp_path):
+    # An infinite value is no missing value: predicting on it refuses, naming the column,
+    # instead of writing probabilities computed from it.
+    root, storage = studies
+    lines = _rows(with_patient=False).splitlines()
+    lines[3] = "inf," + lines[3].split(",", 1)[1]
+    if not labeled:
+        lines = [ln.rsplit(",", 1)[0] for ln in lines]
+    path = tmp_path / "inf_visits.csv"
+    path.write_text("\n".join(lines) + "\n")
+    code, out, err = _predict(monkeypatch, capsys, str(path), "--study", "grouped",
+                              "--storage", storage)
+    assert code not in (0, None) and out == "", err
+    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "'age'" in errors[0] and "infinite" in errors[0], err

@@ -42,6 +42,12 @@ def to_float(value: Any) -> float | None:
         return None
 
 
+def is_infinite(value: Any) -> bool:
+    """Whether ``value`` reads as an infinite number (``inf``, ``-Infinity``, ``1e999``)."""
+    f = to_float(value)
+    return f is not None and math.isinf(f)
+
+
 def infer_columns(x: np.ndarray, names: list[str]) -> list[dict]:
     """Column layout: numeric when every present value is a number, else categorical."""
     columns = []
@@ -102,16 +108,22 @@ class TabularPreprocessor(Preprocessor):
 
     def _numeric(self, values: np.ndarray, name: str) -> np.ndarray:
         if values.dtype.kind in "fiu":
-            return values.astype(np.float64)
-        out = np.empty(len(values))
-        for i, v in enumerate(values):
-            f = to_float(v)
-            if f is None:
-                raise DataError(
-                    f"column {name!r}: value {v!r} (record {i + 1}) is not a number, but the "
-                    "column was numeric in the training data; fix or blank the value"
-                )
-            out[i] = f
+            out = values.astype(np.float64)
+        else:
+            out = np.empty(len(values))
+            for i, v in enumerate(values):
+                f = to_float(v)
+                if f is None:
+                    raise DataError(
+                        f"column {name!r}: value {v!r} (record {i + 1}) is not a number, but "
+                        "the column was numeric in the training data; fix or blank the value"
+                    )
+                out[i] = f
+        # NaN is a missing value, imputed; infinity is not, and would poison every score.
+        if np.isinf(out).any():
+            i = int(np.flatnonzero(np.isinf(out))[0])
+            raise DataError(f"column {name!r}: value {values[i]!r} (record {i + 1}) is "
+                            "infinite; replace it with a number, or blank it to impute it")
         return out
 
     def transform(self, x: Any) -> torch.Tensor:

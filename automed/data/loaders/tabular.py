@@ -11,7 +11,7 @@ from automed.data.dataset import LoadedData
 from automed.data.loaders import records
 from automed.data.loaders.base import Loader
 from automed.data.loaders.signals import series_names
-from automed.data.tabular import infer_columns, to_float
+from automed.data.tabular import infer_columns, is_infinite, to_float
 from automed.errors import DataError
 from automed.hookspecs import hookimpl
 
@@ -122,6 +122,7 @@ class TabularLoader(Loader):
         # The layout (numeric or categorical, levels) comes from training rows only; test
         # values never decide how the model's input is shaped.
         columns = infer_columns(train_rows, features)
+        _refuse_infinite(path, table, x, columns)
         data = records.build(path, "tabular", list(x), labels, is_test,
                              meta={"feature_names": features, "tabular_columns": columns,
                                    "label_name": label_col},
@@ -129,6 +130,22 @@ class TabularLoader(Loader):
         if data.test is not None:
             data.test.meta = {"feature_names": features, "tabular_columns": columns}
         return data
+
+
+def _refuse_infinite(path: Path, table: list, x: np.ndarray, columns: list[dict]) -> None:
+    """Refuse ``inf`` in a numeric column at load: a blank is imputed, infinity never is, and
+    every candidate would diverge on it."""
+    for j, col in enumerate(columns):
+        if col["kind"] != "numeric":
+            continue
+        bad = [(lineno, v) for (lineno, _), v in zip(table, x[:, j]) if is_infinite(v)]
+        if bad:
+            lineno, value = bad[0]
+            raise DataError(
+                f"{path}: {len(bad)} row(s) hold infinite values in column {col['name']!r} "
+                f"(the first is line {lineno}: {value!r}); replace them with numbers, or "
+                "leave them blank to be imputed"
+            )
 
 
 @hookimpl
