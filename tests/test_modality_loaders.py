@@ -53,6 +53,37 @@ def test_jsonl_split_field_gives_locked_test(tmp_path):
     assert data.train.x[0] == "patient 0 has fever"
 
 
+@pytest.mark.parametrize("kind", ["jsonl", "csv", "fasta", "tabular"])
+def test_a_test_file_may_mark_every_row_test(tmp_path, kind):
+    # A locked test file exported with its split column says "test" on every row: that is a
+    # test file, not a training file without training rows.
+    def rows(n, split):
+        return [(f"patient {i} has {'fever' if i % 2 else 'rash'}", "ab"[i % 2],
+                 "ACGTACGTAC"[i % 4:] + "GGTA", split) for i in range(n)]
+
+    def write(name, items):
+        if kind == "jsonl":
+            text = "".join(json.dumps({"text": t, "label": y, **({"split": s} if s else {})})
+                           + "\n" for t, y, _, s in items)
+        elif kind == "fasta":
+            text = "".join(f">r{i} {y}{' split=' + s if s else ''}\n{q}\n"
+                           for i, (_, y, q, s) in enumerate(items))
+        elif kind == "csv":
+            text = "text,label,split\n" + "".join(f"{t},{y},{s}\n" for t, y, _, s in items)
+        else:
+            text = "age,sex,label,split\n" + "".join(
+                f"{40 + i},{'MF'[i % 2]},{y},{s}\n" for i, (_, y, _, s) in enumerate(items))
+        return _write(tmp_path / f"{name}.{'csv' if kind == 'tabular' else kind}", text)
+
+    train, test = write("train", rows(10, "train")), write("test", rows(6, "test"))
+    data = load_data(train, test=test)
+    assert len(data.train) == 10 and len(data.test) == 6
+    assert data.test.classes == data.train.classes == ["a", "b"]
+    assert list(data.test.y) == [0, 1] * 3 and data.test.source == str(test)
+    # as training data it is still refused: a search needs training rows
+    _one_line_error(lambda: load_data(test), "every row is marked test", "--test")
+
+
 def test_text_csv_tsv_with_named_columns(tmp_path):
     csv_path = _write(tmp_path / "notes.csv", 'note,diagnosis\n"cough, fever",flu\nrash,pox\n')
     data = load_data(csv_path, label_col="diagnosis")

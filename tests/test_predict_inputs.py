@@ -98,3 +98,27 @@ def test_infinity_in_new_records_is_refused(studies, monkeypatch, capsys, labele
     assert code not in (0, None) and out == "", err
     errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "'age'" in errors[0] and "infinite" in errors[0], err
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "csv"])
+def test_a_locked_test_file_is_predicted_with_its_labels(studies, monkeypatch, capsys, suffix,
+                                                         tmp_path):
+    # Every row marked split=test: predict used to fall back to unlabeled reading and write
+    # split=all with an empty label column although every row is labelled.
+    root, storage = studies
+    items = [("fever cough pain fever", "sick"), ("routine normal checkup", "well")] * 3
+    path = tmp_path / f"locked.{suffix}"
+    if suffix == "jsonl":
+        path.write_text("".join(json.dumps({"text": t, "label": y, "split": "test"}) + "\n"
+                                for t, y in items))
+    else:
+        path.write_text("text,label,split\n" + "".join(f"{t},{y},test\n" for t, y in items))
+    code, out, err = _predict(monkeypatch, capsys, str(path), "--study", "text",
+                              "--storage", storage)
+    assert code in (0, None), err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["split"] for r in rows] == ["test"] * 6
+    assert [r["label"] for r in rows] == [y for _, y in items]
+    code, out, err = _predict(monkeypatch, capsys, str(path), "--study", "text",
+                              "--storage", storage, "--split", "train")
+    assert code not in (0, None) and out == "" and "every sample is marked test" in err

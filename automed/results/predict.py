@@ -48,7 +48,10 @@ def read_samples(path: Path, options: dict, split: str = "all",
                             f"trained on {wanted} data; give it {wanted} samples")
     if split == "test" and loaded.test is None:
         raise DataError(f"{path}: has no test split; use --split all (or train)")
-    parts = [("train", loaded.train)]
+    if split == "train" and not len(loaded.train):
+        raise DataError(f"{path}: every sample is marked test; use --split all (or test)")
+    # A file whose rows are all marked test (a locked test file) has no training part.
+    parts = [("train", loaded.train)] if len(loaded.train) else []
     if loaded.test is not None:
         parts.append(("test", loaded.test))
     return [(name, _in_model_order(d, config), [d.classes[i] for i in d.y]) for name, d in parts
@@ -61,11 +64,12 @@ def _load_labeled(path: Path, options: dict) -> Any:
     from automed.data.loaders import load_data
 
     try:
-        return load_data(path, **options)
+        return load_data(path, allow_all_test=True, **options)
     except DataError:
         if "group_col" not in options:
             raise
-    return load_data(path, **{k: v for k, v in options.items() if k != "group_col"})
+    return load_data(path, allow_all_test=True,
+                     **{k: v for k, v in options.items() if k != "group_col"})
 
 
 def _unlabeled_parts(path: Path, x: Any, split: str) -> list[tuple[str, Any, list]]:

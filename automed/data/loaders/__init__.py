@@ -54,12 +54,15 @@ def load_data(
     modality: str | None = None,
     test: str | Path | None = None,
     groups: str | Path | None = None,
+    allow_all_test: bool = False,
     **options: Any,
 ) -> LoadedData:
     """Load training data (and its test split, or ``test``) and check it is fit for a search.
 
     ``groups`` is a text file with one patient or study id per training sample, in the order
     the loader reads them: the fallback for formats without a group column or key.
+    ``allow_all_test`` accepts a file whose samples are all marked test (an empty training
+    part): data to predict on, never data to search.
     """
     path = Path(path)
     if not path.exists():
@@ -70,6 +73,9 @@ def load_data(
     loader = find_loader(path, format, modality)
     _check_options(loader, options)
     data = loader.load(path, modality=modality, **options)
+    if not len(data.train) and data.test is not None and not allow_all_test:
+        raise DataError(f"{path}: every row is marked test; mark some rows train (or drop the "
+                        "split column), or give this file as --test")
     data.train.meta["reason"] = _reason(loader, path, format, modality, data.train.modality)
     if test is not None:
         test_path = Path(test)
@@ -93,7 +99,7 @@ def load_data(
         data = LoadedData(data.train, _check_test(data.train, data.test))
     for part in (data.train, data.test):
         _check_finite(part)
-    if data.train.n_classes < 2:
+    if data.train.n_classes < 2 and len(data.train):
         raise DataError(
             f"{path}: only one class ({data.train.classes[0]!r}) in the training data; "
             "a classifier needs at least two"
@@ -211,9 +217,13 @@ def _with_groups(train: Dataset, path: Path) -> Dataset:
 
 
 def _merge_test(test_data: LoadedData) -> Dataset:
-    # A separate test file is all test data, whether or not it carries its own split.
+    # A separate test file is all test data, whether or not it carries its own split (and
+    # whether its split marks some rows test or all of them).
     if test_data.test is None:
         return test_data.train
+    if not len(test_data.train):
+        t = test_data.test
+        return Dataset(t.x, t.y, t.classes, t.modality, test_data.train.source, t.groups, t.meta)
     import numpy as np
 
     a, b = test_data.train, test_data.test.with_classes(test_data.train.classes)

@@ -139,14 +139,13 @@ def build(path: Path, modality: str, x: list, labels: list[str], is_test: list[b
     """Training data and, when some rows are marked test, a locked test set on its classes.
 
     ``groups`` (one patient/study id per row) go to both sides; shared ids are refused later.
+    A file whose rows are all marked test (a ``--test`` file, data to predict on) gives an
+    empty training part; :func:`automed.data.loaders.load_data` refuses it as training data.
     """
     import numpy as np
 
     test_idx = [i for i, t in enumerate(is_test) if t]
     train_idx = [i for i, t in enumerate(is_test) if not t]
-    if not train_idx:
-        raise DataError(f"{path}: every row is marked test; mark some rows train (or drop the "
-                        "split column)")
 
     def make(idx: list[int], source: str) -> Dataset:
         xs = np.empty(len(idx), dtype=object) if isinstance(x[0], str) else None
@@ -158,6 +157,12 @@ def build(path: Path, modality: str, x: list, labels: list[str], is_test: list[b
         g = None if groups is None else np.array([groups[i] for i in idx])
         return Dataset(xs, y, classes, modality, source, groups=g, meta=dict(meta or {}))
 
+    if not train_idx:
+        test = make(test_idx, f"{path} (test split)")
+        empty = test.subset(np.arange(0))
+        train = Dataset(empty.x, empty.y, test.classes, modality, str(path), groups=empty.groups,
+                        meta=dict(meta or {}))
+        return LoadedData(train, test)
     train = make(train_idx, str(path))
     test = make(test_idx, f"{path} (test split)").with_classes(train.classes) if test_idx else None
     return LoadedData(train, test)

@@ -120,8 +120,9 @@ class TabularLoader(Loader):
         x = np.array(rows, dtype=object)
         train_rows = x[[not t for t in is_test]]
         # The layout (numeric or categorical, levels) comes from training rows only; test
-        # values never decide how the model's input is shaped.
-        columns = infer_columns(train_rows, features)
+        # values never decide how the model's input is shaped (a file of test rows only, a
+        # --test file or data to predict on, has its own layout).
+        columns = infer_columns(train_rows if len(train_rows) else x, features)
         _refuse_infinite(path, table, x, columns)
         data = records.build(path, "tabular", list(x), labels, is_test,
                              meta={"feature_names": features, "tabular_columns": columns,
