@@ -209,7 +209,8 @@ def cli() -> None:
 @click.option("--label-col", help="Label column (name or index) for table formats.")
 @click.option("--text-col", "text_cols", multiple=True, help="Text field(s) of .jsonl/.csv "
               "text; repeat to join fields in order (--text-col title --text-col abstract).")
-@click.option("--id-col", help="Record id field of text data: ids must be unique.")
+@click.option("--id-col", help="Record id column of text, tabular or sequence-table data "
+              "(never a feature): ids must be unique.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N "
               "(one worker).")
 @click.option("--gpus", help="GPUs to use: all, none, or indices like 0,2 (default: all "

@@ -136,6 +136,8 @@ def ws(tmp_path_factory) -> dict:
     p["headless_fasta"] = file("headless.fasta", "ACGT\n>s1 a\nACGT\n")
     p["dup_tabular"] = file("dup.csv", "age,sex,sex,label\n60,F,M,a\n70,M,F,b\n")
     p["nofeature_tabular"] = file("nofeat.csv", "name,label\n")
+    p["dup_id_tabular"] = file("dupid.csv", "rid,age,outcome\n1,50,a\n1,60,b\n2,55,a\n3,65,b\n"
+                               "4,52,a\n5,61,b\n")
     p["inf_tabular"] = file("inf.csv", "age,sex,outcome\n" + "".join(
         f"{'inf' if i % 5 == 0 else 40 + i},{'MF'[i % 2]},{'ab'[i % 2]}\n" for i in range(30)))
     p["three_tsv"] = file("three.txt", "".join(
@@ -320,6 +322,9 @@ CASES: list[tuple[str, list[str], str, str | None]] = [
     ("fasta-label-col", ["search", "{nolabel_fasta}", "--label-col", "x"], "db", None),
     ("uci-fields", ["search", "{uci_bad}"], "db", None),
     ("tabular-dup-column", ["search", "{dup_tabular}", "--modality", "tabular"], "db", None),
+    # --id-col promises unique ids, for records as for texts (--workers 0: only the study)
+    ("tabular-duplicate-id", ["search", "{dup_id_tabular}", "--id-col", "rid", "--workers",
+                              "0", "--folds", "2"], "db", None),
     # infinity is no missing value: refused at load, not diverging in every candidate
     ("tabular-inf", ["search", "{inf_tabular}", "--trials", "1", "--max-epochs", "1"], "db",
      "loss"),

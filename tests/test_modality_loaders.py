@@ -186,6 +186,26 @@ def test_tabular_infinity_is_refused_naming_column_and_line(tmp_path, value):
     _one_line_error(lambda: pre.transform(new), "column 'age'", "record 2", "infinite")
 
 
+@pytest.mark.parametrize("kind", ["tabular", "sequence", "text"])
+def test_duplicate_record_ids_are_refused_by_every_loader_taking_id_col(tmp_path, kind):
+    # --id-col promises unique ids (a record listed twice would sit in two folds): tabular
+    # records and sequence tables accepted duplicates silently, text refused them.
+    value = {"tabular": lambda i: f"{50 + i}", "sequence": lambda i: "ACGTAC"[i % 3:] + "GATT",
+             "text": lambda i: f"note {i} fever"}[kind]
+    column = {"tabular": "age", "sequence": "sequence", "text": "text"}[kind]
+    ids = [1, 1, 2, 3, 4, 5]
+    path = _write(tmp_path / "d.csv", f"rid,{column},outcome\n" + "".join(
+        f"{r},{value(i)},{'ab'[i % 2]}\n" for i, r in enumerate(ids)))
+    _one_line_error(lambda: load_data(path, id_col="rid", label_col="outcome"), "d.csv",
+                    "id '1' is on lines 2 and 3", "--group-col rid")
+    grouped = load_data(path, id_col="rid", group_col="rid", label_col="outcome").train
+    assert list(grouped.groups[:2]) == ["1", "1"]
+    unique = _write(tmp_path / "u.csv", path.read_text().replace("\n1,", "\n0,", 1))
+    assert len(load_data(unique, id_col="rid", label_col="outcome").train) == 6
+    _one_line_error(lambda: load_data(unique, id_col="pid", label_col="outcome"),
+                    "no id column 'pid'", "--id-col")
+
+
 # -- dispatch ----------------------------------------------------------------------------------
 
 def test_loader_dispatch_by_content_and_forced_modality(tmp_path):

@@ -117,6 +117,20 @@ def group_of(path: Path, lineno: int, value: Any, column: str) -> str:
     return group
 
 
+def check_unique_ids(path: Path, ids: list[tuple[int, Any]], column: str) -> None:
+    """Refuse a record id given twice (``(line number, id)`` pairs): the record would sit in
+    two folds, or in training and test data. Rows sharing a patient id belong to
+    ``--group-col``, which keeps them together."""
+    seen: dict[str, int] = {}
+    for lineno, value in ids:
+        key = str(value).strip()
+        if key in seen:
+            raise DataError(f"{path}: id {key!r} is on lines {seen[key]} and {lineno}; drop "
+                            f"the duplicate, or pass --group-col {column} to keep its rows in "
+                            "one fold")
+        seen[key] = lineno
+
+
 def label_of(path: Path, lineno: int, value: Any, column: str) -> str:
     label = "" if value is None else str(value).strip()
     if label.lower() in _MISSING:

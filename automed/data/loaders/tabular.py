@@ -103,7 +103,11 @@ class TabularLoader(Loader):
                             "name another --group-col")
         drop = {label_col, split_col, group_col}
         if options.get("id_col") is not None:
-            drop.add(records.find_column(path, names, options["id_col"], (), "id", "id_col"))
+            id_col = records.find_column(path, names, options["id_col"], (), "id", "--id-col")
+            drop.add(id_col)
+            if group_col is None:
+                records.check_unique_ids(path, [(n, v[names.index(id_col)]) for n, v in table],
+                                         id_col)
         features = [n for n in names if n not in drop]
         if not features:
             raise DataError(f"{path}: no feature columns besides {label_col!r}; add features")

@@ -68,7 +68,6 @@ class TextLoader(Loader):
         text_col = ", ".join(text_cols)
         id_col = (None if options.get("id_col") is None else records.find_column(
             path, names, options["id_col"], (), "id", "--id-col"))
-        seen: dict[str, int] = {}
         label_col = records.find_column(path, names, options.get("label_col"),
                                         records.LABEL_NAMES, "label", "--label-col")
         split_col = records.split_column(names)
@@ -81,13 +80,6 @@ class TextLoader(Loader):
                                 "record a label")
             labels.append(records.label_of(path, lineno, record[label_col], label_col))
             text = "\n".join(str(record[c]) for c in text_cols if record.get(c) is not None)
-            if id_col is not None and group_col is None:
-                key = str(record.get(id_col))
-                if key in seen:
-                    raise DataError(f"{path}: id {key!r} is on lines {seen[key]} and {lineno}; "
-                                    f"drop the duplicate, or pass --group-col {id_col} to keep "
-                                    "its rows in one fold")
-                seen[key] = lineno
             if group_col is not None:
                 groups.append(records.group_of(path, lineno, record.get(group_col), group_col))
             if not tokenize(text):
@@ -95,6 +87,8 @@ class TextLoader(Loader):
                                 "tokenization (no letters or digits); fill or drop that row")
             texts.append(text)
             is_test.append(split_col is not None and records.is_test_split(record.get(split_col)))
+        if id_col is not None and group_col is None:
+            records.check_unique_ids(path, [(n, r.get(id_col)) for n, r in rows], id_col)
         meta = {"text_col": text_col, "label_col": label_col}
         meta.update({k: v for k, v in (("group_col", group_col), ("id_col", id_col)) if v})
         return records.build(path, "text", texts, labels, is_test, meta=meta,
