@@ -209,6 +209,8 @@ def cli() -> None:
 @click.option("--label-col", help="Label column (name or index) for table formats.")
 @click.option("--text-col", "text_cols", multiple=True, help="Text field(s) of .jsonl/.csv "
               "text; repeat to join fields in order (--text-col title --text-col abstract).")
+@click.option("--sequence-col", help="Sequence column (name or index) of a .csv/.tsv of "
+              "DNA/RNA/protein sequences (default: sequence, seq, dna, ...).")
 @click.option("--id-col", help="Record id column of text, tabular or sequence-table data "
               "(never a feature): ids must be unique.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N "
@@ -251,7 +253,7 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
            architectures, seed, plugin_sources, format_, modality, label_col, device, gpus,
            trials_per_gpu, workers, heartbeat, no_prune, no_ensemble, max_epochs, as_json,
            quiet, group_col, groups_file, test_fraction, artifacts, bootstrap, deterministic,
-           text_cols, id_col, refit_full, bag) -> None:
+           text_cols, sequence_col, id_col, refit_full, bag) -> None:
     """Search architectures and hyperparameters for DATA; print the leaderboard.
 
     DATA is images (a .npz in MedMNIST layout or x/y, or a folder of class sub-folders), a
@@ -281,7 +283,8 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
             plugins=list(plugin_sources),
             group_col=group_col, groups=groups_file, test_fraction=test_fraction,
             artifacts=artifacts, bootstrap=bootstrap, deterministic=deterministic,
-            ensemble=not no_ensemble, text_col=list(text_cols) or None, id_col=id_col,
+            ensemble=not no_ensemble, text_col=list(text_cols) or None,
+            sequence_col=sequence_col, id_col=id_col,
             refit_full=refit_full, bag=bag)
     if workers == 0:
         click.echo(f"created study {result.study!r}; join it with: automed worker --study "

@@ -102,6 +102,35 @@ def test_an_option_the_loader_does_not_support_is_refused(fmt, option, value, tm
                                          options={option: value}), folds=3))
 
 
+def test_every_loader_option_is_a_search_flag():
+    # A loader's refusal lists the options it supports by flag ("it supports: --group-col,
+    # --id-col, --label-col, --sequence-col"): each must be a flag `automed search` takes.
+    from automed.cli import search as search_command
+    from automed.data.loaders import FLAGS
+    from automed.searching.plan import LOADER_OPTIONS
+
+    flags = {opt for p in search_command.params for opt in p.opts}
+    assert {FLAGS[o] for o in LOADER_OPTIONS} <= flags
+
+
+def test_sequence_col_reaches_the_plan_and_the_loader(tmp_path):
+    from click.testing import CliRunner
+
+    from automed.cli import cli
+
+    path = tmp_path / "reads.csv"
+    path.write_text("id,seq,masked,label\n" + "".join(
+        f"r{i},NNNNNNNNNN,{'ACGTTGCA'[i % 4:]}GATTACA,{'ab'[i % 2]}\n" for i in range(12)))
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    out = CliRunner().invoke(cli, ["search", str(path), "--sequence-col", "masked",
+                                   "--workers", "0", "--folds", "3", "--study", "q",
+                                   "--storage", storage])
+    assert out.exit_code == 0, out.output
+    plan = SearchPlan.from_dict(Store(storage).search("q")["config"]["plan"])
+    assert plan.data.options["sequence_col"] == "masked"
+    assert prepare(plan).train.x[0] == "ACGTTGCAGATTACA"  # not the seq column's Ns
+
+
 def test_group_column_is_never_a_feature(tmp_path):
     path = write("tabular", tmp_path)
     p = prepare(SearchPlan(data=DataPlan(path=str(path), options={"group_col": "patient"}),

@@ -169,7 +169,7 @@ def _uci(path: Path) -> list[Row]:
 def _table(path: Path, options: dict) -> tuple[list[Row], list[str] | None]:
     names, table = records.read_table(path)
     seq_col = records.find_column(path, names, options.get("sequence_col"), SEQUENCE_NAMES,
-                                  "sequence", "sequence_col")
+                                  "sequence", "--sequence-col")
     label_col = records.find_column(path, names, options.get("label_col"), records.LABEL_NAMES,
                                     "label", "--label-col")
     split_col = records.split_column(names)
