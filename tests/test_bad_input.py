@@ -146,6 +146,7 @@ def ws(tmp_path_factory) -> dict:
     p["three_csv"] = file("three.csv", "age,sex,label\n" + "".join(
         f"{40 + i},{'FM'[i % 2]},{'abc'[i % 3]}\n" for i in range(30)))
     p["uci_bad"] = file("splice.data", "EI, S1, ACGTACGTACGT, extra\n")
+    p["uci"] = file("good_splice.data", "EI, S1, ACGTACGTACGT\nIE, S2, ACGTTTGAACGT\n")
     p["text_for_signal"] = file("text_for_signal.jsonl",
                                 '{"text": "cough fever", "label": "a"}\n'
                                 '{"text": "broken bone", "label": "b"}\n')
@@ -319,8 +320,10 @@ CASES: list[tuple[str, list[str], str, str | None]] = [
     ("text-empty-text", ["search", "{empty_text_jsonl}"], "db", None),
     ("fasta-no-label", ["search", "{nolabel_fasta}"], "db", None),
     ("fasta-no-header", ["search", "{headless_fasta}"], "db", None),
-    ("fasta-label-col", ["search", "{nolabel_fasta}", "--label-col", "x"], "db", None),
+    # the fix for a column option names where these formats keep the label, not --groups
+    ("fasta-label-col", ["search", "{nolabel_fasta}", "--label-col", "x"], "db", "--groups"),
     ("uci-fields", ["search", "{uci_bad}"], "db", None),
+    ("uci-label-col", ["search", "{uci}", "--label-col", "0"], "db", "--groups"),
     ("tabular-dup-column", ["search", "{dup_tabular}", "--modality", "tabular"], "db", None),
     # --id-col promises unique ids, for records as for texts (--workers 0: only the study)
     ("tabular-duplicate-id", ["search", "{dup_id_tabular}", "--id-col", "rid", "--workers",

@@ -143,6 +143,21 @@ def test_biosequence_errors(tmp_path):
     _one_line_error(lambda: load_data(csv), "s.csv", "line 3", "no label")
 
 
+def test_column_options_on_fasta_and_uci_name_a_fix_for_that_option(tmp_path):
+    # The fix for --label-col used to be the one for groups ("give patient ids with --groups
+    # FILE or use a CSV/TSV"): each refused option now gets its own.
+    fasta = _write(tmp_path / "s.fa", ">a x\nACGTACGT\n>b y\nACGTTTGA\n")
+    uci = _write(tmp_path / "splice.data", "EI, S1, ACGTACGTACGT\nIE, S2, ACGTTTGAACGT\n")
+    msg = _one_line_error(lambda: load_data(fasta, label_col="x"), "--label-col",
+                          "'>id LABEL'", "label=LABEL")
+    assert "--groups" not in msg
+    msg = _one_line_error(lambda: load_data(uci, label_col=0), "--label-col", "first field")
+    assert "--groups" not in msg
+    _one_line_error(lambda: load_data(fasta, group_col="p"), "--groups FILE")
+    _one_line_error(lambda: load_data(uci, group_col="p", sequence_col="s"), "drop them",
+                    "--groups FILE", "third field")
+
+
 # -- tabular -----------------------------------------------------------------------------------
 
 def test_tabular_numeric_categorical_missing(tmp_path):

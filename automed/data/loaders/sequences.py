@@ -88,8 +88,10 @@ class BioSequenceLoader(Loader):
             if columns:
                 kind = "FASTA" if fasta else "UCI splice"
                 flags = ", ".join("--" + k.replace("_", "-") for k in columns)
+                fixes = "; ".join(dict.fromkeys(
+                    (_FASTA_FIXES if fasta else _UCI_FIXES)[k] for k in columns))
                 raise DataError(f"{path}: a {kind} file has no columns, so {flags} cannot "
-                                "apply; give patient ids with --groups FILE or use a CSV/TSV")
+                                f"apply; drop {'it' if len(columns) == 1 else 'them'}: {fixes}")
             rows = _fasta(path) if fasta else _uci(path)
         else:
             rows, groups = _table(path, options)
@@ -104,6 +106,21 @@ class BioSequenceLoader(Loader):
         return records.build(path, "biosequence", seqs, [r[2] for r in rows],
                              [r[3] for r in rows], meta={"alphabet": alphabet}, groups=groups)
 
+
+# What to do instead of a column option a FASTA or UCI splice file cannot honour.
+_FASTA_FIXES = {
+    "label_col": "the label is read from each header ('>id LABEL', '>id|LABEL' or "
+                 "'>id label=LABEL')",
+    "group_col": "give patient ids with --groups FILE (one per record)",
+    "sequence_col": "the sequence is the lines under each header",
+    "id_col": "use a CSV/TSV with an id column to check ids",
+}
+_UCI_FIXES = {
+    "label_col": "the label is the first field of each 'CLASS, NAME, SEQUENCE' line",
+    "group_col": "give patient ids with --groups FILE (one per line)",
+    "sequence_col": "the sequence is the third field of each line",
+    "id_col": "use a CSV/TSV with an id column to check ids",
+}
 
 Row = tuple[str, str, str, bool]  # (where, sequence, label, is_test)
 
