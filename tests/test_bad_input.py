@@ -262,6 +262,11 @@ CASES: list[tuple[str, list[str], str, str | None]] = [
     ("search-device", ["search", "{data}", "--device", "quantum"], "db", None),
     ("search-format", ["search", "{data}", "--format", "no-such-format"], "db", None),
     ("search-modality", ["search", "{data}", "--modality", "smell"], "db", None),
+    # a forced modality no loader reads: the fix names the flag given, not --format
+    ("search-modality-image-of-records", ["search", "{three_csv}", "--modality", "image"], "db",
+     "--format"),
+    ("search-modality-signal-of-text", ["search", "{text_for_signal}", "--modality", "signal"],
+     "db", "--format"),
     ("search-label-col-npz", ["search", "{data}", "--label-col", "y"], "db", None),
     # --pos-label with three classes: no score would use it (--trials/--max-epochs keep a run
     # that wrongly accepts it short)

@@ -361,6 +361,18 @@ def test_format_forces_loader(tmp_path):
         load_data(path, format="parquet")
 
 
+def test_a_modality_the_file_cannot_be_read_as_names_the_flag_that_was_given(tmp_path):
+    # "drop --format tabular" was the fix even when only --modality had been given.
+    path = tmp_path / "clin.csv"
+    path.write_text("age,sex,outcome\n50,M,a\n60,F,b\n")
+    with pytest.raises(DataError) as err:
+        load_data(path, modality="image")
+    assert "--format" not in str(err.value)
+    assert "drop --modality image to read it as tabular" in str(err.value)
+    with pytest.raises(DataError, match="drop --format tabular or use --modality tabular"):
+        load_data(path, format="tabular", modality="image")
+
+
 def test_missing_path(tmp_path):
     with pytest.raises(DataError, match=r"nope\.npz: no such file"):
         load_data(tmp_path / "nope.npz")

@@ -71,6 +71,7 @@ def load_data(
         raise ConfigError(f"unknown modality {modality!r}; use one of {', '.join(MODALITIES)}")
     options = {k: v for k, v in options.items() if v is not None}
     loader = find_loader(path, format, modality)
+    _check_modality(loader, path, format, modality)
     _check_options(loader, options)
     data = loader.load(path, modality=modality, **options)
     if not len(data.train) and data.test is not None and not allow_all_test:
@@ -90,6 +91,7 @@ def load_data(
         # The test file is the same kind of data: its own loader only if this one declines.
         test_loader = loader if loader.sniff(test_path) else find_loader(test_path, format,
                                                                          modality)
+        _check_modality(test_loader, test_path, format, modality)
         _check_options(test_loader, options)
         test_data = test_loader.load(test_path, modality=modality, **options)
         data = LoadedData(data.train, _merge_test(test_data))
@@ -179,6 +181,23 @@ def _check_options(loader: Loader, options: dict[str, Any]) -> None:
         hint = " (give patient ids with --groups FILE)" if "group_col" in unsupported else ""
         raise ConfigError(f"the {loader.name} loader does not support {names}; it supports: "
                           f"{supported}{hint}")
+
+
+def _check_modality(loader: Loader, path: Path, format: str | None,
+                    modality: str | None) -> None:
+    """Refuse a forced ``modality`` the chosen loader cannot produce, naming the flag the user
+    gave: --format picked the loader, or no loader producing ``modality`` claims the file."""
+    if modality is None or not loader.modalities or modality in loader.modalities:
+        return
+    kinds = sorted(loader.modalities)
+    if format:
+        raise DataError(f"{path}: the {loader.name} loader reads {' or '.join(kinds)}, not "
+                        f"{modality}; drop --format {format} or use --modality "
+                        f"{' or --modality '.join(kinds)}")
+    other = (f" to read it as {kinds[0]}" if len(kinds) == 1 else
+             f", or use --modality {' or --modality '.join(kinds)}")
+    raise DataError(f"{path}: no loader reads this file as {modality} (the {loader.name} loader "
+                    f"claims it, as {' or '.join(kinds)}); drop --modality {modality}{other}")
 
 
 def _check_finite(data: Dataset | None) -> None:
