@@ -67,6 +67,19 @@ def test_numbered_series_header_stays_a_signal_table(tmp_path):
     assert "--modality tabular" in train.meta["reason"]
 
 
+def test_the_reason_names_the_series_not_the_patient_column_beside_it(tmp_path):
+    # "numbered series (patient to t95)": the first non-label column was taken for the start
+    path = tmp_path / "ecg.csv"
+    rng = np.random.default_rng(0)
+    lines = ["label,patient," + ",".join(f"t{j}" for j in range(96))]
+    lines += [f"{i % 2},p{i // 2}," + ",".join(f"{v:.3f}" for v in rng.normal(size=96))
+              for i in range(8)]
+    path.write_text("\n".join(lines))
+    train = load_data(path, group_col="patient").train
+    assert train.x.shape == (8, 1, 96)
+    assert "numbered series (t0 to t95) beside the label 'label'" in train.meta["reason"]
+
+
 def test_a_feature_taken_as_the_label_is_refused_saying_so(tmp_path):
     # A header naming no label column: the signal table takes column 0, 'mean radius'.
     path = _wisconsin(tmp_path / "unnamed.csv", label_name="malignant")

@@ -98,7 +98,9 @@ class SignalTableLoader(Loader):
         names = [_unquote(v) for v in first]
         features = [n for j, n in enumerate(names) if j != label]
         if label is not None and series_names(features):
-            return (f"its header names a numbered series ({features[0]} to {features[-1]}) "
+            # the numbered names only: a patient id or split column may stand beside them
+            series = [n for n in features if re.search(r"\d+$", n)]
+            return (f"its header names a numbered series ({series[0]} to {series[-1]}) "
                     f"beside the label {names[label]!r}; use --modality tabular to read the "
                     "columns as features")
         if label is None:
