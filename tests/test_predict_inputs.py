@@ -122,3 +122,22 @@ def test_a_locked_test_file_is_predicted_with_its_labels(studies, monkeypatch, c
     code, out, err = _predict(monkeypatch, capsys, str(path), "--study", "text",
                               "--storage", storage, "--split", "train")
     assert code not in (0, None) and out == "" and "every sample is marked test" in err
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "csv"])
+def test_labels_of_one_class_are_kept_in_predictions(studies, monkeypatch, capsys, suffix,
+                                                     tmp_path):
+    # New data of one class (e.g. a batch of positive cases) is legitimate data to predict on:
+    # the one-class refusal is for training data, and predict fell back to unlabeled reading.
+    root, storage = studies
+    texts = ["fever cough pain fever", "cough fever", "pain fever cough"]
+    path = tmp_path / f"sick.{suffix}"
+    if suffix == "jsonl":
+        path.write_text("".join(json.dumps({"text": t, "label": "sick"}) + "\n" for t in texts))
+    else:
+        path.write_text("text,label\n" + "".join(f"{t},sick\n" for t in texts))
+    code, out, err = _predict(monkeypatch, capsys, str(path), "--study", "text",
+                              "--storage", storage)
+    assert code in (0, None), err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["label"] for r in rows] == ["sick"] * 3 and {r["split"] for r in rows} == {"train"}

@@ -64,11 +64,11 @@ def _load_labeled(path: Path, options: dict) -> Any:
     from automed.data.loaders import load_data
 
     try:
-        return load_data(path, allow_all_test=True, **options)
+        return load_data(path, for_prediction=True, **options)
     except DataError:
         if "group_col" not in options:
             raise
-    return load_data(path, allow_all_test=True,
+    return load_data(path, for_prediction=True,
                      **{k: v for k, v in options.items() if k != "group_col"})
 
 

@@ -54,15 +54,16 @@ def load_data(
     modality: str | None = None,
     test: str | Path | None = None,
     groups: str | Path | None = None,
-    allow_all_test: bool = False,
+    for_prediction: bool = False,
     **options: Any,
 ) -> LoadedData:
     """Load training data (and its test split, or ``test``) and check it is fit for a search.
 
     ``groups`` is a text file with one patient or study id per training sample, in the order
     the loader reads them: the fallback for formats without a group column or key.
-    ``allow_all_test`` accepts a file whose samples are all marked test (an empty training
-    part): data to predict on, never data to search.
+    ``for_prediction`` reads data to predict on, never data to search: every sample may be
+    marked test (an empty training part, e.g. a locked test file) and one class may be all
+    its labels.
     """
     path = Path(path)
     if not path.exists():
@@ -74,7 +75,7 @@ def load_data(
     _check_modality(loader, path, format, modality)
     _check_options(loader, options)
     data = loader.load(path, modality=modality, **options)
-    if not len(data.train) and data.test is not None and not allow_all_test:
+    if not len(data.train) and data.test is not None and not for_prediction:
         raise DataError(f"{path}: every row is marked test; mark some rows train (or drop the "
                         "split column), or give this file as --test")
     data.train.meta["reason"] = _reason(loader, path, format, modality, data.train.modality)
@@ -101,7 +102,7 @@ def load_data(
         data = LoadedData(data.train, _check_test(data.train, data.test))
     for part in (data.train, data.test):
         _check_finite(part)
-    if data.train.n_classes < 2 and len(data.train):
+    if data.train.n_classes < 2 and len(data.train) and not for_prediction:
         raise DataError(
             f"{path}: only one class ({data.train.classes[0]!r}) in the training data; "
             "a classifier needs at least two"
