@@ -353,6 +353,18 @@ def test_unknown_suffix_lists_formats(tmp_path):
         assert fmt in str(err.value)
 
 
+def test_a_known_suffix_with_unknown_contents_says_so(tmp_path):
+    # A .data file that is not UCI splice lines: "unknown format '.data'; automed reads .data"
+    # contradicted itself.
+    path = tmp_path / "x.data"
+    path.write_text("a b c\n1 2 3\n")
+    with pytest.raises(DataError) as err:
+        load_data(path)
+    message = str(err.value)
+    assert "not a .data file automed recognises" in message and "UCI splice" in message
+    assert "unknown data format" not in message and "--format" in message
+
+
 def test_format_forces_loader(tmp_path):
     path = tmp_path / "series.dat"
     path.write_text(UCR_TXT)

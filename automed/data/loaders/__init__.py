@@ -40,6 +40,13 @@ def find_loader(path: Path, format: str | None = None, modality: str | None = No
         if loader.sniff(path):
             return loader
     suffixes = sorted({s for lo in loaders.values() for s in lo.suffixes})
+    claiming = [lo for lo in loaders.values() if path.suffix.lower() in lo.suffixes]
+    if claiming and not path.is_dir():  # a known suffix whose contents no loader recognised
+        raise DataError(
+            f"{path}: not a {path.suffix} file automed recognises ("
+            f"{'; '.join(f'{lo.name}: {lo.description}' for lo in claiming)}); check its "
+            f"contents, or force a reader with --format ({', '.join(sorted(loaders))})"
+        )
     raise DataError(
         f"{path}: unknown data format {path.suffix or '(no suffix)'!r}; automed reads "
         f"{', '.join(suffixes)} files and folders of class sub-folders, or force one with "
