@@ -264,13 +264,14 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
     """
     from automed.results.leaderboard import format_table, format_test_ci, format_test_scores
     from automed.searching.runner import search as run_search
+    from automed.searching.workers import sigterm_as_interrupt
     from automed.storage import redact_url
 
     _results_db(results_db)
     if artifacts:
         output_dir(artifacts, "--artifacts")
     label = int(label_col) if label_col is not None and label_col.isdigit() else label_col
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), sigterm_as_interrupt():
         # Leakage warnings reach the terminal once, as progress lines (even with --quiet).
         warnings.filterwarnings("ignore", message="LEAKAGE")
         result = run_search(
@@ -340,13 +341,14 @@ def worker(study, storage, results_db, gpus, trials_per_gpu, workers, threads, d
     The data must be readable at the path the search was started with. Run one per node
     against the same PostgreSQL URL to spread a search over machines.
     """
-    from automed.searching.workers import join
+    from automed.searching.workers import join, sigterm_as_interrupt
 
     _results_db(results_db)
-    n = join(study, storage=storage, gpus=gpus, trials_per_gpu=trials_per_gpu,
-             workers=workers, device=device, timeout=timeout, plugins=list(plugin_sources),
-             progress=_Progress(quiet), identity=None if index is None else f"index-{index}",
-             threads=threads)
+    with sigterm_as_interrupt():
+        n = join(study, storage=storage, gpus=gpus, trials_per_gpu=trials_per_gpu,
+                 workers=workers, device=device, timeout=timeout,
+                 plugins=list(plugin_sources), progress=_Progress(quiet),
+                 identity=None if index is None else f"index-{index}", threads=threads)
     click.echo(f"worker done: the study has {n} candidate(s)", err=True)
 
 
@@ -669,18 +671,25 @@ def demo(kind, output, samples, seed) -> None:
     click.echo(str(path))
 
 
+def _interrupted_code(exc: BaseException | None) -> int:
+    """128 + the signal: 143 for SIGTERM (handled like Ctrl-C, see searching.workers), else 130."""
+    from automed.errors import Terminated
+
+    return 143 if isinstance(exc, Terminated) else 130
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)
     except AutomedError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
         click.echo("interrupted; run the same command again to resume", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
+        sys.exit(_interrupted_code(exc.__cause__))
+    except KeyboardInterrupt as exc:
         click.echo("\ninterrupted; run the same command again to resume the search", err=True)
-        sys.exit(130)
+        sys.exit(_interrupted_code(exc))
     except click.UsageError as exc:
         # One line like every other refusal; the usage is one --help away.
         names, ctx = [], exc.ctx

@@ -38,3 +38,7 @@ class CandidateError(AutomedError):
 
 class Surplus(CandidateError):
     """A trial started after the study's budget was taken by other workers; it never runs."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler's stop): a search stops the way Ctrl-C stops it."""

@@ -65,8 +65,10 @@ def _start(args: list[str], cwd: Path, **env: str) -> subprocess.Popen:
                             text=True, start_new_session=True)
 
 
-def _signal_at_marker(proc: subprocess.Popen, sig: int, timeout: float = 240) -> tuple[int, str]:
-    """Wait for the sleeping marker on stderr, signal the process group, return (rc, stderr)."""
+def _signal_at_marker(proc: subprocess.Popen, sig: int, timeout: float = 240, *,
+                     group: bool = True) -> tuple[int, str]:
+    """Wait for the sleeping marker on stderr, signal the process group (or, with
+    ``group=False``, the leader alone, as ``kill PID`` does), return (rc, stderr)."""
     lines = []
     deadline = time.monotonic() + timeout
     for line in proc.stderr:
@@ -78,8 +80,12 @@ def _signal_at_marker(proc: subprocess.Popen, sig: int, timeout: float = 240) ->
         proc.wait()
         pytest.fail(f"the process ended before the marker (rc {proc.returncode}):\n"
                     + "".join(lines))
-    os.killpg(proc.pid, sig)
-    out, err = proc.communicate(timeout=120)
+    (os.killpg if group else os.kill)(proc.pid, sig)
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # leave no worker sleeping behind
+        raise
     return proc.returncode, "".join(lines) + err
 
 
@@ -106,6 +112,17 @@ def _resume(data: Path, url: str, study: str, trials: int, workers: int | None =
     return search(data, trials=trials, folds=2, architectures=["sleepy"], plugins=[SLEEPY],
                   prune=False, bootstrap=0, heartbeat=1, storage=url, study=study,
                   workers=workers, refit_full=refit_full)
+
+
+def _interrupted(url: str, study: str) -> list[int]:
+    """Candidates the leaderboard lists as interrupted, each a trial Optuna failed as one."""
+    trials = optuna.load_study(study_name=study, storage=url).get_trials(deepcopy=False)
+    marked = sorted(t.number for t in trials
+                    if t.state == TrialState.FAIL and t.user_attrs.get("interrupted"))
+    shown = [c["trial"] for c in Store(url, create=False).candidates(study)
+             if c["state"] == "interrupted"]
+    assert shown == marked, (shown, marked)
+    return shown
 
 
 def _clean(stderr: str) -> None:
@@ -213,17 +230,21 @@ def test_surplus_counts_only_earlier_trials_that_use_budget():
 # -- SIGINT and SIGKILL during the search and the refit --------------------------------------
 
 @pytest.mark.slow
-def test_ctrl_c_during_a_candidate_then_resume_with_a_changed_budget(data, tmp_path, db_url):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_ctrl_c_during_a_candidate_then_resume_with_a_changed_budget(data, tmp_path, db_url,
+                                                                     sig):
+    # SIGTERM (kill, a scheduler's stop) stops a search the way Ctrl-C does.
     url = db_url
     proc = _start(["search", str(data), "--storage", url, "--study", "c", "--trials", "3",
                    *COMMON], tmp_path, AUTOMED_TEST_SLEEP_AT="3")  # in candidate #1
-    rc, err = _signal_at_marker(proc, signal.SIGINT)
-    assert rc == 130, err
+    rc, err = _signal_at_marker(proc, sig)
+    assert rc == 128 + sig, err
     _clean(err)
     assert err.strip().splitlines()[-1].startswith("interrupted")
     assert _status(url, "c") == "interrupted"
     b = _budget(url, "c")
     assert b == {"counted": 1, "cut_short": 1, "running": 0, "complete": 1}
+    assert _interrupted(url, "c") == [1]
     _resume(data, url, "c", trials=4)
     b = _budget(url, "c")
     assert b["counted"] == 4 and b["cut_short"] == 1 and b["running"] == 0
@@ -274,20 +295,29 @@ def test_a_fault_during_the_answer_leaves_no_model_and_a_true_status(data, tmp_p
 
 
 @pytest.mark.slow
-def test_ctrl_c_with_two_workers_then_resume_keeps_the_total(data, tmp_path):
+@pytest.mark.parametrize("sig, group", [(signal.SIGINT, True), (signal.SIGTERM, False)],
+                         ids=["ctrl-c", "sigterm-to-the-leader"])
+def test_ctrl_c_with_two_workers_then_resume_keeps_the_total(data, tmp_path, sig, group):
+    # Each worker marks its candidate interrupted, as one worker does: none is left RUNNING
+    # for a resume to fail as lost. A signal to the leader alone reaches its workers too.
     url = f"sqlite:///{tmp_path / 'cw.db'}"
     proc = _start(["search", str(data), "--storage", url, "--study", "cw", "--trials", "4",
                    "--workers", "2", *COMMON], tmp_path, AUTOMED_TEST_SLEEP_AT="3")
-    rc, err = _signal_at_marker(proc, signal.SIGINT)
-    assert rc == 130, err
+    rc, err = _signal_at_marker(proc, sig, group=group)
+    assert rc == 128 + sig, err
     _clean(err)
     assert _status(url, "cw") == "interrupted"
-    time.sleep(3.5)  # let heartbeats of candidates cut short go stale
-    _resume(data, url, "cw", trials=4, workers=2)
+    b = _budget(url, "cw")
+    assert b["running"] == 0
+    # The sleeping one at least; a worker stopped before it drew an architecture ran nothing.
+    assert 1 <= len(_interrupted(url, "cw")) <= b["cut_short"] <= 2
+    _resume(data, url, "cw", trials=4, workers=2)  # at once: nothing needs to go stale
     b = _budget(url, "cw")
     assert b["counted"] == 4 and b["running"] == 0
     assert b["cut_short"] <= 2  # at most one per worker, each retried once
     assert _status(url, "cw") == "complete"
+    errors = [c["error"] or "" for c in Store(url, create=False).candidates("cw")]
+    assert not any(e.startswith("WorkerLost") for e in errors), errors
 
 
 # -- searches started together on a new database -------------------------------------------

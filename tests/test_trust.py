@@ -225,6 +225,36 @@ def test_ctrl_c_leaves_a_resumable_study_within_budget(tmp_path, monkeypatch):
     assert again["duration_s"] == first["duration_s"]  # not re-run
 
 
+def test_ctrl_c_after_a_candidates_last_fold_marks_it_interrupted(tmp_path, monkeypatch):
+    # A signal can land outside the candidate's training, here while its out-of-fold
+    # predictions are stored: the candidate is still listed interrupted and retried, not a
+    # FAIL that nothing lists and no resume runs again.
+    data, db = _imbalanced(tmp_path / "o.npz"), tmp_path / "o.db"
+    calls = {"n": 0}
+    real_oof = Store.record_oof
+
+    def interrupting_oof(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # trial 1, after its last fold
+            raise KeyboardInterrupt
+        return real_oof(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "record_oof", interrupting_oof)
+    with pytest.raises(KeyboardInterrupt):
+        _run(data, db, trials=3, study="o", save_model=False)
+    storage = f"sqlite:///{db}"
+    trials = optuna.load_study(study_name="o", storage=storage).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL"]
+    assert trials[1].user_attrs["interrupted"]
+    store = Store(storage)
+    assert [c["state"] for c in store.candidates("o")] == ["complete", "interrupted"]
+
+    monkeypatch.setattr(Store, "record_oof", real_oof)
+    _run(data, db, trials=3, study="o", save_model=False)
+    trials = optuna.load_study(study_name="o", storage=storage).trials
+    assert trials[2].user_attrs["retry_of"] == 1 and trials[2].params == trials[1].params
+
+
 # -- reproducibility --------------------------------------------------------------------------
 
 def test_two_seeded_runs_give_the_same_leaderboard_and_a_manifest(tmp_path):

@@ -245,6 +245,31 @@ class Objective:
 
     # -- the objective -------------------------------------------------------------------
     def __call__(self, trial: optuna.Trial) -> float:
+        try:
+            return self._candidate(trial)
+        except KeyboardInterrupt:
+            self._interrupted(trial)
+            raise
+
+    def _interrupted(self, trial: optuna.Trial) -> None:
+        """Mark a trial that Ctrl-C or SIGTERM stopped outside its training (its first
+        queries, its bookkeeping after the last fold) as one stopped inside it: interrupted,
+        listed, run again by a resume. One with no architecture yet was no candidate."""
+        name = trial.params.get(ARCHITECTURE_PARAM)
+        if name is None or trial.user_attrs.get("interrupted"):
+            return
+        trial.set_user_attr("interrupted", True)
+        trial.set_user_attr("automed_state", "interrupted")
+        self.store.record_candidate(
+            self.search_id, trial.number, architecture=name, params={}, state="interrupted",
+            fold_scores=[], score_mean=None, score_std=None, metrics={}, duration_s=0.0,
+            device=str(self.device), error=None)
+        self.progress({"event": "candidate", "trial": trial.number, "architecture": name,
+                       "state": "interrupted", "score_mean": None, "score_std": None,
+                       "folds_done": 0, "folds": self.plan.folds, "duration_s": 0.0,
+                       "error": None})
+
+    def _candidate(self, trial: optuna.Trial) -> float:
         _first_heartbeat(trial)
         if surplus(trial.study, trial.number, self.plan.trials):
             # Another worker took the last unit of budget at the same moment: this trial is

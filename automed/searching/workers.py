@@ -5,21 +5,32 @@ stored there (:func:`objective_from_store`, through :func:`~automed.searching.pr
 so a worker on another machine runs exactly the code a local worker process runs, on exactly
 the same folds. Each trial keeps a heartbeat in the database; when a worker dies (SIGKILL, lost
 node), its trial goes stale, is marked failed and is queued again, so no candidate is lost.
+
+Ctrl-C and SIGTERM stop workers the way they stop a one-worker search: each worker marks the
+candidate it was training "interrupted" (listed by ``automed leaderboard --all``, run again by a
+resume) before it exits; only a worker that does not stop in time is killed and its candidate
+left to go stale.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import os
+import signal
 import socket
 import time
 from collections.abc import Callable
 
-from automed.errors import AutomedError, ConfigError, DataError
+from automed.errors import AutomedError, ConfigError, DataError, Terminated
 from automed.searching.devices import Slot
 
 Progress = Callable[[dict], None]
+
+# How long the leader waits, after Ctrl-C, for its workers to mark their candidates interrupted
+# (one database write each) before it kills them.
+STOP_WAIT_S = 30.0
 
 
 def objective_from_store(store, study_name: str, device: str, *,
@@ -107,7 +118,38 @@ def worker_main(storage_url: str, study_name: str, slot: Slot, *, identity: str,
                    heartbeat=plan.heartbeat, callbacks=[cores])
 
 
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """While the block runs, SIGTERM raises :class:`~automed.errors.Terminated` (a
+    KeyboardInterrupt): ``kill`` or a scheduler's stop leaves what Ctrl-C leaves, the running
+    candidate marked interrupted and the search's status "interrupted"."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread, which alone can handle signals
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_once(signum, frame) -> None:
+    # A terminal's Ctrl-C reaches a worker and its leader, which forwards it: only the first
+    # signal stops the worker, so that no second one cuts short its marking the candidate
+    # interrupted.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
 def _child(storage_url, study_name, slot, identity, allowed, timeout, threads=None) -> None:
+    signal.signal(signal.SIGINT, _stop_once)
+    signal.signal(signal.SIGTERM, _stop_once)
     try:
         worker_main(storage_url, study_name, slot, identity=identity, allowed_plugins=allowed,
                     timeout=timeout, threads=threads)
@@ -150,10 +192,9 @@ def run_local_workers(store, study_name: str, slots: list[Slot], *, timeout: flo
             time.sleep(1.0)
             relay()
     except KeyboardInterrupt:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.join(10)
+        _stop(procs, STOP_WAIT_S)
+        with contextlib.suppress(Exception):
+            relay()  # one line for each candidate the workers marked interrupted
         raise
     for p in procs:
         p.join()
@@ -164,6 +205,31 @@ def run_local_workers(store, study_name: str, slots: list[Slot], *, timeout: flo
             f"all {len(procs)} workers stopped with an error (exit codes "
             f"{[p.exitcode for p in crashed]}); run with --workers 1 to see it"
         )
+
+
+def _stop(procs: list, wait: float) -> None:
+    """Stop workers as Ctrl-C stops one: each marks its candidate interrupted and exits.
+
+    The signal goes to every worker still running (a ``kill`` of the leader alone reaches no
+    worker); one that has not exited after ``wait`` seconds, or after a second Ctrl-C, is
+    killed, and its candidate goes stale and is queued again like a lost worker's.
+    """
+    for p in procs:
+        if p.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.pid, signal.SIGINT)
+    deadline = time.monotonic() + wait
+    try:
+        for p in procs:
+            p.join(max(0.0, deadline - time.monotonic()))
+    except KeyboardInterrupt:
+        pass  # a second Ctrl-C: do not wait any longer
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+        for p in procs:
+            p.join(10)
 
 
 def join(study_name: str, *, storage: str | None = None, gpus: str | None = None,
