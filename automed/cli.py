@@ -543,11 +543,15 @@ def db_current(storage) -> None:
 
 
 def _artifact_of(store, study: str | None) -> str:
+    from automed.results.artifact import check_owner
+
     study = study or store.latest_study()
-    path = (store.search(study)["config"] or {}).get("artifact")
+    info = store.search(study)
+    path = (info["config"] or {}).get("artifact")
     if not path:
         raise AutomedError(f"study {study!r} has no saved model; let the search finish "
                            "(it saves its answer)")
+    check_owner(path, info, store.redacted)  # never another study's model of the same name
     return path
 
 

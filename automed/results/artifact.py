@@ -5,6 +5,10 @@ version, architecture name and params, spec, classes, fitted preprocessing state
 options the data was read with, and the search's scores and manifest). Loading rebuilds the
 architecture through the plugin manager by name, so the plugin must be installed, and never
 unpickles anything.
+
+A search saves its answer to a folder of its own database and study (:func:`default_dir`),
+stamped with ``automed_study.json`` (:func:`study_stamp`); ``automed predict --study`` and
+``automed export`` refuse a folder whose stamp is not the study's (:func:`check_owner`).
 """
 
 from __future__ import annotations
@@ -28,26 +32,111 @@ WEIGHTS = "model.safetensors"
 CONFIG = "automed_model.json"
 
 
-def artifact_folder_name(study: str) -> str:
-    """A folder name of its own for every study name, always one path component.
+def storage_key(storage_url: str) -> str:
+    """The database a storage URL names, safe to write down: a SQLite file as its absolute
+    path (``sqlite:///db.sqlite`` from two folders are two databases), any other URL with its
+    password masked."""
+    try:
+        url = make_url(storage_url)
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy parses: mask it as text
+        from automed.storage.store import mask_password
 
-    Readable part plus a hash of the exact name: ``"p q"`` and ``"p_q"`` get different
-    folders, and ``..`` or ``.`` can never point outside the artifacts directory.
+        return mask_password(storage_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return f"sqlite:///{Path(url.database).expanduser().resolve()}"
+    return url.render_as_string(hide_password=True)
+
+
+def artifact_folder_name(study: str, storage_url: str | None = None) -> str:
+    """A folder name of its own for every study of every database, always one path component.
+
+    Readable part plus a hash of the exact name and of the database (:func:`storage_key`):
+    ``"p q"`` and ``"p_q"`` get different folders, and so do two databases' studies of one
+    name (one search never overwrites the other's model); ``..`` or ``.`` can never point
+    outside the artifacts directory.
     """
     slug = re.sub(r"[^A-Za-z0-9_-]+", "_", study).strip("_")[:60] or "study"
-    digest = hashlib.blake2b(study.encode("utf-8"), digest_size=4).hexdigest()
+    key = study if storage_url is None else f"{storage_key(storage_url)}\n{study}"
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=4).hexdigest()
     return f"{slug}-{digest}"
 
 
 def default_dir(storage_url: str, study: str, root: str | Path | None = None) -> Path:
-    """``root/<study>``; without ``root``, ``automed_models/<study>`` beside a SQLite file."""
-    safe = artifact_folder_name(study)
+    """``root/<study>-<hash>``; without ``root``, under ``automed_models/`` beside a SQLite
+    file (else in the working directory). The hash covers the database, so a study of the
+    same name in another database gets another folder."""
+    safe = artifact_folder_name(study, storage_url)
     if root is not None:
         return Path(root).expanduser().resolve() / safe
     url = make_url(storage_url)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         return Path(url.database).expanduser().resolve().parent / "automed_models" / safe
     return Path.cwd() / "automed_models" / safe
+
+
+# -- whose model a folder holds -------------------------------------------------------------
+# The answer's folder and its candidates' folder carry a stamp naming the study they belong
+# to: its database, name, dataset and ``uid``, a random id the study gets when it is created
+# (kept in its config), so a study deleted and created again under the same name in the same
+# database is another study. Only ``study`` and ``uid`` are compared: workers may reach one
+# database by several URLs.
+STAMP = "automed_study.json"
+STAMP_FORMAT = "automed-study/1"
+
+
+def study_stamp(storage_url: str, study: str, uid: str | None,
+                dataset: str | None = None) -> dict[str, Any]:
+    return {"format": STAMP_FORMAT, "storage": storage_key(storage_url), "study": study,
+            "uid": uid, "dataset": dataset}
+
+
+def same_study(stamp: dict | None, other: dict | None) -> bool:
+    """Whether two stamps name one study (its name and uid; a stamp without a uid names
+    none)."""
+    return (isinstance(stamp, dict) and isinstance(other, dict) and bool(stamp.get("uid"))
+            and stamp.get("uid") == other.get("uid") and stamp.get("study") == other.get("study"))
+
+
+def read_stamp(folder: str | Path) -> dict | None:
+    """The stamp of ``folder``, or None when it has none (or an unreadable one)."""
+    try:
+        stamp = json.loads((Path(folder) / STAMP).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return stamp if isinstance(stamp, dict) else None
+
+
+def write_stamp(folder: str | Path, stamp: dict) -> None:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / STAMP).write_text(json.dumps(stamp, indent=2), encoding="utf-8")
+
+
+def check_owner(folder: str | Path, search: dict, redacted: str = "the database") -> None:
+    """Refuse a saved answer that is not ``search``'s (a study record, see ``Store.search``):
+    its folder's stamp names another study (or none, for a study that stamps its folders),
+    or, for a study from before stamps, its config names other data."""
+    folder = Path(folder)
+    study, cfg = search["study"], search.get("config") or {}
+    fix = f"run `automed search ... --study {study}` again to save its answer"
+    uid = cfg.get("uid")
+    if uid:
+        stamp = read_stamp(folder)
+        if same_study(stamp, {"study": study, "uid": uid}):
+            return
+        whose = ("has no stamp of the study it belongs to (an answer being written, or one "
+                 "an interrupted run left)" if stamp is None else
+                 f"holds the model of another study ({stamp.get('study')!r} in "
+                 f"{stamp.get('storage')}, uid {stamp.get('uid')})")
+        raise DataError(f"{folder} {whose}, not of study {study!r} in {redacted}; {fix}")
+    try:  # a study from before stamps: its data must at least be the study's
+        saved = (_read_config(folder / CONFIG).get("data") or {}).get("fingerprint")
+    except DataError:
+        return  # the loader says what is wrong with it
+    if saved and search.get("dataset_fingerprint") and saved != search["dataset_fingerprint"]:
+        raise DataError(f"{folder} holds a model trained on other data (fingerprint "
+                        f"{str(saved)[:12]}) than study {study!r} in {redacted} "
+                        f"({search['dataset_fingerprint'][:12]}); {fix}")
 
 
 def clear_model_folder(folder: Path) -> None:

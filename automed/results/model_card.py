@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from automed.errors import ConfigError, DataError
-from automed.results.artifact import CONFIG, WEIGHTS, LoadedModel
+from automed.results.artifact import CONFIG, STAMP, WEIGHTS, LoadedModel, check_owner
 
 
 def _num(v: float | None) -> str:
@@ -101,8 +101,8 @@ def render_model_card(c: dict) -> str:
 
 def _clear_previous_export(out: Path) -> None:
     """An export goes into a new or empty folder, or replaces an earlier export there (its
-    weights, config, card and member folders), so no stale model is left beside the new one;
-    a folder with anything else in it is refused."""
+    weights, config, stamp, card and member folders), so no stale model is left beside the
+    new one; a folder with anything else in it is refused."""
     import json
 
     if not out.is_dir() or not any(out.iterdir()):
@@ -114,7 +114,7 @@ def _clear_previous_export(out: Path) -> None:
         folders = {str(m["folder"]) for m in members}
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         folders = None
-    ours = {WEIGHTS, CONFIG, "MODEL_CARD.md"}
+    ours = {WEIGHTS, CONFIG, STAMP, "MODEL_CARD.md"}
     if folders is None or any(p.name not in ours | folders for p in out.iterdir()):
         raise ConfigError(f"-o {out} is a folder with other files in it; give a new or empty "
                           "folder (or one an earlier export wrote)")
@@ -135,12 +135,13 @@ def export_model(store, study: str, out: str | Path) -> Path:
     source = Path(source)
     if not (source / CONFIG).is_file():
         raise DataError(f"{source}: the model of study {study!r} is missing; re-run the search")
+    check_owner(source, info, store.redacted)  # never another study's model of the same name
     model = LoadedModel(source)  # proves the artifact loads before anything is written
     out = Path(out)
     if out.resolve() != source.resolve():
         _clear_previous_export(out)
     out.mkdir(parents=True, exist_ok=True)
-    for name in (WEIGHTS, CONFIG):
+    for name in (WEIGHTS, CONFIG, STAMP):  # the stamp: which study's answer it is
         if (source / name).is_file() and (out / name).resolve() != (source / name).resolve():
             shutil.copy2(source / name, out / name)
     for member in (model.config.get("ensemble") or {}).get("members", []):

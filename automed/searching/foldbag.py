@@ -8,16 +8,23 @@ fold models scored 0.947 / 0.986 (test accuracy / AUROC) where its three-seed re
 more, scored 0.942 / 0.984 (BENCHMARKS.md, "Fold models or a refit"). ``--refit-full``
 refits on all training data instead (:mod:`automed.searching.refit`).
 
-Layout, beside the study's model folder (``<artifacts>/<study>``)::
+Layout, beside the study's model folder (``<artifacts>/<study>-<hash>``, see
+:func:`automed.results.artifact.default_dir`)::
 
-    <study>.candidates/trial-12/automed_model.json    the bag: fold-0..k-1, weight 1/k each
-    <study>.candidates/trial-12/fold-0/               one artifact per fold (weights, config)
+    <study>-<hash>.candidates/automed_study.json          the study the bags belong to
+    <study>-<hash>.candidates/trial-12/automed_model.json the bag: fold-0..k-1, 1/k each
+    <study>-<hash>.candidates/trial-12/fold-0/            one artifact per fold
 
 A bag is an ensemble artifact whose members are its folds, so :class:`LoadedModel` reads it,
 and an ensemble of candidates nests their bags. Every worker writes the bags of the
 candidates it completes, the best :data:`KEEP` stay (the pool ensemble selection draws
 from); a worker on another machine writes to its own disk, and a member whose bag the final
 phase cannot find is refit instead.
+
+The folder and every bag carry the stamp of the study they belong to
+(:func:`automed.results.artifact.study_stamp`): the final phase takes only its own study's
+bags, and a search first deletes the bags another study of its name left in its folder (the
+database deleted and created again), so the bag ``trial-3`` is always this study's #3.
 """
 
 from __future__ import annotations
@@ -34,7 +41,15 @@ from typing import Any
 
 import numpy as np
 
-from automed.results.artifact import CONFIG, FORMAT, LoadedModel, save_artifact
+from automed.results.artifact import (
+    CONFIG,
+    FORMAT,
+    LoadedModel,
+    read_stamp,
+    same_study,
+    save_artifact,
+    write_stamp,
+)
 from automed.searching.ensemble import POOL, blend
 
 KEEP = POOL  # candidates whose fold models are kept: those ensemble selection may pick
@@ -57,6 +72,28 @@ def trial_dir(root: Path, trial: int) -> Path:
     return Path(root) / f"trial-{int(trial)}"
 
 
+def claim(root: Path, stamp: dict) -> None:
+    """Make ``root`` the candidates' folder of the study ``stamp`` names: bags another study
+    left there (no stamp, or another one: the same name in a database made again) are
+    deleted, never taken for this study's, and the folder gets this study's stamp."""
+    root = Path(root)
+    if root.is_dir() and not same_study(read_stamp(root), stamp):
+        for old in (*root.glob("trial-*"), *root.glob(".trial-*.tmp")):
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+    if not same_study(read_stamp(root), stamp):
+        write_stamp(root, stamp)
+
+
+def owner_of(folder: Path) -> dict | None:
+    """The stamp a bag was written with (None: a bag from before stamps)."""
+    try:
+        owner = json.loads((Path(folder) / CONFIG).read_text(encoding="utf-8")).get("owner")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return None
+    return owner if isinstance(owner, dict) else None
+
+
 def bag_config(family: str, params: dict, spec: dict, classes: list[str],
                folds: int) -> dict[str, Any]:
     """The config of a bag of ``folds`` fold models (the members ``fold-0`` ...)."""
@@ -69,8 +106,9 @@ def bag_config(family: str, params: dict, spec: dict, classes: list[str],
 
 
 def save_bag(root: Path, trial: int, family: str, params: dict, spec: dict,
-             classes: list[str], models: list[tuple]) -> Path:
-    """Write ``trial``'s fold models (``[(model, fitted preprocessor), ...]``) as one bag.
+             classes: list[str], models: list[tuple], owner: dict | None = None) -> Path:
+    """Write ``trial``'s fold models (``[(model, fitted preprocessor), ...]``) as one bag,
+    stamped with ``owner``, the stamp of the study it belongs to.
 
     Written to a temporary folder and renamed into place, so a reader never sees half a bag.
     """
@@ -82,9 +120,10 @@ def save_bag(root: Path, trial: int, family: str, params: dict, spec: dict,
             save_artifact(tmp / f"fold-{i}", model, pre,
                           {"architecture": family, "params": params, "spec": spec,
                            "classes": classes, "fold": i})
-        (tmp / CONFIG).write_text(json.dumps(bag_config(family, params, spec, classes,
-                                                         len(models)), indent=1),
-                                  encoding="utf-8")
+        config = bag_config(family, params, spec, classes, len(models))
+        if owner is not None:
+            config["owner"] = owner
+        (tmp / CONFIG).write_text(json.dumps(config, indent=1), encoding="utf-8")
         final = trial_dir(root, trial)
         if final.exists():  # a retried candidate's earlier bag
             shutil.rmtree(final, ignore_errors=True)
@@ -108,12 +147,18 @@ def bag_bytes(models: list[tuple]) -> int:
                for t in (*model.parameters(), *model.buffers()))
 
 
-def load_bag(root: Path | None, trial: int) -> LoadedModel | None:
-    """``trial``'s bag of fold models, or None when it is not here (or does not load)."""
+def load_bag(root: Path | None, trial: int, owner: dict | None = None) -> LoadedModel | None:
+    """``trial``'s bag of fold models, or None when it is not here, does not load or, with
+    ``owner`` (a study's stamp), was written by another study."""
     if root is None:
         return None
     folder = trial_dir(Path(root), trial)
     if not (folder / CONFIG).is_file():
+        return None
+    if owner is not None and not same_study(owner_of(folder), owner):
+        warnings.warn(f"{folder}: its fold models are not of study {owner.get('study')!r} "
+                      "(another study of that name left them); refitting it instead",
+                      stacklevel=2)
         return None
     try:
         return LoadedModel(folder)
@@ -189,18 +234,18 @@ class FoldAnswer:
 
 
 def answer(p, best: int, root: Path | None, *, ensemble=None, device: Any = "cpu",
-           progress=None) -> FoldAnswer | None:
+           progress=None, owner: dict | None = None) -> FoldAnswer | None:
     """Answer with fold bags, scored once on the locked test set; nothing is refit.
 
     ``ensemble`` is the selection (:func:`~automed.searching.ensemble.select_ensemble`) when
     it answers (better than the best single by more than its noise), else None. Returns None
-    when a member's bag is not in ``root`` (written on another machine, or too large): the
-    caller then refits.
+    when a member's bag is not in ``root`` (written on another machine, too large, or not
+    stamped with ``owner``, the study's stamp): the caller then refits.
     """
     from automed.searching.refit import score_on_test
 
     weights = ensemble.selection.weights if ensemble is not None else {best: 1.0}
-    bags = {t: load_bag(root, t) for t in weights}
+    bags = {t: load_bag(root, t, owner) for t in weights}
     if any(bag is None for bag in bags.values()):
         return None
     out = FoldAnswer(weights, bags, ensemble=ensemble)

@@ -209,6 +209,9 @@ class Objective:
         # Where complete candidates keep their fold models (the answer without a refit, see
         # searching.foldbag); None: not kept (--refit-full, or no final model wanted).
         self.fold_models: Path | None = None
+        # The stamp of the study its bags are written with (results.artifact.study_stamp); a
+        # worker process reads it from the database on its first bag.
+        self.fold_owner: dict | None = None
 
     @property
     def spec(self):
@@ -320,6 +323,12 @@ class Objective:
             if twin is not None:
                 record("pruned", f"Duplicate: the same parameters as #{twin}; not run twice")
                 raise optuna.TrialPruned()
+            # Listed while it trains (leaderboard --all); one whose process dies without a
+            # word (SIGKILL, a lost node) stays "running" until it goes stale and is retried.
+            self.store.record_candidate(
+                self.search_id, trial.number, architecture=name, params=params,
+                state="running", fold_scores=[], score_mean=None, score_std=None, metrics={},
+                duration_s=0.0, device=str(self.device), error=None)
             sizable = self.deadline is not None
             while True:
                 try:
@@ -441,11 +450,21 @@ class Objective:
             return
         try:
             foldbag.save_bag(self.fold_models, number, family, params, spec.to_dict(),
-                             list(self.p.train.classes), trained)
+                             list(self.p.train.classes), trained, owner=self._fold_owner())
         except OSError as exc:
             warnings.warn(f"cannot keep fold models in {self.fold_models} ({exc}); the answer "
                           "will be refit instead", stacklevel=2)
             self.fold_models = None
+
+    def _fold_owner(self) -> dict:
+        """The stamp of this study (see results.artifact.study_stamp) its bags carry."""
+        if self.fold_owner is None:
+            from automed.results.artifact import study_stamp
+
+            cfg = self.store.search(self.study_name)["config"] or {}
+            self.fold_owner = study_stamp(self.store.url, self.study_name, cfg.get("uid"),
+                                          self.p.full.fingerprint)
+        return self.fold_owner
 
     def _drop_fold_models(self) -> None:
         """Delete the bags of complete candidates ranked past KEEP. Only candidates known

@@ -17,6 +17,7 @@ import os
 import re
 import socket
 import time
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from automed.data.dataset import Dataset, LoadedData
 from automed.data.preprocess import Preprocessor
 from automed.errors import AutomedError, ConfigError
 from automed.evaluation import metrics as M
-from automed.results.artifact import default_dir
+from automed.results.artifact import STAMP, default_dir, study_stamp, write_stamp
 from automed.searching import foldbag, portfolio
 from automed.searching.devices import plan_slots
 from automed.searching.ensemble import (
@@ -265,6 +266,15 @@ def _config(p: Prepared, slots) -> dict:
             "bootstrap": plan.bootstrap, "leakage": p.leakage, "leakage_warnings": p.warnings}
 
 
+def _study_uid(store: Store, study_name: str, search_id: int) -> str:
+    """The study's uid (see results.artifact.study_stamp); a study from before uids gets one."""
+    uid = (store.search(study_name)["config"] or {}).get("uid")
+    if not uid:
+        uid = uuid.uuid4().hex
+        store.update_search_config(search_id, uid=uid)
+    return uid
+
+
 def _check_resume(store: Store, study_name: str, plan: SearchPlan, identity: dict,
                   architectures: dict[str, Architecture]) -> None:
     try:
@@ -328,11 +338,19 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
         fingerprint=full.fingerprint, name=Path(full.source).stem, source=full.source,
         modality=full.modality, n_samples=len(full), classes=full.classes,
         class_counts=full.class_counts(), input_shape=list(p.spec.input_shape))
-    search_id, resumed = store.open_search(study_name, dataset_id, p.metric, config)
+    search_id, resumed = store.open_search(study_name, dataset_id, p.metric,
+                                           {**config, "uid": uuid.uuid4().hex})
+    # Whose models the folders hold: the answer's folder is this database's and study's own,
+    # and its stamp (and every kept bag's) names this very study, so nothing another study
+    # of the same name wrote is ever read as this one's.
+    stamp = study_stamp(store.url, study_name, _study_uid(store, study_name, search_id),
+                        full.fingerprint)
     folder = default_dir(store.url, study_name, artifacts)
     # Complete candidates keep their fold models there, for an answer without a refit.
     fold_root = (foldbag.candidates_dir(folder) if refit and save_model and not plan.refit_full
                  else None)
+    if fold_root is not None:
+        foldbag.claim(fold_root, stamp)
     # Fold bags whose test predictions every worker keeps time for (the final phase fits an
     # ensemble's size to the time left).
     answer_members = (foldbag.RESERVED_MEMBERS if ensemble else 1) if fold_root else 0
@@ -370,7 +388,7 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
                             resumed=resumed, spec=p.spec)
     objective = Objective(p, store=store, study_name=study_name, search_id=search_id,
                           device=dev, progress=progress)
-    objective.fold_models = fold_root
+    objective.fold_models, objective.fold_owner = fold_root, stamp
     if refit and plan.refit_full:
         # --timeout covers the refit of the answer (each seed of its bag) and, with
         # ensembles, of up to two more members.
@@ -419,12 +437,17 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
                            result.best)
     if not ensemble:
         store.delete_candidate(search_id, ENSEMBLE_TRIAL)  # a resumed run's old blend
+    if save_model:
+        # The folder is rewritten now: until its new answer is whole it belongs to no study,
+        # and predict and export refuse it.
+        (folder / STAMP).unlink(missing_ok=True)
     try:
         final = None
         if fold_root is not None:
             final = _answer_from_folds(p, store, search_id, study_name, best, completed_by_number,
                                        fold_root, folder, dev, ensemble=ensemble,
-                                       manifest=manifest, progress=progress, deadline=deadline)
+                                       manifest=manifest, progress=progress, deadline=deadline,
+                                       owner=stamp)
             if final is not None:
                 timing["answer_s"] = time.monotonic() - wall_start - timing["search_s"]
         if final is None:
@@ -436,6 +459,8 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
     except KeyboardInterrupt:
         store.finish_search(search_id, status="interrupted")
         raise
+    if final.artifact is not None:
+        write_stamp(final.artifact, stamp)
     ens = final.ensemble
     answer = "ensemble" if ens is not None and ens.answers else "single"
     result.model, result.preprocessor = final.model, final.preprocessor
@@ -489,11 +514,13 @@ class _Final:
 
 def _answer_from_folds(p: Prepared, store: Store, search_id: int, study: str, best, trials: dict,
                        root: Path, folder: Path, dev, *, ensemble: bool, manifest: dict,
-                       progress, deadline: float | None = None) -> _Final | None:
+                       progress, deadline: float | None = None,
+                       owner: dict | None = None) -> _Final | None:
     """The answer from the fold models its candidates' cross-validation trained: the best
     single's bag, or an ensemble of bags when that beats it out-of-fold by more than its
     noise, with as many members as the time left before ``deadline`` predicts the test set
-    with. None when a needed bag is missing (the caller refits)."""
+    with. None when a needed bag is missing, or not stamped with ``owner`` (the study's
+    stamp): the caller refits."""
     start = time.perf_counter()
     store.delete_candidate(search_id, ENSEMBLE_TRIAL)  # an earlier run's, now outdated
     members = foldbag.members_in_time(p, trials.values(), deadline) if ensemble else 1
@@ -502,7 +529,8 @@ def _answer_from_folds(p: Prepared, store: Store, search_id: int, study: str, be
     if selected is not None:
         progress(selected.event(from_folds=True))
     answers = selected if selected is not None and selected.better else None
-    out = foldbag.answer(p, best.number, root, ensemble=answers, device=dev, progress=progress)
+    out = foldbag.answer(p, best.number, root, ensemble=answers, device=dev, progress=progress,
+                         owner=owner)
     if out is None:
         return None
     if answers is not None:
@@ -542,7 +570,7 @@ def _answer_from_folds(p: Prepared, store: Store, search_id: int, study: str, be
         # test prediction when it is a member, else its bag's.
         proba = out.member_test.get(best.number)
         if proba is None and foldbag.predicts_in_time(p, best, deadline):
-            bag = foldbag.load_bag(root, best.number)
+            bag = foldbag.load_bag(root, best.number, owner)
             proba = None if bag is None else bag.predict_proba(p.test.x, device=dev)
         elif proba is None:
             single["skipped"] = "its test prediction would end past --timeout"

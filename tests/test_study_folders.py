@@ -1,0 +1,131 @@
+"""Whose model a folder holds: every (database, study) pair saves to a folder of its own, and
+its answer and kept fold models carry a stamp naming the study, so a study of the same name in
+another database (or one deleted and created again) never overwrites or lends its models, and
+predict and export refuse a folder whose stamp is not the study's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from automed.cli import cli
+from automed.data.loaders import load_data
+from automed.errors import DataError
+from automed.results.artifact import STAMP, LoadedModel, default_dir, read_stamp
+from automed.results.model_card import export_model
+from automed.searching import foldbag
+from automed.searching.runner import search
+from automed.storage import Store
+
+QUICK = dict(folds=2, max_epochs=1, bootstrap=0, prune=False, seed=0, ensemble=False)
+
+
+def test_a_sqlite_studys_folder_is_its_databases_own():
+    a, b = default_dir("sqlite:///a.db", "coll"), default_dir("sqlite:///b.db", "coll")
+    assert a != b and a.parent == b.parent  # both under automed_models/ beside the files
+    assert default_dir(f"sqlite:///{Path('a.db').resolve()}", "coll") == a  # one file
+    pg = "postgresql://u:{}@host/db"
+    assert default_dir(pg.format("x"), "coll") == default_dir(pg.format("y"), "coll")
+    assert default_dir(pg.format("x"), "coll") != default_dir("postgresql://u@host/db2", "coll")
+
+
+def test_two_databases_with_one_study_name_keep_their_own_models(demo_signal, demo_image,
+                                                                 tmp_path):
+    """QA: a.db's and b.db's studies "coll" shared automed_models/coll-6bd5a2a5; b's search
+    overwrote a's model, and a's resume answered with a's config over b's fold models."""
+    a_url, b_url = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    a = search(demo_signal, trials=1, storage=a_url, study="coll", **QUICK)
+    b = search(demo_image, trials=1, storage=b_url, study="coll", **QUICK)
+    assert a.artifact != b.artifact
+    again = search(demo_signal, trials=2, storage=a_url, study="coll", **QUICK)  # a resume
+    assert again.resumed and again.artifact == a.artifact
+    # the resume found its own candidates' fold models, not b's
+    assert Store(a_url).search("coll")["config"]["answer_from"] == "folds"
+    x = load_data(demo_signal).test.x
+    np.testing.assert_allclose(LoadedModel(again.artifact).predict_proba(x),
+                               np.array(Store(a_url).test_predictions("coll")["proba"]),
+                               atol=2e-6)
+    assert LoadedModel(b.artifact).spec.modality == "image"
+    for url, data in ((a_url, demo_signal), (b_url, demo_image)):
+        out = CliRunner().invoke(cli, ["predict", str(data), "--study", "coll", "--storage",
+                                       url, "--split", "test"])
+        assert out.exit_code == 0, out.output
+    stamp = read_stamp(again.artifact)
+    assert stamp["study"] == "coll" and stamp["storage"] == f"sqlite:///{tmp_path / 'a.db'}"
+    assert stamp["uid"] == Store(a_url).search("coll")["config"]["uid"]
+
+
+def test_fold_models_another_study_of_the_name_left_are_never_taken(demo_signal, tmp_path,
+                                                                    monkeypatch):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    first = search(demo_signal, trials=1, storage=url, study="s", **QUICK)
+    root = foldbag.candidates_dir(first.artifact)
+    assert list(root.glob("trial-*"))
+    # The study deleted and created again under its name: another study (another uid) whose
+    # candidates' bags are not written (here: a full disk). The old trial-0 is not its #0.
+    store = Store(url)
+    store.update_search_config(store.search("s")["id"], uid="a-study-made-again")
+
+    def refuse(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(foldbag, "save_bag", refuse)
+    again = search(demo_signal, trials=1, storage=url, study="s", **QUICK)
+    assert Store(url).search("s")["config"]["answer_from"] == "refit"
+    assert not list(root.glob("trial-*"))  # the stale bags are gone
+    assert read_stamp(root)["uid"] == "a-study-made-again" == read_stamp(again.artifact)["uid"]
+
+
+def test_a_bag_stamped_by_another_study_is_refit_with_a_warning(demo_signal, tmp_path):
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    first = search(demo_signal, trials=1, storage=url, study="o", **QUICK)
+    bag = foldbag.candidates_dir(first.artifact) / f"trial-{first.best['trial']}"
+    config = json.loads((bag / "automed_model.json").read_text())
+    assert config["owner"]["uid"] == Store(url).search("o")["config"]["uid"]
+    config["owner"]["uid"] = "another"  # e.g. written by a worker of another study
+    (bag / "automed_model.json").write_text(json.dumps(config))
+    with pytest.warns(UserWarning, match="not of study 'o'"):
+        search(demo_signal, trials=1, storage=url, study="o", **QUICK)
+    assert Store(url).search("o")["config"]["answer_from"] == "refit"
+
+
+def test_predict_and_export_refuse_a_folder_stamped_for_another_study(demo_signal, tmp_path):
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    result = search(demo_signal, trials=1, storage=url, study="e", **QUICK)
+    store = Store(url)
+    assert export_model(store, "e", tmp_path / "ok").is_dir()
+    assert read_stamp(tmp_path / "ok") == read_stamp(result.artifact)  # which study's answer
+    stamp = Path(result.artifact) / STAMP
+    mine = json.loads(stamp.read_text())
+    stamp.write_text(json.dumps({**mine, "uid": "another", "storage": "sqlite:////x/b.db"}))
+    with pytest.raises(DataError, match="holds the model of another study"):
+        export_model(store, "e", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    predict = ["predict", str(demo_signal), "--study", "e", "--storage", url]
+    out = CliRunner().invoke(cli, predict)
+    assert isinstance(out.exception, DataError) and "another study" in str(out.exception)
+    stamp.unlink()  # an answer being written (or one an interrupted run left)
+    with pytest.raises(DataError, match="no stamp"):
+        export_model(store, "e", tmp_path / "out")
+    stamp.write_text(json.dumps(mine))
+    assert CliRunner().invoke(cli, predict).exit_code == 0
+
+
+def test_a_study_from_before_stamps_exports_only_a_model_of_its_data(demo_signal, tmp_path):
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    result = search(demo_signal, trials=1, storage=url, study="l", **QUICK)
+    store = Store(url)
+    info = store.search("l")
+    store.update_search_config(info["id"], uid=None)  # written by an older automed
+    (Path(result.artifact) / STAMP).unlink()
+    assert export_model(store, "l", tmp_path / "ok").is_dir()
+    config_path = Path(result.artifact) / "automed_model.json"
+    config = json.loads(config_path.read_text())
+    config["data"]["fingerprint"] = "0123456789abcdef"  # another dataset's model
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(DataError, match="other data"):
+        export_model(store, "l", tmp_path / "out")
