@@ -362,7 +362,7 @@ def worker(study, storage, results_db, gpus, trials_per_gpu, workers, threads, d
               "(repeatable).")
 @click.option("--state", "states", multiple=True,
               type=click.Choice(["complete", "ensemble", "pruned", "collapsed", "failed",
-                                 "interrupted"]),
+                                 "interrupted", "running"]),
               help="Candidate states to include (repeatable; default complete and ensemble).")
 @click.option("--metric", "metrics", multiple=True, help="Only searches optimising this "
               "metric (repeatable; implies all studies).")
@@ -370,8 +370,8 @@ def worker(study, storage, results_db, gpus, trials_per_gpu, workers, threads, d
               "each search's objective.")
 @click.option("--top", type=int, help="Show only the best N.")
 @click.option("--per-family", is_flag=True, help="Keep the best candidate of each family.")
-@click.option("--all", "show_all", is_flag=True, help="Include pruned and failed candidates "
-              "with their errors.")
+@click.option("--all", "show_all", is_flag=True, help="Include pruned, collapsed, failed, "
+              "interrupted and running candidates, with their errors.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True)
 @click.option("--storage", help=STORAGE_HELP)

@@ -17,8 +17,11 @@ from automed.storage.schema import DatasetRecord as D
 from automed.storage.schema import SearchRecord as S
 
 # "collapsed": stopped for predicting (nearly) one class; "ensemble": a search's greedy
-# ensemble of complete candidates (trial -1), ranked beside them.
-STATES = ("complete", "ensemble", "pruned", "collapsed", "failed", "interrupted")
+# ensemble of complete candidates (trial -1), ranked beside them; "running": training now, or
+# its process died without a word (SIGKILL) and a resume retries it.
+STATES = ("complete", "ensemble", "pruned", "collapsed", "failed", "interrupted", "running")
+# The states whose candidates always have a mean score.
+SCORED = ("complete", "ensemble")
 _COLUMNS = (C.trial_number, C.architecture, C.score_mean, C.score_std, C.fold_scores,
             C.metrics, C.state, C.duration_s, C.params, C.error, C.device, C.created_at)
 # Sort keys that are columns; any other key is a metric inside the ``metrics`` JSON.
@@ -88,8 +91,9 @@ def leaderboard_query(*, studies: list[str], states: list[str], datasets: list[s
                             D.name.label("dataset")),
                      studies=studies, states=states, datasets=list(datasets),
                      architectures=list(architectures), metrics=list(metrics), trials=trials)
-    # Only failed candidates lack a mean score; without them, rank on the bare index order.
-    scored_only = sort[0] == SCORE and "failed" not in states
+    # Complete candidates and ensembles always have a mean score: rank them on the bare index
+    # order. Others may lack one (stopped before their first fold ended).
+    scored_only = sort[0] == SCORE and set(states) <= set(SCORED)
     if scored_only:
         stmt = stmt.where(C.score_mean.is_not(None))
     stmt = stmt.order_by(*_order(sort, scored_only=scored_only))

@@ -22,7 +22,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from automed.errors import ConfigError, StorageError
 from automed.storage import fleet, ranking
-from automed.storage.schema import CandidateRecord, DatasetRecord, OutOfFoldRecord, SearchRecord
+from automed.storage.schema import (
+    CandidateRecord,
+    DatasetRecord,
+    OutOfFoldRecord,
+    SearchRecord,
+    _now,
+)
 
 DEFAULT_URL = "sqlite:///automed.db"
 ENV_VAR = "AUTOMED_STORAGE"
@@ -302,6 +308,10 @@ class Store:
             if rec is None:
                 rec = CandidateRecord(search_id=search_id, trial_number=trial_number)
                 s.add(rec)
+            else:
+                # When its latest state was recorded: a candidate listed "running" when it
+                # started is recorded again when it ends (the report's anytime curve).
+                rec.created_at = _now()
             for key, value in fields.items():
                 setattr(rec, key, value)
 

@@ -259,11 +259,16 @@ def test_sigkill_during_a_candidate_then_resume(data, tmp_path, db_url):
     rc, _ = _signal_at_marker(proc, signal.SIGKILL)
     assert rc == -signal.SIGKILL
     assert _status(url, "k") == "running"  # nothing can write on SIGKILL ...
+    # ... but the candidate it was training was listed when it started, and stays listed
+    listed = {c["trial"]: c["state"] for c in Store(url, create=False).candidates("k")}
+    assert listed == {0: "complete", 1: "running"}
     time.sleep(3.5)  # ... until the dead candidate's heartbeat is stale (grace 3 s)
     result = _resume(data, url, "k", trials=3)
     b = _budget(url, "k")
     assert b["counted"] == 3 and b["cut_short"] == 1 and b["running"] == 0
     assert _status(url, "k") == "complete" and Path(result.artifact).is_dir()
+    lost = Store(url, create=False).candidate("k", 1)
+    assert lost["state"] == "failed" and lost["error"].startswith("WorkerLost")
 
 
 @pytest.mark.slow

@@ -138,3 +138,40 @@ def test_cli_studies(store, url):
     assert "chest-acc" in out and "5 (3/1/1)" in out and "ecg-f1" in out
     assert [s["study"] for s in json.loads(_cli(url, "studies", "--format", "json"))] == \
         ["chest-acc", "ecg-f1"]
+
+
+def test_candidates_without_a_score_are_listed_in_every_state(store, url):
+    # Running (training, or its process killed) and interrupted before the end of their
+    # first fold: no mean score, yet --all and --state list them.
+    add_search(store, "cut", candidates=[
+        ("cnn", "complete", 0.80, _m(0.80, 0.70), None),
+        ("mlp", "interrupted", None, {}, None),
+        ("rnn", "running", None, {}, None),
+        ("cnn", "collapsed", None, {}, "Collapsed: one class"),
+    ], status="running")
+    for state, trial in (("interrupted", 1), ("running", 2), ("collapsed", 3)):
+        assert _ids(store.leaderboard("cut", states=[state])) == [("cut", trial)]
+    assert [c["state"] for c in store.candidates("cut")] == \
+        ["complete", "interrupted", "running", "collapsed"]
+    table = _cli(url, "leaderboard", "--study", "cut", "--all")
+    assert [line.split()[-1] for line in table.splitlines()[3:7]] == \
+        ["complete", "interrupted", "running", "class"]
+    rows = json.loads(_cli(url, "leaderboard", "--study", "cut", "--state", "running", "--json"))
+    assert [r["trial"] for r in rows] == [2]
+
+
+def test_a_candidate_recorded_again_is_dated_by_its_latest_state(store):
+    # A candidate is recorded "running" when it starts and again when it ends; the report's
+    # anytime curve reads the date as the time it ended.
+    from datetime import datetime
+
+    from automed.storage.schema import CandidateRecord
+
+    search_id = add_search(store, "again", candidates=[("cnn", "running", None, {}, None)])
+    with store.session() as s:
+        s.query(CandidateRecord).filter_by(search_id=search_id).update(
+            {"created_at": datetime(2000, 1, 1)})
+    store.record_candidate(search_id, 0, state="complete", score_mean=0.9, score_std=0.0,
+                           fold_scores=[0.9, 0.9])
+    row = store.candidate("again", 0)
+    assert row["state"] == "complete" and not row["created_at"].startswith("2000")
