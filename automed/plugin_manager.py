@@ -2,7 +2,9 @@
 
 Loading is lazy and happens once per process. Each entry point is imported in its own
 try/except: a broken plugin is recorded (name, version, error) and skipped, so one bad install
-never breaks every command. ``AUTOMED_STRICT_PLUGINS=1`` makes such failures fatal.
+never breaks every command. ``AUTOMED_STRICT_PLUGINS=1`` makes such failures fatal. A plugin
+named explicitly (``--plugin``, see :meth:`PluginManager.add_source`) is always refused when
+broken: the command asked for it.
 ``AUTOMED_LOAD_PLUGINS=a,b`` loads only the named third-party plugins ("" loads none).
 ``AUTOMED_PLUGINS_PATH=file.py:package.module`` adds plugins that are not installed.
 
@@ -89,6 +91,7 @@ class PluginManager:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
+        self._required: set[str] = set()  # plugins named explicitly: broken is fatal
         self._architectures: dict | None = None
         self._loaders: dict | None = None
         for module_name in DEFAULT_PLUGINS:
@@ -121,8 +124,11 @@ class PluginManager:
         """Register a plugin that is not installed: a ``.py`` file or an importable module.
 
         Returns the plugin's name (the file's stem, or the module name). A source that fails
-        to import is recorded as broken, like an installed plugin, unless ``required`` (an
-        explicit ``--plugin``), which raises :class:`PluginError` instead.
+        to load (its import raises, or a register hook raises or registers something wrong)
+        is listed as broken and skipped, like an installed plugin, unless ``required``: one
+        named on the command line (``--plugin``, a study's plugins in a worker, `automed
+        plugins check`), which raises :class:`PluginError` in one line instead, before any
+        work, since a search without it is not the one asked for. Its hooks run here for that.
         """
         source = str(source)
         name = Path(source).stem if _is_path(source) else source
@@ -135,11 +141,14 @@ class PluginManager:
                 raise
             raise PluginError(f"plugin {source} failed to import: {_one_line(exc)}; fix it "
                               "or drop it from --plugin") from exc
+        if required:
+            self._required.add(name)
         info = self._register(name, module, version=getattr(module, "__version__", None),
-                              builtin=False, source=label)
-        if required and info.broken:
-            raise PluginError(f"plugin {source}: {info.error}")
+                              builtin=False, source=label, required=required)
         self._architectures = self._loaders = None
+        if required:  # its register hooks now, not half-way through a search
+            self.loaders()
+            self.architectures()
         return info.name
 
     def _register_module(self, name: str, module_name: str, builtin: bool) -> None:
@@ -151,7 +160,7 @@ class PluginManager:
         self._register(name, module, version=None, builtin=builtin, source=module_name)
 
     def _register(self, name: str, module: ModuleType, version: str | None,
-                  builtin: bool, source: str) -> PluginInfo:
+                  builtin: bool, source: str, required: bool = False) -> PluginInfo:
         """Register ``module`` as plugin ``name``; the record says whether it worked."""
         if self.pm.is_registered(module):
             # The same plugin named twice, say by --plugin and AUTOMED_PLUGINS_PATH.
@@ -161,7 +170,7 @@ class PluginManager:
             # Two different plugins under one name: keep the first, report the second.
             return self._broken(f"{name} ({source})", version, source, PluginError(
                 f"plugin name {name!r} is already taken by {taken.module}; rename the entry "
-                "point or the file"))
+                "point or the file"), required=required)
         info = PluginInfo(name, version, source, builtin)
         try:
             self.pm.register(module, name=name)
@@ -173,15 +182,18 @@ class PluginManager:
                 self.pm.unregister(module)
                 raise PluginError(_unknown_hooks([h.name for h in unknown], self.hook_names()))
         except Exception as exc:  # noqa: BLE001
-            return self._broken(name, version, info.module, exc)
+            return self._broken(name, version, info.module, exc, required=required)
         info.hooks = sorted(h.name for h in self.pm.get_hookcallers(module) or [])
         self.plugins[name] = info
         return info
 
     def _broken(self, name: str, version: str | None, module: str,
-                exc: Exception) -> PluginInfo:
+                exc: Exception, *, required: bool = False) -> PluginInfo:
         info = PluginInfo(name, version, module, builtin=False, error=_one_line(exc))
         self.plugins[name] = info
+        if required or name in self._required:
+            raise PluginError(f"plugin {module} failed to load: {info.error}; fix it or drop "
+                              "it from --plugin") from exc
         if _strict():
             raise PluginError(
                 f"plugin {name!r} ({module}) failed to load: {info.error}; fix or uninstall it, "
@@ -226,10 +238,10 @@ class PluginManager:
                 impl.function(register=register)
             except Exception as exc:  # noqa: BLE001
                 # All or nothing: a plugin that fails half-way contributes nothing.
-                self._broken(plugin_name, info.version if info else None,
-                             info.module if info else plugin_name, exc)
                 self.pm.unregister(name=plugin_name)
                 self._architectures = self._loaders = None  # the other hook lost it too
+                self._broken(plugin_name, info.version if info else None,
+                             info.module if info else plugin_name, exc)
                 continue
             found.update({name: (obj, plugin_name) for name, obj in mine.items()})
             if info is not None:

@@ -156,3 +156,50 @@ def test_architectures_of_resolves_names_files_and_errors(tmp_path, install_plug
         pm.architectures_of("nothing_like_this")
     with pytest.raises(PluginError, match="registers no architectures"):
         pm.architectures_of("npz")
+
+
+# One rule for every way a plugin breaks: named on the command line (--plugin), it is refused
+# in one line before any work; from AUTOMED_PLUGINS_PATH (or installed), it is listed as broken
+# and skipped with a warning.
+RAISING_HOOK = '''
+from automed import hookimpl
+
+@hookimpl
+def register_architectures(register):
+    raise RuntimeError("boom in register")
+'''
+BREAKS = {
+    "import": ("import nonexistent_mod_xyz\n", "ModuleNotFoundError"),
+    "raising-hook": (RAISING_HOOK, "RuntimeError: boom in register"),
+    "duplicate-name": (TOY_PLUGIN.format(arch="cnn"), "architecture 'cnn' is registered twice"),
+    "misspelt-hook": (MISSPELT_HOOK, "unknown hook register_architecture"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BREAKS))
+def test_a_broken_plugin_named_with_plugin_is_refused(tmp_path, capsys, kind):
+    code, error = BREAKS[kind]
+    path = tmp_path / "broken_plugin.py"
+    path.write_text(code)
+    pm = PluginManager()
+    with pytest.raises(PluginError, match=f"plugin {path} failed to .*{error}") as exc:
+        pm.add_source(str(path), required=True)
+    assert "\n" not in str(exc.value) and str(exc.value).endswith("drop it from --plugin")
+    assert "warning" not in capsys.readouterr().err  # one line: the refusal
+    assert "cnn" in pm.architectures()  # the rest still works
+
+
+@pytest.mark.parametrize("kind", list(BREAKS))
+def test_the_same_plugin_from_the_environment_is_listed_and_skipped(tmp_path, capsys,
+                                                                      monkeypatch, kind):
+    code, error = BREAKS[kind]
+    path = tmp_path / "broken_plugin.py"
+    path.write_text(code)
+    monkeypatch.setenv("AUTOMED_PLUGINS_PATH", str(path))
+    pm = PluginManager()
+    assert "cnn" in pm.architectures() and "mlp" in pm.architectures()
+    assert pm.plugins["broken_plugin"].broken
+    assert "plugin 'broken_plugin' skipped" in capsys.readouterr().err
+    # ... and naming it with --plugin as well still refuses it
+    with pytest.raises(PluginError, match=error):
+        pm.add_source(str(path), required=True)

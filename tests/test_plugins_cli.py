@@ -69,3 +69,25 @@ def test_check_the_single_file_example():
     example = Path(__file__).parents[1] / "examples" / "single_file" / "spectral_mlp.py"
     result = invoke("plugins", "check", str(example), "--samples", "1")
     assert result.exit_code == 0, result.output
+
+
+def test_search_refuses_a_plugin_given_with_plugin_whose_hook_raises(tmp_path, demo_signal):
+    # As one that fails to import: one line, exit 2, before anything is written.
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "raising.py"
+    path.write_text("from automed import hookimpl\n\n@hookimpl\n"
+                    "def register_architectures(register):\n    raise RuntimeError('boom')\n")
+    db = tmp_path / "p.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOMED_")}
+    done = subprocess.run([sys.executable, "-m", "automed.cli", "search", str(demo_signal),
+                           "--plugin", str(path), "--storage", f"sqlite:///{db}", "-q",
+                           "--trials", "1", "--folds", "2", "--max-epochs", "1"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"error: plugin {path} failed to load: RuntimeError: boom; fix it or drop it from "
+        "--plugin"]
+    assert not db.exists()
