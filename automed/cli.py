@@ -298,6 +298,8 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
                                "test_size": result.test_size, "test_ci": result.test_ci,
                                "artifact": result.artifact, "manifest": result.manifest,
                                "warnings": result.warnings, "ensemble": result.ensemble,
+                               "answer": result.answer,
+                               "best_test_scores": result.best_test_scores,
                                "timing": result.timing,
                                "leaderboard": result.leaderboard}, indent=2, default=str))
         return
@@ -306,7 +308,7 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
     if result.test_scores:
         what = (result.ensemble["label"] if result.ensemble else
                 f"#{result.best['trial']} {result.best['architecture']}")
-        click.echo(f"\nbest: {what}; "
+        click.echo(f"\nanswer: {what}; "
                    + format_test_scores(result.test_scores, result.test_size))
     if result.test_ci:
         click.echo(format_test_ci(result.test_ci))

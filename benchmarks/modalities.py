@@ -103,7 +103,9 @@ def run_one(key: str, args) -> dict:
         "n_train": len(data.train), "n_test": len(data.test) if data.test else None,
         "folds": args.folds, "trials": args.trials, "timeout": args.timeout,
         "winner": result.best["architecture"], "cv_accuracy": result.best["score_mean"],
-        "cv_std": result.best["score_std"], "test_scores": result.test_scores,
+        "cv_std": result.best["score_std"],
+        # the answer's test scores: an ensemble's when one answers ("winner" is the best single)
+        "answer": (result.answer or {}).get("label"), "test_scores": result.test_scores,
         "per_family": [{"architecture": r["architecture"], "trial": r["trial"],
                         "cv_accuracy": r["score_mean"], "cv_std": r["score_std"],
                         "gap_to_best": r["gap_to_best"], "params": r["params"]}

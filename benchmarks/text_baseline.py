@@ -96,7 +96,9 @@ def main() -> None:
     out = {
         "dataset": str(args.data), "n_train": len(data.train), "n_test": len(data.test),
         "baseline": base, "timeout_s": args.timeout, "folds": args.folds,
-        "automed": {"test_accuracy": acc, "winner": result.best["architecture"],
+        # test_accuracy is the answer's: an ensemble's when one answers ("winner": best single)
+        "automed": {"test_accuracy": acc, "answer": (result.answer or {}).get("label"),
+                    "winner": result.best["architecture"],
                     "cv_accuracy": result.best["score_mean"], "params": result.best["params"],
                     "completed_candidates": len(trials), "wall_s": round(wall, 1)},
         "per_family": [{"architecture": r["architecture"], "cv_accuracy": r["score_mean"],
@@ -104,7 +106,8 @@ def main() -> None:
     }
     print(f"automed ({args.timeout:g} s search, {len(trials)} candidates, {wall:.0f} s with "
           f"refit): winner {out['automed']['winner']}, CV acc "
-          f"{out['automed']['cv_accuracy']:.4f}, test acc {acc:.4f}")
+          f"{out['automed']['cv_accuracy']:.4f}; answer {out['automed']['answer']}, test acc "
+          f"{acc:.4f}")
     for f in out["per_family"]:
         print(f"    {f['architecture']:11} CV {f['cv_accuracy']:.4f}  -{f['gap_to_best']:.4f}")
     if args.json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 
@@ -150,6 +151,57 @@ def test_ensemble_gets_its_own_row_and_is_the_answer(ensembled):
     assert set(oof) == complete
     assert all(a.shape == (160, 2) and np.isfinite(a).all() for a in oof.values())
     assert result.timing["total_s"] >= result.timing["search_s"] > 0
+
+
+def test_show_and_the_result_name_the_ensemble_as_the_answer(ensembled):
+    """QA: `automed show` printed "answer: #0; test ...: accuracy 0.9500", the ensemble's
+    scores credited to #0, and result.best (#0) read beside result.test_scores (the
+    ensemble's) named the wrong model too."""
+    from click.testing import CliRunner
+
+    from automed.cli import cli
+
+    _, url, result, _ = ensembled
+    label = result.ensemble["label"]
+    store = Store(url)
+    info = store.search(result.study)
+    members = sorted(int(t) for t in store.leaderboard(
+        result.study, states=("ensemble",))[0]["params"]["members"])
+    # the Python result: the answer is the ensemble, best the best single candidate alone
+    assert result.answer["kind"] == "ensemble" and result.answer["architecture"] == label
+    assert result.answer["label"] == label and result.answer["trials"] == members
+    assert result.answer["test_scores"] == result.test_scores
+    assert result.best["trial"] == info["best_trial"]
+    assert result.best_test_scores == info["config"]["single"]["test_scores"]
+    # `automed show` names the ensemble with its scores, and the best single apart
+    out = CliRunner().invoke(cli, ["show", result.study, "--storage", url])
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    answer = next(line for line in lines if line.strip().startswith("answer:"))
+    assert answer.strip().startswith(f"answer: {label}; test (")
+    assert f"accuracy {result.test_scores['accuracy']:.4f}" in answer
+    assert f"answer: #{result.best['trial']}" not in out.output
+    assert any(line.strip().startswith(f"best single candidate: #{result.best['trial']}")
+               for line in lines)
+    shown = CliRunner().invoke(cli, ["show", result.study, "--storage", url, "--json"])
+    assert json.loads(shown.output)["answer"] == label
+
+
+def test_a_single_answer_is_named_by_its_candidate(demo_image, storage_url):
+    result = search(demo_image, trials=2, folds=2, max_epochs=1, storage=storage_url,
+                    ensemble=False, bootstrap=0, prune=False)
+    best = result.best
+    assert result.answer == {"kind": "single", "label": f"#{best['trial']}",
+                             "architecture": best["architecture"], "trials": [best["trial"]],
+                             "weights": {best["trial"]: 1.0}, "cv_score": best["score_mean"],
+                             "test_scores": result.test_scores, "from": "folds"}
+    assert result.best_test_scores == result.test_scores
+    from automed.results.describe import format_study, study_summary
+
+    store = Store(storage_url)
+    text = format_study(study_summary(store.search(result.study),
+                                      store.candidates(result.study)))
+    assert f"answer: #{best['trial']}; test (" in text and "best single" not in text
 
 
 def test_ensemble_round_trips_export_then_predict_in_a_fresh_process(ensembled):

@@ -35,6 +35,20 @@ def effective_status(info: dict) -> str:
     return status
 
 
+def answer_label(info: dict) -> str | None:
+    """What answers a study (a study record, see ``Store.search``): ``"ensemble of #0, #4"``
+    when an ensemble does, else its single candidate ``"#3"``; None before it answers.
+
+    The record's ``best_trial`` is the best single candidate even when an ensemble answers,
+    and its ``test_scores`` are the answer's: never name one with the other's scores.
+    """
+    cfg = info.get("config") or {}
+    label = (cfg.get("ensemble") or {}).get("label")
+    if cfg.get("answer") == "ensemble" and label:
+        return label
+    return None if info.get("best_trial") is None else f"#{info['best_trial']}"
+
+
 def study_summary(info: dict, candidates: list[dict]) -> dict:
     """The study record plus what its candidates add up to (counts, time, per family)."""
     families: dict[str, dict] = {}
@@ -48,7 +62,7 @@ def study_summary(info: dict, candidates: list[dict]) -> dict:
             fam["complete"] += 1
             if fam["best"] is None or c["score_mean"] > fam["best"]:
                 fam["best"], fam["best_trial"] = c["score_mean"], c["trial"]
-    return dict(info, status=effective_status(info),
+    return dict(info, status=effective_status(info), answer=answer_label(info),
                 states=dict(Counter(c["state"] for c in candidates)),
                 n_candidates=len(candidates),
                 total_duration_s=sum(c["duration_s"] or 0 for c in candidates),
@@ -74,9 +88,15 @@ def format_study(summary: dict) -> str:
         lines.append(f"  family {name}: {fam['candidates']} candidates, "
                      f"{fam['complete']} complete, best {best}")
     if summary["best_trial"] is not None:
-        lines.append(f"  answer: #{summary['best_trial']}"
-                     + (f"; {format_test_scores(summary['test_scores'], summary['test_size'])}"
+        size = summary["test_size"]
+        lines.append(f"  answer: {answer_label(summary)}"
+                     + (f"; {format_test_scores(summary['test_scores'], size)}"
                         if summary["test_scores"] else " (no test set)"))
+        if cfg.get("answer") == "ensemble":
+            # The test scores above are the ensemble's; the best single's own, when measured.
+            alone = (cfg.get("single") or {}).get("test_scores")
+            lines.append(f"  best single candidate: #{summary['best_trial']}"
+                         + (f"; on its own, {format_test_scores(alone, size)}" if alone else ""))
     return "\n".join(lines)
 
 

@@ -65,13 +65,23 @@ _STUDY_NAME = re.compile(r"^[^\x00-\x1f/\\]+$")
 
 @dataclass
 class SearchResult:
+    """What a search found. ``answer`` says what answers: ``test_scores``, ``test_ci``,
+    ``artifact`` and ``predict_proba`` are always the answer's, which is an ensemble of
+    several candidates when that beat ``best``, the best single candidate, out-of-fold::
+
+        print(result.answer["architecture"], result.test_scores)  # e.g. ensemble of #0, #4
+        print(result.best["architecture"], result.best_test_scores)  # the best single alone
+    """
+
     study: str
     storage: str  # password redacted
     leaderboard: list[dict]
-    # The answer's single candidate: the leaderboard's leader, or the first portfolio start
-    # when the leader's out-of-fold lead over it is within chance (selection.choose_single).
+    # The best single candidate (a leaderboard row): the leaderboard's leader, or the first
+    # portfolio start when the leader's out-of-fold lead over it is within chance
+    # (selection.choose_single). It answers unless an ensemble does (see ``answer``), so
+    # ``test_scores`` are its own only when ``answer["kind"]`` is "single".
     best: dict | None
-    test_scores: dict | None = None
+    test_scores: dict | None = None  # the answer's (see ``answer``)
     test_size: int | None = None
     resumed: bool = False
     # The refit model and its preprocessing (--refit-full); None when the answer is made of
@@ -85,6 +95,14 @@ class SearchResult:
     warnings: list[str] = field(default_factory=list)
     ensemble: dict | None = None  # {label, weights, cv_score} when the answer is an ensemble
     timing: dict | None = None  # wall seconds: search_s, answer_s or refit_s/ensemble_s, total_s
+    # What answers: {"kind": "single" or "ensemble", "label": "#3" or "ensemble of #0, #4",
+    # "architecture": the single's family or the ensemble's label, "trials", "weights"
+    # ({trial: weight}), "cv_score", "test_scores" (= test_scores), "from": "folds" or
+    # "refit"}; None when the search built no answer (refit=False).
+    answer: dict | None = None
+    # ``best``'s own test scores: the answer's when it answers alone; beside an ensemble that
+    # answers, measured only to report (None when skipped to stay within --timeout).
+    best_test_scores: dict | None = None
 
     def predict_proba(self, x, device: str = "cpu"):
         """The answer's class probabilities for raw samples (read as the search read them),
@@ -471,6 +489,19 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
     if answer == "ensemble":
         result.ensemble = {"label": ens.selection.label(), "weights": ens.selection.weights,
                            "cv_score": ens.cv["score_mean"]}
+        result.answer = {"kind": "ensemble", "label": ens.selection.label(),
+                         "architecture": ens.selection.label(),
+                         "trials": sorted(ens.selection.weights),
+                         "weights": dict(ens.selection.weights),
+                         "cv_score": ens.cv["score_mean"]}
+    else:
+        result.answer = {"kind": "single", "label": f"#{best.number}",
+                         "architecture": best.params["architecture"], "trials": [best.number],
+                         "weights": {best.number: 1.0},
+                         "cv_score": (result.best or {}).get("score_mean")}
+    result.answer.update(test_scores=result.test_scores,
+                         **{"from": "folds" if final.from_folds else "refit"})
+    result.best_test_scores = (final.single or {}).get("test_scores")
     result.artifact = None if final.artifact is None else str(final.artifact)
     timing["total_s"] = time.monotonic() - wall_start
     result.timing = timing
@@ -492,7 +523,7 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
                         test_predictions=final.test_predictions)
     progress({"event": "done", "study": study_name, "best": result.best,
               "test_scores": result.test_scores, "ensemble": result.ensemble,
-              "timing": result.timing})
+              "answer": result.answer, "timing": result.timing})
     return result
 
 
