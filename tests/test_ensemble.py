@@ -153,6 +153,20 @@ def test_ensemble_gets_its_own_row_and_is_the_answer(ensembled):
     assert result.timing["total_s"] >= result.timing["search_s"] > 0
 
 
+def test_the_searchs_leaderboard_lists_the_ensemble_row(ensembled):
+    """QA: `automed search` answered "ensemble of #6, #8, #11" but printed (and --json and
+    result.leaderboard gave) a leaderboard without the ensemble's row, read before the final
+    phase wrote it; `automed leaderboard` ranked it first."""
+    _, url, result, _ = ensembled
+    stored = Store(url).leaderboard(result.study, states=("complete", "ensemble"))
+    assert ENSEMBLE_TRIAL in [r["trial"] for r in result.leaderboard]
+    assert [(r["rank"], r["trial"]) for r in result.leaderboard] == \
+        [(r["rank"], r["trial"]) for r in stored]
+    # best stays the best single candidate, as ranked in that same leaderboard
+    assert result.best["trial"] != ENSEMBLE_TRIAL
+    assert result.best in result.leaderboard
+
+
 def test_show_and_the_result_name_the_ensemble_as_the_answer(ensembled):
     """QA: `automed show` printed "answer: #0; test ...: accuracy 0.9500", the ensemble's
     scores credited to #0, and result.best (#0) read beside result.test_scores (the

@@ -75,6 +75,8 @@ class SearchResult:
 
     study: str
     storage: str  # password redacted
+    # Complete candidates best first, with an ensemble's row (trial -1) when one was built
+    # (as `automed leaderboard` lists them).
     leaderboard: list[dict]
     # The best single candidate (a leaderboard row): the leaderboard's leader, or the first
     # portfolio start when the leader's out-of-fold lead over it is within chance
@@ -107,7 +109,7 @@ class SearchResult:
     def predict_proba(self, x, device: str = "cpu"):
         """The answer's class probabilities for raw samples (read as the search read them),
         exactly as ``automed predict`` gives them from the saved model."""
-        from automed.results.artifact import LoadedModel
+        from automed.results.artifact import LoadedModel, in_model_layout
         from automed.searching.training import predict_proba
 
         if self.artifact is not None:
@@ -117,6 +119,8 @@ class SearchResult:
         from automed.plugin_manager import get_plugin_manager
 
         arch = get_plugin_manager().architectures().get((self.best or {}).get("architecture"))
+        if self.spec is not None:
+            x = in_model_layout(x, self.spec)
         return predict_proba(self.model, self.preprocessor.transform(x), device=device,
                              cpu_bf16=bool(arch is not None and arch.cpu_bf16))
 
@@ -505,6 +509,11 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
     result.artifact = None if final.artifact is None else str(final.artifact)
     timing["total_s"] = time.monotonic() - wall_start
     result.timing = timing
+    # Read again now that the answer is built: an ensemble's row (trial -1) is written only
+    # in the final phase, and the leaderboard shows it as `automed leaderboard` does.
+    result.leaderboard = store.leaderboard(study_name, states=("complete", "ensemble"))
+    result.best = next((r for r in result.leaderboard if r["trial"] == best.number),
+                       result.best)  # the same row, ranked among them
     store.update_search_config(
         search_id, artifact=result.artifact, test_ci=result.test_ci, answer=answer,
         answer_from="folds" if final.from_folds else "refit",
