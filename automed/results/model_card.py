@@ -78,6 +78,11 @@ def render_model_card(c: dict) -> str:
                   "| metric | value | 95 % CI |", "|---|---|---|"]
         lines += [f"| {m} | {_num(v['value'])} | {_num(v['low'])} – {_num(v['high'])} |"
                   for m, v in test["ci"].items()]
+    elif test.get("scores"):
+        # --bootstrap 0: the scores stand without intervals, not left out.
+        lines += ["", f"Test set ({test.get('size')} samples), no bootstrap intervals "
+                  "(--bootstrap 0):", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {m} | {_num(v)} |" for m, v in test["scores"].items()]
     warnings = c.get("leakage_warnings") or []
     lines += [
         "", "## Intended use",
