@@ -105,3 +105,33 @@ def test_report_without_test_set_or_enough_trials(tmp_path):
     html = build_report(Store(url), "tiny")
     assert "no test predictions stored" in html and "no Optuna study" in html
     assert "<svg" in html  # history and family plots still drawn
+
+
+def test_importances_leave_out_a_parameter_whose_range_differs_between_trials(tmp_path):
+    """QA: a family that tried SGD and AdamW drew `cnn.lr` from two ranges (training.py), and
+    the report said "importances unavailable (... dynamic search spaces ...)" for the whole
+    family; it now charts the other parameters and names the one left out."""
+    from automed.results.report import importance_section
+
+    store = Store(f"sqlite:///{tmp_path / 'dyn.db'}")
+    ostudy = optuna.create_study(study_name="dyn", storage=store.optuna_storage(),
+                                 direction="maximize")
+    rng = np.random.default_rng(0)
+    arch = optuna.distributions.CategoricalDistribution(["cnn"])
+    opt = optuna.distributions.CategoricalDistribution(["adamw", "sgd"])
+    width = optuna.distributions.IntDistribution(8, 64)
+    lr = {"sgd": optuna.distributions.FloatDistribution(2e-3, 3e-2, log=True),
+          "adamw": optuna.distributions.FloatDistribution(3e-4, 1e-2, log=True)}
+    for i in range(8):
+        o = "sgd" if i % 2 else "adamw"
+        w = int(rng.integers(8, 64))
+        params = {"architecture": "cnn", "cnn.optimizer": o, "cnn.width": w,
+                  "cnn.lr": float(lr[o].low * 2)}
+        ostudy.add_trial(optuna.trial.create_trial(
+            params=params, value=0.6 + w / 400,
+            distributions={"architecture": arch, "cnn.optimizer": opt, "cnn.width": width,
+                           "cnn.lr": lr[o]}))
+    html = importance_section(store, "dyn")
+    assert "importances unavailable" not in html
+    assert "Parameter importance: family cnn" in html and "cnn.width" in html
+    assert "family cnn: left out cnn.lr, whose range differs between its trials" in html

@@ -135,19 +135,27 @@ def stopped_section(candidates: list[dict]) -> str:
                      numeric={0, 4, 5}))
 
 
-def _importances(trials: list) -> dict[str, float]:
+def _importances(trials: list) -> tuple[dict[str, float], list[str]]:
+    """fANOVA importances over the parameters every trial has with the same distribution,
+    and the names of those left out because their range differed between trials (Optuna
+    refuses such a "dynamic search space": e.g. ``cnn.lr``, whose range depends on the
+    optimizer the trial drew)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" lines
     study = optuna.create_study(direction="maximize")
     study.add_trials(trials)
     common = set.intersection(*(set(t.params) for t in trials))
+    dynamic = sorted(p for p in common
+                     if any(t.distributions[p] != trials[0].distributions[p] for t in trials))
     # A parameter with one value in every trial explains nothing; fANOVA rejects it anyway.
-    params = sorted(p for p in common if len({repr(t.params[p]) for t in trials}) > 1)
+    params = sorted(p for p in common - set(dynamic)
+                    if len({repr(t.params[p]) for t in trials}) > 1)
     if not params:
-        return {}
+        return {}, dynamic
     evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-    return optuna.importance.get_param_importances(study, evaluator=evaluator, params=params)
+    return (optuna.importance.get_param_importances(study, evaluator=evaluator, params=params),
+            dynamic)
 
 
 def importance_section(store: Store, study: str) -> str:
@@ -172,10 +180,13 @@ def importance_section(store: Store, study: str) -> str:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                values = _importances(trials)
+                values, dynamic = _importances(trials)
         except (ValueError, RuntimeError) as exc:  # too little variation for fANOVA
             notes.append(f"{name}: importances unavailable ({str(exc).splitlines()[0]})")
             continue
+        if dynamic:
+            notes.append(f"{name}: left out {', '.join(dynamic)}, whose range differs between "
+                         "its trials (it depends on another parameter, e.g. the optimizer)")
         if values:
             charts.append(svgplot.bar_chart(values, title=f"Parameter importance: {name}",
                                             xlabel="fANOVA importance (sums to 1)"))
