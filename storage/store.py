@@ -97,6 +97,20 @@ def require_existing(url: str) -> None:
                            f"check --storage or {ENV_VAR}")
 
 
+def require_automed_tables(engine: Engine, redacted: str) -> None:
+    """Refuse a database without automed's tables (Optuna's own, say): a command that only
+    reads must not create them there."""
+    from sqlalchemy import inspect
+
+    from automed.storage.migrate import _CORE_TABLES, VERSION_TABLE
+
+    tables = set(inspect(engine).get_table_names())
+    if VERSION_TABLE not in tables and not _CORE_TABLES <= tables:
+        raise StorageError(f"{redacted} holds no automed searches (a database without "
+                           f"automed's tables); run `automed search DATA --storage {redacted}` "
+                           f"first, or check --storage or {ENV_VAR}")
+
+
 def make_engine(url: str, **pool: Any) -> Engine:
     redacted = redact_url(url)
     try:
@@ -197,6 +211,8 @@ class Store:
             try:
                 with self.engine.connect():
                     pass
+                if existing:
+                    require_automed_tables(self.engine, self.redacted)
                 if create:
                     fleet.ensure_schema_once(self.engine, self.redacted)
                 break

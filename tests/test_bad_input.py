@@ -180,6 +180,12 @@ def ws(tmp_path_factory) -> dict:
     con.commit()
     con.close()
     p["newer_db"] = str(newer)
+    # Someone else's Optuna database: no automed tables, which reading must not add.
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    p["optuna_db"] = str(root / "optuna.db")
+    optuna.create_study(storage=f"sqlite:///{p['optuna_db']}", study_name="plain")
     # Tampered model folders: one fold model of the answer (a single-model artifact), and the
     # answer itself (a bag of fold models) with one fold damaged or pointing outside.
     bag, model = model, model / "fold-0"
@@ -377,6 +383,16 @@ CASES: list[tuple[str, list[str], str, str | None]] = [
      "missing_db", None),
     ("db-current-no-database", ["db", "current", "--storage", "{missing_db}"], "missing_db",
      None),
+    # an Optuna database without automed's tables: read commands add none
+    ("leaderboard-optuna-db", ["leaderboard", "--storage", "{optuna_db}"], "optuna_db", None),
+    ("studies-optuna-db", ["studies", "--storage", "{optuna_db}"], "optuna_db", None),
+    ("show-optuna-db", ["show", "plain", "--storage", "{optuna_db}"], "optuna_db", None),
+    ("report-optuna-db", ["report", "plain", "-o", "{root}/r.html", "--storage",
+                          "{optuna_db}"], "optuna_db", None),
+    ("export-optuna-db", ["export", "-o", "{root}/exp", "--storage", "{optuna_db}"],
+     "optuna_db", None),
+    ("worker-optuna-db", ["worker", "--study", "plain", "--storage", "{optuna_db}"],
+     "optuna_db", None),
     # reading commands
     ("leaderboard-unknown-study", ["leaderboard", "--study", "nope", "--storage", "{storage}"],
      "db", None),
@@ -621,3 +637,34 @@ def test_a_missing_database_is_named_not_created(ws, args, tmp_path, capsys, mon
     assert exit_info.value.code not in (0, None)
     assert f"error: no study database at {missing}; run `automed search" in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args", READERS, ids=[a[0] if a[0] != "db" else "db-current"
+                                              for a in READERS])
+def test_an_optuna_database_gets_no_automed_tables(ws, args, tmp_path, capsys, monkeypatch):
+    # Someone else's Optuna study database: reading it must not stamp automed's schema into
+    # it (`db current` would then call it up to date); the refusal says what it is.
+    import optuna
+
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    optuna.create_study(storage=url, study_name="plain")
+    con = sqlite3.connect(tmp_path / "optuna.db")
+    before = {t for (t,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    con.close()
+    monkeypatch.setattr(sys, "argv", ["automed", *_argv(ws, args), "--storage", url])
+    try:
+        cli_module.main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    con = sqlite3.connect(tmp_path / "optuna.db")
+    after = {t for (t,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    con.close()
+    assert after == before
+    if args[0] == "db":  # only reports the revision: none
+        assert code in (0, None)
+        return
+    assert code not in (0, None)
+    assert f"error: {url} holds no automed searches" in err
