@@ -102,6 +102,13 @@ def leaderboard_query(*, studies: list[str], states: list[str], datasets: list[s
     return stmt
 
 
+def rank_query(study: str) -> Select:
+    """The trial numbers of one study in the order of its ``leaderboard --all``."""
+    stmt = _filtered(select(C.trial_number), studies=[study], states=list(STATES),
+                     datasets=[], architectures=[], metrics=[], trials=None)
+    return stmt.order_by(*_order((SCORE, True)))
+
+
 def sort_rows(rows: list, sort: tuple[str, bool]) -> list:
     """Rows from several queries in the order one query would give them."""
     name, descending = sort

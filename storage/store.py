@@ -498,7 +498,9 @@ class Store:
                                     .where(SearchRecord.study_name == study)).all()
                 span = f"{min(numbers)}..{max(numbers)}" if numbers else "none yet"
                 raise ConfigError(f"study {study!r} has no candidate #{trial}; trials: {span}")
-            return ranking.row_dict(1, row)
+            # Its place in the study's `leaderboard --all` (every state, best score first).
+            order = s.scalars(ranking.rank_query(study)).all()
+            return ranking.row_dict(order.index(trial) + 1, row)
 
 
 def _trial_row(s: Session, model: type, search_id: int, trial_number: int) -> Any:

@@ -13,6 +13,7 @@ from store_rows import add_search, postgres_url
 from automed.cli import cli
 from automed.errors import ConfigError
 from automed.storage import Store
+from automed.storage.ranking import STATES
 
 
 def _m(acc: float, auroc: float) -> dict:
@@ -175,3 +176,13 @@ def test_a_candidate_recorded_again_is_dated_by_its_latest_state(store):
                            fold_scores=[0.9, 0.9])
     row = store.candidate("again", 0)
     assert row["state"] == "complete" and not row["created_at"].startswith("2000")
+
+
+def test_show_gives_a_candidate_its_rank_in_leaderboard_all(store, url):
+    ranked = {r["trial"]: r["rank"] for r in store.leaderboard("chest-acc",
+                                                               states=list(STATES))}
+    assert sorted(ranked.values()) == [1, 2, 3, 4, 5]
+    for trial, rank in ranked.items():
+        assert store.candidate("chest-acc", trial)["rank"] == rank
+        shown = json.loads(_cli(url, "show", "chest-acc", str(trial), "--json"))
+        assert shown["rank"] == rank
