@@ -256,6 +256,30 @@ def test_report_shows_the_ensemble_the_anytime_curve_and_stopped_candidates(ense
     assert "Stopped early" in html
 
 
+def test_report_names_the_answer_its_intervals_and_the_best_singles_own_scores(ensembled):
+    """QA: the report headed the test section "Refit best on the test set" when an ensemble
+    of fold models answered, showed no 95 % intervals and not the best single's own test
+    scores though both are stored, and its leaderboard repeated the objective's column."""
+    import re
+
+    from automed.results.report import build_report
+
+    _, url, result, _ = ensembled
+    info = Store(url).search(result.study)
+    html = build_report(Store(url), result.study)
+    assert "Refit best" not in html
+    assert (f"<h2>The answer on the test set: {result.ensemble['label']} (its fold models, "
+            "not refit)</h2>") in html
+    ci = result.test_ci["accuracy"]
+    assert f"{ci['low']:.4f} – {ci['high']:.4f}" in html and "95 % CI (50 bootstrap" in html
+    alone = info["config"]["single"]["test_scores"]
+    assert alone and f"best single #{result.best['trial']} alone" in html
+    row = re.search(r"<tr><td>accuracy</td>(.*?)</tr>", html).group(1)
+    assert row.count("<td") == 3 and row.endswith(f">{alone['accuracy']:.4f}</td>")
+    header = re.search(r"<tr><th>rank</th>.*?</tr>", html).group(0)
+    assert header.count("accuracy") == 1  # the objective's mean ± std column alone
+
+
 def test_greedy_selection_can_cap_the_distinct_members():
     y = np.array([0, 0, 1, 1])
     oof = {7: _binary([0.40, 0.40, 0.60, 0.40]), 3: _binary([0.55, 0.30, 0.70, 0.90])}

@@ -99,6 +99,13 @@ def test_report_is_self_contained_and_carries_its_plots(url, tmp_path):
         ElementTree.fromstring(svg)  # every plot is well-formed markup
 
 
+def test_report_heads_the_test_section_with_the_single_answer(url):
+    html = build_report(Store(url), "chest")
+    best = Store(url).search("chest")["best_trial"]
+    assert f"<h2>The answer on the test set: #{best}</h2>" in html
+    assert "no 95 % intervals stored" in html and "best single" not in html
+
+
 def test_report_without_test_set_or_enough_trials(tmp_path):
     url = f"sqlite:///{tmp_path / 'small.db'}"
     add_search(Store(url), "tiny", candidates=[("cnn", "complete", 0.7, _metrics(0.7), None)])

@@ -17,7 +17,8 @@ import numpy as np
 
 from automed.errors import StorageError
 from automed.results import svgplot
-from automed.results.describe import study_summary
+from automed.results.describe import answer_label, study_summary
+from automed.results.leaderboard import SHOWN_METRICS
 from automed.storage import Store
 
 CSS = """
@@ -50,13 +51,15 @@ def _note(text: str) -> str:
 
 
 def leaderboard_section(rows: list[dict], metric: str) -> str:
+    # The objective has its own mean ± std column: not repeated among the other metrics.
+    extra = [m for m in SHOWN_METRICS if m != metric]
     body = [[str(r["rank"]), str(r["trial"]), r["architecture"],
              f"{_num(r['score_mean'])} ± {_num(r['score_std'])}",
-             *[_num((r["metrics"] or {}).get(m)) for m in ("accuracy", "f1", "auroc")],
+             *[_num((r["metrics"] or {}).get(m)) for m in extra],
              str(len(r["fold_scores"] or [])), f"{r['duration_s']:.1f}s"] for r in rows]
-    header = ["rank", "trial", "architecture", f"{metric} (mean ± std)", "accuracy", "f1",
-              "auroc", "folds", "time"]
-    return _table(header, body, numeric={0, 1, 3, 4, 5, 6, 7, 8}) if rows else \
+    header = ["rank", "trial", "architecture", f"{metric} (mean ± std)", *extra, "folds",
+              "time"]
+    return _table(header, body, numeric={0, 1, *range(3, len(header))}) if rows else \
         _note("no completed candidates")
 
 
@@ -217,6 +220,50 @@ def family_section(summary: dict, candidates: list[dict], metric: str) -> str:
     return table + chart
 
 
+def answer_title(info: dict) -> str:
+    """The test section's heading, naming what answered (as ``automed show`` does)."""
+    label = answer_label(info)
+    if label is None:
+        return "The answer on the test set"
+    config = info.get("config") or {}
+    how = {"folds": "its fold models, not refit",
+           "refit": "refit on all training data"}.get(config.get("answer_from"))
+    return f"The answer on the test set: {label}" + (f" ({how})" if how else "")
+
+
+def _test_scores_table(info: dict) -> str:
+    """The answer's test scores with their 95 % bootstrap intervals when stored, and beside
+    an ensemble that answers, the best single candidate's own scores."""
+    config = info.get("config") or {}
+    ci = config.get("test_ci") or {}
+    alone = ((config.get("single") or {}).get("test_scores")
+             if config.get("answer") == "ensemble" else None)
+    header = ["metric", "test score"]
+    if ci:
+        header.append(f"95 % CI ({config.get('bootstrap')} bootstrap resamples)")
+    if alone:
+        header.append(f"best single #{info['best_trial']} alone")
+    rows = []
+    for k, v in info["test_scores"].items():
+        row = [k, _num(v)]
+        if ci:
+            c = ci.get(k) or {}
+            row.append("-" if c.get("low") is None else
+                       f"{_num(c['low'])} – {_num(c['high'])}")
+        if alone:
+            row.append(_num(alone.get(k)))
+        rows.append(row)
+    table = _table(header, rows, numeric=set(range(1, len(header))))
+    skipped = (config.get("single") or {}).get("skipped")
+    if config.get("answer") == "ensemble" and not alone:
+        table += _note(f"best single #{info['best_trial']} alone: not scored on the test set"
+                       + (f" ({skipped})" if skipped else ""))
+    if not ci:
+        table += _note("no 95 % intervals: the search ran with --bootstrap 0"
+                       if config.get("bootstrap") == 0 else "no 95 % intervals stored")
+    return table
+
+
 def test_section(info: dict, predictions: dict | None) -> str:
     if not info["test_scores"] or not predictions:
         return _note("no test predictions stored: the search had no test set (give --test, "
@@ -228,8 +275,7 @@ def test_section(info: dict, predictions: dict | None) -> str:
     y = np.asarray(predictions["y_true"], dtype=int)
     proba = np.asarray(predictions["proba"], dtype=float)
     classes = [str(c) for c in predictions["classes"]]
-    scores = _table(["metric", "test score"], [[k, _num(v)] for k, v in
-                                               info["test_scores"].items()], numeric={1})
+    scores = _test_scores_table(info)
     cm = skm.confusion_matrix(y, proba.argmax(1), labels=list(range(len(classes))))
     charts = [svgplot.heatmap(cm.tolist(), classes, title="Confusion matrix (test set)")]
     # Binary: the positive class only; more classes: one-vs-rest per class.
@@ -308,8 +354,7 @@ def build_report(store: Store, study: str, *, top: int = 20) -> str:
         ("Stopped early", stopped_section(candidates)),
         ("Parameter importances", importance_section(store, study)),
         ("Architecture families", family_section(summary, candidates, metric)),
-        ("Refit best on the test set",
-         test_section(info, store.test_predictions(study))),
+        (answer_title(info), test_section(info, store.test_predictions(study))),
     ]
     body = "".join(f"<h2>{escape(title)}</h2>{html}" for title, html in sections)
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
