@@ -13,7 +13,7 @@ import warnings
 
 import click
 
-from automed.errors import AutomedError
+from automed.errors import AutomedError, ConfigError
 from automed.evaluation.names import ALIASES, AVERAGES, METRIC_NAMES
 from automed.results.outputs import output_dir, output_file, sqlite_file
 from automed.searching.plan import DEFAULT_BAG
@@ -24,13 +24,17 @@ RESULTS_HELP = ("With --storage grpc://HOST:PORT (an `automed proxy`): write aut
                 "$AUTOMED_RESULTS_DB).")
 
 
-def _results_db(url: str | None) -> None:
+def _results_db(url: str | None, storage: str | None) -> None:
     # Through the environment, so local worker processes started from here inherit it.
     if url:
         import os
 
-        from automed.storage.fleet import RESULTS_ENV_VAR
+        from automed.storage import resolve_url
+        from automed.storage.fleet import RESULTS_ENV_VAR, is_grpc
 
+        if not is_grpc(resolve_url(storage)):
+            raise ConfigError("--results-db applies to --storage grpc://HOST:PORT (an `automed "
+                              "proxy`) only; drop it, or give the proxy's address as --storage")
         os.environ[RESULTS_ENV_VAR] = url
 
 
@@ -267,7 +271,7 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
     from automed.searching.workers import sigterm_as_interrupt
     from automed.storage import redact_url
 
-    _results_db(results_db)
+    _results_db(results_db, storage)
     if artifacts:
         output_dir(artifacts, "--artifacts")
     label = int(label_col) if label_col is not None and label_col.isdigit() else label_col
@@ -345,7 +349,7 @@ def worker(study, storage, results_db, gpus, trials_per_gpu, workers, threads, d
     """
     from automed.searching.workers import join, sigterm_as_interrupt
 
-    _results_db(results_db)
+    _results_db(results_db, storage)
     with sigterm_as_interrupt():
         n = join(study, storage=storage, gpus=gpus, trials_per_gpu=trials_per_gpu,
                  workers=workers, device=device, timeout=timeout,

@@ -306,6 +306,12 @@ CASES: list[tuple[str, list[str], str, str | None]] = [
     # outputs nothing can be written to (/proc takes no new files, even from root)
     ("search-artifacts-unwritable", ["search", "{data}", "--artifacts", "/proc/automed-art"],
      "db", None),
+    # --results-db is for workers behind a proxy: with a database URL it would be ignored
+    ("search-results-db-without-proxy", ["search", "{data}", "--workers", "0", "--results-db",
+                                         "sqlite:///{root}/results.db"], "db", None),
+    ("worker-results-db-without-proxy", ["worker", "--study", STUDY, "--results-db",
+                                         "sqlite:///{root}/results.db", "--storage",
+                                         "{storage}"], "db", None),
     # search: data of every format
     ("data-missing", ["search", "{root}/no_such.npz"], "db", None),
     ("data-unknown-suffix", ["search", "{unknown_suffix}"], "db", None),
