@@ -38,6 +38,15 @@ def _results_db(url: str | None, storage: str | None) -> None:
         os.environ[RESULTS_ENV_VAR] = url
 
 
+def _gpus_all_on_cpu(gpus: str | None) -> None:
+    """--gpus all on a machine without a GPU trains on the CPU: said, never silent."""
+    if gpus == "all":
+        from automed.searching.devices import visible_gpus
+
+        if not visible_gpus():
+            click.echo("--gpus all: no GPU is visible; training on the CPU", err=True)
+
+
 class _Progress:
     """One line per candidate, so long searches show where they are."""
 
@@ -219,10 +228,10 @@ def cli() -> None:
               "(never a feature): ids must be unique.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N "
               "(one worker).")
-@click.option("--gpus", help="GPUs to use: all, none, or indices like 0,2 (default: all "
-              "visible).")
+@click.option("--gpus", help="GPUs to use: all (every visible one; with none visible, the CPU, "
+              "said in a line), none, or indices like 0,2 (default: all visible).")
 @click.option("--trials-per-gpu", default=1, show_default=True, help="Worker processes sharing "
-              "each GPU.")
+              "each GPU (more than 1 is refused without a GPU).")
 @click.option("--workers", type=int, help="CPU worker processes (CPU cores are divided); 0 only "
               "creates the study for `automed worker` processes to join.")
 @click.option("--heartbeat", default=10.0, show_default=True, help="Seconds between a running "
@@ -275,6 +284,7 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
     if artifacts:
         output_dir(artifacts, "--artifacts")
     label = int(label_col) if label_col is not None and label_col.isdigit() else label_col
+    _gpus_all_on_cpu(gpus)
     with warnings.catch_warnings(), sigterm_as_interrupt():
         # Leakage warnings reach the terminal once, as progress lines (even with --quiet).
         warnings.filterwarnings("ignore", message="LEAKAGE")
@@ -325,8 +335,10 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
 @click.option("--study", required=True, help="The study to join (see `automed leaderboard`).")
 @click.option("--storage", help=STORAGE_HELP + " grpc://HOST:PORT joins through `automed proxy`.")
 @click.option("--results-db", help=RESULTS_HELP)
-@click.option("--gpus", help="GPUs to use: all, none, or indices like 0,2.")
-@click.option("--trials-per-gpu", default=1, show_default=True)
+@click.option("--gpus", help="GPUs to use: all (every visible one; with none visible, the CPU, "
+              "said in a line), none, or indices like 0,2.")
+@click.option("--trials-per-gpu", default=1, show_default=True, help="Worker processes sharing "
+              "each GPU (more than 1 is refused without a GPU).")
 @click.option("--workers", type=int, help="CPU worker processes on this machine.")
 @click.option("--threads", type=int, help="Torch threads per worker process (default: the "
               "machine's cores divided among all automed workers running on it; "
@@ -350,6 +362,7 @@ def worker(study, storage, results_db, gpus, trials_per_gpu, workers, threads, d
     from automed.searching.workers import join, sigterm_as_interrupt
 
     _results_db(results_db, storage)
+    _gpus_all_on_cpu(gpus)
     with sigterm_as_interrupt():
         n = join(study, storage=storage, gpus=gpus, trials_per_gpu=trials_per_gpu,
                  workers=workers, device=device, timeout=timeout,

@@ -312,6 +312,15 @@ CASES: list[tuple[str, list[str], str, str | None]] = [
     ("worker-results-db-without-proxy", ["worker", "--study", STUDY, "--results-db",
                                          "sqlite:///{root}/results.db", "--storage",
                                          "{storage}"], "db", None),
+    # --trials-per-gpu on the CPU would do nothing (--gpus none / --device cpu: on any machine)
+    ("search-trials-per-gpu-on-cpu", ["search", "{data}", "--gpus", "none", "--trials-per-gpu",
+                                      "4", "--workers", "0"], "db", None),
+    ("search-trials-per-gpu-device-cpu", ["search", "{data}", "--device", "cpu",
+                                          "--trials-per-gpu", "2", "--workers", "0"], "db",
+     None),
+    ("worker-trials-per-gpu-on-cpu", ["worker", "--study", STUDY, "--gpus", "none",
+                                      "--trials-per-gpu", "4", "--storage", "{storage}"], "db",
+     None),
     # search: data of every format
     ("data-missing", ["search", "{root}/no_such.npz"], "db", None),
     ("data-unknown-suffix", ["search", "{unknown_suffix}"], "db", None),
@@ -674,3 +683,23 @@ def test_an_optuna_database_gets_no_automed_tables(ws, args, tmp_path, capsys, m
         return
     assert code not in (0, None)
     assert f"error: {url} holds no automed searches" in err
+
+
+def test_gpus_all_without_a_gpu_says_it_trains_on_the_cpu(ws, tmp_path, capsys, monkeypatch):
+    # On a machine without a GPU, --gpus all falls back to the CPU with a line saying so (as
+    # --help documents); --trials-per-gpu, which would do nothing there, is refused.
+    from automed.searching import devices
+
+    monkeypatch.setattr(devices, "visible_gpus", lambda: [])
+    monkeypatch.chdir(tmp_path)
+    storage = f"sqlite:///{tmp_path / 'gpus.db'}"
+    base = ["automed", "search", str(ws["data"]), "--workers", "0", "--storage", storage]
+    monkeypatch.setattr(sys, "argv", [*base, "--gpus", "all"])
+    cli_module.main()
+    assert "--gpus all: no GPU is visible; training on the CPU" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "argv", [*base, "--study", "other", "--trials-per-gpu", "4"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli_module.main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code not in (0, None)
+    assert "error: --trials-per-gpu 4 needs a GPU, and no GPU is visible" in err

@@ -269,13 +269,7 @@ class LoadedModel:
 
         if self.members:
             return sum(w * m.predict_proba(x, device=device) for w, m in self.members)
-        channels = self.spec.modality in ("image", "signal")
-        shape = getattr(x, "shape", None)
-        if channels and shape is not None and tuple(shape[1:]) != tuple(self.spec.input_shape):
-            raise DataError(
-                f"samples have shape {tuple(shape[1:])} but the model expects "
-                f"{tuple(self.spec.input_shape)}; resize the data like the training data"
-            )
+        x = in_model_layout(x, self.spec)
         try:
             tensor = self.preprocessor.transform(x)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
@@ -296,6 +290,32 @@ class LoadedModel:
             raise DataError(f"{self.folder}: the model gives {proba.shape[1:]} outputs for "
                             f"{len(self.classes)} class names; export the model again")
         return proba
+
+
+def in_model_layout(x: Any, spec: Spec) -> Any:
+    """Image and signal arrays in the layout the loaders give (:func:`automed.data.loaders.npz.
+    _shape`), so raw samples are taken as ``automed predict`` takes them: (N, L) signals as
+    (N, 1, L), (N, H, W) images as (N, 1, H, W), channels-last images channels-first. Samples
+    that still do not have the model's input shape are refused in one line."""
+    if spec.modality not in ("image", "signal"):
+        return x
+    shape = getattr(x, "shape", None)
+    if shape is None:
+        return x
+    expected, given = tuple(spec.input_shape), tuple(shape[1:])
+    if isinstance(x, np.ndarray) and tuple(shape[1:]) != expected and len(shape) >= 2:
+        from automed.data.loaders.npz import _shape
+
+        try:
+            x = _shape(x, spec.modality, "the samples")
+        except DataError:
+            pass  # refused below, with the shape the model expects
+        shape = x.shape
+    if tuple(shape[1:]) != expected:
+        raise DataError(
+            f"samples have shape {given} but the model expects {expected}; resize "
+            "the data like the training data")
+    return x
 
 
 def _read_config(path: Path) -> dict[str, Any]:

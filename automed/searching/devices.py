@@ -53,9 +53,10 @@ def plan_slots(gpus: str | None = None, trials_per_gpu: int = 1, workers: int | 
                device: str | None = None) -> list[Slot]:
     """Decide the worker processes of a search.
 
-    ``gpus``: ``"all"`` (every visible GPU), ``"none"`` (CPU only) or indices ``"0,2"``; by
-    default all visible GPUs, else the CPU. ``trials_per_gpu`` workers share each GPU (small
-    medical models leave a GPU mostly idle). ``workers`` sets the number of CPU workers; the
+    ``gpus``: ``"all"`` (every visible GPU; the CPU when none is, as the CLI says),
+    ``"none"`` (CPU only) or indices ``"0,2"``; by default all visible GPUs, else the CPU.
+    ``trials_per_gpu`` workers share each GPU (small medical models leave a GPU mostly idle);
+    more than 1 without a GPU is refused. ``workers`` sets the number of CPU workers; the
     CPU's cores are divided between all workers so they do not oversubscribe it.
     ``device`` (the single-worker ``--device``) is honoured when neither ``gpus`` nor
     ``workers`` asks for more.
@@ -86,6 +87,10 @@ def plan_slots(gpus: str | None = None, trials_per_gpu: int = 1, workers: int | 
                 f"GPU {', '.join(map(str, missing))} is not visible; visible: "
                 f"{', '.join(map(str, available)) or 'none'} (CUDA_VISIBLE_DEVICES applies)"
             )
+    if trials_per_gpu > 1 and not chosen:
+        why = "no GPU is visible" if not available else "the CPU was chosen"
+        raise ConfigError(f"--trials-per-gpu {trials_per_gpu} needs a GPU, and {why}; drop it, "
+                          "or use --workers N for several CPU processes")
     if chosen:
         devices = [f"cuda:{g}" for g in chosen for _ in range(trials_per_gpu)]
     else:
