@@ -111,6 +111,13 @@ def require_automed_tables(engine: Engine, redacted: str) -> None:
                            f"first, or check --storage or {ENV_VAR}")
 
 
+def _refuse_proxy(url: str, command: str) -> None:
+    if fleet.is_grpc(url):
+        raise StorageError(f"automed db {command} needs the database itself, not the proxy "
+                           f"{url}; run it with --storage DB_URL, the URL `automed proxy "
+                           "--storage` serves")
+
+
 def make_engine(url: str, **pool: Any) -> Engine:
     redacted = redact_url(url)
     try:
@@ -151,6 +158,7 @@ def upgrade_database(url: str | None = None) -> tuple[str | None, str]:
     from automed.storage.migrate import upgrade
 
     resolved = resolve_url(url)
+    _refuse_proxy(resolved, "upgrade")
     engine = make_engine(resolved)
     try:
         return upgrade(engine)
@@ -168,6 +176,7 @@ def schema_revision(url: str | None = None) -> tuple[str | None, str]:
     """``(stored revision, revision this automed needs)`` for automed's tables."""
     from automed.storage.migrate import current_revision, head_revision
 
+    _refuse_proxy(resolve_url(url), "current")
     require_existing(resolve_url(url))
     engine = make_engine(resolve_url(url))
     try:

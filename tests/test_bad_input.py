@@ -379,6 +379,11 @@ CASES: list[tuple[str, list[str], str, str | None]] = [
     ("db-upgrade-newer", ["db", "upgrade", "--storage", "{newer_db}"], "newer_db", None),
     ("db-upgrade-port", ["db", "upgrade", "--storage",
                          "postgresql://u:SECRET@127.0.0.1:x/db"], "db", "SECRET"),
+    # the proxy serves Optuna's storage, not a schema: the fix names the database URL
+    ("db-current-proxy", ["db", "current", "--storage", "grpc://127.0.0.1:13999"], "db",
+     "sqlalchemy"),
+    ("db-upgrade-proxy", ["db", "upgrade", "--storage", "grpc://127.0.0.1:13999"], "db",
+     "sqlalchemy"),
     ("db-current-not-db", ["db", "current", "--storage", "{not_db}"], "not_db", None),
     ("studies-not-db", ["studies", "--storage", "{not_db}"], "not_db", None),
     # a database that is not there: the commands that only read it must not create it
@@ -703,3 +708,15 @@ def test_gpus_all_without_a_gpu_says_it_trains_on_the_cpu(ws, tmp_path, capsys, 
     err = capsys.readouterr().err
     assert exit_info.value.code not in (0, None)
     assert "error: --trials-per-gpu 4 needs a GPU, and no GPU is visible" in err
+
+
+@pytest.mark.parametrize("command", ["current", "upgrade"])
+def test_db_commands_name_the_database_behind_a_proxy(command, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["automed", "db", command, "--storage",
+                                      "grpc://127.0.0.1:13999"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli_module.main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code not in (0, None)
+    assert f"error: automed db {command} needs the database itself, not the proxy" in err
+    assert "--storage DB_URL" in err
