@@ -574,6 +574,43 @@ def _artifact_of(store, study: str | None) -> str:
     return path
 
 
+MODEL_PLUGIN_HELP = ("Load this plugin file or module, which the model's architecture comes "
+                     "from (what `automed search --plugin` was given).")
+
+
+def _model_plugins(sources: tuple[str, ...]) -> None:
+    """Load plugins a saved model needs; a broken one is refused in one line, as by search."""
+    from automed.plugin_manager import get_plugin_manager
+
+    for source in sources:
+        get_plugin_manager().add_source(source, required=True)
+
+
+class _NamingStudyPlugins:
+    """Turn "no plugin provides the architecture" into the study's own --plugin to give: the
+    plan records them. They are never loaded from the database unasked (an edited database
+    must not make automed import code, as `automed worker` holds too)."""
+
+    def __init__(self, store, study: str) -> None:
+        self.store, self.study = store, study
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, exc, tb) -> None:
+        from automed.results.artifact import MissingArchitecture
+
+        if not isinstance(exc, MissingArchitecture):
+            return
+        try:
+            plan = (self.store.search(self.study).get("config") or {}).get("plan") or {}
+            sources = [str(r["source"]) for r in plan.get("plugins") or []]
+        except (AutomedError, KeyError, TypeError, AttributeError):
+            return
+        if sources:
+            raise MissingArchitecture(exc.architecture, exc.installed, sources) from None
+
+
 @cli.command()
 @click.argument("data", type=click.Path(exists=True))
 @click.option("--study", help="Study whose saved answer predicts (default: the most recent).")
@@ -583,18 +620,27 @@ def _artifact_of(store, study: str | None) -> str:
 @click.option("--split", type=click.Choice(["all", "train", "test"]), default="all",
               show_default=True, help="Which part of DATA to predict.")
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--plugin", "plugin_sources", multiple=True, help=MODEL_PLUGIN_HELP)
 @click.option("--storage", help=STORAGE_HELP)
-def predict(data, study, model_dir, output, split, device, storage) -> None:
+def predict(data, study, model_dir, output, split, device, plugin_sources, storage) -> None:
     """Write per-sample class probabilities for DATA (one CSV row per sample)."""
+    from contextlib import nullcontext
+
     from automed.results.predict import predict_file
 
     if output:
         output_file(output, protect=(data, sqlite_file(storage)))
+    _model_plugins(plugin_sources)
+    naming = nullcontext()
     if model_dir is None:
         from automed.storage import Store
 
-        model_dir = _artifact_of(Store(storage, create=False, existing=True), study)
-    rows = predict_file(model_dir, data, output, split=split, device=device)
+        store = Store(storage, create=False, existing=True)
+        study = study or store.latest_study()
+        model_dir = _artifact_of(store, study)
+        naming = _NamingStudyPlugins(store, study)
+    with naming:
+        rows = predict_file(model_dir, data, output, split=split, device=device)
     if output:
         click.echo(f"{rows} predictions written to {output}", err=True)
 
@@ -603,15 +649,19 @@ def predict(data, study, model_dir, output, split, device, storage) -> None:
 @click.option("--study", help="Study to export (default: the most recent).")
 @click.option("-o", "--output", type=click.Path(file_okay=False), required=True,
               help="Folder for the weights, config and MODEL_CARD.md.")
+@click.option("--plugin", "plugin_sources", multiple=True, help=MODEL_PLUGIN_HELP)
 @click.option("--storage", help=STORAGE_HELP)
-def export(study, output, storage) -> None:
+def export(study, output, plugin_sources, storage) -> None:
     """Write the search's answer (safetensors + JSON) and a model card to a folder."""
     from automed.results.model_card import export_model
     from automed.storage import Store
 
     output_dir(output)
+    _model_plugins(plugin_sources)
     store = Store(storage, create=False, existing=True)
-    click.echo(str(export_model(store, study or store.latest_study(), output)))
+    study = study or store.latest_study()
+    with _NamingStudyPlugins(store, study):
+        click.echo(str(export_model(store, study, output)))
 
 
 @cli.group(invoke_without_command=True)
@@ -681,23 +731,13 @@ def plugins_check(target, samples) -> None:
 @cli.command()
 @click.option("--kind", type=click.Choice(["image", "signal"]), default="image",
               show_default=True)
-@click.option("-o", "--output", type=click.Path(), help="Where to write the .npz (a name "
-              "ending in .npz).")
-@click.option("-n", "--samples", default=600, show_default=True, help="Samples to generate "
-              "(at least 10).")
+@click.option("-o", "--output", type=click.Path(), help="Where to write the .npz.")
+@click.option("-n", "--samples", default=600, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 def demo(kind, output, samples, seed) -> None:
     """Write a small generated medical-style dataset (MedMNIST .npz layout)."""
-    from pathlib import Path
-
     from automed.demo import make_demo
 
-    if samples < 10:
-        raise ConfigError(f"-n/--samples {samples} is too small for train/val/test splits; "
-                          "use at least 10")
-    if output and Path(output).suffix.lower() != ".npz":
-        raise ConfigError(f"-o {output}: the demo is a .npz archive, which automed reads by "
-                          f"its suffix; name it {Path(output).stem}.npz")
     if output:
         output_file(output)
     path = make_demo(kind, output, n=samples, seed=seed)

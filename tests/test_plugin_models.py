@@ -1,18 +1,22 @@
 """Models whose architecture came from ``search --plugin``, and raw samples in the Python API.
 
 One tiny search with the plugin file ``tiny_arch.py`` on single-channel signals serves every
-test: ``predict_proba`` takes (N, L) signals as ``automed predict`` does.
+test: predict and export name the study's --plugin when it is missing and work with it, and
+``predict_proba`` takes (N, L) signals as ``automed predict`` does.
 """
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from automed.errors import DataError
-from automed.plugin_manager import get_plugin_manager
+from automed import cli as cli_module
+from automed.errors import DataError, PluginError
+from automed.plugin_manager import get_plugin_manager, reset_plugin_manager
 from automed.results.artifact import LoadedModel
 from automed.searching.runner import search
 
@@ -35,6 +39,64 @@ def study(tmp_path_factory):
     return root, storage, result, x
 
 
+def _cli(monkeypatch, capsys, *argv: str) -> tuple[int | None, str, str]:
+    reset_plugin_manager()  # a fresh process: only installed plugins
+    monkeypatch.setattr(sys, "argv", ["automed", *argv])
+    code = None
+    try:
+        cli_module.main()
+    except SystemExit as exc:
+        code = exc.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_predict_and_export_name_the_study_plugin_when_it_is_missing(study, monkeypatch,
+                                                                    capsys, tmp_path):
+    root, storage, _, _ = study
+    for argv in (["predict", str(root / "sig.npz")], ["export", "-o", str(tmp_path / "m")]):
+        code, out, err = _cli(monkeypatch, capsys, *argv, "--study", "tiny",
+                              "--storage", storage)
+        assert code not in (0, None) and out == ""
+        lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+        assert len(lines) == 1, err
+        assert "'tinymlp'" in lines[0] and f"--plugin {shlex.quote(TINY)}" in lines[0]
+        assert "AUTOMED_PLUGINS_PATH" in lines[0]
+
+
+def test_predict_and_export_load_a_plugin_given_with_plugin(study, monkeypatch, capsys,
+                                                           tmp_path):
+    root, storage, result, x = study
+    code, out, err = _cli(monkeypatch, capsys, "predict", str(root / "sig.npz"), "--study",
+                          "tiny", "--storage", storage, "--plugin", TINY)
+    assert code in (0, None), err
+    assert len(out.splitlines()) == N + 1
+    exported = tmp_path / "exported"
+    code, _, err = _cli(monkeypatch, capsys, "export", "-o", str(exported), "--study", "tiny",
+                        "--storage", storage, "--plugin", TINY)
+    assert code in (0, None), err
+    # An exported folder, say on another machine: no study to name the plugin.
+    code, out, err = _cli(monkeypatch, capsys, "predict", str(root / "sig.npz"),
+                          "--model", str(exported))
+    assert code not in (0, None) and "--plugin FILE.py" in err and "tinymlp" in err
+    code, out, err = _cli(monkeypatch, capsys, "predict", str(root / "sig.npz"),
+                          "--model", str(exported), "--plugin", TINY)
+    assert code in (0, None), err
+    assert len(out.splitlines()) == N + 1
+
+
+def test_a_broken_plugin_given_to_predict_is_refused_in_one_line(study, monkeypatch, capsys,
+                                                                 tmp_path):
+    root, storage, _, _ = study
+    bad = tmp_path / "bad.py"
+    bad.write_text("import not_a_module_anywhere\n")
+    code, out, err = _cli(monkeypatch, capsys, "predict", str(root / "sig.npz"), "--study",
+                          "tiny", "--storage", storage, "--plugin", str(bad))
+    assert code not in (0, None) and out == ""
+    assert len(err.strip().splitlines()) == 1, err
+    assert "bad.py failed to import: ModuleNotFoundError" in err and "--plugin" in err, err
+
+
 def test_predict_proba_takes_signals_without_a_channel_axis(study):
     # (N, L) rows are single-channel signals, as `automed predict` reads them from a file.
     _, _, result, x = study
@@ -45,3 +107,10 @@ def test_predict_proba_takes_signals_without_a_channel_axis(study):
     assert np.allclose(model.predict_proba(x[:, 0, :]), expected)
     with pytest.raises(DataError, match=r"shape \(8,\) but the model expects \(1, 16\)"):
         model.predict_proba(x[:, 0, :8])
+
+
+def test_a_model_of_a_missing_plugin_names_the_fix_in_python(study):
+    _, _, result, _ = study
+    reset_plugin_manager()
+    with pytest.raises(PluginError, match="AUTOMED_PLUGINS_PATH"):
+        LoadedModel(result.artifact)

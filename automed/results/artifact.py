@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +169,21 @@ def save_artifact(folder: Path, model: torch.nn.Module, preprocessor: Preprocess
     return folder
 
 
+class MissingArchitecture(PluginError):
+    """A saved model whose architecture no loaded plugin provides: one that came from a
+    plugin file or module (``search --plugin``) must be given again where the model loads."""
+
+    def __init__(self, architecture: str, installed: list[str],
+                 plugins: list[str] | None = None) -> None:
+        self.architecture, self.installed = architecture, installed
+        given = " ".join(f"--plugin {shlex.quote(p)}" for p in plugins or [])
+        where = (f"it was searched with {given}; give that again" if given else
+                 "give the plugin that provides it with --plugin FILE.py (or MODULE)")
+        super().__init__(f"the model needs architecture {architecture!r}, which no installed "
+                         f"plugin provides (installed: {', '.join(installed)}); {where}, or "
+                         "set AUTOMED_PLUGINS_PATH to it")
+
+
 class LoadedModel:
     """A rebuilt model with its preprocessing: ``predict_proba(x)`` on raw samples."""
 
@@ -224,10 +240,7 @@ class LoadedModel:
         pm.load_optional([name])
         archs = pm.architectures()
         if name not in archs:
-            raise PluginError(
-                f"the model needs architecture {name!r}, which no installed plugin provides "
-                f"(installed: {', '.join(sorted(archs))})"
-            )
+            raise MissingArchitecture(name, sorted(archs))
         # The family's own preprocessing (a pretrained tokenizer, ...) or the modality's.
         own = archs[name].preprocessor(modality)
         try:
