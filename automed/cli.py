@@ -387,7 +387,7 @@ def worker(study, storage, results_db, gpus, trials_per_gpu, workers, threads, d
               "metric (repeatable; implies all studies).")
 @click.option("--sort", help="Rank by a stored metric (e.g. auroc, f1) or duration instead of "
               "each search's objective.")
-@click.option("--top", type=int, help="Show only the best N.")
+@click.option("--top", type=click.IntRange(min=1), help="Show only the best N.")
 @click.option("--per-family", is_flag=True, help="Keep the best candidate of each family.")
 @click.option("--all", "show_all", is_flag=True, help="Include pruned, collapsed, failed, "
               "interrupted and running candidates, with their errors.")
@@ -409,6 +409,9 @@ def leaderboard(studies, all_studies, datasets, architectures, states, metrics, 
     from automed.storage import Store
     from automed.storage.ranking import STATES, sort_key
 
+    source = click.get_current_context().get_parameter_source("fmt")
+    if as_json and fmt != "json" and source is not click.core.ParameterSource.DEFAULT:
+        raise ConfigError(f"--json and --format {fmt} ask for two formats; give one of them")
     store = Store(storage, existing=True)
     fmt = "json" if as_json else fmt
     if not studies and not (all_studies or datasets or metrics):
@@ -487,7 +490,8 @@ def show(study, candidate, storage, as_json) -> None:
 @click.argument("study")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
               help="The HTML file to write.")
-@click.option("--top", default=20, show_default=True, help="Leaderboard rows in the report.")
+@click.option("--top", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Leaderboard rows in the report.")
 @click.option("--storage", help=STORAGE_HELP)
 def report(study, output, top, storage) -> None:
     """Write one self-contained HTML page about STUDY: leaderboard, history, importances,

@@ -501,6 +501,9 @@ CASES: list[tuple[str, list[str], str, str | None]] = [
                               "{storage}"], "db", None),
     ("demo-n-0", ["demo", "-n", "0", "-o", "{root}/d.npz"], "db", None),
     ("demo-n-neg", ["demo", "-n", "-5", "-o", "{root}/d.npz"], "db", None),
+    # the old "n=3 is too small" named no option
+    ("demo-n-3", ["demo", "-n", "3", "-o", "{root}/d.npz"], "db", "n=3"),
+    ("demo-not-npz", ["demo", "-o", "{root}/out.txt"], "db", None),
     ("demo-missing-folder", ["demo", "-o", "{root}/no/such/d.npz"], "db", None),
     ("demo-under-file", ["demo", "-o", "{a_file}/d.npz"], "db", None),
     ("demo-into-folder", ["demo", "-o", "{root}"], "db", None),
@@ -511,6 +514,15 @@ CASES: list[tuple[str, list[str], str, str | None]] = [
     ("search-no-data", ["search"], "db", None),
     ("search-unknown-option", ["search", "{data}", "--colour", "red"], "db", None),
     ("unknown-command", ["serch", "{data}"], "db", None),
+    ("leaderboard-top-0", ["leaderboard", "--top", "0", "--storage", "{storage}"], "db", None),
+    ("leaderboard-top-neg", ["leaderboard", "--top", "-2", "--storage", "{storage}"], "db",
+     None),
+    ("leaderboard-json-and-csv", ["leaderboard", "--json", "--format", "csv", "--storage",
+                                  "{storage}"], "db", None),
+    ("report-top-0", ["report", STUDY, "-o", "{root}/top.html", "--top", "0", "--storage",
+                      "{storage}"], "db", None),
+    ("report-top-neg", ["report", STUDY, "-o", "{root}/top.html", "--top", "-1", "--storage",
+                        "{storage}"], "db", None),
     ("leaderboard-top-word", ["leaderboard", "--top", "ten", "--storage", "{storage}"], "db",
      None),
     ("predict-over-its-data", ["predict", "{victim}", "--model", "{model}", "-o", "{victim}"],
@@ -720,3 +732,19 @@ def test_db_commands_name_the_database_behind_a_proxy(command, capsys, monkeypat
     assert exit_info.value.code not in (0, None)
     assert f"error: automed db {command} needs the database itself, not the proxy" in err
     assert "--storage DB_URL" in err
+
+
+def test_demo_refuses_a_name_that_is_not_npz(tmp_path, capsys, monkeypatch):
+    # npz bytes in out.txt would later be read as a text table ("not a UTF-8 text file").
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["automed", "demo", "-o", "out.txt", "-n", "20"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli_module.main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code not in (0, None)
+    assert "error: -o out.txt: the demo is a .npz archive" in err and "out.npz" in err
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(sys, "argv", ["automed", "demo", "-n", "3", "-o", "d.npz"])
+    with pytest.raises(SystemExit):
+        cli_module.main()
+    assert "error: -n/--samples 3 is too small" in capsys.readouterr().err
