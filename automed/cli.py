@@ -735,13 +735,23 @@ def plugins_check(target, samples) -> None:
 @cli.command()
 @click.option("--kind", type=click.Choice(["image", "signal"]), default="image",
               show_default=True)
-@click.option("-o", "--output", type=click.Path(), help="Where to write the .npz.")
-@click.option("-n", "--samples", default=600, show_default=True)
+@click.option("-o", "--output", type=click.Path(), help="Where to write the .npz (a name "
+              "ending in .npz).")
+@click.option("-n", "--samples", default=600, show_default=True, help="Samples to generate "
+              "(at least 10).")
 @click.option("--seed", default=0, show_default=True)
 def demo(kind, output, samples, seed) -> None:
     """Write a small generated medical-style dataset (MedMNIST .npz layout)."""
+    from pathlib import Path
+
     from automed.demo import make_demo
 
+    if samples < 10:
+        raise ConfigError(f"-n/--samples {samples} is too small for train/val/test splits; "
+                          "use at least 10")
+    if output and Path(output).suffix.lower() != ".npz":
+        raise ConfigError(f"-o {output}: the demo is a .npz archive, which automed reads by "
+                          f"its suffix; name it {Path(output).stem}.npz")
     if output:
         output_file(output)
     path = make_demo(kind, output, n=samples, seed=seed)

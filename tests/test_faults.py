@@ -16,6 +16,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -225,6 +226,124 @@ def test_surplus_counts_only_earlier_trials_that_use_budget():
     later = study.ask()  # number 4 is after ours: it does not push ours out
     assert not surplus(study, own.number, 3) and surplus(study, later.number, 3)
     assert surplus(study, own.number, 2) and not surplus(study, own.number, None)
+
+
+class _Rows:
+    """The few store calls the stale-trial callback makes, kept as (trial, state, error)."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, str, str | None]] = []
+
+    def record_candidate(self, search_id: int, trial: int, **fields) -> None:
+        self.rows.append((trial, fields["state"], fields.get("error")))
+
+
+def _queued_study(tmp_path: Path, starts: int) -> tuple[optuna.Study, _Rows]:
+    """A heartbeat study as open_study makes it, with ``starts`` queued family starts."""
+    from automed.searching.study import _stale_callback, retries_first
+
+    rows = _Rows()
+    storage = optuna.storages.RDBStorage(
+        f"sqlite:///{tmp_path / 'q.db'}", heartbeat_interval=1, grace_period=2,
+        heartbeat_stale_trial_callback=_stale_callback(rows, 0))
+    study = retries_first(optuna.create_study(storage=storage, study_name="q",
+                                              direction="maximize"))
+    for x in range(starts):
+        study.enqueue_trial({"x": x})
+    return study, rows
+
+
+def _objective(trial: optuna.Trial) -> float:
+    return float(trial.suggest_int("x", 0, 99))
+
+
+def _outcome(study: optuna.Study) -> dict:
+    trials = study.get_trials(deepcopy=False)
+    return {"complete": sorted(t.params["x"] for t in trials
+                               if t.state == TrialState.COMPLETE),
+            "waiting retries": [t.number for t in trials if t.state == TrialState.WAITING
+                                and ("failed_trial" in t.system_attrs
+                                     or "retry_of" in t.user_attrs)],
+            "running": [t.number for t in trials if t.state == TrialState.RUNNING]}
+
+
+def test_a_lost_candidate_runs_again_before_the_budget_is_used(tmp_path):
+    # The QA repro without training: six family starts queued, a budget of four; start #1
+    # was running on a worker killed with SIGKILL (its heartbeat long stale). Its retry is
+    # queued behind starts #2..#5, and must still run: it takes #1's place in the budget.
+    from automed.searching.study import counted_trials, run_trials
+
+    study, rows = _queued_study(tmp_path, starts=6)
+    with pytest.warns(UserWarning, match="Heartbeat"):  # asked outside optimize, on purpose
+        first = study.ask()
+        study.tell(first, _objective(first))  # start #0 (x=0) complete
+        lost = study.ask()
+    _objective(lost)
+    study._storage.record_heartbeat(lost._trial_id)
+    with sqlite3.connect(tmp_path / "q.db") as conn:  # its last beat, long ago
+        conn.execute("UPDATE trial_heartbeats SET heartbeat = '2000-01-01 00:00:00'")
+
+    run_trials(_objective, study, trials=4, timeout=None, heartbeat=1)
+
+    assert _outcome(study) == {"complete": [0, 1, 2, 3], "waiting retries": [], "running": []}
+    assert counted_trials(study) == 4
+    assert [(n, state) for n, state, _ in rows.rows] == [(1, "failed")]
+    assert rows.rows[0][2].startswith("WorkerLost")
+
+
+def test_a_resume_runs_an_interrupted_candidate_before_queued_starts(tmp_path):
+    # One-process search: Ctrl-C cut start #1 short; the resume queues it again behind the
+    # starts still waiting, and must run it within the budget.
+    from automed.searching.study import retry_interrupted, run_trials
+
+    study, _ = _queued_study(tmp_path, starts=6)
+    with pytest.warns(UserWarning, match="Heartbeat"):
+        first = study.ask()
+        study.tell(first, _objective(first))
+        cut = study.ask()
+    _objective(cut)
+    cut.set_user_attr("interrupted", True)
+    study.tell(cut, state=TrialState.FAIL)
+    retry_interrupted(study)
+
+    run_trials(_objective, study, trials=3, timeout=None, heartbeat=1)
+
+    assert _outcome(study) == {"complete": [0, 1, 2], "waiting retries": [], "running": []}
+
+
+def test_a_worker_whose_budget_is_held_by_a_waiting_retry_runs_the_retry(tmp_path):
+    # Three counted, one retry waiting, budget four: the budget is not used up, and the next
+    # worker to join runs the retry, not a queued start.
+    from automed.searching.study import Budget, run_trials
+
+    study, _ = _queued_study(tmp_path, starts=6)
+    run_trials(_objective, study, trials=3, timeout=None, heartbeat=1)  # x = 0, 1, 2
+    study.add_trial(optuna.trial.create_trial(
+        state=TrialState.WAITING, params={"x": 50},
+        distributions={"x": optuna.distributions.IntDistribution(0, 99)},
+        system_attrs={"failed_trial": 1, "retry_history": [1]}))
+    assert Budget(4).used(study) and not Budget(5).used(study)
+    run_trials(_objective, study, trials=4, timeout=None, heartbeat=1)
+    assert _outcome(study) == {"complete": [0, 1, 2, 50], "waiting retries": [],
+                               "running": []}
+
+
+def test_a_retry_keeps_the_place_of_the_candidate_it_replaces():
+    # A retry is numbered after candidates that started later than the one it re-runs; in a
+    # race for the last unit of budget those yield to it, not it to them.
+    from automed.searching.study import surplus
+
+    study = optuna.create_study()
+    study.tell(study.ask(), 0.5)  # 0
+    lost = study.ask()  # 1: its worker died
+    study.tell(lost, state=TrialState.FAIL)
+    other = study.ask()  # 2: running on another worker
+    study.add_trial(optuna.trial.create_trial(
+        state=TrialState.WAITING, params={}, distributions={},
+        system_attrs={"failed_trial": 1, "retry_history": [1]}))  # 3, waiting
+    retry = study.trials[-1].number
+    assert not surplus(study, other.number, 3) and surplus(study, other.number, 2)
+    assert not surplus(study, retry, 2) and surplus(study, retry, 1)
 
 
 # -- SIGINT and SIGKILL during the search and the refit --------------------------------------

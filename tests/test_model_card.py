@@ -32,3 +32,16 @@ def test_the_card_shows_test_intervals_when_bootstrapped():
     card = render_model_card(_config(scores={"accuracy": 0.9}, ci=ci, bootstrap=50))
     assert "| accuracy | 0.9000 | 0.7000 – 1.0000 |" in card
     assert "no bootstrap intervals" not in card
+
+
+def test_the_card_counts_the_file_and_its_held_out_test_rows():
+    """QA: with --test-fraction the card said "24 samples" beside the whole file's
+    fingerprint, where show and the report said 30."""
+    config = _config(scores={"accuracy": 0.9}, ci=None, bootstrap=0)
+    config["data"].update(samples=30, file_samples=40)
+    card = render_model_card(config)
+    assert ("- data file: `sig3.npz`, 40 samples, fingerprint `abc`: 30 for the search "
+            "(training), 10 held out as the locked test set") in card
+    assert "- class counts (training):" in card
+    config["data"].pop("file_samples")  # a separate test file: the training file's count
+    assert "- training data: `sig3.npz`, 30 samples" in render_model_card(config)

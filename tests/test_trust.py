@@ -177,9 +177,24 @@ def test_balanced_sampler_draws_classes_equally():
 
 
 def test_imbalanced_data_held_out_test_with_intervals(tmp_path):
+    events = []
     result = _run(_imbalanced(tmp_path / "imb.npz"), tmp_path / "i.db", metric="bacc",
-                  test_fraction=0.25, save_model=False)
+                  test_fraction=0.25, save_model=False, progress=events.append)
     assert result.test_size == 20  # stratified: all 10 positives split 8 / 2
+    # QA: the search said "24 samples", show and the report the file's 30. All now count
+    # the whole file (the dataset's fingerprint is the file's) and say how it was split.
+    from automed.results.describe import format_study, study_summary
+    from automed.results.report import build_report
+
+    split = "80 samples in the file: 60 for the search, 20 held out as test"
+    start = next(e for e in events if e["event"] == "start")
+    assert start["dataset"].startswith("80 signal samples, 2 classes: 60 for the search (")
+    assert start["dataset"].endswith(", 20 held out as test")
+    store = Store(f"sqlite:///{tmp_path / 'i.db'}")
+    info = store.search(result.study)
+    assert info["n_samples"] == 80
+    assert split in format_study(study_summary(info, store.candidates(result.study)))
+    assert split in build_report(store, result.study)
     ci = result.test_ci["balanced_accuracy"]
     assert ci["value"] == pytest.approx(result.test_scores["balanced_accuracy"])
     assert ci["low"] <= ci["value"] <= ci["high"]

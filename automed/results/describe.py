@@ -49,6 +49,17 @@ def answer_label(info: dict) -> str | None:
     return None if info.get("best_trial") is None else f"#{info['best_trial']}"
 
 
+def sample_counts(info: dict) -> str:
+    """A study's sample count in words: the dataset's (the whole file, whose fingerprint it
+    is), and with --test-fraction how many of them the search used and held out as test."""
+    cfg = info.get("config") or {}
+    text = f"{info['n_samples']} samples"
+    if cfg.get("test_fraction") and cfg.get("n_train") is not None:
+        text += (f" in the file: {cfg['n_train']} for the search, {cfg['n_test']} held out "
+                 "as test")
+    return text
+
+
 def study_summary(info: dict, candidates: list[dict]) -> dict:
     """The study record plus what its candidates add up to (counts, time, per family)."""
     families: dict[str, dict] = {}
@@ -74,8 +85,8 @@ def format_study(summary: dict) -> str:
     cfg = summary["config"]
     lines = [
         f"study {summary['study']!r}: {summary['status']}, created {summary['created_at']}",
-        f"  dataset: {summary['dataset']} ({summary['modality']}, {summary['n_samples']} "
-        f"samples, classes {', '.join(map(str, summary['classes']))}; "
+        f"  dataset: {summary['dataset']} ({summary['modality']}, {sample_counts(summary)}, "
+        f"classes {', '.join(map(str, summary['classes']))}; "
         f"fingerprint {summary['dataset_fingerprint'][:12]})",
         f"  objective: {cfg.get('folds')}-fold CV by {summary['metric']} "
         f"(average {cfg.get('average')}, seed {cfg.get('cv_seed')})",

@@ -55,9 +55,14 @@ def render_model_card(c: dict) -> str:
         "preprocessing state, spec)" + (", in each sub-folder" if ens else "")
         + "; no pickle", "",
         "## Data",
-        f"- training data: `{data.get('source')}`, {data.get('samples')} samples, "
-        f"fingerprint `{data.get('fingerprint')}`",
-        f"- class counts: {data.get('class_counts')}", "",
+        *([f"- data file: `{data.get('source')}`, {data['file_samples']} samples, "
+           f"fingerprint `{data.get('fingerprint')}`: {data.get('samples')} for the search "
+           f"(training), {test.get('size')} held out as the locked test set",
+           f"- class counts (training): {data.get('class_counts')}", ""]
+          if data.get("file_samples") else
+          [f"- training data: `{data.get('source')}`, {data.get('samples')} samples, "
+           f"fingerprint `{data.get('fingerprint')}`",
+           f"- class counts: {data.get('class_counts')}", ""]),
         "## Split",
         f"- {cv.get('folds')}-fold {'grouped ' if cv.get('grouped') else ''}stratified "
         f"cross-validation for model selection (seed {man.get('seeds', {}).get('cv')})",

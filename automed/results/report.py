@@ -17,7 +17,7 @@ import numpy as np
 
 from automed.errors import StorageError
 from automed.results import svgplot
-from automed.results.describe import answer_label, study_summary
+from automed.results.describe import answer_label, sample_counts, study_summary
 from automed.results.leaderboard import SHOWN_METRICS
 from automed.storage import Store
 
@@ -335,7 +335,7 @@ def build_report(store: Store, study: str, *, top: int = 20) -> str:
     metric = info["metric"]
     states = ", ".join(f"{n} {s}" for s, n in sorted(summary["states"].items())) or "none"
     facts = _table(["", ""], [
-        ["dataset", f"{info['dataset']} ({info['modality']}, {info['n_samples']} samples, "
+        ["dataset", f"{info['dataset']} ({info['modality']}, {sample_counts(info)}, "
                     f"{len(info['classes'])} classes)"],
         ["objective", f"{info['config'].get('folds')}-fold CV by {metric}"],
         ["status", info["status"]],

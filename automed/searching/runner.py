@@ -285,7 +285,20 @@ def _config(p: Prepared, slots) -> dict:
             "spec": p.spec.to_dict(), "source": p.train.source,
             "test_source": p.test.source if p.test is not None else None,
             "test_fraction": plan.data.test_fraction, "grouped": p.train.groups is not None,
-            "bootstrap": plan.bootstrap, "leakage": p.leakage, "leakage_warnings": p.warnings}
+            "bootstrap": plan.bootstrap, "leakage": p.leakage, "leakage_warnings": p.warnings,
+            # The dataset row counts the whole file; these, what the search and test use.
+            "n_train": len(p.train), "n_test": None if p.test is None else len(p.test)}
+
+
+def data_line(p: Prepared) -> str:
+    """The search's first data line. With --test-fraction it counts the whole file (as the
+    dataset row, ``show`` and the report do) and says how it was split."""
+    train, test, full = p.train, p.test, p.full
+    if not p.plan.data.test_fraction or test is None:
+        return train.summary()
+    counts = ", ".join(f"{c}: {n}" for c, n in train.class_counts().items())
+    return (f"{len(full)} {full.modality} samples, {full.n_classes} classes: {len(train)} for "
+            f"the search ({counts}), {len(test)} held out as test")
 
 
 def _study_uid(store: Store, study_name: str, search_id: int) -> str:
@@ -382,7 +395,8 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
                                                  "pid": os.getpid()},
                                manifest=manifest, plan=plan.to_dict(),
                                trials=plan.trials, timeout=plan.timeout,
-                               identity=p.identity(),
+                               identity=p.identity(), n_train=config["n_train"],
+                               n_test=config["n_test"],  # for a study from before they were
                                fold_models=None if fold_root is None else str(fold_root),
                                answer_members=answer_members)
     for message in p.warnings:
@@ -398,7 +412,7 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
     leader = store.leaderboard(study_name, top=1) if resumed else []
     progress({"event": "start", "study": study_name, "storage": store.redacted,
               "best": leader[0]["score_mean"] if leader else None,
-              "dataset": train.summary(), "architectures": sorted(p.architectures),
+              "dataset": data_line(p), "architectures": sorted(p.architectures),
               "folds": plan.folds, "metric": p.metric, "trials": plan.trials,
               "done": counted_trials(ostudy), "resumed": resumed,
               "device": ", ".join(sorted({sl.device for sl in slots})),

@@ -2,15 +2,18 @@
 
 The trial budget (``--trials``) counts candidates that ran to an outcome: complete, pruned,
 or failed by their own fault. A candidate stopped by Ctrl-C or lost with its worker does not
-count; it is queued again once. With one worker a search never runs more than ``trials``
-candidates; with ``W`` workers at most ``trials + W - 1`` (each may start one while another
-finishes the last).
+count; it is queued again once, and its retry takes its place: a worker asks for waiting
+retries before any other queued or new candidate, and a waiting retry holds its unit of budget
+as the lost candidate did while it ran, so the budget is not used up before the retry has run.
+With one worker a search never runs more than ``trials`` candidates; with ``W`` workers at most
+``trials + W - 1`` (each may start one while another finishes the last).
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+import types
 import warnings
 from collections.abc import Callable
 
@@ -40,18 +43,23 @@ def counted_trials(study: optuna.Study) -> int:
 
 
 def surplus(study: optuna.Study, number: int, trials: int | None) -> bool:
-    """Whether candidates numbered before ``number`` already take the whole trial budget.
+    """Whether candidates placed before trial ``number`` already take the whole trial budget.
 
     Workers check the budget before asking for a trial, but two can check at once and both
     start one (5 candidates on a budget of 4). Trial numbers are handed out in one order by the
-    storage, so each worker can tell, once its trial exists, whether it came too late.
+    storage, so each worker can tell, once its trial exists, whether it came too late. A retry
+    stands in the place of the candidate it re-runs (see :func:`place`), and a waiting retry
+    holds that place until a worker takes it: a later candidate yields to it, not it to them.
     """
     if trials is None:
         return False
+    every = study.get_trials(deepcopy=False)
+    by_number = {t.number: t for t in every}
+    me = by_number.get(number)
+    mine = place(me, by_number) if me is not None else number
     earlier = 0
-    for t in study.get_trials(deepcopy=False, states=(*COUNTED, TrialState.RUNNING)):
-        if t.number < number and (t.state != TrialState.FAIL
-                                  or t.user_attrs.get("automed_state") == "failed"):
+    for t in every:
+        if t.number != number and place(t, by_number) < mine and uses_budget(t):
             earlier += 1
     return earlier >= trials
 
@@ -59,6 +67,76 @@ def surplus(study: optuna.Study, number: int, trials: int | None) -> bool:
 def is_retry(trial: optuna.trial.FrozenTrial) -> bool:
     """Queued on purpose to re-run a candidate that a Ctrl-C or a dead worker cut short."""
     return "retry_of" in trial.user_attrs or "failed_trial" in trial.system_attrs
+
+
+def _retried(trial: optuna.trial.FrozenTrial) -> int | None:
+    # Optuna's stale-trial callback keeps the first lost trial's number; a resume's retry of an
+    # interrupted candidate names the trial it re-runs.
+    if "failed_trial" in trial.system_attrs:
+        return int(trial.system_attrs["failed_trial"])
+    if "retry_of" in trial.user_attrs:
+        return int(trial.user_attrs["retry_of"])
+    return None
+
+
+def place(trial: optuna.trial.FrozenTrial,
+          by_number: dict[int, optuna.trial.FrozenTrial] | None = None) -> int:
+    """The trial's place in the budget: its number, or for a retry the first candidate's."""
+    number, seen = trial.number, {trial.number}
+    while True:
+        before = _retried(trial)
+        if before is None or before in seen or before > number:
+            return number
+        number = before
+        seen.add(before)
+        if by_number is None or before not in by_number:
+            return number
+        trial = by_number[before]
+
+
+def uses_budget(trial: optuna.trial.FrozenTrial) -> bool:
+    """Counted (see :func:`counted_trials`), running, or a retry waiting to take its place."""
+    if trial.state == TrialState.RUNNING:
+        return True
+    if trial.state == TrialState.WAITING:
+        return is_retry(trial)
+    if trial.state == TrialState.FAIL:
+        return trial.user_attrs.get("automed_state") == "failed"
+    return trial.state in COUNTED
+
+
+def waiting_retries(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+            if is_retry(t)]
+
+
+def _pop_retries_first(study: optuna.Study) -> int | None:
+    """``Study._pop_waiting_trial_id`` that hands out waiting retries before anything else.
+
+    Optuna takes the waiting trial with the lowest number, but a retry is queued after the
+    family starts queued when the study was made: a worker that took those first could fill
+    the budget and leave the lost candidate waiting for ever.
+    """
+    storage = study._storage
+    waiting = storage.get_all_trials(study._study_id, deepcopy=False,
+                                     states=(TrialState.WAITING,))
+    for trial in sorted(waiting, key=lambda t: (not is_retry(t), place(t), t.number)):
+        try:
+            if not storage.set_trial_state_values(trial._trial_id, state=TrialState.RUNNING):
+                continue  # another worker took it first
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+        return trial._trial_id
+    return None
+
+
+def retries_first(study: optuna.Study) -> optuna.Study:
+    """Make ``study`` (its ask, so its optimize) take waiting retries first."""
+    if not hasattr(study, "_pop_waiting_trial_id"):
+        raise RuntimeError("this Optuna has no Study._pop_waiting_trial_id: automed cannot "
+                           "run lost candidates' retries first")
+    study._pop_waiting_trial_id = types.MethodType(_pop_retries_first, study)
+    return study
 
 
 def worker_seed(seed: int, identity: str, started: int = 0) -> int:
@@ -84,9 +162,12 @@ class Budget:
     def used(self, study: optuna.Study) -> bool:
         if self.trials is None:
             return False
-        # Candidates still running elsewhere will use budget too: do not start one more.
-        running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-        return counted_trials(study) + running >= self.trials
+        # Candidates still running elsewhere will use budget too, and so will the waiting
+        # retries of lost ones (they take the lost candidates' places): do not start one more.
+        pending = study.get_trials(deepcopy=False,
+                                   states=(TrialState.RUNNING, TrialState.WAITING))
+        held = sum(t.state == TrialState.RUNNING or is_retry(t) for t in pending)
+        return counted_trials(study) + held >= self.trials
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if self.used(study):
@@ -139,7 +220,7 @@ def open_study(store, study_name: str, *, seed: int, prune: bool, search_id: int
     started = len(study.get_trials(deepcopy=False))
     if started:
         study.sampler = sampler(started)
-    return study
+    return retries_first(study)
 
 
 def enqueue_defaults(study: optuna.Study, defaults: list[tuple[str, dict, dict]]) -> None:
@@ -203,45 +284,52 @@ def run_trials(objective, study: optuna.Study, *, trials: int | None, timeout: f
                heartbeat: float = HEARTBEAT_INTERVAL, callbacks: list | None = None) -> None:
     """Optimise until the study's budget is used, then retry what dead workers left behind.
 
-    The sweep after the main loop runs only retries (of candidates a dead worker lost) and
-    only while budget is left, so ``--trials`` stays a total.
+    The sweep after the main loop runs only retries (of candidates a dead worker lost, or a
+    Ctrl-C cut short) and only while budget and time are left, so ``--trials`` stays a total.
     """
     budget = Budget(trials)
     started = time.monotonic()
     if timeout is not None:
         objective.deadline = started + timeout  # candidates stop mid-training at the limit
-    def reserve(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+
+    def no_time() -> bool:
         # Time kept for the answer after the search (see Objective.reserve) ends it early, and
         # so does time left too short for another candidate's first epoch.
         if getattr(objective, "reserve", 0.0) and objective.out_of_time():
-            study.stop()
-        elif getattr(objective, "no_time_for_another", lambda: False)():
+            return True
+        return bool(getattr(objective, "no_time_for_another", lambda: False)())
+
+    def reserve(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if no_time():
             study.stop()
 
     if not budget.used(study):
         _optimize(study, objective, timeout=timeout, catch=(CandidateError,),
                   callbacks=[budget, reserve, *(callbacks or [])], gc_after_trial=False,
                   show_progress_bar=False)
-    # A worker that died mid-trial leaves it RUNNING until its heartbeat is stale. Sweep for
-    # such trials for one grace period so that their retries run before this worker leaves.
+    # A worker that died mid-trial leaves it RUNNING until its heartbeat is stale, then queued
+    # again; a waiting retry holds its unit of budget (Budget.used), so the main loop may have
+    # stopped with it still waiting. Sweep for one grace period past the last running trial so
+    # that the retries run before this worker leaves.
     deadline = time.monotonic() + grace(heartbeat) + 2 * heartbeat
-    while study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if time.monotonic() > deadline:
-            break  # what is still running belongs to live workers
+    while True:
         if timeout is not None and time.monotonic() - started > timeout:
             break
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
-        retries = [t for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-                   if is_retry(t)]
-        if retries and not _budget_spent(study, trials):
+        if waiting_retries(study) and not _budget_spent(study, trials) and not no_time():
+            # Study.ask hands out waiting retries first (retries_first).
             _optimize(study, objective, timeout=None, n_trials=1, catch=(CandidateError,),
                       callbacks=list(callbacks or []), gc_after_trial=False,
                       show_progress_bar=False)
             deadline = time.monotonic() + grace(heartbeat) + 2 * heartbeat
-        else:
-            time.sleep(min(1.0, heartbeat))
+            continue
+        if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            break
+        if time.monotonic() > deadline:
+            break  # what is still running belongs to live workers
+        time.sleep(min(1.0, heartbeat))
 
 
 def _budget_spent(study: optuna.Study, trials: int | None) -> bool:
