@@ -435,6 +435,11 @@ def leaderboard(studies, all_studies, datasets, architectures, states, metrics, 
         click.echo(f"{len(rows)} candidate(s) from {len({r['study'] for r in rows})} study(ies)")
     plain = set(states) <= {"complete", "ensemble"}
     click.echo(render(rows, "table", show_state=show_all or not plain, sort=key))
+    objectives = sorted({r["metric"] for r in rows})
+    if len(objectives) > 1 and not sort:
+        click.echo(f"note: these searches optimise different metrics ({', '.join(objectives)}):"
+                   " scores compare only within one; add --metric NAME, or --sort METRIC to "
+                   "rank all by one stored metric")
     if len(studies) != 1:
         return
     if info["test_scores"]:

@@ -186,3 +186,18 @@ def test_show_gives_a_candidate_its_rank_in_leaderboard_all(store, url):
         assert store.candidate("chest-acc", trial)["rank"] == rank
         shown = json.loads(_cli(url, "show", "chest-acc", str(trial), "--json"))
         assert shown["rank"] == rank
+
+
+def test_a_leaderboard_across_metrics_names_each_rows_metric(store, url):
+    # chest-acc optimises accuracy, ecg-f1 f1: one "score" column would rank them as one.
+    table = _cli(url, "leaderboard", "--all-studies")
+    header, _, *lines = table.splitlines()[1:]
+    assert header.split()[:5] == ["rank", "study", "trial", "architecture", "metric"]
+    assert {line.split()[4] for line in lines if line.split()[:1] != ["note:"]} == \
+        {"accuracy", "f1"}
+    assert "note: these searches optimise different metrics (accuracy, f1)" in table
+    one = _cli(url, "leaderboard", "--all-studies", "--metric", "f1")
+    assert "metric" not in one.splitlines()[1].split() and "note:" not in one
+    per_family = _cli(url, "leaderboard", "--all-studies", "--per-family")
+    head = per_family.splitlines()[1]
+    assert head.index("metric") < head.index("score (mean") < head.index("behind best")

@@ -19,16 +19,17 @@ def format_table(rows: list[dict], *, show_state: bool = False, sort: str | None
     if not rows:
         return "(no candidates)"
     objectives = {r["metric"] for r in rows}
-    metric = objectives.pop() if len(objectives) == 1 else "score"
+    mixed = len(objectives) > 1  # then every row names the metric its score is
+    metric = "score" if mixed else objectives.pop()
     shown = SHOWN_METRICS if sort in (None, "score", "duration_s") or sort in SHOWN_METRICS \
         else (*SHOWN_METRICS, sort)
     extra = [m for m in shown if m != metric]
     many = len({r["study"] for r in rows}) > 1
     header = ["rank", *(["study"] if many else []), "trial", "architecture",
-              f"{metric} (mean ± std)", *extra, "folds", "time"]
+              *(["metric"] if mixed else []), f"{metric} (mean ± std)", *extra, "folds", "time"]
     per_family = "gap_to_best" in rows[0]
     if per_family:
-        header.insert(header.index("architecture") + 2, "behind best")
+        header.insert(header.index(f"{metric} (mean ± std)") + 1, "behind best")
     if show_state:
         header.append("state")
     lines = []
@@ -36,7 +37,7 @@ def format_table(rows: list[dict], *, show_state: bool = False, sort: str | None
         score = "-" if r["score_mean"] is None else \
             f"{r['score_mean']:.4f} ± {r['score_std'] or 0:.4f}"
         cells = [str(r["rank"]), *([r["study"]] if many else []), str(r["trial"]),
-                 r["architecture"], score,
+                 r["architecture"], *([r["metric"]] if mixed else []), score,
                  *[_fmt((r["metrics"] or {}).get(m)) for m in extra],
                  str(len(r["fold_scores"] or [])), f"{r['duration_s']:.1f}s"]
         if per_family:
