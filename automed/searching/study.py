@@ -132,9 +132,11 @@ def _pop_retries_first(study: optuna.Study) -> int | None:
 
 def retries_first(study: optuna.Study) -> optuna.Study:
     """Make ``study`` (its ask, so its optimize) take waiting retries first."""
-    if not hasattr(study, "_pop_waiting_trial_id"):
-        raise RuntimeError("this Optuna has no Study._pop_waiting_trial_id: automed cannot "
-                           "run lost candidates' retries first")
+    if not hasattr(study, "_pop_waiting_trial_id"):  # a private method: degrade, never fail
+        warnings.warn("this Optuna has no Study._pop_waiting_trial_id: lost candidates' "
+                      "retries wait behind queued starts (the final sweep still runs them)",
+                      stacklevel=2)
+        return study
     study._pop_waiting_trial_id = types.MethodType(_pop_retries_first, study)
     return study
 
