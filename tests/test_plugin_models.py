@@ -8,13 +8,12 @@ test: predict and export name the study's --plugin when it is missing and work w
 from __future__ import annotations
 
 import shlex
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from clirun import run_cli
 
-from automed import cli as cli_module
 from automed.errors import DataError, PluginError
 from automed.plugin_manager import get_plugin_manager, reset_plugin_manager
 from automed.results.artifact import LoadedModel
@@ -41,14 +40,7 @@ def study(tmp_path_factory):
 
 def _cli(monkeypatch, capsys, *argv: str) -> tuple[int | None, str, str]:
     reset_plugin_manager()  # a fresh process: only installed plugins
-    monkeypatch.setattr(sys, "argv", ["automed", *argv])
-    code = None
-    try:
-        cli_module.main()
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_cli(monkeypatch, capsys, *argv)
 
 
 def test_predict_and_export_name_the_study_plugin_when_it_is_missing(study, monkeypatch,

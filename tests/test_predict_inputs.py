@@ -6,12 +6,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 
 import numpy as np
 import pytest
+from clirun import run_cli
 
-from automed import cli as cli_module
 from automed.searching.runner import search
 
 N = 24
@@ -48,14 +47,7 @@ def studies(tmp_path_factory):
 
 
 def _predict(monkeypatch, capsys, *argv: str) -> tuple[int | None, str, str]:
-    monkeypatch.setattr(sys, "argv", ["automed", "predict", *argv])
-    code = None
-    try:
-        cli_module.main()
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_cli(monkeypatch, capsys, "predict", *argv)
 
 
 def test_new_data_need_not_carry_the_patient_column(studies, monkeypatch, capsys):
