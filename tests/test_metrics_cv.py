@@ -86,6 +86,21 @@ def test_grouped_folds_keep_groups_together():
         assert not set(groups[tr]) & set(groups[va])
 
 
+def test_groups_that_are_the_labels_are_refused():
+    # --group-col naming the label: each class one group, every fold validates a class its
+    # training part never saw, and the search scored 0.0 (QA: text, sequence CSV, npz).
+    ds = _dataset([20, 20])
+    labelled = Dataset(ds.x, ds.y, ds.classes, ds.modality, ds.source,
+                       groups=np.array(ds.classes, dtype=object)[ds.y])
+    with pytest.raises(DataError, match="the group ids are the labels themselves"):
+        check_folds(labelled, 2)
+    # one class seen in one patient only: the same flaw, another fix
+    groups = np.where(ds.y == 0, "p0", np.array([f"p{i}" for i in range(40)], dtype=object))
+    one = Dataset(ds.x, ds.y, ds.classes, ds.modality, ds.source, groups=groups)
+    with pytest.raises(DataError, match="every sample of class 'c0' is in one group .'p0'."):
+        check_folds(one, 2)
+
+
 def test_too_few_samples_per_class_for_the_folds():
     ds = _dataset([3, 20])
     with pytest.raises(DataError, match="class 'c0' has 3 sample.*use --folds 3 or fewer"):

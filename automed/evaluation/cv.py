@@ -35,6 +35,33 @@ def check_folds(dataset: Dataset, folds: int) -> None:
                 f"{dataset.source}: only {n_groups} groups for {folds} folds; "
                 f"use --folds {n_groups} or fewer"
             )
+        _check_classes_span_groups(dataset)
+
+
+def _check_classes_span_groups(dataset: Dataset) -> None:
+    """Refuse groups that hold a whole class: grouped CV would validate that class only on
+    models that never saw it (scores near 0). The common cause is the label named as the group
+    column; the other, a class seen in one patient only."""
+    groups = np.asarray(dataset.groups)
+    one = {}  # class -> its only group
+    for k, name in enumerate(dataset.classes):
+        found = np.unique(groups[dataset.y == k])
+        if len(found) == 1:
+            one[name] = str(found[0])
+    if not one:
+        return
+    if len(one) == dataset.n_classes:  # every class is one group: the groups are the labels
+        raise DataError(
+            f"{dataset.source}: every class is one group (e.g. class {next(iter(one))!r} is "
+            "group " f"{next(iter(one.values()))!r}): the group ids are the labels themselves; "
+            "give the patient id column as --group-col (or a --groups file of patient ids)"
+        )
+    name, group = next(iter(one.items()))
+    raise DataError(
+        f"{dataset.source}: every sample of class {name!r} is in one group ({group!r}), so "
+        "grouped CV would score it only on models that never saw it; add samples of that class "
+        "from other patients, or drop the class"
+    )
 
 
 def make_folds(dataset: Dataset, folds: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
