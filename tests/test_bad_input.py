@@ -145,6 +145,12 @@ def ws(tmp_path_factory) -> dict:
         for i in range(30)))
     p["three_csv"] = file("three.csv", "age,sex,label\n" + "".join(
         f"{40 + i},{'FM'[i % 2]},{'abc'[i % 3]}\n" for i in range(30)))
+    p["notes_csv"] = file("notes.csv", "pid,note,dx\n" + "".join(
+        f"p{i},{'fever cough' if i % 2 else 'broken bone'} day {i},{'ab'[i % 2]}\n"
+        for i in range(30)))
+    np.savez(root / "grouped.npz", x=x, y=y, groups=np.arange(30) // 3)
+    p["grouped_npz"] = str(root / "grouped.npz")
+    p["groups_file"] = file("ids.txt", "".join(f"q{i}\n" for i in range(30)))
     p["uci_bad"] = file("splice.data", "EI, S1, ACGTACGTACGT, extra\n")
     p["uci"] = file("good_splice.data", "EI, S1, ACGTACGTACGT\nIE, S2, ACGTTTGAACGT\n")
     p["text_for_signal"] = file("text_for_signal.jsonl",
@@ -301,6 +307,13 @@ CASES: list[tuple[str, list[str], str, str | None]] = [
     # a test set beside the file's own test split, or the training file as its own test set
     ("search-test-beside-own-split", ["search", "{data}", "--test", "{xy_npz}"], "db", None),
     ("search-test-is-training", ["search", "{xy_npz}", "--test", "{xy_npz}"], "db", None),
+    # the label named as the group column: each class one group, grouped CV scored 0.0
+    ("search-group-col-is-label-text", ["search", "{notes_csv}", "--label-col", "dx",
+                                        "--group-col", "dx"], "db", None),
+    ("search-group-col-is-label-npz", ["search", "{xy_npz}", "--group-col", "y"], "db", None),
+    # an .npz's own groups key and a --groups file: which ids count?
+    ("search-groups-over-npz-groups", ["search", "{grouped_npz}", "--groups", "{groups_file}"],
+     "db", None),
     ("search-groups-and-group-col", ["search", "{data}", "--groups", "{groups_missing}",
                                      "--group-col", "patient"], "db", None),
     # outputs nothing can be written to (/proc takes no new files, even from root)

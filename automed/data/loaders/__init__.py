@@ -104,6 +104,9 @@ def load_data(
         test_data = test_loader.load(test_path, modality=modality, **options)
         data = LoadedData(data.train, _merge_test(test_data))
     if groups is not None:
+        if data.train.groups is not None:  # e.g. an .npz with a groups key: which ids count?
+            raise ConfigError(f"{path} brings its own group ids and --groups {groups} gives "
+                              "others; keep one (drop --groups to use the file's own)")
         data = LoadedData(_with_groups(data.train, Path(groups)), data.test)
     if data.test is not None:
         data = LoadedData(data.train, _check_test(data.train, data.test))
