@@ -156,3 +156,17 @@ def test_numbered_features_are_records_and_numbered_time_points_a_series(tmp_pat
     path = tmp_path / "f.csv"
     path.write_text("patient,label,f0,f1,f2\np1,0,1.0,2.0,3.0\np2,1,2.0,3.0,4.0\n")
     assert find_loader(path).name == "tabular"
+
+
+def test_medmnist_groups_without_val_groups_name_the_missing_key(tmp_path):
+    # val_images join training: train_groups alone gave "groups and labels differ in length".
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "mm.npz", train_images=rng.integers(0, 255, (12, 8, 8)),
+             train_labels=np.arange(12) % 2, train_groups=np.arange(12) // 2,
+             val_images=rng.integers(0, 255, (4, 8, 8)), val_labels=np.arange(4) % 2)
+    with pytest.raises(DataError, match="add val_groups, one id per validation sample"):
+        load_data(tmp_path / "mm.npz")
+    np.savez(tmp_path / "short.npz", x=rng.normal(size=(12, 5)), y=np.arange(12) % 2,
+             groups=np.arange(10))
+    with pytest.raises(DataError, match="10 group ids for 12 samples; give exactly one"):
+        load_data(tmp_path / "short.npz")

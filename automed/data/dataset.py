@@ -44,7 +44,8 @@ class Dataset:
                 "every sample needs exactly one label"
             )
         if self.groups is not None and len(self.groups) != len(self.y):
-            raise DataError(f"{self.source}: groups and labels differ in length")
+            raise DataError(f"{self.source}: {len(self.groups)} group ids for {len(self.y)} "
+                            "samples; give exactly one group id per sample")
 
     def __len__(self) -> int:
         return len(self.y)

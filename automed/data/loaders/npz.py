@@ -115,6 +115,10 @@ def _groups(arrays: dict[str, np.ndarray], key: str | None,
     train = None if train_key is None else arrays[train_key].reshape(-1).astype(str)
     if train is not None and "val_groups" in arrays and train_key == "train_groups":
         train = np.concatenate([train, arrays["val_groups"].reshape(-1).astype(str)])
+    elif train_key == "train_groups" and "val_images" in arrays:  # val_* join training too
+        raise DataError(f"{source}: {train_key!r} gives ids for the train_* samples but "
+                        "val_images (which join training) have none; add val_groups, one "
+                        "id per validation sample")
     test_key = next((k for k in ("test_groups", "groups_test") if k in arrays), None)
     test = None if test_key is None else arrays[test_key].reshape(-1).astype(str)
     return train, test
