@@ -761,3 +761,28 @@ def test_demo_refuses_a_name_that_is_not_npz(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit):
         cli_module.main()
     assert "error: -n/--samples 3 is too small" in capsys.readouterr().err
+
+
+def test_a_worker_names_the_groups_file_when_the_data_changed(tmp_path, capsys, monkeypatch):
+    # The groups file changed after the study was created: the refusal named only the data
+    # file, which had not changed.
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.normal(size=(24, 16)).astype("float32"),
+             y=np.arange(24) % 2)
+    ids = tmp_path / "ids.txt"
+    ids.write_text("".join(f"p{i // 2}\n" for i in range(24)))
+    storage = f"sqlite:///{tmp_path / 'g.db'}"
+    monkeypatch.setattr(sys, "argv", ["automed", "search", "d.npz", "--groups", str(ids),
+                                      "--workers", "0", "--folds", "2", "--study", "g",
+                                      "--storage", storage])
+    cli_module.main()
+    ids.write_text("".join(f"q{i}\n" for i in range(24)))  # other patients now
+    monkeypatch.setattr(sys, "argv", ["automed", "worker", "--study", "g", "--storage",
+                                      storage])
+    with pytest.raises(SystemExit) as exit_info:
+        cli_module.main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code not in (0, None)
+    line = next(ln for ln in err.splitlines() if ln.startswith("error:"))
+    assert str(ids) in line and "do not give the data study 'g' was created with" in line

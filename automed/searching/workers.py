@@ -68,9 +68,11 @@ def objective_from_store(store, study_name: str, device: str, *,
                 f"this worker preprocesses as {got[what]}, study {study_name!r} as "
                 f"{(expected or {}).get(what)}; give every worker the same family settings "
                 "(e.g. AUTOMED_HF_MODEL)")
-        raise DataError(
-            f"{plan.data.path} does not give the data study {study_name!r} was created with "
-            f"({what} differs); give every worker the same files and automed version")
+        files = [str(f) for f in (plan.data.path, plan.data.test, plan.data.groups) if f]
+        raise DataError(  # any of the files may be the one that changed: name them all
+            f"{' and '.join(files)} {'do' if len(files) > 1 else 'does'} not give the data "
+            f"study {study_name!r} was created with ({what} differs); give every worker the "
+            "same files and automed version")
     objective = Objective(prepared, store=store, study_name=study_name, search_id=info["id"],
                           device=torch.device(device), progress=progress)
     # Where the study's candidates keep their fold models (the answer without a refit); on
