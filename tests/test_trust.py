@@ -22,7 +22,7 @@ import automed.searching.objective as objective_module
 from automed.cli import cli
 from automed.data.dataset import Dataset
 from automed.data.loaders import load_data
-from automed.errors import DataError
+from automed.errors import ConfigError, DataError
 from automed.evaluation import bootstrap as B
 from automed.evaluation import metrics as M
 from automed.evaluation.bootstrap import resample_scores
@@ -160,10 +160,14 @@ def test_group_column_of_a_signal_table_and_a_groups_file(tmp_path):
     assert data.x.shape == (8, 1, 6)
     ids = tmp_path / "ids.txt"
     ids.write_text("\n".join("abcd"[i // 2] for i in range(8)))
-    assert load_data(table, groups=ids, group_col=1).train.groups.tolist()[:3] == ["a", "a", "b"]
+    with pytest.raises(ConfigError, match="brings its own group ids .* keep one"):
+        load_data(table, groups=ids, group_col=1)  # which ids count? refused, not overridden
+    plain = tmp_path / "plain.txt"  # the same series without the id column
+    plain.write_text("\n".join(" ".join(r.split()[:1] + r.split()[2:]) for r in rows))
+    assert load_data(plain, groups=ids).train.groups.tolist()[:3] == ["a", "a", "b"]
     ids.write_text("a\nb")
     with pytest.raises(DataError, match="2 group ids for 8 training samples"):
-        load_data(table, groups=ids, group_col=1)
+        load_data(plain, groups=ids)
 
 
 # -- imbalance and the locked test set --------------------------------------------------------
