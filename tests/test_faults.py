@@ -524,3 +524,31 @@ def test_a_running_status_whose_process_is_gone_says_so():
     assert effective_status(alive) == "running"
     elsewhere = {"status": "refitting", "config": {"owner": {"host": "other", "pid": 1}}}
     assert effective_status(elsewhere) == "refitting"
+
+
+def test_an_interrupt_that_surfaces_as_a_database_error_is_an_interruption():
+    # Ctrl-C inside a database call: SQLAlchemy's cleanup met "database is locked", and the
+    # worker died with a traceback instead of marking its candidate interrupted.
+    from types import SimpleNamespace
+
+    from automed.errors import StorageError
+    from automed.searching.objective import Objective
+
+    def candidate(trial):
+        try:
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                raise RuntimeError("database is locked")  # noqa: B904 - as sqlite3 does
+        except RuntimeError as exc:
+            raise StorageError("database error on sqlite:///x.db") from exc
+
+    marked = []
+    fake = SimpleNamespace(_candidate=candidate, _interrupted=marked.append)
+    with pytest.raises(KeyboardInterrupt):
+        Objective.__call__(fake, "trial-7")
+    assert marked == ["trial-7"]
+    fake._candidate = lambda trial: (_ for _ in ()).throw(StorageError("disk full"))
+    with pytest.raises(StorageError):  # no interrupt behind it: the error itself
+        Objective.__call__(fake, "trial-8")
+    assert marked == ["trial-7"]

@@ -253,6 +253,14 @@ class Objective:
         except KeyboardInterrupt:
             self._interrupted(trial)
             raise
+        except Exception as exc:
+            # Ctrl-C / SIGTERM inside a database call can surface as the error its cleanup
+            # met (e.g. "database is locked" on rollback): still an interruption.
+            stop = _interruption_behind(exc)
+            if stop is None:
+                raise
+            self._interrupted(trial)
+            raise stop from None
 
     def _interrupted(self, trial: optuna.Trial) -> None:
         """Mark a trial that Ctrl-C or SIGTERM stopped outside its training (its first
@@ -641,3 +649,15 @@ class Objective:
             self._complete = any(r["state"] == "complete"
                                  for r in self.store.leaderboard(self.study_name, top=1))
         return self._complete
+
+
+def _interruption_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C / SIGTERM an exception was raised while handling, if any."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
