@@ -20,6 +20,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -442,6 +443,69 @@ def test_ctrl_c_with_two_workers_then_resume_keeps_the_total(data, tmp_path, sig
     assert _status(url, "cw") == "complete"
     errors = [c["error"] or "" for c in Store(url, create=False).candidates("cw")]
     assert not any(e.startswith("WorkerLost") for e in errors), errors
+
+
+# -- Ctrl-C inside a database query ----------------------------------------------------------
+
+def _interrupt_an_optuna_query(monkeypatch, after_fit: int) -> Callable:
+    """From the ``after_fit``-th model fit on, the next query of Optuna's tables on this thread
+    is interrupted right after SQLite ran it, as a signal landing there does: its statement is
+    left unfinished, and its connection holds the file's write lock (BEGIN IMMEDIATE)."""
+    import threading
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    import automed.searching.objective as objective
+
+    state = {"fits": 0, "armed": False}
+    fit = objective.fit_model
+
+    def counting_fit(*args, **kwargs):
+        state["fits"] += 1
+        state["armed"] = state["fits"] >= after_fit
+        return fit(*args, **kwargs)
+
+    def trap(conn, cursor, statement, parameters, context, executemany) -> None:
+        if (state["armed"] and threading.current_thread() is threading.main_thread()
+                and statement.lstrip().upper().startswith("SELECT")
+                and "automed_" not in statement and "FROM trials" in statement):
+            state["armed"] = False
+            state["fits"] = -10**9  # once
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(objective, "fit_model", counting_fit)
+    event.listen(Engine, "after_cursor_execute", trap)
+    return trap
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("after_fit", [1, 2], ids=["first-fold", "second-fold"])
+def test_ctrl_c_inside_a_query_marks_the_candidate_without_waiting_on_its_own_lock(
+        data, tmp_path, monkeypatch, after_fit):
+    # The interrupted query's connection kept SQLite's write lock while the exception lived:
+    # marking the candidate interrupted waited out the 60 s busy timeout and failed with
+    # "database is locked" (two workers stopped this way were killed, their candidates left
+    # RUNNING). The lock is freed first now, and the marks are written at once.
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    trap = _interrupt_an_optuna_query(monkeypatch, after_fit)
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            search(data, trials=2, folds=2, architectures=["sleepy"], plugins=[SLEEPY],
+                   prune=False, bootstrap=0, heartbeat=1, storage=url, study="q")
+    finally:
+        event.remove(Engine, "after_cursor_execute", trap)
+    assert time.monotonic() - started < 40  # not one busy timeout (60 s)
+    assert _status(url, "q") == "interrupted"
+    b = _budget(url, "q")
+    assert b["running"] == 0 and b["counted"] == 0 and b["cut_short"] == 1
+    assert _interrupted(url, "q") == [0]
+    result = _resume(data, url, "q", trials=2)
+    assert _budget(url, "q")["counted"] == 2 and result.best is not None
 
 
 # -- searches started together on a new database -------------------------------------------

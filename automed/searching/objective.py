@@ -33,6 +33,7 @@ from automed.searching.fidelity import (
     final_collapse,
     fold_step,
 )
+from automed.searching.interrupts import interruption_behind, settle
 from automed.searching.prepare import Prepared
 from automed.searching.study import surplus
 from automed.searching.training import fit_model, predict_proba, training_params
@@ -250,17 +251,19 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         try:
             return self._candidate(trial)
-        except KeyboardInterrupt:
-            self._interrupted(trial)
-            raise
+        except KeyboardInterrupt as exc:
+            stop = type(exc)
         except Exception as exc:
             # Ctrl-C / SIGTERM inside a database call can surface as the error its cleanup
             # met (e.g. "database is locked" on rollback): still an interruption.
-            stop = _interruption_behind(exc)
+            stop = interruption_behind(exc)
             if stop is None:
                 raise
-            self._interrupted(trial)
-            raise stop from None
+        # Out of the except block: the interrupted query's lock is freed before the marks are
+        # written (see interrupts), then a fresh exception of the same kind stops the search.
+        settle()
+        self._interrupted(trial)
+        raise stop()
 
     def _interrupted(self, trial: optuna.Trial) -> None:
         """Mark a trial that Ctrl-C or SIGTERM stopped outside its training (its first
@@ -316,6 +319,7 @@ class Objective:
                            "duration_s": time.perf_counter() - start,
                            "error": error.splitlines()[0] if error else None})
 
+        stop: type[KeyboardInterrupt] | None = None
         try:
             with warnings.catch_warnings():
                 # A portfolio start may lie outside a numeric range on purpose (e.g. a family's
@@ -372,17 +376,22 @@ class Objective:
             record("pruned", "OutOfTime: stopped at the --timeout limit")
             trial.study.stop()
             raise optuna.TrialPruned() from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
+            stop = type(exc)
+        except Exception as exc:  # noqa: BLE001 - a faulty plugin fails its candidate only
+            stop = interruption_behind(exc)  # Ctrl-C inside a query, surfacing as its error
+            if stop is None:
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()  # an out-of-memory candidate must not starve
+                record("failed", error_text(exc))
+                raise CandidateError(f"{name}: {exc}") from exc
+        if stop is not None:
             # Optuna marks the trial FAIL; the mark lets a resumed search retry it and keep it
-            # out of the trial budget.
+            # out of the trial budget. Written once the interrupted query's lock is freed.
+            settle()
             trial.set_user_attr("interrupted", True)
             record("interrupted")
-            raise
-        except Exception as exc:  # noqa: BLE001 - a faulty plugin fails its candidate only
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()  # an out-of-memory candidate must not starve the next
-            record("failed", error_text(exc))
-            raise CandidateError(f"{name}: {exc}") from exc
+            raise stop()
         if not all(math.isfinite(s) for s in fold_scores):
             record("failed", "metric was not finite on every fold")
             raise CandidateError(f"{name}: metric not finite")
@@ -650,14 +659,3 @@ class Objective:
                                  for r in self.store.leaderboard(self.study_name, top=1))
         return self._complete
 
-
-def _interruption_behind(exc: BaseException) -> KeyboardInterrupt | None:
-    """The Ctrl-C / SIGTERM an exception was raised while handling, if any."""
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        if isinstance(cur, KeyboardInterrupt):
-            return cur
-        seen.add(id(cur))
-        cur = cur.__cause__ or cur.__context__
-    return None

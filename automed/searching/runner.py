@@ -42,6 +42,7 @@ from automed.searching.ensemble import (
     select_ensemble,
 )
 from automed.searching.ensemble import record_row as record_ensemble_row
+from automed.searching.interrupts import settle
 from automed.searching.manifest import build_manifest, enable_determinism
 from automed.searching.objective import Objective
 from automed.searching.plan import HEARTBEAT_INTERVAL, DataPlan, SearchPlan, plugin_ref
@@ -439,9 +440,14 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
         else:
             run_local_workers(store, study_name, slots, timeout=plan.timeout,
                               allowed_plugins=plan.plugins, progress=progress)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        stop = type(exc)
+    else:
+        stop = None
+    if stop is not None:  # out of the except block: see interrupts.settle
+        settle()
         store.finish_search(search_id, status="interrupted")
-        raise
+        raise stop()
 
     timing = {"timeout": plan.timeout, "search_s": time.monotonic() - wall_start}
     result = SearchResult(study_name, store.redacted, store.leaderboard(study_name), None,
@@ -477,6 +483,7 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
         # The folder is rewritten now: until its new answer is whole it belongs to no study,
         # and predict and export refuse it.
         (folder / STAMP).unlink(missing_ok=True)
+    stop = None
     try:
         final = None
         if fold_root is not None:
@@ -492,9 +499,12 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
                                      deadline=deadline, manifest=manifest, progress=progress,
                                      save_model=save_model, timing=timing,
                                      wall_start=wall_start, best_row=result.best)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        stop = type(exc)
+    if stop is not None:
+        settle()
         store.finish_search(search_id, status="interrupted")
-        raise
+        raise stop()
     if final.artifact is not None:
         write_stamp(final.artifact, stamp)
     ens = final.ensemble

@@ -24,6 +24,7 @@ from automed.architecture import prefixed
 from automed.contract import carried_attrs, fixed_attrs
 from automed.errors import CandidateError
 from automed.searching.fidelity import PORTFOLIO_ATTR, make_pruner
+from automed.searching.interrupts import interruption_behind, settle
 from automed.searching.plan import HEARTBEAT_INTERVAL
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -288,7 +289,26 @@ def run_trials(objective, study: optuna.Study, *, trials: int | None, timeout: f
 
     The sweep after the main loop runs only retries (of candidates a dead worker lost, or a
     Ctrl-C cut short) and only while budget and time are left, so ``--trials`` stays a total.
+    Ctrl-C / SIGTERM leaves as a fresh KeyboardInterrupt (or Terminated), with the database
+    lock of a query it interrupted freed (see :mod:`automed.searching.interrupts`).
     """
+    try:
+        _run_trials(objective, study, trials=trials, timeout=timeout, heartbeat=heartbeat,
+                    callbacks=callbacks)
+        return
+    except KeyboardInterrupt as exc:
+        stop = type(exc)
+    except Exception as exc:
+        # e.g. Optuna's own bookkeeping, interrupted, failing in its ``finally``
+        stop = interruption_behind(exc)
+        if stop is None:
+            raise
+    settle()
+    raise stop()
+
+
+def _run_trials(objective, study: optuna.Study, *, trials: int | None, timeout: float | None,
+                heartbeat: float, callbacks: list | None) -> None:
     budget = Budget(trials)
     started = time.monotonic()
     if timeout is not None:

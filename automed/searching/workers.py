@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from automed.errors import AutomedError, ConfigError, DataError, Terminated
 from automed.searching.devices import Slot
+from automed.searching.interrupts import interruption_behind, settle
 
 Progress = Callable[[dict], None]
 
@@ -193,11 +194,21 @@ def run_local_workers(store, study_name: str, slots: list[Slot], *, timeout: flo
         while any(p.is_alive() for p in procs):
             time.sleep(1.0)
             relay()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        stop = type(exc)
+    except Exception as exc:  # Ctrl-C inside relay's query, surfacing as its error
+        stop = interruption_behind(exc)
+        if stop is None:
+            _stop(procs, STOP_WAIT_S)
+            raise
+    else:
+        stop = None
+    if stop is not None:
+        settle()  # out of the except block: see interrupts
         _stop(procs, STOP_WAIT_S)
         with contextlib.suppress(Exception):
             relay()  # one line for each candidate the workers marked interrupted
-        raise
+        raise stop()
     for p in procs:
         p.join()
     relay()
