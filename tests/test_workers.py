@@ -163,3 +163,38 @@ def test_killed_worker_candidate_is_retried(any_storage, tmp_path):
     assert rows[killed.number]["state"] == "failed"
     assert "WorkerLost" in rows[killed.number]["error"]
     _assert_consistent(any_storage, created.study, 3)
+
+
+
+def _ignore_ctrl_c_and_sleep(ready) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ready.set()
+    time.sleep(60)
+
+
+def _stop_at_ctrl_c(ready) -> None:
+    try:
+        ready.set()
+        time.sleep(60)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+def test_stopping_workers_kills_only_the_late_one_and_says_so():
+    # A worker that has not marked its candidate within the wait is killed, and the leader
+    # says so (its candidate comes back only when its heartbeat is stale).
+    import multiprocessing
+
+    from automed.searching.workers import _stop
+
+    ctx = multiprocessing.get_context("spawn")
+    ready = [ctx.Event(), ctx.Event()]
+    late = ctx.Process(target=_ignore_ctrl_c_and_sleep, args=(ready[0],))
+    prompt = ctx.Process(target=_stop_at_ctrl_c, args=(ready[1],))
+    late.start()
+    prompt.start()
+    assert all(r.wait(60) for r in ready)
+    with pytest.warns(UserWarning, match=r"^1 worker\(s\) did not stop within 1 s and were "
+                                         r"killed"):
+        _stop([late, prompt], 1.0)
+    assert prompt.exitcode == 130 and late.exitcode == -signal.SIGKILL

@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 import time
+import warnings
 from collections.abc import Callable
 
 from automed.errors import AutomedError, ConfigError, DataError, Terminated
@@ -238,11 +239,15 @@ def _stop(procs: list, wait: float) -> None:
     except KeyboardInterrupt:
         pass  # a second Ctrl-C: do not wait any longer
     finally:
-        for p in procs:
-            if p.is_alive():
-                p.kill()
+        late = [p for p in procs if p.is_alive()]
+        for p in late:
+            p.kill()
         for p in procs:
             p.join(10)
+        if late:
+            warnings.warn(f"{len(late)} worker(s) did not stop within {wait:g} s and were "
+                          "killed; their candidates are queued again once their heartbeat is "
+                          "stale", stacklevel=2)
 
 
 def join(study_name: str, *, storage: str | None = None, gpus: str | None = None,
