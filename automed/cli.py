@@ -627,7 +627,9 @@ class _NamingStudyPlugins:
               help="An exported model folder instead of --study.")
 @click.option("-o", "--output", type=click.Path(), help="CSV to write (default: stdout).")
 @click.option("--split", type=click.Choice(["all", "train", "test"]), default="all",
-              show_default=True, help="Which part of DATA to predict.")
+              show_default=True,
+              help="Which part of DATA to predict: test is its own test split, or on the "
+                   "file a --test-fraction search split, the rows that search held out.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--plugin", "plugin_sources", multiple=True, help=MODEL_PLUGIN_HELP)
 @click.option("--storage", help=STORAGE_HELP)

@@ -133,3 +133,55 @@ def test_labels_of_one_class_are_kept_in_predictions(studies, monkeypatch, capsy
     assert code in (0, None), err
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [r["label"] for r in rows] == ["sick"] * 3 and {r["split"] for r in rows} == {"train"}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "npz"])
+def test_predict_on_the_searched_file_tells_the_held_out_rows(tmp_path, monkeypatch, capsys,
+                                                               fmt):
+    # With --test-fraction, predict on the same file marked every row "train": the rows the
+    # search never saw could not be told apart. They are its test part now, in the search's
+    # split: their probabilities are the ones the search scored as its locked test set.
+    from automed.demo import make_demo
+    from automed.storage import Store
+
+    storage = f"sqlite:///{tmp_path / 'held.db'}"
+    if fmt == "csv":
+        data = tmp_path / "visits.csv"
+        data.write_text(_rows(with_patient=True))
+        opts = dict(group_col="patient", architectures=["mlp"])
+    else:
+        demo = np.load(make_demo("signal", tmp_path / "demo.npz", n=40, seed=1))
+        data = tmp_path / "ecg.npz"  # its training part only: no test split of its own
+        np.savez(data, x=demo["train_images"], y=demo["train_labels"])
+        opts = dict(architectures=["cnn"])
+    result = search(data, trials=1, folds=2, max_epochs=1, storage=storage, bootstrap=0,
+                    study="held", test_fraction=0.25, **opts)
+    scored = np.asarray(Store(storage).test_predictions("held")["proba"])
+    n = N if fmt == "csv" else len(np.load(data)["y"])
+    parts = {}
+    for split in ("test", "train", "all"):
+        code, out, err = _predict(monkeypatch, capsys, str(data), "--study", "held",
+                                  "--split", split, "--storage", storage)
+        assert code in (0, None), err
+        parts[split] = list(csv.DictReader(io.StringIO(out)))
+    assert len(parts["test"]) == result.test_size == len(scored) and 0 < len(scored) < n
+    assert len(parts["train"]) == n - len(scored)
+    assert [r["split"] for r in parts["all"]] == ["train"] * (n - len(scored)) + ["test"] * len(
+        scored)
+    columns = [c for c in parts["test"][0] if c.startswith("p_")]
+    got = np.array([[float(r[c]) for c in columns] for r in parts["test"]])
+    np.testing.assert_allclose(got, scored, atol=2e-6)
+    # Another file (its first row changed) is not the searched one: no rows are held out.
+    other = tmp_path / f"other.{fmt}"
+    if fmt == "csv":
+        lines = data.read_text().splitlines()
+        lines[1] = "99," + lines[1].split(",", 1)[1]
+        other.write_text("\n".join(lines) + "\n")
+    else:
+        z = dict(np.load(data))
+        z["x"] = z["x"].copy()
+        z["x"][0] += 1.0
+        np.savez(other, **z)
+    code, out, err = _predict(monkeypatch, capsys, str(other), "--study", "held", "--split",
+                              "test", "--storage", storage)
+    assert code not in (0, None) and "has no test split" in err

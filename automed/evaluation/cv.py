@@ -108,4 +108,7 @@ def split_test(dataset: Dataset, fraction: float, seed: int = 0) -> tuple[Datase
             raise DataError(f"{dataset.source}: cannot hold out {fraction:g} ({exc})") from None
     test = dataset.subset(np.sort(test_idx))
     test.source = f"{dataset.source} (held-out {fraction:g})"
+    # Which rows of the file: saved with the model, so that `automed predict` on the same file
+    # can tell the held-out rows (the only ones the search never saw) from the rest.
+    test.meta = {**dataset.meta, "held_out_rows": np.sort(test_idx).tolist()}
     return dataset.subset(np.sort(train_idx)), test

@@ -46,6 +46,7 @@ def read_samples(path: Path, options: dict, split: str = "all",
         if other:
             raise DataError(f"{path}: reads as {loaded.train.modality} data, but the model was "
                             f"trained on {wanted} data; give it {wanted} samples")
+    loaded = _held_out_as_test(loaded, config)
     if split == "test" and loaded.test is None:
         raise DataError(f"{path}: has no test split; use --split all (or train)")
     if split == "train" and not len(loaded.train):
@@ -56,6 +57,22 @@ def read_samples(path: Path, options: dict, split: str = "all",
         parts.append(("test", loaded.test))
     return [(name, _in_model_order(d, config), [d.classes[i] for i in d.y]) for name, d in parts
             if split in ("all", name)]
+
+
+def _held_out_as_test(loaded: Any, config: dict) -> Any:
+    """The file a search held ``--test-fraction`` of out, split as the search split it: the
+    held-out rows as its test part (the only rows the search never saw), the rest as train."""
+    data = config.get("data") or {}
+    rows = data.get("held_out_rows")
+    if (not rows or loaded.test is not None
+            or loaded.train.fingerprint != data.get("fingerprint")):
+        return loaded
+    from automed.data.dataset import LoadedData
+
+    held = np.zeros(len(loaded.train), dtype=bool)
+    held[np.asarray(rows, dtype=np.int64)] = True
+    return LoadedData(loaded.train.subset(np.flatnonzero(~held)),
+                      loaded.train.subset(np.flatnonzero(held)))
 
 
 def _load_labeled(path: Path, options: dict) -> Any:

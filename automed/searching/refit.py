@@ -153,8 +153,11 @@ def model_info(p: Prepared, *, trial: int, architecture: str, params: dict,
         "metric": p.metric, "average": p.average, "pos_label": p.pos_label,
         "data": {"source": p.full.source, "fingerprint": p.full.fingerprint,
                  "samples": len(p.train), "class_counts": p.train.class_counts(),
-                 # the whole file's count when --test-fraction held some of it out
-                 **({"file_samples": len(p.full)} if tf and test is not None else {})},
+                 # the whole file's count when --test-fraction held some of it out, and
+                 # which of its rows (``automed predict`` on the same file marks them test)
+                 **({"file_samples": len(p.full),
+                     "held_out_rows": test.meta.get("held_out_rows")}
+                    if tf and test is not None else {})},
         "cv": {"folds": p.plan.folds, "grouped": grouped,
                "score_mean": (best_row or {}).get("score_mean"),
                "score_std": (best_row or {}).get("score_std"),
