@@ -26,15 +26,20 @@ RESULTS_HELP = ("With --storage grpc://HOST:PORT (an `automed proxy`): write aut
 
 def _results_db(url: str | None, storage: str | None) -> None:
     # Through the environment, so local worker processes started from here inherit it.
-    if url:
-        import os
+    import os
 
+    from automed.storage.fleet import RESULTS_ENV_VAR
+
+    if url or os.environ.get(RESULTS_ENV_VAR):
         from automed.storage import resolve_url
-        from automed.storage.fleet import RESULTS_ENV_VAR, is_grpc
+        from automed.storage.fleet import is_grpc
 
         if not is_grpc(resolve_url(storage)):
-            raise ConfigError("--results-db applies to --storage grpc://HOST:PORT (an `automed "
-                              "proxy`) only; drop it, or give the proxy's address as --storage")
+            given = "--results-db" if url else f"${RESULTS_ENV_VAR} (set)"
+            fix = "drop it" if url else "unset it"
+            raise ConfigError(f"{given} applies to --storage grpc://HOST:PORT (an `automed "
+                              f"proxy`) only; {fix}, or give the proxy's address as --storage")
+    if url:
         os.environ[RESULTS_ENV_VAR] = url
 
 

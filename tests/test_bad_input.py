@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clirun import run_cli
 
 from automed import cli as cli_module
 from automed.demo import make_demo
@@ -733,6 +734,23 @@ def test_gpus_all_without_a_gpu_says_it_trains_on_the_cpu(ws, tmp_path, capsys, 
     err = capsys.readouterr().err
     assert exit_info.value.code not in (0, None)
     assert "error: --trials-per-gpu 4 needs a GPU, and no GPU is visible" in err
+
+
+@pytest.mark.parametrize("command", ["search", "worker"])
+def test_results_db_from_the_environment_is_refused_without_a_proxy(ws, command, capsys,
+                                                                     monkeypatch):
+    # $AUTOMED_RESULTS_DB is --results-db's default: on a database URL it was silently
+    # ignored (the candidates went to --storage, not where the variable said).
+    monkeypatch.setenv("AUTOMED_RESULTS_DB", f"sqlite:///{ws['root']}/results.db")
+    argv = (["search", str(ws["data"]), "--workers", "0"] if command == "search"
+            else ["worker", "--study", STUDY])
+    before = db_hash(Path(ws["db"]))
+    code, out, err = run_cli(monkeypatch, capsys, *argv, "--storage", ws["storage"])
+    assert code not in (0, None)
+    assert err.startswith("error: $AUTOMED_RESULTS_DB (set) applies to --storage "
+                          "grpc://HOST:PORT") and "unset it" in err and len(err.splitlines()) == 1
+    assert db_hash(Path(ws["db"])) == before
+    assert not (Path(ws["root"]) / "results.db").exists()
 
 
 @pytest.mark.parametrize("command", ["current", "upgrade"])
