@@ -67,14 +67,24 @@ def test_predict_and_export_load_a_plugin_given_with_plugin(study, monkeypatch, 
     code, _, err = _cli(monkeypatch, capsys, "export", "-o", str(exported), "--study", "tiny",
                         "--storage", storage, "--plugin", TINY)
     assert code in (0, None), err
-    # An exported folder, say on another machine: no study to name the plugin.
+    # An exported folder, say on another machine: it carries the plugin file (a copy, never
+    # imported unasked), the error names it, the card says so, and with it the model loads.
+    carried = exported / "plugins" / "tiny_arch.py"
+    assert carried.read_bytes() == Path(TINY).read_bytes()
+    assert "`plugins/tiny_arch.py`" in (exported / "MODEL_CARD.md").read_text()
     code, out, err = _cli(monkeypatch, capsys, "predict", str(root / "sig.npz"),
                           "--model", str(exported))
-    assert code not in (0, None) and "--plugin FILE.py" in err and "tinymlp" in err
+    assert code not in (0, None) and "tinymlp" in err
+    assert f"the export carries its search's plugin file(s): give --plugin {carried}" in err
     code, out, err = _cli(monkeypatch, capsys, "predict", str(root / "sig.npz"),
-                          "--model", str(exported), "--plugin", TINY)
+                          "--model", str(exported), "--plugin", str(carried))
     assert code in (0, None), err
     assert len(out.splitlines()) == N + 1
+    # A second export into the same folder replaces the first, plugins included.
+    code, _, err = _cli(monkeypatch, capsys, "export", "-o", str(exported), "--study", "tiny",
+                        "--storage", storage, "--plugin", TINY)
+    assert code in (0, None), err
+    assert sorted(p.name for p in (exported / "plugins").iterdir()) == ["tiny_arch.py"]
 
 
 def test_a_broken_plugin_given_to_predict_is_refused_in_one_line(study, monkeypatch, capsys,

@@ -31,6 +31,8 @@ from automed.spec import Spec
 FORMAT = "automed-model/1"
 WEIGHTS = "model.safetensors"
 CONFIG = "automed_model.json"
+# An export's copies of the plugin files its study was searched with (never imported unasked).
+PLUGINS = "plugins"
 
 
 def storage_key(storage_url: str) -> str:
@@ -174,10 +176,11 @@ class MissingArchitecture(PluginError):
     plugin file or module (``search --plugin``) must be given again where the model loads."""
 
     def __init__(self, architecture: str, installed: list[str],
-                 plugins: list[str] | None = None) -> None:
+                 plugins: list[str] | None = None, *, exported: bool = False) -> None:
         self.architecture, self.installed = architecture, installed
         given = " ".join(f"--plugin {shlex.quote(p)}" for p in plugins or [])
-        where = (f"it was searched with {given}; give that again" if given else
+        where = (f"the export carries its search's plugin file(s): give {given}" if exported
+                 and given else f"it was searched with {given}; give that again" if given else
                  "give the plugin that provides it with --plugin FILE.py (or MODULE)")
         super().__init__(f"the model needs architecture {architecture!r}, which no installed "
                          f"plugin provides (installed: {', '.join(installed)}); {where}, or "
@@ -187,10 +190,11 @@ class MissingArchitecture(PluginError):
 class LoadedModel:
     """A rebuilt model with its preprocessing: ``predict_proba(x)`` on raw samples."""
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, *, root: str | Path | None = None) -> None:
         from automed.plugin_manager import get_plugin_manager
 
         self.folder = Path(folder)
+        self.root = Path(root) if root is not None else self.folder  # a member's: the top
         path = self.folder / CONFIG
         if not path.is_file():
             raise DataError(f"{self.folder}: no {CONFIG}; not an automed model folder")
@@ -216,7 +220,7 @@ class LoadedModel:
                 if sub.parent != self.folder.resolve():
                     raise DataError(f"{path}: member folder {folder!r} is not inside "
                                     "the model folder; the artifact was edited")
-                self.members.append((weight, LoadedModel(sub)))
+                self.members.append((weight, LoadedModel(sub, root=self.root)))
             self.model = self.preprocessor = None
             return
         try:
@@ -239,8 +243,9 @@ class LoadedModel:
         pm = get_plugin_manager()
         pm.load_optional([name])
         archs = pm.architectures()
-        if name not in archs:
-            raise MissingArchitecture(name, sorted(archs))
+        if name not in archs:  # an exported model names the plugin files it carries
+            carried = sorted(str(f) for f in (self.root / PLUGINS).glob("*.py"))
+            raise MissingArchitecture(name, sorted(archs), carried or None, exported=True)
         # The family's own preprocessing (a pretrained tokenizer, ...) or the modality's.
         own = archs[name].preprocessor(modality)
         try:

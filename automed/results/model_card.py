@@ -6,15 +6,23 @@ import shutil
 from pathlib import Path
 
 from automed.errors import ConfigError, DataError
-from automed.results.artifact import CONFIG, STAMP, WEIGHTS, LoadedModel, check_owner
+from automed.results.artifact import (
+    CONFIG,
+    PLUGINS,
+    STAMP,
+    WEIGHTS,
+    LoadedModel,
+    check_owner,
+)
 
 
 def _num(v: float | None) -> str:
     return "-" if v is None else f"{v:.4f}"
 
 
-def render_model_card(c: dict) -> str:
-    """Markdown from an artifact's config (see :func:`automed.results.artifact.save_artifact`)."""
+def render_model_card(c: dict, plugins: list[str] | None = None) -> str:
+    """Markdown from an artifact's config (see :func:`automed.results.artifact.save_artifact`);
+    ``plugins``: the plugin files exported beside it (paths relative to the card)."""
     data, cv, test, man = c.get("data", {}), c.get("cv", {}), c.get("test") or {}, \
         c.get("manifest", {})
     ens = c.get("ensemble")
@@ -53,7 +61,10 @@ def render_model_card(c: dict) -> str:
         f"output: probabilities of {len(c['classes'])} classes {c['classes']}",
         f"- files: `{WEIGHTS}` (safetensors weights), `{CONFIG}` (architecture, "
         "preprocessing state, spec)" + (", in each sub-folder" if ens else "")
-        + "; no pickle", "",
+        + "; no pickle",
+        *([f"- plugin file(s) the search was given: {', '.join(f'`{p}`' for p in plugins)}; "
+           "give them again to load the model: `automed predict --model DIR --plugin "
+           f"DIR/{plugins[0]} ...`"] if plugins else []), "",
         "## Data",
         *([f"- data file: `{data.get('source')}`, {data['file_samples']} samples, "
            f"fingerprint `{data.get('fingerprint')}`: {data.get('samples')} for the search "
@@ -124,7 +135,7 @@ def _clear_previous_export(out: Path) -> None:
         folders = {str(m["folder"]) for m in members}
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         folders = None
-    ours = {WEIGHTS, CONFIG, STAMP, "MODEL_CARD.md"}
+    ours = {WEIGHTS, CONFIG, STAMP, "MODEL_CARD.md", PLUGINS}
     if folders is None or any(p.name not in ours | folders for p in out.iterdir()):
         raise ConfigError(f"-o {out} is a folder with other files in it; give a new or empty "
                           "folder (or one an earlier export wrote)")
@@ -159,5 +170,28 @@ def export_model(store, study: str, out: str | Path) -> Path:
         if dst.resolve() != src.resolve():
             shutil.rmtree(dst, ignore_errors=True)
             shutil.copytree(src, dst)
-    (out / "MODEL_CARD.md").write_text(render_model_card(model.config), encoding="utf-8")
+    plugins = _copy_plugin_files(info, out)
+    (out / "MODEL_CARD.md").write_text(render_model_card(model.config, plugins=plugins),
+                                       encoding="utf-8")
     return out
+
+
+def _copy_plugin_files(info: dict, out: Path) -> list[str]:
+    """The plugin files the study was searched with (``search --plugin FILE.py``), copied to
+    ``out/plugins/``: an exported model whose architecture one of them provides travels with
+    it. They are never imported unasked: predict names them, and ``--plugin`` loads them.
+    Returns their paths relative to ``out``."""
+    plan = (info.get("config") or {}).get("plan") or {}
+    files = [Path(str(r.get("source"))) for r in plan.get("plugins") or []
+             if str(r.get("source", "")).endswith(".py")]
+    files = [f for f in files if f.is_file()]
+    folder = out / PLUGINS
+    shutil.rmtree(folder, ignore_errors=True)
+    if not files:
+        return []
+    folder.mkdir()
+    copied = []
+    for f in files:
+        shutil.copy2(f, folder / f.name)
+        copied.append(f"{PLUGINS}/{f.name}")
+    return copied
