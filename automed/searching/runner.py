@@ -433,12 +433,14 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
     elif refit:
         objective.answer_members = answer_members  # the fold bags' test predictions
     deadline = None if plan.timeout is None else wall_start + plan.timeout
+    # --timeout counts from the command's start: loading and checking the data used some of it
+    left = None if deadline is None else max(0.0, deadline - time.monotonic())
     try:
         if len(slots) == 1:
-            run_trials(objective, ostudy, trials=plan.trials, timeout=plan.timeout,
+            run_trials(objective, ostudy, trials=plan.trials, timeout=left,
                        heartbeat=plan.heartbeat)
         else:
-            run_local_workers(store, study_name, slots, timeout=plan.timeout,
+            run_local_workers(store, study_name, slots, timeout=left,
                               allowed_plugins=plan.plugins, progress=progress)
     except KeyboardInterrupt as exc:
         stop = type(exc)

@@ -90,13 +90,15 @@ def objective_from_store(store, study_name: str, device: str, *,
 
 def worker_main(storage_url: str, study_name: str, slot: Slot, *, identity: str,
                 allowed_plugins: list[dict] | None, timeout: float | None = None,
-                threads: int | None = None) -> None:
+                threads: int | None = None, ends_at: float | None = None) -> None:
     """One worker: rebuild the search from the database and run candidates until done.
 
     The entry point of local worker processes and of ``automed worker`` on any machine. A
     CPU worker shares the machine's cores with the other automed workers on it
     (:class:`~automed.searching.devices.CoreShare`) unless ``threads`` or ``OMP_NUM_THREADS``
-    fixes its thread count.
+    fixes its thread count. ``ends_at`` (seconds since the epoch) replaces ``timeout`` for a
+    leader's local workers: their budget ends when the leader's does, however long this
+    process took to start and load the data.
     """
     import torch
 
@@ -118,6 +120,8 @@ def worker_main(storage_url: str, study_name: str, slot: Slot, *, identity: str,
                            search_id=objective.search_id, heartbeat=plan.heartbeat,
                            identity=identity)
         cores.apply()  # workers started together have all registered by now
+        if ends_at is not None:
+            timeout = max(0.0, ends_at - time.time())
         run_trials(objective, study, trials=plan.trials, timeout=timeout,
                    heartbeat=plan.heartbeat, callbacks=[cores])
 
@@ -151,12 +155,12 @@ def _stop_once(signum, frame) -> None:
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
-def _child(storage_url, study_name, slot, identity, allowed, timeout, threads=None) -> None:
+def _child(storage_url, study_name, slot, identity, allowed, ends_at, threads=None) -> None:
     signal.signal(signal.SIGINT, _stop_once)
     signal.signal(signal.SIGTERM, _stop_once)
     try:
         worker_main(storage_url, study_name, slot, identity=identity, allowed_plugins=allowed,
-                    timeout=timeout, threads=threads)
+                    ends_at=ends_at, threads=threads)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
 
@@ -171,9 +175,11 @@ def run_local_workers(store, study_name: str, slots: list[Slot], *, timeout: flo
                       identity: str = "local", threads: int | None = None) -> None:
     """Start one process per slot, relay their candidates as progress, wait for all."""
     ctx = multiprocessing.get_context("spawn")  # CUDA and torch threads need fresh processes
+    # The budget ends at one moment for all: a worker's start-up (imports, data) uses it too.
+    ends_at = None if timeout is None else time.time() + timeout
     procs = [ctx.Process(target=_child, name=f"automed-worker-{i}",
                          args=(store.url, study_name, slot, f"{identity}-{i}", allowed_plugins,
-                               timeout, threads))
+                               ends_at, threads))
              for i, slot in enumerate(slots)]
     seen: set[int] = set()
 
