@@ -676,8 +676,12 @@ def export(study, output, plugin_sources, storage) -> None:
     _model_plugins(plugin_sources)
     store = Store(storage, create=False, existing=True)
     study = study or store.latest_study()
-    with _NamingStudyPlugins(store, study):
-        click.echo(str(export_model(store, study, output)))
+    with _NamingStudyPlugins(store, study), warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        folder = export_model(store, study, output, plugin_sources)
+    for w in said:
+        click.echo(f"warning: {w.message}", err=True)
+    click.echo(str(folder))
 
 
 @cli.group(invoke_without_command=True)

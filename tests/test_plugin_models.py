@@ -116,3 +116,33 @@ def test_a_model_of_a_missing_plugin_names_the_fix_in_python(study):
     reset_plugin_manager()
     with pytest.raises(PluginError, match="AUTOMED_PLUGINS_PATH"):
         LoadedModel(result.artifact)
+
+
+def test_export_copies_the_searched_plugin_file_not_an_edited_one(study, monkeypatch, capsys,
+                                                                  tmp_path):
+    # QA: export copied whatever lay at the searched path, an edited file included, and the
+    # card called it the file the search was given; a moved file was dropped in silence.
+    root = study[0]
+    mine = tmp_path / "myarch.py"
+    mine.write_bytes(Path(TINY).read_bytes())
+    storage = f"sqlite:///{tmp_path / 'mine.db'}"
+    search(root / "sig.npz", study="mine", storage=storage, plugins=[str(mine)],
+           architectures=["tinymlp"], trials=1, folds=2, max_epochs=1, bootstrap=0,
+           ensemble=False, seed=0)
+    original = tmp_path / "kept" / "orig.py"
+    original.parent.mkdir()
+    original.write_bytes(mine.read_bytes())
+    mine.write_text(mine.read_text() + "\n# edited after the search\n")
+    # The searched file, given under another name: it is the one copied, under its own name.
+    code, _, err = _cli(monkeypatch, capsys, "export", "-o", str(tmp_path / "a"), "--study",
+                        "mine", "--storage", storage, "--plugin", str(original))
+    assert code in (0, None), err
+    assert (tmp_path / "a" / "plugins" / "myarch.py").read_bytes() == original.read_bytes()
+    # Only the edited file: the model still loads with it, but it is not the searched code.
+    code, _, err = _cli(monkeypatch, capsys, "export", "-o", str(tmp_path / "b"), "--study",
+                        "mine", "--storage", storage, "--plugin", str(mine))
+    assert code in (0, None), err
+    assert not (tmp_path / "b" / "plugins").exists()
+    assert "plugins/" not in (tmp_path / "b" / "MODEL_CARD.md").read_text()
+    warning = [ln for ln in err.splitlines() if ln.startswith("warning:")]
+    assert len(warning) == 1 and f"plugin file {mine} is not as the search had it" in warning[0]

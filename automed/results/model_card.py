@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from automed.errors import ConfigError, DataError
@@ -146,7 +147,7 @@ def _clear_previous_export(out: Path) -> None:
             p.unlink()
 
 
-def export_model(store, study: str, out: str | Path) -> Path:
+def export_model(store, study: str, out: str | Path, plugins: Sequence[str] = ()) -> Path:
     """Copy ``study``'s saved answer to ``out`` and write ``MODEL_CARD.md`` beside it."""
     info = store.search(study)
     source = (info["config"] or {}).get("artifact")
@@ -170,28 +171,39 @@ def export_model(store, study: str, out: str | Path) -> Path:
         if dst.resolve() != src.resolve():
             shutil.rmtree(dst, ignore_errors=True)
             shutil.copytree(src, dst)
-    plugins = _copy_plugin_files(info, out)
-    (out / "MODEL_CARD.md").write_text(render_model_card(model.config, plugins=plugins),
+    copied = _copy_plugin_files(info, out, plugins)
+    (out / "MODEL_CARD.md").write_text(render_model_card(model.config, plugins=copied),
                                        encoding="utf-8")
     return out
 
 
-def _copy_plugin_files(info: dict, out: Path) -> list[str]:
+def _copy_plugin_files(info: dict, out: Path, given: Sequence[str] = ()) -> list[str]:
     """The plugin files the study was searched with (``search --plugin FILE.py``), copied to
     ``out/plugins/``: an exported model whose architecture one of them provides travels with
-    it. They are never imported unasked: predict names them, and ``--plugin`` loads them.
-    Returns their paths relative to ``out``."""
+    it. A copy is the searched file byte for byte (its recorded sha256): the file given to
+    ``export --plugin``, else the one at the searched path; a plugin whose file is gone or
+    edited is left out with a warning. Copies are never imported unasked: predict names them,
+    and ``--plugin`` loads them. Returns their paths relative to ``out``."""
+    import hashlib
+    import warnings
+
     plan = (info.get("config") or {}).get("plan") or {}
-    files = [Path(str(r.get("source"))) for r in plan.get("plugins") or []
-             if str(r.get("source", "")).endswith(".py")]
-    files = [f for f in files if f.is_file()]
+    refs = [r for r in plan.get("plugins") or [] if r.get("sha256")]
     folder = out / PLUGINS
     shutil.rmtree(folder, ignore_errors=True)
-    if not files:
-        return []
-    folder.mkdir()
+    files = [Path(g) for g in given if str(g).endswith(".py")]
     copied = []
-    for f in files:
-        shutil.copy2(f, folder / f.name)
-        copied.append(f"{PLUGINS}/{f.name}")
+    for ref in refs:
+        searched = Path(str(ref["source"]))
+        match = next((f for f in [*files, searched] if f.is_file() and hashlib.sha256(
+            f.read_bytes()).hexdigest() == ref["sha256"]), None)
+        if match is None:
+            warnings.warn(f"plugin file {searched} is not as the search had it (missing or "
+                          "edited) and is not copied into the export; give the searched file "
+                          f"with --plugin to copy it (sha256 {ref['sha256'][:12]}...)",
+                          stacklevel=2)
+            continue
+        folder.mkdir(exist_ok=True)
+        shutil.copy2(match, folder / searched.name)
+        copied.append(f"{PLUGINS}/{searched.name}")
     return copied
