@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -171,6 +172,11 @@ def test_predict_on_the_searched_file_tells_the_held_out_rows(tmp_path, monkeypa
     columns = [c for c in parts["test"][0] if c.startswith("p_")]
     got = np.array([[float(r[c]) for c in columns] for r in parts["test"]])
     np.testing.assert_allclose(got, scored, atol=2e-6)
+    # The index is the row in the file (QA: each part counted from 0, so rows were untraceable)
+    config = json.loads((Path(result.artifact) / "automed_model.json").read_text())
+    held = config["data"]["held_out_rows"]
+    assert [int(r["index"]) for r in parts["test"]] == held
+    assert sorted(int(r["index"]) for r in parts["all"]) == list(range(n))
     # Another file (its first row changed) is not the searched one: no rows are held out.
     other = tmp_path / f"other.{fmt}"
     if fmt == "csv":
@@ -184,4 +190,27 @@ def test_predict_on_the_searched_file_tells_the_held_out_rows(tmp_path, monkeypa
         np.savez(other, **z)
     code, out, err = _predict(monkeypatch, capsys, str(other), "--study", "held", "--split",
                               "test", "--storage", storage)
-    assert code not in (0, None) and "has no test split" in err
+    assert code not in (0, None)
+    assert f"{other}: not the file the search held rows out of ({data}: its contents " in err
+
+
+def test_predict_on_the_searched_test_file_marks_it_test(tmp_path, monkeypatch, capsys):
+    # QA: the study's own --test file was predicted as "train" rows (and --split test refused).
+    rng = np.random.default_rng(5)
+    rows = [f"{1 + i % 2}\t" + "\t".join(f"{v:.4f}" for v in rng.normal(i % 2, 1, 20))
+            for i in range(36)]
+    train, test = tmp_path / "tr.tsv", tmp_path / "te.tsv"
+    train.write_text("\n".join(rows[:24]) + "\n")
+    test.write_text("\n".join(rows[24:]) + "\n")
+    storage = f"sqlite:///{tmp_path / 'te.db'}"
+    search(train, test=test, trials=1, folds=2, max_epochs=1, storage=storage, bootstrap=0,
+           study="t", architectures=["cnn"])
+    for split in ("test", "all"):
+        code, out, err = _predict(monkeypatch, capsys, str(test), "--study", "t", "--split",
+                                  split, "--storage", storage)
+        assert code in (0, None), err
+        got = list(csv.DictReader(io.StringIO(out)))
+        assert [r["split"] for r in got] == ["test"] * 12
+    code, out, err = _predict(monkeypatch, capsys, str(train), "--study", "t", "--storage",
+                              storage)
+    assert {r["split"] for r in csv.DictReader(io.StringIO(out))} == {"train"}

@@ -16,8 +16,9 @@ SPLITS = ("all", "train", "test")
 
 
 def read_samples(path: Path, options: dict, split: str = "all",
-                 config: dict | None = None) -> list[tuple[str, Any, list]]:
-    """``(split name, samples, true labels or [])`` parts of ``path``, read like in training.
+                 config: dict | None = None) -> list[tuple[str, Any, list, list | None]]:
+    """``(split name, samples, true labels or [], file rows or None)`` parts of ``path``, read
+    like in training (file rows where a part's samples are not the file's rows in order).
 
     Labeled data goes through the same loader and options as the search; data the loaders
     refuse for want of labels is read as unlabeled samples for the model ``config`` describes
@@ -46,8 +47,13 @@ def read_samples(path: Path, options: dict, split: str = "all",
         if other:
             raise DataError(f"{path}: reads as {loaded.train.modality} data, but the model was "
                             f"trained on {wanted} data; give it {wanted} samples")
-    loaded = _held_out_as_test(loaded, config)
+    loaded, rows = _as_the_search_split(loaded, config)
     if split == "test" and loaded.test is None:
+        data = config.get("data") or {}
+        if data.get("held_out_rows"):  # a --test-fraction study, but not its file
+            raise DataError(f"{path}: not the file the search held rows out of "
+                            f"({data.get('source')}: its contents differ), so none of its rows "
+                            "is known to be held out; predict that file, or use --split all")
         raise DataError(f"{path}: has no test split; use --split all (or train)")
     if split == "train" and not len(loaded.train):
         raise DataError(f"{path}: every sample is marked test; use --split all (or test)")
@@ -55,24 +61,31 @@ def read_samples(path: Path, options: dict, split: str = "all",
     parts = [("train", loaded.train)] if len(loaded.train) else []
     if loaded.test is not None:
         parts.append(("test", loaded.test))
-    return [(name, _in_model_order(d, config), [d.classes[i] for i in d.y]) for name, d in parts
-            if split in ("all", name)]
+    return [(name, _in_model_order(d, config), [d.classes[i] for i in d.y], rows.get(name))
+            for name, d in parts if split in ("all", name)]
 
 
-def _held_out_as_test(loaded: Any, config: dict) -> Any:
-    """The file a search held ``--test-fraction`` of out, split as the search split it: the
-    held-out rows as its test part (the only rows the search never saw), the rest as train."""
-    data = config.get("data") or {}
-    rows = data.get("held_out_rows")
-    if (not rows or loaded.test is not None
-            or loaded.train.fingerprint != data.get("fingerprint")):
-        return loaded
+def _as_the_search_split(loaded: Any, config: dict) -> tuple[Any, dict]:
+    """The data as the search split it, and the file row of each sample where that differs
+    from its place in its part: the file a ``--test-fraction`` search held rows out of (the
+    held-out rows its test part, the only ones the search never saw; the rest train), and the
+    search's ``--test`` file (all test)."""
     from automed.data.dataset import LoadedData
 
-    held = np.zeros(len(loaded.train), dtype=bool)
-    held[np.asarray(rows, dtype=np.int64)] = True
-    return LoadedData(loaded.train.subset(np.flatnonzero(~held)),
-                      loaded.train.subset(np.flatnonzero(held)))
+    data, test = config.get("data") or {}, config.get("test") or {}
+    if loaded.test is not None:
+        return loaded, {}
+    fingerprint = loaded.train.fingerprint
+    rows = data.get("held_out_rows")
+    if rows and fingerprint == data.get("fingerprint"):
+        held = np.zeros(len(loaded.train), dtype=bool)
+        held[np.asarray(rows, dtype=np.int64)] = True
+        train, test_rows = np.flatnonzero(~held), np.flatnonzero(held)
+        return (LoadedData(loaded.train.subset(train), loaded.train.subset(test_rows)),
+                {"train": train.tolist(), "test": test_rows.tolist()})
+    if test.get("fingerprint") and fingerprint == test["fingerprint"]:
+        return LoadedData(loaded.train.subset(np.arange(0)), loaded.train), {}
+    return loaded, {}
 
 
 def _load_labeled(path: Path, options: dict) -> Any:
@@ -92,7 +105,7 @@ def _load_labeled(path: Path, options: dict) -> Any:
 def _unlabeled_parts(path: Path, x: Any, split: str) -> list[tuple[str, Any, list]]:
     if split != "all":
         raise DataError(f"{path}: unlabeled samples have no {split} split; use --split all")
-    return [("all", x, [])]
+    return [("all", x, [], None)]
 
 
 def _fits(x: Any, config: dict) -> bool:
@@ -131,16 +144,18 @@ def predict_file(model_dir: str | Path, data: str | Path, output: str | Path | N
     dev = resolve_device(device)
     # Every sample is predicted before a line is written: a refusal (wrong shape, bad values)
     # leaves no header-only CSV behind that would read as an empty prediction.
-    predicted = [(name, model.predict_proba(x, device=dev), labels) for name, x, labels in parts]
+    predicted = [(name, model.predict_proba(x, device=dev), labels, rows)
+                 for name, x, labels, rows in parts]
     handle = sys.stdout if output is None else open(output, "w", newline="", encoding="utf-8")
     rows = 0
     try:
         writer = csv.writer(handle)
         writer.writerow(["split", "index", "label", "predicted",
                          *[f"p_{c}" for c in model.classes]])
-        for name, proba, labels in predicted:
+        for name, proba, labels, file_rows in predicted:
             for i, p in enumerate(proba):
-                writer.writerow([name, i, labels[i] if labels else "",
+                writer.writerow([name, file_rows[i] if file_rows else i,
+                                 labels[i] if labels else "",
                                  model.classes[int(p.argmax())], *[f"{v:.6g}" for v in p]])
             rows += len(proba)
     finally:

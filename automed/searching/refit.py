@@ -164,6 +164,7 @@ def model_info(p: Prepared, *, trial: int, architecture: str, params: dict,
                "fold_scores": fold_scores},
         "test": None if test is None else {
             "source": test.source, "size": len(test), "how": how,
+            "fingerprint": test.fingerprint,  # predict tells the --test file by it
             "scores": test_scores, "ci": test_ci,
             "bootstrap": p.plan.bootstrap},
         "manifest": manifest, "leakage_warnings": p.warnings,
