@@ -189,3 +189,14 @@ def test_study_names_map_to_distinct_folders_inside_the_artifacts_dir(tmp_path):
     folders = [default_dir("sqlite:///x.db", n, tmp_path) for n in names]
     assert len(set(folders)) == len(names)
     assert all(f.parent == tmp_path.resolve() for f in folders)
+
+
+def test_a_resume_refused_for_a_data_option_says_it_was_not_given():
+    # QA: "read its data with test-fraction=0.25, not None": None is no option anyone gave.
+    stored = SearchPlan(data=DataPlan(path="/d/tab.csv", test_fraction=0.25))
+    again = SearchPlan(data=DataPlan(path="/d/tab.csv"))
+    with pytest.raises(ConfigError, match=r"read its data with test-fraction=0\.25, not no "
+                                          r"test-fraction; use the same"):
+        again.check_resumable(stored, "tab")
+    with pytest.raises(ConfigError, match=r"with no test-fraction, not test-fraction=0\.25"):
+        stored.check_resumable(again, "tab")

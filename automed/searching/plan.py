@@ -179,8 +179,13 @@ class SearchPlan:
             if old != new:
                 flag = {"options": "loader options"}.get(key, key.replace("_", "-"))
                 raise ConfigError(
-                    f"study {study!r} read its data with {flag}={old!r}, not {new!r}; use "
-                    "the same data options or another --study name")
+                    f"study {study!r} read its data with {_said(flag, old)}, not "
+                    f"{_said(flag, new)}; use the same data options or another --study name")
+
+
+def _said(flag: str, value: Any) -> str:
+    """A data option as the user gave it: ``no test-fraction`` where it was not given."""
+    return f"no {flag}" if value in (None, {}, []) else f"{flag}={value!r}"
 
 
 def _is_int(v: Any) -> bool:
