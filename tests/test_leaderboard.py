@@ -201,3 +201,13 @@ def test_a_leaderboard_across_metrics_names_each_rows_metric(store, url):
     per_family = _cli(url, "leaderboard", "--all-studies", "--per-family")
     head = per_family.splitlines()[1]
     assert head.index("metric") < head.index("score (mean") < head.index("behind best")
+
+
+def test_the_manifest_line_says_its_fingerprint_is_the_training_datas():
+    # QA: "manifest: data 3284..." beside show's file fingerprint read as another dataset id
+    # (with --test-fraction the training part's differs from the file's).
+    from automed.results.leaderboard import format_manifest
+
+    line = format_manifest({"data": {"train_fingerprint": "aa", "test_fingerprint": "bb"},
+                            "seeds": {"cv": 0}})
+    assert line.startswith("manifest: training data aa + test bb, seed 0")

@@ -77,7 +77,7 @@ def format_test_ci(ci: dict | None) -> str:
 def format_manifest(m: dict) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items() if v)
     data = m.get("data", {})
-    return (f"manifest: data {data.get('train_fingerprint')}"
+    return (f"manifest: training data {data.get('train_fingerprint')}"
             f"{' + test ' + data['test_fingerprint'] if data.get('test_fingerprint') else ''}"
             f", seed {m.get('seeds', {}).get('cv')}, deterministic {m.get('deterministic')}, "
             f"device {m.get('device')}; {versions}")
