@@ -365,6 +365,7 @@ def worker(study, storage, results_db, gpus, trials_per_gpu, workers, threads, d
     against the same PostgreSQL URL to spread a search over machines.
     """
     from automed.searching.workers import join, sigterm_as_interrupt
+    from automed.storage import Store
 
     _results_db(results_db, storage)
     _gpus_all_on_cpu(gpus)
@@ -373,7 +374,11 @@ def worker(study, storage, results_db, gpus, trials_per_gpu, workers, threads, d
                  workers=workers, device=device, timeout=timeout,
                  plugins=list(plugin_sources), progress=_Progress(quiet),
                  identity=None if index is None else f"index-{index}", threads=threads)
-    click.echo(f"worker done: the study has {n} candidate(s)", err=True)
+    searched = Store(storage, existing=True).search(study)["status"] == "searched"
+    click.echo(f"worker done: the study has {n} candidate(s)"
+               + ("; its --trials budget is used: the `automed search` command that created it, "
+                  "without --workers 0, answers and scores the test set" if searched else ""),
+               err=True)
 
 
 @cli.command()

@@ -195,8 +195,7 @@ def run_local_workers(store, study_name: str, slots: list[Slot], *, timeout: flo
                           "error": row["error"].splitlines()[0] if row["error"] else None})
 
     seen.update(r["trial"] for r in store.candidates(study_name))
-    for p in procs:
-        p.start()
+    _start_ignoring_ctrl_c(procs)
     try:
         while any(p.is_alive() for p in procs):
             time.sleep(1.0)
@@ -227,21 +226,43 @@ def run_local_workers(store, study_name: str, slots: list[Slot], *, timeout: flo
         )
 
 
+def _start_ignoring_ctrl_c(procs: list) -> None:
+    """Start the workers with SIGINT ignored until :func:`_child` installs its handler: a
+    Ctrl-C while one still imports would print its traceback (and the stop is sent again
+    until it listens, see :func:`_stop`). An ignored SIGINT survives the exec of a spawned
+    process, which Python then leaves ignored."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        for p in procs:
+            p.start()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
 def _stop(procs: list, wait: float) -> None:
     """Stop workers as Ctrl-C stops one: each marks its candidate interrupted and exits.
 
     The signal goes to every worker still running (a ``kill`` of the leader alone reaches no
-    worker); one that has not exited after ``wait`` seconds, or after a second Ctrl-C, is
-    killed, and its candidate goes stale and is queued again like a lost worker's.
+    worker), again every second until it exits: one still starting ignores it until its
+    handler is in place (then further signals are ignored by the handler itself, so none
+    cuts short its marking). One that has not exited after ``wait`` seconds, or after a
+    second Ctrl-C, is killed, and its candidate goes stale and is queued again like a lost
+    worker's.
     """
-    for p in procs:
-        if p.is_alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(p.pid, signal.SIGINT)
     deadline = time.monotonic() + wait
     try:
-        for p in procs:
-            p.join(max(0.0, deadline - time.monotonic()))
+        while True:
+            alive = [p for p in procs if p.is_alive()]
+            if not alive or time.monotonic() >= deadline:
+                break
+            for p in alive:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, signal.SIGINT)
+            alive[0].join(min(1.0, max(0.0, deadline - time.monotonic())))
     except KeyboardInterrupt:
         pass  # a second Ctrl-C: do not wait any longer
     finally:
@@ -297,4 +318,22 @@ def join(study_name: str, *, storage: str | None = None, gpus: str | None = None
     else:
         run_local_workers(store, study_name, slots, timeout=timeout, allowed_plugins=allowed,
                           progress=progress, identity=me, threads=threads)
+    _mark_searched(store, study_name)
     return len(store.candidates(study_name))
+
+
+def _mark_searched(store, study_name: str) -> None:
+    """A study only workers ran (``search --workers 0``) said "created" however many
+    candidates they trained: once its ``--trials`` budget is used it says "searched" (the
+    answer and its test scores come from the ``automed search`` command that created it)."""
+    import optuna
+
+    from automed.searching.study import counted_trials
+
+    info = store.search(study_name)
+    trials = (info["config"] or {}).get("trials")
+    if info["status"] != "created" or trials is None:
+        return
+    study = optuna.load_study(study_name=study_name, storage=store.optuna_storage())
+    if counted_trials(study) >= trials:
+        store.finish_search(info["id"], status="searched")
