@@ -19,6 +19,10 @@ rollback, or an unbound name in its own ``finally``): :func:`interruption_behind
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def interruption_behind(exc: BaseException) -> type[KeyboardInterrupt] | None:
@@ -39,3 +43,22 @@ def settle() -> None:
     block, once the exception is no longer referenced): its cursor, and with it the SQLite
     lock its closed connection still held."""
     gc.collect()
+
+
+def stopping(fn: Callable[..., T], *args: Any, on_stop: Callable[[], None] | None = None,
+             **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)``; a Ctrl-C / SIGTERM inside it (also one that surfaces as another
+    error) leaves as a fresh exception of its kind, after :func:`settle` and ``on_stop`` (say,
+    writing the marks "interrupted")."""
+    try:
+        return fn(*args, **kwargs)
+    except KeyboardInterrupt as exc:
+        stop = type(exc)
+    except Exception as exc:
+        stop = interruption_behind(exc)
+        if stop is None:
+            raise
+    settle()  # out of the except block: the interrupted query's lock is freed first
+    if on_stop is not None:
+        on_stop()
+    raise stop()

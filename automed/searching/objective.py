@@ -33,7 +33,7 @@ from automed.searching.fidelity import (
     final_collapse,
     fold_step,
 )
-from automed.searching.interrupts import interruption_behind, settle
+from automed.searching.interrupts import interruption_behind, settle, stopping
 from automed.searching.prepare import Prepared
 from automed.searching.study import surplus
 from automed.searching.training import fit_model, predict_proba, training_params
@@ -249,21 +249,10 @@ class Objective:
 
     # -- the objective -------------------------------------------------------------------
     def __call__(self, trial: optuna.Trial) -> float:
-        try:
-            return self._candidate(trial)
-        except KeyboardInterrupt as exc:
-            stop = type(exc)
-        except Exception as exc:
-            # Ctrl-C / SIGTERM inside a database call can surface as the error its cleanup
-            # met (e.g. "database is locked" on rollback): still an interruption.
-            stop = interruption_behind(exc)
-            if stop is None:
-                raise
-        # Out of the except block: the interrupted query's lock is freed before the marks are
-        # written (see interrupts), then a fresh exception of the same kind stops the search.
-        settle()
-        self._interrupted(trial)
-        raise stop()
+        # Ctrl-C / SIGTERM, also inside a database call (where it can surface as the error its
+        # cleanup met, e.g. "database is locked" on rollback), marks the trial interrupted once
+        # the interrupted query's lock is freed (see interrupts), then stops the search.
+        return stopping(self._candidate, trial, on_stop=lambda: self._interrupted(trial))
 
     def _interrupted(self, trial: optuna.Trial) -> None:
         """Mark a trial that Ctrl-C or SIGTERM stopped outside its training (its first

@@ -24,7 +24,7 @@ from automed.architecture import prefixed
 from automed.contract import carried_attrs, fixed_attrs
 from automed.errors import CandidateError
 from automed.searching.fidelity import PORTFOLIO_ATTR, make_pruner
-from automed.searching.interrupts import interruption_behind, settle
+from automed.searching.interrupts import stopping
 from automed.searching.plan import HEARTBEAT_INTERVAL
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -292,19 +292,9 @@ def run_trials(objective, study: optuna.Study, *, trials: int | None, timeout: f
     Ctrl-C / SIGTERM leaves as a fresh KeyboardInterrupt (or Terminated), with the database
     lock of a query it interrupted freed (see :mod:`automed.searching.interrupts`).
     """
-    try:
-        _run_trials(objective, study, trials=trials, timeout=timeout, heartbeat=heartbeat,
-                    callbacks=callbacks)
-        return
-    except KeyboardInterrupt as exc:
-        stop = type(exc)
-    except Exception as exc:
-        # e.g. Optuna's own bookkeeping, interrupted, failing in its ``finally``
-        stop = interruption_behind(exc)
-        if stop is None:
-            raise
-    settle()
-    raise stop()
+    # (an interrupted Optuna bookkeeping step can also fail in its own ``finally``)
+    stopping(_run_trials, objective, study, trials=trials, timeout=timeout,
+             heartbeat=heartbeat, callbacks=callbacks)
 
 
 def _run_trials(objective, study: optuna.Study, *, trials: int | None, timeout: float | None,
