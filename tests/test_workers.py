@@ -205,18 +205,25 @@ def test_stopping_workers_kills_only_the_late_one_and_says_so():
 
 def test_a_local_worker_budget_ends_when_the_leaders_does(demo_signal, tmp_path):
     # A leader's workers got --timeout from their own start (imports, data), so a search with
-    # --timeout 10 and two workers overran; they get the leader's end time now. A worker that
-    # starts after it runs no candidate; one with time left runs them.
+    # --timeout 10 and two workers overran; they get the leader's end time now. One that
+    # starts after it runs a candidate only while none has completed (a search always
+    # answers), else none; one with time left runs them.
     from automed.searching.workers import worker_main
 
     url = f"sqlite:///{tmp_path / 'ends.db'}"
-    search(demo_signal, trials=1, folds=2, max_epochs=1, workers=0, storage=url, study="e")
-    worker_main(url, "e", Slot("cpu", 1), identity="late", allowed_plugins=None,
-                timeout=3600, ends_at=time.time() - 1)
-    assert Store(url).candidates("e") == []
+    search(demo_signal, trials=2, folds=2, max_epochs=1, workers=0, storage=url, study="e",
+           prune=False)
+
+    def states() -> list[str]:
+        return [c["state"] for c in Store(url).candidates("e")]
+
+    for late in ("late-first", "late-second"):
+        worker_main(url, "e", Slot("cpu", 1), identity=late, allowed_plugins=None,
+                    timeout=3600, ends_at=time.time() - 1)
+        assert states() == ["complete"]
     worker_main(url, "e", Slot("cpu", 1), identity="on-time", allowed_plugins=None,
                 ends_at=time.time() + 3600)
-    assert [c["state"] for c in Store(url).candidates("e")] == ["complete"]
+    assert states() == ["complete", "complete"]
 
 
 def _report_ctrl_c_handling(queue) -> None:

@@ -152,12 +152,13 @@ def predict_file(model_dir: str | Path, data: str | Path, output: str | Path | N
         writer = csv.writer(handle)
         writer.writerow(["split", "index", "label", "predicted",
                          *[f"p_{c}" for c in model.classes]])
-        for name, proba, labels, file_rows in predicted:
-            for i, p in enumerate(proba):
-                writer.writerow([name, file_rows[i] if file_rows else i,
-                                 labels[i] if labels else "",
-                                 model.classes[int(p.argmax())], *[f"{v:.6g}" for v in p]])
-            rows += len(proba)
+        lines = [[name, file_rows[i] if file_rows else i, labels[i] if labels else "",
+                  model.classes[int(p.argmax())], *[f"{v:.6g}" for v in p]]
+                 for name, proba, labels, file_rows in predicted for i, p in enumerate(proba)]
+        if predicted and all(file_rows for *_, file_rows in predicted):
+            lines.sort(key=lambda line: line[1])  # parts of one file: the file's own order
+        writer.writerows(lines)
+        rows = len(lines)
     finally:
         if output is not None:
             handle.close()

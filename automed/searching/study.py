@@ -316,6 +316,15 @@ def _run_trials(objective, study: optuna.Study, *, trials: int | None, timeout: 
             study.stop()
 
     if not budget.used(study):
+        if timeout is not None and timeout <= 0:
+            # Start-up (the data, a worker's imports) used the whole --timeout. A search
+            # always answers: while no candidate has completed one runs (the limit is soft
+            # until then); else none starts.
+            if not getattr(objective, "has_complete", lambda: True)():
+                _optimize(study, objective, timeout=None, n_trials=1, catch=(CandidateError,),
+                          callbacks=[budget, reserve, *(callbacks or [])],
+                          gc_after_trial=False, show_progress_bar=False)
+            return
         _optimize(study, objective, timeout=timeout, catch=(CandidateError,),
                   callbacks=[budget, reserve, *(callbacks or [])], gc_after_trial=False,
                   show_progress_bar=False)
