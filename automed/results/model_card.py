@@ -184,8 +184,9 @@ def _copy_plugin_files(info: dict, out: Path, given: Sequence[str] = ()) -> list
     ``export --plugin``, else the one at the searched path; a plugin whose file is gone or
     edited is left out with a warning. Copies are never imported unasked: predict names them,
     and ``--plugin`` loads them. Returns their paths relative to ``out``."""
-    import hashlib
     import warnings
+
+    from automed.searching.plan import plugin_ref
 
     plan = (info.get("config") or {}).get("plan") or {}
     refs = [r for r in plan.get("plugins") or [] if r.get("sha256")]
@@ -195,8 +196,8 @@ def _copy_plugin_files(info: dict, out: Path, given: Sequence[str] = ()) -> list
     copied = []
     for ref in refs:
         searched = Path(str(ref["source"]))
-        match = next((f for f in [*files, searched] if f.is_file() and hashlib.sha256(
-            f.read_bytes()).hexdigest() == ref["sha256"]), None)
+        match = next((f for f in [*files, searched]
+                      if f.is_file() and plugin_ref(f)["sha256"] == ref["sha256"]), None)
         if match is None:
             warnings.warn(f"plugin file {searched} is not as the search had it (missing or "
                           "edited) and is not copied into the export; give the searched file "

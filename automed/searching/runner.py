@@ -42,7 +42,7 @@ from automed.searching.ensemble import (
     select_ensemble,
 )
 from automed.searching.ensemble import record_row as record_ensemble_row
-from automed.searching.interrupts import settle
+from automed.searching.interrupts import stopping
 from automed.searching.manifest import build_manifest, enable_determinism
 from automed.searching.objective import Objective
 from automed.searching.plan import HEARTBEAT_INTERVAL, DataPlan, SearchPlan, plugin_ref
@@ -435,21 +435,19 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
     deadline = None if plan.timeout is None else wall_start + plan.timeout
     # --timeout counts from the command's start: loading and checking the data used some of it
     left = None if deadline is None else max(0.0, deadline - time.monotonic())
-    try:
+
+    def searching() -> None:
         if len(slots) == 1:
             run_trials(objective, ostudy, trials=plan.trials, timeout=left,
                        heartbeat=plan.heartbeat)
         else:
             run_local_workers(store, study_name, slots, timeout=left,
                               allowed_plugins=plan.plugins, progress=progress)
-    except KeyboardInterrupt as exc:
-        stop = type(exc)
-    else:
-        stop = None
-    if stop is not None:  # out of the except block: see interrupts.settle
-        settle()
+
+    def interrupted() -> None:
         store.finish_search(search_id, status="interrupted")
-        raise stop()
+
+    stopping(searching, on_stop=interrupted)  # Ctrl-C: see interrupts
 
     timing = {"timeout": plan.timeout, "search_s": time.monotonic() - wall_start}
     result = SearchResult(study_name, store.redacted, store.leaderboard(study_name), None,
@@ -485,8 +483,8 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
         # The folder is rewritten now: until its new answer is whole it belongs to no study,
         # and predict and export refuse it.
         (folder / STAMP).unlink(missing_ok=True)
-    stop = None
-    try:
+
+    def answer() -> _Final:
         final = None
         if fold_root is not None:
             final = _answer_from_folds(p, store, search_id, study_name, best, completed_by_number,
@@ -501,12 +499,9 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
                                      deadline=deadline, manifest=manifest, progress=progress,
                                      save_model=save_model, timing=timing,
                                      wall_start=wall_start, best_row=result.best)
-    except KeyboardInterrupt as exc:
-        stop = type(exc)
-    if stop is not None:
-        settle()
-        store.finish_search(search_id, status="interrupted")
-        raise stop()
+        return final
+
+    final = stopping(answer, on_stop=interrupted)
     if final.artifact is not None:
         write_stamp(final.artifact, stamp)
     ens = final.ensemble
