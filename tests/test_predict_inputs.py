@@ -213,3 +213,75 @@ def test_predict_on_the_searched_test_file_marks_it_test(tmp_path, monkeypatch, 
     code, out, err = _predict(monkeypatch, capsys, str(train), "--study", "t", "--storage",
                               storage)
     assert {r["split"] for r in csv.DictReader(io.StringIO(out))} == {"train"}
+
+
+def _id_files(root: Path, kind: str) -> dict[str, Path]:
+    """A labeled file with a record id column, the same records without labels, and
+    without ids, for one loader that takes --id-col."""
+    rng = np.random.default_rng(5)
+    ids = [f"rec-{900 - 7 * i}" for i in range(N)]  # not in sort order, not the row number
+    labels = ["sick" if i % 3 else "well" for i in range(N)]
+    if kind == "tabular":
+        head, values = ["visit", "age", "bp"], [
+            [str(60 + 15 * (y == "sick") + int(rng.integers(-5, 5))),
+             str(120 + int(rng.integers(-10, 10)))] for y in labels]
+    elif kind == "text":
+        words = {"sick": ["fever", "cough", "pain"], "well": ["routine", "normal", "checkup"]}
+        head, values = ["visit", "text"], [[" ".join(rng.choice(words[y], 5))] for y in labels]
+    else:
+        motif = {"sick": "ACGTTGCA", "well": "TTTTAAAA"}
+        head, values = ["visit", "sequence"], [
+            ["".join(rng.choice(list("ACGT"), 6)) + motif[y] + "".join(rng.choice(list("ACGT"), 6))]
+            for y in labels]
+    files = {}
+    for name, with_label, with_id in (("labeled", True, True), ("unlabeled", False, True),
+                                      ("no_ids", True, False)):
+        cols = [c for c in [*head, "label"] if (with_label or c != "label")
+                and (with_id or c != "visit")]
+        lines = [",".join(cols)]
+        for rid, y, v in zip(ids, labels, values):
+            row = dict(zip([*head, "label"], [rid, *v, y]))
+            lines.append(",".join(row[c] for c in cols))
+        files[name] = root / f"{kind}_{name}.csv"
+        files[name].write_text("\n".join(lines) + "\n")
+    files["ids"], files["labels"] = ids, labels
+    return files
+
+
+@pytest.mark.parametrize("kind,family", [("tabular", "mlp"), ("text", "mlp"),
+                                         ("sequence", "textcnn")])
+def test_predictions_carry_the_record_ids_of_id_col(tmp_path, monkeypatch, capsys, kind, family):
+    # --id-col was checked for uniqueness and dropped from the features, but predict wrote only
+    # row numbers: a user could not join the probabilities back to the records. Every loader
+    # that takes --id-col writes the ids, for labeled and unlabeled files and the held-out rows
+    # of a --test-fraction search; a file without the column gets an empty id, labels kept.
+    files = _id_files(tmp_path, kind)
+    storage = f"sqlite:///{tmp_path / 'ids.db'}"
+    search(files["labeled"], study="ids", id_col="visit", trials=1, folds=2, max_epochs=1,
+           storage=storage, bootstrap=0, architectures=[family], test_fraction=0.25)
+
+    def predicted(name: str, *extra: str) -> list[dict]:
+        code, out, err = _predict(monkeypatch, capsys, str(files[name]), "--study", "ids",
+                                  "--storage", storage, *extra)
+        assert code in (0, None), err
+        return list(csv.DictReader(io.StringIO(out)))
+
+    rows = predicted("labeled")
+    assert [r["id"] for r in rows] == files["ids"]
+    assert [r["label"] for r in rows] == files["labels"]
+    assert {r["split"] for r in rows} == {"train", "test"}
+    held = predicted("labeled", "--split", "test")
+    assert 0 < len(held) < N
+    assert [r["id"] for r in held] == [files["ids"][int(r["index"])] for r in held]
+    rows = predicted("unlabeled")
+    assert [r["id"] for r in rows] == files["ids"] and {r["label"] for r in rows} == {""}
+    rows = predicted("no_ids")
+    assert {r["id"] for r in rows} == {""} and [r["label"] for r in rows] == files["labels"]
+
+
+def test_predictions_without_id_col_have_no_id_column(studies, monkeypatch, capsys):
+    root, storage = studies
+    code, out, err = _predict(monkeypatch, capsys, str(root / "notes.jsonl"), "--study", "text",
+                              "--storage", storage)
+    assert code in (0, None), err
+    assert out.splitlines()[0].split(",")[:4] == ["split", "index", "label", "predicted"]

@@ -30,6 +30,8 @@ class Dataset:
     source: str = ""
     groups: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
+    # Record ids (``--id-col``): never features, carried to ``automed predict``'s output.
+    ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.y = np.asarray(self.y, dtype=np.int64)
@@ -46,6 +48,9 @@ class Dataset:
         if self.groups is not None and len(self.groups) != len(self.y):
             raise DataError(f"{self.source}: {len(self.groups)} group ids for {len(self.y)} "
                             "samples; give exactly one group id per sample")
+        if self.ids is not None and len(self.ids) != len(self.y):
+            raise DataError(f"{self.source}: {len(self.ids)} record ids for {len(self.y)} "
+                            "samples; give exactly one id per sample")
 
     def __len__(self) -> int:
         return len(self.y)
@@ -68,6 +73,7 @@ class Dataset:
             source=self.source,
             groups=None if self.groups is None else self.groups[index],
             meta=self.meta,
+            ids=None if self.ids is None else self.ids[index],
         )
 
     def with_classes(self, classes: list[str]) -> Dataset:
@@ -82,7 +88,7 @@ class Dataset:
             )
         mapping = np.array([classes.index(c) for c in self.classes], dtype=np.int64)
         return Dataset(self.x, mapping[self.y], list(classes), self.modality, self.source,
-                       self.groups, self.meta)
+                       self.groups, self.meta, self.ids)
 
     @cached_property
     def fingerprint(self) -> str:

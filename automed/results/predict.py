@@ -5,20 +5,31 @@ from __future__ import annotations
 import csv
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from automed.errors import ConfigError, DataError
+from automed.errors import AutomedError, ConfigError, DataError
 from automed.results.artifact import LoadedModel
 
 SPLITS = ("all", "train", "test")
 
 
+class Part(NamedTuple):
+    """One part of a file to predict: its split name, samples, true labels (or []), each
+    sample's file row where they are not the file's rows in order (else None), and each
+    sample's record id (``--id-col``) where the file has that column (else None)."""
+
+    name: str
+    x: Any
+    labels: list
+    rows: list | None = None
+    ids: list | None = None
+
+
 def read_samples(path: Path, options: dict, split: str = "all",
-                 config: dict | None = None) -> list[tuple[str, Any, list, list | None]]:
-    """``(split name, samples, true labels or [], file rows or None)`` parts of ``path``, read
-    like in training (file rows where a part's samples are not the file's rows in order).
+                 config: dict | None = None) -> list[Part]:
+    """The parts of ``path`` (see :class:`Part`), read like in training.
 
     Labeled data goes through the same loader and options as the search; data the loaders
     refuse for want of labels is read as unlabeled samples for the model ``config`` describes
@@ -36,14 +47,14 @@ def read_samples(path: Path, options: dict, split: str = "all",
         unlabeled = read_unlabeled(path, config)
         if unlabeled is None:
             raise
-        return _unlabeled_parts(path, unlabeled, split)
+        return _unlabeled_parts(path, unlabeled, split, options)
     wanted = (config.get("spec") or {}).get("modality")
     other = wanted and loaded.train.modality != wanted
     if other or not _fits(loaded.train.x, config):
         # e.g. an unlabeled signal table, whose first column a loader took for the label
         unlabeled = read_unlabeled(path, config)
         if unlabeled is not None:
-            return _unlabeled_parts(path, unlabeled, split)
+            return _unlabeled_parts(path, unlabeled, split, options)
         if other:
             raise DataError(f"{path}: reads as {loaded.train.modality} data, but the model was "
                             f"trained on {wanted} data; give it {wanted} samples")
@@ -61,7 +72,8 @@ def read_samples(path: Path, options: dict, split: str = "all",
     parts = [("train", loaded.train)] if len(loaded.train) else []
     if loaded.test is not None:
         parts.append(("test", loaded.test))
-    return [(name, _in_model_order(d, config), [d.classes[i] for i in d.y], rows.get(name))
+    return [Part(name, _in_model_order(d, config), [d.classes[i] for i in d.y], rows.get(name),
+                 None if d.ids is None else [str(v) for v in d.ids])
             for name, d in parts if split in ("all", name)]
 
 
@@ -88,24 +100,46 @@ def _as_the_search_split(loaded: Any, config: dict) -> tuple[Any, dict]:
     return loaded, {}
 
 
+# Columns new data need not carry: neither is ever a feature.
+OPTIONAL_COLUMNS = ("group_col", "id_col")
+
+
 def _load_labeled(path: Path, options: dict) -> Any:
-    """The file through the training loader; new data need not carry the group column (a
-    group column is never a feature), so a file without it is read without it."""
+    """The file through the training loader; new data need not carry the group or the id
+    column (neither is a feature), so a file without them is read without them. (A file with
+    them keeps them: only the loaders that take the column read it.)"""
     from automed.data.loaders import load_data
 
     try:
         return load_data(path, for_prediction=True, **options)
-    except DataError:
-        if "group_col" not in options:
+    except (DataError, ConfigError):
+        # ConfigError: a file without labels may go to a loader that takes no such column
+        # (unlabeled records to the signal-table loader), to be read as unlabeled samples.
+        if not any(k in options for k in OPTIONAL_COLUMNS):
             raise
     return load_data(path, for_prediction=True,
-                     **{k: v for k, v in options.items() if k != "group_col"})
+                     **{k: v for k, v in options.items() if k not in OPTIONAL_COLUMNS})
 
 
-def _unlabeled_parts(path: Path, x: Any, split: str) -> list[tuple[str, Any, list]]:
+def _unlabeled_parts(path: Path, x: Any, split: str, options: dict) -> list[Part]:
     if split != "all":
         raise DataError(f"{path}: unlabeled samples have no {split} split; use --split all")
-    return [("all", x, [], None)]
+    return [Part("all", x, [], None, _unlabeled_ids(path, options.get("id_col"), len(x)))]
+
+
+def _unlabeled_ids(path: Path, column: Any, n: int) -> list | None:
+    """The ``--id-col`` values of a table of unlabeled records, when it has that column."""
+    from automed.data.unlabeled import _table_rows
+
+    if column is None or path.is_dir() or path.suffix.lower() not in (".csv", ".tsv", ".jsonl"):
+        return None
+    try:
+        names, rows = _table_rows(path)
+    except (AutomedError, ValueError, OSError):
+        return None
+    if str(column) not in names or len(rows) != n:
+        return None
+    return ["" if r.get(str(column)) is None else str(r.get(str(column))).strip() for r in rows]
 
 
 def _fits(x: Any, config: dict) -> bool:
@@ -132,7 +166,8 @@ def _in_model_order(d: Any, config: dict) -> Any:
 
 def predict_file(model_dir: str | Path, data: str | Path, output: str | Path | None = None,
                  *, split: str = "all", device: str = "cpu") -> int:
-    """Write one CSV row per sample (split, index, label, predicted class, probabilities).
+    """Write one CSV row per sample (split, index, label, predicted class, probabilities;
+    after the index the record id, for a model searched with ``--id-col``).
 
     ``output`` None writes to stdout. Returns the number of rows written.
     """
@@ -144,18 +179,20 @@ def predict_file(model_dir: str | Path, data: str | Path, output: str | Path | N
     dev = resolve_device(device)
     # Every sample is predicted before a line is written: a refusal (wrong shape, bad values)
     # leaves no header-only CSV behind that would read as an empty prediction.
-    predicted = [(name, model.predict_proba(x, device=dev), labels, rows)
-                 for name, x, labels, rows in parts]
+    predicted = [(part, model.predict_proba(part.x, device=dev)) for part in parts]
+    with_ids = (config.get("load_options") or {}).get("id_col") is not None
     handle = sys.stdout if output is None else open(output, "w", newline="", encoding="utf-8")
     rows = 0
     try:
         writer = csv.writer(handle)
-        writer.writerow(["split", "index", "label", "predicted",
+        writer.writerow(["split", "index", *(["id"] if with_ids else []), "label", "predicted",
                          *[f"p_{c}" for c in model.classes]])
-        lines = [[name, file_rows[i] if file_rows else i, labels[i] if labels else "",
+        lines = [[part.name, part.rows[i] if part.rows else i,
+                  *([part.ids[i] if part.ids else ""] if with_ids else []),
+                  part.labels[i] if part.labels else "",
                   model.classes[int(p.argmax())], *[f"{v:.6g}" for v in p]]
-                 for name, proba, labels, file_rows in predicted for i, p in enumerate(proba)]
-        if predicted and all(file_rows for *_, file_rows in predicted):
+                 for part, proba in predicted for i, p in enumerate(proba)]
+        if predicted and all(part.rows for part, _ in predicted):
             lines.sort(key=lambda line: line[1])  # parts of one file: the file's own order
         writer.writerows(lines)
         rows = len(lines)

@@ -149,10 +149,12 @@ def split_column(names: list[str]) -> str | None:
 
 
 def build(path: Path, modality: str, x: list, labels: list[str], is_test: list[bool],
-          meta: dict | None = None, groups: list[str] | None = None) -> LoadedData:
+          meta: dict | None = None, groups: list[str] | None = None,
+          ids: list[str] | None = None) -> LoadedData:
     """Training data and, when some rows are marked test, a locked test set on its classes.
 
     ``groups`` (one patient/study id per row) go to both sides; shared ids are refused later.
+    ``ids`` (one record id per row, ``--id-col``) too: ``automed predict`` writes them out.
     A file whose rows are all marked test (a ``--test`` file, data to predict on) gives an
     empty training part; :func:`automed.data.loaders.load_data` refuses it as training data.
     """
@@ -169,13 +171,15 @@ def build(path: Path, modality: str, x: list, labels: list[str], is_test: list[b
             xs = np.array([x[i] for i in idx], dtype=object)
         y, classes = encode_labels(np.array([labels[i] for i in idx], dtype=object), source)
         g = None if groups is None else np.array([groups[i] for i in idx])
-        return Dataset(xs, y, classes, modality, source, groups=g, meta=dict(meta or {}))
+        ident = None if ids is None else np.array([ids[i] for i in idx], dtype=object)
+        return Dataset(xs, y, classes, modality, source, groups=g, meta=dict(meta or {}),
+                       ids=ident)
 
     if not train_idx:
         test = make(test_idx, f"{path} (test split)")
         empty = test.subset(np.arange(0))
         train = Dataset(empty.x, empty.y, test.classes, modality, str(path), groups=empty.groups,
-                        meta=dict(meta or {}))
+                        meta=dict(meta or {}), ids=empty.ids)
         return LoadedData(train, test)
     train = make(train_idx, str(path))
     test = make(test_idx, f"{path} (test split)").with_classes(train.classes) if test_idx else None

@@ -80,7 +80,7 @@ class BioSequenceLoader(Loader):
             raise DataError(f"{path}: the biosequence loader reads sequences, not {modality}; "
                             "drop --format biosequence or use --modality biosequence")
         suffix = path.suffix.lower()
-        groups = None
+        groups = ids = None
         fasta = _is_fasta(path)
         if fasta or suffix == ".data" or _is_uci(path):
             columns = [k for k in ("label_col", "group_col", "sequence_col", "id_col")
@@ -94,7 +94,7 @@ class BioSequenceLoader(Loader):
                                 f"apply; drop {'it' if len(columns) == 1 else 'them'}: {fixes}")
             rows = _fasta(path) if fasta else _uci(path)
         else:
-            rows, groups = _table(path, options)
+            rows, groups, ids = _table(path, options)
         where = [w for w, _, _, _ in rows]
         seqs = []
         for w, seq, _, _ in rows:
@@ -104,7 +104,8 @@ class BioSequenceLoader(Loader):
             seqs.append(seq)
         alphabet = detect_alphabet(seqs, str(path), where)
         return records.build(path, "biosequence", seqs, [r[2] for r in rows],
-                             [r[3] for r in rows], meta={"alphabet": alphabet}, groups=groups)
+                             [r[3] for r in rows], meta={"alphabet": alphabet}, groups=groups,
+                             ids=ids)
 
 
 # What to do instead of a column option a FASTA or UCI splice file cannot honour.
@@ -183,7 +184,7 @@ def _uci(path: Path) -> list[Row]:
     return rows
 
 
-def _table(path: Path, options: dict) -> tuple[list[Row], list[str] | None]:
+def _table(path: Path, options: dict) -> tuple[list[Row], list[str] | None, list[str] | None]:
     names, table = records.read_table(path)
     seq_col = records.find_column(path, names, options.get("sequence_col"), SEQUENCE_NAMES,
                                   "sequence", "--sequence-col")
@@ -199,8 +200,9 @@ def _table(path: Path, options: dict) -> tuple[list[Row], list[str] | None]:
     id_col = records.optional_column(path, names, options.get("id_col"), "id", "--id-col")
     if id_col is not None and group_col is None:
         records.check_unique_ids(path, [(i, v[names.index(id_col)]) for i, v in table], id_col)
+    ids = None if id_col is None else [str(v[names.index(id_col)]).strip() for _, v in table]
     return [(f"line {i}", v[s], records.label_of(path, i, v[lab], label_col),
-             sp is not None and records.is_test_split(v[sp])) for i, v in table], groups
+             sp is not None and records.is_test_split(v[sp])) for i, v in table], groups, ids
 
 
 @hookimpl

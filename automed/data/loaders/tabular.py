@@ -102,12 +102,14 @@ class TabularLoader(Loader):
             raise DataError(f"{path}: {group_col!r} is both the label and the group column; "
                             "name another --group-col")
         drop = {label_col, split_col, group_col}
+        ids = None
         if options.get("id_col") is not None:
             id_col = records.find_column(path, names, options["id_col"], (), "id", "--id-col")
             drop.add(id_col)
             if group_col is None:
                 records.check_unique_ids(path, [(n, v[names.index(id_col)]) for n, v in table],
                                          id_col)
+            ids = [str(v[names.index(id_col)]).strip() for _, v in table]
         features = [n for n in names if n not in drop]
         if not features:
             raise DataError(f"{path}: no feature columns besides {label_col!r}; add features")
@@ -131,7 +133,7 @@ class TabularLoader(Loader):
         data = records.build(path, "tabular", list(x), labels, is_test,
                              meta={"feature_names": features, "tabular_columns": columns,
                                    "label_name": label_col},
-                             groups=groups if gi is not None else None)
+                             groups=groups if gi is not None else None, ids=ids)
         if data.test is not None:
             data.test.meta = {"feature_names": features, "tabular_columns": columns}
         return data

@@ -91,8 +91,10 @@ class TextLoader(Loader):
             records.check_unique_ids(path, [(n, r.get(id_col)) for n, r in rows], id_col)
         meta = {"text_col": text_col, "label_col": label_col}
         meta.update({k: v for k, v in (("group_col", group_col), ("id_col", id_col)) if v})
+        ids = None if id_col is None else [
+            "" if r.get(id_col) is None else str(r.get(id_col)).strip() for _, r in rows]
         return records.build(path, "text", texts, labels, is_test, meta=meta,
-                             groups=groups if group_col is not None else None)
+                             groups=groups if group_col is not None else None, ids=ids)
 
 
 @hookimpl
