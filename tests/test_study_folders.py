@@ -129,3 +129,53 @@ def test_a_study_from_before_stamps_exports_only_a_model_of_its_data(demo_signal
     config_path.write_text(json.dumps(config))
     with pytest.raises(DataError, match="other data"):
         export_model(store, "l", tmp_path / "out")
+
+
+def test_a_second_search_of_a_study_its_live_leader_runs_is_refused(demo_signal, tmp_path,
+                                                                    monkeypatch, capsys):
+    """Two `automed search` of one study at once (one host) both answered it and wrote one
+    model folder together. The second is refused in one line while the first's process
+    lives, the record untouched; once it is gone the command resumes. A recorded process id
+    now held by a process that is no Python is a reused one and refuses nothing."""
+    import os
+    import subprocess
+    import sys
+
+    from clirun import run_cli
+
+    url = f"sqlite:///{tmp_path / 'lead.db'}"
+    argv = ["search", str(demo_signal), "--study", "lead", "--storage", url, "--trials", "1",
+            "--folds", "2", "--max-epochs", "1", "--bootstrap", "0", "--arch", "mlp",
+            "--quiet"]
+
+    def automed() -> tuple[int | None, str]:
+        code, _, err = run_cli(monkeypatch, capsys, *argv)
+        return code, err
+
+    assert automed()[0] in (0, None)
+    store = Store(url)
+    search_id = store.search("lead")["id"]
+
+    def leader(pid: int) -> None:  # what a running leader on this host has written
+        store.update_search_config(search_id, owner={"host": os.uname().nodename, "pid": pid})
+        store.finish_search(search_id, status="running")
+
+    python = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        leader(python.pid)
+        before = store.search("lead")
+        code, err = automed()
+        assert code not in (0, None)
+        errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+        assert len(errors) == 1 and f"process {python.pid}" in errors[0], err
+        assert "automed worker --study lead" in errors[0]
+        assert store.search("lead") == before  # nothing written
+        leader(other.pid)  # a live process, but not a search: the pid was reused
+        assert automed()[0] in (0, None)
+        leader(python.pid)
+    finally:
+        python.kill(), other.kill()
+        python.wait(), other.wait()
+    assert automed()[0] in (0, None)  # its leader is gone: a resume
+    assert store.search("lead")["status"] != "running"
