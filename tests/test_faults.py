@@ -60,11 +60,17 @@ def _env(**extra: str) -> dict:
     return env
 
 
+def _hear_ctrl_c() -> None:
+    # pytest started in the background (`cmd &` ignores SIGINT, and children inherit that)
+    # would start a search deaf to Ctrl-C; one started from a terminal hears it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(args: list[str], cwd: Path, **env: str) -> subprocess.Popen:
     # A session of its own: the signal goes to the whole group, like Ctrl-C in a terminal.
     return subprocess.Popen([sys.executable, "-m", "automed.cli", *args], cwd=cwd,
                             env=_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True, preexec_fn=_hear_ctrl_c)
 
 
 def _signal_at_marker(proc: subprocess.Popen, sig: int, timeout: float = 240, *,
