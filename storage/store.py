@@ -421,7 +421,10 @@ class Store:
                             .where(SearchRecord.study_name == study_name))
 
     def studies(self) -> list[dict]:
-        """Every search, oldest first, with its candidate counts per state and best score."""
+        """Every search, oldest first, with its candidate counts per state and best score.
+
+        An answering ensemble's row is no candidate (no trial of the search), but its score is
+        the best when it leads, as in the leaderboard."""
         with self.session() as s:
             counts: dict[int, dict[str, int]] = {}
             best: dict[int, float | None] = {}
@@ -430,9 +433,10 @@ class Store:
                     select(CandidateRecord.search_id, CandidateRecord.state, func.count(),
                            func.max(CandidateRecord.score_mean))
                     .group_by(CandidateRecord.search_id, CandidateRecord.state)):
-                counts.setdefault(sid, {})[state] = n
-                if state == "complete":
-                    best[sid] = top
+                if state != "ensemble":
+                    counts.setdefault(sid, {})[state] = n
+                if state in ("complete", "ensemble") and top is not None:
+                    best[sid] = max(top, best.get(sid) or top)
             rows = s.scalars(select(SearchRecord).order_by(SearchRecord.created_at,
                                                            SearchRecord.id)).all()
             return [dict(_search_dict(r), n_candidates=sum(counts.get(r.id, {}).values()),

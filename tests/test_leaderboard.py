@@ -141,6 +141,40 @@ def test_cli_studies(store, url):
         ["chest-acc", "ecg-f1"]
 
 
+def test_studies_counts_candidates_and_says_a_dead_search_stopped(store, url):
+    """QA: `studies` counted an answering ensemble's row as a candidate of no state ("5
+    (4/0/0)") and gave the best single's score while the leaderboard ranked the ensemble
+    first; and it said "running" for a search whose process was killed, where show and
+    leaderboard said it stopped."""
+    import os
+    import socket
+    import subprocess
+
+    search_id = add_search(store, "blend", candidates=[
+        ("cnn", "complete", 0.80, _m(0.80, 0.70), None),
+        ("mlp", "complete", 0.78, _m(0.78, 0.90), None)])
+    store.record_candidate(search_id, -1, architecture="ensemble of #0, #1", params={},
+                           state="ensemble", fold_scores=[0.84, 0.86], score_mean=0.85,
+                           score_std=0.01, metrics=_m(0.85, 0.9), duration_s=1.0,
+                           device="cpu", error=None)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    killed = add_search(store, "killed", candidates=[("cnn", "running", None, {}, None)],
+                        status="running")
+    store.update_search_config(killed, owner={"host": socket.gethostname(), "pid": dead.pid})
+    live = add_search(store, "live", status="running")
+    store.update_search_config(live, owner={"host": socket.gethostname(), "pid": os.getpid()})
+    rows = {r["study"]: r for r in store.studies()}
+    assert rows["blend"]["n_candidates"] == 2 and rows["blend"]["states"] == {"complete": 2}
+    assert rows["blend"]["best_score"] == 0.85 == store.leaderboard(
+        "blend", states=("complete", "ensemble"))[0]["score_mean"]
+    lines = {ln.split()[0]: ln for ln in _cli(url, "studies").splitlines()[2:]}
+    assert "2 (2/0/0)" in lines["blend"] and "0.8500" in lines["blend"]
+    assert "stopped while running" in lines["killed"] and " running " in lines["live"]
+    as_json = {r["study"]: r for r in json.loads(_cli(url, "studies", "--format", "json"))}
+    assert as_json["killed"]["status"].startswith("stopped while running (process")
+
+
 def test_candidates_without_a_score_are_listed_in_every_state(store, url):
     # Running (training, or its process killed) and interrupted before the end of their
     # first fold: no mean score, yet --all and --state list them.

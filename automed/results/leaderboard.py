@@ -131,8 +131,11 @@ def format_studies(studies: list[dict]) -> str:
     lines = []
     for s in studies:
         st = s["states"]
+        status = s["status"]
+        if status.startswith("stopped while"):  # "stopped while running (process N is gone)"
+            status = status.split(" (")[0]
         lines.append([s["study"], s["dataset"], s["modality"], s["metric"],
-                      str(s["config"].get("folds", "-")), s["status"],
+                      str(s["config"].get("folds", "-")), status,
                       f"{s['n_candidates']} ({st.get('complete', 0)}/{st.get('pruned', 0)}/"
                       f"{st.get('failed', 0)})", _fmt(s["best_score"]), s["created_at"]])
     return _align(header, lines)
