@@ -482,14 +482,15 @@ def studies(storage, fmt) -> None:
                else format_studies(rows))
 
 
-@cli.command()
+# ignore_unknown_options: the ensemble's row is trial -1, which click would take for an option
+@cli.command(context_settings={"ignore_unknown_options": True})
 @click.argument("study")
 @click.argument("candidate", type=int, required=False)
 @click.option("--storage", help=STORAGE_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show(study, candidate, storage, as_json) -> None:
-    """Show a study (settings, counts, families, test scores) or one CANDIDATE (trial number):
-    params, per-fold scores, timing, device and error."""
+    """Show a study (settings, counts, families, test scores) or one CANDIDATE (trial number;
+    an answering ensemble's row is -1): params, per-fold scores, timing, device and error."""
     from automed.results.describe import format_candidate, format_study, study_summary
     from automed.storage import Store
 

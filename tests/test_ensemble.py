@@ -199,6 +199,13 @@ def test_show_and_the_result_name_the_ensemble_as_the_answer(ensembled):
                for line in lines)
     shown = CliRunner().invoke(cli, ["show", result.study, "--storage", url, "--json"])
     assert json.loads(shown.output)["answer"] == label
+    # the ensemble's own row, trial -1 in the leaderboard, opens as `show STUDY -1` (QA:
+    # "No such option: -1"); an unknown option still fails
+    row = CliRunner().invoke(cli, ["show", result.study, "-1", "--storage", url, "--json"])
+    assert row.exit_code == 0, row.output
+    assert json.loads(row.output)["architecture"] == label
+    assert CliRunner().invoke(cli, ["show", result.study, "--bogus", "--storage", url]
+                              ).exit_code != 0
 
 
 def test_a_single_answer_is_named_by_its_candidate(demo_image, storage_url):
