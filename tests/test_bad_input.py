@@ -202,6 +202,11 @@ def ws(tmp_path_factory) -> dict:
         f / "fold-1" / "model.safetensors").write_bytes(b"\x00" * 64)))
     p["m_bag_escape"] = str(_tamper(bag, tampered / "bagescape", _edit_json(
         lambda c: c["ensemble"]["members"][0].update(folder="../../victim"))))
+    # QA: the bag's own classes edited: probabilities of 2 classes under 3 names (rc 0)
+    p["m_bag_classes"] = str(_tamper(bag, tampered / "bagclasses", _edit_json(
+        lambda c: c.update(classes=["a", "b", "c"]))))
+    p["m_bag_renamed"] = str(_tamper(bag, tampered / "bagrenamed", _edit_json(
+        lambda c: c.update(classes=list(reversed(c["classes"]))))))
     p["m_json"] = str(_tamper(model, tampered / "json", lambda f: (
         f / "automed_model.json").write_text("{not json")))
     p["m_list_json"] = str(_tamper(model, tampered / "list", lambda f: (
@@ -501,6 +506,9 @@ CASES: list[tuple[str, list[str], str, str | None]] = [
     ("model-empty-folder", ["predict", "{data}", "--model", "{m_empty}"], "db", None),
     ("model-bag-damaged-fold", ["predict", "{data}", "--model", "{m_bag_fold}"], "db", None),
     ("model-bag-member-outside", ["predict", "{data}", "--model", "{m_bag_escape}"], "db",
+     None),
+    ("model-bag-3-classes", ["predict", "{data}", "--model", "{m_bag_classes}"], "db", None),
+    ("model-bag-classes-swapped", ["predict", "{data}", "--model", "{m_bag_renamed}"], "db",
      None),
     # export, demo, plugins
     ("export-under-file", ["export", "--study", STUDY, "-o", "{a_file}/out", "--storage",

@@ -221,6 +221,11 @@ class LoadedModel:
                     raise DataError(f"{path}: member folder {folder!r} is not inside "
                                     "the model folder; the artifact was edited")
                 self.members.append((weight, LoadedModel(sub, root=self.root)))
+            # Their probabilities are written under the top's class names: one list for all.
+            other = next((m for _, m in self.members if m.classes != self.classes), None)
+            if other is not None:
+                raise DataError(f"{damaged}: its classes {self.classes} are not its member "
+                                f"{other.folder.name}'s {other.classes}; export the model again")
             self.model = self.preprocessor = None
             return
         try:
