@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from automed.data.loaders import find_loader, load_data
+from automed.data.loaders import check_label_column, find_loader, load_data
 from automed.errors import DataError
 from automed.plugin_manager import reset_plugin_manager
 
@@ -246,6 +246,18 @@ def test_loader_dispatch_by_content_and_forced_modality(tmp_path):
     unnamed = _write(tmp_path / "u.csv", "age,bp,score\n3,1,1\n4,120,0\n")
     assert find_loader(unnamed).name == "signal-table"  # no label column: a signal table...
     assert find_loader(unnamed, modality="tabular").name == "tabular"  # ...unless forced
+    # ...or its label is named: --label-col score says the columns are records (QA: a float
+    # label went to the signal table, which refused the text column 'sex' and told the user
+    # to set the --label-col they had set, not that the label looks like a feature)
+    assert find_loader(unnamed, label_col="score").name == "tabular"
+    assert find_loader(wide, label_col="label").name == "signal-table"  # t0..t79: a series
+    assert find_loader(ucr, label_col="0").name == "signal-table"  # an index names no header
+    many = _write(tmp_path / "many.csv", "age,sex,bp,score\n" + "".join(
+        f"{40 + i % 30},{'MF'[i % 2]},{100 + i},{i * 0.37:.2f}\n" for i in range(120)))
+    data = load_data(many, label_col="score")
+    assert data.train.modality == "tabular"
+    with pytest.raises(DataError, match="looks like a feature, not a label"):
+        check_label_column(data.train)
 
 
 # -- the shared datasets -----------------------------------------------------------------------

@@ -13,8 +13,11 @@ from automed.spec import MODALITIES
 __all__ = ["Loader", "load_data", "find_loader", "check_label_column"]
 
 
-def find_loader(path: Path, format: str | None = None, modality: str | None = None) -> Loader:
-    """The loader for ``path``: ``format`` if given, else the first that sniffs the file.
+def find_loader(path: Path, format: str | None = None, modality: str | None = None,
+                label_col: Any = None) -> Loader:
+    """The loader for ``path``: ``format`` if given, else the first that sniffs the file (or
+    claims it by the column ``label_col`` names: records whose label is named by
+    ``--label-col`` and no other column is text).
 
     A forced ``modality`` restricts the choice to loaders producing it, asked in order through
     ``accepts_forced``; failing that, the first claiming the suffix (the user said what it is).
@@ -36,8 +39,9 @@ def find_loader(path: Path, format: str | None = None, modality: str | None = No
         for loader in able:
             if path.suffix.lower() in loader.suffixes:
                 return loader
+    named = label_col if isinstance(label_col, str) else None
     for loader in loaders.values():
-        if loader.sniff(path):
+        if loader.sniff(path) or (named is not None and loader.claims_label(path, named)):
             return loader
     suffixes = sorted({s for lo in loaders.values() for s in lo.suffixes})
     claiming = [lo for lo in loaders.values() if path.suffix.lower() in lo.suffixes]
@@ -78,7 +82,7 @@ def load_data(
     if modality is not None and modality not in MODALITIES:
         raise ConfigError(f"unknown modality {modality!r}; use one of {', '.join(MODALITIES)}")
     options = {k: v for k, v in options.items() if v is not None}
-    loader = find_loader(path, format, modality)
+    loader = find_loader(path, format, modality, options.get("label_col"))
     _check_modality(loader, path, format, modality)
     _check_options(loader, options)
     data = loader.load(path, modality=modality, **options)
@@ -97,8 +101,8 @@ def load_data(
             raise ConfigError(f"{path} brings its own test split ({len(data.test)} samples); "
                               "drop --test to score on it, or give training data without one")
         # The test file is the same kind of data: its own loader only if this one declines.
-        test_loader = loader if loader.sniff(test_path) else find_loader(test_path, format,
-                                                                         modality)
+        test_loader = loader if loader.sniff(test_path) else find_loader(
+            test_path, format, modality, options.get("label_col"))
         _check_modality(test_loader, test_path, format, modality)
         _check_options(test_loader, options)
         test_data = test_loader.load(test_path, modality=modality, **options)

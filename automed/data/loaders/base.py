@@ -35,6 +35,11 @@ class Loader(ABC):
             return self.directories
         return path.suffix.lower() in self.suffixes
 
+    def claims_label(self, path: Path, label_col: str) -> bool:
+        """Whether ``path`` is this loader's kind of file because a column of it is named by
+        ``--label-col`` (asked, in loader order, together with ``sniff``)."""
+        return False
+
     def accepts_forced(self, path: Path) -> bool:
         """Whether to read ``path`` when the user forced one of ``modalities``."""
         return self.sniff(path)

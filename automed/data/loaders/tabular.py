@@ -41,6 +41,14 @@ class TabularLoader(Loader):
             return []
         return names
 
+    def claims_label(self, path: Path, label_col: str) -> bool:
+        # "age,sex,bp,score" with --label-col score: named columns and the label the user
+        # named are records, though no column is called label and only one holds text.
+        names = self._named_header(path)
+        if not names or label_col.strip() not in names:
+            return False
+        return not series_names([n for n in names if n != label_col.strip()])
+
     def _kind(self, path: Path) -> tuple[str, str] | None:
         """Why this is a record table (``(kind, label name)``), or None when it is not."""
         names = self._named_header(path)
