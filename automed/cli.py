@@ -13,7 +13,7 @@ import warnings
 
 import click
 
-from automed.errors import AutomedError, ConfigError
+from automed.errors import AutomedError, ConfigError, DataWarning
 from automed.evaluation.names import ALIASES, AVERAGES, METRIC_NAMES
 from automed.results.outputs import output_dir, output_file, sqlite_file
 from automed.searching.plan import DEFAULT_BAG
@@ -291,8 +291,9 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
     label = int(label_col) if label_col is not None and label_col.isdigit() else label_col
     _gpus_all_on_cpu(gpus)
     with warnings.catch_warnings(), sigterm_as_interrupt():
-        # Leakage warnings reach the terminal once, as progress lines (even with --quiet).
-        warnings.filterwarnings("ignore", message="LEAKAGE")
+        # Data warnings (leakage, ...) reach the terminal once, as progress lines (even with
+        # --quiet).
+        warnings.filterwarnings("ignore", category=DataWarning)
         result = run_search(
             data, test=test, metric=metric, average=average, pos_label=pos_label, folds=folds,
             trials=trials, timeout=timeout, storage=storage, study=study,

@@ -40,5 +40,11 @@ class Surplus(CandidateError):
     """A trial started after the study's budget was taken by other workers; it never runs."""
 
 
+class DataWarning(UserWarning):
+    """Something about the data the search goes on with but the user should see (leakage, a
+    family left out, texts without shared words); also a progress line and stored with the
+    study."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (``kill``, a scheduler's stop): a search stops the way Ctrl-C stops it."""

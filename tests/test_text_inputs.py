@@ -96,3 +96,43 @@ def test_cli_text_col_and_id_col(tmp_path):
     assert out.exit_code == 0, out.output
     card = json.loads(next((tmp_path / "m").glob("*/automed_model.json")).read_text())  # answer
     assert "title" in json.dumps(card) and "pmid" in json.dumps(card)
+
+
+def _id_titles(path, n=24):
+    with open(path, "w") as f:
+        f.write("rid,title,text,label\n")
+        for i in range(n):
+            f.write(f"R{i},t{i},fever cough pain rash,{i % 2}\n")
+
+
+def test_a_text_column_without_shared_words_is_said_and_a_family_that_cannot_read_it_left_out(
+        tmp_path, monkeypatch, capsys):
+    """QA: --text-col naming an id column (no word in two texts) stopped the search with
+    scikit-learn's traceback from tfidf's vocabulary ("After pruning, no terms remain"),
+    --workers 0 included. Now the family that cannot read the texts is left out with a
+    warning, the texts are said to share no word, each once; a search of that family
+    alone is refused in one line."""
+    from clirun import run_cli
+
+    _id_titles(tmp_path / "t.csv")
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    common = ["--text-col", "title", "--trials", "2", "--folds", "2", "--storage", url]
+    code, out, err = run_cli(monkeypatch, capsys, "search", str(tmp_path / "t.csv"), *common,
+                             "--workers", "0", "--study", "ids")
+    assert code in (0, None), err
+    assert "Traceback" not in err
+    warned = [ln for ln in err.splitlines() if ln.startswith("WARNING:")]
+    assert len(warned) == 2, err
+    assert "no word occurs in two of the training texts (text column 'title')" in warned[0]
+    assert warned[1].startswith("WARNING: left out tfidf: ") and "--text-col" in warned[1]
+    assert "UserWarning" not in err  # once, as the progress line
+    assert "tfidf" not in (out + err).split("architectures:")[1].splitlines()[0]
+    code, out, err = run_cli(monkeypatch, capsys, "search", str(tmp_path / "t.csv"), *common,
+                             "--workers", "0", "--study", "only", "--arch", "tfidf")
+    assert code not in (0, None) and "Traceback" not in err
+    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "no family can read these text samples" in errors[0], err
+    # the texts themselves: no warning
+    code, out, err = run_cli(monkeypatch, capsys, "search", str(tmp_path / "t.csv"), *common,
+                             "--workers", "0", "--study", "texts", "--text-col", "text")
+    assert code in (0, None) and "WARNING" not in err, err

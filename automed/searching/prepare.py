@@ -19,7 +19,7 @@ import numpy as np
 from automed.architecture import Architecture
 from automed.data.dataset import Dataset, LoadedData
 from automed.data.loaders import load_data
-from automed.errors import ConfigError, PluginError
+from automed.errors import AutomedError, ConfigError, DataError, PluginError
 from automed.evaluation import metrics as M
 from automed.evaluation.cv import check_folds, make_folds, split_test
 from automed.evaluation.leakage import check_folds_leakage, check_test_leakage, leakage_warnings
@@ -133,12 +133,55 @@ def prepare(plan: SearchPlan, data: LoadedData | None = None) -> Prepared:
         return dataclasses.replace(spec, extra={**spec.extra, "n_train": len(train)})
 
     spec = sized(preprocessor_for(train.modality).spec(train))
+    said = leakage_warnings(leakage) + _text_warnings(train)
     # A family's own preprocessor (a pretrained tokenizer, ...) gives its own spec; computed
     # here, so a missing model or library stops the search before any candidate runs.
-    specs = {name: sized(own.spec(train)) for name, arch in sorted(archs.items())
-             for own in [arch.preprocessor(train.modality)] if own is not None}
-    return Prepared(plan, full, train, test, splits, leakage, leakage_warnings(leakage), spec,
-                    archs, metric, average, pos, specs)
+    specs, unfit = {}, {}
+    for name, arch in sorted(archs.items()):
+        own = arch.preprocessor(train.modality)
+        if own is None:
+            continue
+        try:
+            specs[name] = sized(own.spec(train))
+        except AutomedError:
+            raise  # its own one-line answer (a missing model or library)
+        except Exception as exc:  # noqa: BLE001 - a family that cannot read these samples
+            unfit[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    if unfit:
+        why = "; ".join(f"{n}: {e}" for n, e in unfit.items())
+        if len(unfit) == len(archs):
+            raise DataError(f"{full.source}: no family can read these {train.modality} samples: "
+                            f"{why}; {_data_hint(train)}")
+        archs = {n: a for n, a in archs.items() if n not in unfit}
+        said.append(f"left out {', '.join(unfit)}: preprocessing cannot read these "
+                    f"{train.modality} samples ({why}); {_data_hint(train)}")
+    return Prepared(plan, full, train, test, splits, leakage, said, spec, archs, metric,
+                    average, pos, specs)
+
+
+def _data_hint(train: Dataset) -> str:
+    if train.modality == "text":
+        column = train.meta.get("text_col") or "text"
+        return f"check that --text-col names the texts (now {column!r})"
+    return "check the data"
+
+
+def _text_warnings(train: Dataset) -> list[str]:
+    """Texts with no word that two of them share: every word-level model sees only unknown
+    words and scores chance, most often because --text-col names an id or a label."""
+    if train.modality != "text" or not len(train):
+        return []
+    from automed.data.tokens import tokenize
+
+    seen: set[str] = set()
+    for text in train.x:
+        words = set(tokenize(text))
+        if words & seen:
+            return []
+        seen |= words
+    column = train.meta.get("text_col") or "text"
+    return [f"no word occurs in two of the training texts (text column {column!r}): word-level "
+            "models will score chance; check that --text-col names the texts"]
 
 
 def _resolve_pos_label(pos_label: str | int | None, classes: list[str]) -> int | None:

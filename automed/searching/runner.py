@@ -29,7 +29,7 @@ from automed.architecture import Architecture
 from automed.contract import TRAINING_DEFAULTS, split_defaults
 from automed.data.dataset import Dataset, LoadedData
 from automed.data.preprocess import Preprocessor
-from automed.errors import AutomedError, ConfigError
+from automed.errors import AutomedError, ConfigError, DataWarning
 from automed.evaluation import metrics as M
 from automed.results.artifact import STAMP, default_dir, study_stamp, write_stamp
 from automed.searching import foldbag, portfolio
@@ -439,7 +439,7 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
                                fold_models=None if fold_root is None else str(fold_root),
                                answer_members=answer_members)
     for message in p.warnings:
-        warnings.warn(message, stacklevel=2)
+        warnings.warn(message, DataWarning, stacklevel=2)
         progress({"event": "warning", "message": message})
 
     ostudy = open_study(store, study_name, seed=plan.seed, prune=plan.prune,
