@@ -435,3 +435,35 @@ def test_real_ecg200():
     data = load_data(SHARED_DATA / "ucr_ecg200" / "ECG200_TRAIN.txt")
     assert data.train.x.shape == (100, 1, 96) and data.train.n_classes == 2
     assert data.train.classes == ["-1", "1"]
+
+
+def _series_rows(n: int = 12, length: int = 8) -> list[tuple[int, int, list[float]]]:
+    rng = np.random.default_rng(1)
+    return [(1 + i % 2, i // 3, list(np.round(rng.normal(size=length), 3))) for i in range(n)]
+
+
+def test_a_group_column_index_of_a_headerless_signal_table_is_an_index(tmp_path):
+    """QA: --group-col 1 on a UCR-style table (label, patient, values) was matched against the
+    first row's values: "1" equalled its label, so column 0 was taken and refused as the
+    label column, though the message listed column 1 as valid."""
+    path = tmp_path / "grouped.txt"
+    path.write_text("".join(f"{y} {g} " + " ".join(map(str, s)) + "\n"
+                            for y, g, s in _series_rows()))
+    data = load_data(path, group_col="1")
+    assert data.train.x.shape == (12, 1, 8) and data.train.classes == ["1", "2"]
+    assert list(data.train.groups[:6]) == ["0", "0", "0", "1", "1", "1"]
+    with pytest.raises(DataError, match=r"must be a column index \(e\.g\. --label-col 0\)"):
+        load_data(path, label_col="label")
+
+
+def test_a_named_column_beside_a_numbered_series_is_refused_not_read_as_a_point(tmp_path):
+    """QA: label,patient,t0..t7 read the patient id as every series' first point (input
+    shape 9, where the series has 8); --group-col patient takes it out, as the refusal says."""
+    path = tmp_path / "named.csv"
+    path.write_text("label,patient," + ",".join(f"t{j}" for j in range(8)) + "\n" + "".join(
+        f"{y},{g}," + ",".join(map(str, s)) + "\n" for y, g, s in _series_rows()))
+    with pytest.raises(DataError, match=r"column 'patient' is not a point of the series "
+                                        r"\(t0 to t7\); give it as --group-col patient"):
+        load_data(path)
+    assert load_data(path, group_col="patient").train.x.shape == (12, 1, 8)
+    assert load_data(path, modality="tabular").train.x.shape[1] == 9  # every column a feature

@@ -67,9 +67,11 @@ class SignalTableLoader(Loader):
                 )
         if not 0 <= label_col < width:
             raise DataError(
-                f"{path}: label_col {options.get('label_col')} is out of range for {width} "
+                f"{path}: --label-col {options.get('label_col')} is out of range for {width} "
                 f"columns; give an index from 0 to {width - 1}"
             )
+        if modality == "signal" and names is not None:
+            _refuse_columns_beside_the_series(path, names, {label_col, group_col})
         if width < 2:
             raise DataError(f"{path}: rows have only a label and no signal values")
         skip = {label_col} if group_col is None else {label_col, group_col}
@@ -201,11 +203,28 @@ def _layout(path: Path, first: list[str], option: Any,
         )
     if label_col is None:
         if names is None:
-            raise DataError(f"{path}: no header row, so label_col must be a column index")
+            raise DataError(f"{path}: no header row, so --label-col must be a column index "
+                            f"(e.g. --label-col 0), not {option!r}")
         raise DataError(
             f"{path}: no column named {option!r}; columns are {', '.join(names)}"
         )
     return label_col, group_col, names
+
+
+def _refuse_columns_beside_the_series(path: Path, names: list[str], taken: set) -> None:
+    """A header numbering a series (t0, t1, ...) beside another named column: that column
+    is no point of the series (QA: a patient id column became every series' first step, and
+    predict took series without it)."""
+    rest = [n for j, n in enumerate(names) if j not in taken]
+    if not series_names(rest):
+        return
+    other = [n for n in rest if not re.search(r"\d+$", n)]
+    if other:
+        series = [n for n in rest if re.search(r"\d+$", n)]
+        raise DataError(
+            f"{path}: column {other[0]!r} is not a point of the series ({series[0]} to "
+            f"{series[-1]}); give it as --group-col {other[0]} if it is a patient id, or drop "
+            "it (--modality tabular reads every column as a feature)")
 
 
 def _named_label(first: list[str]) -> int | None:
@@ -221,13 +240,13 @@ def _label_col(option: Any, first: list[str]) -> int | None:
     if isinstance(option, (int, np.integer)):
         return int(option)
     text = str(option).strip()
+    if text.lstrip("-").isdigit():
+        # "--group-col 1" arrives as a string: an index, never a value of the first line,
+        # which is a row of data when the file has no header (QA: "1" matched the label
+        # value 1 of the first series and the group column was taken for the label's)
+        return int(text)
     names = [_unquote(v) for v in first]
-    if text in names:
-        return names.index(text)
-    try:
-        return int(text)  # "--label-col 3" arrives as a string
-    except ValueError:
-        return None
+    return names.index(text) if text in names else None
 
 
 def _values(path: Path, lines: list[tuple[int, str]], rows: list[list[str]],
