@@ -200,3 +200,13 @@ def test_a_resume_refused_for_a_data_option_says_it_was_not_given():
         again.check_resumable(stored, "tab")
     with pytest.raises(ConfigError, match=r"with no test-fraction, not test-fraction=0\.25"):
         stored.check_resumable(again, "tab")
+
+
+def test_a_resume_refused_for_data_options_names_each_that_differs():
+    # QA: a --test study resumed with --test-fraction instead: "with test='t.csv', not no
+    # test", which hid the --test-fraction given.
+    stored = SearchPlan(data=DataPlan(path="/d/tab.csv", test="/d/t.csv"))
+    again = SearchPlan(data=DataPlan(path="/d/tab.csv", test_fraction=0.25))
+    with pytest.raises(ConfigError, match=r"read its data with test='/d/t\.csv' and no "
+                                          r"test-fraction, not no test and test-fraction=0\.25;"):
+        again.check_resumable(stored, "tab")

@@ -174,13 +174,18 @@ class SearchPlan:
                 raise ConfigError(
                     f"study {study!r} was searched with {key}={old!r}, not {new!r}; scores "
                     "would not compare: pick another --study name or the same settings")
-        for key in ("path", "format", "modality", "test", "test_fraction", "groups", "options"):
-            old, new = getattr(stored.data, key), getattr(self.data, key)
-            if old != new:
-                flag = {"options": "loader options"}.get(key, key.replace("_", "-"))
-                raise ConfigError(
-                    f"study {study!r} read its data with {_said(flag, old)}, not "
-                    f"{_said(flag, new)}; use the same data options or another --study name")
+        # Every option that differs, together: a --test study resumed with --test-fraction
+        # instead differs in both (QA: naming the first alone read "not no test").
+        differ = [({"options": "loader options"}.get(key, key.replace("_", "-")),
+                   getattr(stored.data, key), getattr(self.data, key))
+                  for key in ("path", "format", "modality", "test", "test_fraction", "groups",
+                              "options")
+                  if getattr(stored.data, key) != getattr(self.data, key)]
+        if differ:
+            was = " and ".join(_said(flag, old) for flag, old, _ in differ)
+            now = " and ".join(_said(flag, new) for flag, _, new in differ)
+            raise ConfigError(f"study {study!r} read its data with {was}, not {now}; use the "
+                              "same data options or another --study name")
 
 
 def _said(flag: str, value: Any) -> str:
