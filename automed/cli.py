@@ -712,11 +712,16 @@ def plugins_list(show_all, as_json) -> None:
 
 
 def _list_plugins(show_all: bool, as_json: bool) -> None:
-    from automed.plugin_manager import get_plugin_manager
+    from automed.plugin_manager import OPTIONAL_PLUGINS, get_plugin_manager
 
     infos = get_plugin_manager().describe(include_builtin=show_all)
+    loaded = {p["module"] for p in infos}
+    # Optional built-ins (hf) register only when a search names them: listed, not imported.
+    optional = [{"name": n, "module": m, "builtin": True, "optional": True,
+                 "note": f"loaded when named (--arch {n})"}
+                for n, m in OPTIONAL_PLUGINS.items() if show_all and m not in loaded]
     if as_json:
-        click.echo(json.dumps(infos, indent=2))
+        click.echo(json.dumps(infos + optional, indent=2))
         return
     if not infos:
         click.echo("no third-party plugins installed (use --all to see the built-ins)")
@@ -732,6 +737,9 @@ def _list_plugins(show_all: bool, as_json: bool) -> None:
             click.echo(f"  architecture {a['name']}: {', '.join(a['modalities'])}")
         for lo in p["loaders"]:
             click.echo(f"  loader {lo['name']}: {lo['description']}")
+    for p in optional:
+        click.echo(f"{p['name']} (built-in, optional): {p['module']}")
+        click.echo(f"  architecture {p['name']}: {p['note']}")
 
 
 @plugins.command("check")

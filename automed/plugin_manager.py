@@ -320,9 +320,12 @@ class PluginManager:
         if names:
             unknown = [n for n in names if n not in archs]
             if unknown:
+                optional = sorted(set(OPTIONAL_PLUGINS) - set(archs))
                 raise ConfigError(
                     f"unknown architecture {', '.join(unknown)}; available: "
-                    f"{', '.join(sorted(archs)) or 'none'} (see `automed plugins`)"
+                    f"{', '.join(sorted(archs)) or 'none'}"
+                    f"{' (and ' + ', '.join(optional) + ', loaded when named)' if optional else ''}"
+                    " (see `automed plugins --all`)"
                 )
             wrong = [n for n in names if not archs[n].accepts(modality)]
             if wrong:

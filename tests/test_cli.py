@@ -75,6 +75,11 @@ def test_plugins_lists_builtins(tmp_path):
     assert cnn["builtin"] and cnn["hooks"] == ["register_architectures"]
     assert [(a["name"], a["modalities"]) for a in cnn["architectures"]] == [
         ("cnn", ["image", "signal"])]
+    # QA: the optional built-in hf (imported only when a search names it) was not listed
+    assert "hf (built-in, optional): automed.plugins.hf" in out.stdout
+    hf = next(p for p in data if p["name"] == "hf")
+    assert hf["optional"] and hf["builtin"] and "--arch hf" in hf["note"]
+    assert "hf (built-in" not in automed("plugins", cwd=tmp_path).stdout  # third-party only
 
 
 @pytest.mark.parametrize(
