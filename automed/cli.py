@@ -126,7 +126,9 @@ class _Progress:
                           "answers"), err=True)
         elif kind == "ensemble":
             single = f"#{e['against']}" if e.get("against") is not None else "the best single"
-            verdict = _ensemble_verdict(e, single)
+            from automed.results.describe import ensemble_verdict
+
+            verdict = ensemble_verdict(e, single)
             what, sign = e.get("objective") or "score", 1.0
             if what == "log_loss":  # selection maximises minus the log-loss
                 what, sign = "log-loss", -1.0
@@ -135,22 +137,6 @@ class _Progress:
                        f"{verdict}", err=True)
         elif kind == "done" and e.get("timing"):
             click.echo(format_timing(e["timing"]), err=True)
-
-
-def _ensemble_verdict(e: dict, single: str) -> str:
-    """What the search does with a selected ensemble, and why (the first rule it fails)."""
-    if e["better"]:
-        if e.get("late"):
-            return ("better, but refitting its members would end past --timeout; "
-                    f"keeping {single}")
-        return "better: answering with it" if e.get("from_folds") else \
-            "better: refitting its members"
-    if e.get("keeps_metric") is False:
-        return f"worse at the search's metric than {single}; keeping that one"
-    if e.get("p_better") is None or e["score"] <= e["single"] + e.get("margin", 0.0):
-        return f"not better than {single} by more than its fold noise; keeping that one"
-    return (f"ahead of {single} at the search's metric in only {e['p_better']:.0%} of paired "
-            f"resamples (under {e['confidence']:.0%}: within chance); keeping that one")
 
 
 def format_timing(t: dict) -> str:

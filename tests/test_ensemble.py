@@ -524,4 +524,28 @@ def test_a_search_keeps_its_single_when_the_blends_lead_is_within_chance(tmp_pat
     assert ens["against"] == result.best["trial"] == store.search(result.study)["best_trial"]
     assert config["answer"] == "single" and result.ensemble is None
     assert store.leaderboard(result.study, states=("ensemble",)) == []
-    assert "of paired bootstrap resamples, within chance" in build_report(store, result.study)
+    # the report gives the search's own verdict (QA: it said "ahead in only 0% ..., within
+    # chance" of a blend the search had kept out as worse at the metric)
+    from automed.results.describe import ensemble_verdict
+
+    verdict = ensemble_verdict(ens, f"#{ens['against']}")
+    assert verdict.startswith(f"ahead of #{ens['against']} at the search's metric in only ")
+    assert verdict.endswith("(under 101%: within chance); keeping that one")
+    from html import escape
+
+    assert escape(f"{ens['label']}: {verdict}") in build_report(store, result.study)
+
+
+def test_the_stored_verdict_reads_as_the_searchs_line():
+    """QA: a blend the search kept out as worse at its metric (p_better 0.0) was described by
+    the report as "ahead ... in only 0% of paired bootstrap resamples, within chance"."""
+    from automed.results.describe import ensemble_verdict
+
+    stored = {"label": "ensemble of #0, #2", "better": False, "keeps_metric": False,
+              "p_better": 0.0, "oof_score": -0.6727, "single_oof_score": -0.6789,
+              "margin": 0.0021, "against": 2}
+    event = {**stored, "score": -0.6727, "single": -0.6789, "confidence": 0.95}
+    assert ensemble_verdict(stored, "#2") == ensemble_verdict(event, "#2") == \
+        "worse at the search's metric than #2; keeping that one"
+    inside = {**stored, "keeps_metric": True, "oof_score": -0.678}
+    assert "by more than its fold noise" in ensemble_verdict(inside, "#2")

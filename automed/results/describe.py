@@ -35,6 +35,29 @@ def effective_status(info: dict) -> str:
     return status
 
 
+def ensemble_verdict(e: dict, single: str) -> str:
+    """What the search does with a selected ensemble, and why (the first rule it fails): ``e``
+    its progress event, or its stored record (``oof_score``/``single_oof_score``), so the
+    search's line and the report say one thing."""
+    if e["better"]:
+        if e.get("late"):
+            return ("better, but refitting its members would end past --timeout; "
+                    f"keeping {single}")
+        return "better: answering with it" if e.get("from_folds") else \
+            "better: refitting its members"
+    if e.get("keeps_metric") is False:
+        return f"worse at the search's metric than {single}; keeping that one"
+    score = e.get("score", e.get("oof_score"))
+    lead = e.get("single", e.get("single_oof_score"))
+    if e.get("p_better") is None or (score is not None and lead is not None
+                                     and score <= lead + e.get("margin", 0.0)):
+        return f"not better than {single} by more than its fold noise; keeping that one"
+    confidence = e.get("confidence")
+    under = f"under {confidence:.0%}: " if confidence is not None else ""
+    return (f"ahead of {single} at the search's metric in only {e['p_better']:.0%} of paired "
+            f"resamples ({under}within chance); keeping that one")
+
+
 def answer_label(info: dict) -> str | None:
     """What answers a study (a study record, see ``Store.search``): ``"ensemble of #0, #4"``
     when an ensemble does, else its single candidate ``"#3"``; None before it answers.

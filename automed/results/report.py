@@ -17,7 +17,12 @@ import numpy as np
 
 from automed.errors import StorageError
 from automed.results import svgplot
-from automed.results.describe import answer_label, sample_counts, study_summary
+from automed.results.describe import (
+    answer_label,
+    ensemble_verdict,
+    sample_counts,
+    study_summary,
+)
 from automed.results.leaderboard import SHOWN_METRICS
 from automed.storage import Store
 
@@ -319,9 +324,10 @@ def test_section(info: dict, predictions: dict | None) -> str:
                  f"of it out-of-fold by {choice['diff']:+.4f} in only {choice['p_better']:.0%} "
                  "of paired bootstrap resamples")
     ens = config.get("ensemble") or {}
-    if config.get("answer") != "ensemble" and ens.get("lead_beats") is False:
-        what += (f"; {ens['label']} was ahead of it at the search's metric in only "
-                 f"{ens['p_better']:.0%} of paired bootstrap resamples, within chance")
+    if config.get("answer") != "ensemble" and ens.get("label") and "better" in ens:
+        single = f"#{ens['against']}" if ens.get("against") is not None else "the best single"
+        # the search's own words (its progress line), from the stored selection
+        what += f"; {ens['label']}: {ensemble_verdict(ens, single)}"
     return (f"<p>The answer: {escape(what)}, scored once on "
             f"{info['test_size']} test samples.</p>" + scores
             + f'<div class="plots">{"".join(charts)}</div>')

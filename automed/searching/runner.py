@@ -32,6 +32,7 @@ from automed.data.preprocess import Preprocessor
 from automed.errors import AutomedError, ConfigError, DataWarning
 from automed.evaluation import metrics as M
 from automed.results.artifact import STAMP, default_dir, study_stamp, write_stamp
+from automed.searching import ensemble as ensembles
 from automed.searching import foldbag, portfolio
 from automed.searching.devices import plan_slots
 from automed.searching.ensemble import (
@@ -582,7 +583,8 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
             "picks": ens.selection.picks, "oof_score": ens.selection.score,
             "single_oof_score": ens.selection.single, "better": ens.better,
             "objective": ens.objective, "keeps_metric": ens.keeps_metric,
-            "late": ens.late, "against": ens.against,
+            "late": ens.late, "against": ens.against, "margin": ens.margin,
+            "confidence": ensembles.LEAD_CONFIDENCE,
             "p_better": None if ens.lead is None else ens.lead.p_better,
             "lead_beats": None if ens.lead is None else ens.lead.beats,
             "test_scores": ens.test_scores, "test_ci": ens.test_ci})
