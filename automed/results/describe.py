@@ -12,6 +12,10 @@ def _score(mean: float | None, std: float | None) -> str:
     return "-" if mean is None else f"{mean:.4f} ± {std or 0:.4f}"
 
 
+# What a search record says while its process works on it: searching, then making the answer.
+ACTIVE = ("running", "answering", "refitting")
+
+
 def effective_status(info: dict) -> str:
     """The stored status, unless it says running but the process that wrote it is gone.
 
@@ -24,7 +28,7 @@ def effective_status(info: dict) -> str:
 
     status = info["status"]
     owner = (info.get("config") or {}).get("owner") or {}
-    if status in ("running", "refitting") and owner.get("host") == socket.gethostname():
+    if status in ACTIVE and owner.get("host") == socket.gethostname():
         try:
             os.kill(int(owner["pid"]), 0)
         except ProcessLookupError:

@@ -32,6 +32,7 @@ from automed.data.preprocess import Preprocessor
 from automed.errors import AutomedError, ConfigError, DataWarning
 from automed.evaluation import metrics as M
 from automed.results.artifact import STAMP, default_dir, study_stamp, write_stamp
+from automed.results.describe import ACTIVE
 from automed.searching import ensemble as ensembles
 from automed.searching import foldbag, portfolio
 from automed.searching.devices import plan_slots
@@ -321,7 +322,7 @@ def _live_leader(info: dict) -> int | None:
     Python or automed in its command line now holds is a reused one, not a leader.
     """
     owner = (info.get("config") or {}).get("owner") or {}
-    if info.get("status") not in ("running", "refitting") or \
+    if info.get("status") not in ACTIVE or \
             owner.get("host") != socket.gethostname():
         return None
     try:
@@ -506,7 +507,9 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
         progress({"event": "done", "study": study_name, "best": result.best,
                   "test_scores": None, "ensemble": None, "timing": None})
         return result
-    store.finish_search(search_id, status="refitting")
+    # "answering" while the answer is made from the fold models (no refit), "refitting" with
+    # --refit-full (QA: a search that refit nothing read "refitting")
+    store.finish_search(search_id, status="refitting" if plan.refit_full else "answering")
     completed_by_number = {t.number: t for t in completed}
     # The leader answers only when its out-of-fold lead over the first portfolio start is
     # more than chance; else that start does (the winner's curse: see selection).
