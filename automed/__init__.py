@@ -28,14 +28,11 @@ _LAZY = {
     "load_data": "automed.data.loaders",
     "SearchPlan": "automed.searching.plan",
     "DataPlan": "automed.searching.plan",
+    # the function itself (its signature and docstring show in a notebook), loaded on use
+    "search": "automed.searching.runner",
+    "SearchResult": "automed.searching.runner",
+    "LoadedModel": "automed.results.artifact",
 }
-
-
-def search(*args: Any, **kwargs: Any):
-    """Run a search; see :func:`automed.searching.runner.search`."""
-    from automed.searching.runner import search as _search
-
-    return _search(*args, **kwargs)
 
 
 def __getattr__(name: str) -> Any:
@@ -46,5 +43,10 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'automed' has no attribute {name!r}")
 
 
-__all__ = ["Architecture", "AutomedError", "DataPlan", "Dataset", "LoadedData", "SearchPlan",
-           "Spec", "hookimpl", "load_data", "search", "__version__"]
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = ["Architecture", "AutomedError", "DataPlan", "Dataset", "LoadedData", "LoadedModel",
+           "SearchPlan", "SearchResult", "Spec", "hookimpl", "load_data", "search",
+           "__version__"]

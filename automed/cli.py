@@ -280,6 +280,7 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
         # Data warnings (leakage, ...) reach the terminal once, as progress lines (even with
         # --quiet).
         warnings.filterwarnings("ignore", category=DataWarning)
+        warnings.filterwarnings("ignore", message="--gpus all: no GPU")  # said above
         result = run_search(
             data, test=test, metric=metric, average=average, pos_label=pos_label, folds=folds,
             trials=trials, timeout=timeout, storage=storage, study=study,

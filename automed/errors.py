@@ -46,5 +46,19 @@ class DataWarning(UserWarning):
     study."""
 
 
+def user_stacklevel() -> int:
+    """The ``stacklevel`` for ``warnings.warn`` called here that names the first frame outside
+    automed: the user's line, not a wrapper of ours (``warn(..., stacklevel=user_stacklevel())``
+    in the function that warns)."""
+    import os
+    import sys
+
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(2), 2  # the function that warns is level 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (``kill``, a scheduler's stop): a search stops the way Ctrl-C stops it."""

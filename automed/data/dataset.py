@@ -34,12 +34,41 @@ class Dataset:
     ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        self.y = np.asarray(self.y, dtype=np.int64)
+        where = self.source or "the dataset"
         if self.modality not in MODALITIES:
             raise DataError(
-                f"unknown modality {self.modality!r} for {self.source}; "
+                f"unknown modality {self.modality!r} for {where}; "
                 f"use one of {', '.join(MODALITIES)}"
             )
+        # Built by hand (the Python API), not by a loader: lists become arrays, and labels
+        # must be class indices into ``classes`` (QA: strings, -1 or an index past the
+        # classes ended in numpy's or torch's own errors, or in every candidate failing).
+        if isinstance(self.x, (list, tuple)):
+            if self.modality in ("text", "biosequence"):
+                items = np.empty(len(self.x), dtype=object)
+                items[:] = [str(v) for v in self.x]
+                self.x = items
+            else:
+                self.x = np.asarray(self.x)
+        for name in ("groups", "ids"):
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)):
+                setattr(self, name, np.asarray(value))
+        raw = np.asarray(self.y)
+        if raw.dtype.kind == "f" and raw.size and np.all(raw == np.round(raw)):
+            raw = raw.astype(np.int64)
+        if raw.size and raw.dtype.kind not in "iu":
+            raise DataError(f"{where}: y holds {raw.dtype} values; give class indices (0 to "
+                            f"{len(self.classes) - 1}) and their names in classes, or build the "
+                            "data with automed.load_data")
+        self.y = raw.astype(np.int64).reshape(-1)
+        if len(set(map(str, self.classes))) != len(self.classes):
+            raise DataError(f"{where}: classes {list(self.classes)} name a class twice; give "
+                            "each class once")
+        if self.y.size and (self.y.min() < 0 or self.y.max() >= len(self.classes)):
+            raise DataError(f"{where}: y holds class indices from {int(self.y.min())} to "
+                            f"{int(self.y.max())}, but classes names {len(self.classes)}; give "
+                            f"indices 0 to {len(self.classes) - 1}")
         if len(self.x) != len(self.y):
             raise DataError(
                 f"{self.source}: {len(self.x)} samples but {len(self.y)} labels; "

@@ -288,8 +288,19 @@ class LoadedModel:
         return {**self.config, "preprocessor": leaf.config.get("preprocessor")}
 
     def predict_proba(self, x: Any, device: str | torch.device = "cpu") -> np.ndarray:
+        """Class probabilities ``(n, n_classes)`` of raw samples ``x`` (as the loaders give
+        them: an array of images or signals, a list of texts or sequences, records)."""
+        from automed.searching.devices import resolve_device
         from automed.searching.training import predict_proba
 
+        if self.root is self.folder:  # the top: checked once, not per member
+            if isinstance(x, (str, bytes)):
+                raise DataError("give a list of samples, not one string (e.g. [text]); a "
+                                "string is read as one sample per character")
+            if not isinstance(device, torch.device):
+                device = resolve_device(str(device))
+            if hasattr(x, "__len__") and len(x) == 0:
+                return np.zeros((0, len(self.classes)))
         if self.members:
             return sum(w * m.predict_proba(x, device=device) for w, m in self.members)
         x = in_model_layout(x, self.spec)

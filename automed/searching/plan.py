@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,12 @@ class SearchPlan:
     def __post_init__(self) -> None:
         if isinstance(self.data, dict):
             self.data = DataPlan(**self.data)
+        # numpy integers (a notebook's np.int64(3)) are whole numbers too; the plan is JSON
+        for name in ("folds", "seed", "trials", "max_epochs", "trials_per_gpu", "workers",
+                     "bootstrap", "bag"):
+            value = getattr(self, name)
+            if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+                setattr(self, name, int(value))
         if self.trials is None and self.timeout is None:
             self.trials = DEFAULT_TRIALS
         self.validate()
@@ -102,21 +109,22 @@ class SearchPlan:
                 raise ConfigError(message)
 
         need(_is_int(self.folds) and self.folds >= 2,
-             f"--folds {self.folds} is too few; cross-validation needs at least 2")
+             f"--folds {self.folds!r}: cross-validation needs a whole number of at least 2")
         need(self.trials is None or (_is_int(self.trials) and self.trials >= 1),
-             f"--trials {self.trials} must be at least 1")
+             f"--trials {self.trials!r} must be a whole number of at least 1")
         need(self.timeout is None or (_finite(self.timeout) and self.timeout > 0),
              f"--timeout {self.timeout} must be a positive number of seconds")
         need(self.max_epochs is None or (_is_int(self.max_epochs) and self.max_epochs >= 1),
-             f"--max-epochs {self.max_epochs} must be at least 1")
+             f"--max-epochs {self.max_epochs!r} must be a whole number of at least 1")
         need(_finite(self.heartbeat) and self.heartbeat >= 1,
              f"--heartbeat {self.heartbeat} must be at least 1 second")
         need(_is_int(self.bootstrap) and self.bootstrap >= 0,
-             f"--bootstrap {self.bootstrap} must be 0 (no intervals) or more resamples")
+             f"--bootstrap {self.bootstrap!r} must be 0 (no intervals) or a whole number of "
+             "resamples")
         need(_is_int(self.trials_per_gpu) and self.trials_per_gpu >= 1,
-             f"--trials-per-gpu {self.trials_per_gpu} must be at least 1")
+             f"--trials-per-gpu {self.trials_per_gpu!r} must be a whole number of at least 1")
         need(self.workers is None or (_is_int(self.workers) and self.workers >= 0),
-             f"--workers {self.workers} must be 0 (create the study only) or more")
+             f"--workers {self.workers!r} must be 0 (create the study only) or a whole number")
         need(_is_int(self.seed), f"--seed {self.seed!r} must be an integer")
         need(self.bag is None or (_is_int(self.bag) and 1 <= self.bag <= MAX_BAG),
              f"--bag {self.bag!r} must be a whole number from 1 (a single refit) to {MAX_BAG}")
@@ -189,7 +197,10 @@ class SearchPlan:
 
 
 def _said(flag: str, value: Any) -> str:
-    """A data option as the user gave it: ``no test-fraction`` where it was not given."""
+    """A data option as the user gave it: ``no test-fraction`` where it was not given, and
+    data without a path as what it is, data built in memory (the Python API)."""
+    if flag == "path" and value is None:
+        return "in-memory data"
     return f"no {flag}" if value in (None, {}, []) else f"{flag}={value!r}"
 
 

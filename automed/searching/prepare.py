@@ -18,7 +18,7 @@ import numpy as np
 
 from automed.architecture import Architecture
 from automed.data.dataset import Dataset, LoadedData
-from automed.data.loaders import load_data
+from automed.data.loaders import check_data, load_data
 from automed.errors import AutomedError, ConfigError, DataError, PluginError
 from automed.evaluation import metrics as M
 from automed.evaluation.cv import check_folds, make_folds, split_test
@@ -111,6 +111,8 @@ def prepare(plan: SearchPlan, data: LoadedData | None = None) -> Prepared:
     elif d.options or d.groups:
         raise ConfigError("loader options and --groups apply to files; set groups on the "
                           "in-memory Dataset instead")
+    else:  # built in memory: the checks a file's loading makes
+        data = check_data(data)
     full = data.train
     if d.test_fraction is not None:
         if data.test is not None:

@@ -29,10 +29,11 @@ from automed.architecture import Architecture
 from automed.contract import TRAINING_DEFAULTS, split_defaults
 from automed.data.dataset import Dataset, LoadedData
 from automed.data.preprocess import Preprocessor
-from automed.errors import AutomedError, ConfigError, DataWarning
+from automed.errors import AutomedError, ConfigError, DataWarning, user_stacklevel
 from automed.evaluation import metrics as M
 from automed.results.artifact import STAMP, default_dir, study_stamp, write_stamp
 from automed.results.describe import ACTIVE
+from automed.results.outputs import output_dir
 from automed.searching import ensemble as ensembles
 from automed.searching import foldbag, portfolio
 from automed.searching.devices import plan_slots
@@ -217,9 +218,34 @@ def search(
     an ensemble of several candidates' when that is better out-of-fold; with ``refit_full``
     a refit on all training data with ``bag`` seeds) is scored there once with ``bootstrap``
     resamples for 95 % intervals and saved (unless ``save_model`` is False) to ``artifacts``/
-    <study>, by default ``automed_models/`` beside a SQLite database.
+    <study>, by default ``automed_models/`` beside a SQLite database. ``save_model=False``
+    keeps no fold models either, so the answer is then a refit on all training data (as with
+    ``refit_full``), held in ``result.model``.
+
+    ``data`` is a file path, or data built in memory: a ``Dataset`` (training data) or
+    ``LoadedData(train, test)``, checked as a file's loading checks it; ``test``, ``format``,
+    ``modality``, the column options and ``groups`` apply to files only. Errors are
+    :class:`automed.errors.AutomedError` subclasses with one-line messages (named after the
+    CLI's flags: ``--folds`` is ``folds=``).
     """
+    if isinstance(data, Dataset):  # the obvious thing to pass: training data alone
+        data = LoadedData(data)
     in_memory = isinstance(data, LoadedData)
+    if in_memory:
+        given = [flag for flag, value in (("test", test), ("modality", modality),
+                                          ("format", format)) if value is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to "
+                              "files; give in-memory data its test set as LoadedData(train, "
+                              "test) and its modality on the Dataset")
+        if workers == 0:
+            raise ConfigError("workers=0 creates a study for `automed worker` processes, which "
+                              "need the data as a file path, not in-memory data")
+    # One name may be given where a list is expected (not split into characters)
+    architectures = [architectures] if isinstance(architectures, str) else architectures
+    plugins = [plugins] if isinstance(plugins, (str, Path)) else plugins
+    if isinstance(label_col, str) and label_col.strip().isdigit():
+        label_col = int(label_col)  # a column index, stored as the CLI stores it
     options = {"label_col": label_col, "group_col": group_col, "text_col": text_col,
                "sequence_col": sequence_col, "id_col": id_col}
     plan = SearchPlan(
@@ -388,7 +414,40 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
     With ``ensemble`` (and ``refit``), a greedy ensemble of the best candidates is selected on
     their out-of-fold predictions; when it beats the best single candidate there, its members
     are refit and it becomes the answer (artifact, test scores), with its own leaderboard row.
+
+    An error after the study is opened marks it failed (a resume continues it); Ctrl-C marks
+    it interrupted. The caller's Optuna log level and torch random state are left as they
+    were (a notebook runs more than searches).
     """
+    if artifacts is not None:
+        output_dir(artifacts, "--artifacts")  # before anything is written
+    if plan.gpus == "all":
+        from automed.searching.devices import visible_gpus
+
+        if not visible_gpus():
+            warnings.warn("--gpus all: no GPU is visible; training on the CPU",
+                          stacklevel=user_stacklevel())
+    opened: dict = {}
+    verbosity, rng = optuna.logging.get_verbosity(), torch.random.get_rng_state()
+    try:
+        return _run(plan, data=data, storage=storage, study=study, progress=progress,
+                    refit=refit, save_model=save_model, artifacts=artifacts, ensemble=ensemble,
+                    opened=opened)
+    except Exception:
+        if opened:
+            try:  # a study left "running" under a live process refuses the next command
+                opened["store"].finish_search(opened["search_id"], status="failed")
+            except Exception:  # noqa: BLE001 - the error being raised is the one to see
+                pass
+        raise
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+        torch.random.set_rng_state(rng)
+
+
+def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, study: str | None,
+         progress, refit: bool, save_model: bool, artifacts: str | Path | None, ensemble: bool,
+         opened: dict) -> SearchResult:
     progress = progress or (lambda event: None)
     wall_start = time.monotonic()
     if study is not None:
@@ -416,6 +475,7 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
         class_counts=full.class_counts(), input_shape=list(p.spec.input_shape))
     search_id, resumed = store.open_search(study_name, dataset_id, p.metric,
                                            {**config, "uid": uuid.uuid4().hex})
+    opened.update(store=store, search_id=search_id)
     # Whose models the folders hold: the answer's folder is this database's and study's own,
     # and its stamp (and every kept bag's) names this very study, so nothing another study
     # of the same name wrote is ever read as this one's.
@@ -441,7 +501,7 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
                                fold_models=None if fold_root is None else str(fold_root),
                                answer_members=answer_members)
     for message in p.warnings:
-        warnings.warn(message, DataWarning, stacklevel=2)
+        warnings.warn(message, DataWarning, stacklevel=user_stacklevel())
         progress({"event": "warning", "message": message})
 
     ostudy = open_study(store, study_name, seed=plan.seed, prune=plan.prune,

@@ -10,7 +10,7 @@ from automed.data.loaders.base import Loader
 from automed.errors import ConfigError, DataError
 from automed.spec import MODALITIES
 
-__all__ = ["Loader", "load_data", "find_loader", "check_label_column"]
+__all__ = ["Loader", "load_data", "find_loader", "check_label_column", "check_data"]
 
 
 def find_loader(path: Path, format: str | None = None, modality: str | None = None,
@@ -112,16 +112,46 @@ def load_data(
             raise ConfigError(f"{path} brings its own group ids and --groups {groups} gives "
                               "others; keep one (drop --groups to use the file's own)")
         data = LoadedData(_with_groups(data.train, Path(groups)), data.test)
+    return _checked(data, for_prediction)
+
+
+def check_data(data: LoadedData, *, for_prediction: bool = False) -> LoadedData:
+    """Data built in memory (the Python API) checked as :func:`load_data` checks a file's: a
+    test set of the training data's kind and shape, on its classes (re-indexed onto them: a
+    test set listing the classes in another order scored 0.0 where the truth was 1.0), no
+    NaN or infinite samples, two classes or more for training; images and signals in the
+    loaders' layout ((N, H, W) images as (N, 1, H, W), (N, L) signals as (N, 1, L))."""
+    if not isinstance(data, LoadedData):
+        raise ConfigError(f"expected LoadedData(train, test=None), got {type(data).__name__}")
+    data = LoadedData(_in_layout(data.train), None if data.test is None else
+                      _in_layout(data.test))
+    return _checked(data, for_prediction)
+
+
+def _checked(data: LoadedData, for_prediction: bool) -> LoadedData:
     if data.test is not None:
         data = LoadedData(data.train, _check_test(data.train, data.test))
     for part in (data.train, data.test):
         _check_finite(part)
     if data.train.n_classes < 2 and len(data.train) and not for_prediction:
         raise DataError(
-            f"{path}: only one class ({data.train.classes[0]!r}) in the training data; "
-            "a classifier needs at least two"
+            f"{data.train.source or 'the training data'}: only one class "
+            f"({data.train.classes[0]!r}) in the training data; a classifier needs at least two"
         )
     return data
+
+
+def _in_layout(d: Dataset) -> Dataset:
+    import numpy as np
+
+    from automed.data.loaders.npz import _shape
+
+    if d.modality not in ("image", "signal") or not isinstance(d.x, np.ndarray):
+        return d
+    x = _shape(d.x, d.modality, d.source or "the samples")
+    if x is d.x:
+        return d
+    return Dataset(x, d.y, d.classes, d.modality, d.source, d.groups, d.meta, d.ids)
 
 
 def _reason(loader: Loader, path: Path, format: str | None, modality: str | None,
@@ -247,7 +277,7 @@ def _with_groups(train: Dataset, path: Path) -> Dataset:
             "training sample, in loading order"
         )
     return Dataset(train.x, train.y, train.classes, train.modality, train.source,
-                   np.array(ids), train.meta)
+                   np.array(ids), train.meta, train.ids)
 
 
 def _merge_test(test_data: LoadedData) -> Dataset:

@@ -1,0 +1,179 @@
+"""automed from Python, as a notebook uses it: data built in memory is checked as a file's
+loading checks it, keyword arguments take what a notebook has (numpy integers, one name for
+a list), an error marks its study and leaves the caller's state as it was (QA, session 19)."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import optuna
+import pytest
+import torch
+
+import automed
+from automed import Dataset, LoadedData
+from automed.data.loaders import check_data
+from automed.errors import AutomedError, ConfigError, DataError
+from automed.storage import Store
+
+QUICK = dict(trials=1, folds=2, max_epochs=1, bootstrap=0, architectures="mlp")
+
+
+def _signals(n: int = 24, classes=("a", "b"), flip: bool = False, seed: int = 0) -> Dataset:
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    x = rng.normal(size=(n, 1, 16)).astype("float32")
+    x[:, 0, :8] += 3.0 * y[:, None]  # class b: a raised first half, learnable in one epoch
+    return Dataset(x=x, y=1 - y if flip else y, classes=list(classes), modality="signal",
+                   source="mem")
+
+
+def test_a_test_set_listing_the_classes_in_another_order_is_reindexed(tmp_path):
+    """QA: LoadedData(train, test) with the test's classes listed as ["b", "a"] scored 0.0
+    where the same test set in the training order scored 1.0; a test class the training data
+    lacks was accepted."""
+    train, test = _signals(), _signals(16, seed=1)
+    swapped = _signals(16, classes=("b", "a"), flip=True, seed=1)  # the same labels
+    checked = check_data(LoadedData(train, swapped)).test
+    assert checked.classes == ["a", "b"] and list(checked.y) == list(test.y)
+    np.testing.assert_array_equal(checked.x, test.x)
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    with pytest.raises(DataError, match=r"labels \['c'\] do not occur in the training data"):
+        automed.search(LoadedData(train, _signals(16, classes=("a", "c"))), storage=url,
+                       **QUICK)
+    assert not (tmp_path / "api.db").exists() or Store(url).studies() == []
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(y=np.zeros(24, dtype=int), classes=["a"]), "only one class"),
+    (dict(x="nan"), "hold NaN or infinite values"),
+    (dict(y=np.array(["a", "b"] * 12)), "give class indices"),
+    (dict(y=np.arange(24) % 3), "classes names 2"),
+    (dict(y=np.arange(24) % 2 - 1), "from -1 to 0"),
+    (dict(classes=["a", "a"]), "name a class twice"),
+])
+def test_data_built_in_memory_is_refused_in_one_line_before_anything_is_written(
+        tmp_path, change, message):
+    """QA: one class searched "successfully", NaN failed every candidate after training,
+    string or out-of-range labels ended in numpy's or torch's own errors."""
+    base = _signals()
+    fields = dict(x=base.x, y=base.y, classes=base.classes, modality="signal", source="mem")
+    if change.get("x") == "nan":
+        x = base.x.copy()
+        x[3, 0, 2] = np.nan
+        change = dict(x=x)
+    fields.update(change)
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    with pytest.raises(DataError, match=message) as raised:
+        automed.search(Dataset(**fields), storage=url, **QUICK)
+    assert "\n" not in str(raised.value)
+    assert not (tmp_path / "api.db").exists() or Store(url).studies() == []
+
+
+def test_lists_and_unchannelled_arrays_are_taken_as_the_loaders_give_them():
+    texts = Dataset(x=["fever cough", "broken bone"] * 6, y=[0, 1] * 6, classes=["a", "b"],
+                    modality="text", groups=[f"p{i // 2}" for i in range(12)])
+    assert texts.x.dtype == object and isinstance(texts.groups, np.ndarray)
+    images = Dataset(x=np.zeros((6, 8, 8), "float32"), y=[0, 1] * 3, classes=["a", "b"],
+                     modality="image")
+    assert check_data(LoadedData(images)).train.x.shape == (6, 1, 8, 8)
+
+
+def test_keyword_arguments_take_what_a_notebook_has(tmp_path):
+    """QA: np.int64(3) folds read "--folds 3 is too few", architectures="mlp" was split into
+    m, l, p, a Dataset alone raised os.fspath's TypeError, label_col "2" was stored apart
+    from the CLI's 2 (a resume refused)."""
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    result = automed.search(_signals(), storage=url, trials=np.int64(1), folds=np.int64(2),
+                            max_epochs=np.int64(1), bootstrap=np.int64(0),
+                            architectures="mlp", study="np")
+    assert result.best["architecture"] == "mlp"
+    assert Store(url).search("np")["config"]["folds"] == 2
+    with pytest.raises(ConfigError, match=r"--folds 3\.0: cross-validation needs a whole "):
+        automed.search(_signals(), storage=url, folds=3.0)
+    from automed.searching.plan import DataPlan
+
+    plans = []
+    original = DataPlan.__init__
+
+    def keep(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        plans.append(self)
+
+    import automed.searching.plan as plan_module
+
+    plan_module.DataPlan.__init__ = keep
+    try:
+        with pytest.raises(AutomedError):
+            automed.search(tmp_path / "missing.csv", label_col="2", storage=url)
+    finally:
+        plan_module.DataPlan.__init__ = original
+    assert plans and plans[0].options["label_col"] == 2
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(test="t.npz"), "test applies to files"),
+    (dict(modality="image", format="npz"), "modality, format apply to files"),
+    (dict(workers=0), "need the data as a file path"),
+])
+def test_options_that_apply_to_files_are_refused_for_in_memory_data(tmp_path, kwargs, message):
+    """QA: test=, modality= and format= were silently ignored for in-memory data, and
+    workers=0 created a study no worker could join."""
+    with pytest.raises(ConfigError, match=message):
+        automed.search(_signals(), storage=f"sqlite:///{tmp_path / 'api.db'}", **kwargs)
+    assert not (tmp_path / "api.db").exists()
+
+
+def test_an_error_marks_the_study_failed_and_leaves_the_callers_state(tmp_path):
+    """QA: an exception from search() (here the progress callback's) left the study
+    "running" under the live notebook process, which then refused the same study from the
+    CLI; Optuna's log level and torch's random state changed for the caller."""
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+
+    def progress(event):
+        if event["event"] not in ("start", "warning"):  # the first candidate's line
+            raise ZeroDivisionError("a notebook's callback")
+
+    with pytest.raises(ZeroDivisionError):
+        automed.search(_signals(), storage=url, study="cb", progress=progress, **QUICK)
+    assert Store(url).search("cb")["status"] == "failed"
+    assert optuna.logging.get_verbosity() == optuna.logging.INFO
+    assert torch.equal(torch.random.get_rng_state(), state)
+    result = automed.search(_signals(), storage=url, study="cb", **QUICK)  # resumes
+    assert result.resumed and Store(url).search("cb")["status"] == "complete"
+    assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_artifacts_that_is_a_file_is_refused_before_the_database_is_written(tmp_path):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    with pytest.raises(ConfigError, match="is a file; give a folder"):
+        automed.search(_signals(), storage=url, artifacts=a_file, **QUICK)
+    assert not (tmp_path / "api.db").exists()
+
+
+def test_a_saved_model_refuses_one_string_and_a_bad_device_and_predicts_no_samples(tmp_path):
+    """QA: a string was read as one sample per character; an empty batch raised torch.cat's
+    error; device="bogus" blamed the model."""
+    texts = Dataset(x=["fever cough pain", "broken bone cast"] * 8, y=[0, 1] * 8,
+                    classes=["sick", "hurt"], modality="text", source="mem")
+    result = automed.search(texts, storage=f"sqlite:///{tmp_path / 'api.db'}",
+                            artifacts=tmp_path / "models", **QUICK)
+    model = automed.LoadedModel(result.artifact)
+    assert model.predict_proba(["fever cough"]).shape == (1, 2)
+    with pytest.raises(DataError, match="not one string"):
+        model.predict_proba("fever cough")
+    assert model.predict_proba([]).shape == (0, 2)
+    with pytest.raises(ConfigError, match="unknown device 'bogus'"):
+        model.predict_proba(["fever"], device="bogus")
+
+
+def test_the_api_is_discoverable_without_importing_torch_first():
+    assert "data" in inspect.signature(automed.search).parameters
+    assert automed.search.__doc__ and "built in memory" in automed.search.__doc__
+    assert {"LoadedModel", "SearchResult", "Dataset", "search"} <= set(dir(automed))
