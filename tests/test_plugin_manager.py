@@ -203,3 +203,46 @@ def test_the_same_plugin_from_the_environment_is_listed_and_skipped(tmp_path, ca
     # ... and naming it with --plugin as well still refuses it
     with pytest.raises(PluginError, match=error):
         pm.add_source(str(path), required=True)
+
+
+BAD_LOADER = '''
+from pathlib import Path
+from automed import hookimpl
+from automed.data.loaders.base import Loader
+
+
+class Bad(Loader):
+    name = "badload"
+    suffixes = (".bad",)
+
+    def load(self, path, **options):
+        {body}
+
+
+@hookimpl
+def register_loaders(register):
+    register(Bad())
+'''
+
+
+@pytest.mark.parametrize("body, said", [
+    ("raise KeyError('x')", "failed on .*d.bad: KeyError: 'x'; fix the loader"),
+    ("return {'x': 1}", "returned dict for .*d.bad, not LoadedData"),
+])
+def test_a_faulty_loader_plugin_is_named_in_one_line(tmp_path, monkeypatch, capsys, body, said):
+    """QA: a loader plugin whose load() raised, or returned a dict, ended the search in a
+    traceback (exit 1) naming no plugin."""
+    from clirun import run_cli
+
+    plugin = tmp_path / "badloader.py"
+    plugin.write_text(BAD_LOADER.format(body=body))
+    (tmp_path / "d.bad").write_text("anything\n")
+    code, out, err = run_cli(monkeypatch, capsys, "search", str(tmp_path / "d.bad"),
+                             "--plugin", str(plugin), "--workers", "0", "--storage",
+                             f"sqlite:///{tmp_path / 'x.db'}")
+    assert code == 2 and "Traceback" not in err, err
+    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and f"loader 'badload' ({plugin})" in errors[0], err
+    import re
+
+    assert re.search(said, errors[0]), errors[0]

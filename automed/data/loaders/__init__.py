@@ -85,7 +85,7 @@ def load_data(
     loader = find_loader(path, format, modality, options.get("label_col"))
     _check_modality(loader, path, format, modality)
     _check_options(loader, options)
-    data = loader.load(path, modality=modality, **options)
+    data = _load(loader, path, modality, options)
     if not len(data.train) and data.test is not None and not for_prediction:
         raise DataError(f"{path}: every row is marked test; mark some rows train (or drop the "
                         "split column), or give this file as --test")
@@ -105,7 +105,7 @@ def load_data(
             test_path, format, modality, options.get("label_col"))
         _check_modality(test_loader, test_path, format, modality)
         _check_options(test_loader, options)
-        test_data = test_loader.load(test_path, modality=modality, **options)
+        test_data = _load(test_loader, test_path, modality, options)
         data = LoadedData(data.train, _merge_test(test_data))
     if groups is not None:
         if data.train.groups is not None:  # e.g. an .npz with a groups key: which ids count?
@@ -113,6 +113,35 @@ def load_data(
                               "others; keep one (drop --groups to use the file's own)")
         data = LoadedData(_with_groups(data.train, Path(groups)), data.test)
     return _checked(data, for_prediction)
+
+
+def _load(loader: Loader, path: Path, modality: str | None, options: dict) -> LoadedData:
+    """``loader.load``, held to the loader contract: a plugin loader that raises anything but
+    automed's own errors, or returns something else than LoadedData, is named in one line
+    (QA: a third-party loader's KeyError ended the search in a traceback)."""
+    import inspect
+
+    from automed.errors import AutomedError, PluginError
+
+    try:
+        where = inspect.getsourcefile(type(loader)) or type(loader).__module__
+    except TypeError:
+        where = type(loader).__module__
+    try:
+        data = loader.load(path, modality=modality, **options)
+    except AutomedError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a plugin's bug, named with its loader
+        said = str(exc).splitlines()[0] if str(exc) else ""
+        raise PluginError(f"loader {loader.name!r} ({where}) failed on "
+                          f"{path}: {type(exc).__name__}: {said}; fix the loader, or read the "
+                          "file with another: --format NAME") from None
+    if not isinstance(data, LoadedData) or not isinstance(data.train, Dataset) or not (
+            data.test is None or isinstance(data.test, Dataset)):
+        raise PluginError(f"loader {loader.name!r} ({where}) returned "
+                          f"{type(data).__name__} for {path}, not LoadedData(train, test); fix "
+                          "the loader, or read the file with another: --format NAME")
+    return data
 
 
 def check_data(data: LoadedData, *, for_prediction: bool = False) -> LoadedData:
