@@ -141,12 +141,16 @@ def _check_one(arch: Architecture, spec: Spec, params: dict[str, Any]) -> list[s
     model.eval()
     with torch.no_grad():
         a, b = model(x), model(x)
-    if not torch.allclose(a, b, atol=1e-5):
+    if not isinstance(a, torch.Tensor):
+        return [f"forward returned a {type(a).__name__}, not a logits tensor of shape "
+                f"{(x.shape[0], spec.n_classes)}; return the logits alone"]
+    # NaN == NaN for these two: a model giving NaN is reported as such below, not as random
+    if not torch.allclose(a, b, atol=1e-5, equal_nan=True):
         problems.append("eval-mode output differs between two identical calls")
     torch.manual_seed(0)
     again = arch.build(params, spec).eval()
     with torch.no_grad():
-        if not torch.allclose(again(x), a, atol=1e-5):
+        if not torch.allclose(again(x), a, atol=1e-5, equal_nan=True):
             problems.append("two builds under the same seed give different models")
     model.train()
     out = model(x)

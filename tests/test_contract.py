@@ -189,3 +189,49 @@ def test_left_out_training_keys_follow_a_narrowed_space_not_the_library_default(
     # batch_size 64 is outside [8, 16] and epochs is the family's constant: both left to the
     # family; only the family's own out-of-space value is fixed.
     assert fixed == {"optimizer": "adam"}
+
+
+class _Pair(torch.nn.Module):
+    """A forward as some papers' code has it: (logits, auxiliary output)."""
+
+    def __init__(self, n_classes: int, nan: bool = False) -> None:
+        super().__init__()
+        self.linear, self.nan = torch.nn.Linear(16, n_classes), nan
+
+    def forward(self, x):
+        logits = self.linear(x.flatten(1))
+        return logits * float("nan") if self.nan else (logits, x)
+
+
+def test_a_forward_returning_a_tuple_fails_its_candidate_with_the_contract():
+    """QA: (logits, aux) failed as "AttributeError: 'tuple' object has no attribute 'shape'"
+    in a search and as allclose's TypeError in `plugins check`."""
+    from automed.errors import CandidateError
+
+    spec = Spec("signal", (1, 16), 2)
+    x, y = torch.randn(8, 1, 16), torch.arange(8) % 2
+    with pytest.raises(CandidateError, match="returned a tuple, not a logits tensor"):
+        fit_model(_Pair(2), x, y, {"epochs": 1}, spec)
+
+
+@pytest.mark.parametrize("nan, said", [(False, "forward returned a tuple"),
+                                       (True, "non-finite output")])
+def test_plugins_check_names_a_tuple_and_no_false_nondeterminism_for_nan(nan, said):
+    from automed.architecture import Architecture
+    from automed.testing import check_architecture
+
+    class Arch(Architecture):
+        name = "pair"
+        modalities = frozenset({"signal"})
+
+        def search_space(self, trial, spec):
+            return {}
+
+        def build(self, params, spec):
+            return _Pair(spec.n_classes, nan=nan)
+
+    spec = Spec("signal", (1, 16), 2)
+    messages = [f.message for f in check_architecture(Arch(), specs=[spec], n_samples=1)]
+    assert any(said in m for m in messages), messages
+    assert not any("differs between two identical calls" in m or "two builds" in m
+                   for m in messages), messages

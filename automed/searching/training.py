@@ -257,6 +257,10 @@ def fit_model(
                 logits = model(xb)
             if not checked:
                 expected = (len(idx), spec.n_classes)
+                if not isinstance(logits, torch.Tensor):
+                    raise CandidateError(
+                        f"model returned a {type(logits).__name__}, not a logits tensor of "
+                        f"shape {expected} (batch, n_classes); return the logits alone")
                 if tuple(logits.shape) != expected:
                     raise CandidateError(
                         f"model returned logits of shape {tuple(logits.shape)}, expected "
