@@ -8,8 +8,10 @@ its answer. Heavy imports happen inside the commands, so ``automed --help`` stay
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
+from pathlib import Path
 
 import click
 
@@ -295,8 +297,18 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
             sequence_col=sequence_col, id_col=id_col,
             refit_full=refit_full, bag=bag)
     if workers == 0:
-        click.echo(f"created study {result.study!r}; join it with: automed worker --study "
-                   f"{result.study} --storage {result.storage}"
+        import shlex
+
+        # everything a worker needs: the study's plugins too (QA: the hint left them out,
+        # and the worker it printed was refused)
+        plugins_given = "".join(f" --plugin {shlex.quote(str(Path(p).resolve()))}"
+                                if str(p).endswith(".py") else f" --plugin {shlex.quote(p)}"
+                                for p in plugin_sources)
+        env = os.environ.get("AUTOMED_PLUGINS_PATH")
+        click.echo(f"created study {result.study!r}; join it with: "
+                   + (f"AUTOMED_PLUGINS_PATH={shlex.quote(env)} " if env else "")
+                   + f"automed worker --study {shlex.quote(result.study)} --storage "
+                   f"{result.storage}{plugins_given}"
                    + (f" --results-db {redact_url(results_db)}" if results_db else ""))
         return
     if as_json:

@@ -235,3 +235,34 @@ def test_plugins_check_names_a_tuple_and_no_false_nondeterminism_for_nan(nan, sa
     assert any(said in m for m in messages), messages
     assert not any("differs between two identical calls" in m or "two builds" in m
                    for m in messages), messages
+
+
+def test_the_join_hint_of_a_plugin_study_runs_as_printed(tmp_path, demo_signal, monkeypatch,
+                                                         capsys):
+    """QA: `search --plugin FILE --workers 0` printed a worker command without --plugin,
+    which the worker then refused; the printed command now joins as is."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    from clirun import run_cli
+
+    plugin = tmp_path / "outside.py"
+    plugin.write_text(OUTSIDE_DEFAULTS)
+    url = f"sqlite:///{tmp_path / 'join.db'}"
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(monkeypatch, capsys, "search", str(demo_signal), "--plugin",
+                             "outside.py", "--arch", "outside", "--trials", "1", "--folds",
+                             "2", "--max-epochs", "1", "--workers", "0", "--study", "j",
+                             "--storage", url)
+    assert code in (0, None), err
+    hint = out.split("join it with: ", 1)[1].strip()
+    assert f"--plugin {plugin}" in hint
+    argv = shlex.split(hint)
+    assert argv[:2] == ["automed", "worker"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-m", "automed.cli", *argv[1:]], cwd=tmp_path.parent,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert [c["state"] for c in Store(url).candidates("j")] == ["complete"]
