@@ -7,6 +7,7 @@ its answer. Heavy imports happen inside the commands, so ``automed --help`` stay
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -278,7 +279,9 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
         output_dir(artifacts, "--artifacts")
     label = int(label_col) if label_col is not None and label_col.isdigit() else label_col
     _gpus_all_on_cpu(gpus)
-    with warnings.catch_warnings(), sigterm_as_interrupt():
+    # With --json stdout is the JSON alone: plugin code that prints writes to stderr (QA)
+    quiet_stdout = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
+    with warnings.catch_warnings(), sigterm_as_interrupt(), quiet_stdout:
         # Data warnings (leakage, ...) reach the terminal once, as progress lines (even with
         # --quiet).
         warnings.filterwarnings("ignore", category=DataWarning)
@@ -648,12 +651,23 @@ class _NamingStudyPlugins:
 @click.option("--storage", help=STORAGE_HELP)
 def predict(data, study, model_dir, output, split, device, plugin_sources, storage) -> None:
     """Write per-sample class probabilities for DATA (one CSV row per sample)."""
+    if output:
+        output_file(output, protect=(data, sqlite_file(storage)))
+    # Without -o stdout is the CSV alone: plugin code that prints writes to stderr (QA)
+    table = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr if not output else sys.stdout):
+        rows = _predict(data, study, model_dir, output, split, device, plugin_sources,
+                        storage, table)
+    if output:
+        click.echo(f"{rows} predictions written to {output}", err=True)
+
+
+def _predict(data, study, model_dir, output, split, device, plugin_sources, storage,
+             table) -> int:
     from contextlib import nullcontext
 
     from automed.results.predict import predict_file
 
-    if output:
-        output_file(output, protect=(data, sqlite_file(storage)))
     _model_plugins(plugin_sources)
     naming = nullcontext()
     if model_dir is None:
@@ -664,9 +678,7 @@ def predict(data, study, model_dir, output, split, device, plugin_sources, stora
         model_dir = _artifact_of(store, study)
         naming = _NamingStudyPlugins(store, study)
     with naming:
-        rows = predict_file(model_dir, data, output, split=split, device=device)
-    if output:
-        click.echo(f"{rows} predictions written to {output}", err=True)
+        return predict_file(model_dir, data, output, split=split, device=device, stream=table)
 
 
 @cli.command()

@@ -266,3 +266,41 @@ def test_the_join_hint_of_a_plugin_study_runs_as_printed(tmp_path, demo_signal, 
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert [c["state"] for c in Store(url).candidates("j")] == ["complete"]
+
+
+CHATTY = OUTSIDE_DEFAULTS.replace('name = "outside"', 'name = "chatty"').replace(
+    "    def build(self, params, spec):\n",
+    "    def build(self, params, spec):\n        print('building chatty', params['hidden'])\n")
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_printing_plugin_leaves_json_and_csv_on_stdout_alone(tmp_path, demo_signal, workers):
+    """QA: a plugin's print() in build came before search --json's JSON (json.load failed)
+    and before predict's CSV header on stdout; its lines go to stderr now (a leader's local
+    workers' too)."""
+    import csv
+    import io
+    import os
+    import subprocess
+    import sys
+
+    plugin = tmp_path / "chatty.py"
+    plugin.write_text(CHATTY)
+    url = f"sqlite:///{tmp_path / 'chatty.db'}"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cli = [sys.executable, "-m", "automed.cli"]
+    done = subprocess.run([*cli, "search", str(demo_signal), "--plugin", str(plugin), "--arch",
+                           "chatty", "--trials", "2", "--folds", "2", "--max-epochs", "1",
+                           "--bootstrap", "0", "--workers", workers, "--study", "c",
+                           "--storage", url, "--json"], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["study"] == "c"
+    assert "building chatty" in done.stderr
+    shown = subprocess.run([*cli, "predict", str(demo_signal), "--study", "c", "--storage", url,
+                            "--plugin", str(plugin)], env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    rows = list(csv.DictReader(io.StringIO(shown.stdout)))
+    assert rows and set(rows[0]) >= {"split", "index", "predicted"}
+    assert "building chatty" in shown.stderr

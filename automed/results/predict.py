@@ -165,11 +165,11 @@ def _in_model_order(d: Any, config: dict) -> Any:
 
 
 def predict_file(model_dir: str | Path, data: str | Path, output: str | Path | None = None,
-                 *, split: str = "all", device: str = "cpu") -> int:
+                 *, split: str = "all", device: str = "cpu", stream: Any = None) -> int:
     """Write one CSV row per sample (split, index, label, predicted class, probabilities;
     after the index the record id, for a model searched with ``--id-col``).
 
-    ``output`` None writes to stdout. Returns the number of rows written.
+    ``output`` None writes to ``stream`` (default stdout). Returns the number of rows written.
     """
     from automed.searching.devices import resolve_device
 
@@ -181,7 +181,8 @@ def predict_file(model_dir: str | Path, data: str | Path, output: str | Path | N
     # leaves no header-only CSV behind that would read as an empty prediction.
     predicted = [(part, model.predict_proba(part.x, device=dev)) for part in parts]
     with_ids = (config.get("load_options") or {}).get("id_col") is not None
-    handle = sys.stdout if output is None else open(output, "w", newline="", encoding="utf-8")
+    handle = (stream or sys.stdout) if output is None else open(output, "w", newline="",
+                                                                encoding="utf-8")
     rows = 0
     try:
         writer = csv.writer(handle)

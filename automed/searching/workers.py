@@ -20,6 +20,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -158,6 +159,10 @@ def _stop_once(signum, frame) -> None:
 def _child(storage_url, study_name, slot, identity, allowed, ends_at, threads=None) -> None:
     signal.signal(signal.SIGINT, _stop_once)
     signal.signal(signal.SIGTERM, _stop_once)
+    # A leader's worker writes nothing of its own to stdout, which is the leader's (its
+    # --json): a plugin's print goes to stderr (QA: it came before the JSON)
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     try:
         worker_main(storage_url, study_name, slot, identity=identity, allowed_plugins=allowed,
                     ends_at=ends_at, threads=threads)
