@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from automed.errors import AutomedError, ConfigError, DataWarning
+from automed.errors import AutomedError, ConfigError, DataWarning, PluginWarning
 from automed.evaluation.names import ALIASES, AVERAGES, METRIC_NAMES
 from automed.results.outputs import output_dir, output_file, sqlite_file
 from automed.searching.plan import DEFAULT_BAG
@@ -285,6 +285,7 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
         # Data warnings (leakage, ...) reach the terminal once, as progress lines (even with
         # --quiet).
         warnings.filterwarnings("ignore", category=DataWarning)
+        warnings.filterwarnings("ignore", category=PluginWarning)  # progress lines too
         warnings.filterwarnings("ignore", message="--gpus all: no GPU")  # said above
         result = run_search(
             data, test=test, metric=metric, average=average, pos_label=pos_label, folds=folds,

@@ -46,6 +46,11 @@ class DataWarning(UserWarning):
     study."""
 
 
+class PluginWarning(UserWarning):
+    """A plugin's fault the search goes on without (a family's default_params raised); also
+    a progress line."""
+
+
 def user_stacklevel() -> int:
     """The ``stacklevel`` for ``warnings.warn`` called here that names the first frame outside
     automed: the user's line, not a wrapper of ours (``warn(..., stacklevel=user_stacklevel())``

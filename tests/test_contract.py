@@ -304,3 +304,22 @@ def test_a_printing_plugin_leaves_json_and_csv_on_stdout_alone(tmp_path, demo_si
     rows = list(csv.DictReader(io.StringIO(shown.stdout)))
     assert rows and set(rows[0]) >= {"split", "index", "predicted"}
     assert "building chatty" in shown.stderr
+
+
+def test_a_default_params_that_raises_is_said_and_the_family_still_competes(
+        tmp_path, demo_signal, monkeypatch, capsys):
+    """QA: default_params raising was swallowed: the family's start vanished with no word."""
+    from clirun import run_cli
+
+    plugin = tmp_path / "nodefaults.py"
+    plugin.write_text(OUTSIDE_DEFAULTS.replace('name = "outside"', 'name = "nodefaults"')
+                      .replace('return {"hidden": 8,', 'return {"hidden": spec.extra["hint"],'))
+    code, out, err = run_cli(monkeypatch, capsys, "search", str(demo_signal), "--plugin",
+                             str(plugin), "--arch", "nodefaults", "--trials", "1", "--folds",
+                             "2", "--max-epochs", "1", "--bootstrap", "0", "--storage",
+                             f"sqlite:///{tmp_path / 'nd.db'}")
+    assert code in (0, None), err
+    warned = [ln for ln in err.splitlines() if ln.startswith("WARNING:")]
+    assert len(warned) == 1 and "nodefaults: default_params raised KeyError: 'hint'" in \
+        warned[0], err
+    assert "nodefaults" in out  # its candidate, drawn from the space, is on the leaderboard

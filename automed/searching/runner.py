@@ -29,7 +29,13 @@ from automed.architecture import Architecture
 from automed.contract import TRAINING_DEFAULTS, split_defaults
 from automed.data.dataset import Dataset, LoadedData
 from automed.data.preprocess import Preprocessor
-from automed.errors import AutomedError, ConfigError, DataWarning, user_stacklevel
+from automed.errors import (
+    AutomedError,
+    ConfigError,
+    DataWarning,
+    PluginWarning,
+    user_stacklevel,
+)
 from automed.evaluation import metrics as M
 from automed.results.artifact import STAMP, default_dir, study_stamp, write_stamp
 from automed.results.describe import ACTIVE
@@ -264,13 +270,16 @@ def search(
 
 
 def _family_defaults(archs: dict[str, Architecture], spec: Spec,
-                     trials: int | None = None, specs: dict[str, Spec] | None = None
-                     ) -> list[tuple[str, dict, dict]]:
+                     trials: int | None = None, specs: dict[str, Spec] | None = None,
+                     said: list[str] | None = None) -> list[tuple[str, dict, dict]]:
     """The portfolio of known-good starts, strong-and-cheap families first (see portfolio),
     as ``(family, study parameters, fixed parameters)`` (:func:`automed.contract.split_defaults`).
-    ``specs`` are the specs of families with a preprocessor of their own.
+    ``specs`` are the specs of families with a preprocessor of their own. A family whose
+    ``default_params`` raises has no start (its candidates come from its search space), said
+    in ``said``.
     """
     specs = specs or {}
+    said = [] if said is None else said
 
     def spec_of(name: str) -> Spec:
         return specs.get(name, spec)
@@ -285,8 +294,10 @@ def _family_defaults(archs: dict[str, Architecture], spec: Spec,
     for name, arch in sorted(archs.items(), key=order):
         try:
             defaults = arch.default_params(spec_of(name))
-        except Exception:  # noqa: BLE001 - a faulty plugin fails its candidates, not this
+        except Exception as exc:  # noqa: BLE001 - a faulty plugin loses its start, not this
             defaults = None
+            said.append(f"{name}: default_params raised {type(exc).__name__}: {exc}; the family "
+                        "has no portfolio start (its candidates come from its search space)")
         if defaults:
             known = {**TRAINING_DEFAULTS, **defaults}
             configs: list[dict] = []
@@ -507,8 +518,12 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
     ostudy = open_study(store, study_name, seed=plan.seed, prune=plan.prune,
                         search_id=search_id, heartbeat=plan.heartbeat, create=True)
     if not ostudy.trials:
+        faults: list[str] = []
         enqueue_defaults(ostudy, _family_defaults(p.architectures, p.spec, plan.trials,
-                                                    p.specs))
+                                                    p.specs, faults))
+        for message in faults:  # a plugin's bug, said (QA: it was silently skipped)
+            warnings.warn(message, PluginWarning, stacklevel=user_stacklevel())
+            progress({"event": "warning", "message": message})
     retry_interrupted(ostudy)
     leader = store.leaderboard(study_name, top=1) if resumed else []
     progress({"event": "start", "study": study_name, "storage": store.redacted,
