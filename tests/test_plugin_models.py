@@ -146,3 +146,21 @@ def test_export_copies_the_searched_plugin_file_not_an_edited_one(study, monkeyp
     assert "plugins/" not in (tmp_path / "b" / "MODEL_CARD.md").read_text()
     warning = [ln for ln in err.splitlines() if ln.startswith("warning:")]
     assert len(warning) == 1 and f"plugin file {mine} is not as the search had it" in warning[0]
+
+
+def test_an_edited_plugin_file_is_named_not_the_weights(study, monkeypatch, capsys, tmp_path):
+    """QA: a --plugin file edited since the search (one more layer) made predict and export
+    say the weights were not this model's and to run `automed export` again."""
+    root, storage, _, _ = study
+    edited = tmp_path / "tiny_arch.py"
+    edited.write_text(Path(TINY).read_text().replace(
+        "nn.ReLU(), nn.Linear(params[\"hidden\"], spec.n_classes))",
+        "nn.ReLU(), nn.Linear(params[\"hidden\"], params[\"hidden\"]), nn.ReLU(),\n"
+        "                             nn.Linear(params[\"hidden\"], spec.n_classes))"))
+    assert edited.read_text() != Path(TINY).read_text()
+    code, out, err = _cli(monkeypatch, capsys, "predict", str(root / "sig.npz"), "--study",
+                          "tiny", "--storage", storage, "--plugin", str(edited))
+    assert code not in (0, None) and out == ""
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "do not fit architecture 'tinymlp'" in lines[0], err
+    assert "give the one the search used with --plugin" in lines[0]

@@ -268,7 +268,7 @@ class LoadedModel:
         except Exception as exc:  # noqa: BLE001 - edited params: any error a plugin raises
             raise DataError(f"{damaged}: architecture {name!r} cannot be built from its params "
                             f"({type(exc).__name__}: {exc}); export the model again") from None
-        _load_weights(self.model, self.folder / WEIGHTS)
+        _load_weights(self.model, self.folder / WEIGHTS, name)
         self.model.eval()
         try:
             self.preprocessor = pre_cls.from_state(pre["state"])
@@ -363,8 +363,12 @@ def _read_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def _load_weights(model: torch.nn.Module, path: Path) -> None:
-    """Load safetensors weights strictly; any damage is one line, and pickle is never read."""
+def _load_weights(model: torch.nn.Module, path: Path, architecture: str | None = None) -> None:
+    """Load safetensors weights strictly; any damage is one line, and pickle is never read.
+
+    Readable weights whose tensors do not fit the model ``architecture`` builds now are not
+    damage but other code: a plugin file edited since the search (QA: the message blamed the
+    weights and said to run the export that failed)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_model
 
@@ -374,5 +378,12 @@ def _load_weights(model: torch.nn.Module, path: Path) -> None:
         load_model(model, str(path), strict=True)
     except (SafetensorError, RuntimeError, OSError, ValueError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if architecture and isinstance(exc, RuntimeError) and "state_dict" in str(exc):
+            raise DataError(
+                f"{path}: these weights do not fit architecture {architecture!r} as built now "
+                f"({first[:160]}); if its plugin file changed since the search, give the one "
+                f"the search used with --plugin, else export the model again (its "
+                f"{CONFIG} may have been edited)"
+            ) from None
         raise DataError(f"{path}: not the weights of this model ({first[:200]}); export the "
                         "model again with `automed export`") from None
