@@ -275,7 +275,16 @@ def draw_params(arch: Any, trial: Any, spec: Any, fixed: dict[str, Any] | None =
     fixed = dict(fixed or {})
     local = _FixedTrial(trial, fixed) if fixed else trial
     params = dict(arch.search_space(local, spec))
-    params.update(arch.training_space(local, spec))
+    try:
+        params.update(arch.training_space(local, spec))
+    except ValueError as exc:  # Optuna: one name drawn twice, from two different spaces
+        clash = sorted(set(params) & set(TRAINING_KEYS))
+        if not clash:
+            raise
+        raise ContractError(
+            f"search_space draws {', '.join(map(repr, clash))}, training key(s) that "
+            f"training_space draws too ({exc}); draw them in training_space (override it to "
+            "narrow their range), not in search_space") from None
     params.update(fixed)
     return params
 

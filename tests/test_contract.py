@@ -323,3 +323,24 @@ def test_a_default_params_that_raises_is_said_and_the_family_still_competes(
     assert len(warned) == 1 and "nodefaults: default_params raised KeyError: 'hint'" in \
         warned[0], err
     assert "nodefaults" in out  # its candidate, drawn from the space, is on the leaderboard
+
+
+def test_a_search_space_drawing_a_training_key_is_named():
+    """QA: search_space suggesting "optimizer" (or "lr" in another range) failed with Optuna's
+    "CategoricalDistribution does not support dynamic value space"."""
+    from automed.architecture import Architecture, PrefixedTrial
+    from automed.contract import draw_params
+
+    class Clash(Architecture):
+        name = "clash"
+        modalities = frozenset({"signal"})
+
+        def search_space(self, trial, spec):
+            return {"optimizer": trial.suggest_categorical("optimizer", ["adam"])}
+
+        def build(self, params, spec):
+            raise AssertionError("not reached")
+
+    study = optuna.create_study()
+    with pytest.raises(ContractError, match=r"search_space draws 'optimizer', training key"):
+        draw_params(Clash(), PrefixedTrial(study.ask(), "clash"), Spec("signal", (1, 16), 2))
