@@ -111,6 +111,13 @@ def _budget(url: str, study: str) -> dict:
             "complete": sum(t.state == TrialState.COMPLETE for t in trials)}
 
 
+def _running(url: str, study: str) -> list[tuple]:
+    """What a RUNNING trial holds: which worker took it and how far it got (for a failure)."""
+    trials = optuna.load_study(study_name=study, storage=url).get_trials(deepcopy=False)
+    return [(t.number, t.datetime_start, t.params, t.user_attrs, t.system_attrs)
+            for t in trials if t.state == TrialState.RUNNING]
+
+
 def _status(url: str, study: str) -> str:
     return Store(url, create=False).search(study)["status"]
 
@@ -440,7 +447,7 @@ def test_ctrl_c_with_two_workers_then_resume_keeps_the_total(data, tmp_path, sig
     _clean(err)
     assert _status(url, "cw") == "interrupted"
     b = _budget(url, "cw")
-    assert b["running"] == 0
+    assert b["running"] == 0, (_running(url, "cw"), err)
     # The sleeping one at least; a worker stopped before it drew an architecture ran nothing.
     assert 1 <= len(_interrupted(url, "cw")) <= b["cut_short"] <= 2
     _resume(data, url, "cw", trials=4, workers=2)  # at once: nothing needs to go stale

@@ -173,9 +173,9 @@ def _ignore_ctrl_c_and_sleep(ready) -> None:
 
 
 def _stop_at_ctrl_c(ready) -> None:
-    from automed.searching.workers import _stop_once  # a worker's handler: the first stops it
+    from automed.searching.interrupts import stop_handler  # a worker's: the first stops it
 
-    signal.signal(signal.SIGINT, _stop_once)
+    signal.signal(signal.SIGINT, stop_handler)
     try:
         ready.set()
         time.sleep(60)
@@ -232,12 +232,12 @@ def _report_ctrl_c_handling(queue) -> None:
 
 def _listen_late(ready) -> None:
     # Like a worker still importing when the stop comes: deaf to SIGINT for a while.
-    from automed.searching.workers import _stop_once
+    from automed.searching.interrupts import stop_handler
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     ready.set()
     time.sleep(1.5)
-    signal.signal(signal.SIGINT, _stop_once)
+    signal.signal(signal.SIGINT, stop_handler)
     try:
         time.sleep(60)
     except KeyboardInterrupt:
@@ -284,3 +284,49 @@ def test_a_study_only_workers_ran_says_searched_then_its_search_answers(demo_sig
     assert "its --trials budget is used: the `automed search` command that created it" in err
     result = search(demo_signal, **opts)  # step 4 of the README: answer and score
     assert Store(url).search("w")["status"] == "complete" and result.test_scores
+
+
+@pytest.mark.parametrize("where", ["ask", "tell"])
+def test_a_workers_stop_between_candidates_leaves_no_trial_running(where):
+    """CI (under load): a stop landing in Optuna's ask (its trial written RUNNING, the
+    objective not yet entered) or tell (the objective returned, its end not yet written) left
+    that trial RUNNING. A worker's handler defers it there to the next safe point: the
+    objective's entry (the trial fails as interrupted) or the trial's end."""
+    import os
+
+    import optuna
+
+    from automed.searching import interrupts
+    from automed.searching.study import _optimize
+
+    study = optuna.create_study()
+    storage = study._storage
+    method = "create_new_trial" if where == "ask" else "set_trial_state_values"
+    original = getattr(storage, method)
+    ran = []
+
+    def stop_inside(*args, **kwargs):
+        if where == "tell" or not ran:  # the stop arrives while Optuna writes
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(*args, **kwargs)
+
+    def objective(trial):  # as automed's Objective enters its candidate
+        with interrupts.candidate_section():
+            ran.append(trial.number)
+            return 1.0
+
+    setattr(storage, method, stop_inside)
+    previous = signal.signal(signal.SIGINT, interrupts.stop_handler)
+    interrupts.reset_stop()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _optimize(study, objective, timeout=None, n_trials=5)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        interrupts.reset_stop()
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    assert optuna.trial.TrialState.RUNNING not in states, states
+    if where == "ask":  # stopped at the objective's entry: nothing ran
+        assert ran == [] and states == [optuna.trial.TrialState.FAIL]
+    else:  # the trial's end was written, then it stopped
+        assert ran == [0] and states == [optuna.trial.TrialState.COMPLETE]

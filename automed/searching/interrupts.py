@@ -14,6 +14,13 @@ Code that goes on writing after an interruption therefore leaves its ``except`` 
 (dropping the traceback), calls :func:`settle`, and raises a fresh exception of the same kind.
 Optuna can also turn the interruption into another error raised while handling it (a failed
 rollback, or an unbound name in its own ``finally``): :func:`interruption_behind` finds it.
+
+Between two candidates a worker is inside Optuna: ``study.ask`` has written a RUNNING trial
+before the objective is entered, and ``tell`` writes its end after the objective returned; a
+stop landing there left that trial RUNNING (Optuna catches interrupts inside the objective
+only). A worker's handler (:func:`stop_handler`) therefore stops it at once inside a
+candidate, and between candidates at the next safe point: the objective's entry (the trial
+then fails as interrupted) or the end of the trial (its tell written).
 """
 
 from __future__ import annotations
@@ -62,3 +69,65 @@ def stopping(fn: Callable[..., T], *args: Any, on_stop: Callable[[], None] | Non
     if on_stop is not None:
         on_stop()
     raise stop()
+
+
+# A worker's stop: asked for (``pending``, the exception to raise), whether it was raised, and
+# where the worker is: in Optuna's loop (``armed``) and inside a candidate (``inside``).
+_worker = {"pending": None, "raised": False, "armed": False, "inside": False}
+
+
+def stop_handler(signum: int, frame: Any) -> None:
+    """A worker's SIGINT / SIGTERM handler: the first signal stops it (later ones are ignored,
+    so that none cuts short its marking the candidate interrupted); inside a candidate or
+    outside Optuna's loop at once, between candidates at the next safe point."""
+    import signal as signals
+
+    from automed.errors import Terminated
+
+    if _worker["pending"] is not None:
+        return
+    _worker["pending"] = Terminated if signum == signals.SIGTERM else KeyboardInterrupt
+    if _worker["armed"] and not _worker["inside"]:
+        return  # in Optuna's ask or tell: raised at the objective's entry or the trial's end
+    raise_pending()
+
+
+def reset_stop() -> None:
+    """Forget a worker's stop (for a process that runs workers one after another: tests)."""
+    _worker.update(pending=None, raised=False, armed=False, inside=False)
+
+
+def raise_pending() -> None:
+    """Raise the worker's stop if one was asked for and not raised yet."""
+    if _worker["pending"] is not None and not _worker["raised"]:
+        _worker["raised"] = True
+        raise _worker["pending"]()
+
+
+class candidate_section:
+    """The objective's body: where a worker's stop is raised at once."""
+
+    def __enter__(self) -> None:
+        _worker["inside"] = True
+        raise_pending()  # asked for during ask(): this trial fails as interrupted
+
+    def __exit__(self, *exc: Any) -> None:
+        _worker["inside"] = False
+
+
+class optuna_loop:
+    """Around ``study.optimize``: a worker's stop between candidates waits for a safe point
+    (``after_trial`` as Optuna callback, or the loop's end)."""
+
+    def __enter__(self) -> None:
+        _worker["armed"] = True
+
+    def __exit__(self, kind: Any, *exc: Any) -> None:
+        _worker["armed"] = False
+        if kind is None:
+            raise_pending()  # asked for during the last tell
+
+
+def after_trial(study: Any, trial: Any) -> None:
+    """Optuna callback: the trial is told; a stop asked for meanwhile is raised now."""
+    raise_pending()

@@ -33,7 +33,12 @@ from automed.searching.fidelity import (
     final_collapse,
     fold_step,
 )
-from automed.searching.interrupts import interruption_behind, settle, stopping
+from automed.searching.interrupts import (
+    candidate_section,
+    interruption_behind,
+    settle,
+    stopping,
+)
 from automed.searching.prepare import Prepared
 from automed.searching.study import surplus
 from automed.searching.training import fit_model, predict_proba, training_params
@@ -252,7 +257,8 @@ class Objective:
         # Ctrl-C / SIGTERM, also inside a database call (where it can surface as the error its
         # cleanup met, e.g. "database is locked" on rollback), marks the trial interrupted once
         # the interrupted query's lock is freed (see interrupts), then stops the search.
-        return stopping(self._candidate, trial, on_stop=lambda: self._interrupted(trial))
+        with candidate_section():  # a worker's stop: at once here (see interrupts)
+            return stopping(self._candidate, trial, on_stop=lambda: self._interrupted(trial))
 
     def _interrupted(self, trial: optuna.Trial) -> None:
         """Mark a trial that Ctrl-C or SIGTERM stopped outside its training (its first

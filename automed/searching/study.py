@@ -24,7 +24,7 @@ from automed.architecture import prefixed
 from automed.contract import carried_attrs, fixed_attrs
 from automed.errors import CandidateError
 from automed.searching.fidelity import PORTFOLIO_ATTR, make_pruner
-from automed.searching.interrupts import stopping
+from automed.searching.interrupts import after_trial, optuna_loop, stopping
 from automed.searching.plan import HEARTBEAT_INTERVAL
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -273,7 +273,9 @@ def _optimize(study: optuna.Study, objective: Callable, *, timeout: float | None
         if left is not None and left <= 0:
             return
         try:
-            study.optimize(objective, timeout=left, **kwargs)
+            with optuna_loop():  # a worker's stop between trials waits for a safe point
+                study.optimize(objective, timeout=left, **{
+                    **kwargs, "callbacks": [*(kwargs.get("callbacks") or []), after_trial]})
             return
         except (ValueError, AssertionError, optuna.exceptions.UpdateFinishedTrialError) as exc:
             if not _lost_to_a_sweep(exc):

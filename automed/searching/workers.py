@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 from automed.errors import AutomedError, ConfigError, DataError, Terminated
 from automed.searching.devices import Slot
-from automed.searching.interrupts import interruption_behind, settle
+from automed.searching.interrupts import interruption_behind, settle, stop_handler
 
 Progress = Callable[[dict], None]
 
@@ -147,18 +147,11 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _stop_once(signum, frame) -> None:
-    # A terminal's Ctrl-C reaches a worker and its leader, which forwards it: only the first
-    # signal stops the worker, so that no second one cuts short its marking the candidate
-    # interrupted.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
-
-
 def _child(storage_url, study_name, slot, identity, allowed, ends_at, threads=None) -> None:
-    signal.signal(signal.SIGINT, _stop_once)
-    signal.signal(signal.SIGTERM, _stop_once)
+    # the first stop only; between candidates at a safe point (see interrupts.stop_handler:
+    # one landing in Optuna's ask or tell left a trial RUNNING)
+    signal.signal(signal.SIGINT, stop_handler)
+    signal.signal(signal.SIGTERM, stop_handler)
     # A leader's worker writes nothing of its own to stdout, which is the leader's (its
     # --json): a plugin's print goes to stderr (QA: it came before the JSON)
     sys.stdout.flush()
