@@ -57,7 +57,7 @@ class Dataset:
         raw = np.asarray(self.y)
         if raw.dtype.kind == "f" and raw.size and np.all(raw == np.round(raw)):
             raw = raw.astype(np.int64)
-        if raw.size and raw.dtype.kind not in "iu":
+        if raw.size and raw.dtype.kind not in "iub":
             raise DataError(f"{where}: y holds {raw.dtype} values; give class indices (0 to "
                             f"{len(self.classes) - 1}) and their names in classes, or build the "
                             "data with automed.load_data")
