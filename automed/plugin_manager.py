@@ -226,6 +226,18 @@ class PluginManager:
                     )
                 if not name:
                     raise PluginError(f"registered a {kind} without a name; set its .name")
+                if kind == "architecture":  # what `plugins check` refuses, refused on load
+                    from automed.spec import MODALITIES
+
+                    if not str(name).replace("_", "").replace("-", "").isalnum():
+                        raise PluginError(f"architecture name {name!r} is no word (letters, "
+                                          "digits, - or _); --arch could not name it")
+                    unknown = sorted(set(getattr(obj, "modalities", ())) - set(MODALITIES))
+                    if unknown:
+                        raise PluginError(f"architecture {name!r} declares unknown "
+                                          f"modalit{'y' if len(unknown) == 1 else 'ies'} "
+                                          f"{', '.join(map(repr, unknown))}; use "
+                                          f"{', '.join(MODALITIES)}")
                 if name in found or name in _mine:
                     owner = found[name][1] if name in found else _plugin
                     raise PluginError(

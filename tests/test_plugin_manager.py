@@ -246,3 +246,20 @@ def test_a_faulty_loader_plugin_is_named_in_one_line(tmp_path, monkeypatch, caps
     import re
 
     assert re.search(said, errors[0]), errors[0]
+
+
+@pytest.mark.parametrize("name, modalities, said", [
+    ("Bad Mod", '{"signal"}', "architecture name 'Bad Mod' is no word"),
+    ("badmod", '{"signals"}', "declares unknown modality 'signals'; use image"),
+])
+def test_an_architecture_with_a_bad_name_or_modality_breaks_its_plugin(install_plugin, name,
+                                                                       modalities, said):
+    """QA: name "Bad Mod" and modalities {"signals"} loaded silently; --arch then said the
+    family did not accept signal data, hiding the typo (only `plugins check` told)."""
+    code = TOY_PLUGIN.format(arch=name).replace('frozenset({"signal"})',
+                                                f"frozenset({modalities})")
+    assert f"frozenset({modalities})" in code
+    install_plugin(code, "typo")
+    pm = PluginManager()
+    assert name not in pm.architectures()
+    assert said in pm.plugins["typo"].error
