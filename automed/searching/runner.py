@@ -38,7 +38,6 @@ from automed.errors import (
 )
 from automed.evaluation import metrics as M
 from automed.results.artifact import STAMP, default_dir, study_stamp, write_stamp
-from automed.results.describe import ACTIVE
 from automed.results.outputs import output_dir
 from automed.searching import ensemble as ensembles
 from automed.searching import foldbag, portfolio
@@ -350,50 +349,12 @@ def _study_uid(store: Store, study_name: str, search_id: int) -> str:
     return uid
 
 
-def _live_leader(info: dict) -> int | None:
-    """The process id of another ``automed search`` that is running the study ``info`` (a
-    study record) on this host right now, else None.
-
-    Two leaders of one study both answer it and write one model folder at once. Another
-    host's leader cannot be checked from here; a recorded process id that a process without
-    Python or automed in its command line now holds is a reused one, not a leader.
-    """
-    owner = (info.get("config") or {}).get("owner") or {}
-    if info.get("status") not in ACTIVE or \
-            owner.get("host") != socket.gethostname():
-        return None
-    try:
-        pid = int(owner["pid"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    if pid == os.getpid():
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except (PermissionError, OSError):
-        pass  # alive, another user's
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().lower()
-    except OSError:
-        return pid  # no /proc here: trust the live process id
-    return pid if b"python" in command or b"automed" in command else None
-
-
 def _check_resume(store: Store, study_name: str, plan: SearchPlan, identity: dict,
                   architectures: dict[str, Architecture]) -> None:
     try:
-        info = store.search(study_name)
+        stored = store.search(study_name)["config"]
     except ConfigError:
         return  # a new study
-    pid = _live_leader(info)
-    if pid is not None:
-        raise ConfigError(
-            f"study {study_name!r} is being searched by process {pid} on this host; let it "
-            f"finish (or stop it and run this command again to resume), add workers to it with "
-            f"`automed worker --study {study_name}`, or pick another --study name")
-    stored = info["config"]
     if "plan" in stored:
         plan.check_resumable(SearchPlan.from_dict(stored["plan"], study_name), study_name)
         old = dict(stored.get("identity") or {})
