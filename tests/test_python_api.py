@@ -127,8 +127,8 @@ def test_options_that_apply_to_files_are_refused_for_in_memory_data(tmp_path, kw
 
 def test_an_error_marks_the_study_failed_and_leaves_the_callers_state(tmp_path):
     """QA: an exception from search() (here the progress callback's) left the study
-    "running" under the live notebook process, which then refused the same study from the
-    CLI; Optuna's log level and torch's random state changed for the caller."""
+    "running" under the live notebook process (studies, show and leaderboard said it was
+    still searched); Optuna's log level and torch's random state changed for the caller."""
     url = f"sqlite:///{tmp_path / 'api.db'}"
     optuna.logging.set_verbosity(optuna.logging.INFO)
     torch.manual_seed(123)
