@@ -275,9 +275,6 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
     from automed.storage import redact_url
 
     _results_db(results_db, storage)
-    if artifacts:
-        output_dir(artifacts, "--artifacts")
-    label = int(label_col) if label_col is not None and label_col.isdigit() else label_col
     _gpus_all_on_cpu(gpus)
     # With --json stdout is the JSON alone: plugin code that prints writes to stderr (QA)
     quiet_stdout = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
@@ -291,7 +288,7 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
             data, test=test, metric=metric, average=average, pos_label=pos_label, folds=folds,
             trials=trials, timeout=timeout, storage=storage, study=study,
             architectures=list(architectures) or None, seed=seed, format=format_,
-            modality=modality, label_col=label, device=device, prune=not no_prune,
+            modality=modality, label_col=label_col, device=device, prune=not no_prune,
             max_epochs=max_epochs, gpus=gpus, trials_per_gpu=trials_per_gpu, workers=workers,
             heartbeat=heartbeat, progress=_Progress(quiet or as_json),
             plugins=list(plugin_sources),
