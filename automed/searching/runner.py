@@ -407,7 +407,7 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
                     opened=opened)
     except Exception:
         if opened:
-            try:  # a study left "running" under a live process refuses the next command
+            try:  # else it stays "running" under a live process (studies, show say so)
                 opened["store"].finish_search(opened["search_id"], status="failed")
             except Exception:  # noqa: BLE001 - the error being raised is the one to see
                 pass
