@@ -130,3 +130,49 @@ def test_a_study_from_before_stamps_exports_only_a_model_of_its_data(demo_signal
     with pytest.raises(DataError, match="other data"):
         export_model(store, "l", tmp_path / "out")
 
+
+
+def test_two_answers_saved_into_one_folder_at_once_leave_one_whole_model(tmp_path, monkeypatch):
+    # Two leaders of one study (the same command started twice) both save their answer into
+    # one folder. Written in place, the second's clear and write landing inside the first's
+    # left the first's config naming a member the second had deleted.
+    from types import SimpleNamespace
+
+    import torch
+
+    from automed.results import artifact
+    from automed.searching.ensemble import save_ensemble
+
+    folder = tmp_path / "answer"
+    folder.mkdir()
+    (folder / "report.html").write_text("the report", encoding="utf-8")
+    pre = SimpleNamespace(modality="tabular", state=lambda: {})
+    real, nested = artifact.save_artifact, []
+
+    def save_artifact(where, model, preprocessor, info):
+        if info["trial"] == 2 and not nested:  # the first leader is half-way through
+            nested.append(True)
+            save_ensemble(folder, {7: (torch.nn.Linear(2, 2), pre, {"trial": 7})},
+                          {"by": "second", "ensemble": {"members": [{"folder": "member-7"}]}})
+        return real(where, model, preprocessor, info)
+
+    monkeypatch.setattr(artifact, "save_artifact", save_artifact)
+    members = {t: (torch.nn.Linear(2, 2), pre, {"trial": t}) for t in (1, 2)}
+    save_ensemble(folder, members, {"by": "first", "ensemble": {"members": [
+        {"folder": "member-1"}, {"folder": "member-2"}]}})
+    assert nested
+    config = json.loads((folder / artifact.CONFIG).read_text(encoding="utf-8"))
+    assert config["by"] == "first"
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [
+        artifact.CONFIG, "member-1", "member-2", "report.html"]
+    assert all((folder / m["folder"] / artifact.WEIGHTS).is_file()
+               for m in config["ensemble"]["members"])
+
+    def failing(where, model, preprocessor, info):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(artifact, "save_artifact", failing)
+    with pytest.raises(OSError, match="disk full"):  # a failed write keeps the model it found
+        save_ensemble(folder, {9: (torch.nn.Linear(2, 2), pre, {"trial": 9})}, {"by": "third"})
+    assert json.loads((folder / artifact.CONFIG).read_text(encoding="utf-8"))["by"] == "first"
+    assert not list(folder.glob(".model-*"))

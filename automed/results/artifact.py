@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +157,50 @@ def clear_model_folder(folder: Path) -> None:
         for old in folder.glob(pattern):
             if old.is_dir():
                 shutil.rmtree(old)
+
+
+@contextmanager
+def replacing_model(folder: Path) -> Iterator[Path]:
+    """Write a model into a staging folder inside ``folder`` (yielded), then swap it in for
+    whatever model ``folder`` held: the old one is cleared (:func:`clear_model_folder`) and
+    the staged entries renamed into place, under an exclusive lock on ``folder/.model.lock``.
+
+    Two leaders of one study (the same command started twice) both answer into one folder;
+    written in place, their clears and writes interleaved into one model's config beside the
+    other's weights or members. Swapped this way the folder holds one whole model, the last
+    swapped, and a reader misses it only for the few renames of the swap. A write that fails
+    leaves the folder's model as it was."""
+    import shutil
+    import uuid
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stage = folder / f".model-{uuid.uuid4().hex[:8]}.tmp"
+    stage.mkdir()
+    try:
+        yield stage
+        with _locked(folder / ".model.lock"):
+            clear_model_folder(folder)
+            for entry in sorted(stage.iterdir(), key=lambda e: e.name == CONFIG):
+                os.replace(entry, folder / entry.name)  # the config last: a complete model
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (POSIX ``flock``; none where it is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: two leaders on one host are not guarded there
+        yield
+        return
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def save_artifact(folder: Path, model: torch.nn.Module, preprocessor: Preprocessor,

@@ -118,14 +118,14 @@ def save_ensemble(folder: Path, members: dict[int, tuple], info: dict) -> Path:
     """
     import json
 
-    from automed.results.artifact import CONFIG, FORMAT, clear_model_folder, save_artifact
+    from automed.results.artifact import CONFIG, FORMAT, replacing_model, save_artifact
 
-    folder.mkdir(parents=True, exist_ok=True)
-    clear_model_folder(folder)  # a single model or fold bag saved here by an earlier run
-    for trial, (model, pre, member_info) in members.items():
-        save_artifact(folder / f"member-{trial}", model, pre, member_info)
-    config = {"format": FORMAT, **info}
-    (folder / CONFIG).write_text(json.dumps(config, indent=2, default=str), encoding="utf-8")
+    with replacing_model(folder) as stage:  # whatever model an earlier run saved there goes
+        for trial, (model, pre, member_info) in members.items():
+            save_artifact(stage / f"member-{trial}", model, pre, member_info)
+        config = {"format": FORMAT, **info}
+        (stage / CONFIG).write_text(json.dumps(config, indent=2, default=str),
+                                    encoding="utf-8")
     return folder
 
 

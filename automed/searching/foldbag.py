@@ -268,12 +268,16 @@ def save_answer(folder: Path, root: Path, out: FoldAnswer, infos: dict[int, dict
     ``member-<trial>`` under an ensemble config. ``infos`` are each member's artifact info
     (study, CV and test scores, manifest: what its model card reports); ``top`` the
     ensemble's own."""
-    from automed.results.artifact import clear_model_folder
+    from automed.results.artifact import replacing_model
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    clear_model_folder(folder)
+    with replacing_model(folder) as stage:  # whatever model an earlier run saved there goes
+        _write_answer(stage, root, out, infos, top)
+    return folder
 
+
+def _write_answer(folder: Path, root: Path, out: FoldAnswer, infos: dict[int, dict],
+                  top: dict | None) -> None:
     def copy_bag(trial: int, dest: Path) -> dict:
         source = trial_dir(root, trial)
         bag = json.loads((source / CONFIG).read_text(encoding="utf-8"))
@@ -293,4 +297,3 @@ def save_answer(folder: Path, root: Path, out: FoldAnswer, infos: dict[int, dict
         config = dict(top or {})
     (folder / CONFIG).write_text(json.dumps({"format": FORMAT, **config}, indent=2,
                                             default=str), encoding="utf-8")
-    return folder

@@ -19,7 +19,7 @@ from automed.contract import fixed_params
 from automed.data.preprocess import Preprocessor, preprocessor_of
 from automed.evaluation import metrics as M
 from automed.evaluation.bootstrap import bootstrap_all
-from automed.results.artifact import clear_model_folder, save_artifact
+from automed.results.artifact import replacing_model, save_artifact
 from automed.searching.objective import SIZED_ATTR, candidate_params
 from automed.searching.prepare import Prepared
 from automed.searching.training import SeedBag, fit_model, predict_proba
@@ -110,10 +110,11 @@ def score_on_test(p: Prepared, proba: np.ndarray) -> tuple[dict, dict | None, di
 def save_best(p: Prepared, refit: Refit, *, study: str, best_row: dict | None,
               fold_scores: list | None, manifest: dict | None, folder: Path) -> Path:
     """The refit model and everything its model card reports, in one artifact folder."""
-    clear_model_folder(folder)  # an ensemble or fold bag saved here by an earlier run
     info = artifact_info(p, refit, study=study, best_row=best_row, fold_scores=fold_scores,
                          manifest=manifest)
-    return save_artifact(folder, refit.model, refit.preprocessor, info)
+    with replacing_model(folder) as stage:  # whatever model an earlier run saved there goes
+        save_artifact(stage, refit.model, refit.preprocessor, info)
+    return Path(folder)
 
 
 def artifact_info(p: Prepared, refit: Refit, *, study: str, best_row: dict | None,
