@@ -330,3 +330,51 @@ def test_a_workers_stop_between_candidates_leaves_no_trial_running(where):
         assert ran == [] and states == [optuna.trial.TrialState.FAIL]
     else:  # the trial's end was written, then it stopped
         assert ran == [0] and states == [optuna.trial.TrialState.COMPLETE]
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+def test_a_ctrl_c_between_candidates_of_a_single_process_search_leaves_no_trial_running(presses):
+    """As a worker's stop (above), a single-process search's first Ctrl-C landing in Optuna's
+    ask left its trial RUNNING (until a resume found its heartbeat stale); it now waits for the
+    objective's entry. A second Ctrl-C stops at once, as Python's own does, and the process's
+    handler is its own again afterwards."""
+    import os
+
+    import optuna
+
+    from automed.searching.study import run_trials
+
+    study = optuna.create_study()
+    storage = study._storage
+    original = storage.create_new_trial
+    ran, asked = [], []
+
+    def stop_inside(*args, **kwargs):
+        number = original(*args, **kwargs)  # the trial is written RUNNING
+        if not asked:
+            asked.append(True)
+            for _ in range(presses):
+                os.kill(os.getpid(), signal.SIGINT)
+        return number
+
+    def objective(trial):
+        from automed.searching import interrupts
+
+        with interrupts.candidate_section():
+            ran.append(trial.number)
+            return 1.0
+
+    storage.create_new_trial = stop_inside
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_trials(objective, study, trials=5, timeout=None, heartbeat=1.0)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    assert ran == []
+    if presses == 1:  # stopped at the objective's entry: the trial failed, none is RUNNING
+        assert states == [optuna.trial.TrialState.FAIL]
+    else:  # stopped inside ask, at once: its trial stays RUNNING for a resume to retry
+        assert states == [optuna.trial.TrialState.RUNNING]

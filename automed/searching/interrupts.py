@@ -20,7 +20,10 @@ before the objective is entered, and ``tell`` writes its end after the objective
 stop landing there left that trial RUNNING (Optuna catches interrupts inside the objective
 only). A worker's handler (:func:`stop_handler`) therefore stops it at once inside a
 candidate, and between candidates at the next safe point: the objective's entry (the trial
-then fails as interrupted) or the end of the trial (its tell written).
+then fails as interrupted) or the end of the trial (its tell written). A process that runs
+candidates itself (a single-process search, one ``automed worker``) does the same for its
+first Ctrl-C / SIGTERM while its candidates run (:class:`safe_points`); a second stops it at
+once, as Python's own Ctrl-C would.
 """
 
 from __future__ import annotations
@@ -90,6 +93,58 @@ def stop_handler(signum: int, frame: Any) -> None:
     if _worker["armed"] and not _worker["inside"]:
         return  # in Optuna's ask or tell: raised at the objective's entry or the trial's end
     raise_pending()
+
+
+def raise_terminated(signum: int, frame: Any) -> None:
+    """SIGTERM's handler while the CLI runs (see workers.sigterm_as_interrupt)."""
+    from automed.errors import Terminated
+
+    raise Terminated()
+
+
+def _first_deferred(signum: int, frame: Any) -> None:
+    """The first stop as a worker's (:func:`stop_handler`); a second at once (the user's
+    insistence: it may leave the candidate RUNNING, for a resume to retry)."""
+    import signal as signals
+
+    from automed.errors import Terminated
+
+    if _worker["pending"] is None:
+        stop_handler(signum, frame)
+        return
+    raise (Terminated if signum == signals.SIGTERM else KeyboardInterrupt)()
+
+
+class safe_points:
+    """While a process runs candidates itself: a Ctrl-C (SIGINT at Python's own handler) or
+    SIGTERM (where the CLI made it an interruption) between candidates waits for the next
+    safe point instead of leaving Optuna's trial RUNNING. Signals the process ignores, kills
+    on, or already defers (a leader's worker) are left as they are; so is a thread that is
+    not the main one."""
+
+    def __enter__(self) -> None:
+        import signal as signals
+        import threading
+
+        self.saved: dict = {}
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum, ours in ((signals.SIGINT, signals.default_int_handler),
+                             (signals.SIGTERM, raise_terminated)):
+            if signals.getsignal(signum) is ours:
+                self.saved[signum] = ours
+        if self.saved:
+            reset_stop()
+            for signum in self.saved:
+                signals.signal(signum, _first_deferred)
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal as signals
+
+        for signum, handler in self.saved.items():
+            signals.signal(signum, handler)
+        if self.saved:
+            reset_stop()
 
 
 def reset_stop() -> None:

@@ -24,7 +24,7 @@ from automed.architecture import prefixed
 from automed.contract import carried_attrs, fixed_attrs
 from automed.errors import CandidateError
 from automed.searching.fidelity import PORTFOLIO_ATTR, make_pruner
-from automed.searching.interrupts import after_trial, optuna_loop, stopping
+from automed.searching.interrupts import after_trial, optuna_loop, safe_points, stopping
 from automed.searching.plan import HEARTBEAT_INTERVAL
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -295,8 +295,9 @@ def run_trials(objective, study: optuna.Study, *, trials: int | None, timeout: f
     lock of a query it interrupted freed (see :mod:`automed.searching.interrupts`).
     """
     # (an interrupted Optuna bookkeeping step can also fail in its own ``finally``)
-    stopping(_run_trials, objective, study, trials=trials, timeout=timeout,
-             heartbeat=heartbeat, callbacks=callbacks)
+    with safe_points():  # a first Ctrl-C between candidates leaves no trial RUNNING
+        stopping(_run_trials, objective, study, trials=trials, timeout=timeout,
+                 heartbeat=heartbeat, callbacks=callbacks)
 
 
 def _run_trials(objective, study: optuna.Study, *, trials: int | None, timeout: float | None,

@@ -25,9 +25,14 @@ import time
 import warnings
 from collections.abc import Callable
 
-from automed.errors import AutomedError, ConfigError, DataError, Terminated
+from automed.errors import AutomedError, ConfigError, DataError
 from automed.searching.devices import Slot
-from automed.searching.interrupts import interruption_behind, settle, stop_handler
+from automed.searching.interrupts import (
+    interruption_behind,
+    raise_terminated,
+    settle,
+    stop_handler,
+)
 
 Progress = Callable[[dict], None]
 
@@ -127,17 +132,13 @@ def worker_main(storage_url: str, study_name: str, slot: Slot, *, identity: str,
                    heartbeat=plan.heartbeat, callbacks=[cores])
 
 
-def _raise_terminated(signum, frame) -> None:
-    raise Terminated()
-
-
 @contextlib.contextmanager
 def sigterm_as_interrupt():
     """While the block runs, SIGTERM raises :class:`~automed.errors.Terminated` (a
     KeyboardInterrupt): ``kill`` or a scheduler's stop leaves what Ctrl-C leaves, the running
     candidate marked interrupted and the search's status "interrupted"."""
     try:
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        previous = signal.signal(signal.SIGTERM, raise_terminated)
     except ValueError:  # not the main thread, which alone can handle signals
         yield
         return
