@@ -74,6 +74,7 @@ class PluginInfo:
     architectures: list[str] = field(default_factory=list)
     loaders: list[str] = field(default_factory=list)
     error: str | None = None
+    distribution: str | None = None  # the installed distribution of an entry-point plugin
 
     @property
     def broken(self) -> bool:
@@ -118,7 +119,10 @@ class PluginManager:
             except Exception as exc:  # noqa: BLE001 - any import error is the plugin's
                 self._broken(ep.name, version, ep.value, exc)
                 continue
-            self._register(ep.name, module, version=version, builtin=False, source=ep.value)
+            info = self._register(ep.name, module, version=version, builtin=False,
+                                  source=ep.value)
+            if ep.dist is not None and not info.broken:
+                info.distribution = dist_name
 
     def add_source(self, source: str | Path, *, required: bool = False) -> str:
         """Register a plugin that is not installed: a ``.py`` file or an importable module.
@@ -290,6 +294,19 @@ class PluginManager:
                             for lo in info.loaders if lo in loaders]
             out.append(d)
         return out
+
+    def provider(self, architecture: str) -> dict | None:
+        """Where a third-party architecture came from, as a saved model records it (so that
+        loading it elsewhere can say what to install): the plugin's name, its module or file,
+        and for an installed plugin its distribution and version. None for a built-in."""
+        self.architectures()
+        for info in self.plugins.values():
+            if architecture in info.architectures and not info.broken:
+                if info.builtin:
+                    return None
+                return {"plugin": info.name, "source": info.module,
+                        "distribution": info.distribution, "version": info.version}
+        return None
 
     def architectures_of(self, target: str) -> dict:
         """The architectures ``target`` names: a plugin, an architecture, a file or a module."""

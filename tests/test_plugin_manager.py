@@ -263,3 +263,28 @@ def test_an_architecture_with_a_bad_name_or_modality_breaks_its_plugin(install_p
     pm = PluginManager()
     assert name not in pm.architectures()
     assert said in pm.plugins["typo"].error
+
+
+def test_a_model_of_an_installed_plugin_names_its_distribution_where_that_is_missing(
+        install_plugin, demo_signal, tmp_path, monkeypatch):
+    # QA: an exported model whose architecture came from an installed plugin said only "give
+    # the plugin that provides it with --plugin FILE.py" where that plugin was not installed.
+    from automed.plugin_manager import reset_plugin_manager
+    from automed.results.artifact import LoadedModel, MissingArchitecture
+    from automed.results.model_card import export_model
+    from automed.searching.runner import search
+    from automed.storage import Store
+
+    install_plugin(TOY_PLUGIN.format(arch="toy"), "toy-plugin", dist="automed-toy", version="2.1")
+    reset_plugin_manager()
+    url = f"sqlite:///{tmp_path / 'toy.db'}"
+    search(demo_signal, architectures=["toy"], trials=1, folds=2, storage=url, study="toy",
+           bootstrap=0, artifacts=str(tmp_path / "models"))
+    out = export_model(Store(url), "toy", tmp_path / "exported")
+    card = (out / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "plugin `toy-plugin` of the distribution `automed-toy` 2.1" in card
+    monkeypatch.setenv("AUTOMED_LOAD_PLUGINS", "")  # another machine: not installed there
+    reset_plugin_manager()
+    with pytest.raises(MissingArchitecture, match=r"plugin 'toy-plugin' of the distribution "
+                       r"automed-toy 2\.1: install it \(pip install automed-toy==2\.1\)"):
+        LoadedModel(out)

@@ -223,12 +223,24 @@ class MissingArchitecture(PluginError):
     plugin file or module (``search --plugin``) must be given again where the model loads."""
 
     def __init__(self, architecture: str, installed: list[str],
-                 plugins: list[str] | None = None, *, exported: bool = False) -> None:
+                 plugins: list[str] | None = None, *, exported: bool = False,
+                 provider: dict | None = None) -> None:
         self.architecture, self.installed = architecture, installed
         given = " ".join(f"--plugin {shlex.quote(p)}" for p in plugins or [])
-        where = (f"the export carries its search's plugin file(s): give {given}" if exported
-                 and given else f"it was searched with {given}; give that again" if given else
-                 "give the plugin that provides it with --plugin FILE.py (or MODULE)")
+        dist = (provider or {}).get("distribution")
+        if dist:  # an installed plugin: the saved model says which distribution
+            version = (provider or {}).get("version")
+            pin = f"{dist}=={version}" if version else dist
+            where = (f"it came from plugin {provider.get('plugin')!r} of the distribution "
+                     f"{dist}{' ' + version if version else ''}: install it (pip install "
+                     f"{shlex.quote(pin)})")
+        else:
+            where = (f"the export carries its search's plugin file(s): give {given}"
+                     if exported and given else
+                     f"it was searched with {given}; give that again" if given else
+                     f"it came from plugin {provider['source']}: give it with --plugin"
+                     if provider and provider.get("source") else
+                     "give the plugin that provides it with --plugin FILE.py (or MODULE)")
         super().__init__(f"the model needs architecture {architecture!r}, which no installed "
                          f"plugin provides (installed: {', '.join(installed)}); {where}, or "
                          "set AUTOMED_PLUGINS_PATH to it")
@@ -236,6 +248,19 @@ class MissingArchitecture(PluginError):
 
 class LoadedModel:
     """A rebuilt model with its preprocessing: ``predict_proba(x)`` on raw samples."""
+
+    def _provider(self) -> dict | None:
+        """The plugin that provided this model's architecture, as its config (or, for a fold
+        model of a bag, its bag's or its ensemble's) recorded it."""
+        for folder in (self.folder, self.folder.parent, self.root):
+            try:
+                provider = (self.config if folder == self.folder else
+                            _read_config(folder / CONFIG)).get("plugin")
+            except (OSError, DataError, AttributeError):
+                continue
+            if isinstance(provider, dict):
+                return provider
+        return None
 
     def __init__(self, folder: str | Path, *, root: str | Path | None = None) -> None:
         from automed.plugin_manager import get_plugin_manager
@@ -297,7 +322,8 @@ class LoadedModel:
         archs = pm.architectures()
         if name not in archs:  # an exported model names the plugin files it carries
             carried = sorted(str(f) for f in (self.root / PLUGINS).glob("*.py"))
-            raise MissingArchitecture(name, sorted(archs), carried or None, exported=True)
+            raise MissingArchitecture(name, sorted(archs), carried or None, exported=True,
+                                      provider=self._provider())
         # The family's own preprocessing (a pretrained tokenizer, ...) or the modality's.
         own = archs[name].preprocessor(modality)
         try:

@@ -21,6 +21,18 @@ def _num(v: float | None) -> str:
     return "-" if v is None else f"{v:.4f}"
 
 
+def _origin(c: dict) -> str:
+    """Which plugin provided the architecture: what loading the model needs installed."""
+    plugin = c.get("plugin")
+    if not isinstance(plugin, dict):
+        return "automed plugin"
+    if plugin.get("distribution"):
+        version = f" {plugin['version']}" if plugin.get("version") else ""
+        return (f"plugin `{plugin.get('plugin')}` of the distribution "
+                f"`{plugin['distribution']}`{version}: install it to load this model")
+    return f"plugin `{plugin.get('source') or plugin.get('plugin')}`"
+
+
 def render_model_card(c: dict, plugins: list[str] | None = None) -> str:
     """Markdown from an artifact's config (see :func:`automed.results.artifact.save_artifact`);
     ``plugins``: the plugin files exported beside it (paths relative to the card)."""
@@ -30,7 +42,7 @@ def render_model_card(c: dict, plugins: list[str] | None = None) -> str:
     refit = c.get("refit", True)  # artifacts written before fold-model answers were refit
     k = cv.get("folds")
     if ens and ens.get("kind") == "folds":
-        model = [f"- architecture `{c['architecture']}` (automed plugin), candidate "
+        model = [f"- architecture `{c['architecture']}` ({_origin(c)}), candidate "
                  f"#{c.get('trial')}", f"- parameters: `{c['params']}`",
                  f"- the mean of the class probabilities of the {len(ens['members'])} models "
                  f"its {k}-fold cross-validation trained (`fold-0` ...), each on "
@@ -49,7 +61,7 @@ def render_model_card(c: dict, plugins: list[str] | None = None) -> str:
                  "score is the honest one"]
     else:
         bag = c.get("bag", 1)
-        model = [f"- architecture `{c['architecture']}` (automed plugin), candidate "
+        model = [f"- architecture `{c['architecture']}` ({_origin(c)}), candidate "
                  f"#{c.get('trial')}", f"- parameters: `{c['params']}`",
                  *([f"- refit {bag} times on all training data with different seeds; the "
                     "model answers with the mean of their class probabilities (seed bagging)"]

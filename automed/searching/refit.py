@@ -169,4 +169,13 @@ def model_info(p: Prepared, *, trial: int, architecture: str, params: dict,
             "scores": test_scores, "ci": test_ci,
             "bootstrap": p.plan.bootstrap},
         "manifest": manifest, "leakage_warnings": p.warnings,
+        # a third-party family's plugin, distribution and version: what loading it elsewhere
+        # needs installed (MissingArchitecture says it)
+        **({"plugin": provided} if family and (provided := _provider(family)) else {}),
     }
+
+
+def _provider(family: str) -> dict | None:
+    from automed.plugin_manager import get_plugin_manager
+
+    return get_plugin_manager().provider(family)
