@@ -755,17 +755,23 @@ def _list_plugins(show_all: bool, as_json: bool) -> None:
 @click.argument("target")
 @click.option("--samples", default=3, show_default=True, help="Parameter sets drawn from each "
               "search space (plus the defaults).")
-def plugins_check(target, samples) -> None:
-    """Run the conformance suite on TARGET's architectures; non-zero exit on any failure.
+@click.option("--data", "data", type=click.Path(exists=True),
+              help="A file or folder for TARGET's loaders to read, as a search would.")
+def plugins_check(target, samples, data) -> None:
+    """Run the conformance suite on TARGET's architectures and loaders; non-zero exit on any
+    failure.
 
-    TARGET is a plugin name, an architecture name, a .py file or an importable module.
+    TARGET is a plugin name, an architecture name, a .py file or an importable module. A
+    loader is checked for what it declares, and with --data by reading that file.
     """
     from automed.errors import PluginError
     from automed.testing import check_plugin
 
-    results = check_plugin(target, n_samples=samples)
+    results = check_plugin(target, n_samples=samples, data=data)
     for name, failures in results.items():
-        click.echo(f"{'FAIL' if failures else 'ok  '}  {name}")
+        read = (f" (read {data})" if data else " (give --data FILE to read a file with it)"
+                ) if name.startswith("loader ") and not failures else ""
+        click.echo(f"{'FAIL' if failures else 'ok  '}  {name}{read}")
         for failure in failures:
             click.echo(f"      {failure.modality} {failure.check}: {failure.message}")
     failed = sum(len(f) for f in results.values())

@@ -310,10 +310,17 @@ class PluginManager:
 
     def architectures_of(self, target: str) -> dict:
         """The architectures ``target`` names: a plugin, an architecture, a file or a module."""
+        archs, _ = self.components_of(target, loaders_ok=False)
+        return archs
+
+    def components_of(self, target: str, *, loaders_ok: bool = True) -> tuple[dict, dict]:
+        """The architectures and loaders ``target`` names (a plugin, an architecture, a file
+        or a module); a plugin that registers neither (or, unless ``loaders_ok``, no
+        architecture) is refused in one line."""
         self.load_optional([target])
         archs = self.architectures()
         if not _is_path(target) and target not in self.plugins and target in archs:
-            return {target: archs[target]}
+            return {target: archs[target]}, {}
         name = target if target in self.plugins and not _is_path(target) else None
         if name is None:
             try:
@@ -330,10 +337,13 @@ class PluginManager:
         info = self.plugins[name]
         if info.broken:
             raise PluginError(f"plugin {name!r} is broken: {info.error}")
-        if not info.architectures:
-            raise PluginError(f"plugin {name!r} registers no architectures (hooks: "
+        loaders = self.loaders()
+        if not info.architectures and not (loaders_ok and info.loaders):
+            raise PluginError(f"plugin {name!r} registers no architectures"
+                              f"{' or loaders' if loaders_ok else ''} (hooks: "
                               f"{', '.join(info.hooks) or 'none'})")
-        return {a: archs[a] for a in info.architectures}
+        return ({a: archs[a] for a in info.architectures},
+                {lo: loaders[lo] for lo in info.loaders if lo in loaders})
 
     def load_optional(self, names: list[str]) -> None:
         """Load the optional built-in plugin of each name in ``names`` not yet registered."""

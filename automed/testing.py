@@ -228,17 +228,78 @@ def check_architecture(arch: Architecture, modality: str | None = None, *,
                 failures.append(Failure(arch.name, mod, "size",
                                         f"smallest sampled model has {min(sizes):,} parameters "
                                         f"(limit {SMALL_PARAMS_LIMIT:,})"))
-    return failures
+    # A fault of the family itself fails every example input alike: say it once (QA: the same
+    # line came once per example spec).
+    return list({(f.modality, f.check, f.message): f for f in failures}.values())
 
 
-def check_plugin(target: str, *, n_samples: int = 3) -> dict[str, list[Failure]]:
-    """Check every architecture ``target`` names: a plugin, an architecture, a file or module.
+def check_plugin(target: str, *, n_samples: int = 3,
+                 data: str | None = None) -> dict[str, list[Failure]]:
+    """Check every architecture and loader ``target`` names: a plugin, an architecture, a file
+    or module. A loader is checked for its declarations, and with ``data`` (a file or folder
+    it reads) by reading it as a search would.
 
-    Returns the failures per architecture (an empty list means it passed); raises
-    :class:`automed.errors.PluginError` when ``target`` cannot be loaded or has no architectures.
+    Returns the failures per architecture (``"loader NAME"`` for a loader; an empty list means
+    it passed); raises :class:`automed.errors.PluginError` when ``target`` cannot be loaded or
+    registers neither.
     """
     from automed.plugin_manager import get_plugin_manager
 
-    archs = get_plugin_manager().architectures_of(target)
-    return {name: check_architecture(arch, n_samples=n_samples)
-            for name, arch in sorted(archs.items())}
+    archs, loaders = get_plugin_manager().components_of(target)
+    if data is not None and not loaders:
+        from automed.errors import ConfigError
+
+        raise ConfigError(f"--data is read by a plugin's loaders; {target} registers none "
+                          "(drop --data)")
+    out = {name: check_architecture(arch, n_samples=n_samples)
+           for name, arch in sorted(archs.items())}
+    for name, loader in sorted(loaders.items()):
+        out[f"loader {name}"] = check_loader(loader, data)
+    return out
+
+
+LOADER_OPTIONS = frozenset({"label_col", "group_col", "text_col", "sequence_col", "id_col"})
+
+
+def check_loader(loader: Any, data: str | None = None) -> list[Failure]:
+    """A loader's declarations (suffixes, modalities, options: what ``find_loader`` and
+    ``load_data`` rely on), and with ``data`` a read of that file through ``load_data``:
+    the search's own checks of what it returns (LoadedData, two classes, finite values)."""
+    name = str(getattr(loader, "name", "?"))
+    failures: list[Failure] = []
+
+    def fail(check: str, message: str) -> None:
+        failures.append(Failure(name, "-", check, message))
+
+    suffixes = getattr(loader, "suffixes", ())
+    if not isinstance(suffixes, (tuple, list, frozenset, set)) or not all(
+            isinstance(x, str) and x.startswith(".") and x == x.lower() for x in suffixes):
+        fail("suffixes", f"{suffixes!r} is not a tuple of lower-case endings like '.npy'")
+    if not suffixes and not getattr(loader, "directories", False):
+        fail("suffixes", "claims no suffix and no folders: only --format could choose it")
+    unknown = sorted(set(getattr(loader, "modalities", ()) or ()) - set(MODALITIES))
+    if unknown:
+        fail("modalities", f"unknown {', '.join(map(repr, unknown))}; use "
+                           f"{', '.join(MODALITIES)}")
+    extra = sorted(set(getattr(loader, "options", ()) or ()) - LOADER_OPTIONS)
+    if extra:
+        fail("options", f"unknown {', '.join(extra)}; a loader honours some of "
+                        f"{', '.join(sorted(LOADER_OPTIONS))}")
+    for method in ("sniff", "load"):
+        if not callable(getattr(loader, method, None)):
+            fail(method, f"has no {method}() method; subclass automed.data.loaders.base.Loader")
+    if data is not None and not failures:
+        from pathlib import Path
+
+        from automed.data.loaders import load_data
+        from automed.errors import AutomedError
+
+        try:
+            load_data(data, format=name)
+        except AutomedError as exc:
+            fail("load", str(exc))
+        else:
+            if not loader.sniff(Path(data)):
+                fail("sniff", f"reads {data} with --format {name} but does not claim it "
+                              "(sniff() is False): a search without --format picks another")
+    return failures

@@ -237,6 +237,39 @@ def test_plugins_check_names_a_tuple_and_no_false_nondeterminism_for_nan(nan, sa
                    for m in messages), messages
 
 
+class _PooledPair(torch.nn.Module):
+    """Any input length: its logits twice (a fault of the family, not of one input)."""
+
+    def __init__(self, channels: int, n_classes: int) -> None:
+        super().__init__()
+        self.head = torch.nn.Linear(channels, n_classes)
+
+    def forward(self, x):
+        logits = self.head(x.mean(dim=-1))
+        return logits, logits
+
+
+def test_plugins_check_says_a_fault_of_the_family_once_not_once_per_example_input():
+    from automed.architecture import Architecture
+    from automed.testing import EXAMPLE_SPECS, check_architecture
+
+    class Arch(Architecture):
+        name = "pooledpair"
+        modalities = frozenset({"signal"})
+
+        def search_space(self, trial, spec):
+            return {}
+
+        def build(self, params, spec):
+            return _PooledPair(spec.channels, spec.n_classes)
+
+    assert len(EXAMPLE_SPECS["signal"]) > 1
+    messages = [f.message for f in check_architecture(Arch(), n_samples=2)]
+    assert len(messages) == len(set(messages)), messages  # each parameter set gave it again
+    assert ("forward returned a tuple, not a logits tensor of shape (4, 2); return the logits "
+            "alone") in messages
+
+
 def test_the_join_hint_of_a_plugin_study_runs_as_printed(tmp_path, demo_signal, monkeypatch,
                                                          capsys):
     """QA: `search --plugin FILE --workers 0` printed a worker command without --plugin,

@@ -91,3 +91,62 @@ def test_search_refuses_a_plugin_given_with_plugin_whose_hook_raises(tmp_path, d
         f"error: plugin {path} failed to load: RuntimeError: boom; fix it or drop it from "
         "--plugin"]
     assert not db.exists()
+
+
+SIGNAL_LOADER = '''
+import numpy as np
+from automed import hookimpl
+from automed.data.dataset import Dataset, LoadedData
+from automed.data.loaders.base import Loader
+
+class Rows(Loader):
+    name = "rows"
+    description = "label,value,value,... per line"
+    suffixes = {suffixes}
+    modalities = frozenset({{"signal"}})
+
+    def load(self, path, modality=None, **options):
+        rows = np.loadtxt(path, delimiter=",")
+        x = rows[:, None, 1:].astype(np.float32)
+        return LoadedData(Dataset(x, rows[:, 0].astype(int), ["a", "b"], "signal",
+                                  str(path)), None)
+
+@hookimpl
+def register_loaders(register):
+    register(Rows())
+'''
+
+
+def test_check_of_a_loader_plugin_reads_the_file_given_with_data(tmp_path):
+    # QA: `plugins check` refused a plugin that registers only a loader ("registers no
+    # architectures"): a loader's author had nothing to check it with.
+    import numpy as np
+
+    path = tmp_path / "rows_loader.py"
+    path.write_text(SIGNAL_LOADER.format(suffixes='(".rows",)'))
+    rng = np.random.default_rng(0)
+    y = np.arange(40) % 2
+    np.savetxt(tmp_path / "good.rows", np.c_[y, rng.normal(size=(40, 12))], delimiter=",")
+    (tmp_path / "bad.rows").write_text("1,2,x\n", encoding="utf-8")
+    said = invoke("plugins", "check", str(path))
+    assert said.exit_code == 0, said.output
+    assert said.output.strip() == "ok    loader rows (give --data FILE to read a file with it)"
+    read = invoke("plugins", "check", str(path), "--data", str(tmp_path / "good.rows"))
+    assert read.exit_code == 0 and "ok    loader rows (read " in read.output, read.output
+    bad = invoke("plugins", "check", str(path), "--data", str(tmp_path / "bad.rows"))
+    assert isinstance(bad.exception, PluginError), bad.output
+    assert bad.output.startswith("FAIL  loader rows")
+    assert "- load: loader 'rows'" in bad.output and "ValueError" in bad.output
+    other = tmp_path / "good.csv"  # read with --format rows, but never claimed by a search
+    other.write_bytes((tmp_path / "good.rows").read_bytes())
+    unclaimed = invoke("plugins", "check", str(path), "--data", str(other))
+    assert "sniff: reads" in unclaimed.output and "does not claim it" in unclaimed.output
+    from automed.plugin_manager import reset_plugin_manager
+
+    reset_plugin_manager()  # as a new command would start
+    edited = tmp_path / "rows_loader_edited.py"
+    edited.write_text(SIGNAL_LOADER.format(suffixes='("rows",)'))
+    wrong = invoke("plugins", "check", str(edited))
+    assert "- suffixes: ('rows',) is not a tuple of lower-case endings" in wrong.output
+    refused = invoke("plugins", "check", "cnn", "--data", str(tmp_path / "good.rows"))
+    assert "registers none (drop --data)" in str(refused.exception)
