@@ -322,8 +322,10 @@ def _merge_test(test_data: LoadedData) -> Dataset:
     a, b = test_data.train, test_data.test.with_classes(test_data.train.classes)
     groups = (np.concatenate([a.groups, b.groups])
               if a.groups is not None and b.groups is not None else None)
+    ids = (np.concatenate([a.ids, b.ids]) if a.ids is not None and b.ids is not None else None)
+    # the meta too: a table's column names line it up with the training data's
     return Dataset(np.concatenate([a.x, b.x]), np.concatenate([a.y, b.y]), a.classes,
-                   a.modality, a.source, groups)
+                   a.modality, a.source, groups, dict(a.meta), ids)
 
 
 def _check_test(train: Dataset, test: Dataset) -> Dataset:
@@ -332,7 +334,7 @@ def _check_test(train: Dataset, test: Dataset) -> Dataset:
             f"{test.source}: test data is {test.modality} but training data is "
             f"{train.modality}; pass a test file of the same kind"
         )
-    test = test.with_classes(train.classes)
+    test = _in_training_columns(train, test.with_classes(train.classes))
     tx, trx = getattr(test.x, "shape", None), getattr(train.x, "shape", None)
     if tx is not None and trx is not None and len(tx) > 1 and tx[1:] != trx[1:]:
         raise DataError(
@@ -340,3 +342,41 @@ def _check_test(train: Dataset, test: Dataset) -> Dataset:
             f"{tuple(trx[1:])}; resize or re-export the test set to match"
         )
     return test
+
+
+def _in_training_columns(train: Dataset, test: Dataset) -> Dataset:
+    """A test table's columns found by name in the training table's order, as ``automed
+    predict`` finds them (QA: a --test file with two columns swapped was scored by position,
+    0.55 where the truth was 0.90), and its values checked against the training layout now,
+    not after the search (a text value in a numeric column)."""
+    import numpy as np
+
+    from automed.data.tabular import to_float
+
+    want, have = train.meta.get("feature_names"), test.meta.get("feature_names")
+    if not want or not have:
+        return test
+    missing = [n for n in want if n not in have]
+    extra = [n for n in have if n not in want]
+    if missing or extra:
+        said = "; ".join(part for part in (
+            f"no column(s) {', '.join(map(repr, missing))}" if missing else "",
+            f"column(s) {', '.join(map(repr, extra))} the training data does not have"
+            if extra else "") if part)
+        raise DataError(f"{test.source}: {said}; a test file has the training data's feature "
+                        f"columns ({', '.join(want)}), in any order")
+    x = np.asarray(test.x)
+    if list(have) != list(want):
+        x = x[:, [list(have).index(n) for n in want]]
+    for j, col in enumerate(train.meta.get("tabular_columns") or []):
+        if col.get("kind") != "numeric":
+            continue
+        bad = next((i for i, v in enumerate(x[:, j]) if to_float(v) is None), None)
+        if bad is not None:
+            raise DataError(f"{test.source}: column {col['name']!r} holds {x[bad, j]!r} (test "
+                            f"record {bad + 1}), but it is numeric in the training data; fix "
+                            "or blank the value")
+    meta = {**test.meta, "feature_names": list(want),
+            "tabular_columns": train.meta.get("tabular_columns")}
+    return Dataset(x, test.y, test.classes, test.modality, test.source, test.groups, meta,
+                   test.ids)
