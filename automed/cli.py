@@ -653,9 +653,17 @@ def predict(data, study, model_dir, output, split, device, plugin_sources, stora
         output_file(output, protect=(data, sqlite_file(storage)))
     # Without -o stdout is the CSV alone: plugin code that prints writes to stderr (QA)
     table = sys.stdout
-    with contextlib.redirect_stdout(sys.stderr if not output else sys.stdout):
+    with contextlib.redirect_stdout(sys.stderr if not output else sys.stdout), \
+            warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always", DataWarning)
         rows = _predict(data, study, model_dir, output, split, device, plugin_sources,
                         storage, table)
+    for warning in said:  # what the data made of the predictions, one line each
+        if issubclass(warning.category, DataWarning):
+            click.echo(f"warning: {warning.message}", err=True)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
     if output:
         click.echo(f"{rows} predictions written to {output}", err=True)
 

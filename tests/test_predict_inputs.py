@@ -285,3 +285,34 @@ def test_predictions_without_id_col_have_no_id_column(studies, monkeypatch, caps
                               "--storage", storage)
     assert code in (0, None), err
     assert out.splitlines()[0].split(",")[:4] == ["split", "index", "label", "predicted"]
+
+
+def test_a_new_file_with_a_column_twice_is_refused_as_training_refuses_it(studies, monkeypatch,
+                                                                          capsys, tmp_path):
+    # QA: predict used the last copy of a duplicated column (and read the file unlabeled).
+    root, storage = studies
+    lines = _rows(with_patient=False).splitlines()
+    lines = [lines[0] + ",age"] + [ln + ",5" for ln in lines[1:]]
+    path = tmp_path / "twice.csv"
+    path.write_text("\n".join(lines) + "\n")
+    code, out, err = _predict(monkeypatch, capsys, str(path), "--study", "grouped",
+                              "--storage", storage)
+    assert code not in (0, None) and out == "", err
+    assert "column 'age' appears twice in the header; rename one" in err
+
+
+def test_a_new_file_with_one_blank_label_says_its_labels_are_not_used(studies, monkeypatch,
+                                                                      capsys, tmp_path):
+    # QA: one blank label dropped every label of the output, silently.
+    root, storage = studies
+    lines = _rows(with_patient=False).splitlines()
+    lines[5] = lines[5].rsplit(",", 1)[0] + ","
+    path = tmp_path / "one_blank.csv"
+    path.write_text("\n".join(lines) + "\n")
+    code, out, err = _predict(monkeypatch, capsys, str(path), "--study", "grouped",
+                              "--storage", storage)
+    assert code in (0, None), err
+    assert len(list(csv.DictReader(io.StringIO(out)))) == N
+    said = [ln for ln in err.splitlines() if ln.startswith("warning:")]
+    assert len(said) == 1 and "its label column 'label' is not used" in said[0], err
+    assert "line 5 has no label" in said[0] or "no label" in said[0], err

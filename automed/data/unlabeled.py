@@ -148,6 +148,9 @@ def _table_rows(path: Path) -> tuple[list[str], list[dict]]:
         names = sorted({k for r in rows for k in r})
         return names, rows
     names, table = records.read_table(path)
+    if len(set(names)) != len(names):  # as training refuses it (QA: the last copy was used)
+        dup = next(n for n in names if names.count(n) > 1)
+        raise DataError(f"{path}: column {dup!r} appears twice in the header; rename one")
     return names, [dict(zip(names, values)) for _, values in table]
 
 

@@ -43,10 +43,11 @@ def read_samples(path: Path, options: dict, split: str = "all",
         config = {"spec": {"modality": options.get("modality")}, "load_options": options}
     try:
         loaded = _load_labeled(path, options)
-    except DataError:
+    except DataError as exc:
         unlabeled = read_unlabeled(path, config)
         if unlabeled is None:
             raise
+        _said_labels_unread(path, options, exc)
         return _unlabeled_parts(path, unlabeled, split, options)
     wanted = (config.get("spec") or {}).get("modality")
     other = wanted and loaded.train.modality != wanted
@@ -119,6 +120,27 @@ def _load_labeled(path: Path, options: dict) -> Any:
             raise
     return load_data(path, for_prediction=True,
                      **{k: v for k, v in options.items() if k not in OPTIONAL_COLUMNS})
+
+
+def _said_labels_unread(path: Path, options: dict, exc: DataError) -> None:
+    """A file with a label column read as unlabeled samples says why (QA: one blank label
+    dropped every label of the output, silently)."""
+    import warnings
+
+    from automed.data.loaders.records import LABEL_NAMES
+    from automed.data.unlabeled import _column, _table_rows
+    from automed.errors import DataWarning
+
+    if path.is_dir() or path.suffix.lower() not in (".csv", ".tsv", ".jsonl"):
+        return
+    try:
+        names, _ = _table_rows(path)
+    except (AutomedError, ValueError, OSError):
+        return
+    label = _column(names, options.get("label_col"), LABEL_NAMES)
+    if label is not None:
+        warnings.warn(f"{path}: its label column {label!r} is not used ({exc}); every sample "
+                      "is predicted, with an empty label column", DataWarning, stacklevel=2)
 
 
 def _unlabeled_parts(path: Path, x: Any, split: str, options: dict) -> list[Part]:
