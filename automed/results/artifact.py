@@ -163,7 +163,7 @@ def clear_model_folder(folder: Path) -> None:
 def replacing_model(folder: Path) -> Iterator[Path]:
     """Write a model into a staging folder inside ``folder`` (yielded), then swap it in for
     whatever model ``folder`` held: the old one is cleared (:func:`clear_model_folder`) and
-    the staged entries renamed into place, under an exclusive lock on ``folder/.model.lock``.
+    the staged entries renamed into place, under an exclusive lock (``.NAME.lock`` beside it).
 
     Two leaders of one study (the same command started twice) both answer into one folder;
     written in place, their clears and writes interleaved into one model's config beside the
@@ -179,7 +179,7 @@ def replacing_model(folder: Path) -> Iterator[Path]:
     stage.mkdir()
     try:
         yield stage
-        with _locked(folder / ".model.lock"):
+        with _locked(folder.parent / f".{folder.name}.lock"):  # beside it: not exported
             clear_model_folder(folder)
             for entry in sorted(stage.iterdir(), key=lambda e: e.name == CONFIG):
                 os.replace(entry, folder / entry.name)  # the config last: a complete model
