@@ -62,3 +62,64 @@ def test_a_test_value_that_is_no_number_in_a_numeric_column_is_refused_before_th
     with pytest.raises(DataError, match=r"column 'bp' holds '<90' \(test record 4\), but it "
                                         "is numeric in the training data"):
         load_data(train, test=test)
+
+
+def _with_column(tmp_path, name, values, label=None):
+    header, rows = _table()
+    rows = [[v, *r] for v, r in zip(values, rows)]
+    if label is not None:
+        rows = [[*r[:-1], label(i, r[-1])] for i, r in enumerate(rows)]
+    return _write(tmp_path / f"{name}.csv", [name, *header], rows)
+
+
+def test_labels_written_as_whole_floats_are_the_integers_they_are(tmp_path):
+    # QA: "1" and "1.0" in one label column (a spreadsheet with a gap writes floats) were two
+    # classes: a 2-class table became 4, CV accuracy 0.29.
+    header, rows = _table()
+    rows = [[*r[:-1], f"{r[-1]}.0" if i % 3 == 0 else r[-1]] for i, r in enumerate(rows)]
+    train = load_data(_write(tmp_path / "float.csv", header, rows)).train
+    assert train.classes == ["0", "1"]
+    assert list(train.y) == [r[-1] if isinstance(r[-1], int) else int(float(r[-1]))
+                             for r in rows]
+
+
+def test_columns_and_classes_that_are_no_features_or_one_class_are_said(tmp_path):
+    from automed.searching.prepare import _label_warnings, _table_warnings
+
+    ids = _with_column(tmp_path, "patient_id", [f"P{1000 + i}" for i in range(60)])
+    [said] = _table_warnings(load_data(ids).train)
+    assert said.startswith("column 'patient_id' has a different value in 60 of 60 rows, like "
+                           "an identifier; if it identifies records or patients, give --id-col "
+                           "patient_id")
+    numbered = _with_column(tmp_path, "record_no", list(range(1, 61)))
+    [said] = _table_warnings(load_data(numbered).train)
+    assert said.startswith("column 'record_no' numbers the rows (1 to 60, each once)")
+    assert load_data(numbered, id_col="record_no").train.meta["feature_names"][0] == "age"
+    assert _table_warnings(load_data(numbered, id_col="record_no").train) == []
+    bp = _with_column(tmp_path, "pressure",
+                      ["<90" if i % 10 == 0 else str(100 + i) for i in range(60)])
+    [said] = _table_warnings(load_data(bp).train)
+    assert said == ("column 'pressure' is read as categories: 6 of its 60 values are no numbers "
+                    "(such as '<90'); fix or blank them to read it as numbers")
+    plain = _write(tmp_path / "plain.csv", *_table())
+    assert _table_warnings(load_data(plain).train) == []  # age, bp, sex, smoking are features
+    spelt = _with_column(tmp_path, "site", ["A"] * 60,
+                         label=lambda i, y: ("Yes" if y else "No") if i % 3 else
+                         ("yes " if y else "no"))
+    [said] = _label_warnings(load_data(spelt).train)
+    assert said.startswith("classes 'No' and 'no'; 'Yes' and 'yes' differ only in case or "
+                           "spacing, and are searched as different classes (4 in all)")
+    assert _label_warnings(load_data(plain).train) == []
+
+
+def test_the_search_says_how_a_tables_columns_are_read(tmp_path, monkeypatch, capsys):
+    from clirun import run_cli
+
+    path = _with_column(tmp_path, "patient_id", [f"P{i}" for i in range(60)])
+    code, _, err = run_cli(monkeypatch, capsys, "search", str(path), "--trials", "1",
+                           "--folds", "2", "--max-epochs", "1", "--bootstrap", "0", "--arch",
+                           "mlp", "--storage", f"sqlite:///{tmp_path / 'db.sqlite'}")
+    assert code in (0, None), err
+    assert ("features: numeric age, bp; categorical patient_id (60 levels), sex (2 levels), "
+            "smoking (3 levels); label: outcome") in err
+    assert "WARNING: column 'patient_id' has a different value in 60 of 60 rows" in err

@@ -150,11 +150,29 @@ class LoadedData:
     test: Dataset | None = None
 
 
+def _numbers_written_as_floats(raw: np.ndarray) -> np.ndarray:
+    """Text labels that are whole numbers, some written as floats ("1.0", as a spreadsheet or
+    pandas writes an integer column with a gap), as the integers they are: "1" and "1.0"
+    are one class (QA: they were two, and a 2-class table became 4 classes)."""
+    text = [str(v).strip() for v in raw]
+    if not any("." in t or "e" in t.lower() for t in text):
+        return raw
+    try:
+        values = np.array([float(t) for t in text])
+    except ValueError:
+        return raw
+    if not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
+        return raw
+    return values
+
+
 def encode_labels(raw_labels: Any, source: str) -> tuple[np.ndarray, list[str]]:
     """Map raw labels (numbers or strings) to class indices, classes sorted naturally."""
     raw = np.asarray(raw_labels).reshape(-1)
     if raw.size == 0:
         raise DataError(f"{source}: no samples found; point automed at a file with labeled data")
+    if raw.dtype.kind in "OUS":
+        raw = _numbers_written_as_floats(raw)
     if raw.dtype.kind == "f":
         if np.isnan(raw).any():
             row = int(np.flatnonzero(np.isnan(raw))[0])

@@ -135,7 +135,8 @@ def prepare(plan: SearchPlan, data: LoadedData | None = None) -> Prepared:
         return dataclasses.replace(spec, extra={**spec.extra, "n_train": len(train)})
 
     spec = sized(preprocessor_for(train.modality).spec(train))
-    said = leakage_warnings(leakage) + _text_warnings(train)
+    said = (leakage_warnings(leakage) + _text_warnings(train) + _label_warnings(train)
+            + _table_warnings(train))
     # A family's own preprocessor (a pretrained tokenizer, ...) gives its own spec; computed
     # here, so a missing model or library stops the search before any candidate runs.
     specs, unfit = {}, {}
@@ -184,6 +185,65 @@ def _text_warnings(train: Dataset) -> list[str]:
     column = train.meta.get("text_col") or "text"
     return [f"no word occurs in two of the training texts (text column {column!r}): word-level "
             "models will score chance; check that --text-col names the texts"]
+
+
+def _label_warnings(train: Dataset) -> list[str]:
+    """Classes whose names differ only in case or spacing ("Yes", "yes", "YES"): most often
+    one class spelt two ways (QA: a yes/no table became four classes and scored 0.29)."""
+    spelt: dict[str, list[str]] = {}
+    for name in train.classes:
+        spelt.setdefault(" ".join(str(name).lower().split()), []).append(str(name))
+    same = [names for names in spelt.values() if len(names) > 1]
+    if not same:
+        return []
+    pairs = "; ".join(" and ".join(map(repr, names)) for names in same)
+    return [f"classes {pairs} differ only in case or spacing, and are searched as different "
+            f"classes ({len(train.classes)} in all); if each pair is one class, write it one "
+            "way in the label column"]
+
+
+# A column with a different value in (nearly) every row is an identifier, not a feature.
+ID_SHARE, ID_MIN_ROWS = 0.95, 20
+
+
+def _table_warnings(train: Dataset) -> list[str]:
+    """Columns of a table that are most likely no features, said before the search (QA):
+    an identifier (a text value in nearly every row its own, or whole numbers counting the
+    rows) is learnt from, one-hot encoded or as a number that follows the file's order; and a
+    column of numbers with a few other values ("<90", "5%") is read as categories."""
+    columns = train.meta.get("tabular_columns") if train.modality == "tabular" else None
+    if not columns or len(train) < ID_MIN_ROWS:
+        return []
+    from automed.data.tabular import is_missing, to_float
+
+    x = np.asarray(train.x)
+    said = []
+    for j, col in enumerate(columns):
+        present = [str(v).strip() for v in x[:, j] if not is_missing(v)]
+        if not present:
+            continue
+        name = col["name"]
+        hint = (f"if it identifies records or patients, give --id-col {name} (or --group-col "
+                f"{name} when rows share patients) so that it is no feature")
+        if col["kind"] == "categorical":
+            numbers = [t for t in present if to_float(t) is not None]
+            others = sorted({t for t in present if to_float(t) is None})
+            if len(numbers) >= 0.8 * len(present):
+                said.append(f"column {name!r} is read as categories: {len(present) - len(numbers)}"
+                            f" of its {len(present)} values are no numbers (such as "
+                            f"{', '.join(map(repr, others[:3]))}); fix or blank them to read it "
+                            "as numbers")
+            elif len(set(present)) >= ID_SHARE * len(x):
+                said.append(f"column {name!r} has a different value in "
+                            f"{len(set(present))} of {len(x)} rows, like an identifier; {hint}")
+            continue
+        values = np.array([to_float(t) for t in present])
+        if (len(values) == len(x) and np.all(values == np.round(values))
+                and len(np.unique(values)) == len(values)
+                and values.max() - values.min() < 1.5 * len(values)):
+            said.append(f"column {name!r} numbers the rows ({values.min():g} to "
+                        f"{values.max():g}, each once), like a record number; {hint}")
+    return said
 
 
 def _resolve_pos_label(pos_label: str | int | None, classes: list[str]) -> int | None:

@@ -334,10 +334,25 @@ def data_line(p: Prepared) -> str:
     dataset row, ``show`` and the report do) and says how it was split."""
     train, test, full = p.train, p.test, p.full
     if not p.plan.data.test_fraction or test is None:
-        return train.summary()
+        return train.summary() + _columns_said(train)
     counts = ", ".join(f"{c}: {n}" for c, n in train.class_counts().items())
     return (f"{len(full)} {full.modality} samples, {full.n_classes} classes: {len(train)} for "
-            f"the search ({counts}), {len(test)} held out as test")
+            f"the search ({counts}), {len(test)} held out as test" + _columns_said(train))
+
+
+def _columns_said(train) -> str:
+    """How a table's columns are read (QA: nothing said which were numbers and which
+    categories, or that the label and the split column are no features)."""
+    columns = train.meta.get("tabular_columns") if train.modality == "tabular" else None
+    if not columns:
+        return ""
+    numeric = [c["name"] for c in columns if c["kind"] == "numeric"]
+    levels = [f"{c['name']} ({len(c['levels'])} levels)" for c in columns
+              if c["kind"] != "numeric"]
+    parts = ([f"numeric {', '.join(numeric)}"] if numeric else []) + (
+        [f"categorical {', '.join(levels)}"] if levels else [])
+    label = train.meta.get("label_name")
+    return f"; features: {'; '.join(parts)}" + (f"; label: {label}" if label else "")
 
 
 def _study_uid(store: Store, study_name: str, search_id: int) -> str:
