@@ -123,3 +123,18 @@ def test_the_search_says_how_a_tables_columns_are_read(tmp_path, monkeypatch, ca
     assert ("features: numeric age, bp; categorical patient_id (60 levels), sex (2 levels), "
             "smoking (3 levels); label: outcome") in err
     assert "WARNING: column 'patient_id' has a different value in 60 of 60 rows" in err
+
+
+def test_a_measurement_named_as_the_label_is_told_to_be_binned(tmp_path):
+    # QA: "name the label with --label-col" was the hint when --label-col had named it.
+    from automed.evaluation.cv import check_folds
+
+    header, rows = _table()
+    rows = [[*r[:-1], round(100 + 0.37 * i, 2)] for i, r in enumerate(rows)]
+    path = _write(tmp_path / "measured.csv", header, rows)
+    for given, said in ((None, "name the label with --label-col"),
+                        ("outcome", "automed classifies: bin the measurement into classes")):
+        train = load_data(path, label_col=given).train
+        with pytest.raises(DataError, match="60 distinct values in label column 'outcome'") as e:
+            check_folds(train, 3)
+        assert said in str(e.value)

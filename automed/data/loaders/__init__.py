@@ -79,6 +79,7 @@ def load_data(
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder; check the path")
+    _check_file_form(path, format)
     if modality is not None and modality not in MODALITIES:
         raise ConfigError(f"unknown modality {modality!r}; use one of {', '.join(MODALITIES)}")
     options = {k: v for k, v in options.items() if v is not None}
@@ -90,6 +91,8 @@ def load_data(
         raise DataError(f"{path}: every row is marked test; mark some rows train (or drop the "
                         "split column), or give this file as --test")
     data.train.meta["reason"] = _reason(loader, path, format, modality, data.train.modality)
+    if options.get("label_col") is not None:
+        data.train.meta["label_given"] = True  # the label column is the user's choice
     if test is not None:
         test_path = Path(test)
         if not test_path.exists():
@@ -113,6 +116,55 @@ def load_data(
                               "others; keep one (drop --groups to use the file's own)")
         data = LoadedData(_with_groups(data.train, Path(groups)), data.test)
     return _checked(data, for_prediction)
+
+
+COMPRESSED = {".gz": "gunzip", ".bz2": "bunzip2", ".xz": "unxz", ".zip": "unzip"}
+
+
+def _check_file_form(path: Path, format: str | None) -> None:
+    """Refuse, in one line naming the fix, a file whose form no built-in loader reads but
+    whose reader's own error would mislead: a compressed file, a semicolon-separated CSV, a
+    tab-separated .txt table with a header. A plugin loader may read these: one claiming the
+    suffix, or given with --format, is left to it."""
+    from automed.plugin_manager import get_plugin_manager
+
+    if not path.is_file():
+        return
+    loaders = get_plugin_manager().loaders()
+    if format is not None and (format not in loaders or not type(
+            loaders[format]).__module__.startswith("automed.")):
+        return  # an unknown format is find_loader's to name
+    suffix = path.suffix.lower()
+    if suffix in COMPRESSED and not any(suffix in lo.suffixes or "".join(
+            path.suffixes[-2:]).lower() in lo.suffixes for lo in loaders.values()):
+        # QA: a .csv.gz was an "unknown data format '.gz'", then "not a UTF-8 text file"
+        tool = COMPRESSED[suffix]
+        raise DataError(f"{path}: a compressed ({suffix}) file; decompress it first (e.g. "
+                        f"{tool} {path}) and give automed the file inside")
+    if suffix not in (".csv", ".txt"):
+        return
+    from automed.data.loaders import records
+    from automed.data.loaders.signals import series_names
+
+    try:
+        with path.open(encoding="utf-8-sig") as f:
+            first = next((ln for ln in f if ln.strip()), "")
+    except (OSError, UnicodeDecodeError):
+        return  # the loader names the encoding
+    if ";" in first and "," not in first and "\t" not in first:
+        # QA: a European Excel export ("patient_id;age;...", decimal commas) read as one
+        # column: "line 2 has 2 values but line 1 has 1", "no column named 'outcome'"
+        raise DataError(f"{path}: the file is semicolon-separated (a European Excel export?); "
+                        "re-save it comma-separated (Excel: Save As \"CSV UTF-8 (comma "
+                        "delimited)\"), with decimal points, not commas")
+    names = [n.strip() for n in first.split("\t")]
+    words = [n for n in names if n and not records.is_number(n)]
+    if (suffix == ".txt" and format is None and "\t" in first and "," not in first
+            and len(words) >= 2 and records.named(names) and not series_names(words)):
+        # QA: read as a signal file, "signal values must be numbers", and the hints failed
+        raise DataError(f"{path}: looks like a tab-separated table with a header "
+                        f"({', '.join(names[:4])}{', ...' if len(names) > 4 else ''}); rename "
+                        "it .tsv, or give --format tabular")
 
 
 def _load(loader: Loader, path: Path, modality: str | None, options: dict) -> LoadedData:
@@ -220,6 +272,10 @@ def check_label_column(train: Dataset) -> None:
     fix, rows = "name the label with --label-col", "rows"
     if train.modality == "signal":
         fix += " or read the columns as features with --modality tabular"
+    if train.meta.get("label_given"):  # QA: the hint was to give the --label-col just given
+        fix = ("automed classifies: bin the measurement into classes (a column of 'low' / "
+               "'high', say) and name that column with --label-col" if kind else
+               "if it is the label, group its values into fewer classes")
     if "label_key" in train.meta:  # an .npz: its labels are an array, with no column to name
         key = train.meta["label_key"]
         column, rows = f"label array {key!r}", "samples"

@@ -23,11 +23,44 @@ def read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not a UTF-8 text file; re-save it as UTF-8") from exc
+        raise DataError(f"{path}: {NOT_UTF8}") from exc
+
+
+# QA: a Latin-1 CSV and an Excel "Unicode Text" (UTF-16) .tsv were told to "export the table
+# as text", which they are; the fix is the encoding.
+NOT_UTF8 = ("not a UTF-8 text file (Latin-1 or UTF-16, as Excel writes?); re-save it as UTF-8 "
+            "(Excel: Save As \"CSV UTF-8 (comma delimited)\")")
 
 
 def delimiter_for(path: Path) -> str:
-    return "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    suffix = path.suffix.lower()
+    if suffix == ".txt":
+        # A .txt table is read this way only when forced (--format tabular/text): take the
+        # delimiter its first line uses (QA: a tab-separated .txt with a header).
+        try:
+            with path.open(encoding="utf-8-sig") as f:
+                first = next((ln for ln in f if ln.strip()), "")
+        except (OSError, UnicodeDecodeError):
+            first = ""
+        return "\t" if "\t" in first and "," not in first else ","
+    return "\t" if suffix in (".tsv", ".tab") else ","
+
+
+def named(names: list[str]) -> bool:
+    """Whether header ``names`` name columns: most are words. One number-like name among
+    words (a column called ``2019``) still names a table (QA: "age,bp,1,outcome" went to
+    the signal reader); a header of numbers (``label,0,1,...``) or a row of values does not.
+    """
+    numbers = sum(1 for n in names if n.strip() and is_number(n))
+    return bool(names) and any(n.strip() for n in names) and 2 * numbers < len(names)
+
+
+def is_number(text: str) -> bool:
+    try:
+        float(text.strip().strip("\"'"))
+    except ValueError:
+        return False
+    return True
 
 
 def header(path: Path) -> list[str]:
@@ -60,7 +93,24 @@ def read_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
                 f"{path}: line {lineno} has {len(row)} fields but the header has {len(names)}; "
                 "quote fields that contain the delimiter"
             )
-    return names, body
+    return _without_unnamed(path, names, body)
+
+
+def _without_unnamed(path: Path, names: list[str], body: list[tuple[int, list[str]]]
+                     ) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Drop a column with no name and no values (QA: a comma at the end of every line made an
+    empty column a feature, and predict on the file without it failed); refuse one with no
+    name but values: what it holds is unknown."""
+    keep = []
+    for j, name in enumerate(names):
+        if name:
+            keep.append(j)
+        elif any(row[j].strip() for _, row in body):
+            raise DataError(f"{path}: column {j + 1} has no name in the header but holds "
+                            "values; name it in the header row")
+    if len(keep) == len(names):
+        return names, body
+    return [names[j] for j in keep], [(n, [row[j] for j in keep]) for n, row in body]
 
 
 def read_jsonl(path: Path) -> list[tuple[int, dict]]:

@@ -36,10 +36,10 @@ class TabularLoader(Loader):
         if path.is_dir() or path.suffix.lower() not in self.suffixes:
             return []
         names = records.header(path)
-        # Column names are words: a header holding numbers ("label,0,1,...") is a signal table.
-        if not names or any(to_float(n) is not None and n.strip() for n in names):
-            return []
-        return names
+        # Column names are mostly words: a header of numbers ("label,0,1,...") is a signal
+        # table, but one number-like name ("2019") among words is not (QA: "age,bp,1,outcome"
+        # went to the signal reader, and --modality tabular could not take it back).
+        return names if records.named(names) else []
 
     def claims_label(self, path: Path, label_col: str) -> bool:
         # "age,sex,bp,score" with --label-col score: named columns and the label the user

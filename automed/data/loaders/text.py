@@ -46,8 +46,19 @@ class TextLoader(Loader):
     def explain(self, path: Path) -> str:
         if path.suffix.lower() == ".jsonl":
             return "it is a .jsonl file of records"
-        text = next((n for n in records.header(path) if n.lower() in TEXT_NAMES), "text")
-        return f"its header names a text column {text!r}"
+        names = [n for n in records.header(path) if n]
+        text = next((n for n in names if n.lower() in TEXT_NAMES), "text")
+        # The other columns are not read (QA: a "notes" column beside clinical features made
+        # a text dataset of the table and silently dropped every feature): name them.
+        label = next((n for c in records.LABEL_NAMES for n in names if n.lower() == c), None)
+        split = records.split_column(names)
+        rest = [n for n in names if n not in (text, label, split)]
+        if not rest:
+            return f"its header names a text column {text!r}"
+        shown = ", ".join(map(repr, rest[:8])) + (f" and {len(rest) - 8} more"
+                                                  if len(rest) > 8 else "")
+        return (f"its header names a text column {text!r}; its other columns ({shown}) are "
+                "left out: use --modality tabular to read them as features")
 
     def load(self, path: Path, **options: Any) -> LoadedData:
         modality = options.get("modality") or "text"

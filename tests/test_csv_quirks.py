@@ -1,0 +1,171 @@
+"""Tables as spreadsheets write them: number-like column names, semicolons, compression, tab
+.txt, other encodings, trailing commas, a notes column (QA findings, one test each)."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from automed.data.loaders import load_data
+from automed.errors import DataError
+from automed.plugin_manager import reset_plugin_manager
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+HEADER = ["patient_id", "age", "bp", "sex", "smoking", "outcome"]
+
+
+def _rows(n: int = 24) -> list[list[str]]:
+    return [[f"p{i}", str(30 + i), f"{110 + i % 7}.5", "MF"[i % 2],
+             ("never", "former", "current")[i % 3], str(i % 2)] for i in range(n)]
+
+
+def _write(path: Path, header=HEADER, sep=",", end="", rows=None, encoding="utf-8") -> Path:
+    lines = [sep.join(header) + end] + [sep.join(r) + end for r in rows or _rows()]
+    path.write_text("\n".join(lines) + "\n", encoding=encoding)
+    return path
+
+
+@pytest.mark.parametrize("name", ["2019", "1"])
+def test_one_number_like_column_name_keeps_a_named_table(tmp_path, name):
+    # QA: "age,bp,1,outcome" (or a column named 2019) went to the signal reader, and
+    # --modality tabular could not take it back.
+    path = _write(tmp_path / "t.csv", header=["patient_id", "age", name, "sex", "smoking",
+                                              "outcome"])
+    for modality in (None, "tabular"):
+        data = load_data(path, modality=modality)
+        assert data.train.modality == "tabular"
+        assert data.train.meta["feature_names"] == ["patient_id", "age", name, "sex", "smoking"]
+
+
+def test_a_header_of_numbers_is_still_a_signal_table(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("label,0,1,2,3\n" + "".join(f"{i % 2},0.{i},1.5,2.5,3.{i}\n"
+                                                for i in range(10)))
+    assert load_data(path).train.modality == "signal"
+
+
+def test_a_semicolon_separated_csv_says_so(tmp_path):
+    # QA: "line 2 has 2 values but line 1 has 1", or "no column named 'outcome'"
+    rows = [[v.replace(".", ",") for v in r] for r in _rows()]
+    path = _write(tmp_path / "eu.csv", sep=";", rows=rows)
+    for options in ({}, {"label_col": "outcome"}, {"format": "tabular"}):
+        with pytest.raises(DataError, match=r"semicolon-separated.*re-save it comma-separated"):
+            load_data(path, **options)
+
+
+@pytest.mark.parametrize("suffix", [".csv.gz", ".gz"])
+def test_a_compressed_file_says_decompress_it(tmp_path, suffix):
+    # QA: "unknown data format '.gz'", then with --format tabular "not a UTF-8 text file"
+    plain = _write(tmp_path / "t.csv")
+    path = tmp_path / f"t{suffix}"
+    path.write_bytes(gzip.compress(plain.read_bytes()))
+    for options in ({}, {"format": "tabular"}):
+        with pytest.raises(DataError, match=r"compressed \(\.gz\) file; decompress it first "
+                                            r"\(e\.g\. gunzip "):
+            load_data(path, **options)
+
+
+GZ_LOADER = '''
+import gzip
+import numpy as np
+from automed import hookimpl
+from automed.data.dataset import Dataset, LoadedData
+from automed.data.loaders.base import Loader
+
+class Gz(Loader):
+    name = "gzrows"
+    suffixes = (".gz",)
+    modalities = frozenset({"tabular"})
+
+    def load(self, path, modality=None, **options):
+        f = gzip.open(path, "rt") if path.suffix == ".gz" else open(path)
+        rows = np.loadtxt(f, delimiter=";")
+        return LoadedData(Dataset(rows[:, 1:].astype(np.float32), rows[:, 0].astype(int),
+                                  ["a", "b"], "tabular", str(path)), None)
+
+@hookimpl
+def register_loaders(register):
+    register(Gz())
+'''
+
+
+def test_a_loader_plugin_still_reads_compressed_and_semicolon_files(tmp_path, monkeypatch):
+    plugin = tmp_path / "gz_loader.py"
+    plugin.write_text(GZ_LOADER)
+    monkeypatch.setenv("AUTOMED_PLUGINS_PATH", str(plugin))
+    reset_plugin_manager()
+    path = tmp_path / "rows.gz"
+    path.write_bytes(gzip.compress("".join(f"{i % 2};{i};1.5\n" for i in range(10)).encode()))
+    assert len(load_data(path).train) == 10
+    semi = tmp_path / "rows.csv"
+    semi.write_bytes(gzip.decompress(path.read_bytes()))
+    with pytest.raises(DataError, match="semicolon"):
+        load_data(semi)
+    # --format names the plugin: it may read semicolons
+    assert len(load_data(semi, format="gzrows").train) == 10
+
+
+def test_a_tab_separated_txt_with_a_header_says_rename_it(tmp_path):
+    # QA: "signal values must be numbers (is this the label column? ...)", and the hints failed
+    path = _write(tmp_path / "t.txt", sep="\t")
+    for modality in (None, "tabular"):
+        with pytest.raises(DataError, match=r"tab-separated table with a header .*rename it "
+                                            r"\.tsv, or give --format tabular"):
+            load_data(path, modality=modality)
+    data = load_data(path, format="tabular")  # the way out the message gives works
+    assert data.train.meta["feature_names"] == HEADER[:-1]
+
+
+def test_tab_separated_signal_txt_files_still_read(tmp_path):
+    series = tmp_path / "s.txt"
+    series.write_text("label\tt0\tt1\tt2\n" + "".join(f"{i % 2}\t0.{i}\t1.5\t2.{i}\n"
+                                                      for i in range(10)))
+    assert load_data(series).train.x.shape == (10, 1, 3)
+    ucr = SHARED_DATA / "ucr_ecg200" / "ECG200_TRAIN.txt"
+    if ucr.exists():
+        assert load_data(ucr).train.modality == "signal"
+
+
+@pytest.mark.parametrize("suffix, header, encoding", [
+    (".csv", ["patient_id", "Größe", "bp", "sex", "smoking", "outcome"], "latin-1"),
+    (".tsv", HEADER, "utf-16"),
+])
+def test_a_table_not_in_utf8_says_resave_it_as_utf8(tmp_path, suffix, header, encoding):
+    # QA: "not a UTF-8 text file; export the table as text" (it is text), even with
+    # --modality tabular
+    path = _write(tmp_path / f"t{suffix}", header=header, sep="\t" if suffix == ".tsv" else
+                  ",", encoding=encoding)
+    for modality in (None, "tabular"):
+        with pytest.raises(DataError, match="not a UTF-8 text file.*re-save it as UTF-8"):
+            load_data(path, modality=modality)
+
+
+def test_a_trailing_comma_adds_no_empty_feature(tmp_path):
+    # QA: an unnamed all-empty column became a feature; predict without it then failed
+    path = _write(tmp_path / "t.csv", end=",")
+    data = load_data(path, id_col="patient_id")
+    assert data.train.meta["feature_names"] == ["age", "bp", "sex", "smoking"]
+    assert data.train.x.shape == (24, 4)
+
+
+def test_an_unnamed_column_with_values_is_refused(tmp_path):
+    rows = [r + ["7"] for r in _rows()]
+    path = _write(tmp_path / "t.csv", header=HEADER + [""], rows=rows)
+    with pytest.raises(DataError, match=r"column 7 has no name in the header but holds values; "
+                                        "name it"):
+        load_data(path)
+
+
+def test_a_notes_column_names_the_features_it_leaves_out(tmp_path):
+    # QA: a "notes" column turned a table of features into a text dataset, silently
+    header = ["age", "bp", "notes", "outcome"]
+    rows = [[str(30 + i), str(120 + i), f"patient reports pain {i}", str(i % 2)]
+            for i in range(12)]
+    path = _write(tmp_path / "t.csv", header=header, rows=rows)
+    reason = load_data(path).train.meta["reason"]
+    assert "text column 'notes'" in reason
+    assert "other columns ('age', 'bp') are left out: use --modality tabular" in reason
+    assert load_data(path, modality="tabular").train.meta["feature_names"] == ["age", "bp",
+                                                                             "notes"]
