@@ -316,3 +316,28 @@ def test_a_new_file_with_one_blank_label_says_its_labels_are_not_used(studies, m
     said = [ln for ln in err.splitlines() if ln.startswith("warning:")]
     assert len(said) == 1 and "its label column 'label' is not used" in said[0], err
     assert "line 5 has no label" in said[0] or "no label" in said[0], err
+
+
+def test_new_categories_and_bad_values_are_said_with_the_file(tmp_path, monkeypatch, capsys):
+    # QA: a category never seen in training was read as missing, unsaid; a value that is no
+    # number in a numeric column was refused as "(record 4)" without the file.
+    rows = ["age,smoking,label"] + [f"{40 + i},{('never', 'former')[i % 2]},"
+                                    f"{('well', 'sick')[i % 2]}" for i in range(N)]
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
+    storage = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    search(tmp_path / "train.csv", trials=1, folds=2, max_epochs=1, storage=storage,
+           bootstrap=0, architectures=["mlp"], study="smoke")
+    new = tmp_path / "new.csv"
+    new.write_text("age,smoking\n50,heavy\n51,heavy\n52,never\n53,vape\n")
+    code, out, err = _predict(monkeypatch, capsys, str(new), "--study", "smoke",
+                              "--storage", storage)
+    assert code in (0, None), err
+    assert len(list(csv.DictReader(io.StringIO(out)))) == 4
+    assert (f"warning: {new}: column 'smoking' holds values the model never saw in training "
+            "('heavy' (2 rows), 'vape' (1 rows)); they are read as missing") in err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("age,smoking\n50,never\nold,never\n")
+    code, out, err = _predict(monkeypatch, capsys, str(bad), "--study", "smoke",
+                              "--storage", storage)
+    assert code not in (0, None) and out == ""
+    assert f"error: {bad}: column 'age': value 'old' (record 2) is not a number" in err

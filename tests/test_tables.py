@@ -138,3 +138,25 @@ def test_a_measurement_named_as_the_label_is_told_to_be_binned(tmp_path):
         with pytest.raises(DataError, match="60 distinct values in label column 'outcome'") as e:
             check_folds(train, 3)
         assert said in str(e.value)
+
+
+def test_a_label_column_named_in_another_case_is_pointed_at(tmp_path):
+    header, rows = _table()
+    path = _write(tmp_path / "t.csv", header, rows)
+    with pytest.raises(DataError, match=r"no label column 'Outcome' \(given with --label-col\); "
+                                        r"did you mean 'outcome'\?"):
+        load_data(path, label_col="Outcome")
+
+
+def test_the_data_line_says_rows_a_split_column_keeps_out(tmp_path, monkeypatch, capsys):
+    # QA: "96 tabular samples" said nothing of the 24 rows the split column made the test set
+    from clirun import run_cli
+
+    header, rows = _table()
+    rows = [[*r, "test" if i % 5 == 0 else "train"] for i, r in enumerate(rows)]
+    path = _write(tmp_path / "split.csv", [*header, "split"], rows)
+    code, _, err = run_cli(monkeypatch, capsys, "search", str(path), "--trials", "1",
+                           "--folds", "2", "--max-epochs", "1", "--bootstrap", "0", "--arch",
+                           "mlp", "--storage", f"sqlite:///{tmp_path / 'db.sqlite'}")
+    assert code in (0, None), err
+    assert "; 12 more rows its split column marks test (the locked test set); features:" in err

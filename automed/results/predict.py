@@ -122,6 +122,32 @@ def _load_labeled(path: Path, options: dict) -> Any:
                      **{k: v for k, v in options.items() if k not in OPTIONAL_COLUMNS})
 
 
+def _said_unseen_levels(path: Path, parts: list[Part], config: dict) -> None:
+    """Categorical values a table's model never saw in training are read as missing: said,
+    per column, with the most frequent of them (QA: they were encoded as zeros, unsaid)."""
+    import warnings
+    from collections import Counter
+
+    from automed.data.tabular import is_missing
+    from automed.errors import DataWarning
+
+    if (config.get("spec") or {}).get("modality") != "tabular":
+        return
+    state = (config.get("preprocessor") or {}).get("state") or {}
+    for j, col in enumerate(state.get("columns") or []):
+        if col.get("kind") == "numeric":
+            continue
+        known = set(col.get("levels") or [])
+        new = Counter(str(v).strip() for part in parts for v in np.asarray(part.x)[:, j]
+                      if not is_missing(v) and str(v).strip() not in known)
+        if new:
+            shown = ", ".join(f"{v!r} ({n} rows)" for v, n in new.most_common(3))
+            more = f" and {len(new) - 3} more" if len(new) > 3 else ""
+            warnings.warn(f"{path}: column {col.get('name')!r} holds values the model never "
+                          f"saw in training ({shown}{more}); they are read as missing",
+                          DataWarning, stacklevel=2)
+
+
 def _said_labels_unread(path: Path, options: dict, exc: DataError) -> None:
     """A file with a label column read as unlabeled samples says why (QA: one blank label
     dropped every label of the output, silently)."""
@@ -198,10 +224,16 @@ def predict_file(model_dir: str | Path, data: str | Path, output: str | Path | N
     model = LoadedModel(model_dir)
     config = model.reading_config()
     parts = read_samples(Path(data), config.get("load_options") or {}, split, config)
+    _said_unseen_levels(Path(data), parts, config)
     dev = resolve_device(device)
     # Every sample is predicted before a line is written: a refusal (wrong shape, bad values)
     # leaves no header-only CSV behind that would read as an empty prediction.
-    predicted = [(part, model.predict_proba(part.x, device=dev)) for part in parts]
+    try:
+        predicted = [(part, model.predict_proba(part.x, device=dev)) for part in parts]
+    except DataError as exc:  # QA: "column 'bp': value ... (record 4)" named no file
+        if str(exc).startswith(str(data)):
+            raise
+        raise DataError(f"{data}: {exc}") from None
     with_ids = (config.get("load_options") or {}).get("id_col") is not None
     handle = (stream or sys.stdout) if output is None else open(output, "w", newline="",
                                                                 encoding="utf-8")

@@ -334,7 +334,13 @@ def data_line(p: Prepared) -> str:
     dataset row, ``show`` and the report do) and says how it was split."""
     train, test, full = p.train, p.test, p.full
     if not p.plan.data.test_fraction or test is None:
-        return train.summary() + _columns_said(train)
+        # QA: a table's split column was dropped and its test rows kept out, unsaid
+        marked = (f"; {len(test)} more rows its split column marks test (the locked test set)"
+                  if test is not None and not p.plan.data.test
+                  and str(test.source).endswith("(test split)")
+                  and Path(str(train.source)).suffix.lower() in (".csv", ".tsv", ".jsonl")
+                  else "")
+        return train.summary() + marked + _columns_said(train)
     counts = ", ".join(f"{c}: {n}" for c, n in train.class_counts().items())
     return (f"{len(full)} {full.modality} samples, {full.n_classes} classes: {len(train)} for "
             f"the search ({counts}), {len(test)} held out as test" + _columns_said(train))

@@ -141,8 +141,11 @@ def find_column(path: Path, names: list[str], option: Any, candidates: tuple[str
             return text
         if text.lstrip("-").isdigit() and -len(names) <= int(text) < len(names):
             return names[int(text)]
-        raise DataError(f"{path}: no {role} column {text!r}; columns are {', '.join(names)} "
-                        f"(set {flag})")
+        # QA: "--label-col Outcome" for a column "outcome" ended "(set --label-col)"
+        close = [n for n in names if n.lower() == text.lower()]
+        hint = (f"did you mean {close[0]!r}? (column names match with their case)" if close
+                else f"columns are {', '.join(names)}")
+        raise DataError(f"{path}: no {role} column {text!r} (given with {flag}); {hint}")
     lower = {n.lower(): n for n in names}
     for c in candidates:
         if c in lower:
