@@ -160,3 +160,18 @@ def test_the_data_line_says_rows_a_split_column_keeps_out(tmp_path, monkeypatch,
                            "mlp", "--storage", f"sqlite:///{tmp_path / 'db.sqlite'}")
     assert code in (0, None), err
     assert "; 12 more rows its split column marks test (the locked test set); features:" in err
+
+
+def test_the_model_card_lists_the_input_columns_a_new_file_must_carry(tmp_path):
+    # QA: the card said "input: tabular of shape (7,)", not which columns
+    from automed.results.model_card import export_model
+    from automed.searching.runner import search
+    from automed.storage import Store
+
+    path = _write(tmp_path / "t.csv", *_table())
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    search(path, trials=1, folds=2, max_epochs=1, bootstrap=0, architectures=["mlp"],
+           storage=url, study="t")
+    card = (export_model(Store(url), "t", tmp_path / "out") / "MODEL_CARD.md").read_text()
+    assert ("- input columns, found by name in a new file: numeric `age`, `bp`; categorical "
+            "`sex` (F, M), `smoking` (current, former, never); label `outcome`") in card

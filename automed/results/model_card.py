@@ -33,6 +33,28 @@ def _origin(c: dict) -> str:
     return f"plugin `{plugin.get('source') or plugin.get('plugin')}`"
 
 
+def _columns(c: dict) -> list[str]:
+    """A table's input columns, as the model reads them (QA: the card said only the encoded
+    width, not which columns a new file must carry)."""
+    state = (c.get("preprocessor") or {}).get("state") or {}
+    columns = state.get("columns") if c.get("spec", {}).get("modality") == "tabular" else None
+    if not columns:
+        return []
+
+    def levels(col: dict) -> str:
+        shown = ", ".join(col.get("levels", [])[:6])
+        more = f", ... {len(col['levels']) - 6} more" if len(col.get("levels", [])) > 6 else ""
+        return f"`{col['name']}` ({shown}{more})"
+
+    numeric = [f"`{col['name']}`" for col in columns if col.get("kind") == "numeric"]
+    other = [levels(col) for col in columns if col.get("kind") != "numeric"]
+    label = (c.get("data") or {}).get("label") or (c.get("load_options") or {}).get("label_col")
+    return ["- input columns, found by name in a new file: "
+            + "; ".join(([f"numeric {', '.join(numeric)}"] if numeric else [])
+                        + ([f"categorical {', '.join(other)}"] if other else []))
+            + (f"; label `{label}`" if label is not None else "")]
+
+
 def render_model_card(c: dict, plugins: list[str] | None = None) -> str:
     """Markdown from an artifact's config (see :func:`automed.results.artifact.save_artifact`);
     ``plugins``: the plugin files exported beside it (paths relative to the card)."""
@@ -72,6 +94,7 @@ def render_model_card(c: dict, plugins: list[str] | None = None) -> str:
         *model,
         f"- input: {c['spec']['modality']} of shape {tuple(c['spec']['input_shape'])}; "
         f"output: probabilities of {len(c['classes'])} classes {c['classes']}",
+        *_columns(c),
         f"- files: `{WEIGHTS}` (safetensors weights), `{CONFIG}` (architecture, "
         "preprocessing state, spec)" + (", in each sub-folder" if ens else "")
         + "; no pickle",
@@ -184,7 +207,8 @@ def export_model(store, study: str, out: str | Path, plugins: Sequence[str] = ()
             shutil.rmtree(dst, ignore_errors=True)
             shutil.copytree(src, dst)
     copied = _copy_plugin_files(info, out, plugins)
-    (out / "MODEL_CARD.md").write_text(render_model_card(model.config, plugins=copied),
+    card = {**model.config, "preprocessor": model.reading_config().get("preprocessor")}
+    (out / "MODEL_CARD.md").write_text(render_model_card(card, plugins=copied),
                                        encoding="utf-8")
     return out
 

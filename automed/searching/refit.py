@@ -154,6 +154,8 @@ def model_info(p: Prepared, *, trial: int, architecture: str, params: dict,
         "metric": p.metric, "average": p.average, "pos_label": p.pos_label,
         "data": {"source": p.full.source, "fingerprint": p.full.fingerprint,
                  "samples": len(p.train), "class_counts": p.train.class_counts(),
+                 **({"label": p.train.meta["label_name"]} if p.train.meta.get("label_name")
+                    else {}),
                  # the whole file's count when --test-fraction held some of it out, and
                  # which of its rows (``automed predict`` on the same file marks them test)
                  **({"file_samples": len(p.full),
