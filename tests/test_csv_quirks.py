@@ -169,3 +169,41 @@ def test_a_notes_column_names_the_features_it_leaves_out(tmp_path):
     assert "other columns ('age', 'bp') are left out: use --modality tabular" in reason
     assert load_data(path, modality="tabular").train.meta["feature_names"] == ["age", "bp",
                                                                              "notes"]
+
+
+def test_a_note_over_several_lines_keeps_its_line_breaks_and_lines_are_file_lines(tmp_path):
+    # QA: rows were split per line before the csv module saw them: a quoted note over three
+    # lines came back glued ("notestable"), a form feed in a note broke its row in two, and
+    # errors counted records, not file lines.
+    path = tmp_path / "notes.csv"
+    rows = [f'"visit {i}\nstable\fnote",{("MI", "normal")[i % 2]}' for i in range(10)]
+    rows[6] = '"visit 6\nstable\nnote",'
+    path.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match="line 14 has no label"):  # rows start on lines 2, 4, ...
+        load_data(path)
+    rows[6] = '"visit 6\nstable\nnote",MI'
+    path.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    train = load_data(path).train
+    assert train.x[0] == "visit 0\nstable\fnote" and len(train) == 10
+
+
+def test_a_jsonl_text_holding_a_line_separator_is_one_record(tmp_path):
+    import json
+
+    path = tmp_path / "notes.jsonl"
+    path.write_text("".join(json.dumps({"text": f"pain\u2028radiating {i}", "label": i % 2},
+                                       ensure_ascii=False) + "\n" for i in range(10)),
+                    encoding="utf-8")
+    assert load_data(path).train.x[0] == "pain\u2028radiating 0"
+
+
+@pytest.mark.parametrize("role, options", [("label", {"text_col": ["note", "label"]}),
+                                           ("group", {"text_col": ["note", "site"],
+                                                      "group_col": "site"})])
+def test_a_text_column_that_is_the_label_or_group_is_refused(tmp_path, role, options):
+    # QA: --text-col note --text-col label scored CV 1.0 on random labels
+    path = tmp_path / "rand.csv"
+    path.write_text("note,site,label\n" + "".join(f"word{i} other,s{i % 3},{('MI', 'no')[i % 2]}\n"
+                                                  for i in range(12)), encoding="utf-8")
+    with pytest.raises(DataError, match=rf"--text-col '\w+' is the {role} column"):
+        load_data(path, **options)

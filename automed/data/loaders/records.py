@@ -5,6 +5,7 @@ tabular loaders: columns found by name, labels checked row by row, errors naming
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -76,11 +77,19 @@ def header(path: Path) -> list[str]:
 def read_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """Column names and ``(line number, values)`` rows of a delimited file with a header."""
     text = read_text(path)
+    # The csv module splits the lines itself: a quoted field may hold line breaks (a clinical
+    # note over several lines; QA: split per line first, its lines were glued together), and
+    # only \n and \r end a line (str.splitlines also breaks at \f, \x1c-\x1e, U+2028, ...).
+    # Each row is numbered by the file line it starts on.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter_for(path))
+    numbered, start = [], 1
     try:
-        rows = list(csv.reader(text.splitlines(), delimiter=delimiter_for(path)))
+        for row in reader:
+            if any(v.strip() for v in row):
+                numbered.append((start, row))
+            start = reader.line_num + 1
     except csv.Error as exc:
         raise DataError(f"{path}: not a readable CSV/TSV file ({exc}); check the quoting") from exc
-    numbered = [(i, r) for i, r in enumerate(rows, 1) if any(v.strip() for v in r)]
     if not numbered:
         raise DataError(f"{path}: the file is empty; add a header row and one record per row")
     names = [c.strip() for c in numbered[0][1]]
@@ -115,7 +124,9 @@ def _without_unnamed(path: Path, names: list[str], body: list[tuple[int, list[st
 
 def read_jsonl(path: Path) -> list[tuple[int, dict]]:
     out = []
-    for lineno, line in enumerate(read_text(path).splitlines(), 1):
+    # JSON Lines end at \n only: a JSON string may hold U+2028 or \x1c, where
+    # str.splitlines would cut the record (QA)
+    for lineno, line in enumerate(read_text(path).split("\n"), 1):
         if not line.strip():
             continue
         try:

@@ -84,6 +84,12 @@ class TextLoader(Loader):
         split_col = records.split_column(names)
         group_col = records.optional_column(path, names, options.get("group_col"), "group",
                                             "--group-col")
+        # QA: --text-col label put the answer into the text (CV 1.0 on random labels)
+        for role, column in (("label", label_col), ("split", split_col), ("group", group_col),
+                             ("id", id_col)):
+            if column is not None and column in text_cols:
+                raise DataError(f"{path}: --text-col {column!r} is the {role} column; a text "
+                                f"column must not hold the {role}: drop it from --text-col")
         texts, labels, is_test, groups = [], [], [], []
         for lineno, record in rows:
             if label_col not in record:
