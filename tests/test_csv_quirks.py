@@ -207,3 +207,29 @@ def test_a_text_column_that_is_the_label_or_group_is_refused(tmp_path, role, opt
                                                   for i in range(12)), encoding="utf-8")
     with pytest.raises(DataError, match=rf"--text-col '\w+' is the {role} column"):
         load_data(path, **options)
+
+
+def test_fasta_headers_with_ids_of_pipes_give_the_label_after_the_id(tmp_path):
+    # QA: '>gi|12345|ref|NM_000.1 pos' took the last '|' field, 'NM_000.1 pos', as the label:
+    # one class per record; '>seq1|label=pos' gave the class 'label=pos'.
+    headers = ["gi|1{i}|ref|NM_00{i}.1 {y}", "sp|P0{i}|PROT_{i}_HUMAN label={y} extra",
+               "seq{i}|label={y}", "seq{i}|{y}", "seq{i} {y} split=train"]
+    for form in headers:
+        path = tmp_path / "h.fasta"
+        path.write_text("".join(f">{form.format(i=i, y=('pos', 'neg')[i % 2])}\nACGTACGTAC\n"
+                                for i in range(8)), encoding="utf-8")
+        assert load_data(path).train.classes == ["neg", "pos"], form
+
+
+def test_fasta_headers_holding_ids_only_are_refused_as_ids_and_a_txt_fasta_is_fasta(tmp_path):
+    path = tmp_path / "ids.fasta"
+    path.write_text("".join(f">gi|{i}|ref|NM_{i}.1\nACGTACGTAC\n" for i in range(25)),
+                    encoding="utf-8")
+    with pytest.raises(DataError, match=r"each of its 25 FASTA headers gives another label "
+                                        r"\(the first: 'NM_0.1'\): they hold ids, not classes"):
+        load_data(path)
+    txt = tmp_path / "seqs.txt"  # QA: read as a signal table ("line 3 has 2 values ...")
+    txt.write_text("".join(f">s{i} {('pos', 'neg')[i % 2]}\nACGTACGTAC\n" for i in range(8)),
+                   encoding="utf-8")
+    data = load_data(txt)
+    assert data.train.modality == "biosequence" and data.train.classes == ["neg", "pos"]

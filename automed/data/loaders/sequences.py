@@ -41,9 +41,10 @@ def _is_uci(path: Path) -> bool:
 class BioSequenceLoader(Loader):
     """Reads sequences with labels; detects the alphabet (DNA, RNA or protein, IUPAC codes ok).
 
-    - FASTA (``.fasta``, ``.fa``, ...): the label is in the header, as ``label=X`` or the last
-      ``|``-separated field or the last word (``>seq1 EI``, ``>seq1|EI``); ``split=test``
-      in a header marks a locked test record.
+    - FASTA (``.fasta``, ``.fa``, ..., or a ``.txt`` starting with ``>``): the label is in
+      the header, as ``label=X``, or the last word after the id (whose ``|`` fields may be an
+      NCBI or UniProt id: ``>gi|123|ref|NM_1.1 EI``), or the last ``|`` field of a header
+      without spaces (``>seq1|EI``); ``split=test`` in a header marks a locked test record.
     - CSV/TSV with a header: the sequence column is ``sequence_col`` or the first of
       ``sequence``, ``seq``, ``dna``, ...; the label is ``label_col`` or ``label``, ``class``...
     - UCI ``splice.data`` style (``.data``, or a headerless CSV): ``CLASS, NAME, SEQUENCE``.
@@ -59,8 +60,8 @@ class BioSequenceLoader(Loader):
         suffix = path.suffix.lower()
         if path.is_dir() or suffix not in self.suffixes:
             return False
-        if suffix in FASTA_SUFFIXES:
-            return True
+        if suffix in FASTA_SUFFIXES or (suffix == ".txt" and _first_line(path).startswith(">")):
+            return True  # QA: a FASTA file saved as .txt went to the signal reader
         if _is_uci(path):
             return True
         return suffix in (".csv", ".tsv") and any(
@@ -124,6 +125,9 @@ _UCI_FIXES = {
 }
 
 Row = tuple[str, str, str, bool]  # (where, sequence, label, is_test)
+_LABEL_TAG = re.compile(r"(?:^|[\s|;])label=([^\s|;]+)", re.IGNORECASE)
+# This many FASTA records or more, each with a label of its own: the headers hold ids.
+ALL_DISTINCT = 20
 
 
 def _fasta(path: Path) -> list[Row]:
@@ -136,13 +140,17 @@ def _fasta(path: Path) -> list[Row]:
         words = header.split()
         test = any(w.lower() in ("split=test", "split=holdout") for w in words)
         words = [w for w in words if not w.lower().startswith("split=")]
-        tagged = [w.split("=", 1)[1] for w in words if w.lower().startswith("label=")]
+        # label= anywhere ('>seq1|label=EI' too); else the last word after the id, whose
+        # '|' fields are NCBI or UniProt ids ('>gi|12345|ref|NM_000.1 EI'); else the last
+        # '|' field of a header without spaces ('>seq1|EI'). QA: the last '|' field was taken
+        # first, so '>gi|...|NM_000.1 EI' gave each record its own label 'NM_000.1 EI'.
+        tagged = _LABEL_TAG.search(header)
         if tagged:
-            label = tagged[0]
-        elif "|" in header:
-            label = header.rsplit("|", 1)[1].strip()
+            label = tagged.group(1)
         elif len(words) > 1:
             label = words[-1]
+        elif "|" in header:
+            label = header.rsplit("|", 1)[1].strip()
         else:
             label = ""
         name = words[0].split("|")[0] if words else "?"
@@ -165,6 +173,10 @@ def _fasta(path: Path) -> list[Row]:
     flush()
     if not rows:
         raise DataError(f"{path}: no FASTA records found; start each record with '>id label'")
+    if len(rows) >= ALL_DISTINCT and len({r[2] for r in rows}) == len(rows):
+        raise DataError(f"{path}: each of its {len(rows)} FASTA headers gives another label "
+                        f"(the first: {rows[0][2]!r}): they hold ids, not classes; write the "
+                        "class in each header as '>id LABEL' or '>id label=LABEL'")
     return rows
 
 
