@@ -161,3 +161,28 @@ def test_stored_test_predictions_and_the_report_give_the_searchs_test_auroc():
     html = test_section({"test_scores": scores, "config": {"pos_label": 1}, "best_trial": 0,
                          "test_size": 4}, stored)
     assert "b (AUC 0.750)" in html
+
+
+def test_macro_recall_on_a_test_set_lacking_a_class_is_balanced_accuracy():
+    # QA: a test set without one of three classes reported balanced accuracy 0.5 and macro
+    # recall 0.333 (the absent class counted as recall 0).
+    from automed.evaluation.metrics import all_scores
+
+    y = np.array([0, 0, 1, 1])
+    proba = np.array([[.9, .05, .05], [.1, .1, .8], [.1, .8, .1], [.2, .1, .7]])
+    scores = all_scores(y, proba)
+    assert scores["recall"] == scores["balanced_accuracy"] == 0.5
+    # a predicted class the data lacks still costs precision (class 2: predicted, never right)
+    assert scores["precision"] == pytest.approx(2 / 3)
+
+
+def test_a_test_set_lacking_a_training_class_is_said():
+    from automed.data.dataset import Dataset
+    from automed.searching.prepare import _test_class_warnings
+
+    train = Dataset(np.zeros((6, 2)), np.array([0, 1, 2, 0, 1, 2]), ["a", "b", "c"], "tabular")
+    test = Dataset(np.zeros((2, 2)), np.array([0, 1]), ["a", "b", "c"], "tabular")
+    assert _test_class_warnings(train, test) == [
+        "the test set has no sample of class 'c': its scores say nothing of it (macro scores "
+        "average the other classes)"]
+    assert _test_class_warnings(train, train) == []

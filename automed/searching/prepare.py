@@ -136,7 +136,7 @@ def prepare(plan: SearchPlan, data: LoadedData | None = None) -> Prepared:
 
     spec = sized(preprocessor_for(train.modality).spec(train))
     said = (leakage_warnings(leakage) + _text_warnings(train) + _label_warnings(train)
-            + _table_warnings(train))
+            + _table_warnings(train) + _test_class_warnings(train, test))
     # A family's own preprocessor (a pretrained tokenizer, ...) gives its own spec; computed
     # here, so a missing model or library stops the search before any candidate runs.
     specs, unfit = {}, {}
@@ -185,6 +185,19 @@ def _text_warnings(train: Dataset) -> list[str]:
     column = train.meta.get("text_col") or "text"
     return [f"no word occurs in two of the training texts (text column {column!r}): word-level "
             "models will score chance; check that --text-col names the texts"]
+
+
+def _test_class_warnings(train: Dataset, test: Dataset | None) -> list[str]:
+    """A locked test set without some training class scores that class nowhere (QA: a test
+    folder lacking one of three classes, unsaid; its macro scores average the others)."""
+    if test is None or not len(test):
+        return []
+    missing = [c for i, c in enumerate(train.classes) if not np.any(np.asarray(test.y) == i)]
+    if not missing:
+        return []
+    return [f"the test set has no sample of class{'es' if len(missing) > 1 else ''} "
+            f"{', '.join(map(repr, missing))}: its scores say nothing of "
+            f"{'them' if len(missing) > 1 else 'it'} (macro scores average the other classes)"]
 
 
 def _label_warnings(train: Dataset) -> list[str]:
