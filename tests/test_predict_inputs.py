@@ -341,3 +341,20 @@ def test_new_categories_and_bad_values_are_said_with_the_file(tmp_path, monkeypa
                               "--storage", storage)
     assert code not in (0, None) and out == ""
     assert f"error: {bad}: column 'age': value 'old' (record 2) is not a number" in err
+
+
+def test_labels_that_are_none_of_the_models_classes_are_said(studies, monkeypatch, capsys,
+                                                           tmp_path):
+    # QA: a folder of new images in one sub-folder came out labeled with its name, unsaid
+    root, storage = studies
+    lines = _rows(with_patient=False).replace(",sick", ",unknown").splitlines()
+    path = tmp_path / "foreign.csv"
+    path.write_text("\n".join(lines) + "\n")
+    code, out, err = _predict(monkeypatch, capsys, str(path), "--study", "grouped",
+                              "--storage", storage)
+    assert code in (0, None), err
+    assert (f"warning: {path}: its label(s) 'unknown' are none of the model's classes (sick, "
+            "well); the label column holds them as read") in err
+    code, out, err = _predict(monkeypatch, capsys, str(root / "new_visits.csv"), "--study",
+                              "grouped", "--storage", storage)
+    assert "warning" not in err

@@ -59,6 +59,7 @@ def read_samples(path: Path, options: dict, split: str = "all",
         if other:
             raise DataError(f"{path}: reads as {loaded.train.modality} data, but the model was "
                             f"trained on {wanted} data; give it {wanted} samples")
+    _said_foreign_labels(path, loaded, config)
     loaded, rows = _as_the_search_split(loaded, config)
     if split == "test" and loaded.test is None:
         data = config.get("data") or {}
@@ -120,6 +121,24 @@ def _load_labeled(path: Path, options: dict) -> Any:
             raise
     return load_data(path, for_prediction=True,
                      **{k: v for k, v in options.items() if k not in OPTIONAL_COLUMNS})
+
+
+def _said_foreign_labels(path: Path, loaded: Any, config: dict) -> None:
+    """Labels that are none of the model's classes are most often no labels (QA: a folder of
+    new images in one sub-folder 'sub' came out labeled 'sub'; FASTA descriptions became
+    labels): said, and written as read."""
+    import warnings
+
+    from automed.errors import DataWarning
+
+    classes = [str(c) for c in config.get("classes") or []]
+    found = [str(c) for c in loaded.train.classes]
+    foreign = [c for c in found if c not in classes]
+    if classes and foreign:
+        shown = ", ".join(map(repr, foreign[:5])) + (" ..." if len(foreign) > 5 else "")
+        warnings.warn(f"{path}: its label(s) {shown} are none of the model's classes "
+                      f"({', '.join(classes)}); the label column holds them as read",
+                      DataWarning, stacklevel=2)
 
 
 def _said_unseen_levels(path: Path, parts: list[Part], config: dict) -> None:
