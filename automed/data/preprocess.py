@@ -49,11 +49,19 @@ class Preprocessor:
 
 
 class ChannelStandardizer(Preprocessor):
-    """Images and signals: scale uint8 to [0, 1], then standardize each channel."""
+    """Images and signals: scale uint8 to [0, 1], then standardize each channel.
+
+    Other arrays (16-bit and float images, signals) are standardized as they are, unscaled.
+    """
+
+    # Whether samples of the other pixel kind than the fitted one are refused (images only).
+    checks_pixels = False
 
     def __init__(self) -> None:
         self.mean: np.ndarray | None = None
         self.std: np.ndarray | None = None
+        # "uint8" or "float": what fit saw; None for a state saved before it was recorded.
+        self.pixels: str | None = None
 
     def _float(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
@@ -62,6 +70,7 @@ class ChannelStandardizer(Preprocessor):
         return x.astype(np.float32, copy=False)
 
     def fit(self, dataset: Dataset) -> ChannelStandardizer:
+        self.pixels = _pixel_kind(dataset.x)
         x = self._float(dataset.x)
         axes = (0,) + tuple(range(2, x.ndim))
         self.mean = x.mean(axis=axes).astype(np.float32)
@@ -69,6 +78,14 @@ class ChannelStandardizer(Preprocessor):
         return self
 
     def transform(self, x: Any) -> torch.Tensor:
+        kind = _pixel_kind(x)
+        if self.checks_pixels and self.pixels is not None and kind != self.pixels:
+            # QA: 16-bit images given to a model trained on 8-bit ones (uint8 is scaled to
+            # 0..1, the rest is not) were predicted on a scale 257 times off, unsaid.
+            said = {"uint8": "8-bit (uint8)", "float": "16-bit or float"}
+            raise DataError(f"images are {said[kind]} but the model was trained on "
+                            f"{said[self.pixels]} images; export them at the training images' "
+                            "bit depth")
         x = self._float(x)
         shape = (1, -1) + (1,) * (x.ndim - 2)
         x = (x - self.mean.reshape(shape)) / self.std.reshape(shape)
@@ -77,7 +94,10 @@ class ChannelStandardizer(Preprocessor):
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
     def state(self) -> dict:
-        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+        state = {"mean": self.mean.tolist(), "std": self.std.tolist()}
+        if self.checks_pixels and self.pixels is not None:
+            state["pixels"] = self.pixels
+        return state
 
     @classmethod
     def from_state(cls, state: dict) -> ChannelStandardizer:
@@ -85,11 +105,17 @@ class ChannelStandardizer(Preprocessor):
         # float32 as fitted: float64 statistics would shift predictions in the last bits.
         obj.mean = np.asarray(state["mean"], dtype=np.float32)
         obj.std = np.asarray(state["std"], dtype=np.float32)
+        obj.pixels = state.get("pixels")  # absent in states saved before: not checked
         return obj
+
+
+def _pixel_kind(x: Any) -> str:
+    return "uint8" if np.asarray(x).dtype == np.uint8 else "float"
 
 
 class ImagePreprocessor(ChannelStandardizer):
     modality = "image"
+    checks_pixels = True
 
     def spec(self, dataset: Dataset) -> Spec:
         c, h, w = dataset.x.shape[1:]

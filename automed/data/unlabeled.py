@@ -118,21 +118,21 @@ def _signal_table(path: Path, shape: tuple) -> np.ndarray | None:
 
 
 def _images(folder: Path, shape: tuple) -> np.ndarray | None:
-    from automed.data.loaders.images import IMAGE_SUFFIXES, _open, _pixels
+    """The images under ``folder`` (hidden files and folders aside), read as the image-folder
+    loader reads them, with the model's channel count: colour images for a grayscale model by
+    luminance, grayscale ones for a colour model by repeating (QA: colour images for a
+    grayscale model came out (1, H, W, 3), "resize the data")."""
+    from automed.data.loaders.images import IMAGE_SUFFIXES, _check_one_depth, _probe, decode
 
-    files = sorted(f for f in folder.rglob("*") if f.is_file() and not f.name.startswith(".")
+    files = sorted(f for f in folder.rglob("*") if f.is_file()
+                   and not any(p.startswith(".") for p in f.relative_to(folder).parts)
                    and f.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         return None
+    # One bit depth, as in training; the model's preprocessor refuses the other kind.
+    _check_one_depth(folder, files, [deep for _, deep in map(_probe, files)])
     rgb = len(shape) == 3 and shape[0] == 3
-    arrays = []
-    for f in files:
-        with _open(f) as im:
-            try:
-                arrays.append(_pixels(im, rgb))
-            except OSError as exc:
-                raise DataError(f"{f}: not a readable image ({exc}); replace or delete the "
-                                "file") from None
+    arrays = [decode(f, rgb) for f in files]
     sizes = {a.shape for a in arrays}
     if len(sizes) > 1:
         raise DataError(f"{folder}: images differ in size ({', '.join(map(str, sizes))}); "

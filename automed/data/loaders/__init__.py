@@ -391,6 +391,7 @@ def _check_test(train: Dataset, test: Dataset) -> Dataset:
             f"{train.modality}; pass a test file of the same kind"
         )
     test = _in_training_columns(train, test.with_classes(train.classes))
+    test = _in_training_channels(train, test)
     tx, trx = getattr(test.x, "shape", None), getattr(train.x, "shape", None)
     if tx is not None and trx is not None and len(tx) > 1 and tx[1:] != trx[1:]:
         raise DataError(
@@ -398,6 +399,29 @@ def _check_test(train: Dataset, test: Dataset) -> Dataset:
             f"{tuple(trx[1:])}; resize or re-export the test set to match"
         )
     return test
+
+
+def _in_training_channels(train: Dataset, test: Dataset) -> Dataset:
+    """Test images with the training images' channel count, as predict converts them for a
+    model: grayscale repeated into RGB, RGB to grayscale by luminance (Pillow's
+    ``convert("L")`` weights). QA: a colour --test folder for grayscale training images was
+    told to "resize or re-export" itself."""
+    import numpy as np
+
+    if train.modality != "image" or test.modality != "image":
+        return test
+    tx, trx = np.shape(test.x), np.shape(train.x)
+    if len(tx) != 4 or len(trx) != 4 or tx[2:] != trx[2:] or {tx[1], trx[1]} != {1, 3}:
+        return test
+    x = np.asarray(test.x)
+    if trx[1] == 3:
+        x = np.repeat(x, 3, axis=1)
+    else:
+        weights = np.array([299, 587, 114], dtype=np.float64).reshape(1, 3, 1, 1) / 1000
+        gray = (x.astype(np.float64) * weights).sum(axis=1, keepdims=True)
+        x = np.round(gray).astype(x.dtype) if x.dtype == np.uint8 else gray.astype(x.dtype)
+    return Dataset(x, test.y, test.classes, test.modality, test.source, test.groups, test.meta,
+                   test.ids)
 
 
 def _in_training_columns(train: Dataset, test: Dataset) -> Dataset:

@@ -1,4 +1,4 @@
-"""Folders of images, one sub-folder per class (optionally under ``train/`` and ``test/``)."""
+"""Folders of images, one sub-folder per class (optionally in ``train/``, ``val/``, ``test/``)."""
 
 from __future__ import annotations
 
@@ -6,26 +6,38 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 from automed.data.dataset import Dataset, LoadedData, encode_labels
 from automed.data.loaders.base import Loader
 from automed.errors import DataError
 from automed.hookspecs import hookimpl
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+# .gif and .webp give their first frame (QA: they were skipped, unsaid).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 _GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+# Deeper than 8 bits: 16-bit PNG/TIFF, 32-bit integer and float TIFF (always grayscale).
+_DEEP_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+# The folders of the held-out validation split: training data here (as the .npz loader merges
+# val_* arrays into training), so the Kaggle chest X-ray layout train/ val/ test/ is read whole.
+_VAL_NAMES = ("val", "valid", "validation")
 
 
 class ImageFolderLoader(Loader):
-    """Reads ``root/<class>/<image>`` folders, or ``root/train/<class>/...`` plus ``root/test``.
+    """Reads ``root/<class>/<image>`` folders, or ``root/train/<class>/...`` plus ``root/test``
+    (and ``root/val``, merged into training; ``train/`` + ``val/`` alone is training data
+    without a test split).
 
-    Grayscale images stay one channel; if any image has colour, all become RGB. All images must
-    share one size. Returns ``uint8`` arrays of shape ``(N, C, H, W)``.
+    Images may sit in sub-folders of their class folder. Grayscale images stay one channel; if
+    any image has colour, all become RGB. All images must share one size. 8-bit images give
+    ``uint8`` arrays of shape ``(N, C, H, W)``; 16-bit, 32-bit and float grayscale images give
+    ``float32`` intensities as stored, unscaled (the preprocessor standardizes them with the
+    training mean and std), and a folder may not mix the two.
     """
 
     name = "image-folder"
-    description = "a folder with one sub-folder of .png/.jpg/.bmp/.tif images per class"
+    description = ("a folder with one sub-folder of .png/.jpg/.bmp/.tif/.webp/.gif images per "
+                   "class")
     directories = True
 
     def explain(self, path: Path) -> str:
@@ -40,19 +52,35 @@ class ImageFolderLoader(Loader):
             )
         if not path.is_dir():
             raise DataError(f"{path}: not a folder; the image-folder format reads a directory")
-        split = (path / "train").is_dir() and (path / "test").is_dir()
-        parts = {"train": path / "train", "test": path / "test"} if split else {"train": path}
-        files = {name: _scan(folder) for name, folder in parts.items()}
-        # Decide colour over both splits so train and test get the same channel count.
-        rgb = any(_is_colour(f) for found in files.values() for f, _ in found)
-        sets = {name: _read(found, rgb, str(parts[name])) for name, found in files.items()}
+        vals = [path / n for n in _VAL_NAMES if (path / n).is_dir()]
+        split = (path / "train").is_dir() and ((path / "test").is_dir() or bool(vals))
+        # QA: val/ was dropped silently, and train/ + val/ without test/ failed with "train:
+        # empty class folder".
+        parts = ({"train": [path / "train", *vals]} if split else {"train": [path]})
+        if split and (path / "test").is_dir():
+            parts["test"] = [path / "test"]
+        files = {name: [f for folder in folders for f in _scan(folder)]
+                 for name, folders in parts.items()}
+        everything = [f for found in files.values() for f, _ in found]
+        # Decide colour and bit depth over all splits so train and test read alike.
+        probes = [_probe(f) for f in everything]
+        rgb = any(colour for colour, _ in probes)
+        _check_one_depth(path, everything, [deep for _, deep in probes])
+        # The whole folder is the dataset (QA: a train/ + test/ folder was named "train", so
+        # two such datasets got one default study name).
+        sources = {"train": str(path), "test": str(path / "test")}
+        sets = {name: _read(found, rgb, sources[name]) for name, found in files.items()}
         train = sets["train"]
         test = sets.get("test")
         return LoadedData(train, test.with_classes(train.classes) if test else None)
 
 
+def _hidden(file: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in file.relative_to(root).parts)
+
+
 def _scan(folder: Path) -> list[tuple[Path, str]]:
-    """(file, class name) for every image under ``folder``'s class sub-folders."""
+    """(file, class name) for every image under ``folder``'s class sub-folders, at any depth."""
     class_dirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not class_dirs:
         raise DataError(
@@ -61,14 +89,16 @@ def _scan(folder: Path) -> list[tuple[Path, str]]:
         )
     found: list[tuple[Path, str]] = []
     for class_dir in class_dirs:
+        # QA: images in class/sub/ were skipped (predict read them), and a class folder
+        # holding only a sub-folder was "empty".
         images = sorted(
-            f for f in class_dir.iterdir()
-            if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_SUFFIXES
+            f for f in class_dir.rglob("*")
+            if f.is_file() and not _hidden(f, class_dir) and f.suffix.lower() in IMAGE_SUFFIXES
         )
         if not images:
             raise DataError(
-                f"{class_dir}: empty class folder (no {'/'.join(IMAGE_SUFFIXES)} images); add "
-                "images or remove the folder"
+                f"{class_dir}: empty class folder (no {'/'.join(IMAGE_SUFFIXES)} images, also "
+                "in its sub-folders); add images or remove the folder"
             )
         found.extend((f, class_dir.name) for f in images)
     return found
@@ -77,36 +107,56 @@ def _scan(folder: Path) -> list[tuple[Path, str]]:
 def _open(file: Path) -> Image.Image:
     try:
         return Image.open(file)
+    except Image.DecompressionBombError as exc:
+        # QA: reported as "loader 'image-folder' failed ... fix the loader"
+        raise DataError(f"{file}: image too large to read safely ({str(exc).rstrip('.')}); "
+                        "downscale it") from None
     except (UnidentifiedImageError, OSError) as exc:
+        if file.suffix.lower() == ".webp" and not features.check("webp"):
+            raise DataError(f"{file}: this Pillow cannot read .webp images; convert it to "
+                            ".png") from None
         raise DataError(
             f"{file}: not a readable image ({exc}); replace or delete the file"
         ) from exc
 
 
-def _is_colour(file: Path) -> bool:
+def _probe(file: Path) -> tuple[bool, bool]:
+    """(has colour, deeper than 8 bits), from the header alone."""
     with _open(file) as im:
-        return im.mode not in _GRAY_MODES
+        return im.mode not in _GRAY_MODES, im.mode in _DEEP_MODES
+
+
+def _check_one_depth(where: Path, files: list[Path], deep: list[bool]) -> None:
+    """QA: 8-bit and 16-bit images of one folder were scaled differently, per image."""
+    if any(deep) and not all(deep):
+        eight = files[deep.index(False)]
+        sixteen = files[deep.index(True)]
+        raise DataError(f"{where}: mixes 8-bit images ({eight.name}) and 16-bit or float "
+                        f"images ({sixteen.name}); export them at one bit depth")
+
+
+def decode(file: Path, rgb: bool) -> np.ndarray:
+    """One image file as :func:`_pixels` gives it, upright as its EXIF orientation says
+    (QA: a phone JPEG with Orientation=6 was read as stored, on its side)."""
+    with _open(file) as im:
+        try:
+            return _pixels(ImageOps.exif_transpose(im), rgb)
+        except OSError as exc:  # truncated or corrupt data shows up only when decoding
+            raise DataError(
+                f"{file}: not a readable image ({exc}); replace or delete the file"
+            ) from None
 
 
 def _read(found: list[tuple[Path, str]], rgb: bool, source: str) -> Dataset:
     arrays: list[np.ndarray] = []
-    first: tuple[Path, tuple[int, int]] | None = None
     for file, _ in found:
-        with _open(file) as im:
-            if first is None:
-                first = (file, im.size)
-            elif im.size != first[1]:
-                (w0, h0), (w1, h1) = first[1], im.size
-                raise DataError(
-                    f"images differ in size: {first[0]} is {w0}x{h0} but {file} is {w1}x{h1}; "
-                    "resize them to one size first"
-                )
-            try:
-                arrays.append(_pixels(im, rgb))
-            except OSError as exc:  # truncated or corrupt data shows up only when decoding
-                raise DataError(
-                    f"{file}: not a readable image ({exc}); replace or delete the file"
-                ) from exc
+        arrays.append(decode(file, rgb))
+        if arrays[-1].shape[1:] != arrays[0].shape[1:]:
+            (h0, w0), (h1, w1) = arrays[0].shape[1:], arrays[-1].shape[1:]
+            raise DataError(
+                f"images differ in size: {found[0][0]} is {w0}x{h0} but {file} is {w1}x{h1}; "
+                "resize them to one size first"
+            )
     x = np.stack(arrays)
     y, classes = encode_labels([c for _, c in found], source)
     # The labels are the class sub-folders: there is no label column to name.
@@ -114,16 +164,19 @@ def _read(found: list[tuple[Path, str]], rgb: bool, source: str) -> Dataset:
 
 
 def _pixels(im: Image.Image, rgb: bool) -> np.ndarray:
-    """One image as uint8 ``(C, H, W)``."""
+    """One image as ``(C, H, W)``: ``uint8`` for 8-bit images, with ``C`` 3 if ``rgb`` else 1
+    (colour to grayscale by luminance, as Pillow's ``convert("L")``; grayscale to RGB by
+    repeating); ``float32`` intensities as stored for 16-bit, 32-bit and float images."""
+    if im.mode in _DEEP_MODES:
+        # QA: these were divided by 257 only when the image's max passed 255: 12-bit X-rays
+        # came out near black, dark and bright images of one set on different scales, and
+        # float images in 0..1 binary. One rule for every image: the stored intensities.
+        a = np.asarray(im, dtype=np.float32)[None]
+        return np.repeat(a, 3, axis=0) if rgb else a
     if rgb:
         return np.asarray(im.convert("RGB")).transpose(2, 0, 1)
-    if im.mode in ("1", "L", "LA"):
-        return np.asarray(im.convert("L"))[None]
-    # 16-bit and float grayscale: converting to "L" would clip, so rescale 0..65535 to 0..255.
-    a = np.asarray(im, dtype=np.float64)
-    if a.max(initial=0) > 255:
-        a = a / 257.0
-    return np.clip(np.round(a), 0, 255).astype(np.uint8)[None]
+    # QA: a colour image read for a grayscale model came out (1, H, W, 3)
+    return np.asarray(im.convert("L"))[None]
 
 
 @hookimpl

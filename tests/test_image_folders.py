@@ -1,0 +1,208 @@
+"""Image folders as QA found them: bit depths, nested and train/val/test layouts, colour vs
+grayscale, huge images, EXIF orientation, .webp/.gif, and the dataset's name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from automed.data.dataset import Dataset
+from automed.data.loaders import load_data
+from automed.data.preprocess import ImagePreprocessor, SignalPreprocessor
+from automed.errors import DataError
+
+
+def _save(path: Path, array: np.ndarray, suffix: str = ".png", **kw) -> Path:
+    path = path.with_suffix(suffix)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, **kw)
+    return path
+
+
+def _gray(root: Path, n: int = 2, size=(6, 5), seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    for cls in ("benign", "malignant"):
+        for i in range(n):
+            _save(root / cls / str(i), rng.integers(0, 255, size, dtype=np.uint8))
+
+
+# -- 1. 16-bit and float images: one rule, the stored intensities --------------------------------
+
+def test_16_bit_and_float_images_keep_their_intensities(tmp_path):
+    dark = np.full((6, 5), 200, np.uint16)  # a dark 12-bit X-ray: max under 255
+    bright = np.arange(30, dtype=np.uint16).reshape(6, 5) * 141  # up to 4089 of 4095
+    _save(tmp_path / "benign" / "dark", dark)
+    _save(tmp_path / "malignant" / "bright", bright)
+    x = load_data(tmp_path).train.x
+    assert x.dtype == np.float32 and x.shape == (2, 1, 6, 5)
+    assert np.array_equal(x[0, 0], dark) and np.array_equal(x[1, 0], bright)
+    floats = tmp_path / "floats"
+    ramp = np.linspace(0, 1, 30, dtype=np.float32).reshape(6, 5)
+    _save(floats / "a" / "0", ramp, ".tif")
+    _save(floats / "b" / "0", 1 - ramp, ".tif")
+    x = load_data(floats).train.x
+    assert np.allclose(x[0, 0], ramp) and len(np.unique(x[0])) == 30  # not binary
+
+
+def test_a_folder_mixing_8_and_16_bit_images_is_refused(tmp_path):
+    _gray(tmp_path)
+    _save(tmp_path / "malignant" / "deep", np.full((6, 5), 3000, np.uint16))
+    with pytest.raises(DataError, match=r"mixes 8-bit images \(.*\) and 16-bit or float "
+                                         r"images \(deep\.png\); export them at one bit depth"):
+        load_data(tmp_path)
+
+
+def _images(x: np.ndarray) -> Dataset:
+    return Dataset(x, np.array([0, 1] * (len(x) // 2)), ["a", "b"], "image")
+
+
+def test_the_image_preprocessor_refuses_the_other_pixel_kind():
+    eight = np.random.default_rng(0).integers(0, 255, (4, 1, 3, 3), dtype=np.uint8)
+    pre = ImagePreprocessor().fit(_images(eight))
+    assert pre.state()["pixels"] == "uint8"
+    loaded = ImagePreprocessor.from_state(pre.state())
+    assert loaded.transform(eight).shape == (4, 1, 3, 3)
+    with pytest.raises(DataError, match=r"images are 16-bit or float but the model was trained "
+                                         r"on 8-bit \(uint8\) images; export them"):
+        loaded.transform(eight.astype(np.float32) * 257)
+    deep = ImagePreprocessor.from_state(ImagePreprocessor().fit(
+        _images(eight.astype(np.float32) * 16)).state())
+    with pytest.raises(DataError, match=r"images are 8-bit \(uint8\) but the model was trained "
+                                         r"on 16-bit or float images"):
+        deep.transform(eight)
+    # A state saved before the pixel kind was recorded reads any kind, as it did.
+    old = ImagePreprocessor.from_state({"mean": [0.5], "std": [0.25]})
+    assert old.transform(eight.astype(np.float32)).shape == (4, 1, 3, 3)
+    # Signals are not images: float or not, as before, and their state is unchanged.
+    signals = SignalPreprocessor().fit(Dataset(eight[:, 0, 0].astype(np.float32)[:, None],
+                                               np.array([0, 1, 0, 1]), ["a", "b"], "signal"))
+    assert set(signals.state()) == {"mean", "std"}
+    assert signals.transform(eight[:, 0, :1]).shape == (4, 1, 3)
+
+
+# -- 2. nested class folders and the train/ val/ test/ layout -----------------------------------
+
+def test_images_in_sub_folders_of_a_class_are_read(tmp_path):
+    _gray(tmp_path)
+    _save(tmp_path / "benign" / "scanner2" / "deep" / "x", np.zeros((6, 5), np.uint8))
+    _save(tmp_path / "benign" / ".ipynb_checkpoints" / "x", np.zeros((6, 5), np.uint8))
+    _save(tmp_path / "normal" / "only_sub" / "y", np.full((6, 5), 9, np.uint8))
+    train = load_data(tmp_path).train
+    assert train.classes == ["benign", "malignant", "normal"]
+    assert train.class_counts() == {"benign": 3, "malignant": 2, "normal": 1}
+
+
+def test_val_is_merged_into_training_and_needs_no_test(tmp_path):
+    _gray(tmp_path / "train", n=3)
+    _gray(tmp_path / "val", n=1, seed=1)
+    _save(tmp_path / "test" / "malignant" / "t", np.zeros((6, 5), np.uint8))
+    data = load_data(tmp_path)
+    assert len(data.train) == 8 and len(data.test) == 1
+    (tmp_path / "test" / "malignant" / "t.png").unlink()
+    (tmp_path / "test" / "malignant").rmdir()
+    (tmp_path / "test").rmdir()
+    data = load_data(tmp_path)
+    assert len(data.train) == 8 and data.test is None
+    assert data.train.classes == ["benign", "malignant"]
+
+
+# -- 3. colour vs grayscale, converted to the model's channel count at predict -------------------
+
+def test_predict_converts_images_to_the_models_channels(tmp_path):
+    from automed.results.predict import read_samples
+
+    rng = np.random.default_rng(0)
+    colour = tmp_path / "colour"
+    for cls in ("a", "b"):
+        _save(colour / cls / "0", rng.integers(0, 255, (6, 5, 3), dtype=np.uint8))
+    gray_model = {"spec": {"modality": "image", "input_shape": [1, 6, 5]}}
+    (part,) = read_samples(colour, {}, config=gray_model)
+    assert part.x.shape == (2, 1, 6, 5)
+    assert np.array_equal(part.x[0, 0], np.asarray(Image.open(colour / "a" / "0.png")
+                                                   .convert("L")))
+    gray = tmp_path / "gray"
+    _gray(gray)
+    colour_model = {"spec": {"modality": "image", "input_shape": [3, 6, 5]}}
+    (part,) = read_samples(gray, {}, config=colour_model)
+    assert part.x.shape == (4, 3, 6, 5) and np.array_equal(part.x[:, 0], part.x[:, 2])
+
+
+def test_predict_refuses_a_folder_of_mixed_bit_depths(tmp_path):
+    from automed.data.unlabeled import read_unlabeled
+
+    _save(tmp_path / "a", np.zeros((6, 5), np.uint8))
+    _save(tmp_path / "b", np.full((6, 5), 3000, np.uint16))
+    with pytest.raises(DataError, match="export them at one bit depth"):
+        read_unlabeled(tmp_path, {"spec": {"modality": "image", "input_shape": [1, 6, 5]}})
+
+
+# -- 4. huge images ---------------------------------------------------------------------------
+
+def test_a_huge_image_is_one_line_naming_the_file(tmp_path, monkeypatch):
+    _gray(tmp_path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # 6x5 = 30 pixels: a "bomb" here
+    with pytest.raises(DataError, match=r"0\.png: image too large to read safely .*; "
+                                         r"downscale it$"):
+        load_data(tmp_path)
+
+
+# -- 5. EXIF orientation ----------------------------------------------------------------------
+
+def test_exif_orientation_is_applied(tmp_path):
+    from automed.data.unlabeled import read_unlabeled
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    for cls in ("a", "b"):
+        _save(tmp_path / "lab" / cls / "0", np.zeros((8, 16), np.uint8), ".jpg", exif=exif)
+    assert load_data(tmp_path / "lab").train.x.shape == (2, 1, 16, 8)
+    x = read_unlabeled(tmp_path / "lab" / "a",
+                       {"spec": {"modality": "image", "input_shape": [1, 16, 8]}})
+    assert x.shape == (1, 1, 16, 8)
+
+
+# -- 6. .webp and .gif ------------------------------------------------------------------------
+
+def test_webp_and_gif_images_are_read(tmp_path):
+    _gray(tmp_path)
+    _save(tmp_path / "benign" / "w", np.full((6, 5), 7, np.uint8), ".webp", lossless=True)
+    _save(tmp_path / "malignant" / "g", np.full((6, 5), 9, np.uint8), ".gif")
+    train = load_data(tmp_path).train
+    assert len(train) == 6
+    assert {int(train.x[2].max()), int(train.x[5].max())} == {7, 9}
+
+
+# -- 7. the dataset's name (the default study name) -------------------------------------------
+
+def test_a_train_test_folder_is_named_after_the_folder(tmp_path):
+    from automed.searching.runner import default_study_name
+
+    names = set()
+    for study in ("chest", "skin"):
+        _gray(tmp_path / study / "train")
+        _gray(tmp_path / study / "test", n=1)
+        data = load_data(tmp_path / study)
+        assert data.train.source == str(tmp_path / study)
+        names.add(default_study_name(data.train, "accuracy", 2))
+    assert names == {"chest-accuracy-cv2", "skin-accuracy-cv2"}
+
+
+@pytest.mark.parametrize("train_rgb", [False, True])
+def test_a_test_folder_of_the_other_colour_is_converted_to_the_trainings(tmp_path, train_rgb):
+    # QA: a colour --test folder for grayscale training images was told "resize or re-export"
+    rng = np.random.default_rng(1)
+    for root, rgb in ((tmp_path / "train", train_rgb), (tmp_path / "test", not train_rgb)):
+        for cls in ("benign", "malignant"):
+            for i in range(3):
+                shape = (6, 5, 3) if rgb else (6, 5)
+                _save(root / cls / str(i), rng.integers(0, 255, shape, dtype=np.uint8))
+    data = load_data(tmp_path / "train", test=tmp_path / "test")
+    assert data.test.x.shape == (6, 3 if train_rgb else 1, 6, 5)
+    assert data.test.x.dtype == np.uint8
+    image = Image.open(tmp_path / "test" / "benign" / "0.png")
+    want = np.asarray(image.convert("RGB" if train_rgb else "L"))
+    got = data.test.x[0].transpose(1, 2, 0) if train_rgb else data.test.x[0, 0]
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1  # Pillow's own rounding
