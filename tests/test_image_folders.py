@@ -206,3 +206,48 @@ def test_a_test_folder_of_the_other_colour_is_converted_to_the_trainings(tmp_pat
     want = np.asarray(image.convert("RGB" if train_rgb else "L"))
     got = data.test.x[0].transpose(1, 2, 0) if train_rgb else data.test.x[0, 0]
     assert np.abs(got.astype(int) - want.astype(int)).max() <= 1  # Pillow's own rounding
+
+
+def test_predictions_name_each_images_file_and_each_fasta_record(tmp_path, monkeypatch, capsys):
+    # QA: predictions of an image folder or a FASTA file could not be traced back to files
+    import csv
+    import io
+
+    from clirun import run_cli
+
+    from automed.searching.runner import search
+
+    _gray(tmp_path / "imgs", n=4)
+    storage = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    search(tmp_path / "imgs", trials=1, folds=2, max_epochs=1, bootstrap=0, storage=storage,
+           study="img", architectures=["cnn"])
+    new = tmp_path / "new"
+    _save(new / "a" / "x", np.zeros((6, 5), dtype=np.uint8))
+    _save(new / "y", np.full((6, 5), 200, dtype=np.uint8))
+    for data, ids in ((tmp_path / "imgs", ["benign/0.png", "benign/1.png", "benign/2.png"]),
+                      (new, ["a/x.png", "y.png"])):
+        code, out, err = run_cli(monkeypatch, capsys, "predict", str(data), "--study", "img",
+                                 "--storage", storage)
+        assert code in (0, None), err
+        rows = list(csv.DictReader(io.StringIO(out)))
+        assert [r["id"] for r in rows][:len(ids)] == ids
+    fasta = tmp_path / "s.fasta"
+    fasta.write_text("".join(f">gi|{i}|ref|NM_{i}.1 {('pos', 'neg')[i % 2]}\n"
+                             f"{('ACGTACGTAA', 'TTGCATGCAT')[i % 2]}\n" for i in range(12)))
+    search(fasta, trials=1, folds=2, max_epochs=1, bootstrap=0, storage=storage, study="seq",
+           architectures=["biosequence"])
+    new_fasta = tmp_path / "new.fasta"
+    new_fasta.write_text(">q1 some description\nACGTACGTAA\n>q2\nTTGCATGCAT\n")
+    for data, ids in ((fasta, ["gi|0|ref|NM_0.1", "gi|1|ref|NM_1.1"]), (new_fasta, ["q1", "q2"])):
+        code, out, err = run_cli(monkeypatch, capsys, "predict", str(data), "--study", "seq",
+                                 "--storage", storage)
+        assert code in (0, None), err
+        assert [r["id"] for r in csv.DictReader(io.StringIO(out))][:2] == ids
+
+
+def test_images_outside_the_class_folders_are_refused_in_training(tmp_path):
+    _gray(tmp_path / "imgs")
+    _save(tmp_path / "imgs" / "stray", np.zeros((6, 5), dtype=np.uint8))
+    with pytest.raises(DataError, match=r"1 image\(s\) lie outside the class sub-folders "
+                                        r"\(stray.png\); move each into the sub-folder"):
+        load_data(tmp_path / "imgs")

@@ -117,16 +117,32 @@ def _signal_table(path: Path, shape: tuple) -> np.ndarray | None:
     return np.asarray(rows, dtype=np.float32)[:, None, :]
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The image files under ``folder``, hidden files and folders aside, in the order their
+    samples are read (and their ids, the paths relative to ``folder``, written by predict)."""
+    from automed.data.loaders.images import IMAGE_SUFFIXES
+
+    return sorted(f for f in folder.rglob("*") if f.is_file()
+                  and not any(p.startswith(".") for p in f.relative_to(folder).parts)
+                  and f.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def fasta_ids(path: Path) -> list[str]:
+    """Each FASTA record's id: its header's first word (before any space)."""
+    from automed.data.loaders import records
+
+    return [(line[1:].split() or [""])[0] for line in records.read_text(path).splitlines()
+            if line.startswith(">")]
+
+
 def _images(folder: Path, shape: tuple) -> np.ndarray | None:
     """The images under ``folder`` (hidden files and folders aside), read as the image-folder
     loader reads them, with the model's channel count: colour images for a grayscale model by
     luminance, grayscale ones for a colour model by repeating (QA: colour images for a
     grayscale model came out (1, H, W, 3), "resize the data")."""
-    from automed.data.loaders.images import IMAGE_SUFFIXES, _check_one_depth, _probe, decode
+    from automed.data.loaders.images import _check_one_depth, _probe, decode
 
-    files = sorted(f for f in folder.rglob("*") if f.is_file()
-                   and not any(p.startswith(".") for p in f.relative_to(folder).parts)
-                   and f.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(folder)
     if not files:
         return None
     # One bit depth, as in training; the model's preprocessor refuses the other kind.

@@ -195,8 +195,18 @@ def _unlabeled_parts(path: Path, x: Any, split: str, options: dict) -> list[Part
 
 
 def _unlabeled_ids(path: Path, column: Any, n: int) -> list | None:
-    """The ``--id-col`` values of a table of unlabeled records, when it has that column."""
-    from automed.data.unlabeled import _table_rows
+    """The ``--id-col`` values of a table of unlabeled records, when it has that column; an
+    image folder's files (relative paths) and a FASTA file's record ids."""
+    from automed.data.loaders.sequences import FASTA_SUFFIXES, _first_line
+    from automed.data.unlabeled import _table_rows, fasta_ids, image_files
+
+    if path.is_dir():
+        files = image_files(path)
+        return [f.relative_to(path).as_posix() for f in files] if len(files) == n else None
+    if path.suffix.lower() in FASTA_SUFFIXES or (
+            path.suffix.lower() == ".txt" and _first_line(path).startswith(">")):
+        ids = fasta_ids(path)
+        return ids if len(ids) == n else None
 
     if column is None or path.is_dir() or path.suffix.lower() not in (".csv", ".tsv", ".jsonl"):
         return None
@@ -253,7 +263,10 @@ def predict_file(model_dir: str | Path, data: str | Path, output: str | Path | N
         if str(exc).startswith(str(data)):
             raise
         raise DataError(f"{data}: {exc}") from None
-    with_ids = (config.get("load_options") or {}).get("id_col") is not None
+    # the --id-col ids, an image's file or a FASTA record's id (QA: predictions of images
+    # and sequences could not be traced back to their files or records)
+    with_ids = ((config.get("load_options") or {}).get("id_col") is not None
+                or any(part.ids for part in parts))
     handle = (stream or sys.stdout) if output is None else open(output, "w", newline="",
                                                                 encoding="utf-8")
     rows = 0

@@ -94,6 +94,8 @@ class BioSequenceLoader(Loader):
                 raise DataError(f"{path}: a {kind} file has no columns, so {flags} cannot "
                                 f"apply; drop {'it' if len(columns) == 1 else 'them'}: {fixes}")
             rows = _fasta(path) if fasta else _uci(path)
+            if fasta:  # each record's id, its header's first word (predict writes it)
+                ids = [w.split()[1] for w, _, _, _ in rows]
         else:
             rows, groups, ids = _table(path, options)
         where = [w for w, _, _, _ in rows]
@@ -153,7 +155,9 @@ def _fasta(path: Path) -> list[Row]:
             label = header.rsplit("|", 1)[1].strip()
         else:
             label = ""
-        name = words[0].split("|")[0] if words else "?"
+        # the record's id: the header's first word, less a '|LABEL' the label came from
+        name = (words[0] if not words or tagged or len(words) > 1 or "|" not in words[0]
+                else words[0].rsplit("|", 1)[0]) if words else "?"
         where = f"record {name} (line {lineno})"
         if not label:
             raise DataError(f"{path}: line {lineno}: FASTA header has no label; write "
