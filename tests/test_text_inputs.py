@@ -136,3 +136,42 @@ def test_a_text_column_without_shared_words_is_said_and_a_family_that_cannot_rea
     code, out, err = run_cli(monkeypatch, capsys, "search", str(tmp_path / "t.csv"), *common,
                              "--workers", "0", "--study", "texts", "--text-col", "text")
     assert code in (0, None) and "WARNING" not in err, err
+
+
+def test_predict_of_unlabeled_texts_joins_every_text_column_and_says_wordless_rows(
+        tmp_path, monkeypatch, capsys):
+    # QA: a study of --text-col title --text-col abstract predicted unlabeled records from one
+    # column (or none); a record without a word was predicted at 0.5 / 0.5, unsaid.
+    import csv
+    import io
+
+    from clirun import run_cli
+
+    from automed.searching.runner import search
+
+    words = {0: "fever cough sputum", 1: "fracture bone cast"}
+    rows = [{"title": words[i % 2].split()[i % 3], "abstract": f"had {words[i % 2]}",
+             "label": f"c{i % 2}"} for i in range(24)]
+    labeled = tmp_path / "notes.csv"
+    with open(labeled, "w", newline="") as f:
+        w = csv.DictWriter(f, ["title", "abstract", "label"])
+        w.writeheader()
+        w.writerows(rows)
+    storage = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    search(labeled, text_col=["title", "abstract"], trials=1, folds=2, max_epochs=1,
+           bootstrap=0, storage=storage, study="two", architectures=["tfidf"])
+    unlabeled = tmp_path / "new.csv"
+    with open(unlabeled, "w", newline="") as f:
+        w = csv.DictWriter(f, ["title", "abstract"])
+        w.writeheader()
+        w.writerows([{k: r[k] for k in ("title", "abstract")} for r in rows]
+                    + [{"title": "", "abstract": "?"}])
+    outs = []
+    for data in (labeled, unlabeled):
+        code, out, err = run_cli(monkeypatch, capsys, "predict", str(data), "--study", "two",
+                                 "--storage", storage)
+        assert code in (0, None), err
+        outs.append([(r["p_c0"], r["p_c1"]) for r in csv.DictReader(io.StringIO(out))])
+    assert outs[1][:24] == outs[0]  # the same texts, joined the same way
+    assert ("1 record(s) have no word in 'title, abstract' (index 24): their predictions say "
+            "nothing of them") in err

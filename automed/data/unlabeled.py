@@ -187,10 +187,40 @@ def _texts(path: Path, options: dict) -> np.ndarray | None:
     from automed.data.loaders.text import TEXT_NAMES
 
     names, rows = _table_rows(path)
-    col = _column(names, options.get("text_col"), TEXT_NAMES)
-    if col is None:
-        return None
-    return _strings(["" if r.get(col) is None else str(r.get(col)) for r in rows])
+    wanted = options.get("text_col")
+    if isinstance(wanted, (list, tuple)) and len(wanted) > 1:
+        # several text columns, joined in order as the text loader joins them (QA: predict
+        # read only one of them, or none)
+        cols = [str(w) for w in wanted]
+        if not all(c in names for c in cols):
+            return None
+    else:
+        if isinstance(wanted, (list, tuple)):
+            wanted = wanted[0] if wanted else None
+        col = _column(names, wanted, TEXT_NAMES)
+        if col is None:
+            return None
+        cols = [col]
+    texts = ["\n".join(str(r[c]) for c in cols if r.get(c) is not None) for r in rows]
+    _said_wordless(path, ", ".join(cols), texts)
+    return _strings(texts)
+
+
+def _said_wordless(path: Path, column: str, texts: list[str]) -> None:
+    """Texts without a word (empty, or a record without the field) get a prediction that
+    says nothing of them: said, with their rows (QA: predicted at 0.5 / 0.5, unsaid; a search
+    refuses such rows)."""
+    import warnings
+
+    from automed.data.tokens import tokenize
+    from automed.errors import DataWarning
+
+    empty = [i for i, text in enumerate(texts) if not tokenize(text)]
+    if empty:
+        shown = ", ".join(map(str, empty[:5])) + (" ..." if len(empty) > 5 else "")
+        warnings.warn(f"{path}: {len(empty)} record(s) have no word in {column!r} (index "
+                      f"{shown}): their predictions say nothing of them", DataWarning,
+                      stacklevel=2)
 
 
 def _sequences(path: Path, options: dict) -> np.ndarray | None:
