@@ -225,7 +225,7 @@ def test_predictions_name_each_images_file_and_each_fasta_record(tmp_path, monke
     _save(new / "a" / "x", np.zeros((6, 5), dtype=np.uint8))
     _save(new / "y", np.full((6, 5), 200, dtype=np.uint8))
     for data, ids in ((tmp_path / "imgs", ["benign/0.png", "benign/1.png", "benign/2.png"]),
-                      (new, ["a/x.png", "y.png"])):
+                      (new, ["a/x.png", "y.png"]), (new / "y.png", ["y.png"])):
         code, out, err = run_cli(monkeypatch, capsys, "predict", str(data), "--study", "img",
                                  "--storage", storage)
         assert code in (0, None), err

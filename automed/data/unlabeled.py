@@ -50,6 +50,8 @@ def _read(path: Path, config: dict[str, Any]) -> Any | None:
     if path.is_dir():
         return _images(path, shape) if modality == "image" else None
     suffix = path.suffix.lower()
+    if modality == "image" and _is_image_file(path):  # one image (QA: "unknown format")
+        return _images(path, shape)
     if suffix == ".npz":
         return _npz(path, modality)
     if modality == "signal" and suffix in (".txt", ".tsv", ".csv"):
@@ -117,11 +119,20 @@ def _signal_table(path: Path, shape: tuple) -> np.ndarray | None:
     return np.asarray(rows, dtype=np.float32)[:, None, :]
 
 
-def image_files(folder: Path) -> list[Path]:
-    """The image files under ``folder``, hidden files and folders aside, in the order their
-    samples are read (and their ids, the paths relative to ``folder``, written by predict)."""
+def _is_image_file(path: Path) -> bool:
     from automed.data.loaders.images import IMAGE_SUFFIXES
 
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image files under ``folder``, hidden files and folders aside, in the order their
+    samples are read (and their ids, the paths relative to ``folder``, written by predict);
+    an image file alone is itself."""
+    from automed.data.loaders.images import IMAGE_SUFFIXES
+
+    if _is_image_file(folder):
+        return [folder]
     return sorted(f for f in folder.rglob("*") if f.is_file()
                   and not any(p.startswith(".") for p in f.relative_to(folder).parts)
                   and f.suffix.lower() in IMAGE_SUFFIXES)

@@ -198,10 +198,12 @@ def _unlabeled_ids(path: Path, column: Any, n: int) -> list | None:
     """The ``--id-col`` values of a table of unlabeled records, when it has that column; an
     image folder's files (relative paths) and a FASTA file's record ids."""
     from automed.data.loaders.sequences import FASTA_SUFFIXES, _first_line
-    from automed.data.unlabeled import _table_rows, fasta_ids, image_files
+    from automed.data.unlabeled import _is_image_file, _table_rows, fasta_ids, image_files
 
-    if path.is_dir():
+    if path.is_dir() or _is_image_file(path):
         files = image_files(path)
+        if path.is_file():
+            return [path.name] if n == 1 else None
         return [f.relative_to(path).as_posix() for f in files] if len(files) == n else None
     if path.suffix.lower() in FASTA_SUFFIXES or (
             path.suffix.lower() == ".txt" and _first_line(path).startswith(">")):
