@@ -46,7 +46,7 @@ def read_samples(path: Path, options: dict, split: str = "all",
     except DataError as exc:
         unlabeled = read_unlabeled(path, config)
         if unlabeled is None:
-            raise
+            raise _as_predict_says(exc) from None
         _said_labels_unread(path, options, exc)
         return _unlabeled_parts(path, unlabeled, split, options)
     wanted = (config.get("spec") or {}).get("modality")
@@ -165,6 +165,25 @@ def _said_unseen_levels(path: Path, parts: list[Part], config: dict) -> None:
             warnings.warn(f"{path}: column {col.get('name')!r} holds values the model never "
                           f"saw in training ({shown}{more}); they are read as missing",
                           DataWarning, stacklevel=2)
+
+
+# Options of `automed search` that a loader's refusal may name: predict has none of them.
+SEARCH_FLAGS = ("--format", "--text-col", "--sequence-col", "--label-col", "--group-col",
+                "--modality")
+
+
+def _as_predict_says(exc: DataError) -> DataError:
+    """A loader's refusal as predict's: the options it names are the search's, which predict
+    takes from the model (QA: "force one with --format", "name it with --text-col", flags
+    predict does not have)."""
+    text = str(exc)
+    named = [f for f in SEARCH_FLAGS if f in text]
+    if not named:
+        return exc
+    what = "is an `automed search` option" if len(named) == 1 else \
+        "are `automed search` options"
+    return DataError(f"{text} ({', '.join(named)} {what}: predict reads a file as its study's "
+                     "search read the training data; give it a file of that kind)")
 
 
 def _said_labels_unread(path: Path, options: dict, exc: DataError) -> None:
