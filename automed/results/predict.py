@@ -51,6 +51,8 @@ def read_samples(path: Path, options: dict, split: str = "all",
         return _unlabeled_parts(path, unlabeled, split, options)
     wanted = (config.get("spec") or {}).get("modality")
     other = wanted and loaded.train.modality != wanted
+    if wanted == "image" and loaded.train.modality == "image":
+        loaded = _in_model_channels(loaded, config)
     if other or not _fits(loaded.train.x, config):
         # e.g. an unlabeled signal table, whose first column a loader took for the label
         unlabeled = read_unlabeled(path, config)
@@ -77,6 +79,23 @@ def read_samples(path: Path, options: dict, split: str = "all",
     return [Part(name, _in_model_order(d, config), [d.classes[i] for i in d.y], rows.get(name),
                  None if d.ids is None else [str(v) for v in d.ids])
             for name, d in parts if split in ("all", name)]
+
+
+def _in_model_channels(loaded: Any, config: dict) -> Any:
+    """Labeled images with the model's channel count (QA: a labeled colour folder for a
+    grayscale model was read as unlabeled, its labels dropped)."""
+    from automed.data.dataset import Dataset, LoadedData
+    from automed.data.loaders import to_channels
+
+    shape = tuple((config.get("spec") or {}).get("input_shape") or ())
+
+    def convert(d: Any) -> Any:
+        x = to_channels(d.x, shape)
+        return d if x is d.x else Dataset(x, d.y, d.classes, d.modality, d.source, d.groups,
+                                          d.meta, d.ids)
+
+    return LoadedData(convert(loaded.train),
+                      None if loaded.test is None else convert(loaded.test))
 
 
 def _as_the_search_split(loaded: Any, config: dict) -> tuple[Any, dict]:

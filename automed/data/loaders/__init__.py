@@ -410,18 +410,29 @@ def _in_training_channels(train: Dataset, test: Dataset) -> Dataset:
 
     if train.modality != "image" or test.modality != "image":
         return test
-    tx, trx = np.shape(test.x), np.shape(train.x)
-    if len(tx) != 4 or len(trx) != 4 or tx[2:] != trx[2:] or {tx[1], trx[1]} != {1, 3}:
+    x = to_channels(test.x, np.shape(train.x)[1:])
+    if x is test.x:
         return test
-    x = np.asarray(test.x)
-    if trx[1] == 3:
-        x = np.repeat(x, 3, axis=1)
-    else:
-        weights = np.array([299, 587, 114], dtype=np.float64).reshape(1, 3, 1, 1) / 1000
-        gray = (x.astype(np.float64) * weights).sum(axis=1, keepdims=True)
-        x = np.round(gray).astype(x.dtype) if x.dtype == np.uint8 else gray.astype(x.dtype)
     return Dataset(x, test.y, test.classes, test.modality, test.source, test.groups, test.meta,
                    test.ids)
+
+
+def to_channels(x: Any, shape: tuple) -> Any:
+    """Images ``x`` (N, C, H, W) with the channel count of ``shape`` (C, H, W) where only
+    that differs (1 vs 3): grayscale repeated into RGB, RGB to grayscale by luminance
+    (Pillow's ``convert("L")`` weights); else ``x`` itself."""
+    import numpy as np
+
+    have = np.shape(x)
+    if len(have) != 4 or len(shape) != 3 or tuple(have[2:]) != tuple(shape[1:]) or {
+            have[1], shape[0]} != {1, 3}:
+        return x
+    x = np.asarray(x)
+    if shape[0] == 3:
+        return np.repeat(x, 3, axis=1)
+    weights = np.array([299, 587, 114], dtype=np.float64).reshape(1, 3, 1, 1) / 1000
+    gray = (x.astype(np.float64) * weights).sum(axis=1, keepdims=True)
+    return np.round(gray).astype(x.dtype) if x.dtype == np.uint8 else gray.astype(x.dtype)
 
 
 def _in_training_columns(train: Dataset, test: Dataset) -> Dataset:
