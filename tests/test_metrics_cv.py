@@ -183,6 +183,6 @@ def test_a_test_set_lacking_a_training_class_is_said():
     train = Dataset(np.zeros((6, 2)), np.array([0, 1, 2, 0, 1, 2]), ["a", "b", "c"], "tabular")
     test = Dataset(np.zeros((2, 2)), np.array([0, 1]), ["a", "b", "c"], "tabular")
     assert _test_class_warnings(train, test) == [
-        "the test set has no sample of class 'c': its scores say nothing of it (macro scores "
-        "average the other classes)"]
+        "the test set has no sample of class 'c': its scores say nothing of it (its macro "
+        "recall, precision and f1 average the classes it has)"]
     assert _test_class_warnings(train, train) == []

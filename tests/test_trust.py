@@ -86,6 +86,34 @@ def test_vectorised_bootstrap_equals_metric_functions(k, average):
         np.testing.assert_allclose(fast[name], exact, err_msg=name)
 
 
+@pytest.mark.parametrize("average", ["macro", "weighted"])
+def test_the_bootstrap_counts_the_classes_the_value_counts_when_one_is_missing(average):
+    # QA: on a test set lacking one of three classes, recall 0.5000 had the interval
+    # [0.3333, 0.3333]: the resamples averaged all three classes, the value the two present.
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 30)
+    p = rng.random((30, 3)).round(1) + 1e-3
+    p /= p.sum(1, keepdims=True)
+    draws = rng.integers(0, 30, (20, 30))
+    fast = resample_scores(y, p, draws, average, 1, list(M.METRICS))
+    for name in M.METRICS:
+        exact = [M.score(name, y[d], p[d], average, 1) for d in draws]
+        np.testing.assert_allclose(fast[name], exact, err_msg=name)
+    ci = B.bootstrap_all(y, p, average, 1, n=200, seed=0)
+    for name in ("recall", "precision", "f1"):
+        assert ci[name]["low"] <= ci[name]["value"] <= ci[name]["high"], name
+
+
+def test_multiclass_auroc_takes_rows_that_only_nearly_sum_to_one():
+    # QA: stored out-of-fold probabilities (compact floats) crashed --metric auroc on 3 classes
+    rng = np.random.default_rng(0)
+    y = np.arange(30) % 3
+    p = rng.random((30, 3))
+    p /= p.sum(1, keepdims=True)
+    rough = (p * 1.001).astype(np.float16)
+    assert M.score("auroc", y, rough) == pytest.approx(M.score("auroc", y, p), abs=0.02)
+
+
 def test_bootstrap_ci_brackets_the_value_and_is_seeded():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 60)

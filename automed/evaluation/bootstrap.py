@@ -28,12 +28,17 @@ def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(b > 0, a / np.where(b > 0, b, 1), 0.0)
 
 
-def _average(per_class: np.ndarray, support: np.ndarray, average: str, pos: int) -> np.ndarray:
+def _average(per_class: np.ndarray, support: np.ndarray, average: str, pos: int,
+             counted: np.ndarray | None = None) -> np.ndarray:
+    """``counted``: the classes a macro average counts in each resample (as metrics does:
+    recall those present, precision and f1 those present or predicted); None: all."""
     if average == "binary":
         return per_class[:, pos]
     if average == "weighted":
         return _ratio((per_class * support).sum(1), support.sum(1))
-    return per_class.mean(1)
+    if counted is None:
+        return per_class.mean(1)
+    return _ratio((per_class * counted).sum(1), counted.sum(1))
 
 
 def _threshold_scores(w: np.ndarray, y: np.ndarray, proba: np.ndarray, average: str,
@@ -57,10 +62,14 @@ def _threshold_scores(w: np.ndarray, y: np.ndarray, proba: np.ndarray, average: 
         "specificity": _average(specificity, support, "macro" if average == "micro" else average,
                                 pos),
     }
-    for name, per_class in (("recall", recall), ("precision", precision), ("f1", f1)):
-        # Single-label micro averaging of recall, precision and F1 is the accuracy.
-        out[name] = out["accuracy"] if average == "micro" else _average(per_class, support,
-                                                                        average, pos)
+    seen = present | (predicted > 0)
+    for name, per_class, counted in (("recall", recall, present), ("precision", precision, seen),
+                                     ("f1", f1, seen)):
+        # Single-label micro averaging of recall, precision and F1 is the accuracy. Macro
+        # averages count the classes metrics.score counts (QA: an interval that left out its
+        # own value, on a test set lacking a class).
+        out[name] = out["accuracy"] if average == "micro" else _average(
+            per_class, support, average, pos, counted)
     return out
 
 

@@ -197,7 +197,8 @@ def _test_class_warnings(train: Dataset, test: Dataset | None) -> list[str]:
         return []
     return [f"the test set has no sample of class{'es' if len(missing) > 1 else ''} "
             f"{', '.join(map(repr, missing))}: its scores say nothing of "
-            f"{'them' if len(missing) > 1 else 'it'} (macro scores average the other classes)"]
+            f"{'them' if len(missing) > 1 else 'it'} (its macro recall, precision and f1 "
+            "average the classes it has)"]
 
 
 def _label_warnings(train: Dataset) -> list[str]:
