@@ -141,6 +141,11 @@ def test_an_error_marks_the_study_failed_and_leaves_the_callers_state(tmp_path):
     with pytest.raises(ZeroDivisionError):
         automed.search(_signals(), storage=url, study="cb", progress=progress, **QUICK)
     assert Store(url).search("cb")["status"] == "failed"
+    # and why, as show and studies say it (QA: a failed study gave no reason)
+    from automed.results.describe import effective_status
+
+    said = effective_status(Store(url).search("cb"))
+    assert said == "failed (ZeroDivisionError: a notebook's callback)"
     assert optuna.logging.get_verbosity() == optuna.logging.INFO
     assert torch.equal(torch.random.get_rng_state(), state)
     result = automed.search(_signals(), storage=url, study="cb", **QUICK)  # resumes

@@ -142,3 +142,15 @@ def test_importances_leave_out_a_parameter_whose_range_differs_between_trials(tm
     assert "importances unavailable" not in html
     assert "Parameter importance: family cnn" in html and "cnn.width" in html
     assert "family cnn: left out cnn.lr, whose range differs between its trials" in html
+
+
+def test_a_report_of_a_search_stopped_before_its_answer_says_so(tmp_path):
+    # QA: an interrupted or failed search's report said "the search had no test set"
+    store = Store(f"sqlite:///{tmp_path / 'stopped.db'}")
+    search_id = add_search(store, "cut", status="interrupted",
+                           candidates=[("cnn", "complete", 0.7, _metrics(0.7), None)])
+    store.update_search_config(search_id, n_test=30)
+    html = build_report(store, "cut")
+    assert ("no test scores yet for its test set of 30 samples: the search stopped before its "
+            "answer (interrupted); run the same command again to finish it") in html
+    assert "had no test set" not in html

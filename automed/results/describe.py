@@ -36,6 +36,9 @@ def effective_status(info: dict) -> str:
                     "command again to resume")
         except (PermissionError, KeyError, TypeError, ValueError):
             pass
+    failure = (info.get("config") or {}).get("failure")
+    if status == "failed" and failure:
+        return f"failed ({failure})"
     return status
 
 

@@ -271,6 +271,17 @@ def _test_scores_table(info: dict) -> str:
 
 def test_section(info: dict, predictions: dict | None) -> str:
     if not info["test_scores"] or not predictions:
+        from automed.results.describe import ACTIVE, effective_status
+
+        config = info.get("config") or {}
+        if config.get("n_test") and info["status"] != "complete":
+            # QA: an interrupted or failed search's report said it "had no test set"
+            status = effective_status(info)
+            why = ("the search is still running" if status in ACTIVE else
+                   f"the search stopped before its answer ({status}); run the same command "
+                   "again to finish it")
+            return _note(f"no test scores yet for its test set of {config['n_test']} samples: "
+                         f"{why}")
         return _note("no test predictions stored: the search had no test set (give --test, "
                      "or a .npz with test_* arrays), or it ran before automed stored them")
     from sklearn import metrics as skm

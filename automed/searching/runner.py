@@ -426,9 +426,13 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
         return _run(plan, data=data, storage=storage, study=study, progress=progress,
                     refit=refit, save_model=save_model, artifacts=artifacts, ensemble=ensemble,
                     opened=opened)
-    except Exception:
+    except Exception as exc:
         if opened:
             try:  # else it stays "running" under a live process (studies, show say so)
+                # and why, for show and studies (QA: a failed study gave no reason)
+                said = str(exc).splitlines()[0] if str(exc) else ""
+                opened["store"].update_search_config(
+                    opened["search_id"], failure=f"{type(exc).__name__}: {said}"[:300])
                 opened["store"].finish_search(opened["search_id"], status="failed")
             except Exception:  # noqa: BLE001 - the error being raised is the one to see
                 pass
