@@ -154,3 +154,20 @@ def test_a_report_of_a_search_stopped_before_its_answer_says_so(tmp_path):
     assert ("no test scores yet for its test set of 30 samples: the search stopped before its "
             "answer (interrupted); run the same command again to finish it") in html
     assert "had no test set" not in html
+
+
+@pytest.mark.parametrize("pos, shown, hidden", [(0, "normal", "opacity"),
+                                                (None, "opacity", "normal")])
+def test_the_reports_curves_rank_the_positive_class_given(tmp_path, pos, shown, hidden):
+    # QA: --pos-label naming the first class (index 0) was read as none: the curves showed
+    # the other class
+    store = Store(f"sqlite:///{tmp_path / 'pos.db'}")
+    search_id = add_search(store, "pos", candidates=[("cnn", "complete", 0.7, _metrics(0.7),
+                                                      None)])
+    store.update_search_config(search_id, pos_label=pos)
+    store.finish_search(search_id, status="complete", best_trial=0,
+                        test_scores=_metrics(0.75), test_size=4,
+                        test_predictions={"classes": ["normal", "opacity"], "y_true": [0, 0, 1, 1],
+                                          "proba": [[.9, .1], [.4, .6], [.3, .7], [.2, .8]]})
+    html = build_report(store, "pos")
+    assert f"{shown} (AUC" in html and f"{hidden} (AUC" not in html

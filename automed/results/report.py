@@ -295,7 +295,9 @@ def test_section(info: dict, predictions: dict | None) -> str:
     cm = skm.confusion_matrix(y, proba.argmax(1), labels=list(range(len(classes))))
     charts = [svgplot.heatmap(cm.tolist(), classes, title="Confusion matrix (test set)")]
     # Binary: the positive class only; more classes: one-vs-rest per class.
-    pos = int(info["config"].get("pos_label") or 1)
+    # (class 0 is a positive class too: "or 1" took it for none; QA)
+    pos = info["config"].get("pos_label")
+    pos = 1 if pos is None else int(pos)
     shown = [pos] if len(classes) == 2 else list(range(len(classes)))
     roc, pr = [], []
     for k in shown:
