@@ -78,7 +78,8 @@ class _Progress:
             click.echo(f"{verb} study {e['study']!r} in {e['storage']}", err=True)
             click.echo(f"  data: {e['dataset']}"
                        + (f"; {e['reason']}" if e.get("reason") else ""), err=True)
-            click.echo(f"  {e['folds']}-fold CV by {e['metric']}; architectures: "
+            click.echo(f"  {e.get('objective') or str(e['folds']) + '-fold CV by ' + e['metric']}"
+                       "; architectures: "
                        f"{', '.join(e['architectures'])}; device: {e['device']}"
                        + (f" ({e['workers']} workers)" if e.get("workers", 1) > 1 else "")
                        + (f"; {e['done']} candidate(s) already done" if e["done"] else ""),

@@ -175,3 +175,33 @@ def test_the_model_card_lists_the_input_columns_a_new_file_must_carry(tmp_path):
     card = (export_model(Store(url), "t", tmp_path / "out") / "MODEL_CARD.md").read_text()
     assert ("- input columns, found by name in a new file: numeric `age`, `bp`; categorical "
             "`sex` (F, M), `smoking` (current, former, never); label `outcome`") in card
+
+
+def test_the_positive_class_and_the_grouping_are_said_where_users_read(tmp_path, monkeypatch,
+                                                                        capsys):
+    # QA: --pos-label was named only in `show --json`, and grouped CV only in the model card
+    from clirun import run_cli
+
+    from automed.results.model_card import export_model
+    from automed.results.report import build_report
+    from automed.storage import Store
+
+    header, rows = _table()
+    rows = [[*r[:-1], ("healthy", "sick")[r[-1]], f"pt{i // 2}"] for i, r in enumerate(rows)]
+    path = _write(tmp_path / "t.csv", [*header, "patient"], rows)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    code, _, err = run_cli(monkeypatch, capsys, "search", str(path), "--metric", "f1",
+                           "--average", "binary", "--pos-label", "healthy", "--group-col",
+                           "patient", "--trials", "1", "--folds", "2", "--max-epochs", "1",
+                           "--bootstrap", "0", "--arch", "mlp", "--storage", url, "--study", "t")
+    assert code in (0, None), err
+    said = ("2-fold CV by f1 (binary, positive class 'healthy'); folds grouped by 'patient' "
+            "(30 groups)")
+    assert said in err
+    code, out, _ = run_cli(monkeypatch, capsys, "show", "t", "--storage", url)
+    assert said in out
+    import html
+
+    assert said in html.unescape(build_report(Store(url), "t"))
+    card = (export_model(Store(url), "t", tmp_path / "out") / "MODEL_CARD.md").read_text()
+    assert "- cross-validation f1 (binary, positive class 'healthy'): " in card

@@ -42,6 +42,40 @@ def effective_status(info: dict) -> str:
     return status
 
 
+THRESHOLDED = ("recall", "precision", "f1", "specificity")
+
+
+def scoring_words(config: dict, metric: str, classes: list) -> str:
+    """How the metric is averaged and which class is positive, where that matters: "" for
+    accuracy on any data, " (binary, positive class 'healthy')", " (macro)". QA: the
+    positive class was named nowhere a user reads."""
+    average = config.get("average")
+    pos = config.get("pos_label")
+    given = ((config.get("plan") or {}).get("pos_label") is not None) or average == "binary"
+    positive = (f"positive class {str(classes[int(pos)])!r}" if given and pos is not None
+                and len(classes) == 2 and 0 <= int(pos) < 2 else "")
+    parts = [average] if average == "binary" or (
+        metric in THRESHOLDED and len(classes) > 2) else []
+    parts += [positive] if positive else []
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def grouping_words(config: dict) -> str:
+    """How the folds keep patients together: "" when they do not group. QA: grouped CV was
+    said nowhere but the model card, and without its column."""
+    if not config.get("grouped"):
+        return ""
+    by, n = config.get("group_by"), config.get("n_groups")
+    return ("; folds grouped" + (f" by {by}" if by else "") + (f" ({n} groups)" if n else ""))
+
+
+def objective_words(config: dict, metric: str, classes: list) -> str:
+    """'3-fold CV by f1 (binary, positive class 'sick'); folds grouped by 'patient' (45
+    groups)': the search's objective, as the search, show and the report say it."""
+    return (f"{config.get('folds')}-fold CV by {metric}{scoring_words(config, metric, classes)}"
+            f"{grouping_words(config)}")
+
+
 def ensemble_verdict(e: dict, single: str) -> str:
     """What the search does with a selected ensemble, and why (the first rule it fails): ``e``
     its progress event, or its stored record (``oof_score``/``single_oof_score``), so the
@@ -118,7 +152,7 @@ def format_study(summary: dict) -> str:
         f"  dataset: {summary['dataset']} ({summary['modality']}, {sample_counts(summary)}, "
         f"classes {', '.join(map(str, summary['classes']))}; "
         f"fingerprint {summary['dataset_fingerprint'][:12]})",
-        f"  objective: {cfg.get('folds')}-fold CV by {summary['metric']} "
+        f"  objective: {objective_words(cfg, summary['metric'], summary['classes'])} "
         f"(average {cfg.get('average')}, seed {cfg.get('cv_seed')})",
         f"  candidates: {summary['n_candidates']} "
         f"({', '.join(f'{n} {s}' for s, n in sorted(summary['states'].items())) or 'none'}), "

@@ -15,6 +15,7 @@ from automed.results.artifact import (
     LoadedModel,
     check_owner,
 )
+from automed.results.describe import scoring_words
 
 
 def _num(v: float | None) -> str:
@@ -121,7 +122,8 @@ def render_model_card(c: dict, plugins: list[str] | None = None) -> str:
            if test else ""),
         "",
         "## Performance",
-        f"- cross-validation {c.get('metric')} ({c.get('average')}): "
+        f"- cross-validation {c.get('metric')}"
+        f"{scoring_words(c, str(c.get('metric')), list(c.get('classes') or []))}: "
         f"{_num(cv.get('score_mean'))} ± {_num(cv.get('score_std'))} (mean ± std over folds)",
     ]
     if test.get("ci"):

@@ -20,6 +20,7 @@ from automed.results import svgplot
 from automed.results.describe import (
     answer_label,
     ensemble_verdict,
+    objective_words,
     sample_counts,
     study_summary,
 )
@@ -356,7 +357,7 @@ def build_report(store: Store, study: str, *, top: int = 20) -> str:
     facts = _table(["", ""], [
         ["dataset", f"{info['dataset']} ({info['modality']}, {sample_counts(info)}, "
                     f"{len(info['classes'])} classes)"],
-        ["objective", f"{info['config'].get('folds')}-fold CV by {metric}"],
+        ["objective", objective_words(info["config"] or {}, metric, info["classes"])],
         ["status", info["status"]],
         ["candidates", f"{summary['n_candidates']} ({states})"],
         ["compute", f"{summary['total_duration_s']:.1f}s on "

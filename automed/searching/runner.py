@@ -22,6 +22,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import optuna
 import torch
 
@@ -38,6 +39,7 @@ from automed.errors import (
 )
 from automed.evaluation import metrics as M
 from automed.results.artifact import STAMP, default_dir, study_stamp, write_stamp
+from automed.results.describe import objective_words
 from automed.results.outputs import output_dir
 from automed.searching import ensemble as ensembles
 from automed.searching import foldbag, portfolio
@@ -324,9 +326,22 @@ def _config(p: Prepared, slots) -> dict:
             "spec": p.spec.to_dict(), "source": p.train.source,
             "test_source": p.test.source if p.test is not None else None,
             "test_fraction": plan.data.test_fraction, "grouped": p.train.groups is not None,
+            **_grouping(p),
             "bootstrap": plan.bootstrap, "leakage": p.leakage, "leakage_warnings": p.warnings,
             # The dataset row counts the whole file; these, what the search and test use.
             "n_train": len(p.train), "n_test": None if p.test is None else len(p.test)}
+
+
+def _grouping(p: Prepared) -> dict:
+    """Which ids group the folds, and how many patients they name (the search, show and the
+    report say it)."""
+    if p.train.groups is None:
+        return {}
+    d = p.plan.data
+    column = d.options.get("group_col")
+    by = (repr(str(column)) if column is not None else
+          f"the ids of {Path(d.groups).name}" if d.groups else "the data's group ids")
+    return {"group_by": by, "n_groups": len(set(np.asarray(p.train.groups).tolist()))}
 
 
 def data_line(p: Prepared) -> str:
@@ -516,6 +531,7 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
               "best": leader[0]["score_mean"] if leader else None,
               "dataset": data_line(p), "architectures": sorted(p.architectures),
               "folds": plan.folds, "metric": p.metric, "trials": plan.trials,
+              "objective": objective_words(config, p.metric, p.train.classes),
               "done": counted_trials(ostudy), "resumed": resumed,
               "device": ", ".join(sorted({sl.device for sl in slots})),
               "workers": len(slots), "reason": train.meta.get("reason")})
