@@ -205,3 +205,33 @@ def test_the_positive_class_and_the_grouping_are_said_where_users_read(tmp_path,
     assert said in html.unescape(build_report(Store(url), "t"))
     card = (export_model(Store(url), "t", tmp_path / "out") / "MODEL_CARD.md").read_text()
     assert "- cross-validation f1 (binary, positive class 'healthy'): " in card
+
+
+def test_leakage_the_search_printed_is_in_show_the_report_and_the_card(tmp_path, monkeypatch,
+                                                                      capsys):
+    # QA: the report and show left out the LEAKAGE line the search printed, and the card said
+    # the test set was "never seen by the search" beside it
+    import html
+
+    from clirun import run_cli
+
+    from automed.results.model_card import export_model
+    from automed.results.report import build_report
+    from automed.storage import Store
+
+    header, rows = _table()
+    rows = [[*r, "train"] for r in rows] + [[*r, "test"] for r in rows[:10]]
+    path = _write(tmp_path / "copies.csv", [*header, "split"], rows)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    code, _, err = run_cli(monkeypatch, capsys, "search", str(path), "--trials", "1", "--folds",
+                           "2", "--max-epochs", "1", "--bootstrap", "0", "--arch", "mlp",
+                           "--storage", url, "--study", "c")
+    assert code in (0, None), err
+    said = "LEAKAGE: 10 test sample(s) are identical to training samples"
+    assert said in err
+    code, out, _ = run_cli(monkeypatch, capsys, "show", "c", "--storage", url)
+    assert f"WARNING: {said}" in out
+    assert said in html.unescape(build_report(Store(url), "c"))
+    card = (export_model(Store(url), "c", tmp_path / "out") / "MODEL_CARD.md").read_text()
+    assert "never seen by the search" not in card
+    assert "never trained on by the search (though some are copies of training samples" in card

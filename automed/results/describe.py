@@ -162,6 +162,8 @@ def format_study(summary: dict) -> str:
         best = "-" if fam["best"] is None else f"{fam['best']:.4f} (#{fam['best_trial']})"
         lines.append(f"  family {name}: {fam['candidates']} candidates, "
                      f"{fam['complete']} complete, best {best}")
+    for warning in cfg.get("leakage_warnings") or []:  # QA: printed by the search only
+        lines.append(f"  WARNING: {warning}")
     if summary["best_trial"] is not None:
         size = summary["test_size"]
         lines.append(f"  answer: {answer_label(summary)}"

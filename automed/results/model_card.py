@@ -34,6 +34,12 @@ def _origin(c: dict) -> str:
     return f"plugin `{plugin.get('source') or plugin.get('plugin')}`"
 
 
+def _test_copies(c: dict) -> bool:
+    """Whether the search found test samples that copy training samples (QA: the card said
+    the test set was "never seen by the search" beside its own LEAKAGE warning)."""
+    return any("test sample" in w for w in c.get("leakage_warnings") or [])
+
+
 def _columns(c: dict) -> list[str]:
     """A table's input columns, as the model reads them (QA: the card said only the encoded
     width, not which columns a new file must carry)."""
@@ -115,7 +121,9 @@ def render_model_card(c: dict, plugins: list[str] | None = None) -> str:
         f"- {cv.get('folds')}-fold {'grouped ' if cv.get('grouped') else ''}stratified "
         f"cross-validation for model selection (seed {man.get('seeds', {}).get('cv')})",
         f"- locked test set: {test.get('how', 'none')}"
-        + (f", `{test.get('source')}`, {test.get('size')} samples, never seen by the search; "
+        + (f", `{test.get('source')}`, {test.get('size')} samples, "
+           + ("never trained on by the search (though some are copies of training samples: "
+              "see Limitations); " if _test_copies(c) else "never seen by the search; ")
            + ("the selected candidate was refit on all training data and scored once"
               if refit else "the answer was scored once, with the models that cross-"
               "validation scored")

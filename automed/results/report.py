@@ -32,7 +32,7 @@ body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:
 h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ddd;margin-top:2em}
 table{border-collapse:collapse;margin:.5em 0}td,th{padding:3px 8px;border-bottom:1px solid #eee;
 text-align:left}th{background:#f6f6f6}td.n{text-align:right;font-variant-numeric:tabular-nums}
-.note{color:#666;font-style:italic}.plots{display:flex;flex-wrap:wrap;gap:12px}
+.note{color:#666;font-style:italic}.warning{color:#b00;font-weight:bold}.plots{display:flex;flex-wrap:wrap;gap:12px}
 svg text{font:11px system-ui,sans-serif}svg .t{font-size:13px;text-anchor:middle}
 svg .l{text-anchor:middle}svg .xt{text-anchor:middle}svg .yt{text-anchor:end}
 svg .ax{stroke:#444}svg .g{stroke:#eee}
@@ -376,6 +376,10 @@ def build_report(store: Store, study: str, *, top: int = 20) -> str:
         ("Architecture families", family_section(summary, candidates, metric)),
         (answer_title(info), test_section(info, store.test_predictions(study))),
     ]
+    said = (info["config"] or {}).get("leakage_warnings") or []
+    if said:  # QA: the search printed them, the report left them out
+        sections.insert(0, ("Warnings", "".join(
+            f'<p class="warning">{escape(w)}</p>' for w in said)))
     body = "".join(f"<h2>{escape(title)}</h2>{html}" for title, html in sections)
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f"<title>automed report: {escape(study)}</title><style>{CSS}</style></head><body>"
