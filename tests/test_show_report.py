@@ -171,3 +171,17 @@ def test_the_reports_curves_rank_the_positive_class_given(tmp_path, pos, shown, 
                                           "proba": [[.9, .1], [.4, .6], [.3, .7], [.2, .8]]})
     html = build_report(store, "pos")
     assert f"{shown} (AUC" in html and f"{hidden} (AUC" not in html
+
+
+def test_an_answer_predicting_one_class_for_every_test_sample_is_said():
+    # QA: an answer with balanced accuracy 0.5 (every test sample class 0) went unsaid
+    from automed.searching.runner import _one_class_answer
+
+    flat = {"classes": ["normal", "opacity"], "y_true": [0, 1, 1],
+            "proba": [[.6, .4], [.7, .3], [.51, .49]]}
+    assert _one_class_answer(flat) == (
+        "the answer predicts class 'normal' for every one of the 3 test samples: it tells the "
+        "classes apart nowhere; give the search more time (--timeout, --trials) or more data")
+    assert _one_class_answer({**flat, "proba": [[.6, .4], [.3, .7], [.51, .49]]}) is None
+    assert _one_class_answer({**flat, "y_true": [0, 0, 0]}) is None  # one class to tell
+    assert _one_class_answer(None) is None

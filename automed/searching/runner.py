@@ -332,6 +332,21 @@ def _config(p: Prepared, slots) -> dict:
             "n_train": len(p.train), "n_test": None if p.test is None else len(p.test)}
 
 
+def _one_class_answer(predictions: dict | None) -> str | None:
+    """What to say of an answer that predicts one class for every test sample of a test set
+    holding several: it has learnt nothing that ranks, whatever its accuracy."""
+    if not predictions or not predictions.get("proba"):
+        return None
+    predicted = np.asarray(predictions["proba"], dtype=float).argmax(1)
+    truth = set(predictions.get("y_true") or [])
+    if len(set(predicted.tolist())) > 1 or len(truth) < 2:
+        return None
+    name = predictions["classes"][int(predicted[0])]
+    return (f"the answer predicts class {name!r} for every one of the {len(predicted)} test "
+            "samples: it tells the classes apart nowhere; give the search more time "
+            "(--timeout, --trials) or more data")
+
+
 def _grouping(p: Prepared) -> dict:
     """Which ids group the folds, and how many patients they name (the search, show and the
     report say it)."""
@@ -654,8 +669,15 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
     result.leaderboard = store.leaderboard(study_name, states=("complete", "ensemble"))
     result.best = next((r for r in result.leaderboard if r["trial"] == best.number),
                        result.best)  # the same row, ranked among them
+    one_class = _one_class_answer(final.test_predictions)
+    if one_class:  # QA: an answer that said one class for every test sample, unsaid
+        warnings.warn(one_class, DataWarning, stacklevel=user_stacklevel())
+        progress({"event": "warning", "message": one_class})
+        p.warnings.append(one_class)
+        result.warnings = p.warnings
     store.update_search_config(
         search_id, artifact=result.artifact, test_ci=result.test_ci, answer=answer,
+        leakage_warnings=p.warnings,
         answer_from="folds" if final.from_folds else "refit",
         single=final.single, timing=timing,
         ensemble=None if ens is None else {
