@@ -91,6 +91,11 @@ def test_columns_and_classes_that_are_no_features_or_one_class_are_said(tmp_path
     assert said.startswith("column 'patient_id' has a different value in 60 of 60 rows, like "
                            "an identifier; if it identifies records or patients, give --id-col "
                            "patient_id")
+    shared = _with_column(tmp_path, "pid", [f"P{i // 2}" for i in range(60)])
+    [said] = _table_warnings(load_data(shared).train)
+    assert said.startswith("column 'pid' has 30 values in 60 rows, each in at most 2, like a "
+                           "patient or record id; if it identifies records or patients")
+    assert _table_warnings(load_data(shared, group_col="pid").train) == []
     numbered = _with_column(tmp_path, "record_no", list(range(1, 61)))
     [said] = _table_warnings(load_data(numbered).train)
     assert said.startswith("column 'record_no' numbers the rows (1 to 60, each once)")

@@ -218,6 +218,8 @@ def _label_warnings(train: Dataset) -> list[str]:
 
 # A column with a different value in (nearly) every row is an identifier, not a feature.
 ID_SHARE, ID_MIN_ROWS = 0.95, 20
+# ... and one with many values, each in a few rows only, a patient id shared by some visits.
+SHARED_ID_SHARE, SHARED_ID_ROWS = 0.3, 4
 
 
 def _table_warnings(train: Dataset) -> list[str]:
@@ -228,6 +230,8 @@ def _table_warnings(train: Dataset) -> list[str]:
     columns = train.meta.get("tabular_columns") if train.modality == "tabular" else None
     if not columns or len(train) < ID_MIN_ROWS:
         return []
+    from collections import Counter
+
     from automed.data.tabular import is_missing, to_float
 
     x = np.asarray(train.x)
@@ -250,6 +254,12 @@ def _table_warnings(train: Dataset) -> list[str]:
             elif len(set(present)) >= ID_SHARE * len(x):
                 said.append(f"column {name!r} has a different value in "
                             f"{len(set(present))} of {len(x)} rows, like an identifier; {hint}")
+            elif len(set(present)) >= SHARED_ID_SHARE * len(x) and max(
+                    Counter(present).values()) <= SHARED_ID_ROWS:
+                # QA: a patient id shared by two visits each was a 45-level feature, unsaid
+                said.append(f"column {name!r} has {len(set(present))} values in {len(x)} rows, "
+                            f"each in at most {max(Counter(present).values())}, like a patient "
+                            f"or record id; {hint}")
             continue
         values = np.array([to_float(t) for t in present])
         if (len(values) == len(x) and np.all(values == np.round(values))
