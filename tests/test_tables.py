@@ -240,3 +240,27 @@ def test_leakage_the_search_printed_is_in_show_the_report_and_the_card(tmp_path,
     card = (export_model(Store(url), "c", tmp_path / "out") / "MODEL_CARD.md").read_text()
     assert "never seen by the search" not in card
     assert "never trained on by the search (though some are copies of training samples" in card
+
+
+def test_predict_indexes_a_split_column_files_rows_by_their_place_in_the_file(
+        tmp_path, monkeypatch, capsys):
+    # QA: the index counted within each part (train 0.., test 0..), so a file without ids
+    # could not be joined back to its predictions
+    import csv as csvmod
+    import io
+
+    from clirun import run_cli
+
+    header, rows = _table()
+    rows = [[*r, "test" if i % 4 == 0 else "train"] for i, r in enumerate(rows)]
+    path = _write(tmp_path / "split.csv", [*header, "split"], rows)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    code, _, err = run_cli(monkeypatch, capsys, "search", str(path), "--trials", "1", "--folds",
+                           "2", "--max-epochs", "1", "--bootstrap", "0", "--arch", "mlp",
+                           "--storage", url, "--study", "s")
+    assert code in (0, None), err
+    code, out, err = run_cli(monkeypatch, capsys, "predict", str(path), "--study", "s",
+                             "--storage", url)
+    assert code in (0, None), err
+    got = [(int(r["index"]), r["split"]) for r in csvmod.DictReader(io.StringIO(out))]
+    assert got == [(i, "test" if i % 4 == 0 else "train") for i in range(len(rows))]

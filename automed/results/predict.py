@@ -76,9 +76,16 @@ def read_samples(path: Path, options: dict, split: str = "all",
     parts = [("train", loaded.train)] if len(loaded.train) else []
     if loaded.test is not None:
         parts.append(("test", loaded.test))
-    return [Part(name, _in_model_order(d, config), [d.classes[i] for i in d.y], rows.get(name),
+    return [Part(name, _in_model_order(d, config), [d.classes[i] for i in d.y],
+                 rows.get(name) or _file_rows(d),
                  None if d.ids is None else [str(v) for v in d.ids])
             for name, d in parts if split in ("all", name)]
+
+
+def _file_rows(d: Any) -> list | None:
+    """The file record of each sample of a part a split column made, where the loader said."""
+    rows = d.meta.get("file_rows")
+    return list(rows) if rows is not None and len(rows) == len(d) else None
 
 
 def _in_model_channels(loaded: Any, config: dict) -> Any:

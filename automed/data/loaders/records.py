@@ -236,8 +236,11 @@ def build(path: Path, modality: str, x: list, labels: list[str], is_test: list[b
         y, classes = encode_labels(np.array([labels[i] for i in idx], dtype=object), source)
         g = None if groups is None else np.array([groups[i] for i in idx])
         ident = None if ids is None else np.array([ids[i] for i in idx], dtype=object)
-        return Dataset(xs, y, classes, modality, source, groups=g, meta=dict(meta or {}),
-                       ids=ident)
+        # each sample's record in the file, for predict's index when a split column parts it
+        # (QA: the index counted within each part, so rows could not be joined back)
+        part_meta = {**(meta or {}), "file_rows": list(idx)} if is_test and any(is_test) \
+            else dict(meta or {})
+        return Dataset(xs, y, classes, modality, source, groups=g, meta=part_meta, ids=ident)
 
     if not train_idx:
         test = make(test_idx, f"{path} (test split)")

@@ -143,7 +143,9 @@ class TabularLoader(Loader):
                                    "label_name": label_col},
                              groups=groups if gi is not None else None, ids=ids)
         if data.test is not None:
-            data.test.meta = {"feature_names": features, "tabular_columns": columns}
+            data.test.meta = {"feature_names": features, "tabular_columns": columns,
+                              **({"file_rows": data.test.meta["file_rows"]}
+                                 if "file_rows" in data.test.meta else {})}
         return data
 
 
