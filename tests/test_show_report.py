@@ -185,3 +185,16 @@ def test_an_answer_predicting_one_class_for_every_test_sample_is_said():
     assert _one_class_answer({**flat, "proba": [[.6, .4], [.3, .7], [.51, .49]]}) is None
     assert _one_class_answer({**flat, "y_true": [0, 0, 0]}) is None  # one class to tell
     assert _one_class_answer(None) is None
+
+
+def test_show_calls_a_stopped_candidates_reason_a_reason_and_counts_one_candidate(tmp_path):
+    # QA: "show" labelled a pruning reason "error:" and said "1 candidates"
+    from automed.results.describe import format_candidate, format_study, study_summary
+
+    store = Store(f"sqlite:///{tmp_path / 'one.db'}")
+    add_search(store, "one", candidates=[
+        ("cnn", "pruned", 0.6, _metrics(0.6), "first fold's score below ... after epoch 2")])
+    [c] = store.candidates("one")
+    assert "  reason:\n    first fold's score below" in format_candidate(c)
+    text = format_study(study_summary(store.search("one"), store.candidates("one")))
+    assert "candidate: 1 (1 pruned)" in text and "family cnn: 1 candidate," in text

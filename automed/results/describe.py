@@ -154,13 +154,14 @@ def format_study(summary: dict) -> str:
         f"fingerprint {summary['dataset_fingerprint'][:12]})",
         f"  objective: {objective_words(cfg, summary['metric'], summary['classes'])} "
         f"(average {cfg.get('average')}, seed {cfg.get('cv_seed')})",
-        f"  candidates: {summary['n_candidates']} "
+        f"  candidate{'' if summary['n_candidates'] == 1 else 's'}: {summary['n_candidates']} "
         f"({', '.join(f'{n} {s}' for s, n in sorted(summary['states'].items())) or 'none'}), "
         f"{summary['total_duration_s']:.1f}s in total on {', '.join(summary['devices']) or '-'}",
     ]
     for name, fam in sorted(summary["families"].items()):
         best = "-" if fam["best"] is None else f"{fam['best']:.4f} (#{fam['best_trial']})"
-        lines.append(f"  family {name}: {fam['candidates']} candidates, "
+        lines.append(f"  family {name}: {fam['candidates']} "
+                     f"candidate{'' if fam['candidates'] == 1 else 's'}, "
                      f"{fam['complete']} complete, best {best}")
     for warning in cfg.get("leakage_warnings") or []:  # QA: printed by the search only
         lines.append(f"  WARNING: {warning}")
@@ -188,7 +189,7 @@ def format_candidate(c: dict) -> str:
         f"  time: {c['duration_s']:.2f}s on {c['device'] or '-'} (recorded {c['created_at']})",
         "  params: " + json.dumps(c["params"], sort_keys=True),
     ]
-    if c["error"]:
-        lines.append("  error:")
+    if c["error"]:  # a failed candidate's error; a stopped one's reason (QA: "error:")
+        lines.append("  error:" if c["state"] == "failed" else "  reason:")
         lines += [f"    {line}" for line in c["error"].rstrip().splitlines()]
     return "\n".join(lines)

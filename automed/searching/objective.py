@@ -517,8 +517,8 @@ class Objective:
                 self._reported.add(epoch)
             watch.epoch(epoch, loss, proba.argmax(1))
             if trial.should_prune():
-                raise _EpochPruned(f"fold-1 score below the completed candidates' after epoch "
-                                   f"{epoch + 1}")
+                raise _EpochPruned(f"first fold's score below the completed candidates' "
+                                   f"after epoch {epoch + 1}")
 
         return on_epoch
 
