@@ -118,8 +118,11 @@ class _Progress:
             target = "scoring it on the test set" if e["test"] else "no test set given"
             what = (f"#{e['trial']}" if len(e["members"]) == 1 else
                     "the ensemble of " + ", ".join(f"#{t}" for t in e["members"]))
-            click.echo(f"answering with {what}: the {e['folds']} models of its "
-                       f"cross-validation, averaged (no refit); {target}", err=True)
+            # QA: an ensemble's line said "the 2 models of its cross-validation"
+            how = (f"the {e['folds']} models of its cross-validation, averaged" if
+                   len(e["members"]) == 1 else f"each member the {e['folds']} models of its "
+                   "cross-validation, blended by the ensemble's weights")
+            click.echo(f"answering with {what}: {how} (no refit); {target}", err=True)
         elif kind == "choice":
             kept = e["answer"] == e["leader"]
             click.echo(f"#{e['leader']} leads the first portfolio start #{e['incumbent']} by "

@@ -128,3 +128,19 @@ def test_the_timing_line_says_where_the_time_past_the_limit_went():
            "the first one not at all" in search
     assert format_timing({"timeout": 300, "search_s": 200, "total_s": 210}).endswith(
         "(within --timeout 300 s)")
+
+
+def test_the_answer_line_of_an_ensemble_says_each_member_is_a_bag(capsys):
+    # QA: "answering with the ensemble of #1, #2, #3: the 2 models of its cross-validation"
+    from automed.cli import _Progress
+
+    show = _Progress(quiet=False)
+    show({"event": "answer", "trial": 1, "members": [1, 2, 3], "folds": 2, "test": True})
+    show({"event": "answer", "trial": 4, "members": [4], "folds": 2, "test": False})
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "answering with the ensemble of #1, #2, #3: each member the 2 models of its "
+        "cross-validation, blended by the ensemble's weights (no refit); scoring it on the "
+        "test set",
+        "answering with #4: the 2 models of its cross-validation, averaged (no refit); no test "
+        "set given"]
