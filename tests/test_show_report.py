@@ -198,3 +198,27 @@ def test_show_calls_a_stopped_candidates_reason_a_reason_and_counts_one_candidat
     assert "  reason:\n    first fold's score below" in format_candidate(c)
     text = format_study(study_summary(store.search("one"), store.candidates("one")))
     assert "candidate: 1 (1 pruned)" in text and "family cnn: 1 candidate," in text
+
+
+def test_importances_leave_out_epochs_that_max_epochs_capped(tmp_path):
+    # QA: `mlp.epochs` (drawn 15-39) was ranked where every trial trained --max-epochs 2
+    from automed.results.report import importance_section
+
+    store = Store(f"sqlite:///{tmp_path / 'cap.db'}")
+    search_id = add_search(store, "cap")
+    store.update_search_config(search_id, max_epochs=2)
+    ostudy = optuna.create_study(study_name="cap", storage=store.optuna_storage(),
+                                 direction="maximize")
+    arch = optuna.distributions.CategoricalDistribution(["mlp"])
+    width = optuna.distributions.IntDistribution(8, 64)
+    epochs = optuna.distributions.IntDistribution(15, 40)
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        w, e = int(rng.integers(8, 64)), int(rng.integers(15, 40))
+        ostudy.add_trial(optuna.trial.create_trial(
+            params={"architecture": "mlp", "mlp.width": w, "mlp.epochs": e},
+            value=0.6 + e / 100, distributions={"architecture": arch, "mlp.width": width,
+                                                "mlp.epochs": epochs}))
+    html = importance_section(store, "cap")
+    assert "left out mlp.epochs: --max-epochs 2 capped every trial" in html
+    assert "mlp.width" in html and ">mlp.epochs<" not in html
