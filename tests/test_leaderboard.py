@@ -245,3 +245,16 @@ def test_the_manifest_line_says_its_fingerprint_is_the_training_datas():
     line = format_manifest({"data": {"train_fingerprint": "aa", "test_fingerprint": "bb"},
                             "seeds": {"cv": 0}})
     assert line.startswith("manifest: training data aa + test bb, seed 0")
+
+
+def test_a_candidate_of_one_fold_shows_no_spread(tmp_path):
+    # QA: a candidate pruned after its first fold read "0.6000 ± 0.0000"
+    from automed.results.leaderboard import render
+
+    store = Store(f"sqlite:///{tmp_path / 'one.db'}")
+    search_id = add_search(store, "one", candidates=[("cnn", "complete", 0.7, {}, None)])
+    store.record_candidate(search_id, 1, architecture="cnn", params={}, state="pruned",
+                           fold_scores=[0.6], score_mean=0.6, score_std=0.0, metrics={},
+                           duration_s=1.0, device="cpu", error="pruned")
+    table = render(store.leaderboard("one", states=STATES), "table", show_state=True)
+    assert "0.6000 ± -" in table and "0.7000 ± 0.0200" in table

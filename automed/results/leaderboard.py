@@ -34,8 +34,9 @@ def format_table(rows: list[dict], *, show_state: bool = False, sort: str | None
         header.append("state")
     lines = []
     for r in rows:
-        score = "-" if r["score_mean"] is None else \
-            f"{r['score_mean']:.4f} ± {r['score_std'] or 0:.4f}"
+        # one fold has no spread: "± -", not "± 0.0000" (QA)
+        spread = (f"{r['score_std'] or 0:.4f}" if len(r["fold_scores"] or []) > 1 else "-")
+        score = "-" if r["score_mean"] is None else f"{r['score_mean']:.4f} ± {spread}"
         cells = [str(r["rank"]), *([r["study"]] if many else []), str(r["trial"]),
                  r["architecture"], *([r["metric"]] if mixed else []), score,
                  *[_fmt((r["metrics"] or {}).get(m)) for m in extra],
