@@ -222,3 +222,13 @@ def test_importances_leave_out_epochs_that_max_epochs_capped(tmp_path):
     html = importance_section(store, "cap")
     assert "left out mlp.epochs: --max-epochs 2 capped every trial" in html
     assert "mlp.width" in html and ">mlp.epochs<" not in html
+
+
+def test_a_chart_of_one_value_keeps_its_axis_near_it_and_off_negative_numbers():
+    # QA: one point drew negative minutes on the x axis and accuracy up to 1.2
+    from automed.results.svgplot import _pad
+
+    assert _pad(0.0, 0.0) == (0.0, 0.05)
+    lo, hi = _pad(0.7, 0.7)
+    assert 0.6 < lo < 0.7 < hi < 0.8
+    assert _pad(0.2, 0.9) == (0.2, 0.9)

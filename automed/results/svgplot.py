@@ -30,13 +30,21 @@ def _label(v: float) -> str:
     return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.2e}"
 
 
+def _pad(lo: float, hi: float) -> tuple[float, float]:
+    """A range around one value (one point, or all at one value): a little either side, not
+    below 0 for values that are not (QA: +-0.5 drew negative minutes, and accuracy up to 1.2)."""
+    if hi != lo:
+        return lo, hi
+    pad = 0.05 * max(abs(lo), 1.0)
+    return (max(lo - pad, 0.0) if lo >= 0 else lo - pad), hi + pad
+
+
 class _Frame:
     """Maps data to pixels and draws the axes, so every chart shares one look."""
 
     def __init__(self, xlim: tuple[float, float], ylim: tuple[float, float]) -> None:
-        pad = lambda lo, hi: (lo - 0.5, hi + 0.5) if hi == lo else (lo, hi)  # noqa: E731
-        self.x0, self.x1 = pad(*xlim)
-        self.y0, self.y1 = pad(*ylim)
+        self.x0, self.x1 = _pad(*xlim)
+        self.y0, self.y1 = _pad(*ylim)
 
     def x(self, v: float) -> float:
         return LEFT + (v - self.x0) / (self.x1 - self.x0) * (W - LEFT - RIGHT)
