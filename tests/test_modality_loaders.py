@@ -270,3 +270,23 @@ def test_shared_splice_and_ohsumed():
     ohsumed = load_data(SHARED_DATA / "ohsumed_textgcn" / "ohsumed_23_textgcn.jsonl")
     assert (len(ohsumed.train), len(ohsumed.test)) == (3357, 4043)
     assert ohsumed.train.n_classes == 23
+
+
+@pytest.mark.parametrize("forced", [None, "signal"])
+def test_a_channels_last_ecg_is_a_signal_of_its_leads(tmp_path, forced):
+    # QA: a 12-lead ECG saved (N, L, C), as Keras and wfdb save it, was trained as one-channel
+    # 500 x 12 images; with --modality signal it was 500 channels of length 12.
+    rng = np.random.default_rng(0)
+    ecg = rng.standard_normal((20, 12, 100)).astype(np.float32)
+    y = np.arange(20) % 2
+    np.savez(tmp_path / "first.npz", x=ecg, y=y)
+    np.savez(tmp_path / "last.npz", x=ecg.transpose(0, 2, 1), y=y)
+    np.savez(tmp_path / "one.npz", x=ecg[:, :1].transpose(0, 2, 1), y=y)  # (N, L, 1)
+    first = load_data(tmp_path / "first.npz", modality=forced).train
+    last = load_data(tmp_path / "last.npz", modality=forced).train
+    assert last.modality == "signal" and last.x.shape == (20, 12, 100)
+    assert np.array_equal(last.x, first.x)
+    assert last.summary().startswith("20 signal samples of 12 x 100 (channels x length)")
+    assert load_data(tmp_path / "one.npz", modality=forced).train.x.shape == (20, 1, 100)
+    np.savez(tmp_path / "img.npz", x=rng.integers(0, 255, (20, 28, 28), dtype=np.uint8), y=y)
+    assert load_data(tmp_path / "img.npz").train.modality == "image"  # square: an image

@@ -220,7 +220,8 @@ def test_imbalanced_data_held_out_test_with_intervals(tmp_path):
 
     split = "80 samples in the file: 60 for the search, 20 held out as test"
     start = next(e for e in events if e["event"] == "start")
-    assert start["dataset"].startswith("80 signal samples, 2 classes: 60 for the search (")
+    assert start["dataset"].startswith("80 signal samples of 1 x 32 (channels x length), 2 "
+                                       "classes: 60 for the search (")
     assert start["dataset"].endswith(", 20 held out as test")
     store = Store(f"sqlite:///{tmp_path / 'i.db'}")
     info = store.search(result.study)

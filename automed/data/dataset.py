@@ -139,7 +139,16 @@ class Dataset:
 
     def summary(self) -> str:
         counts = ", ".join(f"{c}: {n}" for c, n in self.class_counts().items())
-        return f"{len(self)} {self.modality} samples, {self.n_classes} classes ({counts})"
+        return (f"{len(self)} {self.modality} samples{self.shape_words()}, {self.n_classes} "
+                f"classes ({counts})")
+
+    def shape_words(self) -> str:
+        """" of 12 x 500 (channels x length)" for signals and images, else "" (QA: a 12-lead
+        ECG read as 500 channels of 12 could not be noticed)."""
+        shape = np.shape(self.x)[1:] if self.modality in ("image", "signal") else ()
+        what = {(2, "signal"): "channels x length",
+                (3, "image"): "channels x height x width"}.get((len(shape), self.modality))
+        return f" of {' x '.join(map(str, shape))} ({what})" if what else ""
 
 
 @dataclass

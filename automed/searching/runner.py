@@ -372,7 +372,8 @@ def data_line(p: Prepared) -> str:
                   else "")
         return train.summary() + marked + _columns_said(train)
     counts = ", ".join(f"{c}: {n}" for c, n in train.class_counts().items())
-    return (f"{len(full)} {full.modality} samples, {full.n_classes} classes: {len(train)} for "
+    return (f"{len(full)} {full.modality} samples{full.shape_words()}, {full.n_classes} "
+            f"classes: {len(train)} for "
             f"the search ({counts}), {len(test)} held out as test" + _columns_said(train))
 
 

@@ -35,8 +35,8 @@ class NpzLoader(Loader):
     options = frozenset({"group_col"})
 
     def explain(self, path: Path) -> str:
-        return ("it is an .npz, whose samples shaped (N, H, W[, C]) are images and (N, L) or "
-                "(N, few channels, L) signals")
+        return ("it is an .npz, whose samples shaped (N, H, W[, C]) are images and (N, L), "
+                "(N, few channels, L) or (N, L, few channels) signals")
 
     def load(self, path: Path, **options: Any) -> LoadedData:
         modality = options.get("modality")
@@ -149,9 +149,19 @@ def _pair(arrays: dict[str, np.ndarray], xk: str, yk: str, source: str,
 def _modality(x: np.ndarray, forced: str | None) -> str:
     if forced:
         return forced
-    if x.ndim == 3 and x.shape[1] <= 16 and x.shape[2] >= 4 * x.shape[1]:
-        return "signal"  # (N, channels, length): few channels, long series
+    if x.ndim == 3 and (_channels_first(x) or _channels_last(x)):
+        return "signal"  # (N, channels, length) or (N, length, channels): few, long
     return "signal" if x.ndim == 2 else "image"
+
+
+def _channels_first(x: np.ndarray) -> bool:
+    return x.shape[1] <= 16 and x.shape[2] >= 4 * x.shape[1]
+
+
+def _channels_last(x: np.ndarray) -> bool:
+    """(N, length, few channels), as Keras and wfdb save a 12-lead ECG (QA: it was read as
+    one-channel images of 500 x 12, and with --modality signal as 500 channels of 12)."""
+    return x.shape[2] <= 16 and x.shape[1] >= 4 * x.shape[2] and not _channels_first(x)
 
 
 def _shape(x: np.ndarray, forced: str | None, source: str) -> np.ndarray:
@@ -177,7 +187,7 @@ def _shape(x: np.ndarray, forced: str | None, source: str) -> np.ndarray:
         if x.ndim == 2:
             return x[:, None]
         if x.ndim == 3:
-            return x
+            return np.ascontiguousarray(x.transpose(0, 2, 1)) if _channels_last(x) else x
     elif modality == "tabular":
         if x.ndim == 2:
             return x
