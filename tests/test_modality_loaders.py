@@ -290,3 +290,17 @@ def test_a_channels_last_ecg_is_a_signal_of_its_leads(tmp_path, forced):
     assert load_data(tmp_path / "one.npz", modality=forced).train.x.shape == (20, 1, 100)
     np.savez(tmp_path / "img.npz", x=rng.integers(0, 255, (20, 28, 28), dtype=np.uint8), y=y)
     assert load_data(tmp_path / "img.npz").train.modality == "image"  # square: an image
+
+
+def test_one_hot_labels_are_their_classes_and_multi_hot_stays_refused(tmp_path):
+    # QA: one-hot labels (one 1 per row) were refused as multi-label
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((20, 60)).astype(np.float32)
+    y = np.arange(20) % 3
+    np.savez(tmp_path / "onehot.npz", x=x, y=np.eye(3)[y])
+    assert list(load_data(tmp_path / "onehot.npz").train.y) == list(y)
+    multi = np.eye(3)[y]
+    multi[0, 1] = 1
+    np.savez(tmp_path / "multi.npz", x=x, y=multi)
+    with pytest.raises(DataError, match="multi-label data is not supported"):
+        load_data(tmp_path / "multi.npz")

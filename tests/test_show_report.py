@@ -213,7 +213,7 @@ def test_importances_leave_out_epochs_that_max_epochs_capped(tmp_path):
     width = optuna.distributions.IntDistribution(8, 64)
     epochs = optuna.distributions.IntDistribution(15, 40)
     rng = np.random.default_rng(0)
-    for i in range(8):
+    for _ in range(8):
         w, e = int(rng.integers(8, 64)), int(rng.integers(15, 40))
         ostudy.add_trial(optuna.trial.create_trial(
             params={"architecture": "mlp", "mlp.width": w, "mlp.epochs": e},

@@ -133,6 +133,10 @@ def _pair(arrays: dict[str, np.ndarray], xk: str, yk: str, source: str,
             f"(keys: {', '.join(keys)}); save samples and labels together"
         )
     x, y = arrays[xk], arrays[yk]
+    if y.ndim == 2 and y.shape[1] > 1 and len(y) and y.dtype.kind in "biuf" and np.isin(
+            y, (0, 1)).all() and (y.sum(1) == 1).all():
+        # one-hot rows, one class each (QA: refused as "multi-label"): the class indices
+        return x, y.argmax(1)
     if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):
         raise DataError(
             f"{source}: {yk} has shape {y.shape}; expected one label per sample, (N,) or (N, 1) "
