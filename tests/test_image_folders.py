@@ -252,3 +252,20 @@ def test_images_outside_the_class_folders_are_refused_in_training(tmp_path):
     with pytest.raises(DataError, match=r"1 image\(s\) lie outside the class sub-folders "
                                         r"\(stray.png\); move each into the sub-folder"):
         load_data(tmp_path / "imgs")
+
+
+def test_raw_arrays_get_the_models_channels_and_a_refusal_names_its_fix():
+    # QA: an RGB .npz for a grayscale model, and a series of another length, were both told
+    # "resize the data like the training data"
+    from automed.results.artifact import in_model_layout
+    from automed.spec import Spec
+
+    gray = Spec("image", (1, 6, 5), 2)
+    rgb = np.random.default_rng(0).integers(0, 255, (4, 6, 5, 3), dtype=np.uint8)
+    assert in_model_layout(rgb, gray).shape == (4, 1, 6, 5)
+    with pytest.raises(DataError, match=r"expects \(1, 6, 5\); resize them like the training"):
+        in_model_layout(np.zeros((4, 7, 5), dtype=np.uint8), gray)
+    signal = Spec("signal", (1, 60), 2)
+    with pytest.raises(DataError, match="expects \\(1, 60\\); resample them to the training "
+                                        "length"):
+        in_model_layout(np.zeros((4, 80), dtype=np.float32), signal)

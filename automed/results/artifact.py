@@ -418,10 +418,19 @@ def in_model_layout(x: Any, spec: Spec) -> Any:
         except DataError:
             pass  # refused below, with the shape the model expects
         shape = x.shape
+    if spec.modality == "image" and tuple(shape[1:]) != expected:
+        from automed.data.loaders import to_channels
+
+        x = to_channels(x, expected)  # colour for a grayscale model and back (QA: "resize")
+        shape = np.shape(x)
     if tuple(shape[1:]) != expected:
-        raise DataError(
-            f"samples have shape {given} but the model expects {expected}; resize "
-            "the data like the training data")
+        got = tuple(shape[1:])
+        # what differs says the fix (QA: "resize" for a transposed series too)
+        fix = ("transpose them to (channels, length) like the training data"
+               if spec.modality == "signal" and sorted(got) == sorted(expected) else
+               "resample them to the training length" if spec.modality == "signal" else
+               "resize them like the training images")
+        raise DataError(f"samples have shape {given} but the model expects {expected}; {fix}")
     return x
 
 
