@@ -304,3 +304,19 @@ def test_one_hot_labels_are_their_classes_and_multi_hot_stays_refused(tmp_path):
     np.savez(tmp_path / "multi.npz", x=x, y=multi)
     with pytest.raises(DataError, match="multi-label data is not supported"):
         load_data(tmp_path / "multi.npz")
+
+
+def test_a_series_padded_with_nan_is_told_to_be_resampled_not_dropped(tmp_path):
+    # QA: the UCR archive's NaN padding of shorter series was told "fill or drop rows with
+    # missing values" (every row), and ragged rows "pad" (with what?)
+    rows = [" ".join(["1"] + ["0.5"] * 20), " ".join(["2"] + ["0.1"] * 16 + ["NaN"] * 4),
+            " ".join(["1"] + ["0.3"] * 20)]
+    path = tmp_path / "padded.txt"
+    path.write_text("\n".join(rows * 4) + "\n")
+    with pytest.raises(DataError, match=r"line 2 ends in 4 missing values from line 2, column "
+                                        r"18, the padding of a shorter series; .* resample"):
+        load_data(path)
+    rows[1] = " ".join(["2"] + ["0.1"] * 8 + ["NaN"] + ["0.1"] * 11)
+    path.write_text("\n".join(rows * 4) + "\n")
+    with pytest.raises(DataError, match=r"missing value at line 2, column 10; fill it"):
+        load_data(path)

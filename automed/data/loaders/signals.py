@@ -63,7 +63,8 @@ class SignalTableLoader(Loader):
             if len(row) != width:
                 raise DataError(
                     f"{path}: line {lineno} has {len(row)} values but line {lines[0][0]} has "
-                    f"{width}; all series must have the same length (pad or resample them)"
+                    f"{width}; all series must have the same length (resample them to one "
+                    "length)"
                 )
         if not 0 <= label_col < width:
             raise DataError(
@@ -267,14 +268,24 @@ def _values(path: Path, lines: list[tuple[int, str]], rows: list[list[str]],
 def _locate_bad(path: Path, lines: list[tuple[int, str]], rows: list[list[str]],
                 cols: list[int], names: list[str] | None) -> None:
     """Slow per-value parse that raises a DataError at the first bad value."""
+    def missing(lineno: int, row: list[str], where: str) -> DataError:
+        values = [_unquote(row[j]).lower() for j in cols]
+        gap = [v in _MISSING or v == "nan" for v in values]
+        if any(gap) and gap[gap.index(True):] == [True] * (len(gap) - gap.index(True)):
+            # QA: the UCR archive pads variable-length series with NaN at their end
+            return DataError(
+                f"{path}: line {lineno} ends in {len(gap) - gap.index(True)} missing values "
+                f"from {where}, the padding of a shorter series; automed needs series of one "
+                "length: resample each series to one length (or truncate all to the shortest)")
+        return DataError(f"{path}: missing value at {where}; fill it (interpolate) or drop "
+                         "that series")
+
     for (lineno, _), row in zip(lines, rows, strict=True):
         for j in cols:
             raw = _unquote(row[j])
             where = f"line {lineno}, column {j + 1}" + (f" ({names[j]!r})" if names else "")
             if raw.lower() in _MISSING:
-                raise DataError(
-                    f"{path}: missing value at {where}; fill or drop rows with missing values"
-                )
+                raise missing(lineno, row, where)
             try:
                 value = float(raw)
             except ValueError:
@@ -284,9 +295,7 @@ def _locate_bad(path: Path, lines: list[tuple[int, str]], rows: list[list[str]],
                     "--group-col)"
                 ) from None
             if math.isnan(value):
-                raise DataError(
-                    f"{path}: missing value at {where}; fill or drop rows with missing values"
-                )
+                raise missing(lineno, row, where)
 
 
 def _numeric_or_str(labels: list[str]) -> np.ndarray:
