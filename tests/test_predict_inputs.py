@@ -373,3 +373,21 @@ def test_a_refusal_naming_search_options_says_they_are_the_searchs(studies, monk
     assert "unknown data format '.xlsx'" in line
     assert line.endswith("(--format is an `automed search` option: predict reads a file as its "
                          "study's search read the training data; give it a file of that kind)")
+
+
+def test_unlabeled_series_of_another_length_say_their_own_length(tmp_path, monkeypatch,
+                                                                 capsys):
+    # QA: rows of 80 values for a model of 60 were refused as "(1, 79)": a label taken off
+    rng = np.random.default_rng(0)
+    y = np.arange(20) % 2
+    x = rng.standard_normal((20, 60)) + y[:, None]
+    np.savetxt(tmp_path / "train.txt", np.c_[y, x])
+    storage = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    search(tmp_path / "train.txt", trials=1, folds=2, max_epochs=1, storage=storage,
+           bootstrap=0, architectures=["rocket"], study="sig")
+    np.savetxt(tmp_path / "long.txt", rng.standard_normal((5, 80)))
+    code, out, err = _predict(monkeypatch, capsys, str(tmp_path / "long.txt"), "--study", "sig",
+                              "--storage", storage)
+    assert code not in (0, None) and out == ""
+    assert "its rows hold 80 values; the model reads series of 60 (or 61 with the label " \
+           "first); resample them to 60" in err

@@ -108,12 +108,20 @@ def _signal_table(path: Path, shape: tuple) -> np.ndarray | None:
             if n == 0:
                 continue  # a header row
             return None
-        if len(values) != length:
-            return None
+        rows.append((lineno, values))
+    widths = {len(v) for _, v in rows}
+    if len(widths) == 1 and widths != {length} and widths != {length + 1}:
+        # QA: predict said "(1, 79)" of rows of 80 values (a label taken off first)
+        raise DataError(f"{path}: its rows hold {widths.pop()} values; the model reads series "
+                        f"of {length} (or {length + 1} with the label first); resample them "
+                        f"to {length}")
+    if widths != {length}:
+        return None
+    for lineno, values in rows:
         if not all(math.isfinite(v) for v in values):
             raise DataError(f"{path}: line {lineno} has NaN or infinite values; clean or drop "
                             "that row")
-        rows.append(values)
+    rows = [v for _, v in rows]
     if not rows:
         return None
     return np.asarray(rows, dtype=np.float32)[:, None, :]
