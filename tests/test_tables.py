@@ -264,3 +264,33 @@ def test_predict_indexes_a_split_column_files_rows_by_their_place_in_the_file(
     assert code in (0, None), err
     got = [(int(r["index"]), r["split"]) for r in csvmod.DictReader(io.StringIO(out))]
     assert got == [(i, "test" if i % 4 == 0 else "train") for i in range(len(rows))]
+
+
+def test_an_answer_predicting_one_class_is_said_in_the_result_show_and_the_card(
+        tmp_path, monkeypatch, capsys):
+    from clirun import run_cli
+
+    from automed.results.model_card import export_model
+    from automed.searching import runner
+    from automed.storage import Store
+
+    said = "the answer predicts class '0' for every one of the 12 test samples: ..."
+    seen = []
+
+    def one_class(predictions):
+        seen.append(predictions)
+        return said
+
+    monkeypatch.setattr(runner, "_one_class_answer", one_class)
+    header, rows = _table()
+    rows = [[*r, "test" if i % 5 == 0 else "train"] for i, r in enumerate(rows)]
+    path = _write(tmp_path / "t.csv", [*header, "split"], rows)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    with pytest.warns(UserWarning, match="predicts class '0' for every one"):
+        result = runner.search(path, trials=1, folds=2, max_epochs=1, bootstrap=0,
+                               architectures=["mlp"], storage=url, study="one")
+    assert seen and seen[0]["y_true"] and said in result.warnings
+    code, out, _ = run_cli(monkeypatch, capsys, "show", "one", "--storage", url)
+    assert f"WARNING: {said}" in out
+    card = (export_model(Store(url), "one", tmp_path / "out") / "MODEL_CARD.md").read_text()
+    assert f"- {said}" in card

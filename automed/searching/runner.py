@@ -332,6 +332,20 @@ def _config(p: Prepared, slots) -> dict:
             "n_train": len(p.train), "n_test": None if p.test is None else len(p.test)}
 
 
+def _add_warning(folder: Path, warning: str) -> None:
+    """Add ``warning`` to a saved answer's config (what its model card lists)."""
+    import json
+
+    from automed.results.artifact import CONFIG
+
+    path = folder / CONFIG
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["leakage_warnings"] = [*(config.get("leakage_warnings") or []), warning]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(config, indent=2, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def _one_class_answer(predictions: dict | None) -> str | None:
     """What to say of an answer that predicts one class for every test sample of a test set
     holding several: it has learnt nothing that ranks, whatever its accuracy."""
@@ -676,6 +690,8 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
         progress({"event": "warning", "message": one_class})
         p.warnings.append(one_class)
         result.warnings = p.warnings
+        if final.artifact is not None:  # written before it was scored: its card says it too
+            _add_warning(Path(final.artifact), one_class)
     store.update_search_config(
         search_id, artifact=result.artifact, test_ci=result.test_ci, answer=answer,
         leakage_warnings=p.warnings,
