@@ -46,6 +46,23 @@ def _results_db(url: str | None, storage: str | None) -> None:
         os.environ[RESULTS_ENV_VAR] = url
 
 
+def _say_queued_retries(store, study: str) -> None:
+    """Candidates an interruption or a lost worker queued again (QA: `leaderboard --all`
+    listed the interrupted candidate but not that it runs again)."""
+    import optuna
+
+    from automed.searching.study import _retried, waiting_retries
+
+    try:
+        ostudy = optuna.load_study(study_name=study, storage=store.optuna_storage())
+    except (KeyError, AutomedError):
+        return
+    queued = sorted(n for n in map(_retried, waiting_retries(ostudy)) if n is not None)
+    if queued:
+        click.echo(f"queued: {', '.join(f'#{t}' for t in queued)} again, when the search "
+                   "resumes (the same command) or a worker joins")
+
+
 def _gpus_all_on_cpu(gpus: str | None) -> None:
     """--gpus all on a machine without a GPU trains on the CPU: said, never silent."""
     if gpus == "all":
@@ -450,6 +467,8 @@ def leaderboard(studies, all_studies, datasets, architectures, states, metrics, 
         click.echo(f"{len(rows)} candidate(s) from {len({r['study'] for r in rows})} study(ies)")
     plain = set(states) <= {"complete", "ensemble"}
     click.echo(render(rows, "table", show_state=show_all or not plain, sort=key))
+    if show_all and len(studies) == 1:
+        _say_queued_retries(store, studies[0])
     objectives = sorted({r["metric"] for r in rows})
     if len(objectives) > 1 and not sort:
         click.echo(f"note: these searches optimise different metrics ({', '.join(objectives)}):"

@@ -258,3 +258,21 @@ def test_a_candidate_of_one_fold_shows_no_spread(tmp_path):
                            duration_s=1.0, device="cpu", error="pruned")
     table = render(store.leaderboard("one", states=STATES), "table", show_state=True)
     assert "0.6000 ± -" in table and "0.7000 ± 0.0200" in table
+
+
+def test_leaderboard_all_says_which_candidates_are_queued_to_run_again(tmp_path):
+    # QA: `leaderboard --all` listed an interrupted candidate, not that it runs again
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    store = Store(url)
+    add_search(store, "q", candidates=[("cnn", "complete", 0.7, {}, None),
+                                       ("cnn", "interrupted", None, {}, "KeyboardInterrupt")])
+    ostudy = optuna.create_study(study_name="q", storage=store.optuna_storage(),
+                                 direction="maximize")
+    ostudy.enqueue_trial({"architecture": "cnn"}, user_attrs={"retry_of": 1})
+    out = CliRunner().invoke(cli, ["leaderboard", "--study", "q", "--all", "--storage", url])
+    assert out.exit_code == 0, out.output
+    assert "queued: #1 again, when the search resumes" in out.output
+    plain = CliRunner().invoke(cli, ["leaderboard", "--study", "q", "--storage", url])
+    assert "queued" not in plain.output
