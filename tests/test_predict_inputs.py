@@ -391,3 +391,26 @@ def test_unlabeled_series_of_another_length_say_their_own_length(tmp_path, monke
     assert code not in (0, None) and out == ""
     assert "its rows hold 80 values; the model reads series of 60 (or 61 with the label " \
            "first); resample them to 60" in err
+
+
+def test_a_signal_table_without_labels_but_with_its_patient_column_is_unlabeled(
+        tmp_path, monkeypatch, capsys):
+    # QA: a grouped signal study predicting "patient,t0..t59" wrote the patient ids as labels
+    rng = np.random.default_rng(0)
+    y = np.arange(24) % 2
+    x = rng.standard_normal((24, 30)) + y[:, None]
+    head = "patient,label," + ",".join(f"t{i}" for i in range(30))
+    body = [f"P{i // 2},{('a', 'b')[y[i]]}," + ",".join(f"{v:.4f}" for v in x[i])
+            for i in range(24)]
+    (tmp_path / "grp.csv").write_text("\n".join([head, *body]) + "\n")
+    storage = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    search(tmp_path / "grp.csv", group_col="patient", trials=1, folds=2, max_epochs=1,
+           storage=storage, bootstrap=0, architectures=["rocket"], study="grp")
+    lines = [ln.split(",") for ln in (tmp_path / "grp.csv").read_text().splitlines()]
+    (tmp_path / "new.csv").write_text("\n".join(",".join([r[0], *r[2:]]) for r in lines) + "\n")
+    code, out, err = _predict(monkeypatch, capsys, str(tmp_path / "new.csv"), "--study", "grp",
+                              "--storage", storage)
+    assert code in (0, None), err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == 24 and {r["label"] for r in rows} == {""}, rows[:2]
+    assert "none of the model's classes" not in err

@@ -55,7 +55,7 @@ def _read(path: Path, config: dict[str, Any]) -> Any | None:
     if suffix == ".npz":
         return _npz(path, modality)
     if modality == "signal" and suffix in (".txt", ".tsv", ".csv"):
-        return _signal_table(path, shape)
+        return _signal_table(path, shape, options)
     if modality == "text" and suffix in (".jsonl", ".csv", ".tsv"):
         return _texts(path, options)
     if modality == "biosequence":
@@ -87,8 +87,10 @@ def _check_finite(x: np.ndarray, source: str) -> None:
         raise DataError(f"{source}: sample {row} has NaN or infinite values; clean or drop it")
 
 
-def _signal_table(path: Path, shape: tuple) -> np.ndarray | None:
-    """Rows of ``length`` numbers (an optional header row is skipped)."""
+def _signal_table(path: Path, shape: tuple, options: dict | None = None
+                  ) -> np.ndarray | None:
+    """Rows of ``length`` numbers (an optional header row is skipped; a column it names as the
+    study's group or id column is no value: QA, its patient ids were read as labels)."""
     from automed.data.loaders.records import read_text
     from automed.data.loaders.signals import _delimiter, _split, _unquote
 
@@ -99,9 +101,13 @@ def _signal_table(path: Path, shape: tuple) -> np.ndarray | None:
     if not lines:
         return None
     delimiter = _delimiter(path, lines[0][1])
+    first = [_unquote(v).strip() for v in _split(lines[0][1], delimiter)]
+    named = {str(options.get(k)) for k in ("group_col", "id_col")
+             if (options or {}).get(k) is not None}
+    skip = {j for j, name in enumerate(first) if name in named}
     rows = []
     for n, (lineno, line) in enumerate(lines):
-        fields = [_unquote(v) for v in _split(line, delimiter)]
+        fields = [_unquote(v) for j, v in enumerate(_split(line, delimiter)) if j not in skip]
         try:
             values = [float(v) for v in fields]
         except ValueError:

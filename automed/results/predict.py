@@ -61,6 +61,12 @@ def read_samples(path: Path, options: dict, split: str = "all",
         if other:
             raise DataError(f"{path}: reads as {loaded.train.modality} data, but the model was "
                             f"trained on {wanted} data; give it {wanted} samples")
+    if _labels_are_ids(path, loaded, options, config):
+        # a file without its label column, whose group or id column came first and was read
+        # as the label (QA: patient ids written as labels)
+        unlabeled = read_unlabeled(path, config)
+        if unlabeled is not None:
+            return _unlabeled_parts(path, unlabeled, split, options)
     _said_foreign_labels(path, loaded, config)
     loaded, rows = _as_the_search_split(loaded, config)
     if split == "test" and loaded.test is None:
@@ -147,6 +153,18 @@ def _load_labeled(path: Path, options: dict) -> Any:
             raise
     return load_data(path, for_prediction=True,
                      **{k: v for k, v in options.items() if k not in OPTIONAL_COLUMNS})
+
+
+def _labels_are_ids(path: Path, loaded: Any, options: dict, config: dict) -> bool:
+    """Whether the labels read are none of the model's classes and the file names the
+    study's group or id column, which then stood where the label was."""
+    from automed.data.loaders import records
+
+    classes = {str(c) for c in config.get("classes") or []}
+    if not classes or classes & {str(c) for c in loaded.train.classes}:
+        return False
+    named = {str(options[k]) for k in ("group_col", "id_col") if options.get(k) is not None}
+    return bool(named) and path.is_file() and bool(named & set(records.header(path)))
 
 
 def _said_foreign_labels(path: Path, loaded: Any, config: dict) -> None:
