@@ -71,14 +71,14 @@ class Dataset:
                             f"indices 0 to {len(self.classes) - 1}")
         if len(self.x) != len(self.y):
             raise DataError(
-                f"{self.source}: {len(self.x)} samples but {len(self.y)} labels; "
+                f"{where}: {len(self.x)} samples but {len(self.y)} labels; "
                 "every sample needs exactly one label"
             )
         if self.groups is not None and len(self.groups) != len(self.y):
-            raise DataError(f"{self.source}: {len(self.groups)} group ids for {len(self.y)} "
+            raise DataError(f"{where}: {len(self.groups)} group ids for {len(self.y)} "
                             "samples; give exactly one group id per sample")
         if self.ids is not None and len(self.ids) != len(self.y):
-            raise DataError(f"{self.source}: {len(self.ids)} record ids for {len(self.y)} "
+            raise DataError(f"{where}: {len(self.ids)} record ids for {len(self.y)} "
                             "samples; give exactly one id per sample")
 
     def __len__(self) -> int:
@@ -112,7 +112,8 @@ class Dataset:
         unknown = sorted(set(self.classes) - set(classes))
         if unknown:
             raise DataError(
-                f"{self.source}: labels {unknown} do not occur in the training data "
+                f"{self.source or 'the test set'}: labels {unknown} do not occur in the "
+                "training data "
                 f"(known: {list(classes)}); use a test file with the same classes"
             )
         mapping = np.array([classes.index(c) for c in self.classes], dtype=np.int64)

@@ -128,9 +128,14 @@ class TabularPreprocessor(Preprocessor):
 
     def transform(self, x: Any) -> torch.Tensor:
         x = np.asarray(x)
+        if x.ndim == 1 and len(self.columns) > 1 and len(x) == len(self.columns):
+            x = x[None]  # one record (QA: "records have () columns")
         if x.ndim != 2 or x.shape[1] != len(self.columns):
-            raise DataError(f"records have {x.shape[1:]} columns, expected "
-                            f"{len(self.columns)}; use the same columns as the training data")
+            got = (f"records have {x.shape[1]} columns" if x.ndim == 2 else
+                   f"records of shape {x.shape}")
+            raise DataError(f"{got}, expected {len(self.columns)} columns "
+                            f"({', '.join(c['name'] for c in self.columns)}): give shape "
+                            f"(n, {len(self.columns)}), the training data's columns")
         parts = []
         for j, (col, st) in enumerate(zip(self.columns, self.stats)):
             if col["kind"] == "numeric":

@@ -360,6 +360,16 @@ class LoadedModel:
             leaf = leaf.members[0][1]
         return {**self.config, "preprocessor": leaf.config.get("preprocessor")}
 
+    def __repr__(self) -> str:
+        return (f"LoadedModel({str(self.folder)!r}: {self.config.get('architecture')}, "
+                f"classes {self.classes})")
+
+    def predict(self, x: Any, device: str | torch.device = "cpu") -> list[str]:
+        """The predicted class name of each raw sample (its most probable class; QA: an
+        AutoGluon habit that had no method)."""
+        proba = self.predict_proba(x, device=device)
+        return [self.classes[int(i)] for i in np.asarray(proba).argmax(1)]
+
     def predict_proba(self, x: Any, device: str | torch.device = "cpu") -> np.ndarray:
         """Class probabilities ``(n, n_classes)`` of raw samples ``x`` (as the loaders give
         them: an array of images or signals, a list of texts or sequences, records)."""
@@ -367,9 +377,12 @@ class LoadedModel:
         from automed.searching.training import predict_proba
 
         if self.root is self.folder:  # the top: checked once, not per member
-            if isinstance(x, (str, bytes)):
-                raise DataError("give a list of samples, not one string (e.g. [text]); a "
-                                "string is read as one sample per character")
+            if isinstance(x, (str, bytes, os.PathLike)):
+                # QA: a path to an image .npz was told about texts
+                raise DataError("give the samples, not one string or path: a list of texts "
+                                "([text]), an array of images or signals; a file's samples "
+                                "are automed.load_data(path, for_prediction=True).train.x "
+                                "(or use `automed predict`)")
             if not isinstance(device, torch.device):
                 device = resolve_device(str(device))
             if hasattr(x, "__len__") and len(x) == 0:

@@ -100,6 +100,12 @@ class SearchPlan:
                 setattr(self, name, int(value))
         if self.trials is None and self.timeout is None:
             self.trials = DEFAULT_TRIALS
+        # One name per metric: "auc", "AUROC" and "roc_auc" are auroc, stored and compared so
+        # (QA: a study searched with "auc" refused its resume with "auroc")
+        from automed.evaluation.names import ALIASES
+
+        if isinstance(self.metric, str):
+            self.metric = ALIASES.get(self.metric.strip().lower(), self.metric.strip().lower())
         self.validate()
 
     def validate(self) -> None:

@@ -116,6 +116,26 @@ class SearchResult:
     # ``best``'s own test scores: the answer's when it answers alone; beside an ensemble that
     # answers, measured only to report (None when skipped to stay within --timeout).
     best_test_scores: dict | None = None
+    classes: list[str] | None = None  # the class names, in predict_proba's column order
+
+    def __repr__(self) -> str:
+        # QA: a notebook cell printed thousands of characters of leaderboard rows
+        answer = (self.answer or {}).get("label") or (
+            f"#{self.best['trial']}" if self.best else None)
+        cv = (self.answer or {}).get("cv_score")
+        test = {k: round(v, 4) for k, v in (self.test_scores or {}).items()
+                if k in ("accuracy", "balanced_accuracy", "auroc") and v is not None}
+        return (f"SearchResult(study={self.study!r}, answer={answer!r}, "
+                f"cv={None if cv is None else round(cv, 4)}, test={test or None}, "
+                f"candidates={len(self.leaderboard)}, artifact={self.artifact!r})")
+
+    def predict(self, x, device: str = "cpu") -> list[str]:
+        """The answer's predicted class (its most probable) for each raw sample."""
+        import numpy as np
+
+        proba = self.predict_proba(x, device=device)
+        classes = self.classes or [str(i) for i in range(np.asarray(proba).shape[1])]
+        return [classes[int(i)] for i in np.asarray(proba).argmax(1)]
 
     def predict_proba(self, x, device: str = "cpu"):
         """The answer's class probabilities for raw samples (read as the search read them),
@@ -144,8 +164,11 @@ def default_study_name(dataset: Dataset, metric: str, folds: int,
     name on this same data keeps its name, so re-running its command still resumes it.
     """
     source = Path(dataset.source)
-    name = f"{source.name or 'dataset'}-{metric}-cv{folds}"
-    old = f"{source.stem or 'dataset'}-{metric}-cv{folds}"
+    # in-memory data has no file name: its content names it (QA: every Dataset got one name,
+    # and a second one was refused as "other data")
+    unnamed = f"dataset-{dataset.fingerprint[:8]}"
+    name = f"{source.name or unnamed}-{metric}-cv{folds}"
+    old = f"{source.stem or unnamed}-{metric}-cv{folds}"
     if store is None or old == name or _stored_search(store, name) is not None:
         return name
     was = _stored_search(store, old)
@@ -218,6 +241,10 @@ def search(
     ``trials_per_gpu`` processes on each of ``gpus`` ("all", "none", "0,2"), share the study
     through the database, as ``automed worker`` processes on other machines can.
     ``plugins`` adds plugins that are not installed (``.py`` files or module names).
+    ``progress``: a callable given each progress event (a dict with ``"event"``: start,
+    candidate, warning, answer, done, ...), or True to print the command line's progress
+    lines to stderr; by default a Python search prints nothing (its warnings are Python
+    warnings, and ``result.warnings``).
 
     Groups (``group_col``, an npz ``groups`` key, or a ``groups`` file) make every split
     grouped. The locked test set is the data's own split, ``test``, or a grouped stratified
@@ -238,6 +265,17 @@ def search(
     if isinstance(data, Dataset):  # the obvious thing to pass: training data alone
         data = LoadedData(data)
     in_memory = isinstance(data, LoadedData)
+    if not in_memory and not isinstance(data, (str, os.PathLike)):
+        # QA: an array, an (x, y) pair or a DataFrame failed deep inside with "expected str,
+        # bytes or os.PathLike object"
+        raise ConfigError(f"data is a {type(data).__name__}: give a file path, or arrays as "
+                          "automed.Dataset(x, y, classes, modality) (tabular: x of shape "
+                          "(n, features), y class indices; a DataFrame: save it as .csv and "
+                          "give the path)")
+    if progress is True:  # the command line's progress lines, in a notebook too
+        from automed.cli import _Progress
+
+        progress = _Progress(quiet=False)
     if in_memory:
         given = [flag for flag, value in (("test", test), ("modality", modality),
                                           ("format", format)) if value is not None]
@@ -598,6 +636,7 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
 
     timing = {"timeout": plan.timeout, "search_s": time.monotonic() - wall_start}
     result = SearchResult(study_name, store.redacted, store.leaderboard(study_name), None,
+                          classes=list(train.classes),
                           resumed=resumed, spec=p.spec, manifest=manifest, warnings=p.warnings)
     completed = ostudy.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not completed:

@@ -221,7 +221,9 @@ def run_local_workers(store, study_name: str, slots: list[Slot], *, timeout: flo
     if crashed and len(crashed) == len(procs):
         raise AutomedError(
             f"all {len(procs)} workers stopped with an error (exit codes "
-            f"{[p.exitcode for p in crashed]}); run with --workers 1 to see it"
+            f"{[p.exitcode for p in crashed]}); run with one worker (--workers 1, or "
+            "workers=1 in Python) to see it; a Python script that starts workers must do so "
+            "under `if __name__ == \"__main__\":` (each worker imports it again)"
         )
 
 

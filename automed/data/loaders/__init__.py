@@ -344,8 +344,8 @@ def _check_finite(data: Dataset | None) -> None:
     if bad.any():
         what = "infinite" if data.modality == "tabular" else "NaN or infinite"
         raise DataError(
-            f"{data.source}: {int(bad.sum())} sample(s) hold {what} values (the first "
-            f"is sample {int(np.flatnonzero(bad)[0])}); clean or drop them"
+            f"{data.source or 'the dataset'}: {int(bad.sum())} sample(s) hold {what} values "
+            f"(the first is sample {int(np.flatnonzero(bad)[0])}); clean or drop them"
         )
 
 
