@@ -79,7 +79,11 @@ def test_vectorised_bootstrap_equals_metric_functions(k, average):
     y = rng.integers(0, k, 30)
     p = rng.random((30, k)).round(1) + 1e-3  # ties on purpose
     p /= p.sum(1, keepdims=True)
-    draws = rng.integers(0, 30, (20, 30))
+    _fast_equals_exact(y, p, average, rng)
+
+
+def _fast_equals_exact(y, p, average, rng):
+    draws = rng.integers(0, len(y), (20, len(y)))
     fast = resample_scores(y, p, draws, average, 1, list(M.METRICS))
     for name in M.METRICS:
         exact = [M.score(name, y[d], p[d], average, 1) for d in draws]
@@ -94,11 +98,7 @@ def test_the_bootstrap_counts_the_classes_the_value_counts_when_one_is_missing(a
     y = rng.integers(0, 2, 30)
     p = rng.random((30, 3)).round(1) + 1e-3
     p /= p.sum(1, keepdims=True)
-    draws = rng.integers(0, 30, (20, 30))
-    fast = resample_scores(y, p, draws, average, 1, list(M.METRICS))
-    for name in M.METRICS:
-        exact = [M.score(name, y[d], p[d], average, 1) for d in draws]
-        np.testing.assert_allclose(fast[name], exact, err_msg=name)
+    _fast_equals_exact(y, p, average, rng)
     ci = B.bootstrap_all(y, p, average, 1, n=200, seed=0)
     for name in ("recall", "precision", "f1"):
         assert ci[name]["low"] <= ci[name]["value"] <= ci[name]["high"], name
