@@ -40,7 +40,7 @@ from automed.searching.interrupts import (
     stopping,
 )
 from automed.searching.prepare import Prepared
-from automed.searching.study import surplus
+from automed.searching.study import seed_number, surplus
 from automed.searching.training import fit_model, predict_proba, training_params
 
 Progress = Callable[[dict], None]
@@ -409,9 +409,10 @@ class Objective:
         oof = np.full((n, self.spec.n_classes), np.nan, dtype=np.float32)
         trained: list[tuple] = []  # (model, preprocessor) per fold, for the fold bag
         pace = 0.0  # seconds per raw sample to preprocess and predict, the slowest fold's
+        number = seed_number(trial)  # a retry trains the models of the candidate it re-runs
         for i in range(folds):
             xtr, ytr, xva, yva = self.fold_data(i, name)
-            torch.manual_seed(self.plan.seed + trial.number)
+            torch.manual_seed(self.plan.seed + number)
             model = arch.build(params, spec)
             # Fold 0 is the low-fidelity rung: a validation score per epoch (see fidelity).
             on_epoch = (self._pace_watch(self._epoch_watch(trial, model, xva, yva, params,
@@ -419,7 +420,7 @@ class Objective:
                                          params, sizable) if i == 0
                         else self._check_deadline)
             fit_model(model, xtr, ytr, params, spec, device=self.device,
-                      on_epoch=on_epoch, seed=self.plan.seed + trial.number * 100 + i,
+                      on_epoch=on_epoch, seed=self.plan.seed + number * 100 + i,
                       cpu_bf16=arch.cpu_bf16)
             predicting = time.perf_counter()
             proba = predict_proba(model, xva, device=self.device, cpu_bf16=arch.cpu_bf16)

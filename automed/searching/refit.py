@@ -22,6 +22,7 @@ from automed.evaluation.bootstrap import bootstrap_all
 from automed.results.artifact import replacing_model, save_artifact
 from automed.searching.objective import SIZED_ATTR, candidate_params
 from automed.searching.prepare import Prepared
+from automed.searching.study import seed_number
 from automed.searching.training import SeedBag, fit_model, predict_proba
 
 
@@ -68,10 +69,10 @@ def refit_best(p: Prepared, trial: optuna.trial.FrozenTrial, device: torch.devic
                                            + scoring * (len(models) + 1) > deadline):
             break
         started = time.monotonic()
-        torch.manual_seed(p.plan.seed + trial.number + k * SEED_STRIDE)
+        torch.manual_seed(p.plan.seed + seed_number(trial) + k * SEED_STRIDE)
         model = arch.build(params, spec)
         fit_model(model, x, y, params, spec, device=device,
-                  seed=p.plan.seed + trial.number * 100 + k * SEED_STRIDE,
+                  seed=p.plan.seed + seed_number(trial) * 100 + k * SEED_STRIDE,
                   cpu_bf16=arch.cpu_bf16)
         models.append(model)
         pace = max(pace, time.monotonic() - started)
