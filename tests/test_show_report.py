@@ -232,3 +232,18 @@ def test_a_chart_of_one_value_keeps_its_axis_near_it_and_off_negative_numbers():
     lo, hi = _pad(0.7, 0.7)
     assert 0.6 < lo < 0.7 < hi < 0.8
     assert _pad(0.2, 0.9) == (0.2, 0.9)
+
+
+def test_the_objective_names_averaging_and_a_positive_class_only_where_the_metric_uses_them():
+    # QA: "2-fold CV by accuracy (binary, positive class 'sick')": accuracy uses neither
+    from automed.results.describe import objective_words
+
+    config = {"folds": 2, "average": "binary", "pos_label": 1, "plan": {"pos_label": "sick"}}
+    classes = ["healthy", "sick"]
+    assert objective_words(config, "accuracy", classes) == "2-fold CV by accuracy"
+    assert objective_words(config, "auroc", classes) == "2-fold CV by auroc"
+    assert objective_words(config, "f1", classes) == (
+        "2-fold CV by f1 (binary, positive class 'sick')")
+    assert objective_words(config, "auprc", classes) == "2-fold CV by auprc (positive class 'sick')"
+    macro = {"folds": 3, "average": "macro", "pos_label": 1, "plan": {}}
+    assert objective_words(macro, "recall", ["a", "b", "c"]) == "3-fold CV by recall (macro)"

@@ -51,11 +51,14 @@ def scoring_words(config: dict, metric: str, classes: list) -> str:
     positive class was named nowhere a user reads."""
     average = config.get("average")
     pos = config.get("pos_label")
+    # Only where the metric uses them (QA: "accuracy (binary, positive class 'sick')"):
+    # averaging for the thresholded metrics, the positive class for those and auprc.
     given = ((config.get("plan") or {}).get("pos_label") is not None) or average == "binary"
-    positive = (f"positive class {str(classes[int(pos)])!r}" if given and pos is not None
-                and len(classes) == 2 and 0 <= int(pos) < 2 else "")
-    parts = [average] if average == "binary" or (
-        metric in THRESHOLDED and len(classes) > 2) else []
+    uses = metric in THRESHOLDED or metric == "auprc"
+    positive = (f"positive class {str(classes[int(pos)])!r}" if given and uses
+                and pos is not None and len(classes) == 2 and 0 <= int(pos) < 2 else "")
+    parts = [average] if metric in THRESHOLDED and (
+        average == "binary" or len(classes) > 2) else []
     parts += [positive] if positive else []
     return f" ({', '.join(parts)})" if parts else ""
 
