@@ -282,6 +282,10 @@ def test_a_study_only_workers_ran_says_searched_then_its_search_answers(demo_sig
     assert code in (0, None), err
     assert Store(url).search("w")["status"] == "searched"
     assert "its --trials budget is used: the `automed search` command that created it" in err
+    # its objective and its candidates' lines, as a search prints them (QA: a worker said
+    # "2-fold CV by accuracy" of a grouped f1 study, and printed no candidate)
+    assert "2-fold CV by accuracy; architectures:" in err
+    assert "[  1/1] #0" in err
     result = search(demo_signal, **opts)  # step 4 of the README: answer and score
     assert Store(url).search("w")["status"] == "complete" and result.test_scores
 

@@ -81,6 +81,9 @@ def objective_from_store(store, study_name: str, device: str, *,
             f"{' and '.join(files)} {'do' if len(files) > 1 else 'does'} not give the data "
             f"study {study_name!r} was created with ({what} differs); give every worker the "
             "same files and automed version")
+    if progress is not None:  # `automed worker` says the data's warnings as search does
+        for message in prepared.warnings:
+            progress({"event": "warning", "message": message})
     objective = Objective(prepared, store=store, study_name=study_name, search_id=info["id"],
                           device=torch.device(device), progress=progress)
     # Where the study's candidates keep their fold models (the answer without a refit); on
@@ -96,7 +99,8 @@ def objective_from_store(store, study_name: str, device: str, *,
 
 def worker_main(storage_url: str, study_name: str, slot: Slot, *, identity: str,
                 allowed_plugins: list[dict] | None, timeout: float | None = None,
-                threads: int | None = None, ends_at: float | None = None) -> None:
+                threads: int | None = None, ends_at: float | None = None,
+                progress: Progress | None = None) -> None:
     """One worker: rebuild the search from the database and run candidates until done.
 
     The entry point of local worker processes and of ``automed worker`` on any machine. A
@@ -120,7 +124,7 @@ def worker_main(storage_url: str, study_name: str, slot: Slot, *, identity: str,
     with CoreShare(fixed) as cores:
         store = Store(storage_url)
         objective = objective_from_store(store, study_name, slot.device,
-                                         allowed_plugins=allowed_plugins)
+                                         allowed_plugins=allowed_plugins, progress=progress)
         plan = objective.plan
         study = open_study(store, study_name, seed=plan.seed, prune=plan.prune,
                            search_id=objective.search_id, heartbeat=plan.heartbeat,
@@ -290,6 +294,7 @@ def join(study_name: str, *, storage: str | None = None, gpus: str | None = None
     torch threads; by default the machine's cores are divided among every automed worker
     training on it, however many join.
     """
+    from automed.results.describe import objective_words
     from automed.searching.devices import plan_slots
     from automed.searching.prepare import allowed_plugins
     from automed.storage import Store
@@ -309,13 +314,14 @@ def join(study_name: str, *, storage: str | None = None, gpus: str | None = None
     progress({"event": "start", "study": study_name, "storage": store.redacted,
               "dataset": info["dataset"], "architectures": cfg["architectures"],
               "folds": cfg["folds"], "metric": info["metric"], "trials": cfg.get("trials"),
+              "objective": objective_words(cfg, info["metric"], info.get("classes") or []),
               "done": 0, "resumed": True,
               "best": leader[0]["score_mean"] if leader else None,
               "device": ", ".join(sorted({s.device for s in slots})), "workers": len(slots)})
     me = identity or machine_identity()
-    if len(slots) == 1:
+    if len(slots) == 1:  # its candidates' lines, as a search prints them (QA: none)
         worker_main(store.url, study_name, slots[0], identity=me, allowed_plugins=allowed,
-                    timeout=timeout, threads=threads)
+                    timeout=timeout, threads=threads, progress=progress)
     else:
         run_local_workers(store, study_name, slots, timeout=timeout, allowed_plugins=allowed,
                           progress=progress, identity=me, threads=threads)
