@@ -112,7 +112,9 @@ class _Progress:
             mean = e["score_mean"]
             if e["state"] == "complete" and (self.best is None or mean > self.best):
                 self.best = mean
-            score = "-" if mean is None else f"{mean:.4f} ± {e['score_std']:.4f}"
+            # one fold has no spread: "± -" as the leaderboard says it (QA: "± 0.0000")
+            spread = f"{e['score_std']:.4f}" if e.get("folds_done", 2) > 1 else "-"
+            score = "-" if mean is None else f"{mean:.4f} ± {spread}"
             what = {"complete": "", "failed": f"FAILED: {e['error']}",
                     "interrupted": "interrupted (a resume runs it again)"}.get(e["state"])
             if what is None:  # pruned / collapsed: the reason says where and why

@@ -144,3 +144,13 @@ def test_the_answer_line_of_an_ensemble_says_each_member_is_a_bag(capsys):
         "test set",
         "answering with #4: the 2 models of its cross-validation, averaged (no refit); no test "
         "set given"]
+
+
+def test_a_candidate_line_of_one_fold_shows_no_spread(capsys):
+    from automed.cli import _Progress
+
+    show = _Progress(quiet=False)
+    show({"event": "candidate", "trial": 1, "architecture": "cnn", "state": "pruned",
+          "score_mean": 0.8875, "score_std": 0.0, "folds_done": 1, "folds": 3,
+          "duration_s": 2.8, "error": "CV mean below the completed candidates' after fold 1"})
+    assert "0.8875 ± -" in capsys.readouterr().err
