@@ -276,3 +276,13 @@ def test_leaderboard_all_says_which_candidates_are_queued_to_run_again(tmp_path)
     assert "queued: #1 again, when the search resumes" in out.output
     plain = CliRunner().invoke(cli, ["leaderboard", "--study", "q", "--storage", url])
     assert "queued" not in plain.output
+
+
+def test_studies_names_the_candidates_of_other_states(tmp_path):
+    # QA: "12 (10/0/0)" with 2 interrupted candidates in no column
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    add_search(Store(url), "cut", candidates=[("cnn", "complete", 0.7, {}, None),
+                                              ("cnn", "interrupted", None, {}, None),
+                                              ("cnn", "collapsed", 0.5, {}, "one class")])
+    out = CliRunner().invoke(cli, ["studies", "--storage", url]).output
+    assert "3 (1/0/0, 1 collapsed, 1 interrupted)" in out

@@ -135,10 +135,14 @@ def format_studies(studies: list[dict]) -> str:
         status = s["status"]
         if status.startswith("stopped while"):  # "stopped while running (process N is gone)"
             status = status.split(" (")[0]
+        # the other states, named (QA: interrupted candidates counted in no column)
+        other = ", ".join(f"{n} {state}" for state, n in sorted(st.items())
+                          if state not in ("complete", "pruned", "failed") and n)
         lines.append([s["study"], s["dataset"], s["modality"], s["metric"],
                       str(s["config"].get("folds", "-")), status,
                       f"{s['n_candidates']} ({st.get('complete', 0)}/{st.get('pruned', 0)}/"
-                      f"{st.get('failed', 0)})", _fmt(s["best_score"]), s["created_at"]])
+                      f"{st.get('failed', 0)}{', ' + other if other else ''})",
+                      _fmt(s["best_score"]), s["created_at"]])
     return _align(header, lines)
 
 
