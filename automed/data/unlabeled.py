@@ -250,10 +250,10 @@ def _said_wordless(path: Path, column: str, texts: list[str]) -> None:
 
 def _sequences(path: Path, options: dict) -> np.ndarray | None:
     from automed.data.loaders import records
-    from automed.data.loaders.sequences import FASTA_SUFFIXES, SEQUENCE_NAMES, _first_line
+    from automed.data.loaders.sequences import FASTA_SUFFIXES, SEQUENCE_NAMES
 
     suffix = path.suffix.lower()
-    if suffix in FASTA_SUFFIXES or _first_line(path).startswith(">"):
+    if suffix in FASTA_SUFFIXES or records.first_line(path).startswith(">"):
         seqs: list[str] = []
         current: list[str] | None = None
         for line in records.read_text(path).splitlines():

@@ -260,7 +260,8 @@ def _unlabeled_parts(path: Path, x: Any, split: str, options: dict) -> list[Part
 def _unlabeled_ids(path: Path, column: Any, n: int) -> list | None:
     """The ``--id-col`` values of a table of unlabeled records, when it has that column; an
     image folder's files (relative paths) and a FASTA file's record ids."""
-    from automed.data.loaders.sequences import FASTA_SUFFIXES, _first_line
+    from automed.data.loaders.records import first_line
+    from automed.data.loaders.sequences import FASTA_SUFFIXES
     from automed.data.unlabeled import _is_image_file, _table_rows, fasta_ids, image_files
 
     if path.is_dir() or _is_image_file(path):
@@ -269,7 +270,7 @@ def _unlabeled_ids(path: Path, column: Any, n: int) -> list | None:
             return [path.name] if n == 1 else None
         return [f.relative_to(path).as_posix() for f in files] if len(files) == n else None
     if path.suffix.lower() in FASTA_SUFFIXES or (
-            path.suffix.lower() == ".txt" and _first_line(path).startswith(">")):
+            path.suffix.lower() == ".txt" and first_line(path).startswith(">")):
         ids = fasta_ids(path)
         return ids if len(ids) == n else None
 

@@ -146,11 +146,7 @@ def _check_file_form(path: Path, format: str | None) -> None:
     from automed.data.loaders import records
     from automed.data.loaders.signals import series_names
 
-    try:
-        with path.open(encoding="utf-8-sig") as f:
-            first = next((ln for ln in f if ln.strip()), "")
-    except (OSError, UnicodeDecodeError):
-        return  # the loader names the encoding
+    first = records.first_line(path)  # "" when unreadable: the loader names the encoding
     if ";" in first and "," not in first and "\t" not in first:
         # QA: a European Excel export ("patient_id;age;...", decimal commas) read as one
         # column: "line 2 has 2 values but line 1 has 1", "no column named 'outcome'"

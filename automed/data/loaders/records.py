@@ -33,16 +33,21 @@ NOT_UTF8 = ("not a UTF-8 text file (Latin-1 or UTF-16, as Excel writes?); re-sav
             "(Excel: Save As \"CSV UTF-8 (comma delimited)\")")
 
 
+def first_line(path: Path) -> str:
+    """The file's first non-blank line (with its line end), or "" when unreadable."""
+    try:
+        with path.open(encoding="utf-8-sig") as f:
+            return next((ln for ln in f if ln.strip()), "")
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
 def delimiter_for(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix == ".txt":
         # A .txt table is read this way only when forced (--format tabular/text): take the
         # delimiter its first line uses (QA: a tab-separated .txt with a header).
-        try:
-            with path.open(encoding="utf-8-sig") as f:
-                first = next((ln for ln in f if ln.strip()), "")
-        except (OSError, UnicodeDecodeError):
-            first = ""
+        first = first_line(path)
         return "\t" if "\t" in first and "," not in first else ","
     return "\t" if suffix in (".tsv", ".tab") else ","
 

@@ -19,21 +19,13 @@ SEQUENCE_NAMES = ("sequence", "seq", "dna", "rna", "protein", "peptide", "nucleo
 _UCI_LINE = re.compile(r"^\s*[^,\s]+\s*,\s*[^,]+,\s*[A-Za-z]{8,}\s*$")
 
 
-def _first_line(path: Path) -> str:
-    try:
-        with path.open(encoding="utf-8-sig") as f:
-            return next((ln for ln in f if ln.strip()), "")
-    except (OSError, UnicodeDecodeError):
-        return ""
-
-
 def _is_fasta(path: Path) -> bool:
-    return path.suffix.lower() in FASTA_SUFFIXES or _first_line(path).startswith(">")
+    return path.suffix.lower() in FASTA_SUFFIXES or records.first_line(path).startswith(">")
 
 
 def _is_uci(path: Path) -> bool:
     """A ``CLASS, NAME, SEQUENCE`` first line, not a header such as ``id,label,sequence``."""
-    first = _first_line(path)
+    first = records.first_line(path)
     named = any(f.strip().lower() in SEQUENCE_NAMES for f in first.split(","))
     return bool(_UCI_LINE.match(first)) and not named
 
@@ -60,7 +52,8 @@ class BioSequenceLoader(Loader):
         suffix = path.suffix.lower()
         if path.is_dir() or suffix not in self.suffixes:
             return False
-        if suffix in FASTA_SUFFIXES or (suffix == ".txt" and _first_line(path).startswith(">")):
+        if suffix in FASTA_SUFFIXES or (
+                suffix == ".txt" and records.first_line(path).startswith(">")):
             return True  # QA: a FASTA file saved as .txt went to the signal reader
         if _is_uci(path):
             return True

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from automed.data.dataset import Dataset, LoadedData, encode_labels
+from automed.data.loaders import records
 from automed.data.loaders.base import Loader
 from automed.data.loaders.records import LABEL_NAMES, NOT_UTF8
 from automed.errors import DataError
@@ -113,11 +114,7 @@ class SignalTableLoader(Loader):
 
 
 def _first_line(path: Path) -> str:
-    try:
-        with path.open(encoding="utf-8-sig") as f:
-            return next((ln for ln in f if ln.strip()), "").strip()
-    except (OSError, UnicodeDecodeError):
-        return ""
+    return records.first_line(path).strip()
 
 
 # Numbered column names: "t0, t1, ..." number the points of a series; "f0, f1, ..." features.
