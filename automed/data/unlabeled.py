@@ -127,10 +127,7 @@ def _signal_table(path: Path, shape: tuple, options: dict | None = None
         if not all(math.isfinite(v) for v in values):
             raise DataError(f"{path}: line {lineno} has NaN or infinite values; clean or drop "
                             "that row")
-    rows = [v for _, v in rows]
-    if not rows:
-        return None
-    return np.asarray(rows, dtype=np.float32)[:, None, :]
+    return np.asarray([v for _, v in rows], dtype=np.float32)[:, None, :]
 
 
 def _is_image_file(path: Path) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from automed.errors import ConfigError
 
 AVERAGES = ("macro", "weighted", "micro", "binary")
+# The metrics that threshold the probabilities per class, so --average applies to them.
+AVERAGED = ("recall", "precision", "f1", "specificity")
 METRIC_NAMES = ("accuracy", "balanced_accuracy", "recall", "precision", "f1", "specificity",
                 "auroc", "auprc")
 ALIASES = {"acc": "accuracy", "sensitivity": "recall", "auc": "auroc", "roc_auc": "auroc",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+from automed.evaluation.names import AVERAGED
 from automed.results.leaderboard import format_test_scores
 
 
@@ -42,9 +43,6 @@ def effective_status(info: dict) -> str:
     return status
 
 
-THRESHOLDED = ("recall", "precision", "f1", "specificity")
-
-
 def scoring_words(config: dict, metric: str, classes: list) -> str:
     """How the metric is averaged and which class is positive, where that matters: "" for
     accuracy on any data, " (binary, positive class 'healthy')", " (macro)". QA: the
@@ -54,10 +52,10 @@ def scoring_words(config: dict, metric: str, classes: list) -> str:
     # Only where the metric uses them (QA: "accuracy (binary, positive class 'sick')"):
     # averaging for the thresholded metrics, the positive class for those and auprc.
     given = ((config.get("plan") or {}).get("pos_label") is not None) or average == "binary"
-    uses = metric in THRESHOLDED or metric == "auprc"
+    uses = metric in AVERAGED or metric == "auprc"
     positive = (f"positive class {str(classes[int(pos)])!r}" if given and uses
                 and pos is not None and len(classes) == 2 and 0 <= int(pos) < 2 else "")
-    parts = [average] if metric in THRESHOLDED and (
+    parts = [average] if metric in AVERAGED and (
         average == "binary" or len(classes) > 2) else []
     parts += [positive] if positive else []
     return f" ({', '.join(parts)})" if parts else ""

@@ -37,7 +37,9 @@ def _origin(c: dict) -> str:
 def _test_copies(c: dict) -> bool:
     """Whether the search found test samples that copy training samples (QA: the card said
     the test set was "never seen by the search" beside its own LEAKAGE warning)."""
-    return any("test sample" in w for w in c.get("leakage_warnings") or [])
+    leak = (c.get("manifest") or {}).get("leakage") or {}
+    return bool(leak.get("test_duplicates")
+                or (leak.get("test_near_duplicates") or {}).get("leaky"))
 
 
 def _columns(c: dict) -> list[str]:

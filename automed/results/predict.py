@@ -97,15 +97,16 @@ def _file_rows(d: Any) -> list | None:
 def _in_model_channels(loaded: Any, config: dict) -> Any:
     """Labeled images with the model's channel count (QA: a labeled colour folder for a
     grayscale model was read as unlabeled, its labels dropped)."""
-    from automed.data.dataset import Dataset, LoadedData
+    import dataclasses
+
+    from automed.data.dataset import LoadedData
     from automed.data.loaders import to_channels
 
     shape = tuple((config.get("spec") or {}).get("input_shape") or ())
 
     def convert(d: Any) -> Any:
         x = to_channels(d.x, shape)
-        return d if x is d.x else Dataset(x, d.y, d.classes, d.modality, d.source, d.groups,
-                                          d.meta, d.ids)
+        return d if x is d.x else dataclasses.replace(d, x=x)
 
     return LoadedData(convert(loaded.train),
                       None if loaded.test is None else convert(loaded.test))
@@ -264,10 +265,10 @@ def _unlabeled_ids(path: Path, column: Any, n: int) -> list | None:
     from automed.data.loaders.sequences import FASTA_SUFFIXES
     from automed.data.unlabeled import _is_image_file, _table_rows, fasta_ids, image_files
 
-    if path.is_dir() or _is_image_file(path):
+    if _is_image_file(path):
+        return [path.name] if n == 1 else None
+    if path.is_dir():
         files = image_files(path)
-        if path.is_file():
-            return [path.name] if n == 1 else None
         return [f.relative_to(path).as_posix() for f in files] if len(files) == n else None
     if path.suffix.lower() in FASTA_SUFFIXES or (
             path.suffix.lower() == ".txt" and first_line(path).startswith(">")):

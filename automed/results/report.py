@@ -18,7 +18,9 @@ import numpy as np
 from automed.errors import AutomedError, StorageError
 from automed.results import svgplot
 from automed.results.describe import (
+    ACTIVE,
     answer_label,
+    effective_status,
     ensemble_verdict,
     objective_words,
     sample_counts,
@@ -291,8 +293,6 @@ def _test_scores_table(info: dict) -> str:
 
 def test_section(info: dict, predictions: dict | None) -> str:
     if not info["test_scores"] or not predictions:
-        from automed.results.describe import ACTIVE, effective_status
-
         config = info.get("config") or {}
         if config.get("n_test") and info["status"] != "complete":
             # QA: an interrupted or failed search's report said it "had no test set"

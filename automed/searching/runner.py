@@ -131,8 +131,6 @@ class SearchResult:
 
     def predict(self, x, device: str = "cpu") -> list[str]:
         """The answer's predicted class (its most probable) for each raw sample."""
-        import numpy as np
-
         proba = self.predict_proba(x, device=device)
         classes = self.classes or [str(i) for i in range(np.asarray(proba).shape[1])]
         return [classes[int(i)] for i in np.asarray(proba).argmax(1)]
@@ -417,10 +415,9 @@ def data_line(p: Prepared) -> str:
     train, test, full = p.train, p.test, p.full
     if not p.plan.data.test_fraction or test is None:
         # QA: a table's split column was dropped and its test rows kept out, unsaid
+        # (its rows carry their file rows: records.build)
         marked = (f"; {len(test)} more rows its split column marks test (the locked test set)"
-                  if test is not None and not p.plan.data.test
-                  and str(test.source).endswith("(test split)")
-                  and Path(str(train.source)).suffix.lower() in (".csv", ".tsv", ".jsonl")
+                  if test is not None and not p.plan.data.test and "file_rows" in test.meta
                   else "")
         return train.summary() + marked + _columns_said(train)
     counts = ", ".join(f"{c}: {n}" for c, n in train.class_counts().items())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -407,10 +408,7 @@ def _in_training_channels(train: Dataset, test: Dataset) -> Dataset:
     if train.modality != "image" or test.modality != "image":
         return test
     x = to_channels(test.x, np.shape(train.x)[1:])
-    if x is test.x:
-        return test
-    return Dataset(x, test.y, test.classes, test.modality, test.source, test.groups, test.meta,
-                   test.ids)
+    return test if x is test.x else dataclasses.replace(test, x=x)
 
 
 def to_channels(x: Any, shape: tuple) -> Any:
@@ -463,7 +461,6 @@ def _in_training_columns(train: Dataset, test: Dataset) -> Dataset:
             raise DataError(f"{test.source}: column {col['name']!r} holds {x[bad, j]!r} (test "
                             f"record {bad + 1}), but it is numeric in the training data; fix "
                             "or blank the value")
-    meta = {**test.meta, "feature_names": list(want),
-            "tabular_columns": train.meta.get("tabular_columns")}
-    return Dataset(x, test.y, test.classes, test.modality, test.source, test.groups, meta,
-                   test.ids)
+    return dataclasses.replace(test, x=x, meta={
+        **test.meta, "feature_names": list(want),
+        "tabular_columns": train.meta.get("tabular_columns")})
