@@ -86,9 +86,10 @@ class BioSequenceLoader(Loader):
                     (_FASTA_FIXES if fasta else _UCI_FIXES)[k] for k in columns))
                 raise DataError(f"{path}: a {kind} file has no columns, so {flags} cannot "
                                 f"apply; drop {'it' if len(columns) == 1 else 'them'}: {fixes}")
-            rows = _fasta(path) if fasta else _uci(path)
-            if fasta:  # each record's id, its header's first word (predict writes it)
-                ids = [w.split()[1] for w, _, _, _ in rows]
+            if fasta:
+                rows, ids = _fasta(path)
+            else:
+                rows = _uci(path)
         else:
             rows, groups, ids = _table(path, options)
         where = [w for w, _, _, _ in rows]
@@ -125,8 +126,10 @@ _LABEL_TAG = re.compile(r"(?:^|[\s|;])label=([^\s|;]+)", re.IGNORECASE)
 ALL_DISTINCT = 20
 
 
-def _fasta(path: Path) -> list[Row]:
+def _fasta(path: Path) -> tuple[list[Row], list[str]]:
+    """The records and each one's id (its header's first word; predict writes it)."""
     rows: list[Row] = []
+    names: list[str] = []
     header, lineno, parts = None, 0, []
 
     def flush() -> None:
@@ -148,15 +151,16 @@ def _fasta(path: Path) -> list[Row]:
             label = header.rsplit("|", 1)[1].strip()
         else:
             label = ""
-        # the record's id: the header's first word, less a '|LABEL' the label came from
-        name = (words[0] if not words or tagged or len(words) > 1 or "|" not in words[0]
-                else words[0].rsplit("|", 1)[0]) if words else "?"
+        name = words[0] if words else "?"
+        if len(words) == 1 and "|" in name and not tagged:
+            name = name.rsplit("|", 1)[0]  # '>seq1|EI': its label was the last '|' field
         where = f"record {name} (line {lineno})"
         if not label:
             raise DataError(f"{path}: line {lineno}: FASTA header has no label; write "
                             "'>id label', '>id|label' or '>id label=LABEL'")
         rows.append((where, "".join(parts), records.label_of(path, lineno, label, "header"),
                      test))
+        names.append(name)
 
     for i, line in enumerate(records.read_text(path).splitlines(), 1):
         if line.startswith(">"):
@@ -174,7 +178,7 @@ def _fasta(path: Path) -> list[Row]:
         raise DataError(f"{path}: each of its {len(rows)} FASTA headers gives another label "
                         f"(the first: {rows[0][2]!r}): they hold ids, not classes; write the "
                         "class in each header as '>id LABEL' or '>id label=LABEL'")
-    return rows
+    return rows, names
 
 
 def _uci(path: Path) -> list[Row]:

@@ -138,15 +138,11 @@ class TabularLoader(Loader):
         # --test file or data to predict on, has its own layout).
         columns = infer_columns(train_rows if len(train_rows) else x, features)
         _refuse_infinite(path, table, x, columns)
-        data = records.build(path, "tabular", list(x), labels, is_test,
+        # (a test split shares the training rows' layout: records.build gives it this meta)
+        return records.build(path, "tabular", list(x), labels, is_test,
                              meta={"feature_names": features, "tabular_columns": columns,
                                    "label_name": label_col},
                              groups=groups if gi is not None else None, ids=ids)
-        if data.test is not None:
-            data.test.meta = {"feature_names": features, "tabular_columns": columns,
-                              **({"file_rows": data.test.meta["file_rows"]}
-                                 if "file_rows" in data.test.meta else {})}
-        return data
 
 
 def _refuse_infinite(path: Path, table: list, x: np.ndarray, columns: list[dict]) -> None:
