@@ -29,6 +29,17 @@ def _write(path, header, rows, order=None):
     return path
 
 
+def _search(monkeypatch, capsys, path, url: str, *extra: str) -> str:
+    """A tiny CLI search of ``path`` (one mlp candidate); its stderr."""
+    from clirun import run_cli
+
+    code, _, err = run_cli(monkeypatch, capsys, "search", str(path), "--trials", "1", "--folds",
+                           "2", "--max-epochs", "1", "--bootstrap", "0", "--arch", "mlp",
+                           "--storage", url, *extra)
+    assert code in (0, None), err
+    return err
+
+
 def test_a_test_files_columns_are_found_by_name_not_by_place(tmp_path):
     # QA: a --test file with age and bp swapped was scored by position (test accuracy 0.55
     # where the same rows in the training order scored 0.90).
@@ -118,13 +129,9 @@ def test_columns_and_classes_that_are_no_features_or_one_class_are_said(tmp_path
 
 
 def test_the_search_says_how_a_tables_columns_are_read(tmp_path, monkeypatch, capsys):
-    from clirun import run_cli
 
     path = _with_column(tmp_path, "patient_id", [f"P{i}" for i in range(60)])
-    code, _, err = run_cli(monkeypatch, capsys, "search", str(path), "--trials", "1",
-                           "--folds", "2", "--max-epochs", "1", "--bootstrap", "0", "--arch",
-                           "mlp", "--storage", f"sqlite:///{tmp_path / 'db.sqlite'}")
-    assert code in (0, None), err
+    err = _search(monkeypatch, capsys, path, f"sqlite:///{tmp_path / 'db.sqlite'}")
     assert ("features: numeric age, bp; categorical patient_id (60 levels), sex (2 levels), "
             "smoking (3 levels); label: outcome") in err
     assert "WARNING: column 'patient_id' has a different value in 60 of 60 rows" in err
@@ -155,15 +162,11 @@ def test_a_label_column_named_in_another_case_is_pointed_at(tmp_path):
 
 def test_the_data_line_says_rows_a_split_column_keeps_out(tmp_path, monkeypatch, capsys):
     # QA: "96 tabular samples" said nothing of the 24 rows the split column made the test set
-    from clirun import run_cli
 
     header, rows = _table()
     rows = [[*r, "test" if i % 5 == 0 else "train"] for i, r in enumerate(rows)]
     path = _write(tmp_path / "split.csv", [*header, "split"], rows)
-    code, _, err = run_cli(monkeypatch, capsys, "search", str(path), "--trials", "1",
-                           "--folds", "2", "--max-epochs", "1", "--bootstrap", "0", "--arch",
-                           "mlp", "--storage", f"sqlite:///{tmp_path / 'db.sqlite'}")
-    assert code in (0, None), err
+    err = _search(monkeypatch, capsys, path, f"sqlite:///{tmp_path / 'db.sqlite'}")
     assert "; 12 more rows its split column marks test (the locked test set); features:" in err
 
 
@@ -195,11 +198,8 @@ def test_the_positive_class_and_the_grouping_are_said_where_users_read(tmp_path,
     rows = [[*r[:-1], ("healthy", "sick")[r[-1]], f"pt{i // 2}"] for i, r in enumerate(rows)]
     path = _write(tmp_path / "t.csv", [*header, "patient"], rows)
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    code, _, err = run_cli(monkeypatch, capsys, "search", str(path), "--metric", "f1",
-                           "--average", "binary", "--pos-label", "healthy", "--group-col",
-                           "patient", "--trials", "1", "--folds", "2", "--max-epochs", "1",
-                           "--bootstrap", "0", "--arch", "mlp", "--storage", url, "--study", "t")
-    assert code in (0, None), err
+    err = _search(monkeypatch, capsys, path, url, "--study", "t", "--metric", "f1", "--average",
+                  "binary", "--pos-label", "healthy", "--group-col", "patient")
     said = ("2-fold CV by f1 (binary, positive class 'healthy'); folds grouped by 'patient' "
             "(30 groups)")
     assert said in err
@@ -228,10 +228,7 @@ def test_leakage_the_search_printed_is_in_show_the_report_and_the_card(tmp_path,
     rows = [[*r, "train"] for r in rows] + [[*r, "test"] for r in rows[:10]]
     path = _write(tmp_path / "copies.csv", [*header, "split"], rows)
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    code, _, err = run_cli(monkeypatch, capsys, "search", str(path), "--trials", "1", "--folds",
-                           "2", "--max-epochs", "1", "--bootstrap", "0", "--arch", "mlp",
-                           "--storage", url, "--study", "c")
-    assert code in (0, None), err
+    err = _search(monkeypatch, capsys, path, url, "--study", "c")
     said = "LEAKAGE: 10 test sample(s) are identical to training samples"
     assert said in err
     code, out, _ = run_cli(monkeypatch, capsys, "show", "c", "--storage", url)
@@ -255,10 +252,7 @@ def test_predict_indexes_a_split_column_files_rows_by_their_place_in_the_file(
     rows = [[*r, "test" if i % 4 == 0 else "train"] for i, r in enumerate(rows)]
     path = _write(tmp_path / "split.csv", [*header, "split"], rows)
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    code, _, err = run_cli(monkeypatch, capsys, "search", str(path), "--trials", "1", "--folds",
-                           "2", "--max-epochs", "1", "--bootstrap", "0", "--arch", "mlp",
-                           "--storage", url, "--study", "s")
-    assert code in (0, None), err
+    _search(monkeypatch, capsys, path, url, "--study", "s")
     code, out, err = run_cli(monkeypatch, capsys, "predict", str(path), "--study", "s",
                              "--storage", url)
     assert code in (0, None), err
