@@ -194,6 +194,22 @@ def test_image_folder_any_colour_makes_all_rgb(tmp_path):
     assert train.x[4, 0].mean() > 150 and train.x[4, 2].mean() < 50  # the red jpg
 
 
+def test_image_folder_gray_palette_png_stays_grayscale(tmp_path):
+    """QA: a grayscale PNG saved with a palette (mode P) made the whole folder RGB."""
+    _gray_folder(tmp_path)
+    gray = np.arange(30, dtype=np.uint8).reshape(6, 5) * 8
+    Image.fromarray(gray).convert("P").save(tmp_path / "benign" / "p.png")
+    assert Image.open(tmp_path / "benign" / "p.png").mode == "P"
+    train = load_data(tmp_path).train
+    assert train.x.shape == (5, 1, 6, 5)
+    assert np.array_equal(train.x[2, 0], gray)  # benign: 0.png, 1.png, p.png
+    # a palette of colours still makes the folder RGB
+    colour = np.zeros((6, 5, 3), np.uint8)
+    colour[..., 1] = 180
+    Image.fromarray(colour).convert("P").save(tmp_path / "malignant" / "c.png")
+    assert load_data(tmp_path).train.x.shape == (6, 3, 6, 5)
+
+
 def test_image_folder_train_test(tmp_path):
     _gray_folder(tmp_path / "train", n_per_class=3)
     _save(tmp_path / "test" / "malignant" / "t.png", np.zeros((6, 5), np.uint8))

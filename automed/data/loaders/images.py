@@ -129,7 +129,17 @@ def _open(file: Path) -> Image.Image:
 def _probe(file: Path) -> tuple[bool, bool]:
     """(has colour, deeper than 8 bits), from the header alone."""
     with _open(file) as im:
-        return im.mode not in _GRAY_MODES, im.mode in _DEEP_MODES
+        return _has_colour(im), im.mode in _DEEP_MODES
+
+
+def _has_colour(im: Image.Image) -> bool:
+    """Whether an image holds colour. A palette image is grayscale when every palette entry
+    is a gray (QA: a grayscale PNG saved with a palette made its whole folder RGB)."""
+    if im.mode in ("P", "PA"):
+        palette = im.getpalette() or []
+        return any(palette[i] != palette[i + 1] or palette[i] != palette[i + 2]
+                   for i in range(0, len(palette) - 2, 3))
+    return im.mode not in _GRAY_MODES
 
 
 def _check_one_depth(where: Path, files: list[Path], deep: list[bool]) -> None:
