@@ -104,11 +104,13 @@ class _Progress:
         elif kind == "candidate":
             # Only candidates that use budget count (an interrupted or lost one is retried),
             # and the count never reads past the budget (extra workers may finish one more).
+            # An uncounted line shows "-" (QA: it repeated the previous candidate's number).
             error = e.get("error") or ""
-            if e["state"] in ("complete", "pruned", "collapsed", "failed") and \
-                    not error.startswith("WorkerLost"):
-                self.n += 1
+            counted = e["state"] in ("complete", "pruned", "collapsed", "failed") and \
+                not error.startswith("WorkerLost")
+            self.n += counted
             total = f"/{self.total}" if self.total and self.n <= self.total else ""
+            number = self.n if counted else "-"
             mean = e["score_mean"]
             if e["state"] == "complete" and (self.best is None or mean > self.best):
                 self.best = mean
@@ -120,7 +122,7 @@ class _Progress:
             if what is None:  # pruned / collapsed: the reason says where and why
                 what = f"{e['state']}: " + (e.get("error") or f"after fold {e['folds_done']}")
             best = "-" if self.best is None else f"{self.best:.4f}"
-            click.echo(f"[{self.n:>3}{total}] #{e['trial']:<3} {e['architecture']:<12} {score:<17}"
+            click.echo(f"[{number:>3}{total}] #{e['trial']:<3} {e['architecture']:<12} {score:<17}"
                        f" {e['duration_s']:6.1f}s  best {best}  {what}".rstrip(), err=True)
         elif kind == "fold":  # a slow candidate's finished fold (objective.FOLD_PROGRESS_S)
             click.echo(f"      #{e['trial']:<3} {e['architecture']:<12} fold {e['fold']}/"

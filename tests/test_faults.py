@@ -162,7 +162,7 @@ def test_progress_counts_only_budget_and_never_past_it(capsys):
     progress({**base, "trial": 3, "state": "complete", "score_mean": 0.5, "score_std": 0.1})
     progress({**base, "trial": 4, "state": "complete", "score_mean": 0.6, "score_std": 0.1})
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("[")]
-    assert [ln.split("]")[0] for ln in lines] == ["[  1/2", "[  1/2", "[  2/2", "[  3"]
+    assert [ln.split("]")[0] for ln in lines] == ["[  -/2", "[  -/2", "[  2/2", "[  3"]
     assert "interrupted" in lines[0]
 
 
