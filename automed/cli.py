@@ -464,9 +464,10 @@ def leaderboard(studies, all_studies, datasets, architectures, states, metrics, 
         return
     if len(studies) == 1:
         info = store.search(studies[0])
+        n = len(store.candidates(studies[0])) if info["status"] == "created" else None
         click.echo(f"study {studies[0]!r} ({info['dataset']}, {info['modality']}, "
                    f"{info['config'].get('folds')}-fold CV by {info['metric']}, "
-                   f"{effective_status(info)})")
+                   f"{effective_status(info, n)})")
     else:
         click.echo(f"{len(rows)} candidate(s) from {len({r['study'] for r in rows})} study(ies)")
     plain = set(states) <= {"complete", "ensemble"}

@@ -290,6 +290,32 @@ def test_a_study_only_workers_ran_says_searched_then_its_search_answers(demo_sig
     assert Store(url).search("w")["status"] == "complete" and result.test_scores
 
 
+def test_a_study_whose_workers_stopped_early_says_how_far_they_got(demo_signal, tmp_path,
+                                                                   capsys, monkeypatch):
+    # QA: a `search --workers 0` study read "created" in studies, show, leaderboard and the
+    # report after its workers ran candidates and were stopped before the budget.
+    from clirun import run_cli
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    search(demo_signal, workers=0, trials=3, folds=2, max_epochs=1, storage=url, study="w",
+           bootstrap=0)
+    code, out, _ = run_cli(monkeypatch, capsys, "studies", "--storage", url)
+    assert " created " in out and "workers ran" not in out  # no candidate yet
+    code, _, err = run_cli(monkeypatch, capsys, "worker", "--study", "w", "--storage", url,
+                           "--timeout", "0.001")
+    assert code in (0, None), err
+    assert Store(url).search("w")["status"] == "created"  # the stored word is kept
+    said = "created; workers ran 1 of 3 candidates"
+    for command in (["studies"], ["show", "w"], ["leaderboard", "--study", "w"]):
+        code, out, err = run_cli(monkeypatch, capsys, *command, "--storage", url)
+        assert code in (0, None) and said in out + err, (command, out, err)
+    report = tmp_path / "r.html"
+    code, _, err = run_cli(monkeypatch, capsys, "report", "w", "-o", str(report),
+                           "--storage", url)
+    assert code in (0, None), err
+    assert said in report.read_text()
+
+
 @pytest.mark.parametrize("where", ["ask", "tell"])
 def test_a_workers_stop_between_candidates_leaves_no_trial_running(where):
     """CI (under load): a stop landing in Optuna's ask (its trial written RUNNING, the

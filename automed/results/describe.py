@@ -17,17 +17,23 @@ def _score(mean: float | None, std: float | None) -> str:
 ACTIVE = ("running", "answering", "refitting")
 
 
-def effective_status(info: dict) -> str:
+def effective_status(info: dict, n_candidates: int | None = None) -> str:
     """The stored status, unless it says running but the process that wrote it is gone.
 
     A SIGKILL leaves no chance to write "interrupted"; the search records its host and process
     id, so on that host a dead owner is told apart from a live one (another host's process
-    cannot be checked from here and keeps the stored word).
+    cannot be checked from here and keeps the stored word). A study made by ``search
+    --workers 0`` says how far its workers got (QA: "created" after workers ran candidates
+    and were stopped); ``n_candidates`` defaults to the row's own count (``Store.studies``).
     """
     import os
     import socket
 
     status = info["status"]
+    n = info.get("n_candidates") if n_candidates is None else n_candidates
+    if status == "created" and n:
+        trials = (info.get("config") or {}).get("trials")
+        return f"created; workers ran {n}{f' of {trials}' if trials else ''} candidates"
     owner = (info.get("config") or {}).get("owner") or {}
     if status in ACTIVE and owner.get("host") == socket.gethostname():
         try:
@@ -138,7 +144,7 @@ def study_summary(info: dict, candidates: list[dict]) -> dict:
             fam["complete"] += 1
             if fam["best"] is None or c["score_mean"] > fam["best"]:
                 fam["best"], fam["best_trial"] = c["score_mean"], c["trial"]
-    return dict(info, status=effective_status(info), answer=answer_label(info),
+    return dict(info, status=effective_status(info, len(candidates)), answer=answer_label(info),
                 states=dict(Counter(c["state"] for c in candidates)),
                 n_candidates=len(candidates),
                 total_duration_s=sum(c["duration_s"] or 0 for c in candidates),

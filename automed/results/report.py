@@ -377,7 +377,7 @@ def build_report(store: Store, study: str, *, top: int = 20) -> str:
         ["dataset", f"{info['dataset']} ({info['modality']}, {sample_counts(info)}, "
                     f"{len(info['classes'])} classes)"],
         ["objective", objective_words(info["config"] or {}, metric, info["classes"])],
-        ["status", info["status"]],
+        ["status", summary["status"]],
         ["candidates", f"{summary['n_candidates']} ({states})"],
         ["compute", f"{summary['total_duration_s']:.1f}s on "
                     f"{', '.join(summary['devices']) or '-'}"],
