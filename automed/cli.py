@@ -27,25 +27,6 @@ RESULTS_HELP = ("With --storage grpc://HOST:PORT (an `automed proxy`): write aut
                 "$AUTOMED_RESULTS_DB).")
 
 
-def _results_db(url: str | None, storage: str | None) -> None:
-    # Through the environment, so local worker processes started from here inherit it.
-    import os
-
-    from automed.storage.fleet import RESULTS_ENV_VAR
-
-    if url or os.environ.get(RESULTS_ENV_VAR):
-        from automed.storage import resolve_url
-        from automed.storage.fleet import is_grpc
-
-        if not is_grpc(resolve_url(storage)):
-            given = "--results-db" if url else f"${RESULTS_ENV_VAR} (set)"
-            fix = "drop it" if url else "unset it"
-            raise ConfigError(f"{given} applies to --storage grpc://HOST:PORT (an `automed "
-                              f"proxy`) only; {fix}, or give the proxy's address as --storage")
-    if url:
-        os.environ[RESULTS_ENV_VAR] = url
-
-
 def _say_queued_retries(store, study: str) -> None:
     """Candidates an interruption or a lost worker queued again (QA: `leaderboard --all`
     listed the interrupted candidate but not that it runs again)."""
@@ -299,7 +280,6 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
     from automed.searching.workers import sigterm_as_interrupt
     from automed.storage import redact_url
 
-    _results_db(results_db, storage)
     _gpus_all_on_cpu(gpus)
     # With --json stdout is the JSON alone: plugin code that prints writes to stderr (QA)
     quiet_stdout = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
@@ -311,8 +291,8 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
         warnings.filterwarnings("ignore", message="--gpus all: no GPU")  # said above
         result = run_search(
             data, test=test, metric=metric, average=average, pos_label=pos_label, folds=folds,
-            trials=trials, timeout=timeout, storage=storage, study=study,
-            architectures=list(architectures) or None, seed=seed, format=format_,
+            trials=trials, timeout=timeout, storage=storage, results_db=results_db,
+            study=study, architectures=list(architectures) or None, seed=seed, format=format_,
             modality=modality, label_col=label_col, device=device, prune=not no_prune,
             max_epochs=max_epochs, gpus=gpus, trials_per_gpu=trials_per_gpu, workers=workers,
             heartbeat=heartbeat, progress=_Progress(quiet or as_json),
@@ -392,15 +372,16 @@ def worker(study, storage, results_db, gpus, trials_per_gpu, workers, threads, d
     """
     from automed.searching.workers import join, sigterm_as_interrupt
     from automed.storage import Store
+    from automed.storage.fleet import results_db_env
 
-    _results_db(results_db, storage)
-    _gpus_all_on_cpu(gpus)
-    with sigterm_as_interrupt():
-        n = join(study, storage=storage, gpus=gpus, trials_per_gpu=trials_per_gpu,
-                 workers=workers, device=device, timeout=timeout,
-                 plugins=list(plugin_sources), progress=_Progress(quiet),
-                 identity=None if index is None else f"index-{index}", threads=threads)
-    searched = Store(storage, existing=True).search(study)["status"] == "searched"
+    with results_db_env(results_db, storage):
+        _gpus_all_on_cpu(gpus)
+        with sigterm_as_interrupt():
+            n = join(study, storage=storage, gpus=gpus, trials_per_gpu=trials_per_gpu,
+                     workers=workers, device=device, timeout=timeout,
+                     plugins=list(plugin_sources), progress=_Progress(quiet),
+                     identity=None if index is None else f"index-{index}", threads=threads)
+        searched = Store(storage, existing=True).search(study)["status"] == "searched"
     click.echo(f"worker done: the study has {n} candidate(s)"
                + ("; its --trials budget is used: the `automed search` command that created it, "
                   "without --workers 0, answers and scores the test set" if searched else ""),

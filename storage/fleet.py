@@ -93,6 +93,34 @@ def results_url(url: str, results: str | None = None) -> str | None:
     return results or None
 
 
+@contextmanager
+def results_db_env(results: str | None, storage: str | None) -> Iterator[None]:
+    """``--results-db`` (``results_db=`` in Python) for one search or worker: refused unless
+    ``storage`` is a proxy (as is a set ``$AUTOMED_RESULTS_DB``: QA, it was silently
+    ignored), and handed on through ``$AUTOMED_RESULTS_DB`` so the worker processes started
+    from here inherit it; the variable is restored afterwards."""
+    from automed.errors import ConfigError
+    from automed.storage.store import resolve_url
+
+    if (results or os.environ.get(RESULTS_ENV_VAR)) and not is_grpc(resolve_url(storage)):
+        given = "--results-db" if results else f"${RESULTS_ENV_VAR} (set)"
+        fix = "drop it" if results else "unset it"
+        raise ConfigError(f"{given} applies to --storage grpc://HOST:PORT (an `automed "
+                          f"proxy`) only; {fix}, or give the proxy's address as --storage")
+    if not results:
+        yield
+        return
+    before = os.environ.get(RESULTS_ENV_VAR)
+    os.environ[RESULTS_ENV_VAR] = results
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(RESULTS_ENV_VAR, None)
+        else:
+            os.environ[RESULTS_ENV_VAR] = before
+
+
 def engine_kwargs(url: str, *, results_only: bool = False) -> dict[str, Any]:
     """Pool settings for one worker's engine on ``url`` (SQLite keeps SQLAlchemy's own)."""
     if url.startswith("sqlite"):

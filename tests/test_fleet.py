@@ -59,6 +59,29 @@ def proxy(tmp_path):
     server.stop(grace=None)
 
 
+def test_results_db_is_a_python_keyword_too(proxy, demo_signal, monkeypatch):
+    """QA: --results-db had no keyword in automed.search; the variable it sets for the
+    search's workers is restored afterwards, and without a proxy it is refused."""
+    from automed.searching.runner import search
+
+    grpc_url, db = proxy
+    monkeypatch.delenv(fleet.RESULTS_ENV_VAR, raising=False)
+    seen = []
+
+    def progress(event):
+        if event["event"] == "start":
+            seen.append(os.environ.get(fleet.RESULTS_ENV_VAR))
+
+    result = search(demo_signal, trials=1, folds=2, max_epochs=1, storage=grpc_url,
+                    results_db=db, study="kw", bootstrap=0, save_model=False,
+                    progress=progress)
+    assert seen == [db] and fleet.RESULTS_ENV_VAR not in os.environ
+    assert [c["state"] for c in Store(db).candidates("kw")] == ["complete"]
+    assert result.best["trial"] == 0
+    with pytest.raises(ConfigError, match="^--results-db applies to --storage grpc://"):
+        search(demo_signal, trials=1, storage=db, results_db=db)
+
+
 def test_automeds_tables_go_through_the_proxy(proxy):
     grpc_url, db = proxy
     store = Store(grpc_url)

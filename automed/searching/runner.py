@@ -69,6 +69,7 @@ from automed.searching.study import (
 from automed.searching.workers import run_local_workers
 from automed.spec import Spec
 from automed.storage import Store
+from automed.storage.fleet import results_db_env
 
 MAX_STUDY_NAME = 120
 _STUDY_NAME = re.compile(r"^[^\x00-\x1f/\\]+$")
@@ -203,6 +204,7 @@ def search(
     trials: int | None = None,
     timeout: float | None = None,
     storage: str | None = None,
+    results_db: str | None = None,
     study: str | None = None,
     architectures: list[str] | None = None,
     seed: int = 0,
@@ -239,6 +241,8 @@ def search(
     ``trials_per_gpu`` processes on each of ``gpus`` ("all", "none", "0,2"), share the study
     through the database, as ``automed worker`` processes on other machines can.
     ``plugins`` adds plugins that are not installed (``.py`` files or module names).
+    ``results_db``: with ``storage`` an ``automed proxy`` (grpc://HOST:PORT), the database
+    URL that automed's own tables are written to directly (``--results-db``).
     ``progress``: a callable given each progress event (a dict with ``"event"``: start,
     candidate, warning, answer, done, ...), or True to print the command line's progress
     lines to stderr; by default a Python search prints nothing (its warnings are Python
@@ -301,9 +305,10 @@ def search(
         gpus=gpus, trials_per_gpu=trials_per_gpu, workers=workers, heartbeat=heartbeat,
         plugins=[plugin_ref(p) for p in plugins or []], bootstrap=bootstrap,
         deterministic=deterministic, refit_full=refit_full, bag=bag)
-    return run(plan, data=data if in_memory else None, storage=storage, study=study,
-               progress=progress, refit=refit, save_model=save_model, artifacts=artifacts,
-               ensemble=ensemble)
+    with results_db_env(results_db, storage):
+        return run(plan, data=data if in_memory else None, storage=storage, study=study,
+                   progress=progress, refit=refit, save_model=save_model,
+                   artifacts=artifacts, ensemble=ensemble)
 
 
 def _family_defaults(archs: dict[str, Architecture], spec: Spec,

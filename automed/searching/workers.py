@@ -286,14 +286,24 @@ def join(study_name: str, *, storage: str | None = None, gpus: str | None = None
          trials_per_gpu: int = 1, workers: int | None = None, device: str = "auto",
          timeout: float | None = None, plugins: list[str] | None = None,
          progress: Progress | None = None, identity: str | None = None,
-         threads: int | None = None) -> int:
+         threads: int | None = None, results_db: str | None = None) -> int:
     """``automed worker``: join an existing search from this machine; return its candidates.
 
     Only plugins named in ``plugins`` (or installed, or on ``$AUTOMED_PLUGINS_PATH``) may be
     loaded; a study that needs another one is refused. ``threads`` fixes each worker process's
     torch threads; by default the machine's cores are divided among every automed worker
-    training on it, however many join.
+    training on it, however many join. ``results_db``: as :func:`automed.search`'s.
     """
+    from automed.storage.fleet import results_db_env
+
+    with results_db_env(results_db, storage):
+        return _join(study_name, storage=storage, gpus=gpus, trials_per_gpu=trials_per_gpu,
+                     workers=workers, device=device, timeout=timeout, plugins=plugins,
+                     progress=progress, identity=identity, threads=threads)
+
+
+def _join(study_name: str, *, storage, gpus, trials_per_gpu, workers, device, timeout,
+          plugins, progress, identity, threads) -> int:
     from automed.results.describe import objective_words
     from automed.searching.devices import plan_slots
     from automed.searching.prepare import allowed_plugins
