@@ -197,7 +197,8 @@ def cli() -> None:
 @click.option("--metric", default="accuracy", show_default=True,
               help=f"Objective: {', '.join(METRIC_NAMES)} (aliases {', '.join(ALIASES)}).")
 @click.option("--average", type=click.Choice(AVERAGES), default="macro", show_default=True,
-              help="Averaging for recall/precision/f1/specificity; binary scores --pos-label.")
+              help="Averaging for recall/precision/f1/specificity, and for auroc/auprc of more "
+              "than two classes (one-vs-rest; micro pools them); binary scores --pos-label.")
 @click.option("--pos-label", help="Positive class of two-class data (default: the second "
               "class): the one --average binary scores, and the one auprc and the report's "
               "ROC/PR curves rank under any --average. Refused with more classes.")

@@ -247,3 +247,7 @@ def test_the_objective_names_averaging_and_a_positive_class_only_where_the_metri
     assert objective_words(config, "auprc", classes) == "2-fold CV by auprc (positive class 'sick')"
     macro = {"folds": 3, "average": "macro", "pos_label": 1, "plan": {}}
     assert objective_words(macro, "recall", ["a", "b", "c"]) == "3-fold CV by recall (macro)"
+    # a ranking metric averages more than two classes too (QA: micro auprc read "by auprc")
+    micro = dict(macro, average="micro")
+    assert objective_words(micro, "auprc", ["a", "b", "c"]) == "3-fold CV by auprc (micro)"
+    assert objective_words(micro, "auroc", ["a", "b"]) == "3-fold CV by auroc"

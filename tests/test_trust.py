@@ -73,7 +73,7 @@ def _imbalanced(path: Path, n=80, seed=0) -> Path:
 # -- metrics with intervals -------------------------------------------------------------------
 
 @pytest.mark.parametrize("k,average", [(2, "binary"), (2, "macro"), (3, "macro"),
-                                       (3, "weighted")])
+                                       (3, "weighted"), (3, "micro")])
 def test_vectorised_bootstrap_equals_metric_functions(k, average):
     rng = np.random.default_rng(k)
     y = rng.integers(0, k, 30)

@@ -59,8 +59,8 @@ def _threshold_scores(w: np.ndarray, y: np.ndarray, proba: np.ndarray, average: 
         "accuracy": tp.sum(1) / total,
         # scikit-learn averages balanced accuracy over the classes present in y only.
         "balanced_accuracy": _ratio((recall * present).sum(1), present.sum(1)),
-        "specificity": _average(specificity, support, "macro" if average == "micro" else average,
-                                pos),
+        "specificity": (_ratio(tn.sum(1), (tn + predicted - tp).sum(1)) if average == "micro"
+                        else _average(specificity, support, average, pos)),
     }
     seen = present | (predicted > 0)
     for name, per_class, counted in (("recall", recall, present), ("precision", precision, seen),
@@ -95,8 +95,22 @@ def _ranking_scores(w: np.ndarray, y: np.ndarray, proba: np.ndarray, average: st
         if k == 2 or average == "binary":
             auc, ap = _ranking(w, y == pos, proba[:, pos])
             return {"auroc": auc if k == 2 else _ovr_auroc(w, y, proba, average), "auprc": ap}
+        if average == "micro":
+            return _micro_ranking(w, y, proba)
         return {"auroc": _ovr_auroc(w, y, proba, average), "auprc": _ovr_auprc(w, y, proba,
                                                                                average)}
+
+
+def _micro_ranking(w, y, proba):
+    """Micro AUROC and AUPRC (metrics._pooled): each sample's weight on each of its k
+    (sample, class) pairs, a few resamples at a time to keep CHUNK x n_samples floats."""
+    k = proba.shape[1]
+    positive, s = M._pooled(y, proba)
+    step = max(1, CHUNK // k)
+    parts = [_ranking(np.repeat(w[i:i + step], k, axis=1), positive, s)
+             for i in range(0, len(w), step)]
+    return {"auroc": np.concatenate([a for a, _ in parts]),
+            "auprc": np.concatenate([b for _, b in parts])}
 
 
 def _per_class(w, y, proba):

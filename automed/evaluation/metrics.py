@@ -31,7 +31,15 @@ def _specificity(y: np.ndarray, pred: np.ndarray, n: int, average: str, pos: int
     if average == "weighted":
         support = cm.sum(1)
         return float(np.average(spec, weights=support)) if support.sum() else 0.0
+    if average == "micro":  # the pooled one-vs-rest counts (QA: micro was scored as macro)
+        return float(tn.sum() / (tn + fp).sum()) if (tn + fp).sum() else 0.0
     return float(spec.mean())
+
+
+def _pooled(y: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Micro averaging of a ranking metric: every (sample, class) pair one decision,
+    positive where the class is the sample's (scikit-learn's micro ``average``)."""
+    return (np.arange(proba.shape[1])[None, :] == np.asarray(y)[:, None]).ravel(), proba.ravel()
 
 
 def binary_score(proba: np.ndarray, pos: int) -> np.ndarray:
@@ -51,6 +59,8 @@ def _auroc(y, proba, average, pos):
         return float("nan")
     if n == 2:
         return float(skm.roc_auc_score(y == pos, binary_score(proba, pos)))
+    if average == "micro":  # QA: micro was scored as macro, unsaid
+        return float(skm.roc_auc_score(*_pooled(y, proba)))
     present = np.unique(y)
     if len(present) < n:  # a fold may miss a rare class: score the classes it has
         p = proba[:, present] / np.clip(proba[:, present].sum(1, keepdims=True), 1e-12, None)
@@ -66,7 +76,7 @@ def _auroc(y, proba, average, pos):
     total = proba.sum(1, keepdims=True)
     p = proba if np.allclose(total, 1.0) else proba / np.clip(total, 1e-12, None)
     return float(skm.roc_auc_score(y, p, multi_class="ovr",
-                                   average="macro" if average in ("binary", "micro") else average))
+                                   average="macro" if average == "binary" else average))
 
 
 def _auprc(y, proba, average, pos):
@@ -75,10 +85,11 @@ def _auprc(y, proba, average, pos):
         return float(skm.average_precision_score(y == pos, binary_score(proba, pos)))
     if average == "binary":
         return float(skm.average_precision_score(y == pos, proba[:, pos]))
+    if average == "micro":
+        return float(skm.average_precision_score(*_pooled(y, proba)))
     onehot = np.eye(n)[y]
     keep = onehot.sum(0) > 0
-    return float(skm.average_precision_score(onehot[:, keep], proba[:, keep],
-                                             average="macro" if average == "micro" else average))
+    return float(skm.average_precision_score(onehot[:, keep], proba[:, keep], average=average))
 
 
 def _thresholded(fn, *, over_true: bool = False) -> Callable:

@@ -61,8 +61,10 @@ def scoring_words(config: dict, metric: str, classes: list) -> str:
     uses = metric in AVERAGED or metric == "auprc"
     positive = (f"positive class {str(classes[int(pos)])!r}" if given and uses
                 and pos is not None and len(classes) == 2 and 0 <= int(pos) < 2 else "")
-    parts = [average] if metric in AVERAGED and (
-        average == "binary" or len(classes) > 2) else []
+    # ... and how a ranking metric averages its classes, where there are more than two (QA:
+    # "3-fold CV by auprc" of a micro-averaged search)
+    parts = [average] if (metric in AVERAGED and (average == "binary" or len(classes) > 2)) \
+        or (metric in ("auroc", "auprc") and len(classes) > 2) else []
     parts += [positive] if positive else []
     return f" ({', '.join(parts)})" if parts else ""
 
