@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -161,19 +162,34 @@ class LoadedData:
 
 
 def _numbers_written_as_floats(raw: np.ndarray) -> np.ndarray:
-    """Text labels that are whole numbers, some written as floats ("1.0", as a spreadsheet or
-    pandas writes an integer column with a gap), as the integers they are: "1" and "1.0"
-    are one class (QA: they were two, and a 2-class table became 4 classes)."""
+    """Text labels that are numbers, as the numbers they are where their spelling would split
+    one class: "1" and "1.0" (a spreadsheet or pandas writes an integer column with a gap as
+    floats; QA: a 2-class table became 4 classes), "1" and "01", "0.0" and "-0.0" (QA: two
+    classes each). Otherwise the text is kept as written ("001", "0.50")."""
     text = [str(v).strip() for v in raw]
-    if not any("." in t or "e" in t.lower() for t in text):
-        return raw
     try:
-        values = np.array([float(t) for t in text])
+        values = np.array([float(t) for t in text]) + 0.0  # + 0.0: -0.0 is 0.0
     except ValueError:
         return raw
-    if not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
+    if not np.all(np.isfinite(values)):
         return raw
-    return values
+    whole = bool(np.all(values == np.round(values)))
+    if whole and any("." in t or "e" in t.lower() for t in text):
+        return values
+    if len(set(text)) != len(np.unique(values)):  # one number spelt two ways
+        return values
+    return raw
+
+
+def _natural(text: str) -> tuple:
+    """Sort key: numbers by value ("2" before "10"), names with numbers in them by those
+    numbers ("k2" before "k10"); QA: "10" sorted before "2", which made "2" the positive
+    class of a 2/10 label."""
+    try:
+        return (0, float(text), text)
+    except ValueError:
+        parts = re.split(r"(\d+)", text)
+        return (1, tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts), text)
 
 
 def encode_labels(raw_labels: Any, source: str) -> tuple[np.ndarray, list[str]]:
@@ -187,6 +203,7 @@ def encode_labels(raw_labels: Any, source: str) -> tuple[np.ndarray, list[str]]:
         if np.isnan(raw).any():
             row = int(np.flatnonzero(np.isnan(raw))[0])
             raise DataError(f"{source}: sample {row} has no label; fill or drop unlabeled rows")
+        raw = raw + 0.0  # -0.0 is 0.0
         if np.all(raw == np.round(raw)):
             raw = raw.astype(np.int64)
     if raw.dtype.kind in "iu":
@@ -199,7 +216,7 @@ def encode_labels(raw_labels: Any, source: str) -> tuple[np.ndarray, list[str]]:
             raise DataError(
                 f"{source}: sample {int(empty[0])} has an empty label; fill or drop unlabeled rows"
             )
-        values = np.array(sorted(set(raw.tolist())), dtype=object)
+        values = np.array(sorted(set(raw.tolist()), key=_natural), dtype=object)
         classes = [str(v) for v in values]
     index = {v: i for i, v in enumerate(values.tolist())}
     y = np.array([index[v] for v in raw.tolist()], dtype=np.int64)

@@ -273,9 +273,24 @@ def _table_warnings(train: Dataset) -> list[str]:
 def _resolve_pos_label(pos_label: str | int | None, classes: list[str]) -> int | None:
     if pos_label is None:
         return None
-    if str(pos_label) in classes:
-        return classes.index(str(pos_label))
-    raise ConfigError(f"positive label {pos_label!r} is not a class; classes: {classes}")
+    given = str(pos_label)
+    if given in classes:
+        return classes.index(given)
+    # As the label column writes it (QA: "-1.0000000e+00" of a UCR file, whose class is
+    # "-1", and " Disease" were refused): the same number, or the same name but for case and
+    # spacing, when exactly one class matches.
+    matches = [i for i, c in enumerate(classes) if _same_label(given, c)]
+    if len(matches) == 1:
+        return matches[0]
+    raise ConfigError(f"--pos-label {given!r} is not a class; give one of "
+                      f"{', '.join(map(repr, classes))}")
+
+
+def _same_label(given: str, name: str) -> bool:
+    try:
+        return float(given) == float(name)
+    except ValueError:
+        return " ".join(given.lower().split()) == " ".join(name.lower().split())
 
 
 def resolve_path(path: str | Path | None) -> str | None:
