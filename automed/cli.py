@@ -63,6 +63,15 @@ class _Progress:
         self.total: int | None = None
 
     def __call__(self, e: dict) -> None:
+        try:
+            self._show(e)
+        except BrokenPipeError:
+            # QA: `automed search ... 2>&1 | head` failed the study at the first line after
+            # the reader left (BrokenPipeError); the search goes on, unprinted.
+            _silence(sys.stderr)
+            self.quiet = True
+
+    def _show(self, e: dict) -> None:
         kind = e["event"]
         if kind == "warning":  # leakage: loud even with --quiet or --json
             click.secho(f"WARNING: {e['message']}", err=True, fg="red", bold=True)
@@ -831,9 +840,20 @@ def _interrupted_code(exc: BaseException | None) -> int:
     return 143 if isinstance(exc, Terminated) else 130
 
 
+def _silence(stream) -> None:
+    """Point a stream whose reader has gone (a closed pipe) at /dev/null, so later writes,
+    and Python's flush at exit, do not raise."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def main() -> None:
     try:
-        cli.main(standalone_mode=False)
+        cli.main(standalone_mode=False)  # a closed stdout: click exits 1, quietly
     except AutomedError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)

@@ -154,3 +154,30 @@ def test_a_candidate_line_of_one_fold_shows_no_spread(capsys):
           "score_mean": 0.8875, "score_std": 0.0, "folds_done": 1, "folds": 3,
           "duration_s": 2.8, "error": "CV mean below the completed candidates' after fold 1"})
     assert "0.8875 ± -" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("merge_stderr", [True, False])
+def test_a_reader_that_leaves_early_does_not_fail_the_search(demo_signal, tmp_path,
+                                                             merge_stderr):
+    # QA: `automed search ... 2>&1 | head -4` marked the study failed (BrokenPipeError) at the
+    # first progress line after head left; `| head -1` printed a traceback at the end.
+    import os
+
+    from automed.storage import Store
+
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "automed.cli", "search", str(demo_signal), "--trials", "3",
+         "--folds", "2", "--max-epochs", "1", "--bootstrap", "0", "--storage", url,
+         "--study", "p", "--arch", "mlp", "--no-prune"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+        env=dict(os.environ, OMP_NUM_THREADS="1"))
+    reader = proc.stdout if merge_stderr else proc.stderr
+    assert reader.readline()  # the first line, then the reader leaves
+    reader.close()
+    if not merge_stderr:
+        proc.stdout.close()
+    assert proc.wait(timeout=240) in (0, 1)  # 1: click's exit when stdout's reader left
+    info = Store(url).search("p")
+    assert info["status"] == "complete", info["status"]
+    assert len(Store(url).candidates("p")) == 3
