@@ -724,6 +724,33 @@ def test_an_optuna_database_gets_no_automed_tables(ws, args, tmp_path, capsys, m
     assert f"error: {url} holds no automed searches" in err
 
 
+def test_a_plain_optuna_study_of_the_same_name_is_not_taken_over(ws, tmp_path, capsys,
+                                                                 monkeypatch):
+    # QA: it was resumed as automed's, crashed the answer (KeyError: 'architecture') on every
+    # run, and left a failed search row behind.
+    import optuna
+
+    db = tmp_path / "o.db"
+    url = f"sqlite:///{db}"
+    plain = optuna.create_study(storage=url, study_name="mine")
+    plain.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    automed_tables = ("automed_searches", "automed_candidates")
+    for _ in range(2):  # and again: nothing was left to trip over
+        code, _, err = run_cli(monkeypatch, capsys, "search", str(ws["data"]), "--trials", "1",
+                               "--folds", "2", "--max-epochs", "1", "--storage", url,
+                               "--study", "mine")
+        assert code not in (0, None)
+        assert err == ("error: study 'mine' in this database was made by another Optuna "
+                       "program, not by automed; give another --study name\n")
+        con = sqlite3.connect(db)
+        rows = [con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in automed_tables
+                if con.execute("SELECT 1 FROM sqlite_master WHERE name=?", (t,)).fetchone()]
+        con.close()
+        assert not any(rows)
+    study = optuna.load_study(study_name="mine", storage=url)
+    assert len(study.trials) == 2 and study.direction == optuna.study.StudyDirection.MINIMIZE
+
+
 def test_gpus_all_without_a_gpu_says_it_trains_on_the_cpu(ws, tmp_path, capsys, monkeypatch):
     # On a machine without a GPU, --gpus all falls back to the CPU with a line saying so (as
     # --help documents); --trials-per-gpu, which would do nothing there, is refused.
