@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from automed.plugin_manager import get_plugin_manager
 from automed.searching import portfolio
 from automed.searching.runner import _family_defaults
@@ -95,3 +97,27 @@ def test_starts_that_differ_only_in_fixed_values_are_two_candidates():
 
     assert duplicate_of(ask({"bins": 15})) is None
     assert duplicate_of(ask({"bins": 6})) == 0
+
+
+@pytest.mark.parametrize("content", [None, "not json", '{"version": 1}'])
+def test_an_unusable_portfolio_file_is_refused_before_the_search_writes(tmp_path, monkeypatch,
+                                                                        content):
+    # QA: a missing or broken $AUTOMED_PORTFOLIO searched with no portfolio at all, unsaid
+    # (trial #0 scored 0.48 against the packaged start's 0.63).
+    from automed.demo import make_demo
+    from automed.errors import ConfigError
+    from automed.searching.runner import search
+
+    path = tmp_path / "p.json"
+    if content is not None:
+        path.write_text(content)
+    monkeypatch.setenv("AUTOMED_PORTFOLIO", str(path))
+    portfolio._load.cache_clear()
+    data = make_demo("signal", tmp_path / "d.npz", n=40)
+    db = tmp_path / "s.db"
+    with pytest.raises(ConfigError, match=rf"^\$AUTOMED_PORTFOLIO={path}: (not a readable "
+                                          r"portfolio file|has no \"portfolios\" object).*; "
+                                          r"fix it, or unset AUTOMED_PORTFOLIO"):
+        search(data, trials=1, folds=2, max_epochs=1, storage=f"sqlite:///{db}")
+    assert not db.exists()
+    portfolio._load.cache_clear()

@@ -20,22 +20,42 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from automed.errors import ConfigError
+
 PACKAGED = Path(__file__).with_name("portfolio.json")
 
 
 @lru_cache(maxsize=4)
 def _load(path: str) -> dict:
+    """The portfolios of a portfolio file; a file that cannot serve is one line naming it
+    (QA: a missing or broken $AUTOMED_PORTFOLIO searched with no portfolio at all, unsaid)."""
+    where = f"$AUTOMED_PORTFOLIO={path}" if path != str(PACKAGED) else path
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return raw.get("portfolios", {}) if isinstance(raw, dict) else {}
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"{where}: not a readable portfolio file ({reason}); fix it, or "
+                          "unset AUTOMED_PORTFOLIO for the packaged portfolio") from None
+    portfolios = raw.get("portfolios") if isinstance(raw, dict) else None
+    if not isinstance(portfolios, dict):
+        raise ConfigError(f"{where}: has no \"portfolios\" object (see "
+                          "benchmarks/portfolio.py, which writes one); fix it, or unset "
+                          "AUTOMED_PORTFOLIO for the packaged portfolio")
+    return portfolios
+
+
+def _path() -> str:
+    return os.environ.get("AUTOMED_PORTFOLIO") or str(PACKAGED)
+
+
+def check() -> None:
+    """Refuse an unusable portfolio file before a search writes anything."""
+    _load(_path())
 
 
 def entries(modality: str, family: str) -> list[dict[str, Any]]:
     """The ordered overrides for ``family`` on ``modality``; ``[{}]`` when none are listed."""
-    path = os.environ.get("AUTOMED_PORTFOLIO") or str(PACKAGED)
-    listed = _load(path).get(modality, {}).get(family)
+    listed = _load(_path()).get(modality, {}).get(family)
     out = [e.get("params", e) for e in listed or [] if isinstance(e, dict)]
     return out or [{}]
 

@@ -547,6 +547,7 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
         raise ConfigError("several workers need the data as a file path, not in-memory data")
     if plan.deterministic:
         enable_determinism()
+    portfolio.check()
     p = prepare(plan, data)
     train, test = p.train, p.test
     store = Store(storage)
