@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -313,8 +314,6 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
             sequence_col=sequence_col, id_col=id_col,
             refit_full=refit_full, bag=bag)
     if workers == 0:
-        import shlex
-
         # everything a worker needs: the study's plugins too (QA: the hint left them out,
         # and the worker it printed was refused)
         plugins_given = "".join(f" --plugin {shlex.quote(str(Path(p).resolve()))}"
@@ -349,7 +348,7 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
         click.echo(format_test_ci(result.test_ci))
     if result.artifact:
         click.echo(f"model saved to {result.artifact} (automed predict/export --study "
-                   f"{result.study})")
+                   f"{shlex.quote(result.study)})")
 
 
 @cli.command()
@@ -604,16 +603,9 @@ def db_current(storage) -> None:
 
 
 def _artifact_of(store, study: str | None) -> str:
-    from automed.results.artifact import check_owner
+    from automed.results.artifact import saved_answer
 
-    study = study or store.latest_study()
-    info = store.search(study)
-    path = (info["config"] or {}).get("artifact")
-    if not path:
-        raise AutomedError(f"study {study!r} has no saved model; let the search finish "
-                           "(it saves its answer)")
-    check_owner(path, info, store.redacted)  # never another study's model of the same name
-    return path
+    return str(saved_answer(store, store.search(study or store.latest_study())))
 
 
 MODEL_PLUGIN_HELP = ("Load this plugin file or module, which the model's architecture comes "

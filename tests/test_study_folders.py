@@ -176,3 +176,34 @@ def test_two_answers_saved_into_one_folder_at_once_leave_one_whole_model(tmp_pat
         save_ensemble(folder, {9: (torch.nn.Linear(2, 2), pre, {"trial": 9})}, {"by": "third"})
     assert json.loads((folder / artifact.CONFIG).read_text(encoding="utf-8"))["by"] == "first"
     assert not list(folder.glob(".model-*"))
+
+
+def test_a_project_moved_with_its_database_still_predicts_and_exports(demo_signal, tmp_path):
+    # QA: moving the folder of the database and its automed_models/ broke predict ("has no
+    # stamp of the study it belongs to") and export ("the model ... is missing"): the folder
+    # recorded was the old absolute path.
+    import shutil
+
+    project = tmp_path / "project"
+    project.mkdir()
+    result = search(demo_signal, trials=1, storage=f"sqlite:///{project / 'm.db'}", study="m",
+                    **QUICK)
+    assert Path(result.artifact).parent == project / "automed_models"
+    moved = tmp_path / "moved"
+    shutil.move(project, moved)
+    url = f"sqlite:///{moved / 'm.db'}"
+    out = CliRunner().invoke(cli, ["predict", str(demo_signal), "--study", "m", "--storage", url,
+                                   "-o", str(tmp_path / "p.csv")])
+    assert out.exit_code == 0, out.output
+    assert (tmp_path / "p.csv").read_text().count("\n") > 10
+    out = CliRunner().invoke(cli, ["export", "--study", "m", "--storage", url,
+                                   "-o", str(tmp_path / "ex")])
+    assert out.exit_code == 0, out.output
+    assert (tmp_path / "ex" / "MODEL_CARD.md").is_file()
+    shutil.rmtree(moved / "automed_models")
+    for command in (["predict", str(demo_signal)], ["export", "-o", str(tmp_path / "ex2")]):
+        out = CliRunner().invoke(cli, [*command, "--study", "m", "--storage", url])
+        assert out.exit_code != 0
+        assert isinstance(out.exception, DataError)
+        assert "the saved answer of study 'm' is missing (moved or deleted); keep its folder " \
+               "in automed_models/ beside the database" in str(out.exception)

@@ -124,7 +124,7 @@ def check_owner(folder: str | Path, search: dict, redacted: str = "the database"
     or, for a study from before stamps, its config names other data."""
     folder = Path(folder)
     study, cfg = search["study"], search.get("config") or {}
-    fix = f"run `automed search ... --study {study}` again to save its answer"
+    fix = f"run `automed search ... --study {shlex.quote(study)}` again to save its answer"
     uid = cfg.get("uid")
     if uid:
         stamp = read_stamp(folder)
@@ -143,6 +143,32 @@ def check_owner(folder: str | Path, search: dict, redacted: str = "the database"
         raise DataError(f"{folder} holds a model trained on other data (fingerprint "
                         f"{str(saved)[:12]}) than study {study!r} in {redacted} "
                         f"({search['dataset_fingerprint'][:12]}); {fix}")
+
+
+def saved_answer(store, info: dict) -> Path:
+    """The folder of a study's saved answer (``info``: ``Store.search``'s record), checked to
+    be the study's own. A project moved or copied with its database (the folder recorded is
+    gone, ``automed_models/`` beside the database holds one of the same name) is found there
+    (QA: predict said the folder "has no stamp", export that the model was missing)."""
+    study = info["study"]
+    recorded = (info.get("config") or {}).get("artifact")
+    if not recorded:
+        raise AutomedError(f"study {study!r} has no saved model; let the search finish "
+                           "(it saves its answer)")
+    folder = Path(recorded)
+    if not folder.is_dir():
+        url = make_url(store.url)
+        beside = (Path(url.database).expanduser().resolve().parent / "automed_models" /
+                  folder.name if url.get_backend_name() == "sqlite" and url.database
+                  not in (None, "", ":memory:") else None)
+        if beside is None or not beside.is_dir():
+            raise DataError(f"{folder}: the saved answer of study {study!r} is missing (moved "
+                            "or deleted); keep its folder in automed_models/ beside the "
+                            f"database, or run `automed search ... --study "
+                            f"{shlex.quote(study)}` again to save it")
+        folder = beside
+    check_owner(folder, info, store.redacted)  # never another study's model of the same name
+    return folder
 
 
 def clear_model_folder(folder: Path) -> None:

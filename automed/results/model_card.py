@@ -13,7 +13,7 @@ from automed.results.artifact import (
     STAMP,
     WEIGHTS,
     LoadedModel,
-    check_owner,
+    saved_answer,
 )
 from automed.results.describe import scoring_words
 
@@ -197,14 +197,9 @@ def _clear_previous_export(out: Path) -> None:
 def export_model(store, study: str, out: str | Path, plugins: Sequence[str] = ()) -> Path:
     """Copy ``study``'s saved answer to ``out`` and write ``MODEL_CARD.md`` beside it."""
     info = store.search(study)
-    source = (info["config"] or {}).get("artifact")
-    if not source:
-        raise ConfigError(f"study {study!r} has no saved model; run the search to its end "
-                          "(to its answer) first")
-    source = Path(source)
+    source = saved_answer(store, info)  # the study's own, wherever the project now lies
     if not (source / CONFIG).is_file():
         raise DataError(f"{source}: the model of study {study!r} is missing; re-run the search")
-    check_owner(source, info, store.redacted)  # never another study's model of the same name
     model = LoadedModel(source)  # proves the artifact loads before anything is written
     out = Path(out)
     if out.resolve() != source.resolve():

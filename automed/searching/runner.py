@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import socket
 import time
 import uuid
@@ -652,7 +653,8 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
     if not completed:
         store.finish_search(search_id, status="failed")
         hint = (f"raise --timeout (it was {plan.timeout:g} s)" if plan.timeout is not None else
-                f"see `automed leaderboard --study {study_name} --all` for their errors")
+                f"see `automed leaderboard --study {shlex.quote(study_name)} --all` for their "
+                "errors")
         raise AutomedError(f"no candidate of study {study_name!r} completed; {hint}")
     # The leaderboard's first row leads (its tie-break decides, not Optuna's).
     result.best = result.leaderboard[0] if result.leaderboard else None
