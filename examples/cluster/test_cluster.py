@@ -31,6 +31,7 @@ def _parse(argv: list[str]) -> tuple[str, dict]:
 FAKE = """#!/usr/bin/env bash
 # records one call per line: the program name, then its arguments, NUL-separated
 { printf '%s\\0' "$(basename "$0")" "$@"; printf '\\n'; } >> "$FAKE_LOG"
+printf '%s\\n' "${AUTOMED_RESULTS_DB-<unset>}" >> "$FAKE_LOG.env"  # what each call inherits
 if [[ "$(basename "$0")" == sbatch && "$*" == *proxy.sbatch* ]]; then
   echo grpc://node7:13000 > "$AUTOMED_PROXY_FILE"
 fi
@@ -59,6 +60,7 @@ def fake_slurm(tmp_path):
         log.unlink(missing_ok=True)
         return done, calls
 
+    run.log = log
     return run
 
 
@@ -90,6 +92,16 @@ def test_array_task_direct_to_postgres(fake_slurm):
     _, opts = _parse(calls[0][3:])
     assert opts["storage"] == "postgresql://automed@dbhost/automed"
     assert opts["results_db"] is None and opts["timeout"] == 3600.0
+    # nor in its environment: automed refuses $AUTOMED_RESULTS_DB without a grpc:// storage
+    assert _inherited(fake_slurm) == ["<unset>"]
+
+
+def _inherited(fake_slurm) -> list[str]:
+    """$AUTOMED_RESULTS_DB as each recorded call saw it, in order (then forgotten)."""
+    log = fake_slurm.log.with_name(fake_slurm.log.name + ".env")
+    seen = log.read_text().splitlines()
+    log.unlink()
+    return seen
 
 
 def test_array_task_with_results_db_writes_automeds_rows_directly(fake_slurm):
@@ -123,6 +135,17 @@ def test_submit_creates_the_study_once_then_starts_one_task_per_gpu(fake_slurm):
     assert submit[0] == "sbatch" and submit[1] == "--array=0-63"
     assert submit[-1] == str(SLURM / "worker.sbatch")
     assert "AUTOMED_STORAGE=postgresql://automed@dbhost/automed" in submit[2]
+
+
+def test_submit_keeps_results_db_from_the_create_step_and_hands_it_to_the_workers(fake_slurm):
+    # A QA read of the README: exported before submit.sh, $AUTOMED_RESULTS_DB made the create
+    # step (--storage $AUTOMED_DB, no proxy) fail: automed refuses it without grpc://.
+    done, calls = fake_slurm("submit.sh", GPUS="2", DATA="/shared/x.npz", STUDY="chest",
+                             AUTOMED_DB="postgresql://automed@dbhost/automed",
+                             AUTOMED_RESULTS_DB="postgresql://automed@dbhost/automed")
+    assert done.returncode == 0, done.stderr
+    assert [c[0] for c in calls] == ["automed", "sbatch"]
+    assert _inherited(fake_slurm) == ["<unset>", "postgresql://automed@dbhost/automed"]
 
 
 def test_submit_with_proxy_routes_the_workers_through_it(fake_slurm, tmp_path):

@@ -29,7 +29,8 @@ fi
 # 1. Created once: schema, dataset, search and Optuna study, before any worker starts.
 # The heartbeat is the study's (every worker beats and judges staleness alike); busy GPU nodes
 # want a longer one than the 10 s default.
-"$automed" search "$DATA" --workers 0 --study "$STUDY" --storage "$AUTOMED_DB" \
+# (AUTOMED_RESULTS_DB is the workers' alone: automed refuses it without a grpc:// storage)
+env -u AUTOMED_RESULTS_DB "$automed" search "$DATA" --workers 0 --study "$STUDY" --storage "$AUTOMED_DB" \
   --heartbeat "${AUTOMED_HEARTBEAT:-30}" "$@"
 # 2. Joined by many: one array task per GPU.
 exec sbatch --array="0-$((GPUS - 1))" \
