@@ -171,7 +171,8 @@ def test_a_saved_model_refuses_one_string_and_a_bad_device_and_predicts_no_sampl
                             artifacts=tmp_path / "models", **QUICK)
     model = automed.LoadedModel(result.artifact)
     assert model.predict_proba(["fever cough"]).shape == (1, 2)
-    with pytest.raises(DataError, match="not one string"):
+    with pytest.raises(DataError, match="'fever cough' is no file or folder: give a path that "
+                                        "exists, or the samples themselves"):
         model.predict_proba("fever cough")
     assert model.predict_proba([]).shape == (0, 2)
     with pytest.raises(ConfigError, match="unknown device 'bogus'"):
@@ -221,3 +222,31 @@ def test_one_record_of_a_table_is_predicted_as_one(tmp_path):
     with pytest.raises(DataError, match=r"records have 2 columns, expected 3 columns "
                                         r"\(x0, x1, x2\): give shape \(n, 3\)"):
         pre.transform(x[:, :2])
+
+
+def test_a_saved_model_predicts_a_file_by_its_path_as_automed_predict_does(tmp_path,
+                                                                            demo_signal):
+    # QA (docs): a file's samples had no one-call way in (the docs' load_data(...).train.x
+    # was only the file's training part); a path now reads as `automed predict` reads it.
+    import csv
+    import io
+
+    from automed.results.predict import predict_file
+
+    result = automed.search(str(demo_signal), storage=f"sqlite:///{tmp_path / 'api.db'}",
+                            **QUICK)
+    stream = io.StringIO()
+    rows = predict_file(result.artifact, demo_signal, stream=stream)
+    table = list(csv.DictReader(io.StringIO(stream.getvalue())))
+    expected = np.array([[float(r[f"p_{c}"]) for c in result.classes] for r in table])
+    for path in (demo_signal, str(demo_signal)):
+        proba = result.predict_proba(path)
+        assert proba.shape == (rows, 2)
+        np.testing.assert_allclose(proba, expected, atol=1e-5)
+    assert result.predict(demo_signal) == [r["predicted"] for r in table]
+    with pytest.raises(DataError, match="is no file or folder"):
+        result.predict_proba(tmp_path / "missing.npz")
+    unsaved = automed.search(str(demo_signal), storage=f"sqlite:///{tmp_path / 'api.db'}",
+                             study="unsaved", save_model=False, **QUICK)
+    with pytest.raises(DataError, match=r"saved no model \(save_model=False\)"):
+        unsaved.predict_proba(demo_signal)

@@ -398,17 +398,25 @@ class LoadedModel:
 
     def predict_proba(self, x: Any, device: str | torch.device = "cpu") -> np.ndarray:
         """Class probabilities ``(n, n_classes)`` of raw samples ``x`` (as the loaders give
-        them: an array of images or signals, a list of texts or sequences, records)."""
+        them: an array of images or signals, a list of texts or sequences, records), or of
+        every sample of a file or folder ``x`` names, in the rows `automed predict` writes."""
         from automed.searching.devices import resolve_device
         from automed.searching.training import predict_proba
 
         if self.root is self.folder:  # the top: checked once, not per member
             if isinstance(x, (str, bytes, os.PathLike)):
+                path = Path(os.fsdecode(x))
+                if path.exists():  # QA: a file's samples had no one-call way in
+                    from automed.results.predict import read_samples
+
+                    config = self.reading_config()
+                    parts = read_samples(path, config.get("load_options") or {}, "all", config)
+                    return np.concatenate([self.predict_proba(part.x, device=device)
+                                           for part in parts])
                 # QA: a path to an image .npz was told about texts
-                raise DataError("give the samples, not one string or path: a list of texts "
-                                "([text]), an array of images or signals; a file's samples "
-                                "are automed.load_data(path, for_prediction=True).train.x "
-                                "(or use `automed predict`)")
+                raise DataError(f"{os.fsdecode(x)[:80]!r} is no file or folder: give a path "
+                                "that exists, or the samples themselves (a list of texts "
+                                "([text]), an array of images or signals)")
             if not isinstance(device, torch.device):
                 device = resolve_device(str(device))
             if hasattr(x, "__len__") and len(x) == 0:

@@ -34,6 +34,7 @@ from automed.data.preprocess import Preprocessor
 from automed.errors import (
     AutomedError,
     ConfigError,
+    DataError,
     DataWarning,
     PluginWarning,
     user_stacklevel,
@@ -147,6 +148,9 @@ class SearchResult:
             return LoadedModel(self.artifact).predict_proba(x, device=device)
         if self.model is None:
             raise AutomedError("this search kept no model (refit=False); run it with a refit")
+        if isinstance(x, (str, bytes, os.PathLike)):
+            raise DataError("this search saved no model (save_model=False), and only a saved "
+                            "one reads files: give the samples themselves")
         from automed.plugin_manager import get_plugin_manager
 
         arch = get_plugin_manager().architectures().get((self.best or {}).get("architecture"))
