@@ -150,3 +150,25 @@ def test_check_of_a_loader_plugin_reads_the_file_given_with_data(tmp_path):
     assert "- suffixes: ('rows',) is not a tuple of lower-case endings" in wrong.output
     refused = invoke("plugins", "check", "cnn", "--data", str(tmp_path / "good.rows"))
     assert "registers none (drop --data)" in str(refused.exception)
+
+
+def test_a_loader_plugins_unchannelled_signals_are_searched_as_the_built_ins_give_them(
+        tmp_path, monkeypatch, capsys):
+    # QA (docs): a loader returning (N, L) signals passed `plugins check --data`, and the
+    # search then crashed with a traceback in the signal preprocessor (expected 2 values).
+    import numpy as np
+    from clirun import run_cli
+
+    path = tmp_path / "flat_loader.py"
+    path.write_text(SIGNAL_LOADER.format(suffixes='(".rows",)').replace(
+        "rows[:, None, 1:]", "rows[:, 1:]"))
+    rng = np.random.default_rng(0)
+    y = np.arange(40) % 2
+    np.savetxt(tmp_path / "d.rows", np.c_[y, rng.normal(size=(40, 12)) + y[:, None]],
+               delimiter=",")
+    code, _, err = run_cli(monkeypatch, capsys, "search", str(tmp_path / "d.rows"), "--plugin",
+                           str(path), "--trials", "1", "--folds", "2", "--max-epochs", "1",
+                           "--bootstrap", "0", "--arch", "mlp", "--storage",
+                           f"sqlite:///{tmp_path / 's.db'}")
+    assert code in (0, None), err
+    assert "40 signal samples of 1 x 12 (channels x length)" in err

@@ -207,6 +207,11 @@ def check_data(data: LoadedData, *, for_prediction: bool = False) -> LoadedData:
 
 
 def _checked(data: LoadedData, for_prediction: bool) -> LoadedData:
+    # A loader plugin's (N, L) signals or (N, H, W) images get their channel axis, as the
+    # built-in loaders give them (QA: `plugins check --data` passed such a loader, and the
+    # search then crashed in the signal preprocessor with a traceback).
+    data = LoadedData(_channelled(data.train), None if data.test is None else
+                      _channelled(data.test))
     if data.test is not None:
         data = LoadedData(data.train, _check_test(data.train, data.test))
     for part in (data.train, data.test):
@@ -217,6 +222,18 @@ def _checked(data: LoadedData, for_prediction: bool) -> LoadedData:
             f"({data.train.classes[0]!r}) in the training data; a classifier needs at least two"
         )
     return data
+
+
+def _channelled(d: Dataset) -> Dataset:
+    import dataclasses
+
+    import numpy as np
+
+    if isinstance(d.x, np.ndarray) and d.x.dtype.kind in "biuf" and (
+            (d.modality == "signal" and d.x.ndim == 2) or (d.modality == "image"
+                                                           and d.x.ndim == 3)):
+        return dataclasses.replace(d, x=d.x[:, None])
+    return d
 
 
 def _in_layout(d: Dataset) -> Dataset:
