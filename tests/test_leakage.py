@@ -95,6 +95,30 @@ def test_low_dimensional_iid_data_with_close_neighbours_does_not_warn():
     assert sum(near["estimated_near_twins_per_part"]) >= sum(near["near_twins_per_part"])
 
 
+@pytest.mark.parametrize("levels", [20, 100, 3000])
+def test_independent_records_with_a_many_level_column_do_not_warn(levels):
+    # QA: 500 independent rows of two numbers and a 100-level site column read as LEAKAGE
+    # (61 of 500 with a twin, "where chance predicts 0.26"): its one-hot levels, hashed
+    # into buckets, made records of one bucket far closer than the pairs' overall spread
+    # predicted. Twins of the cohort above (one site column) are still found (strings=True).
+    rng = np.random.default_rng(60)
+    n = 6000 if levels == 3000 else 500
+    x = np.column_stack([rng.standard_normal((n, 2)).round(3).astype(str),
+                         np.char.add("S", rng.integers(0, levels, n).astype(str))])
+    data = Dataset(x.astype(object), rng.integers(0, 2, n), ["0", "1"], "tabular", "site")
+    report = check_folds_leakage(data, make_folds(data, 3))
+    assert report["near_duplicates"]["checked"] and not report["near_duplicates"]["leaky"]
+    assert near_warnings(report) == []
+
+
+def test_twins_sharing_their_levels_are_found_among_many_sites():
+    data = cohort(strings=True)
+    site = np.array([f"S{p % 40}" for p in np.repeat(np.arange(60), 10)], dtype=object)
+    data = Dataset(np.column_stack([data.x, site]), data.y, data.classes, "tabular", "c40")
+    near = check_folds_leakage(data, make_folds(data, 3))["near_duplicates"]
+    assert near["leaky"] and near["near_twins"] > 0.9 * near["queries"]
+
+
 def _signals(n, seed):
     rng = np.random.default_rng(seed)
     t = np.linspace(0, 1, 96)

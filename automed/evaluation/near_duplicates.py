@@ -6,9 +6,14 @@ them for numeric data (images, signals, tabular records) without labels or group
 (About 340 lines, most of them this docstring: the statistic has to be explained to be trusted.)
 
 **Embedding.** Each sample becomes a point in at most ``DIMS`` (64) dimensions: tabular numeric
-columns are imputed (median) and standardised, categorical columns one-hot encoded (hashed into
-32 buckets past 32 levels) at weight 1/sqrt(2), so a differing level counts like one standard
-deviation; images and signals are flattened as they are. Wider data goes through a fixed
+columns are imputed (median) and standardised; images and signals are flattened as they are.
+A tabular record's categorical levels (columns of at most ``KEY_LEVELS`` levels; columns of
+more, such as dates or free text, tell records apart rather than kinds of them and are left
+out) are no coordinates but its *key*: near-twins share every
+level, distances are measured among records of one key, and the chance model below is
+``P(one key) x F(r | one key)``, fitted to pairs drawn among records of one key (a site column
+of 100 levels one-hot encoded made pairs of one level far closer than the overall pair
+distances predicted, and independent rows read as leaky). Wider data goes through a fixed
 Gaussian random projection, which keeps Euclidean distances (within about 10% at 64 dims,
 Johnson-Lindenstrauss) where PCA would shrink them and invent twins.
 
@@ -54,7 +59,6 @@ Text and biosequences only get the exact (normalised) duplicate check in
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 import numpy as np
@@ -62,8 +66,8 @@ import numpy as np
 DIMS = 64
 TAUS = (0.3, 0.2, 0.1, 0.03, 0.01, 0.003, 0.001)
 NUMERIC_MODALITIES = ("image", "signal", "tabular")
+KEY_LEVELS = 32
 _MISSING = {"", "na", "n/a", "nan", "null", "none", "?", "-", "."}
-_BUCKETS = 32
 _LOW_Q, _HIGH_Q = 0.05, 0.20
 
 
@@ -79,11 +83,6 @@ def _to_float(value) -> float | None:
         return float(text)
     except ValueError:
         return None
-
-
-def _bucket(value: str) -> int:
-    return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=4).digest(), "little") \
-        % _BUCKETS
 
 
 class Embedder:
@@ -109,14 +108,12 @@ class Embedder:
                         self.columns.append({"kind": "num", "j": j, "median": med,
                                              "mean": float(values.mean()), "std": std})
                 else:
-                    levels = sorted({str(v).strip() for v in col})
-                    if len(levels) > 1:
-                        index = ({lv: i for i, lv in enumerate(levels)}
-                                 if len(levels) <= _BUCKETS else None)
-                        self.columns.append({"kind": "cat", "j": j, "index": index})
-            width = sum(1 if c["kind"] == "num" else
-                        (len(c["index"]) if c["index"] is not None else _BUCKETS)
-                        for c in self.columns)
+                    # past KEY_LEVELS levels a column tells records (dates, ids, free text)
+                    # rather than kinds of them: a visit's twin would differ there
+                    if 1 < len({str(v).strip() for v in col}) <= KEY_LEVELS:
+                        self.columns.append({"kind": "cat", "j": j})
+            # Categorical levels are no distance (see ``keys``): twins share them all
+            width = sum(c["kind"] == "num" for c in self.columns)
         else:
             width = int(np.prod(np.shape(x)[1:]))
         if width > self.dims:
@@ -149,18 +146,24 @@ class Embedder:
                     values = np.array([math.nan if f is None else f for f in floats])
                 values = np.where(np.isfinite(values), values, c["median"])
                 parts.append(((values - c["mean"]) / c["std"])[:, None])
-            else:
-                strings = [str(v).strip() for v in col]
-                if c["index"] is not None:
-                    hot = np.zeros((len(col), len(c["index"])))
-                    codes = [c["index"].get(s, -1) for s in strings]
-                else:
-                    hot = np.zeros((len(col), _BUCKETS))
-                    codes = [_bucket(s) for s in strings]
-                rows = [i for i, k in enumerate(codes) if k >= 0]
-                hot[rows, [codes[i] for i in rows]] = 1 / math.sqrt(2)
-                parts.append(hot)
         return np.hstack(parts) if parts else np.zeros((len(x), 0))
+
+    def keys(self, x) -> np.ndarray | None:
+        """Tabular records' categorical levels, one integer per distinct combination (the
+        same integers for every call), or None without categorical columns. Near-twins
+        share every level; the distance is measured on the numeric columns alone, among
+        records of one key (QA: one-hot levels of a site column hashed into buckets made
+        records of one bucket far closer than the chance model, fitted to the pairs' overall
+        distances, expected: LEAKAGE on independent rows)."""
+        cats = [c["j"] for c in self.columns if c["kind"] == "cat"]
+        if self.modality != "tabular" or not cats:
+            return None
+        table = getattr(self, "_key_ids", None)
+        if table is None:
+            table = self._key_ids = {}
+        x = np.asarray(x).reshape(len(x), -1)
+        rows = zip(*[[str(v).strip() for v in x[:, j]] for j in cats])
+        return np.array([table.setdefault(r, len(table)) for r in rows], dtype=np.int64)
 
     def transform(self, x) -> np.ndarray:
         width = max(1, int(np.prod(np.shape(x)[1:])))
@@ -186,24 +189,42 @@ def embeddable(x, modality: str) -> bool:
     return isinstance(x, np.ndarray) and x.dtype != object and x.ndim >= 2
 
 
-def nn_distances(train: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """Exact Euclidean distance from each query to its nearest training point (brute force)."""
+def nn_distances(train: np.ndarray, queries: np.ndarray, train_keys: np.ndarray | None = None,
+                 query_keys: np.ndarray | None = None) -> np.ndarray:
+    """Exact Euclidean distance from each query to its nearest training point (brute force),
+    among the training points of the query's key when keys are given (inf: none)."""
     from sklearn.metrics import pairwise_distances_argmin_min
 
     if len(queries) == 0:
         return np.zeros(0)
-    _, dist = pairwise_distances_argmin_min(queries, train, metric="euclidean")
-    return np.asarray(dist, dtype=np.float64)
+    if train_keys is None or query_keys is None:
+        _, dist = pairwise_distances_argmin_min(queries, train, metric="euclidean")
+        return np.asarray(dist, dtype=np.float64)
+    out = np.full(len(queries), np.inf)
+    for key in np.unique(query_keys):
+        mine, theirs = query_keys == key, train_keys == key
+        if theirs.any():
+            _, dist = pairwise_distances_argmin_min(queries[mine], train[theirs],
+                                                    metric="euclidean")
+            out[mine] = dist
+    return out
 
 
 class Reference:
     """Random-pair distance distribution: the scale ``S`` and the chance model ``F``."""
 
-    def __init__(self, z: np.ndarray, groups=None, n_pairs: int = 20000, seed: int = 0) -> None:
+    def __init__(self, z: np.ndarray, groups=None, n_pairs: int = 20000, seed: int = 0,
+                 keys: np.ndarray | None = None) -> None:
         rng = np.random.default_rng(seed)
         n = len(z)
-        a = rng.integers(0, n, 2 * n_pairs)
-        b = rng.integers(0, n, 2 * n_pairs)
+        # ``keys`` (categorical levels): F is P(same levels) x F(r | same levels), the pairs
+        # drawn uniformly among those of one key.
+        self.match = 1.0
+        if keys is None:
+            a = rng.integers(0, n, 2 * n_pairs)
+            b = rng.integers(0, n, 2 * n_pairs)
+        else:
+            a, b = self._matching_pairs(np.asarray(keys), 2 * n_pairs, rng)
         keep = a != b
         if groups is not None:  # unless (almost) all samples share one group
             g = np.asarray(groups).astype(str)
@@ -218,11 +239,29 @@ class Reference:
         self.dim = (math.log(_HIGH_Q / _LOW_Q) / math.log(r_high / self.r_low)
                     if self.r_low > 0 and r_high > self.r_low else 0.0)
 
+    def _matching_pairs(self, keys: np.ndarray, count: int,
+                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``count`` pairs drawn uniformly among the pairs of records with one key; sets
+        ``match``, the share of all pairs that have one key."""
+        n = len(keys)
+        order = np.argsort(keys, kind="stable")
+        _, starts, sizes = np.unique(keys[order], return_index=True, return_counts=True)
+        weights = sizes * (sizes - 1.0)
+        self.match = float(weights.sum() / (n * (n - 1.0))) if n > 1 else 0.0
+        if not weights.sum():
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        g = rng.choice(len(sizes), count, p=weights / weights.sum())
+        i = rng.integers(0, sizes[g])
+        j = (i + rng.integers(1, np.maximum(sizes[g], 2))) % sizes[g]  # another member
+        return order[starts[g] + i], order[starts[g] + j]
+
     def cdf(self, r: float) -> float:
-        """``F(r)``: empirical at or above the 5% quantile, a power law below it."""
+        """``F(r)``: empirical at or above the 5% quantile, a power law below it (times the
+        share of pairs with one key, where keys are given)."""
         if r >= self.r_low or self.r_low <= 0:
-            return float(np.searchsorted(self.pairs, r, side="left")) / max(len(self.pairs), 1)
-        return _LOW_Q * (r / self.r_low) ** self.dim
+            return self.match * float(np.searchsorted(self.pairs, r, side="left")) / max(
+                len(self.pairs), 1)
+        return self.match * _LOW_Q * (r / self.r_low) ** self.dim
 
     def chance(self, r: float, n_train: int) -> float:
         """Upper bound on the chance that an independent sample has a training point within r."""
@@ -287,10 +326,17 @@ def near_twin_report(ref: Reference, dists: list[np.ndarray], exact: list[np.nda
         "estimated_near_twins_per_part": estimated,
         "expected_by_chance": round(lam, 4),
         "p_value": float(f"{best['p_value']:.3g}"),
-        "median_nn_distance": round(float(np.median(np.concatenate(dists)) / ref.scale), 4),
+        "median_nn_distance": _median_ratio(np.concatenate(dists), ref.scale),
         "dims": None,  # filled in by the caller
         "chance_dim": round(ref.dim, 2),
     }
+
+
+def _median_ratio(d: np.ndarray, scale: float) -> float | None:
+    """The median NN distance over the scale; None when no query has a neighbour of its key
+    (inf is no JSON a database column takes)."""
+    median = float(np.median(d)) if len(d) else math.inf
+    return round(median / scale, 4) if math.isfinite(median) else None
 
 
 def fold_near_twins(x, modality: str, groups, splits, exact_in_train: list[np.ndarray],
@@ -305,8 +351,10 @@ def fold_near_twins(x, modality: str, groups, splits, exact_in_train: list[np.nd
     if len(x) < 20:
         return {"checked": False, "reason": "fewer than 20 samples"}
     emb = Embedder(modality, seed=seed).fit(x)
-    z = emb.transform(x)
-    ref = Reference(z, groups, seed=seed)
+    z, keys = emb.transform(x), emb.keys(x)
+    if not z.shape[1]:
+        return {"checked": False, "reason": "no numeric columns to measure"}
+    ref = Reference(z, groups, seed=seed, keys=keys)
     rng = np.random.default_rng(seed)
     per_fold = max(1, max_queries // max(len(splits), 1))
     dists, exact, n_train, sizes = [], [], [], []
@@ -314,7 +362,9 @@ def fold_near_twins(x, modality: str, groups, splits, exact_in_train: list[np.nd
         pick = np.arange(len(val_idx))
         if len(pick) > per_fold:
             pick = np.sort(rng.choice(len(val_idx), per_fold, replace=False))
-        dists.append(nn_distances(z[train_idx], z[val_idx[pick]]))
+        dists.append(nn_distances(z[train_idx], z[val_idx[pick]],
+                                  None if keys is None else keys[train_idx],
+                                  None if keys is None else keys[val_idx[pick]]))
         exact.append(np.asarray(ex, dtype=bool)[pick])
         n_train.append(len(train_idx))
         sizes.append(len(val_idx))
@@ -335,13 +385,16 @@ def holdout_near_twins(train_x, test_x, modality: str, groups, exact_in_train: n
     if np.shape(test_x)[1:] != np.shape(train_x)[1:]:
         return {"checked": False, "reason": "test samples differ in shape from training samples"}
     emb = Embedder(modality, seed=seed).fit(train_x)
-    z_train = emb.transform(train_x)
-    z_test = emb.transform(test_x)
-    ref = Reference(z_train, groups, seed=seed)
+    z_train, keys_train = emb.transform(train_x), emb.keys(train_x)
+    z_test, keys_test = emb.transform(test_x), emb.keys(test_x)
+    if not z_train.shape[1]:
+        return {"checked": False, "reason": "no numeric columns to measure"}
+    ref = Reference(z_train, groups, seed=seed, keys=keys_train)
     pick = np.arange(len(z_test))
     if len(pick) > max_queries:
         pick = np.sort(np.random.default_rng(seed).choice(len(pick), max_queries, replace=False))
-    dist = nn_distances(z_train, z_test[pick])
+    dist = nn_distances(z_train, z_test[pick], keys_train,
+                        None if keys_test is None else keys_test[pick])
     report = near_twin_report(ref, [dist], [np.asarray(exact_in_train, dtype=bool)[pick]],
                               [len(z_train)], [len(z_test)])
     if report.get("checked"):
