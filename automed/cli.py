@@ -84,8 +84,11 @@ class _Progress:
             self.best = e.get("best")  # a resumed study's best candidate so far
             verb = "resuming" if e["resumed"] else "searching"
             click.echo(f"{verb} study {e['study']!r} in {e['storage']}", err=True)
+            read = e.get("read_s") or 0
             click.echo(f"  data: {e['dataset']}"
-                       + (f"; {e['reason']}" if e.get("reason") else ""), err=True)
+                       + (f"; {e['reason']}" if e.get("reason") else "")
+                       + (f" (read and checked in {read:.0f} s)" if read >= 10 else ""),
+                       err=True)
             click.echo(f"  {e.get('objective') or str(e['folds']) + '-fold CV by ' + e['metric']}"
                        "; architectures: "
                        f"{', '.join(e['architectures'])}; device: {e['device']}"
@@ -115,6 +118,8 @@ class _Progress:
             best = "-" if self.best is None else f"{self.best:.4f}"
             click.echo(f"[{number:>3}{total}] #{e['trial']:<3} {e['architecture']:<12} {score:<17}"
                        f" {e['duration_s']:6.1f}s  best {best}  {what}".rstrip(), err=True)
+        elif kind == "note":  # how long work goes (not a data warning)
+            click.echo(e["message"], err=True)
         elif kind == "fold":  # a slow candidate's finished fold (objective.FOLD_PROGRESS_S)
             click.echo(f"      #{e['trial']:<3} {e['architecture']:<12} fold {e['fold']}/"
                        f"{e['folds']}: {e['score']:.4f} ({e['elapsed_s']:.0f} s so far)", err=True)

@@ -351,8 +351,8 @@ def test_the_first_candidate_is_sized_to_its_share_of_the_time():
         o._size_first(3, 30, 10.0, 0.0, now)
     share = FIRST_SHARE * 300.0
     assert exc.value.epochs == 1 + int((share - 3 * 10.0) / (3 * 5.0)) == 5
-    assert "30 epochs x 3 folds would take about 465 s of the 300 s left; restarted with 5" \
-        in str(exc.value)
+    assert "30 epochs x 3 folds would take about 465 s of the 300 s left; restarted with 5 " \
+        "epochs (about 90 s, within 30% of the time left)" in str(exc.value)
     # fold 0's validation scoring (1 s an epoch here) is paid once, not in every fold
     with pytest.raises(_Resize, match="about 494 s"):
         o._size_first(3, 30, 10.0, 3.0, now + 3.0)  # 30 + 29 x (3 x 5 + 1)
@@ -360,6 +360,13 @@ def test_the_first_candidate_is_sized_to_its_share_of_the_time():
     with pytest.raises(_Resize) as exc:
         o._size_first(3, 30, 10.0, 0.0, now)
     assert exc.value.epochs == MIN_SIZED_EPOCHS
+    # said as it is (QA: "at most 30 %" for a floor that took twice the whole budget)
+    assert str(exc.value).endswith("restarted with 3 epochs (about 60 s, the fewest a first "
+                                   "candidate trains, past its share: a search always answers)")
+    o.deadline = 900.0  # past the deadline already: "of the 0 s left" (QA: "-0 s")
+    with pytest.raises(_Resize, match="of the 0 s left"):
+        o._size_first(3, 30, 10.0, 0.0, now)
+    o.deadline = 1300.0
     o._size_first(3, 3, 10.0, 0.0, now)  # already at the floor: it runs on, past its share
     o.reserve, o.deadline = 0.0, 1000.0 + (3 * 10.0 + 23 * 15.0) / FIRST_SHARE
     o._size_first(3, 30, 10.0, 0.0, now)  # 24 of 30 epochs fit: a cut under a quarter, runs on
@@ -413,3 +420,39 @@ def test_a_sized_first_candidate_trains_refits_and_reports_its_new_epochs(demo_s
     search(demo_signal, trials=1, folds=2, max_epochs=8, storage=f"sqlite:///{tmp_path}/t.db",
            seed=0, refit=False, progress=events.append, architectures=["cnn"])
     assert not [e for e in events if e["event"] == "sized"]
+
+
+def test_reading_that_takes_the_budget_and_a_big_file_are_said(demo_signal, tmp_path,
+                                                                monkeypatch, capsys):
+    # QA (scale): a 50 MB table printed nothing for 110 s, and a 60 s --timeout spent on
+    # reading ended 144 s over with no word why.
+    import time as _time
+
+    from automed.cli import _Progress
+    from automed.searching import runner
+
+    slow = runner.prepare
+
+    def reading(plan, data):
+        _time.sleep(1.2)
+        return slow(plan, data)
+
+    monkeypatch.setattr(runner, "prepare", reading)
+    monkeypatch.setattr(runner, "BIG_FILE", 0)
+    result = runner.search(demo_signal, trials=1, folds=2, max_epochs=1, timeout=2.0,
+                           storage=f"sqlite:///{tmp_path / 's.db'}", bootstrap=0,
+                           progress=_Progress(quiet=False))
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"reading {demo_signal.name} (0 MB) and checking it ...")
+    assert any(line.startswith("reading and checking the data took 1 s of the 2 s --timeout; "
+                               "the first candidate still runs") for line in err), err
+    assert result.best is not None
+
+
+def test_a_wide_tables_data_line_names_a_few_columns_and_their_count():
+    from automed.searching.runner import _some
+
+    names = [f"f{i}" for i in range(3000)]
+    assert _some(names) == ("3000 columns: f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, ..., "
+                            "f2998, f2999")
+    assert _some(names[:3]) == "f0, f1, f2"

@@ -74,6 +74,7 @@ from automed.storage import Store
 from automed.storage.fleet import results_db_env
 
 MAX_STUDY_NAME = 120
+BIG_FILE = 20_000_000  # bytes: a data file this large is said to be read before it is
 _STUDY_NAME = re.compile(r"^[^\x00-\x1f/\\]+$")
 
 
@@ -445,10 +446,19 @@ def _columns_said(train) -> str:
     numeric = [c["name"] for c in columns if c["kind"] == "numeric"]
     levels = [f"{c['name']} ({len(c['levels'])} levels)" for c in columns
               if c["kind"] != "numeric"]
-    parts = ([f"numeric {', '.join(numeric)}"] if numeric else []) + (
-        [f"categorical {', '.join(levels)}"] if levels else [])
+    parts = ([f"numeric {_some(numeric)}"] if numeric else []) + (
+        [f"categorical {_some(levels)}"] if levels else [])
     label = train.meta.get("label_name")
     return f"; features: {'; '.join(parts)}" + (f"; label: {label}" if label else "")
+
+
+def _some(names: list[str], shown: int = 12) -> str:
+    """Names, or the first and last of many with their count (QA: a 3,000-column table's data
+    line ran to 20,000 characters; the model card still lists them all)."""
+    if len(names) <= shown:
+        return ", ".join(names)
+    return (f"{len(names)} columns: {', '.join(names[:shown - 2])}, ..., "
+            f"{', '.join(names[-2:])}")
 
 
 def _study_uid(store: Store, study_name: str, search_id: int) -> str:
@@ -553,7 +563,13 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
     if plan.deterministic:
         enable_determinism()
     portfolio.check()
+    source = Path(plan.data.path) if plan.data.path else None
+    if source is not None and source.is_file() and source.stat().st_size > BIG_FILE:
+        # QA: 200,000 rows printed nothing for 110 s (reading, checks, leakage)
+        progress({"event": "note", "message": f"reading {source.name} "
+                  f"({source.stat().st_size / 1e6:.0f} MB) and checking it ..."})
     p = prepare(plan, data)
+    read_s = time.monotonic() - wall_start
     train, test = p.train, p.test
     store = Store(storage)
     study_name = study or default_study_name(p.full, p.metric, plan.folds, store)
@@ -617,7 +633,12 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
               "objective": objective_words(config, p.metric, p.train.classes),
               "done": counted_trials(ostudy), "resumed": resumed,
               "device": ", ".join(sorted({sl.device for sl in slots})),
-              "workers": len(slots), "reason": train.meta.get("reason")})
+              "workers": len(slots), "reason": train.meta.get("reason"),
+              "read_s": read_s})
+    if plan.timeout is not None and read_s > plan.timeout / 2:
+        progress({"event": "note", "message": f"reading and checking the data took "
+                  f"{read_s:.0f} s of the {plan.timeout:g} s --timeout; the first candidate "
+                  "still runs (a search always answers), so the search ends past it"})
     if plan.workers == 0:
         # Only create the study: workers join it with `automed worker` (here or elsewhere).
         store.finish_search(search_id, status="created")
