@@ -137,6 +137,31 @@ def test_the_search_says_how_a_tables_columns_are_read(tmp_path, monkeypatch, ca
     assert "WARNING: column 'patient_id' has a different value in 60 of 60 rows" in err
 
 
+@pytest.mark.parametrize("name,values,said", [
+    ("count", [f"{1000 + 37 * i:,}" for i in range(60)],  # QA: 381 levels, "like an identifier"
+     "column 'count' holds numbers written with separators or units (such as '1,000', "
+     "'1,037'), read as 60 categories; write them as plain numbers"),
+    ("dose", [f"{10 + i % 25 * 0.5:.1f} mg" for i in range(60)],
+     "column 'dose' holds numbers written with separators or units (such as '10.0 mg', "
+     "'10.5 mg'), read as 25 categories; write them as plain numbers"),
+    ("admitted", [f"2021-{1 + i % 12:02d}-{1 + i % 28:02d}" for i in range(60)],
+     "column 'admitted' holds dates (such as '2021-01-01'), read as 60 categories; derive "
+     "numbers from them"),
+])
+def test_numbers_with_units_or_separators_and_dates_are_said(tmp_path, name, values, said):
+    from automed.searching.prepare import _table_warnings
+
+    [line] = _table_warnings(load_data(_with_column(tmp_path, name, values)).train)
+    assert line.startswith(said), line
+
+
+def test_stages_and_grades_are_categories_unsaid(tmp_path):
+    from automed.searching.prepare import _table_warnings
+
+    stage = _with_column(tmp_path, "stage", [["1A", "2B", "3A", "4"][i % 4] for i in range(60)])
+    assert _table_warnings(load_data(stage).train) == []
+
+
 def test_a_measurement_named_as_the_label_is_told_to_be_binned(tmp_path):
     # QA: "name the label with --label-col" was the hint when --label-col had named it.
     from automed.evaluation.cv import check_folds

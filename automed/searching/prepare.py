@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,6 +217,13 @@ def _label_warnings(train: Dataset) -> list[str]:
             "way in the label column"]
 
 
+# Numbers as spreadsheets dress them: thousands separators, units, currency, percent (a unit
+# of one letter only after a space: "3A" is a stage, "5 A" a current).
+_DRESSED = re.compile(r"^[$€£]?\s*[-+]?(\d{1,3}(,\d{3})+(\.\d+)?|\d+(\.\d+)?)"
+                      r"(\s+[a-zA-Zµμ%°/][a-zA-Zµμ%°/²³.]*|[%°]|[a-zA-Zµμ][a-zA-Zµμ%°/²³.]+)?$")
+# Dates and times as files write them (ISO, day/month/year).
+_DATE = re.compile(r"^(\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?"
+                   r"|\d{1,2}[/.]\d{1,2}[/.]\d{2,4})$")
 # A column with a different value in (nearly) every row is an identifier, not a feature.
 ID_SHARE, ID_MIN_ROWS = 0.95, 20
 # ... and one with many values, each in a few rows only, a patient id shared by some visits.
@@ -246,7 +254,21 @@ def _table_warnings(train: Dataset) -> list[str]:
         if col["kind"] == "categorical":
             numbers = [t for t in present if to_float(t) is not None]
             others = sorted({t for t in present if to_float(t) is None})
-            if len(numbers) >= 0.8 * len(present):
+            dressed = [t for t in others if _DRESSED.match(t)]
+            levels = len(set(present))
+            if dressed and len(numbers) + sum(_DRESSED.match(t) is not None for t in present) \
+                    >= 0.8 * len(present):
+                # QA: "6,826" and "19.2 mg" made 381- and 246-level categories (the search's
+                # candidates collapsed), and the only word was "like an identifier"
+                said.append(f"column {name!r} holds numbers written with separators or units "
+                            f"(such as {', '.join(map(repr, dressed[:2]))}), read as {levels} "
+                            "categories; write them as plain numbers (1234.5, no units) to "
+                            "read it as numbers")
+            elif sum(_DATE.match(t) is not None for t in present) >= 0.8 * len(present):
+                said.append(f"column {name!r} holds dates (such as {present[0]!r}), read as "
+                            f"{levels} categories; derive numbers from them (days since a "
+                            "reference, an age) or drop the column")
+            elif len(numbers) >= 0.8 * len(present):
                 said.append(f"column {name!r} is read as categories: {len(present) - len(numbers)}"
                             f" of its {len(present)} values are no numbers (such as "
                             f"{', '.join(map(repr, others[:3]))}); fix or blank them to read it "
