@@ -207,3 +207,18 @@ def test_a_project_moved_with_its_database_still_predicts_and_exports(demo_signa
         assert isinstance(out.exception, DataError)
         assert "the saved answer of study 'm' is missing (moved or deleted); keep its folder " \
                "in automed_models/ beside the database" in str(out.exception)
+
+
+def test_a_resume_keeps_the_first_runs_artifacts_folder(demo_signal, tmp_path):
+    # QA: resuming without the first run's --artifacts saved the answer beside the database
+    # and left the first run's folder (and its candidates' fold models) behind.
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    first = search(demo_signal, trials=1, storage=url, study="r", artifacts=tmp_path / "mine",
+                   **QUICK)
+    assert Path(first.artifact).parent == tmp_path / "mine"
+    again = search(demo_signal, trials=2, storage=url, study="r", **QUICK)
+    assert again.resumed and Path(again.artifact).parent == tmp_path / "mine"
+    assert not (tmp_path / "automed_models").exists()
+    moved = search(demo_signal, trials=3, storage=url, study="r", artifacts=tmp_path / "other",
+                   **QUICK)  # given again: the new folder
+    assert Path(moved.artifact).parent == tmp_path / "other"

@@ -592,6 +592,10 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
     # of the same name wrote is ever read as this one's.
     stamp = study_stamp(store.url, study_name, _study_uid(store, study_name, search_id),
                         full.fingerprint)
+    if resumed and artifacts is None:
+        # QA: a resume without the first run's --artifacts saved its answer beside the
+        # database and left the first run's fold models unread
+        artifacts = (store.search(study_name)["config"] or {}).get("artifacts_root")
     folder = default_dir(store.url, study_name, artifacts)
     # Complete candidates keep their fold models there, for an answer without a refit.
     fold_root = (foldbag.candidates_dir(folder) if refit and save_model and not plan.refit_full
@@ -610,7 +614,9 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
                                identity=p.identity(), n_train=config["n_train"],
                                n_test=config["n_test"],  # for a study from before they were
                                fold_models=None if fold_root is None else str(fold_root),
-                               answer_members=answer_members)
+                               answer_members=answer_members,
+                               artifacts_root=None if artifacts is None else
+                               str(Path(artifacts).expanduser().resolve()))
     for message in p.warnings:
         warnings.warn(message, DataWarning, stacklevel=user_stacklevel())
         progress({"event": "warning", "message": message})
