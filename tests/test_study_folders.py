@@ -222,3 +222,18 @@ def test_a_resume_keeps_the_first_runs_artifacts_folder(demo_signal, tmp_path):
     moved = search(demo_signal, trials=3, storage=url, study="r", artifacts=tmp_path / "other",
                    **QUICK)  # given again: the new folder
     assert Path(moved.artifact).parent == tmp_path / "other"
+
+
+def test_a_long_file_names_default_study_name_fits_and_resumes(demo_signal, tmp_path):
+    # QA: a 250-character file name made a 269-character study (--study refuses past 120)
+    import shutil
+
+    from automed.searching.runner import MAX_STUDY_NAME
+
+    long = tmp_path / ("ecg_" + "x" * 200 + ".npz")
+    shutil.copy(demo_signal, long)
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    first = search(long, trials=1, storage=url, **QUICK)
+    assert len(first.study) <= MAX_STUDY_NAME and first.study.startswith("ecg_xxx")
+    again = search(long, trials=2, storage=url, **QUICK)
+    assert again.resumed and again.study == first.study

@@ -13,6 +13,7 @@ was. Running the same search again (same study name and settings) resumes it; it
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shlex
@@ -172,12 +173,23 @@ def default_study_name(dataset: Dataset, metric: str, folds: int,
     # in-memory data has no file name: its content names it (QA: every Dataset got one name,
     # and a second one was refused as "other data")
     unnamed = f"dataset-{dataset.fingerprint[:8]}"
-    name = f"{source.name or unnamed}-{metric}-cv{folds}"
+    name = _fit_name(f"{source.name or unnamed}-{metric}-cv{folds}", store)
     old = f"{source.stem or unnamed}-{metric}-cv{folds}"
     if store is None or old == name or _stored_search(store, name) is not None:
         return name
     was = _stored_search(store, old)
     return old if was is not None and was["dataset_fingerprint"] == dataset.fingerprint else name
+
+
+def _fit_name(name: str, store: Store | None) -> str:
+    """A default name within MAX_STUDY_NAME: a long file name cut, with a hash of the whole
+    (QA: a 250-character file name made a 269-character study, where --study is refused past
+    120), unless a study of the long name is already stored (it resumes as it was)."""
+    if len(name) <= MAX_STUDY_NAME or (store is not None
+                                       and _stored_search(store, name) is not None):
+        return name
+    digest = hashlib.blake2b(name.encode("utf-8"), digest_size=4).hexdigest()
+    return f"{name[:MAX_STUDY_NAME - 10]}~{digest}"
 
 
 def _stored_search(store: Store, name: str) -> dict | None:
