@@ -61,8 +61,8 @@ class TfidfFeatures(Preprocessor):
         slot = f"{self.key}:layout"
         if slot not in dataset.meta:
             whole = TfidfFeatures()
-            whole._learn(dataset.x)
-            nnz = np.diff(whole._matrix(dataset.x).indptr)
+            # one pass: fit and transform tokenise once (QA: 20,000 texts took 125 s silent)
+            nnz = np.diff(whole._learn(dataset.x, matrix=True).indptr)
             width = int(min(MAX_FEATURES_PER_DOC, max(8, -(-int(nnz.max()) // 8) * 8)))
             dataset.meta[slot] = {"ids": whole.n_features + 1, "width": width}
         return dataset.meta[slot]
@@ -76,11 +76,17 @@ class TfidfFeatures(Preprocessor):
     def n_features(self) -> int:
         return sum(len(v) for v in self.vocab)
 
-    def _learn(self, x: Any) -> None:
+    def _learn(self, x: Any, matrix: bool = False):
+        """Fit the vectorizers on ``x``; with ``matrix``, also return ``x``'s features (what
+        :meth:`_matrix` gives) from the same pass."""
+        from scipy.sparse import hstack
+
         texts = [str(t) for t in x]
-        self._fitted = [v.fit(texts) for v in _vectorizers(len(texts))]
+        self._fitted = _vectorizers(len(texts))
+        parts = [v.fit_transform(texts) if matrix else v.fit(texts) for v in self._fitted]
         self.vocab = [v.get_feature_names_out().tolist() for v in self._fitted]
         self.idf = [v.idf_.astype(np.float32) for v in self._fitted]
+        return hstack(parts, format="csr") if matrix else None
 
     def fit(self, dataset: Any) -> TfidfFeatures:
         # A fold's part shares the whole training set's meta: every fold gets the same width.
