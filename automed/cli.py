@@ -118,6 +118,10 @@ class _Progress:
             best = "-" if self.best is None else f"{self.best:.4f}"
             click.echo(f"[{number:>3}{total}] #{e['trial']:<3} {e['architecture']:<12} {score:<17}"
                        f" {e['duration_s']:6.1f}s  best {best}  {what}".rstrip(), err=True)
+        elif kind == "epoch":  # a slow candidate's epoch (objective.FOLD_PROGRESS_S)
+            click.echo(f"      #{e['trial']:<3} {e['architecture']:<12} fold {e['fold']}/"
+                       f"{e['folds']}, epoch {e['epoch']}/{e['epochs']} "
+                       f"({e['elapsed_s']:.0f} s so far)", err=True)
         elif kind == "note":  # how long work goes (not a data warning)
             click.echo(e["message"], err=True)
         elif kind == "fold":  # a slow candidate's finished fold (objective.FOLD_PROGRESS_S)

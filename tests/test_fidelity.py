@@ -456,3 +456,24 @@ def test_a_wide_tables_data_line_names_a_few_columns_and_their_count():
     assert _some(names) == ("3000 columns: f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, ..., "
                             "f2998, f2999")
     assert _some(names[:3]) == "f0, f1, f2"
+
+
+def test_a_slow_candidates_epochs_are_said(demo_signal, tmp_path, monkeypatch, capsys):
+    # QA (scale): 50,000 images trained 290 s in their first fold with no line at all
+    from automed.cli import _Progress
+    from automed.searching import objective
+    from automed.searching.runner import search
+
+    monkeypatch.setattr(objective, "FOLD_PROGRESS_S", 0.0)  # every epoch is slow
+    events = []
+    show = _Progress(quiet=False)
+
+    def both(e):
+        events.append(e)
+        show(e)
+
+    search(demo_signal, trials=1, folds=2, max_epochs=3, storage=f"sqlite:///{tmp_path}/s.db",
+           bootstrap=0, prune=False, architectures=["cnn"], progress=both)
+    said = [(e["fold"], e["epoch"], e["epochs"]) for e in events if e["event"] == "epoch"]
+    assert said == [(1, 1, 3), (1, 2, 3), (2, 1, 3), (2, 2, 3)]  # not after the last epoch
+    assert "#0   cnn          fold 1/2, epoch 2/3 (" in capsys.readouterr().err
