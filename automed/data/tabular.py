@@ -24,16 +24,24 @@ from automed.spec import Spec
 MISSING = ("", "na", "n/a", "nan", "null", "none", "?", "-", ".")
 
 
+_MISSING = frozenset(MISSING)
+
+
 def is_missing(value: Any) -> bool:
     if value is None:
         return True
     if isinstance(value, float):
         return math.isnan(value)
-    return str(value).strip().lower() in MISSING
+    return str(value).strip().lower() in _MISSING
 
 
 def to_float(value: Any) -> float | None:
     """The number in ``value``; NaN when missing; None when it is not a number."""
+    if type(value) is str:  # the common case, parsed once (QA: 200,000 rows took 110 s)
+        try:
+            return float(value)  # surrounding spaces allowed, as before; "nan" is NaN
+        except ValueError:
+            return math.nan if value.strip().lower() in _MISSING else None
     if is_missing(value):
         return math.nan
     try:
@@ -54,7 +62,7 @@ def infer_columns(x: np.ndarray, names: list[str]) -> list[dict]:
     for j, name in enumerate(names):
         values = x[:, j]
         floats = [to_float(v) for v in values]
-        missing = any(is_missing(v) for v in values)
+        missing = any(f != f for f in floats if f is not None)  # NaN: what to_float misses
         if all(f is not None for f in floats):
             columns.append({"name": name, "kind": "numeric", "missing": missing})
         else:

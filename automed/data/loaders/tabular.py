@@ -145,13 +145,18 @@ class TabularLoader(Loader):
                              groups=groups if gi is not None else None, ids=ids)
 
 
+_INF_LETTERS = frozenset("nNeE")
+
+
 def _refuse_infinite(path: Path, table: list, x: np.ndarray, columns: list[dict]) -> None:
     """Refuse ``inf`` in a numeric column at load: a blank is imputed, infinity never is, and
     every candidate would diverge on it."""
     for j, col in enumerate(columns):
         if col["kind"] != "numeric":
             continue
-        bad = [(lineno, v) for (lineno, _), v in zip(table, x[:, j]) if is_infinite(v)]
+        # only a value with an "n" (inf) or an "e" (1e999) in it can be infinite
+        bad = [(lineno, v) for (lineno, _), v in zip(table, x[:, j])
+               if (type(v) is not str or _INF_LETTERS.intersection(v)) and is_infinite(v)]
         if bad:
             lineno, value = bad[0]
             raise DataError(
