@@ -19,7 +19,7 @@ import click
 
 from automed.errors import AutomedError, ConfigError, DataWarning, PluginWarning
 from automed.evaluation.names import ALIASES, AVERAGES, METRIC_NAMES
-from automed.results.outputs import output_dir, output_file, sqlite_file
+from automed.results.outputs import BIG_FILE, output_dir, output_file, sqlite_file
 from automed.searching.plan import DEFAULT_BAG
 
 STORAGE_HELP = "Database URL (default: $AUTOMED_STORAGE, else sqlite:///automed.db)."
@@ -671,6 +671,10 @@ def predict(data, study, model_dir, output, split, device, plugin_sources, stora
     """Write per-sample class probabilities for DATA (one CSV row per sample)."""
     if output:
         output_file(output, protect=(data, sqlite_file(storage)))
+    size = Path(data).stat().st_size if Path(data).is_file() else 0
+    if size > BIG_FILE:  # QA: 200,000 rows were predicted for 41 s without a word
+        click.echo(f"reading {Path(data).name} ({size / 1e6:.0f} MB) and predicting ...",
+                   err=True)
     # Without -o stdout is the CSV alone: plugin code that prints writes to stderr (QA)
     table = sys.stdout
     with contextlib.redirect_stdout(sys.stderr if not output else sys.stdout), \

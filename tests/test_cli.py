@@ -181,3 +181,17 @@ def test_a_reader_that_leaves_early_does_not_fail_the_search(demo_signal, tmp_pa
     info = Store(url).search("p")
     assert info["status"] == "complete", info["status"]
     assert len(Store(url).candidates("p")) == 3
+
+
+def test_predicting_a_big_file_is_said_before_it_is_read(searched, monkeypatch, capsys):
+    # QA (scale): 200,000 rows were predicted for 41 s without a word
+    from clirun import run_cli
+
+    from automed import cli as cli_module
+
+    work, _ = searched
+    monkeypatch.chdir(work)
+    monkeypatch.setattr(cli_module, "BIG_FILE", 0)
+    code, _, err = run_cli(monkeypatch, capsys, "predict", "demo.npz", "-o", "p.csv")
+    assert code in (0, None), err
+    assert err.startswith("reading demo.npz (0 MB) and predicting ...\n")

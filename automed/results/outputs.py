@@ -7,6 +7,9 @@ from pathlib import Path
 
 from automed.errors import ConfigError
 
+# bytes: a data file this large is said to be read (search, predict) before it is
+BIG_FILE = 20_000_000
+
 
 def _existing_ancestor(path: Path) -> Path:
     for parent in path.parents:

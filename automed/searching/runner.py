@@ -43,7 +43,7 @@ from automed.errors import (
 from automed.evaluation import metrics as M
 from automed.results.artifact import STAMP, default_dir, study_stamp, write_stamp
 from automed.results.describe import objective_words
-from automed.results.outputs import output_dir
+from automed.results.outputs import BIG_FILE, output_dir
 from automed.searching import ensemble as ensembles
 from automed.searching import foldbag, portfolio
 from automed.searching.devices import plan_slots
@@ -75,7 +75,6 @@ from automed.storage import Store
 from automed.storage.fleet import results_db_env
 
 MAX_STUDY_NAME = 120
-BIG_FILE = 20_000_000  # bytes: a data file this large is said to be read before it is
 _STUDY_NAME = re.compile(r"^[^\x00-\x1f/\\]+$")
 
 
