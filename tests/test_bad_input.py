@@ -751,6 +751,29 @@ def test_a_plain_optuna_study_of_the_same_name_is_not_taken_over(ws, tmp_path, c
     assert len(study.trials) == 2 and study.direction == optuna.study.StudyDirection.MINIMIZE
 
 
+def test_the_same_search_started_at_once_is_no_foreign_optuna_study(ws, tmp_path, monkeypatch):
+    # CI race: a twin search wrote its row and its Optuna study between this search's look for
+    # the row (none yet) and its look for the study, which then read as another program's.
+    from automed.errors import ConfigError
+    from automed.storage import Store
+
+    url = f"sqlite:///{tmp_path / 'twin.db'}"
+    search(ws["data"], trials=1, folds=2, max_epochs=1, storage=url, study="twin", bootstrap=0,
+           architectures=["cnn"])
+    real, calls = Store.search, []
+
+    def late(self, name):
+        calls.append(name)
+        if len(calls) == 1:  # the row is not there yet at the first look
+            raise ConfigError(f"no study {name!r}")
+        return real(self, name)
+
+    monkeypatch.setattr(Store, "search", late)
+    again = search(ws["data"], trials=1, folds=2, max_epochs=1, storage=url, study="twin",
+                   bootstrap=0, architectures=["cnn"])
+    assert again.resumed and len(calls) >= 2
+
+
 def test_gpus_all_without_a_gpu_says_it_trains_on_the_cpu(ws, tmp_path, capsys, monkeypatch):
     # On a machine without a GPU, --gpus all falls back to the CPU with a line saying so (as
     # --help documents); --trials-per-gpu, which would do nothing there, is refused.

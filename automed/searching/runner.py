@@ -490,10 +490,14 @@ def _check_resume(store: Store, study_name: str, plan: SearchPlan, identity: dic
             store.optuna_storage().get_study_id_from_name(study_name)
         except KeyError:
             return
-        # QA: a plain Optuna study of this name was taken over as a resume and crashed the
-        # answer (KeyError: 'architecture'), leaving a failed search row behind
-        raise ConfigError(f"study {study_name!r} in this database was made by another Optuna "
-                          "program, not by automed; give another --study name") from None
+        try:  # the same search started at once elsewhere wrote its row, then its study
+            stored = store.search(study_name)["config"]
+        except ConfigError:
+            # QA: a plain Optuna study of this name was taken over as a resume and crashed
+            # the answer (KeyError: 'architecture'), leaving a failed search row behind
+            raise ConfigError(f"study {study_name!r} in this database was made by another "
+                              "Optuna program, not by automed; give another --study "
+                              "name") from None
     if "plan" in stored:
         plan.check_resumable(SearchPlan.from_dict(stored["plan"], study_name), study_name)
         old = dict(stored.get("identity") or {})
