@@ -1,8 +1,9 @@
 """The study database: automed's records beside Optuna's, behind one URL.
 
-Why one module of ~480 lines: it is the whole read/write surface of automed's tables (one
-class, one session discipline, one error translation); the query building lives in
-``ranking.py`` and the schema in ``schema.py``.
+Why one module of ~750 lines: it is the whole read/write surface of automed's tables (one
+class, one session discipline, one error translation, and the checks that turn a mistyped
+``--storage`` into one line naming the fix); the query building lives in ``ranking.py`` and
+the schema in ``schema.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from automed.errors import ConfigError, StorageError
@@ -32,14 +33,31 @@ from automed.storage.schema import (
 
 DEFAULT_URL = "sqlite:///automed.db"
 ENV_VAR = "AUTOMED_STORAGE"
+# What a storage URL may be (QA: a misspelt scheme got SQLAlchemy's "Can't load plugin").
+URL_FORMS = ("sqlite:///PATH (or a plain path), postgresql://USER@HOST/DB, "
+             "mysql+pymysql://USER@HOST/DB, or grpc://HOST:PORT (an `automed proxy`)")
+# sqlite:///~/x.db: SQLite itself would open a folder named "~" (QA), so expand it here.
+_SQLITE_HOME = re.compile(r"^(sqlite(?:\+\w+)?:///)(~[^?]*)(\?.*)?$")
 
 
 def resolve_url(url: str | None = None) -> str:
-    """``--storage``, else ``AUTOMED_STORAGE``, else ``sqlite:///automed.db``; a path is SQLite."""
+    """``--storage``, else ``AUTOMED_STORAGE``, else ``sqlite:///automed.db``; a path is SQLite.
+
+    ``~`` is expanded in a path and in a SQLite URL alike."""
     url = url or os.environ.get(ENV_VAR) or DEFAULT_URL
     if "://" not in url:
-        url = f"sqlite:///{Path(url).expanduser()}"
+        url = f"sqlite:///{_expand_home(url)}"
+    found = _SQLITE_HOME.match(url)
+    if found:
+        url = f"{found[1]}{_expand_home(found[2])}{found[3] or ''}"
     return url
+
+
+def _expand_home(path: str) -> str:
+    try:
+        return str(Path(path).expanduser())
+    except RuntimeError:  # ~someone without a home: left as given, named by the error later
+        return path
 
 
 def redact_url(url: str) -> str:
@@ -55,11 +73,15 @@ def mask_password(text: str) -> str:
     return re.sub(r"([^:/@\s]*):[^@/\s]*@", r"\1:***@", text)
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection, _record, *, wal: bool = True) -> None:
     # WAL lets readers work while a worker writes; busy_timeout waits instead of failing with
-    # "database is locked" when several local workers share one file.
+    # "database is locked" when several local workers share one file. WAL is the file's own
+    # setting, switched once by the search that writes it: a command that only reads or joins
+    # (``wal=False``) leaves the file as it is (QA: it turned an empty file into a database and
+    # failed with "attempt to write a readonly database" in a read-only folder).
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    if wal:
+        cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=60000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
@@ -84,17 +106,67 @@ def _immediate_transactions(engine: Engine) -> None:
     engine.dispose()
 
 
-def require_existing(url: str) -> None:
-    """Refuse a SQLite file that is not there: a command that only reads must not create it."""
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for another database, an in-memory or a URI one."""
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
-        return  # refused by make_engine, with its own message
+        return None
     db = parsed.database
-    if parsed.get_backend_name() == "sqlite" and db and db != ":memory:" \
-            and not Path(db).expanduser().exists():
+    if parsed.get_backend_name() != "sqlite" or parsed.host or not db or db == ":memory:" \
+            or "uri" in parsed.query or db.startswith("file:"):
+        return None
+    return Path(db).expanduser()
+
+
+def require_existing(url: str, *, allow_empty: bool = False) -> None:
+    """Refuse a SQLite file that is not there: a command that only reads must not create it.
+
+    An empty file (0 bytes) is refused too, unless ``allow_empty``: reading it finds nothing,
+    and SQLite would make it a database."""
+    db = sqlite_file(url)
+    if db is None or db.is_dir():
+        return  # not a file of SQLite's, or a folder: make_engine names the problem
+    if not db.exists():
         raise StorageError(f"no study database at {db}; run `automed search DATA` first, or "
                            f"check --storage or {ENV_VAR}")
+    if not allow_empty and db.stat().st_size == 0:
+        raise StorageError(f"{db} is an empty file: it holds no automed searches; run `automed "
+                           f"search DATA --storage {db}` to make it a study database, or check "
+                           f"--storage or {ENV_VAR}")
+
+
+def unwritable(path: Path) -> str | None:
+    """Why SQLite cannot write the database file ``path`` (None: it can). SQLite writes its
+    journal (``-wal``, ``-shm``) beside the file, so the folder must be writable too."""
+    folder = path.absolute().parent
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"the file {path} is read-only"
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        return (f"its folder {folder} is not writable (SQLite writes its journal beside the "
+                "file)")
+    return None
+
+
+def refuse_unwritable(url: str, doing: str) -> None:
+    """A one-line refusal for a command that writes (``doing``) a SQLite file it cannot."""
+    db = sqlite_file(url)
+    why = None if db is None else unwritable(db)
+    if why:
+        fix = ("make the folder writable, or give --storage a path in a writable folder"
+               if "folder" in why else "make it writable (chmod u+w), or give another --storage")
+        raise StorageError(f"cannot {doing} {redact_url(url)}: {why}; {fix}")
+
+
+def _readonly_creator(path: Path):
+    """Connections that only read ``path``; immutable (no ``-shm`` file needed, which a
+    read-only folder cannot hold) unless a writer's ``-wal`` file is there to be read."""
+    import sqlite3
+
+    uri = f"{path.absolute().as_uri()}?mode=ro"
+    if not Path(f"{path}-wal").exists():
+        uri += "&immutable=1"
+    return lambda: sqlite3.connect(uri, uri=True, timeout=60, check_same_thread=False)
 
 
 def require_automed_tables(engine: Engine, redacted: str) -> None:
@@ -118,7 +190,55 @@ def _refuse_proxy(url: str, command: str) -> None:
                            "--storage` serves")
 
 
-def make_engine(url: str, **pool: Any) -> Engine:
+def _check_sqlite_url(url: str, parsed: Any) -> None:
+    """A SQLite URL names a file: refuse a malformed or in-memory one in one line."""
+    shown = mask_password(url)
+    if parsed.host:  # sqlite://rel.db: two slashes make the name a host, which SQLite has not
+        name = "/".join(p for p in (parsed.host, parsed.database) if p)
+        raise StorageError(f"storage URL {shown!r} has two slashes: a SQLite URL has three "
+                           f"before a relative path, sqlite:///{name} (four before an absolute "
+                           "one, sqlite:////PATH)")
+    db = parsed.database or ""
+    if not db or db == ":memory:" or "memory" in str(parsed.query.get("mode", "")) \
+            or db.startswith("file::memory:"):
+        raise StorageError(f"storage URL {shown!r} is an in-memory database, which is gone when "
+                           "the command ends; give a file, e.g. --storage sqlite:///automed.db")
+    path = sqlite_file(url)
+    if path is not None and path.is_dir():
+        raise StorageError(f"--storage {path} is a folder, not a database file; give a file, "
+                           f"e.g. {path / 'automed.db'}")
+
+
+def _driver_hint(parsed: Any, redacted: str, missing: str) -> str:
+    """The fix for a missing driver module: the extras install psycopg 3 and PyMySQL, so a
+    URL naming another driver needs another URL, not the extra (QA)."""
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    rest = redacted.split("://", 1)[-1]
+    if backend == "postgresql":
+        if driver == "psycopg":
+            return "pip install 'automed[postgres]'"
+        return (f"pip install 'automed[postgres]' installs psycopg 3, which this URL does not "
+                f"use: give postgresql+psycopg://{rest} (or install the module {missing})")
+    if backend == "mysql":
+        if driver == "pymysql":
+            return "pip install 'automed[mysql]'"
+        return (f"pip install 'automed[mysql]' installs PyMySQL, which this URL does not use: "
+                f"give mysql+pymysql://{rest} (or install the module {missing})")
+    return f"pip install {missing}"
+
+
+def _unknown_scheme(url: str, redacted: str) -> StorageError:
+    scheme = url.split("://", 1)[0]
+    if scheme.split("+")[0] == "postgres":
+        return StorageError(f"storage URL {redacted!r}: the scheme is postgresql://, not "
+                            f"postgres://; give postgresql://{redacted.split('://', 1)[-1]}")
+    return StorageError(f"storage URL {redacted!r} has the unknown scheme {scheme}://; give "
+                        f"{URL_FORMS}")
+
+
+def make_engine(url: str, *, wal: bool = True, readonly: bool = False, **pool: Any) -> Engine:
+    """An engine on ``url``. SQLite: ``wal`` switches the file to WAL (a command that writes
+    it); ``readonly`` opens it for reading only (a file or folder this user cannot write)."""
     redacted = redact_url(url)
     try:
         parsed = make_url(url)
@@ -129,26 +249,58 @@ def make_engine(url: str, **pool: Any) -> Engine:
             "included); use e.g. sqlite:///automed.db or postgresql://user@host:5432/db"
         ) from None
     kwargs: dict[str, Any] = {"pool_pre_ping": True, **pool}
-    if parsed.get_backend_name() == "sqlite":
+    sqlite = parsed.get_backend_name() == "sqlite"
+    if sqlite:
+        _check_sqlite_url(url, parsed)
         db = parsed.database
-        if db and db != ":memory:" and not Path(db).expanduser().resolve().parent.is_dir():
+        if not Path(db).expanduser().resolve().parent.is_dir():
             raise StorageError(
                 f"cannot create {redacted}: folder {Path(db).parent} does not exist; create it "
                 "or choose another --storage path"
             )
         kwargs["connect_args"] = {"timeout": 60}
+        path = sqlite_file(url)
+        if readonly and path is not None:
+            kwargs["creator"] = _readonly_creator(path)
     try:
         engine = create_engine(url, **kwargs)
+    except NoSuchModuleError:
+        raise _unknown_scheme(url, redacted) from None
     except ModuleNotFoundError as exc:
-        hint = {"postgresql": "pip install 'automed[postgres]'",
-                "mysql": "pip install 'automed[mysql]'"}.get(parsed.get_backend_name(),
-                                                             f"install {exc.name}")
+        hint = _driver_hint(parsed, redacted, exc.name)
         raise StorageError(f"no database driver for {redacted} ({exc.name}); {hint}") from None
     except (ArgumentError, SQLAlchemyError) as exc:
-        raise StorageError(f"cannot use {redacted}: {exc}") from None
-    if parsed.get_backend_name() == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        raise StorageError(f"cannot use {redacted}: {str(exc).splitlines()[0]}") from None
+    if sqlite:
+        keep_wal = wal and not readonly
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, record) -> None:
+            _sqlite_pragmas(dbapi_connection, record, wal=keep_wal)
     return engine
+
+
+def open_problem(url: str, reason: str) -> str:
+    """One line for a database that would not open: for SQLite the file's or the folder's
+    problem; only a server's needs to be running (QA: SQLite's errors said so too)."""
+    redacted = redact_url(url)
+    db = sqlite_file(url)
+    if db is None and not url.startswith("sqlite"):
+        return (f"cannot open the study database {redacted}: {reason}; check --storage or "
+                f"{ENV_VAR} and that the server is running")
+    if db is not None:
+        folder = db.absolute().parent
+        if "file is not a database" in reason:
+            return (f"{db} is not a SQLite database ({reason}); check --storage or {ENV_VAR}, "
+                    "or give a search a new file name to create")
+        why = unwritable(db)
+        if why and ("readonly" in reason or "unable to open" in reason):
+            return (f"cannot open the study database {redacted} ({reason}): {why}; make it "
+                    "writable, or copy it to a writable folder")
+        if "unable to open" in reason and not folder.is_dir():
+            return (f"cannot open {redacted}: folder {folder} does not exist; create it or "
+                    "choose another --storage path")
+    return f"cannot open the study database {redacted}: {reason}; check --storage or {ENV_VAR}"
 
 
 def upgrade_database(url: str | None = None) -> tuple[str | None, str]:
@@ -159,8 +311,17 @@ def upgrade_database(url: str | None = None) -> tuple[str | None, str]:
 
     resolved = resolve_url(url)
     _refuse_proxy(resolved, "upgrade")
+    # A missing (mistyped) file would be created and "upgraded" from nothing (QA): a search
+    # creates databases, at the newest schema; an upgrade only migrates automed's tables.
+    require_existing(resolved)
+    make_engine(resolved, wal=False).dispose()  # a malformed URL or a folder: its own message
+    refuse_unwritable(resolved, "upgrade")
     engine = make_engine(resolved)
     try:
+        try:
+            require_automed_tables(engine, redact_url(resolved))
+        except DatabaseError as exc:
+            raise StorageError(open_problem(resolved, _first_line(exc))) from None
         return upgrade(engine)
     except CommandError as exc:
         raise StorageError(f"cannot upgrade {redact_url(resolved)}: {exc}; its automed schema "
@@ -176,17 +337,33 @@ def schema_revision(url: str | None = None) -> tuple[str | None, str]:
     """``(stored revision, revision this automed needs)`` for automed's tables."""
     from automed.storage.migrate import current_revision, head_revision
 
-    _refuse_proxy(resolve_url(url), "current")
-    require_existing(resolve_url(url))
-    engine = make_engine(resolve_url(url))
+    resolved = resolve_url(url)
+    _refuse_proxy(resolved, "current")
+    require_existing(resolved, allow_empty=True)  # it says "empty", and leaves it so
+    db = sqlite_file(resolved)
+    engine = make_engine(resolved, wal=False, readonly=db is not None and bool(unwritable(db)))
     try:
         with engine.connect() as conn:
             return current_revision(conn), head_revision()
     except DatabaseError as exc:
-        raise StorageError(f"cannot open {redact_url(resolve_url(url))}: "
-                           f"{str(exc.orig).strip().splitlines()[0]}") from None
+        raise StorageError(open_problem(resolved, _first_line(exc))) from None
     finally:
         engine.dispose()
+
+
+def _first_line(exc: DatabaseError) -> str:
+    return (str(exc.orig).strip() if exc.orig else str(exc)).splitlines()[0]
+
+
+def _require_head(engine: Engine, redacted: str) -> None:
+    """automed's schema at head in a database this user cannot write (nothing is created)."""
+    from automed.storage.migrate import HEAD, _stored_revision
+
+    if _stored_revision(engine) != HEAD:
+        raise StorageError(f"the study database {redacted} is read-only here and its automed "
+                           f"schema is not {HEAD}, the one this automed reads; make it writable "
+                           f"and run `automed db upgrade --storage {redacted}`, or read it with "
+                           "the automed that wrote it")
 
 
 _OPEN_TRIES = 30  # about 45 s of waiting in all, for a creator holding a new file's lock
@@ -196,8 +373,12 @@ class Store:
     """automed's records in the study database. Safe to share between processes.
 
     ``existing``: the commands that only read (or join a search) refuse a SQLite file that is
-    not there instead of creating an empty one.
+    not there instead of creating an empty one. ``readonly``: a SQLite file this user cannot
+    write, opened for reading only.
     """
+
+    readonly = False
+    _file: Path | None = None
 
     def __new__(cls, url: str | None = None, **kwargs: Any):
         # Behind `automed proxy` without --results-db, the proxy also carries automed's tables.
@@ -214,19 +395,30 @@ class Store:
         sql_url = fleet.results_url(self.url, results_db)
         if existing:
             require_existing(sql_url)
-        self.engine = make_engine(sql_url, **fleet.engine_kwargs(
-            sql_url, results_only=fleet.is_grpc(self.url)))
+        # A file or folder this user cannot write: a search is refused at once (QA: it failed
+        # at its first write with SQLAlchemy's many lines); the commands that read open it
+        # read-only (QA: they failed with "attempt to write a readonly database").
+        self._file = db = sqlite_file(sql_url)
+        self.readonly = db is not None and unwritable(db) is not None
+        if self.readonly and not existing:
+            make_engine(sql_url).dispose()  # a malformed URL or a folder: its own message
+            refuse_unwritable(sql_url, "write the study database")
+        self.engine = make_engine(sql_url, wal=not existing, readonly=self.readonly,
+                                  **fleet.engine_kwargs(sql_url,
+                                                        results_only=fleet.is_grpc(self.url)))
         for attempt in range(_OPEN_TRIES):
             try:
                 with self.engine.connect():
                     pass
                 if existing:
                     require_automed_tables(self.engine, self.redacted)
-                if create:
+                if create and self.readonly:
+                    _require_head(self.engine, self.redacted)
+                elif create:
                     fleet.ensure_schema_once(self.engine, self.redacted)
                 break
             except DatabaseError as exc:
-                reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+                reason = _first_line(exc)
                 # A new SQLite file being created by another process: switching it to WAL
                 # needs the lock that process holds, and SQLite answers "locked" at once
                 # (no busy wait, to avoid a deadlock). Wait for it instead of failing.
@@ -234,10 +426,7 @@ class Store:
                     self.engine.dispose()
                     time.sleep(0.1 * (attempt + 1))
                     continue
-                raise StorageError(
-                    f"cannot open the study database {self.redacted}: {reason}; check "
-                    f"--storage or {ENV_VAR} and that the server is running"
-                ) from None
+                raise StorageError(open_problem(sql_url, reason)) from None
         self._session = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -248,7 +437,16 @@ class Store:
             session.commit()
         except SQLAlchemyError as exc:
             session.rollback()
-            raise StorageError(f"database error on {self.redacted}: {exc}") from exc
+            # One line (QA: the statement and its parameters followed); the cause is kept for
+            # fleet.race_free, which retries a lost insert race.
+            orig = getattr(exc, "orig", None)
+            reason = (str(orig).strip() if orig else str(exc)).splitlines()[0]
+            why = self._file and unwritable(self._file)
+            if "readonly database" in reason and why:
+                raise StorageError(f"cannot write the study database {self.redacted}: {why}; "
+                                   "make it writable, or give --storage a file in a writable "
+                                   "folder") from exc
+            raise StorageError(f"database error on {self.redacted}: {reason}") from exc
         except BaseException:
             session.rollback()
             raise
@@ -264,6 +462,8 @@ class Store:
         engine_kwargs: dict[str, Any] = fleet.engine_kwargs(self.url)
         if self.url.startswith("sqlite"):
             engine_kwargs["connect_args"] = {"timeout": 60}
+            if self.readonly:
+                engine_kwargs["creator"] = _readonly_creator(sqlite_file(self.url))
         try:
             with fleet.optuna_creation_lock(self.engine):  # Optuna creates its tables once
                 storage = fleet.retry_creation(lambda: optuna.storages.RDBStorage(
@@ -274,7 +474,7 @@ class Store:
             raise StorageError(
                 f"cannot open Optuna storage {self.redacted}: {str(exc).splitlines()[0]}"
             ) from None
-        if self.url.startswith("sqlite"):
+        if self.url.startswith("sqlite") and not self.readonly:
             _immediate_transactions(storage.engine)
         return storage
 

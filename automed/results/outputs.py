@@ -73,14 +73,7 @@ def output_dir(path: str | Path, flag: str = "-o") -> Path:
 
 def sqlite_file(storage: str | None) -> Path | None:
     """The database file behind a SQLite ``--storage`` (None for a server or memory)."""
-    from sqlalchemy.engine import make_url
+    from automed.storage.store import resolve_url
+    from automed.storage.store import sqlite_file as file_of
 
-    from automed.storage import resolve_url
-
-    try:
-        url = make_url(resolve_url(storage))
-    except Exception:  # noqa: BLE001 - a bad URL is refused later, with its own message
-        return None
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    return Path(url.database)
+    return file_of(resolve_url(storage))
