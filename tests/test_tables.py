@@ -359,3 +359,18 @@ def test_an_answer_predicting_one_class_is_said_in_the_result_show_and_the_card(
     assert f"WARNING: {said}" in out
     card = (export_model(Store(url), "one", tmp_path / "out") / "MODEL_CARD.md").read_text()
     assert f"- {said}" in card
+
+
+@pytest.mark.parametrize("where", ["label", "header"])
+@pytest.mark.parametrize("control", ["\x1b[2J", "\u202egnp.exe", "a\x07b"])
+def test_control_characters_in_class_or_column_names_are_refused(tmp_path, where, control):
+    # QA (hostile inputs): a class name holding ESC [2J cleared the terminal of whoever ran
+    # `automed show`; U+202E showed "gnp.exe" as "exe.png" in reports and model cards.
+    header, rows = _table()
+    if where == "label":
+        rows = [[*r[:-1], f"x{control}" if r[-1] else "y"] for r in rows]
+    else:
+        header = [f"b{control}p" if h == "bp" else h for h in header]
+    with pytest.raises(DataError, match=r"(class|column) name .* holds the control character "
+                                        r".*; remove it from the (labels|header)"):
+        load_data(_write(tmp_path / "c.csv", header, rows))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
@@ -206,7 +207,29 @@ def check_data(data: LoadedData, *, for_prediction: bool = False) -> LoadedData:
     return _checked(data, for_prediction)
 
 
+# C0 and C1 control characters and the bidirectional overrides: in a class or column name
+# they reach terminals (escape sequences), reports and model cards (QA: a class name holding
+# ESC [2J cleared the screen of whoever ran `automed show`; U+202E showed "gnp.exe" as
+# "exe.png").
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _refuse_control(data: LoadedData) -> None:
+    train = data.train
+    names = [("class", c) for c in train.classes] + [
+        ("column", c) for c in (train.meta.get("feature_names") or [])]
+    if train.meta.get("label_name") is not None:
+        names.append(("column", train.meta["label_name"]))
+    for kind, name in names:
+        found = _CONTROL.search(str(name))
+        if found:
+            raise DataError(f"{train.source or 'the data'}: {kind} name {str(name)[:40]!r} "
+                            f"holds the control character {found.group()!r}; remove it from "
+                            f"the {'labels' if kind == 'class' else 'header'}")
+
+
 def _checked(data: LoadedData, for_prediction: bool) -> LoadedData:
+    _refuse_control(data)
     # A loader plugin's (N, L) signals or (N, H, W) images get their channel axis, as the
     # built-in loaders give them (QA: `plugins check --data` passed such a loader, and the
     # search then crashed in the signal preprocessor with a traceback).
@@ -225,8 +248,6 @@ def _checked(data: LoadedData, for_prediction: bool) -> LoadedData:
 
 
 def _channelled(d: Dataset) -> Dataset:
-    import dataclasses
-
     import numpy as np
 
     if isinstance(d.x, np.ndarray) and d.x.dtype.kind in "biuf" and (
