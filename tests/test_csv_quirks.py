@@ -233,3 +233,20 @@ def test_fasta_headers_holding_ids_only_are_refused_as_ids_and_a_txt_fasta_is_fa
                    encoding="utf-8")
     data = load_data(txt)
     assert data.train.modality == "biosequence" and data.train.classes == ["neg", "pos"]
+
+
+def test_a_binary_or_endless_first_line_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    # QA (hostile inputs): 1 GB of zero bytes named .csv was read whole (5.5 GB of memory,
+    # 50 s) and ended in a MemoryError traceback.
+    from automed.data.loaders import load_data, records
+    from automed.errors import DataError
+
+    binary = tmp_path / "zeros.csv"
+    binary.write_bytes(b"\x00" * 1000)
+    with pytest.raises(DataError, match="holds NUL bytes: not a text table"):
+        load_data(binary)
+    monkeypatch.setattr(records, "FIRST_LINE_CHARS", 100)
+    endless = tmp_path / "endless.csv"
+    endless.write_text("a," * 200)
+    with pytest.raises(DataError, match="has a first line of over 100 characters"):
+        load_data(endless)

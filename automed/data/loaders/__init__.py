@@ -143,12 +143,20 @@ def _check_file_form(path: Path, format: str | None) -> None:
         tool = COMPRESSED[suffix]
         raise DataError(f"{path}: a compressed ({suffix}) file; decompress it first (e.g. "
                         f"{tool} {path}) and give automed the file inside")
-    if suffix not in (".csv", ".txt"):
+    if suffix not in (".csv", ".txt", ".tsv", ".tab", ".jsonl"):
         return
     from automed.data.loaders import records
     from automed.data.loaders.signals import series_names
 
     first = records.first_line(path)  # "" when unreadable: the loader names the encoding
+    if "\x00" in first or (len(first) >= records.FIRST_LINE_CHARS and not first.endswith("\n")):
+        # QA: 1 GB of zero bytes named .csv was read whole (5.5 GB of memory, 50 s)
+        what = ("holds NUL bytes" if "\x00" in first else
+                f"has a first line of over {records.FIRST_LINE_CHARS:,} characters")
+        raise DataError(f"{path}: {what}: not a text table; check that it is the file you "
+                        "meant (a binary or damaged file?)")
+    if suffix not in (".csv", ".txt"):
+        return
     if ";" in first and "," not in first and "\t" not in first:
         # QA: a European Excel export ("patient_id;age;...", decimal commas) read as one
         # column: "line 2 has 2 values but line 1 has 1", "no column named 'outcome'"
