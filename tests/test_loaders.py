@@ -483,3 +483,29 @@ def test_a_named_column_beside_a_numbered_series_is_refused_not_read_as_a_point(
         load_data(path)
     assert load_data(path, group_col="patient").train.x.shape == (12, 1, 8)
     assert load_data(path, modality="tabular").train.x.shape[1] == 9  # every column a feature
+
+
+def test_an_npz_declaring_more_than_half_the_memory_is_refused_unread(tmp_path, monkeypatch):
+    # QA (hostile inputs): a 5 MB file declaring a 5.2 GB array was inflated whole; a
+    # cut-short array was said to "need pickle".
+    from automed.data.loaders import npz
+
+    path = tmp_path / "big.npz"
+    np.savez_compressed(path, x=np.zeros((200, 1, 28, 28), np.float32), y=np.arange(200) % 2)
+    monkeypatch.setattr(npz, "_memory_bytes", lambda: 1_000_000)  # a 1 MB machine
+    with pytest.raises(DataError, match=r"its arrays would take 0\.0 GB, more than half of "
+                                        r"this machine's 0\.0 GB of memory; give a smaller"):
+        load_data(path)
+    monkeypatch.undo()
+    short = tmp_path / "short.npz"
+    np.savez(short, x=np.zeros((50, 28, 28), np.float32), y=np.arange(50) % 2)
+    import zipfile
+
+    with zipfile.ZipFile(short) as z:
+        members = {i.filename: z.read(i) for i in z.infolist()}
+    with zipfile.ZipFile(short, "w") as z:  # x.npy cut short, its header intact
+        for name, data in members.items():
+            z.writestr(name, data[:len(data) // 2] if name == "x.npy" else data)
+    with pytest.raises(DataError, match="not a readable .npz archive") as e:
+        load_data(short)
+    assert "pickle" not in str(e.value)

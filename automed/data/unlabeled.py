@@ -66,10 +66,11 @@ def _read(path: Path, config: dict[str, Any]) -> Any | None:
 
 
 def _npz(path: Path, modality: str | None) -> np.ndarray | None:
-    from automed.data.loaders.npz import _shape
+    from automed.data.loaders.npz import _check_declared_size, _shape
 
     if not zipfile.is_zipfile(path):
         return None
+    _check_declared_size(path)
     with np.load(path, allow_pickle=False) as archive:
         key = next((k for k in ("x", "X", "images", "train_images", "test_images")
                     if k in archive.files), None)
