@@ -210,3 +210,21 @@ def test_a_resume_refused_for_data_options_names_each_that_differs():
     with pytest.raises(ConfigError, match=r"read its data with test='/d/t\.csv' and no "
                                           r"test-fraction, not no test and test-fraction=0\.25;"):
         again.check_resumable(stored, "tab")
+
+
+def test_a_deterministic_studys_workers_switch_deterministic_kernels_on(tmp_path):
+    # QA (reproducibility): only the leader called enable_determinism; the manifest of a
+    # --workers 2 --deterministic search said "deterministic" of workers that were not.
+    import torch
+
+    path = write("tabular", tmp_path)
+    storage = f"sqlite:///{tmp_path / 'det.db'}"
+    search(path, group_col="patient", study="det", workers=0, deterministic=True,
+           storage=storage, **QUICK)
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(False)
+    try:
+        objective_from_store(Store(storage), "det", "cpu", allowed_plugins=[])
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(before)

@@ -65,6 +65,10 @@ def objective_from_store(store, study_name: str, device: str, *,
     if not plan.data.path:
         raise ConfigError(f"study {study_name!r} was started from in-memory data; workers "
                           "need it started from a file path")
+    if plan.deterministic:  # every process that trains (QA: only the leader's switched)
+        from automed.searching.manifest import enable_determinism
+
+        enable_determinism()
     load_plugins(plan, allowed_plugins)
     prepared = prepare(plan)
     expected = cfg.get("identity")
