@@ -9,6 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Select, or_, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from automed.errors import ConfigError
 from automed.evaluation.names import ALIASES, METRIC_NAMES
@@ -42,6 +45,28 @@ def sort_key(sort: str | None) -> tuple[str, bool]:
     return key, True
 
 
+class _NullsLast(ColumnElement):
+    """``ORDER BY x NULLS LAST`` where the database has it; MySQL and MariaDB have not (QA:
+    every search on MariaDB failed with a syntax error), so there ``x IS NULL, x``."""
+
+    inherit_cache = True
+    _traverse_internals = [("ordered", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, ordered: Any) -> None:
+        self.ordered = ordered
+
+
+@compiles(_NullsLast)
+def _nulls_last(element: _NullsLast, compiler: Any, **kw: Any) -> str:
+    return f"{compiler.process(element.ordered, **kw)} NULLS LAST"
+
+
+@compiles(_NullsLast, "mysql")
+def _nulls_last_mysql(element: _NullsLast, compiler: Any, **kw: Any) -> str:
+    bare = compiler.process(element.ordered.element, **kw)
+    return f"{bare} IS NULL, {compiler.process(element.ordered, **kw)}"
+
+
 def _order(key: tuple[str, bool], *, scored_only: bool = False) -> list:
     name, descending = key
     if name == SCORE:
@@ -54,9 +79,9 @@ def _order(key: tuple[str, bool], *, scored_only: bool = False) -> list:
     # NULLS LAST stops PostgreSQL from walking the (state, score_mean) index backwards; when
     # no row can be NULL (the caller filtered them) the plain order is the same ranking.
     if not (scored_only or name == DURATION):
-        first = first.nulls_last()
+        first = _NullsLast(first)
     # Ties: the steadier candidate first, then a stable order (older search, earlier trial).
-    return [first, C.score_std.asc().nulls_last(), C.search_id, C.trial_number]
+    return [first, _NullsLast(C.score_std.asc()), C.search_id, C.trial_number]
 
 
 def _filtered(stmt: Select, *, studies: list[str], states: list[str], datasets: list[str],

@@ -54,3 +54,30 @@ def postgres_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.dispose()
+
+
+MYSQL = "mysql+pymysql://root@127.0.0.1:3306"
+
+
+@contextmanager
+def mysql_url() -> Iterator[str]:
+    """A fresh, empty MySQL/MariaDB database for one test, dropped afterwards; skips if no
+    server answers or PyMySQL is not installed."""
+    import pytest
+    import sqlalchemy
+
+    try:
+        admin = sqlalchemy.create_engine(f"{MYSQL}/", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            name = f"automed_test_{uuid.uuid4().hex[:12]}"
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    except ModuleNotFoundError as exc:
+        pytest.skip(f"no MySQL driver installed ({exc.name})")
+    except sqlalchemy.exc.OperationalError as exc:
+        pytest.skip(f"MySQL/MariaDB at 127.0.0.1:3306 does not answer: {str(exc.orig).strip()}")
+    try:
+        yield f"{MYSQL}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        admin.dispose()

@@ -8,7 +8,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from store_rows import add_search, postgres_url
+from store_rows import add_search, mysql_url, postgres_url
 
 from automed.cli import cli
 from automed.errors import ConfigError
@@ -20,10 +20,14 @@ def _m(acc: float, auroc: float) -> dict:
     return {"accuracy": acc, "f1": acc - 0.1, "auroc": auroc}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
+                        "mysql"])
 def url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'lb.db'}"
+    elif request.param == "mysql":  # QA: every search on MariaDB failed (NULLS LAST)
+        with mysql_url() as my:
+            yield my
     else:
         with postgres_url() as pg:
             yield pg
