@@ -284,15 +284,22 @@ def _grpc_storage_class():
     return GrpcHeartbeatStorage
 
 
+def grpc_module(url: str):
+    """The ``grpc`` module, or a one-line refusal naming the extra (QA: a grpc:// storage
+    without it ended in a traceback, everywhere but `automed proxy`)."""
+    try:
+        import grpc
+    except ModuleNotFoundError:
+        raise StorageError(f"--storage {url} needs gRPC; pip install 'automed[grpc]'") from None
+    return grpc
+
+
 def grpc_storage(url: str, *, timeout: float = 30.0, **heartbeat: Any):
     """A client of ``automed proxy`` at ``grpc://host:port``, waiting up to ``timeout`` s."""
     import optuna
 
     host, port = grpc_address(url)
-    try:
-        import grpc  # noqa: F401
-    except ModuleNotFoundError:
-        raise StorageError(f"--storage {url} needs gRPC; pip install 'automed[grpc]'") from None
+    grpc_module(url)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         storage = _grpc_storage_class()(host=host, port=port, **heartbeat)
@@ -419,11 +426,10 @@ def remote_store_class(base: type) -> type:
         def __init__(self, url: str | None = None, *, create: bool = True,
                      results_db: str | None = None, existing: bool = False,
                      timeout: float = 30.0) -> None:
-            import grpc
-
             from automed.storage.store import resolve_url
 
             self.url = self.redacted = resolve_url(url)
+            grpc = grpc_module(self.url)
             host, port = grpc_address(self.url)
             self._channel = grpc.insecure_channel(
                 f"{host}:{port}", options=[("grpc.max_receive_message_length", -1)])

@@ -317,3 +317,17 @@ def test_a_worker_survives_losing_its_trial_to_another_workers_sweep(tmp_path):
         run_trials(Searcher(), study, trials=3, timeout=60, heartbeat=1)
     states = [t.state for t in study.get_trials(deepcopy=False)]
     assert states == [TrialState.FAIL] + [TrialState.COMPLETE] * 3
+
+
+@pytest.mark.parametrize("command", [["studies"], ["leaderboard"], ["show", "x"],
+                                     ["worker", "--study", "x"]])
+def test_a_grpc_storage_without_grpc_installed_is_one_line(command, monkeypatch, capsys):
+    # QA (packaging): every command but `automed proxy` ended in a ModuleNotFoundError
+    # traceback when the [grpc] extra was not installed.
+    from clirun import run_cli
+
+    monkeypatch.setitem(sys.modules, "grpc", None)  # as if not installed
+    code, _, err = run_cli(monkeypatch, capsys, *command, "--storage", "grpc://127.0.0.1:1")
+    assert code not in (0, None)
+    assert err == ("error: --storage grpc://127.0.0.1:1 needs gRPC; pip install "
+                   "'automed[grpc]'\n")
