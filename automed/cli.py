@@ -858,7 +858,8 @@ def _silence(stream) -> None:
 
 def main() -> None:
     try:
-        cli.main(standalone_mode=False)  # a closed stdout: click exits 1, quietly
+        # prog_name: "automed" however it was started (python -m automed said "python -m")
+        cli.main(standalone_mode=False, prog_name="automed")  # a closed stdout: exits 1
     except AutomedError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)

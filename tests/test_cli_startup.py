@@ -46,3 +46,13 @@ def test_reading_commands_import_no_torch_or_sklearn(args, tmp_path):
 @pytest.fixture(autouse=True)
 def _storage_env(tmp_path, monkeypatch):
     monkeypatch.setenv("AUTOMED_STORAGE", f"sqlite:///{tmp_path / 'a.db'}")
+
+
+def test_python_dash_m_automed_is_the_command_line():
+    # QA (packaging): `python -m automed` said "No module named automed.__main__", and
+    # `python -m automed.cli --version` named itself "python -m automed.cli"
+    for module in ("automed", "automed.cli"):
+        done = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("automed, version ")
