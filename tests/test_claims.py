@@ -82,7 +82,8 @@ def test_four_joining_workers_share_no_parameters(tmp_path):
     data = make_demo("signal", tmp_path / "sig.npz", n=160)
     with postgres_url() as pg:
         created = search(data, trials=12, folds=2, max_epochs=1, workers=0, storage=pg,
-                         study="fleet", bootstrap=0)
+                         study="fleet", bootstrap=0,
+                         artifacts=tmp_path / "models")  # not the working directory
         env = dict(os.environ, OMP_NUM_THREADS="1")
         procs = [subprocess.Popen([sys.executable, "-m", "automed.cli", "worker", "--study",
                                    created.study, "--storage", pg, "-q"], env=env,

@@ -188,7 +188,8 @@ def test_automed_proxy_serves_workers_that_share_one_study(tmp_path, demo_image)
         # No pruning: every one of the 4 candidates must come back complete through the proxy
         # (with pruning, a 2-fold candidate may stop after fold 1, which is not the point here).
         created = search(demo_image, trials=4, folds=2, max_epochs=1, workers=0, heartbeat=1,
-                         storage=grpc_url, study="via-proxy", prune=False)
+                         storage=grpc_url, study="via-proxy", prune=False,
+                         artifacts=tmp_path / "models")  # no file beside which to keep them
         workers = [_cli("worker", "--study", "via-proxy", "--storage", grpc_url,
                         "--index", str(i), "-q") for i in range(2)]
         for w in workers:

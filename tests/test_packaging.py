@@ -62,8 +62,11 @@ def env(tmp_path_factory) -> dict:
     _run([python, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
           "-q", "-w", tmp / "wheels", src], cwd=tmp)
     [wheel] = (tmp / "wheels").glob("automed-*.whl")
+    # --ignore-installed: an automed of the same version in the parent site-packages (a
+    # non-editable install) made pip skip the wheel (QA: no env/bin/automed); nothing there
+    # is uninstalled.
     _run([python, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
-          "-q", wheel, plugin], cwd=tmp)
+          "--ignore-installed", "-q", wheel, plugin], cwd=tmp)
     return {"tmp": tmp, "python": python, "bin": tmp / "env" / "bin", "wheel": wheel}
 
 
