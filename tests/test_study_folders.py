@@ -237,3 +237,26 @@ def test_a_long_file_names_default_study_name_fits_and_resumes(demo_signal, tmp_
     assert len(first.study) <= MAX_STUDY_NAME and first.study.startswith("ecg_xxx")
     again = search(long, trials=2, storage=url, **QUICK)
     assert again.resumed and again.study == first.study
+
+
+def test_a_moved_project_resumes_with_its_own_fold_models(demo_signal, tmp_path):
+    # QA (reproducibility): the same command on a moved folder refit the answer (other test
+    # scores, unsaid) and left the first run's fold models unread: the folder's name hashes
+    # the database's path.
+    import shutil
+
+    project = tmp_path / "a"
+    project.mkdir()
+    quick = {**QUICK, "ensemble": False}
+    first = search(demo_signal, trials=1, storage=f"sqlite:///{project / 'm.db'}", study="m",
+                   **quick)
+    shutil.move(project, tmp_path / "b")
+    events = []
+    again = search(demo_signal, trials=2, storage=f"sqlite:///{tmp_path / 'b' / 'm.db'}",
+                   study="m", progress=events.append, **quick)
+    kinds = [e["event"] for e in events]
+    assert "answer" in kinds and "refit" not in kinds, kinds
+    assert Path(again.artifact).name == Path(first.artifact).name
+    kept = sorted(p.name for p in (tmp_path / "b" / "automed_models").iterdir()
+                  if not p.name.startswith("."))  # the answer's lock file is hidden
+    assert kept == [Path(first.artifact).name, Path(first.artifact).name + ".candidates"]

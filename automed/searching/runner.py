@@ -607,11 +607,21 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
     # of the same name wrote is ever read as this one's.
     stamp = study_stamp(store.url, study_name, _study_uid(store, study_name, search_id),
                         full.fingerprint)
+    stored_config = (store.search(study_name)["config"] or {}) if resumed else {}
     if resumed and artifacts is None:
         # QA: a resume without the first run's --artifacts saved its answer beside the
         # database and left the first run's fold models unread
-        artifacts = (store.search(study_name)["config"] or {}).get("artifacts_root")
+        artifacts = stored_config.get("artifacts_root")
     folder = default_dir(store.url, study_name, artifacts)
+    earlier = stored_config.get("artifact") or stored_config.get("fold_models")
+    if earlier and not folder.exists():
+        # A project moved or copied with its database: the folder's name hashes the
+        # database's path, so look for the one the study wrote (QA: its fold models were
+        # left unread and the answer silently became a refit with other test scores).
+        name = Path(earlier).name.removesuffix(foldbag.CANDIDATES_SUFFIX)
+        if (folder.parent / name).is_dir() or (folder.parent / (
+                name + foldbag.CANDIDATES_SUFFIX)).is_dir():
+            folder = folder.parent / name
     # Complete candidates keep their fold models there, for an answer without a refit.
     fold_root = (foldbag.candidates_dir(folder) if refit and save_model and not plan.refit_full
                  else None)
