@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shlex
@@ -36,6 +37,9 @@ WEIGHTS = "model.safetensors"
 CONFIG = "automed_model.json"
 # An export's copies of the plugin files its study was searched with (never imported unasked).
 PLUGINS = "plugins"
+# The folder beside a study's answer where its candidates keep their fold models
+# (searching.foldbag.candidates_dir).
+CANDIDATES_SUFFIX = ".candidates"
 
 
 def storage_key(storage_url: str) -> str:
@@ -73,11 +77,16 @@ def default_dir(storage_url: str, study: str, root: str | Path | None = None) ->
     same name in another database gets another folder."""
     safe = artifact_folder_name(study, storage_url)
     if root is not None:
-        return Path(root).expanduser().resolve() / safe
-    url = make_url(storage_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        return Path(url.database).expanduser().resolve().parent / "automed_models" / safe
-    return Path.cwd() / "automed_models" / safe
+        folder = Path(root).expanduser().resolve() / safe
+    else:
+        url = make_url(storage_url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            folder = Path(url.database).expanduser().resolve().parent / "automed_models" / safe
+        else:
+            folder = Path.cwd() / "automed_models" / safe
+    # Before a search trains anything: a folder it may not write into is refused now.
+    check_model_folder(folder)
+    return folder
 
 
 # -- whose model a folder holds -------------------------------------------------------------
@@ -107,7 +116,7 @@ def read_stamp(folder: str | Path) -> dict | None:
     """The stamp of ``folder``, or None when it has none (or an unreadable one)."""
     try:
         stamp = json.loads((Path(folder) / STAMP).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return None
     return stamp if isinstance(stamp, dict) else None
 
@@ -171,17 +180,99 @@ def saved_answer(store, info: dict) -> Path:
     return folder
 
 
+# -- folders a search writes and deletes models in -----------------------------------------
+# Their names are predictable (artifact_folder_name), so what lies there is checked before
+# anything is deleted (QA: a symbolic link planted at the answer's folder had the search
+# write its model into the link's target and delete model.safetensors, automed_model.json
+# and fold-*/ there): the answer's folder, its lock and its candidates' folder are never
+# followed through a link, and a model is cleared only from a folder that is automed's.
+def lock_path(folder: str | Path) -> Path:
+    """The lock two leaders of one study take to swap in its answer (beside the folder: it
+    is never exported)."""
+    folder = Path(folder)
+    return folder.parent / f".{folder.name}.lock"
+
+
+def refuse_link(path: str | Path, what: str = "a model folder") -> None:
+    """Refuse ``path`` when it is a symbolic link: automed writes and deletes models only in
+    folders of its own, never in whatever a link points at."""
+    path = Path(path)
+    if path.is_symlink():
+        try:
+            target = f" (to {os.readlink(path)})"
+        except OSError:
+            target = ""
+        raise DataError(f"{path} is a symbolic link{target}, and automed never writes or "
+                        f"deletes {what} through a link; remove the link (the folder it points "
+                        "at is left as it is), or give --artifacts a folder of your own")
+
+
+def is_automed_stamp(stamp: Any) -> bool:
+    """Whether ``stamp`` (see :func:`read_stamp`) is a stamp automed wrote."""
+    return isinstance(stamp, dict) and stamp.get("format") == STAMP_FORMAT
+
+
+def is_automed_model(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a model config automed wrote (a plain file, not a link)."""
+    path = Path(folder) / CONFIG
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        return _read_config(path).get("format") == FORMAT
+    except (OSError, DataError):
+        return False
+
+
+def _model_entries(folder: Path) -> list[Path]:
+    """What :func:`clear_model_folder` deletes from ``folder``."""
+    found = [folder / name for name in (WEIGHTS, CONFIG)
+             if (folder / name).is_symlink() or (folder / name).exists()]
+    for pattern in ("member-*", "fold-*"):
+        found += sorted(e for e in folder.glob(pattern) if e.is_symlink() or e.is_dir())
+    return found
+
+
+def check_model_folder(folder: str | Path) -> None:
+    """Refuse ``folder`` as a study's answer folder when writing a model there could touch
+    what is not automed's: it, its lock or its candidates' folder is a symbolic link, it is
+    a file, or it holds model files (weights, config, ``fold-*`` or ``member-*``) with
+    neither automed's stamp (:data:`STAMP`) nor a model config automed wrote (an answer from
+    before stamps, or one whose stamp a search removed while it rewrote it). A folder holding
+    a study's stamp is automed's: its model is replaced as before."""
+    folder = Path(folder)
+    refuse_link(folder)
+    refuse_link(lock_path(folder), "a model folder's lock")
+    refuse_link(folder.with_name(folder.name + CANDIDATES_SUFFIX), "fold models")
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise DataError(f"{folder} is a file, not a folder, so automed cannot save a model "
+                        "there; move it away, or give --artifacts another folder")
+    entries = _model_entries(folder)
+    if entries and not (is_automed_stamp(read_stamp(folder)) or is_automed_model(folder)):
+        names = ", ".join(e.name for e in entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise DataError(f"{folder} holds files automed did not write ({names}; no {STAMP} "
+                        f"stamp, no {CONFIG} of automed's), and saving a model there would "
+                        "delete them; move them away (or delete the folder), or give "
+                        "--artifacts another folder")
+
+
 def clear_model_folder(folder: Path) -> None:
     """Remove the model an earlier run saved in ``folder`` (a single model, an ensemble's
-    ``member-*`` or a fold bag's ``fold-*`` sub-folders), keeping anything else there."""
+    ``member-*`` or a fold bag's ``fold-*`` sub-folders), keeping anything else there.
+    A folder that is not automed's is refused (:func:`check_model_folder`), and a link in
+    it is removed, never followed."""
     import shutil
 
     folder = Path(folder)
+    check_model_folder(folder)
     for name in (WEIGHTS, CONFIG):
         (folder / name).unlink(missing_ok=True)
     for pattern in ("member-*", "fold-*"):
         for old in folder.glob(pattern):
-            if old.is_dir():
+            if old.is_symlink():
+                old.unlink()
+            elif old.is_dir():
                 shutil.rmtree(old)
 
 
@@ -200,13 +291,14 @@ def replacing_model(folder: Path) -> Iterator[Path]:
     import uuid
 
     folder = Path(folder)
+    check_model_folder(folder)  # before the model is written: not through a link, ours
     folder.mkdir(parents=True, exist_ok=True)
     stage = folder / f".model-{uuid.uuid4().hex[:8]}.tmp"
     stage.mkdir()
     try:
         yield stage
-        with _locked(folder.parent / f".{folder.name}.lock"):  # beside it: not exported
-            clear_model_folder(folder)
+        with _locked(lock_path(folder)):  # beside it: not exported
+            clear_model_folder(folder)  # checked again, under the lock
             for entry in sorted(stage.iterdir(), key=lambda e: e.name == CONFIG):
                 os.replace(entry, folder / entry.name)  # the config last: a complete model
     finally:
@@ -221,12 +313,21 @@ def _locked(path: Path) -> Iterator[None]:
     except ImportError:  # Windows: two leaders on one host are not guarded there
         yield
         return
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    try:  # never through a link: opening one would create or touch the file it names
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as exc:
+        if Path(path).is_symlink():
+            refuse_link(path, "a model folder's lock")
+        raise DataError(f"{path}: cannot take the lock of the model folder beside it "
+                        f"({exc.strerror or exc}); check that folder's permissions") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def save_artifact(folder: Path, model: torch.nn.Module, preprocessor: Preprocessor,
@@ -306,9 +407,20 @@ class LoadedModel:
             ensemble = self.config.get("ensemble")
             members = [(m["folder"], float(m["weight"])) for m in ensemble["members"]] \
                 if ensemble else []
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise DataError(f"{damaged} ({type(exc).__name__}: {exc}); export the model "
                             "again with `automed export`") from None
+        if members:
+            # QA: weights "nan" or 1e308 predicted nan probabilities (and a confident class)
+            total = sum(w for _, w in members)
+            bad = next((w for _, w in members if not math.isfinite(w) or w < 0), None)
+            if bad is not None or not (math.isfinite(total) and total > 0):
+                why = (f"member weight {bad!r} is not a finite number of at least 0"
+                       if bad is not None else
+                       f"its member weights sum to {total!r}, not a positive finite total")
+                raise DataError(f"{damaged}: {why}; export the model again with "
+                                "`automed export`")
+            members = [(folder, w / total) for folder, w in members]  # a mean of probabilities
         self.members: list[tuple[float, LoadedModel]] = []
         self.cpu_bf16 = False
         if members:
@@ -484,8 +596,12 @@ def in_model_layout(x: Any, spec: Spec) -> Any:
 def _read_config(path: Path) -> dict[str, Any]:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path} is not valid JSON ({exc}); export the model again with "
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # ValueError: JSONDecodeError and its kin; RecursionError: nesting past Python's
+        # limit (an edited file of 100,000 "[")
+        why = ("nested too deeply" if isinstance(exc, RecursionError) else
+               str(exc).splitlines()[0][:200] if str(exc).strip() else type(exc).__name__)
+        raise DataError(f"{path} is not valid JSON ({why}); export the model again with "
                         "`automed export`") from None
     if not isinstance(config, dict):
         raise DataError(f"{path} is not a JSON object; export the model again")

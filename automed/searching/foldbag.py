@@ -29,6 +29,7 @@ database deleted and created again), so the bag ``trial-3`` is always this study
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -41,11 +42,16 @@ from typing import Any
 
 import numpy as np
 
+from automed.errors import DataError
 from automed.results.artifact import (
+    CANDIDATES_SUFFIX,
     CONFIG,
     FORMAT,
     LoadedModel,
+    is_automed_model,
+    is_automed_stamp,
     read_stamp,
+    refuse_link,
     same_study,
     save_artifact,
     write_stamp,
@@ -59,7 +65,7 @@ RESERVED_MEMBERS = 3
 # A bag bigger than this is not kept (a large pretrained encoder, k times over, in each of
 # KEEP candidates): the final phase refits that candidate instead.
 MAX_BYTES = 1 << 30
-SUFFIX = ".candidates"
+SUFFIX = CANDIDATES_SUFFIX  # ".candidates"
 
 
 def candidates_dir(answer_folder: str | Path) -> Path:
@@ -75,13 +81,40 @@ def trial_dir(root: Path, trial: int) -> Path:
 def claim(root: Path, stamp: dict) -> None:
     """Make ``root`` the candidates' folder of the study ``stamp`` names: bags another study
     left there (no stamp, or another one: the same name in a database made again) are
-    deleted, never taken for this study's, and the folder gets this study's stamp."""
+    deleted, never taken for this study's, and the folder gets this study's stamp.
+
+    Called before the search trains anything. ``root`` (and the answer's folder beside it)
+    must not be a symbolic link, and a folder without automed's stamp is cleared only of
+    bags automed wrote (QA: a link planted at the predictable name had another folder's
+    ``trial-*`` deleted): one holding a ``trial-*`` that is not a bag is refused."""
     root = Path(root)
-    if root.is_dir() and not same_study(read_stamp(root), stamp):
-        for old in (*root.glob("trial-*"), *root.glob(".trial-*.tmp")):
-            if old.is_dir():
-                shutil.rmtree(old, ignore_errors=True)
-    if not same_study(read_stamp(root), stamp):
+    refuse_link(root, "fold models")
+    if root.name.endswith(SUFFIX):  # its answer's folder, beside it
+        refuse_link(root.with_name(root.name[:-len(SUFFIX)]))
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{root} is a file, not a folder, so the candidates' fold models "
+                        "cannot be kept there; move it away, or give --artifacts another "
+                        "folder")
+    found = read_stamp(root) if root.is_dir() else None
+    if root.is_dir() and not same_study(found, stamp):
+        old = [e for e in (*root.glob("trial-*"), *root.glob(".trial-*.tmp"))
+               if e.is_dir() or e.is_symlink()]
+        if not is_automed_stamp(found):  # not automed's folder: only bags of its own go
+            foreign = [e for e in old if e.name.startswith("trial-") and
+                       (e.is_symlink() or not is_automed_model(e))]
+            if foreign:
+                raise DataError(
+                    f"{root} holds {', '.join(e.name for e in foreign[:3])}"
+                    f"{', ...' if len(foreign) > 3 else ''} that automed did not write (no "
+                    f"automed_study.json stamp), and keeping fold models there would delete "
+                    "them; move them away (or delete the folder), or give --artifacts another "
+                    "folder")
+        for entry in old:
+            if entry.is_symlink():
+                entry.unlink()  # the link, never what it points at
+            else:
+                shutil.rmtree(entry, ignore_errors=True)
+    if not same_study(found, stamp):
         write_stamp(root, stamp)
 
 
@@ -89,7 +122,7 @@ def owner_of(folder: Path) -> dict | None:
     """The stamp a bag was written with (None: a bag from before stamps)."""
     try:
         owner = json.loads((Path(folder) / CONFIG).read_text(encoding="utf-8")).get("owner")
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError, RecursionError):
         return None
     return owner if isinstance(owner, dict) else None
 
@@ -113,6 +146,9 @@ def save_bag(root: Path, trial: int, family: str, params: dict, spec: dict,
     Written to a temporary folder and renamed into place, so a reader never sees half a bag.
     """
     root = Path(root)
+    if root.is_symlink():  # planted after claim(): a worker warns and the answer is refit
+        raise OSError(errno.ELOOP, f"{root} is a symbolic link; fold models are never "
+                      "written through one")
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".trial-{int(trial)}-{uuid.uuid4().hex[:8]}.tmp"
     try:
@@ -125,7 +161,9 @@ def save_bag(root: Path, trial: int, family: str, params: dict, spec: dict,
             config["owner"] = owner
         (tmp / CONFIG).write_text(json.dumps(config, indent=1), encoding="utf-8")
         final = trial_dir(root, trial)
-        if final.exists():  # a retried candidate's earlier bag
+        if final.is_symlink():
+            final.unlink()  # the link, never what it points at
+        elif final.exists():  # a retried candidate's earlier bag
             shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         return final
@@ -135,9 +173,13 @@ def save_bag(root: Path, trial: int, family: str, params: dict, spec: dict,
 
 def drop_bags(root: Path, trials: set[int]) -> None:
     """Delete the bags of ``trials`` (candidates that fell out of the best KEEP)."""
+    if Path(root).is_symlink():
+        return  # never deleted through a link (claim refused one; this is one planted since)
     for trial in trials:
         folder = trial_dir(Path(root), trial)
-        if folder.is_dir():
+        if folder.is_symlink():
+            folder.unlink()
+        elif folder.is_dir():
             shutil.rmtree(folder, ignore_errors=True)
 
 
