@@ -8,6 +8,7 @@ the schema in ``schema.py``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -447,6 +448,10 @@ class Store:
                                    "make it writable, or give --storage a file in a writable "
                                    "folder") from exc
             raise StorageError(f"database error on {self.redacted}: {reason}") from exc
+        except json.JSONDecodeError as exc:  # QA: a hand-edited row: a traceback everywhere
+            session.rollback()
+            raise StorageError(f"the study database {self.redacted} holds a damaged record "
+                               f"(not JSON: {exc}); restore it from a copy") from None
         except BaseException:
             session.rollback()
             raise

@@ -257,3 +257,26 @@ def test_db_upgrade_leaves_an_empty_file_empty(tmp_path, monkeypatch, capsys):
     code, _, err = run_cli(monkeypatch, capsys, "db", "upgrade", "--storage", str(empty))
     _one_error_line(code, err)
     assert empty.stat().st_size == 0
+
+
+def test_a_hand_edited_record_that_is_no_json_is_one_line(tmp_path, capsys, monkeypatch):
+    # QA (hostile inputs): a search's config edited to '{not json' made every reading command
+    # end in a JSONDecodeError traceback.
+    import sqlite3
+
+    from store_rows import add_search
+
+    from automed.storage import Store
+
+    db = tmp_path / "d.db"
+    add_search(Store(f"sqlite:///{db}"), "s", candidates=[("cnn", "complete", 0.8, {}, None)])
+    con = sqlite3.connect(db)
+    con.execute("UPDATE automed_searches SET config = '{not json'")
+    con.commit()
+    con.close()
+    for command in (["studies"], ["leaderboard", "--study", "s"], ["show", "s"]):
+        code, _, err = run_cli(monkeypatch, capsys, *command, "--storage", f"sqlite:///{db}")
+        assert code not in (0, None), command
+        assert err.startswith(f"error: the study database sqlite:///{db} holds a damaged "
+                              "record (not JSON: "), err
+        assert len(err.splitlines()) == 1
