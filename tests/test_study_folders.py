@@ -260,3 +260,20 @@ def test_a_moved_project_resumes_with_its_own_fold_models(demo_signal, tmp_path)
     kept = sorted(p.name for p in (tmp_path / "b" / "automed_models").iterdir()
                   if not p.name.startswith("."))  # the answer's lock file is hidden
     assert kept == [Path(first.artifact).name, Path(first.artifact).name + ".candidates"]
+
+
+def test_a_resume_that_trains_otherwise_says_so(demo_signal, tmp_path):
+    # QA (reproducibility): a resume without --deterministic (or with bf16 switched) was taken
+    # unsaid, and the stored manifest then spoke for every candidate.
+    from automed.searching.runner import _changed_numerics
+
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    search(demo_signal, trials=1, storage=url, study="d", **{**QUICK, "deterministic": True})
+    again = search(demo_signal, trials=2, storage=url, study="d", **QUICK)
+    assert any("this run is not --deterministic, the study's earlier runs were" in w
+               for w in again.warnings), again.warnings
+    [said] = _changed_numerics({"cpu_bf16": True}, {"cpu_bf16": False})
+    assert said.startswith("this run trains without bf16 autocast on the CPU, the study's "
+                           "earlier runs with")
+    assert _changed_numerics({"cpu_bf16": True, "deterministic": True},
+                             {"cpu_bf16": True, "deterministic": True}) == []

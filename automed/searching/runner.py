@@ -472,6 +472,22 @@ def _some(names: list[str], shown: int = 12) -> str:
             f"{', '.join(names[-2:])}")
 
 
+def _changed_numerics(was: dict, now: dict) -> list[str]:
+    """What a resume trains differently from the study's earlier runs (QA: bf16 off on resume
+    and --deterministic dropped were taken unsaid, and the manifest then spoke for all)."""
+    said = []
+    if "cpu_bf16" in was and was["cpu_bf16"] != now.get("cpu_bf16"):
+        said.append(f"this run trains {'with' if now.get('cpu_bf16') else 'without'} bf16 "
+                    "autocast on the CPU, the study's earlier runs "
+                    f"{'with' if was['cpu_bf16'] else 'without'} (AUTOMED_CPU_BF16, or another "
+                    "CPU): their candidates' scores compare less exactly")
+    if "deterministic" in was and bool(was["deterministic"]) != bool(now.get("deterministic")):
+        said.append(f"this run is {'' if now.get('deterministic') else 'not '}--deterministic, "
+                    f"the study's earlier runs were {'' if was['deterministic'] else 'not'}: "
+                    "give the same flag for a study that repeats exactly")
+    return said
+
+
 def _study_uid(store: Store, study_name: str, search_id: int) -> str:
     """The study's uid (see results.artifact.study_stamp); a study from before uids gets one."""
     uid = (store.search(study_name)["config"] or {}).get("uid")
@@ -608,6 +624,7 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
     stamp = study_stamp(store.url, study_name, _study_uid(store, study_name, search_id),
                         full.fingerprint)
     stored_config = (store.search(study_name)["config"] or {}) if resumed else {}
+    p.warnings.extend(_changed_numerics(stored_config.get("manifest") or {}, manifest))
     if resumed and artifacts is None:
         # QA: a resume without the first run's --artifacts saved its answer beside the
         # database and left the first run's fold models unread
