@@ -200,7 +200,10 @@ def test_stopping_workers_kills_only_the_late_one_and_says_so():
     with pytest.warns(UserWarning, match=r"^1 worker\(s\) did not stop within 5 s and were "
                                          r"killed"):
         _stop([late, prompt], 5.0)
-    assert prompt.exitcode == 130 and late.exitcode == -signal.SIGKILL
+    # the prompt one exits on its own (130), or, under load, dies of a repeated SIGINT while
+    # its interpreter is already shutting down (-SIGINT: handlers are gone by then); never
+    # killed (CI flake: -2 under load)
+    assert prompt.exitcode in (130, -signal.SIGINT) and late.exitcode == -signal.SIGKILL
 
 
 def test_a_local_worker_budget_ends_when_the_leaders_does(demo_signal, tmp_path):
