@@ -251,3 +251,23 @@ def test_the_objective_names_averaging_and_a_positive_class_only_where_the_metri
     micro = dict(macro, average="micro")
     assert objective_words(micro, "auprc", ["a", "b", "c"]) == "3-fold CV by auprc (micro)"
     assert objective_words(micro, "auroc", ["a", "b"]) == "3-fold CV by auroc"
+
+
+def test_show_says_no_spread_for_one_fold_and_names_the_averaging_once(tmp_path):
+    # QA (numbers across outputs): show said "0.3333 ± 0.0000 over 1 fold(s)" where the
+    # leaderboard says "± -", and "by f1 (macro) (average macro, seed 1)".
+    from automed.results.describe import format_candidate, format_study, study_summary
+
+    store = Store(f"sqlite:///{tmp_path / 'one.db'}")
+    add_search(store, "f", metric="f1", candidates=[("cnn", "complete", 0.8, _metrics(0.8),
+                                                      None)])
+    sid = store.search("f")["id"]
+    store.record_candidate(sid, 0, fold_scores=[0.8], score_std=0.0)
+    [c] = store.candidates("f")
+    assert "  f1: 0.8000 ± - over 1 fold(s)" in format_candidate(c)
+    info = store.search("f")
+    info["classes"] = ["a", "b", "c"]  # three classes: f1's averaging matters
+    text = format_study(study_summary(info, store.candidates("f")))
+    assert "  objective: 2-fold CV by f1 (macro) (seed 0)" in text, text
+    two = format_study(study_summary(store.search("f"), store.candidates("f")))
+    assert "  objective: 2-fold CV by f1 (average macro, seed 0)" in two, two

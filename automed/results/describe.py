@@ -9,8 +9,12 @@ from automed.evaluation.names import AVERAGED
 from automed.results.leaderboard import format_test_scores
 
 
-def _score(mean: float | None, std: float | None) -> str:
-    return "-" if mean is None else f"{mean:.4f} ± {std or 0:.4f}"
+def _score(mean: float | None, std: float | None, folds: int = 2) -> str:
+    """``mean ± std``; one fold has no spread: "± -", as the leaderboard says it (QA: show
+    said "± 0.0000" of a candidate stopped after one fold)."""
+    if mean is None:
+        return "-"
+    return f"{mean:.4f} ± " + (f"{std or 0:.4f}" if folds > 1 else "-")
 
 
 # What a search record says while its process works on it: searching, then making the answer.
@@ -156,13 +160,17 @@ def study_summary(info: dict, candidates: list[dict]) -> dict:
 
 def format_study(summary: dict) -> str:
     cfg = summary["config"]
+    objective = objective_words(cfg, summary["metric"], summary["classes"])
     lines = [
         f"study {summary['study']!r}: {summary['status']}, created {summary['created_at']}",
         f"  dataset: {summary['dataset']} ({summary['modality']}, {sample_counts(summary)}, "
         f"classes {', '.join(map(str, summary['classes']))}; "
         f"fingerprint {summary['dataset_fingerprint'][:12]})",
-        f"  objective: {objective_words(cfg, summary['metric'], summary['classes'])} "
-        f"(average {cfg.get('average')}, seed {cfg.get('cv_seed')})",
+        f"  objective: {objective} ("
+        # the averaging once (QA: "by f1 (macro) (average macro, seed 1)")
+        + (f"average {cfg.get('average')}, " if not scoring_words(
+            cfg, summary["metric"], summary["classes"]) else "")
+        + f"seed {cfg.get('cv_seed')})",
         f"  candidate{'' if summary['n_candidates'] == 1 else 's'}: {summary['n_candidates']} "
         f"({', '.join(f'{n} {s}' for s, n in sorted(summary['states'].items())) or 'none'}), "
         f"{summary['total_duration_s']:.1f}s in total on {', '.join(summary['devices']) or '-'}",
@@ -190,7 +198,8 @@ def format_study(summary: dict) -> str:
 def format_candidate(c: dict) -> str:
     lines = [
         f"candidate #{c['trial']} of study {c['study']!r}: {c['architecture']}, {c['state']}",
-        f"  {c['metric']}: {_score(c['score_mean'], c['score_std'])} over "
+        f"  {c['metric']}: "
+        f"{_score(c['score_mean'], c['score_std'], len(c['fold_scores'] or []))} over "
         f"{len(c['fold_scores'] or [])} fold(s)",
         "  per fold: " + (", ".join(f"{v:.4f}" for v in c["fold_scores"]) or "-"),
         "  metrics (fold mean): " + (", ".join(

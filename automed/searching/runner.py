@@ -131,7 +131,8 @@ class SearchResult:
                 if k in ("accuracy", "balanced_accuracy", "auroc") and v is not None}
         return (f"SearchResult(study={self.study!r}, answer={answer!r}, "
                 f"cv={None if cv is None else round(cv, 4)}, test={test or None}, "
-                f"candidates={len(self.leaderboard)}, artifact={self.artifact!r})")
+                f"complete={sum(r.get('state') == 'complete' for r in self.leaderboard)}, "
+                f"artifact={self.artifact!r})")
 
     def predict(self, x, device: str = "cpu") -> list[str]:
         """The answer's predicted class (its most probable) for each raw sample."""
