@@ -269,3 +269,47 @@ def test_raw_arrays_get_the_models_channels_and_a_refusal_names_its_fix():
     with pytest.raises(DataError, match="expects \\(1, 60\\); resample them to the training "
                                         "length"):
         in_model_layout(np.zeros((4, 80), dtype=np.float32), signal)
+
+
+def _dicom_like(path: Path) -> None:
+    """A file with DICOM's preamble and magic (what format_hint looks for)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\0" * 128 + b"DICM" + b"\0" * 64)
+
+
+def test_files_of_a_format_automed_does_not_read_are_refused_not_skipped(tmp_path):
+    # QA (formats): class folders of 12 DICOM scans and 2 PNGs each searched the 4 PNGs,
+    # unsaid, and predict left DICOMs out of its rows; a folder of DICOMs alone was "empty".
+    for cls in ("normal", "nodule"):
+        (tmp_path / cls).mkdir()
+        for i in range(2):
+            Image.fromarray(np.full((6, 6), 40 * i, np.uint8)).save(tmp_path / cls / f"{i}.png")
+        _dicom_like(tmp_path / cls / "IM00001")           # as PACS exports name them
+        (tmp_path / cls / "scan.dcm").write_bytes(b"x")
+    (tmp_path / "normal" / "notes.txt").write_text("kept out, as before")
+    with pytest.raises(DataError, match=r"nodule: 2 file\(s\) automed does not read, such as "
+                                        r"(IM00001: a DICOM file|scan\.dcm: DICOM is not read)"):
+        load_data(tmp_path)
+    only = tmp_path / "only"
+    (only / "a").mkdir(parents=True)
+    (only / "b").mkdir()
+    (only / "a" / "x.txt").write_text("a note")
+    (only / "b" / "y.txt").write_text("a note")
+    with pytest.raises(DataError, match=r"a: holds no images, only 1 \.txt file\(s\)"):
+        load_data(only)
+
+
+@pytest.mark.parametrize("name,said", [
+    ("scan.dcm", "DICOM is not read directly"), ("brain.nii.gz", "NIfTI volumes are not read"),
+    ("rec.edf", "EDF recordings are not read directly"), ("x.mat", "numpy.savez"),
+    ("t.xlsx", "save the sheet as CSV UTF-8"), ("r.fastq", "convert to FASTA"),
+    ("one.png", "one image: automed reads a folder of class sub-folders")])
+def test_formats_people_have_are_refused_with_their_fix(tmp_path, name, said):
+    path = tmp_path / name
+    if name.endswith(".png"):
+        Image.fromarray(np.zeros((4, 4), np.uint8)).save(path)
+    else:
+        path.write_bytes(b"\x01\x02 binary")
+    with pytest.raises(DataError, match=said) as e:
+        load_data(path)
+    assert "\n" not in str(e.value)

@@ -364,13 +364,13 @@ def test_a_refusal_naming_search_options_says_they_are_the_searchs(studies, monk
                                                                    tmp_path):
     # QA: predict said "force one with --format", an option predict does not have
     root, storage = studies
-    path = tmp_path / "visits.xlsx"
+    path = tmp_path / "visits.xyz"  # a suffix no hint names (.xlsx has its own advice)
     path.write_bytes(b"PK\x03\x04 not really")
     code, out, err = _predict(monkeypatch, capsys, str(path), "--study", "grouped",
                               "--storage", storage)
     assert code not in (0, None) and out == ""
     [line] = [ln for ln in err.splitlines() if ln.startswith("error:")]
-    assert "unknown data format '.xlsx'" in line
+    assert "unknown data format '.xyz'" in line
     assert line.endswith("(--format is an `automed search` option: predict reads a file as its "
                          "study's search read the training data; give it a file of that kind)")
 

@@ -141,13 +141,14 @@ def image_files(folder: Path) -> list[Path]:
     """The image files under ``folder``, hidden files and folders aside, in the order their
     samples are read (and their ids, the paths relative to ``folder``, written by predict);
     an image file alone is itself."""
-    from automed.data.loaders.images import IMAGE_SUFFIXES
+    from automed.data.loaders.images import IMAGE_SUFFIXES, refuse_unread
 
     if _is_image_file(folder):
         return [folder]
-    return sorted(f for f in folder.rglob("*") if f.is_file()
-                  and not any(p.startswith(".") for p in f.relative_to(folder).parts)
-                  and f.suffix.lower() in IMAGE_SUFFIXES)
+    files = [f for f in folder.rglob("*") if f.is_file()
+             and not any(p.startswith(".") for p in f.relative_to(folder).parts)]
+    refuse_unread(folder, files)  # QA: 2 DICOM scans of 3 files got no prediction, unsaid
+    return sorted(f for f in files if f.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def fasta_ids(path: Path) -> list[str]:

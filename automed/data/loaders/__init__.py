@@ -53,11 +53,75 @@ def find_loader(path: Path, format: str | None = None, modality: str | None = No
             f"{'; '.join(f'{lo.name}: {lo.description}' for lo in claiming)}); check its "
             f"contents, or force a reader with --format ({', '.join(sorted(loaders))})"
         )
+    hint = format_hint(path)
+    if hint:  # a format people have, said with its fix (QA: "unknown data format '.dcm'")
+        raise DataError(f"{path}: {hint}")
     raise DataError(
         f"{path}: unknown data format {path.suffix or '(no suffix)'!r}; automed reads "
         f"{', '.join(suffixes)} files and folders of class sub-folders, or force one with "
-        f"--format ({', '.join(sorted(loaders))})"
+        f"--format ({', '.join(sorted(loaders))}); a loader plugin reads others "
+        "(docs/plugins.md)"
     )
+
+
+_ARRAYS = ("an array file: save the samples and labels with numpy.savez(\"data.npz\", x=x, "
+           "y=y) and give the .npz")
+_CONVERT = ("convert it (to 16-bit PNG images in class sub-folders, or an .npz of x and y), "
+            "or read it with a loader plugin (docs/plugins.md)")
+# Formats automed does not read, with what to do instead (QA: each was "unknown data format").
+FORMAT_HINTS = {
+    ".dcm": f"DICOM is not read directly; {_CONVERT}",
+    ".nii": f"NIfTI volumes are not read; save 2-D slices, or {_CONVERT}",
+    ".nii.gz": f"NIfTI volumes are not read; save 2-D slices, or {_CONVERT}",
+    ".mha": f"a 3-D volume format automed does not read; {_CONVERT}",
+    ".nrrd": f"a 3-D volume format automed does not read; {_CONVERT}",
+    ".svs": "a whole-slide image: cut it into tiles (PNG/TIFF in class sub-folders) first",
+    ".ndpi": "a whole-slide image: cut it into tiles (PNG/TIFF in class sub-folders) first",
+    ".edf": ("EDF recordings are not read directly; cut them into fixed-length windows and "
+             "save an .npz of x (N, channels, length) and y, or use a loader plugin "
+             "(docs/plugins.md)"),
+    ".bdf": "BDF recordings are not read directly; save an .npz of x (N, channels, length) and y",
+    ".hea": ("a WFDB record: cut it into fixed-length windows and save an .npz of x (N, "
+             "channels, length) and y (the wfdb package reads it)"),
+    ".mat": _ARRAYS, ".h5": _ARRAYS, ".hdf5": _ARRAYS, ".npy": _ARRAYS,
+    ".xlsx": "an Excel workbook: save the sheet as CSV UTF-8 and give the .csv",
+    ".xls": "an Excel workbook: save the sheet as CSV UTF-8 and give the .csv",
+    ".parquet": "save the table as .csv (pandas: df.to_csv(\"data.csv\", index=False))",
+    ".feather": "save the table as .csv (pandas: df.to_csv(\"data.csv\", index=False))",
+    ".json": "JSON is read one record per line: rename a JSON Lines file to .jsonl, or save "
+             "the records as .csv",
+    ".fastq": "FASTQ reads: convert to FASTA (e.g. seqtk seq -a reads.fastq > reads.fa) with "
+              "the class in each header",
+    ".gb": "GenBank: convert to FASTA (e.g. Biopython SeqIO.convert) with the class in each header",
+    ".gbk": "GenBank: convert to FASTA (e.g. Biopython SeqIO.convert) with the class in each "
+            "header",
+    ".sto": "a Stockholm alignment: convert to FASTA without gaps, the class in each header",
+    ".docx": "a document: put the texts in a .jsonl (one {\"text\": ..., \"label\": ...} per "
+             "line) or a .csv with text and label columns",
+    ".pdf": "a document: put the texts in a .jsonl (one {\"text\": ..., \"label\": ...} per "
+            "line) or a .csv with text and label columns",
+}
+
+
+def format_hint(path: Path) -> str | None:
+    """What to do with a file of a format automed does not read (None: no advice)."""
+    from automed.data.loaders.images import IMAGE_SUFFIXES
+
+    name = path.name.lower()
+    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+        return ("one image: automed reads a folder of class sub-folders of images "
+                "(normal/a.png, pneumonia/b.png, ...); give the folder")
+    if path.is_file() and not path.suffix and _is_dicom(path):
+        return f"a DICOM file (no suffix, as PACS exports name them); {_CONVERT}"
+    return next((hint for suffix, hint in FORMAT_HINTS.items() if name.endswith(suffix)), None)
+
+
+def _is_dicom(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            return f.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
 
 
 def load_data(
@@ -138,7 +202,8 @@ def _check_file_form(path: Path, format: str | None) -> None:
         return  # an unknown format is find_loader's to name
     suffix = path.suffix.lower()
     if suffix in COMPRESSED and not any(suffix in lo.suffixes or "".join(
-            path.suffixes[-2:]).lower() in lo.suffixes for lo in loaders.values()):
+            path.suffixes[-2:]).lower() in lo.suffixes for lo in loaders.values()) \
+            and not path.name.lower().endswith(".nii.gz"):  # a NIfTI file: find_loader says
         # QA: a .csv.gz was an "unknown data format '.gz'", then "not a UTF-8 text file"
         tool = COMPRESSED[suffix]
         raise DataError(f"{path}: a compressed ({suffix}) file; decompress it first (e.g. "

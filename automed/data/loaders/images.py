@@ -97,17 +97,31 @@ def _scan(folder: Path) -> list[tuple[Path, str]]:
     for class_dir in class_dirs:
         # QA: images in class/sub/ were skipped (predict read them), and a class folder
         # holding only a sub-folder was "empty".
-        images = sorted(
-            f for f in class_dir.rglob("*")
-            if f.is_file() and not _hidden(f, class_dir) and f.suffix.lower() in IMAGE_SUFFIXES
-        )
+        files = [f for f in class_dir.rglob("*") if f.is_file() and not _hidden(f, class_dir)]
+        images = sorted(f for f in files if f.suffix.lower() in IMAGE_SUFFIXES)
+        refuse_unread(class_dir, files)
         if not images:
+            others = sorted({f.suffix.lower() or "(no suffix)" for f in files})
+            held = (f"holds no images, only {len(files)} {', '.join(others)} file(s)" if files
+                    else "is an empty class folder")
             raise DataError(
-                f"{class_dir}: empty class folder (no {'/'.join(IMAGE_SUFFIXES)} images, also "
-                "in its sub-folders); add images or remove the folder"
+                f"{class_dir}: {held} (automed reads {'/'.join(IMAGE_SUFFIXES)} images, also "
+                "in sub-folders); add images, or remove the folder if it is no class"
             )
         found.extend((f, class_dir.name) for f in images)
     return found
+
+
+def refuse_unread(folder: Path, files: list[Path]) -> None:
+    """Refuse a folder holding files of an image or medical format automed does not read
+    (DICOM, NIfTI, whole-slide images, ...): they were skipped unsaid, so 12 DICOM scans and
+    2 PNGs per class searched 4 images (QA). Other files (notes, a .csv) stay ignored."""
+    from automed.data.loaders import format_hint
+
+    unread = [f for f in files if f.suffix.lower() not in IMAGE_SUFFIXES and format_hint(f)]
+    if unread:
+        raise DataError(f"{folder}: {len(unread)} file(s) automed does not read, such as "
+                        f"{unread[0].name}: {format_hint(unread[0])}")
 
 
 def _open(file: Path) -> Image.Image:
