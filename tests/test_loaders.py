@@ -509,3 +509,19 @@ def test_an_npz_declaring_more_than_half_the_memory_is_refused_unread(tmp_path, 
     with pytest.raises(DataError, match="not a readable .npz archive") as e:
         load_data(short)
     assert "pickle" not in str(e.value)
+
+
+def test_a_volume_in_an_npz_is_read_as_channels_and_said(tmp_path):
+    # QA (formats): MedMNIST-3D's (N, 28, 28, 28) became 28-channel 2-D images, unsaid
+    from automed.searching.prepare import _volume_warnings
+
+    path = tmp_path / "vol.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, x=rng.random((20, 8, 12, 12)).astype(np.float32), y=np.arange(20) % 2)
+    train = load_data(path).train
+    assert train.x.shape == (20, 8, 12, 12)
+    [said] = _volume_warnings(train)
+    assert said.startswith("samples of 8 x 12 x 12 are read as 12 x 12 images of 8 channels")
+    rgb = tmp_path / "rgb.npz"
+    np.savez(rgb, x=rng.random((20, 12, 12, 3)).astype(np.float32), y=np.arange(20) % 2)
+    assert _volume_warnings(load_data(rgb).train) == []  # colour images: no volume

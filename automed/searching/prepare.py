@@ -137,7 +137,8 @@ def prepare(plan: SearchPlan, data: LoadedData | None = None) -> Prepared:
 
     spec = sized(preprocessor_for(train.modality).spec(train))
     said = (leakage_warnings(leakage) + _text_warnings(train) + _label_warnings(train)
-            + _table_warnings(train) + _test_class_warnings(train, test))
+            + _table_warnings(train) + _test_class_warnings(train, test)
+            + _volume_warnings(train))
     # A family's own preprocessor (a pretrained tokenizer, ...) gives its own spec; computed
     # here, so a missing model or library stops the search before any candidate runs.
     specs, unfit = {}, {}
@@ -200,6 +201,16 @@ def _test_class_warnings(train: Dataset, test: Dataset | None) -> list[str]:
             f"{', '.join(map(repr, missing))}: its scores say nothing of "
             f"{'them' if len(missing) > 1 else 'it'} (its macro recall, precision and f1 "
             "average the classes it has)"]
+
+
+def _volume_warnings(train: Dataset) -> list[str]:
+    volume = train.meta.get("volume")
+    if not volume:
+        return []
+    d, h, w = volume
+    return [f"samples of {d} x {h} x {w} are read as {h} x {w} images of {d} channels (a 3-D "
+            "volume's depth as channels: automed has no 3-D family); if another axis holds "
+            "the channels, transpose the array to (N, channels, height, width) first"]
 
 
 def _label_warnings(train: Dataset) -> list[str]:

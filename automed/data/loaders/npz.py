@@ -76,7 +76,7 @@ class NpzLoader(Loader):
         y_enc, classes = encode_labels(y, source)
         train = Dataset(_shape(x, modality, source), y_enc, classes,
                         _modality(x, modality), source, groups=groups,
-                        meta={"label_key": label_key})
+                        meta={"label_key": label_key, **_volume(x, modality)})
         if test is None:
             return LoadedData(train)
         tx, ty = test
@@ -202,6 +202,15 @@ def _channels_last(x: np.ndarray) -> bool:
     """(N, length, few channels), as Keras and wfdb save a 12-lead ECG (QA: it was read as
     one-channel images of 500 x 12, and with --modality signal as 500 channels of 12)."""
     return x.shape[2] <= 16 and x.shape[1] >= 4 * x.shape[2] and not _channels_first(x)
+
+
+def _volume(x: np.ndarray, forced: str | None) -> dict:
+    """``{"volume": [d, h, w]}`` for image samples of three axes none of which looks like
+    colour channels (1, 3 or 4): a 3-D volume, read as 2-D images with one channel per slice
+    (QA: MedMNIST-3D's (N, 28, 28, 28) was read so, unsaid); ``{}`` otherwise."""
+    if x.ndim == 4 and _modality(x, forced) == "image" and min(x.shape[1:]) > 4:
+        return {"volume": [int(v) for v in x.shape[1:]]}
+    return {}
 
 
 def _shape(x: np.ndarray, forced: str | None, source: str) -> np.ndarray:
