@@ -250,3 +250,17 @@ def test_a_binary_or_endless_first_line_is_refused_before_it_is_read(tmp_path, m
     endless.write_text("a," * 200)
     with pytest.raises(DataError, match="has a first line of over 100 characters"):
         load_data(endless)
+
+
+def test_a_space_aligned_txt_table_is_told_to_be_saved_as_csv(tmp_path):
+    # QA (formats): read as a signal file, "signal values must be numbers"
+    from automed.data.loaders import load_data
+    from automed.errors import DataError
+
+    path = tmp_path / "cohort.txt"
+    path.write_text("patient_id    age  sex    bmi  outcome\n"
+                    + "".join(f"P{i:03d}          {40 + i}  M    {22 + i % 5}.1  {i % 2}\n"
+                              for i in range(20)))
+    with pytest.raises(DataError, match=r"looks like a space-aligned table with a header "
+                                        r"\(patient_id, age, sex, bmi, \.\.\.\); save it as CSV"):
+        load_data(path)
