@@ -264,3 +264,19 @@ def test_a_space_aligned_txt_table_is_told_to_be_saved_as_csv(tmp_path):
     with pytest.raises(DataError, match=r"looks like a space-aligned table with a header "
                                         r"\(patient_id, age, sex, bmi, \.\.\.\); save it as CSV"):
         load_data(path)
+
+
+@pytest.mark.parametrize("fmt", ["tabular", "signal-table"])
+def test_a_binary_file_given_a_text_format_is_called_binary_not_latin1(tmp_path, fmt):
+    # QA (formats): an .xlsx or an EDF with --format was told to be re-saved as UTF-8
+    from automed.data.loaders import load_data
+    from automed.errors import DataError
+
+    xlsx = tmp_path / "t.xlsx"
+    xlsx.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 4)
+    with pytest.raises(DataError, match="a zip archive \\(an Excel .xlsx workbook\\?\\)"):
+        load_data(xlsx, format=fmt)
+    edf = tmp_path / "r.edf"
+    edf.write_bytes(b"0       X\x00\x00\xff\xfe" + bytes(range(256)) * 4)
+    with pytest.raises(DataError, match="a binary file, not a text table"):
+        load_data(edf, format=fmt)

@@ -239,7 +239,8 @@ def _check_file_form(path: Path, format: str | None) -> None:
     spaced = first.split()
     words = [n for n in spaced if not records.is_number(n)]
     if (suffix == ".txt" and format is None and "\t" not in first and "," not in first
-            and not first.lstrip().startswith((">", ";", "@")) and len(words) >= 2 and records.named(spaced) and not series_names(words)):
+            and not first.lstrip().startswith((">", ";", "@"))  # FASTA headers
+            and len(words) >= 2 and records.named(spaced) and not series_names(words)):
         # QA: a fixed-width table was read as a signal file: "signal values must be numbers"
         raise DataError(f"{path}: looks like a space-aligned table with a header "
                         f"({', '.join(spaced[:4])}{', ...' if len(spaced) > 4 else ''}); save "

@@ -24,7 +24,23 @@ def read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: {NOT_UTF8}") from exc
+        raise DataError(f"{path}: {not_utf8(path)}") from exc
+
+
+def not_utf8(path: Path) -> str:
+    """Why a file that is no UTF-8 text cannot be read: an encoding, or no text at all (QA:
+    an .xlsx or an EDF recording given with --format was told to be re-saved as UTF-8)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError:
+        head = b""
+    if head.startswith(b"PK\x03\x04"):
+        return ("a zip archive (an Excel .xlsx workbook?), not a text table; save the sheet "
+                "as CSV UTF-8 and give the .csv")
+    if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "a binary file, not a text table; check that it is the file you meant"
+    return NOT_UTF8
 
 
 # QA: a Latin-1 CSV and an Excel "Unicode Text" (UTF-16) .tsv were told to "export the table

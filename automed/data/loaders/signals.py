@@ -12,7 +12,7 @@ import numpy as np
 from automed.data.dataset import Dataset, LoadedData, encode_labels
 from automed.data.loaders import records
 from automed.data.loaders.base import Loader
-from automed.data.loaders.records import LABEL_NAMES, NOT_UTF8
+from automed.data.loaders.records import LABEL_NAMES, not_utf8
 from automed.errors import DataError
 from automed.hookspecs import hookimpl
 
@@ -45,7 +45,7 @@ class SignalTableLoader(Loader):
         try:
             text = path.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise DataError(f"{path}: {NOT_UTF8}") from exc
+            raise DataError(f"{path}: {not_utf8(path)}") from exc
         # (1-based line number, line) so error messages point at the line in the file.
         lines = [(i, ln) for i, ln in enumerate(text.splitlines(), 1) if ln.strip()]
         if not lines:
