@@ -641,15 +641,21 @@ class _NamingStudyPlugins:
         return None
 
     def __exit__(self, kind, exc, tb) -> None:
+        from automed.errors import DataError
         from automed.results.artifact import MissingArchitecture
 
-        if not isinstance(exc, MissingArchitecture):
+        unread = isinstance(exc, DataError) and "unknown data format" in str(exc)
+        if not isinstance(exc, MissingArchitecture) and not unread:
             return
         try:
             plan = (self.store.search(self.study).get("config") or {}).get("plan") or {}
             sources = [str(r["source"]) for r in plan.get("plugins") or []]
         except (AutomedError, KeyError, TypeError, AttributeError):
             return
+        if sources and unread:  # QA: a loader plugin's study said "unknown data format"
+            raise DataError(f"{str(exc).split(';')[0]}; study {self.study!r} was searched "
+                            "with --plugin " + " --plugin ".join(map(shlex.quote, sources))
+                            + ", whose loader may read it: give it again") from None
         if sources:
             raise MissingArchitecture(exc.architecture, exc.installed, sources) from None
 

@@ -172,3 +172,15 @@ def test_a_loader_plugins_unchannelled_signals_are_searched_as_the_built_ins_giv
                            f"sqlite:///{tmp_path / 's.db'}")
     assert code in (0, None), err
     assert "40 signal samples of 1 x 12 (channels x length)" in err
+    # predict without the loader's --plugin names it (QA: "unknown data format '.rows'")
+    from automed.plugin_manager import reset_plugin_manager
+
+    reset_plugin_manager()  # as a new command starts: the plugin is not loaded
+    code, _, err = run_cli(monkeypatch, capsys, "predict", str(tmp_path / "d.rows"),
+                           "--storage", f"sqlite:///{tmp_path / 's.db'}")
+    assert code not in (0, None)
+    assert "unknown data format '.rows'; study 'd.rows-accuracy-cv2' was searched with " \
+           f"--plugin {path}, whose loader may read it: give it again" in err, err
+    code, out, err = run_cli(monkeypatch, capsys, "predict", str(tmp_path / "d.rows"),
+                             "--plugin", str(path), "--storage", f"sqlite:///{tmp_path / 's.db'}")
+    assert code in (0, None) and out.count("\n") == 41, err
