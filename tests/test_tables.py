@@ -374,3 +374,16 @@ def test_control_characters_in_class_or_column_names_are_refused(tmp_path, where
     with pytest.raises(DataError, match=r"(class|column) name .* holds the control character "
                                         r".*; remove it from the (labels|header)"):
         load_data(_write(tmp_path / "c.csv", header, rows))
+
+
+def test_a_time_axis_column_of_a_long_format_recording_is_said(tmp_path):
+    # QA (formats): "time,ECG,label" was searched as a table with time as a feature
+    from automed.searching.prepare import _table_warnings
+
+    t = [round(0.004 * i, 3) for i in range(60)]
+    [said] = _table_warnings(load_data(_with_column(tmp_path, "time", t)).train)
+    assert said.startswith("column 'time' rises in even steps (0, 0.004, ...), like the time "
+                           "axis of one recording in long format")
+    rng = np.random.default_rng(1)
+    rising = np.cumsum(rng.exponential(1.0, 60)).round(3).tolist()  # uneven: no time axis
+    assert _table_warnings(load_data(_with_column(tmp_path, "dose", rising)).train) == []

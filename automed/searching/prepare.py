@@ -295,11 +295,19 @@ def _table_warnings(train: Dataset) -> list[str]:
                             f"or record id; {hint}")
             continue
         values = np.array([to_float(t) for t in present])
+        steps = np.diff(values)
         if (len(values) == len(x) and np.all(values == np.round(values))
                 and len(np.unique(values)) == len(values)
                 and values.max() - values.min() < 1.5 * len(values)):
             said.append(f"column {name!r} numbers the rows ({values.min():g} to "
                         f"{values.max():g}, each once), like a record number; {hint}")
+        elif len(values) == len(x) and np.all(steps > 0) and steps.std() < 0.1 * steps.mean():
+            # QA: "time,ECG,label" (one recording, one row per sample) was searched with
+            # its time as a feature that gives the label away
+            said.append(f"column {name!r} rises in even steps ({values[0]:g}, {values[1]:g}, "
+                        "...), like the time axis of one recording in long format: automed "
+                        "reads one sample per row (a whole series per row for signals); "
+                        "reshape the recording into windows, or drop the column")
     return said
 
 
