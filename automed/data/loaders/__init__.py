@@ -42,7 +42,10 @@ def find_loader(path: Path, format: str | None = None, modality: str | None = No
             if path.suffix.lower() in loader.suffixes:
                 return loader
     named = label_col if isinstance(label_col, str) else None
-    for loader in loaders.values():
+    # A plugin's loaders are asked first: the built-in image-folder loader claims any folder
+    # of sub-folders, so a plugin's folder loader was never asked (QA: a folder of .npy files)
+    ordered = sorted(loaders.values(), key=lambda lo: type(lo).__module__.startswith("automed."))
+    for loader in ordered:
         if loader.sniff(path) or (named is not None and loader.claims_label(path, named)):
             return loader
     suffixes = sorted({s for lo in loaders.values() for s in lo.suffixes})
