@@ -644,7 +644,8 @@ class _NamingStudyPlugins:
         from automed.errors import DataError
         from automed.results.artifact import MissingArchitecture
 
-        unread = isinstance(exc, DataError) and "unknown data format" in str(exc)
+        unread = (isinstance(exc, DataError) and "unknown data format" in str(exc)) or (
+            isinstance(exc, ConfigError) and str(exc).startswith("unknown format "))
         if not isinstance(exc, MissingArchitecture) and not unread:
             return
         try:

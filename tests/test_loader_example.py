@@ -127,3 +127,20 @@ def test_a_npy_folder_is_claimed_without_format(tmp_path):
 
     _with_example()
     assert find_loader(_signals(tmp_path / "ecg")).name == "npy-folder"
+
+
+def test_predict_without_the_loader_of_a_format_study_names_its_plugin(tmp_path, monkeypatch,
+                                                                      capsys):
+    # QA: "unknown format 'npy-folder'; available: ..." named no plugin
+    from automed.plugin_manager import reset_plugin_manager
+
+    folder = _signals(tmp_path / "ecg")
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    code, _, err = run_cli(monkeypatch, capsys, "search", str(folder), "--plugin", str(EXAMPLE),
+                           "--format", "npy-folder", *TINY, "--storage", db)
+    assert code in (0, None), err
+    reset_plugin_manager()
+    code, _, err = run_cli(monkeypatch, capsys, "predict", str(folder), "--storage", db)
+    assert code not in (0, None)
+    assert err.startswith("error: unknown format 'npy-folder'; study ") and \
+        f"was searched with --plugin {EXAMPLE}" in err, err
