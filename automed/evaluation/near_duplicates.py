@@ -7,15 +7,12 @@ them for numeric data (images, signals, tabular records) without labels or group
 
 **Embedding.** Each sample becomes a point in at most ``DIMS`` (64) dimensions: tabular numeric
 columns are imputed (median) and standardised; images and signals are flattened as they are.
-A tabular record's categorical levels (columns of at most ``KEY_LEVELS`` levels; columns of
-more, such as dates or free text, tell records apart rather than kinds of them and are left
-out) are no coordinates but its *key*: near-twins share every
-level, distances are measured among records of one key, and the chance model below is
-``P(one key) x F(r | one key)``, fitted to pairs drawn among records of one key (a site column
-of 100 levels one-hot encoded made pairs of one level far closer than the overall pair
-distances predicted, and independent rows read as leaky). Wider data goes through a fixed
-Gaussian random projection, which keeps Euclidean distances (within about 10% at 64 dims,
-Johnson-Lindenstrauss) where PCA would shrink them and invent twins.
+Categorical columns are left out: one-hot levels make the pair distances a mixture (pairs that
+share a level sit a whole step closer than the rest), which the power law below does not
+follow, so independent rows with a 100-level site column read as leaky (QA: 61 of 500 with a
+"twin" where chance said 0.26). Twins share their numbers, which is what is measured. Wider
+data goes through a fixed Gaussian random projection, which keeps Euclidean distances (within
+about 10% at 64 dims, Johnson-Lindenstrauss) where PCA would shrink them and invent twins.
 
 **Statistic.** For each queried validation sample ``v`` (at most ``max_queries`` spread over the
 folds), ``d(v)`` is the distance to its nearest neighbour in its fold's training part (exact,
@@ -66,7 +63,6 @@ import numpy as np
 DIMS = 64
 TAUS = (0.3, 0.2, 0.1, 0.03, 0.01, 0.003, 0.001)
 NUMERIC_MODALITIES = ("image", "signal", "tabular")
-KEY_LEVELS = 32
 _MISSING = {"", "na", "n/a", "nan", "null", "none", "?", "-", "."}
 _LOW_Q, _HIGH_Q = 0.05, 0.20
 
@@ -107,13 +103,7 @@ class Embedder:
                     if std > 0:
                         self.columns.append({"kind": "num", "j": j, "median": med,
                                              "mean": float(values.mean()), "std": std})
-                else:
-                    # past KEY_LEVELS levels a column tells records (dates, ids, free text)
-                    # rather than kinds of them: a visit's twin would differ there
-                    if 1 < len({str(v).strip() for v in col}) <= KEY_LEVELS:
-                        self.columns.append({"kind": "cat", "j": j})
-            # Categorical levels are no distance (see ``keys``): twins share them all
-            width = sum(c["kind"] == "num" for c in self.columns)
+            width = len(self.columns)  # numeric columns only (see the module docstring)
         else:
             width = int(np.prod(np.shape(x)[1:]))
         if width > self.dims:
@@ -139,31 +129,13 @@ class Embedder:
         parts = []
         for c in self.columns:
             col = x[:, c["j"]]
-            if c["kind"] == "num":
-                values = self._numeric(col)
-                if values is None:  # a new file with text in a numeric column
-                    floats = [_to_float(v) for v in col]
-                    values = np.array([math.nan if f is None else f for f in floats])
-                values = np.where(np.isfinite(values), values, c["median"])
-                parts.append(((values - c["mean"]) / c["std"])[:, None])
+            values = self._numeric(col)
+            if values is None:  # a new file with text in a numeric column
+                floats = [_to_float(v) for v in col]
+                values = np.array([math.nan if f is None else f for f in floats])
+            values = np.where(np.isfinite(values), values, c["median"])
+            parts.append(((values - c["mean"]) / c["std"])[:, None])
         return np.hstack(parts) if parts else np.zeros((len(x), 0))
-
-    def keys(self, x) -> np.ndarray | None:
-        """Tabular records' categorical levels, one integer per distinct combination (the
-        same integers for every call), or None without categorical columns. Near-twins
-        share every level; the distance is measured on the numeric columns alone, among
-        records of one key (QA: one-hot levels of a site column hashed into buckets made
-        records of one bucket far closer than the chance model, fitted to the pairs' overall
-        distances, expected: LEAKAGE on independent rows)."""
-        cats = [c["j"] for c in self.columns if c["kind"] == "cat"]
-        if self.modality != "tabular" or not cats:
-            return None
-        table = getattr(self, "_key_ids", None)
-        if table is None:
-            table = self._key_ids = {}
-        x = np.asarray(x).reshape(len(x), -1)
-        rows = zip(*[[str(v).strip() for v in x[:, j]] for j in cats])
-        return np.array([table.setdefault(r, len(table)) for r in rows], dtype=np.int64)
 
     def transform(self, x) -> np.ndarray:
         width = max(1, int(np.prod(np.shape(x)[1:])))
@@ -189,42 +161,24 @@ def embeddable(x, modality: str) -> bool:
     return isinstance(x, np.ndarray) and x.dtype != object and x.ndim >= 2
 
 
-def nn_distances(train: np.ndarray, queries: np.ndarray, train_keys: np.ndarray | None = None,
-                 query_keys: np.ndarray | None = None) -> np.ndarray:
-    """Exact Euclidean distance from each query to its nearest training point (brute force),
-    among the training points of the query's key when keys are given (inf: none)."""
+def nn_distances(train: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Exact Euclidean distance from each query to its nearest training point (brute force)."""
     from sklearn.metrics import pairwise_distances_argmin_min
 
     if len(queries) == 0:
         return np.zeros(0)
-    if train_keys is None or query_keys is None:
-        _, dist = pairwise_distances_argmin_min(queries, train, metric="euclidean")
-        return np.asarray(dist, dtype=np.float64)
-    out = np.full(len(queries), np.inf)
-    for key in np.unique(query_keys):
-        mine, theirs = query_keys == key, train_keys == key
-        if theirs.any():
-            _, dist = pairwise_distances_argmin_min(queries[mine], train[theirs],
-                                                    metric="euclidean")
-            out[mine] = dist
-    return out
+    _, dist = pairwise_distances_argmin_min(queries, train, metric="euclidean")
+    return np.asarray(dist, dtype=np.float64)
 
 
 class Reference:
     """Random-pair distance distribution: the scale ``S`` and the chance model ``F``."""
 
-    def __init__(self, z: np.ndarray, groups=None, n_pairs: int = 20000, seed: int = 0,
-                 keys: np.ndarray | None = None) -> None:
+    def __init__(self, z: np.ndarray, groups=None, n_pairs: int = 20000, seed: int = 0) -> None:
         rng = np.random.default_rng(seed)
         n = len(z)
-        # ``keys`` (categorical levels): F is P(same levels) x F(r | same levels), the pairs
-        # drawn uniformly among those of one key.
-        self.match = 1.0
-        if keys is None:
-            a = rng.integers(0, n, 2 * n_pairs)
-            b = rng.integers(0, n, 2 * n_pairs)
-        else:
-            a, b = self._matching_pairs(np.asarray(keys), 2 * n_pairs, rng)
+        a = rng.integers(0, n, 2 * n_pairs)
+        b = rng.integers(0, n, 2 * n_pairs)
         keep = a != b
         if groups is not None:  # unless (almost) all samples share one group
             g = np.asarray(groups).astype(str)
@@ -239,29 +193,11 @@ class Reference:
         self.dim = (math.log(_HIGH_Q / _LOW_Q) / math.log(r_high / self.r_low)
                     if self.r_low > 0 and r_high > self.r_low else 0.0)
 
-    def _matching_pairs(self, keys: np.ndarray, count: int,
-                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """``count`` pairs drawn uniformly among the pairs of records with one key; sets
-        ``match``, the share of all pairs that have one key."""
-        n = len(keys)
-        order = np.argsort(keys, kind="stable")
-        _, starts, sizes = np.unique(keys[order], return_index=True, return_counts=True)
-        weights = sizes * (sizes - 1.0)
-        self.match = float(weights.sum() / (n * (n - 1.0))) if n > 1 else 0.0
-        if not weights.sum():
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        g = rng.choice(len(sizes), count, p=weights / weights.sum())
-        i = rng.integers(0, sizes[g])
-        j = (i + rng.integers(1, np.maximum(sizes[g], 2))) % sizes[g]  # another member
-        return order[starts[g] + i], order[starts[g] + j]
-
     def cdf(self, r: float) -> float:
-        """``F(r)``: empirical at or above the 5% quantile, a power law below it (times the
-        share of pairs with one key, where keys are given)."""
+        """``F(r)``: empirical at or above the 5% quantile, a power law below it."""
         if r >= self.r_low or self.r_low <= 0:
-            return self.match * float(np.searchsorted(self.pairs, r, side="left")) / max(
-                len(self.pairs), 1)
-        return self.match * _LOW_Q * (r / self.r_low) ** self.dim
+            return float(np.searchsorted(self.pairs, r, side="left")) / max(len(self.pairs), 1)
+        return _LOW_Q * (r / self.r_low) ** self.dim
 
     def chance(self, r: float, n_train: int) -> float:
         """Upper bound on the chance that an independent sample has a training point within r."""
@@ -326,17 +262,10 @@ def near_twin_report(ref: Reference, dists: list[np.ndarray], exact: list[np.nda
         "estimated_near_twins_per_part": estimated,
         "expected_by_chance": round(lam, 4),
         "p_value": float(f"{best['p_value']:.3g}"),
-        "median_nn_distance": _median_ratio(np.concatenate(dists), ref.scale),
+        "median_nn_distance": round(float(np.median(np.concatenate(dists)) / ref.scale), 4),
         "dims": None,  # filled in by the caller
         "chance_dim": round(ref.dim, 2),
     }
-
-
-def _median_ratio(d: np.ndarray, scale: float) -> float | None:
-    """The median NN distance over the scale; None when no query has a neighbour of its key
-    (inf is no JSON a database column takes)."""
-    median = float(np.median(d)) if len(d) else math.inf
-    return round(median / scale, 4) if math.isfinite(median) else None
 
 
 def fold_near_twins(x, modality: str, groups, splits, exact_in_train: list[np.ndarray],
@@ -351,10 +280,10 @@ def fold_near_twins(x, modality: str, groups, splits, exact_in_train: list[np.nd
     if len(x) < 20:
         return {"checked": False, "reason": "fewer than 20 samples"}
     emb = Embedder(modality, seed=seed).fit(x)
-    z, keys = emb.transform(x), emb.keys(x)
+    z = emb.transform(x)
     if not z.shape[1]:
         return {"checked": False, "reason": "no numeric columns to measure"}
-    ref = Reference(z, groups, seed=seed, keys=keys)
+    ref = Reference(z, groups, seed=seed)
     rng = np.random.default_rng(seed)
     per_fold = max(1, max_queries // max(len(splits), 1))
     dists, exact, n_train, sizes = [], [], [], []
@@ -362,9 +291,7 @@ def fold_near_twins(x, modality: str, groups, splits, exact_in_train: list[np.nd
         pick = np.arange(len(val_idx))
         if len(pick) > per_fold:
             pick = np.sort(rng.choice(len(val_idx), per_fold, replace=False))
-        dists.append(nn_distances(z[train_idx], z[val_idx[pick]],
-                                  None if keys is None else keys[train_idx],
-                                  None if keys is None else keys[val_idx[pick]]))
+        dists.append(nn_distances(z[train_idx], z[val_idx[pick]]))
         exact.append(np.asarray(ex, dtype=bool)[pick])
         n_train.append(len(train_idx))
         sizes.append(len(val_idx))
@@ -385,16 +312,15 @@ def holdout_near_twins(train_x, test_x, modality: str, groups, exact_in_train: n
     if np.shape(test_x)[1:] != np.shape(train_x)[1:]:
         return {"checked": False, "reason": "test samples differ in shape from training samples"}
     emb = Embedder(modality, seed=seed).fit(train_x)
-    z_train, keys_train = emb.transform(train_x), emb.keys(train_x)
-    z_test, keys_test = emb.transform(test_x), emb.keys(test_x)
+    z_train = emb.transform(train_x)
+    z_test = emb.transform(test_x)
     if not z_train.shape[1]:
         return {"checked": False, "reason": "no numeric columns to measure"}
-    ref = Reference(z_train, groups, seed=seed, keys=keys_train)
+    ref = Reference(z_train, groups, seed=seed)
     pick = np.arange(len(z_test))
     if len(pick) > max_queries:
         pick = np.sort(np.random.default_rng(seed).choice(len(pick), max_queries, replace=False))
-    dist = nn_distances(z_train, z_test[pick], keys_train,
-                        None if keys_test is None else keys_test[pick])
+    dist = nn_distances(z_train, z_test[pick])
     report = near_twin_report(ref, [dist], [np.asarray(exact_in_train, dtype=bool)[pick]],
                               [len(z_train)], [len(z_test)])
     if report.get("checked"):
