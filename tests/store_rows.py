@@ -34,26 +34,9 @@ def add_search(store: Store, study: str, *, dataset: str = "chest", metric: str 
 @contextmanager
 def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards; skips if no server."""
-    import pytest
-    import sqlalchemy
-
-    try:
-        admin = sqlalchemy.create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-    except ModuleNotFoundError as exc:
-        pytest.skip(f"no PostgreSQL driver installed ({exc.name})")
-    try:
-        with admin.connect() as conn:
-            name = f"automed_test_{uuid.uuid4().hex[:12]}"
-            conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    except sqlalchemy.exc.OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 does not answer: {str(exc.orig).strip()}")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
+    with _fresh_database(POSTGRES, "postgresql://postgres@127.0.0.1:5432", "PostgreSQL at "
+                         "127.0.0.1:5432", drop="DROP DATABASE IF EXISTS {} WITH (FORCE)") as url:
+        yield url
 
 
 MYSQL = "mysql+pymysql://root@127.0.0.1:3306"
@@ -63,21 +46,29 @@ MYSQL = "mysql+pymysql://root@127.0.0.1:3306"
 def mysql_url() -> Iterator[str]:
     """A fresh, empty MySQL/MariaDB database for one test, dropped afterwards; skips if no
     server answers or PyMySQL is not installed."""
+    with _fresh_database(f"{MYSQL}/", MYSQL, "MySQL/MariaDB at 127.0.0.1:3306",
+                         drop="DROP DATABASE IF EXISTS {}") as url:
+        yield url
+
+
+@contextmanager
+def _fresh_database(admin_url: str, base: str, server: str, *, drop: str) -> Iterator[str]:
     import pytest
     import sqlalchemy
 
     try:
-        admin = sqlalchemy.create_engine(f"{MYSQL}/", isolation_level="AUTOCOMMIT")
+        admin = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             name = f"automed_test_{uuid.uuid4().hex[:12]}"
             conn.exec_driver_sql(f"CREATE DATABASE {name}")
     except ModuleNotFoundError as exc:
-        pytest.skip(f"no MySQL driver installed ({exc.name})")
+        pytest.skip(f"no driver for {server} installed ({exc.name})")
     except sqlalchemy.exc.OperationalError as exc:
-        pytest.skip(f"MySQL/MariaDB at 127.0.0.1:3306 does not answer: {str(exc.orig).strip()}")
+        admin.dispose()
+        pytest.skip(f"{server} does not answer: {str(exc.orig).strip()}")
     try:
-        yield f"{MYSQL}/{name}"
+        yield f"{base}/{name}"
     finally:
         with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+            conn.exec_driver_sql(drop.format(name))
         admin.dispose()
