@@ -200,10 +200,7 @@ def test_stopping_workers_kills_only_the_late_one_and_says_so():
     with pytest.warns(UserWarning, match=r"^1 worker\(s\) did not stop within 5 s and were "
                                          r"killed"):
         _stop([late, prompt], 5.0)
-    # the prompt one exits on its own (130), or, under load, dies of a repeated SIGINT while
-    # its interpreter is already shutting down (-SIGINT: handlers are gone by then); never
-    # killed (CI flake: -2 under load)
-    assert prompt.exitcode in (130, -signal.SIGINT) and late.exitcode == -signal.SIGKILL
+    assert prompt.exitcode == 130 and late.exitcode == -signal.SIGKILL
 
 
 def test_a_local_worker_budget_ends_when_the_leaders_does(demo_signal, tmp_path):
@@ -436,3 +433,20 @@ def test_a_retry_trains_with_the_seeds_of_the_candidate_it_reruns():
     assert seed_number(lost) == 3
     plain = optuna.trial.create_trial(params={}, distributions={}, value=1.0)
     assert seed_number(plain) == plain.number
+
+
+def test_a_heard_stop_leaves_later_ones_to_the_os_to_ignore(monkeypatch):
+    # CI (now and then): the leader repeats its stop every second, and one landing while an
+    # exiting worker's Python shut down (its handlers gone) killed it with SIGINT, not 130.
+    from automed.searching import interrupts
+
+    monkeypatch.setitem(interrupts._worker, "pending", None)
+    monkeypatch.setitem(interrupts._worker, "armed", True)  # between candidates: deferred
+    monkeypatch.setitem(interrupts._worker, "inside", False)
+    before = signal.signal(signal.SIGINT, interrupts.stop_handler)  # as _child installs it
+    try:
+        interrupts.stop_handler(signal.SIGINT, None)
+        assert interrupts._worker["pending"] is KeyboardInterrupt
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -90,6 +90,11 @@ def stop_handler(signum: int, frame: Any) -> None:
     if _worker["pending"] is not None:
         return
     _worker["pending"] = Terminated if signum == signals.SIGTERM else KeyboardInterrupt
+    if signals.getsignal(signum) is stop_handler:  # a leader's worker (not via _first_deferred)
+        # Later ones are ignored by the OS itself too: the leader repeats its stop every
+        # second, and one landing while Python shut down (its handlers gone) killed a worker
+        # already exiting on the first (CI: exit -SIGINT instead of 130, now and then).
+        signals.signal(signum, signals.SIG_IGN)
     if _worker["armed"] and not _worker["inside"]:
         return  # in Optuna's ask or tell: raised at the objective's entry or the trial's end
     raise_pending()
