@@ -425,7 +425,8 @@ def worker(study, storage, results_db, gpus, trials_per_gpu, workers, threads, d
 @click.option("--top", type=click.IntRange(min=1), help="Show only the best N.")
 @click.option("--per-family", is_flag=True, help="Keep the best candidate of each family.")
 @click.option("--all", "show_all", is_flag=True, help="Include pruned, collapsed, failed, "
-              "interrupted and running candidates, with their errors.")
+              "interrupted and running candidates, with their errors, ranked below the "
+              "complete ones.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True)
 @click.option("--storage", help=STORAGE_HELP)

@@ -736,7 +736,11 @@ def _as_list(value: str | Sequence[str] | None) -> list[str]:
 def _add_gaps(rows: list[dict]) -> None:
     """Per family rows: how far each trails its study's winner (so a user sees by how much)."""
     leaders: dict[str, float] = {}
-    for r in rows:
+    # The winner is a complete candidate or ensemble; a partial one leads only a study with none.
+    ranked = [r for r in rows if r["state"] in ranking.SCORED]
+    ranked_studies = {r["study"] for r in ranked}
+    ranked += [r for r in rows if r["study"] not in ranked_studies]
+    for r in ranked:
         if r["score_mean"] is not None and (r["study"] not in leaders
                                              or r["score_mean"] > leaders[r["study"]]):
             leaders[r["study"]] = r["score_mean"]

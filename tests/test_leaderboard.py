@@ -290,3 +290,26 @@ def test_studies_names_the_candidates_of_other_states(tmp_path):
                                               ("cnn", "collapsed", 0.5, {}, "one class")])
     out = CliRunner().invoke(cli, ["studies", "--storage", url]).output
     assert "3 (1/0/0, 1 collapsed, 1 interrupted)" in out
+
+
+def test_leaderboard_all_ranks_complete_candidates_above_partial_ones(store, url):
+    # QA: a candidate pruned after one lucky fold (0.98) ranked first in `--all`, above the
+    # complete winner (0.85), and `show` called it rank 1; --per-family --all measured every
+    # family's gap from it.
+    add_search(store, "lucky", candidates=[
+        ("cnn", "complete", 0.85, _m(0.85, 0.80), None),
+        ("mlp", "pruned", 0.98, _m(0.98, 0.99), None),
+        ("rnn", "collapsed", 0.90, _m(0.90, 0.50), "Collapsed: one class"),
+        ("mlp", "complete", 0.80, _m(0.80, 0.75), None),
+    ])
+    rows = store.leaderboard("lucky", states=list(STATES))
+    assert _ids(rows) == [("lucky", 0), ("lucky", 3), ("lucky", 1), ("lucky", 2)]
+    assert store.candidate("lucky", 0)["rank"] == 1 and store.candidate("lucky", 1)["rank"] == 3
+    by_auroc = store.leaderboard("lucky", states=list(STATES), sort="auroc")
+    assert _ids(by_auroc)[:2] == [("lucky", 0), ("lucky", 3)]
+    families = store.leaderboard("lucky", states=list(STATES), best_per_family=True)
+    assert [(r["architecture"], r["trial"]) for r in families] == \
+        [("cnn", 0), ("mlp", 3), ("rnn", 2)]
+    assert families[0]["gap_to_best"] == 0 and families[1]["gap_to_best"] == pytest.approx(0.05)
+    table = _cli(url, "leaderboard", "--study", "lucky", "--all")
+    assert table.splitlines()[3].split()[:2] == ["1", "0"]
