@@ -529,8 +529,28 @@ def show(study, candidate, storage, as_json) -> None:
         click.echo(json.dumps(out, indent=2, default=str) if as_json else format_study(out))
     else:
         row = store.candidate(study, candidate)
+        row.update(_retry_links(store, study, candidate))
         click.echo(json.dumps(row, indent=2, default=str) if as_json
                    else format_candidate(row))
+
+
+def _retry_links(store, study: str, number: int) -> dict:
+    """``retry_of``: the candidate this one re-runs; ``retried_as``: the candidates that re-run
+    this one (QA: `show` of a retry did not say whose seeds and place it took)."""
+    import optuna
+
+    from automed.searching.study import _retried
+
+    try:
+        trials = optuna.load_study(study_name=study, storage=store.optuna_storage()) \
+            .get_trials(deepcopy=False)
+    except (KeyError, AutomedError):
+        return {}
+    me = next((t for t in trials if t.number == number), None)
+    links = {"retry_of": None if me is None else _retried(me),
+             "retried_as": [t.number for t in trials if t.number != number
+                            and _retried(t) == number]}
+    return {k: v for k, v in links.items() if v not in (None, [])}
 
 
 @cli.command()

@@ -313,3 +313,31 @@ def test_leaderboard_all_ranks_complete_candidates_above_partial_ones(store, url
     assert families[0]["gap_to_best"] == 0 and families[1]["gap_to_best"] == pytest.approx(0.05)
     table = _cli(url, "leaderboard", "--study", "lucky", "--all")
     assert table.splitlines()[3].split()[:2] == ["1", "0"]
+
+
+def test_show_names_the_candidate_a_retry_reruns_and_the_retry_of_it(tmp_path):
+    # QA: `show` of a retried candidate did not say it re-runs another, nor the interrupted
+    # one that it runs again
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    store = Store(url)
+    add_search(store, "r", candidates=[("cnn", "complete", 0.7, {}, None),
+                                       ("cnn", "interrupted", None, {}, "KeyboardInterrupt"),
+                                       ("cnn", "complete", 0.8, {}, None)])
+    ostudy = optuna.create_study(study_name="r", storage=store.optuna_storage(),
+                                 direction="maximize")
+    ostudy.tell(ostudy.ask(), 0.7)
+    ostudy.tell(ostudy.ask(), state=optuna.trial.TrialState.FAIL)
+    ostudy.enqueue_trial({}, user_attrs={"retry_of": 1})
+    ostudy.tell(ostudy.ask(), 0.8)
+
+    def show(*args):
+        out = CliRunner().invoke(cli, ["show", "r", *args, "--storage", url])
+        assert out.exit_code == 0, out.output
+        return out.output
+
+    assert "re-runs #1 (cut short)" in show("2")
+    assert "re-run as #2" in show("1")
+    assert "re-run" not in show("0")
+    assert json.loads(show("2", "--json"))["retry_of"] == 1

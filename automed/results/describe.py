@@ -207,6 +207,11 @@ def format_candidate(c: dict) -> str:
         f"  time: {c['duration_s']:.2f}s on {c['device'] or '-'} (recorded {c['created_at']})",
         "  params: " + json.dumps(c["params"], sort_keys=True),
     ]
+    if c.get("retry_of") is not None:
+        lines.append(f"  re-runs #{c['retry_of']} (cut short), with its seeds and place in "
+                     "the budget")
+    if c.get("retried_as"):
+        lines.append("  re-run as " + ", ".join(f"#{n}" for n in c["retried_as"]))
     if c["error"]:  # a failed candidate's error; a stopped one's reason (QA: "error:")
         lines.append("  error:" if c["state"] == "failed" else "  reason:")
         lines += [f"    {line}" for line in c["error"].rstrip().splitlines()]
