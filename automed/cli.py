@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from automed.errors import AutomedError, ConfigError, DataWarning, PluginWarning
+from automed.errors import AutomedError, ConfigError, DataWarning, PluginWarning, visible
 from automed.evaluation.names import ALIASES, AVERAGES, METRIC_NAMES
 from automed.results.outputs import BIG_FILE, output_dir, output_file, sqlite_file
 from automed.searching.plan import DEFAULT_BAG
@@ -889,7 +889,8 @@ def main() -> None:
         # prog_name: "automed" however it was started (python -m automed said "python -m")
         cli.main(standalone_mode=False, prog_name="automed")  # a closed stdout: exits 1
     except AutomedError as exc:
-        click.echo(f"error: {exc}", err=True)
+        message = visible(str(exc), keep="\n")  # a name from the data may hold an ESC
+        click.echo(f"error: {message}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort as exc:
         click.echo("interrupted; run the same command again to resume", err=True)

@@ -6,6 +6,24 @@ the fix. The CLI prints ``error: <message>`` and exits non-zero; nothing else is
 
 from __future__ import annotations
 
+import re
+
+# Characters shown as visible escapes wherever automed repeats text it did not write (an
+# exception's message, a name from the data): C0 and C1 controls, DEL, and the bidi and
+# line-separator controls that reorder or split what a reader sees (U+202E shows "exe.txt"
+# as "txt.exe"; ESC [2J clears the terminal of whoever runs `automed show`).
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
+                        "\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def visible(text: str, *, keep: str = "") -> str:
+    """``text`` with every control character shown as ``\\x1b`` / ``\\u202e`` / ``\\n``,
+    except those in ``keep`` (e.g. ``"\\n\\t"`` for a multi-line traceback)."""
+    return _INVISIBLE.sub(lambda m: m.group() if m.group() in keep else _NAMED.get(m.group())
+                          or (f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                              else f"\\u{ord(m.group()):04x}"), text)
+
 
 class AutomedError(Exception):
     """Base class of every error automed raises on purpose."""

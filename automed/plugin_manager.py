@@ -30,7 +30,7 @@ from types import ModuleType
 import pluggy
 
 from automed import hookspecs
-from automed.errors import AutomedError, ConfigError, PluginError
+from automed.errors import AutomedError, ConfigError, PluginError, visible
 
 ENTRY_POINT_GROUP = "automed"
 
@@ -386,7 +386,8 @@ class PluginManager:
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+    return visible(f"{type(exc).__name__}: {text.splitlines()[0]}" if text
+                   else type(exc).__name__)
 
 
 def _unknown_hooks(names: list[str], known: list[str]) -> str:

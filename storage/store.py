@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from automed.errors import ConfigError, StorageError
+from automed.errors import ConfigError, StorageError, visible
 from automed.storage import fleet, ranking
 from automed.storage.schema import (
     CandidateRecord,
@@ -542,6 +542,10 @@ class Store:
                 # When its latest state was recorded: a candidate listed "running" when it
                 # started is recorded again when it ends (the report's anytime curve).
                 rec.created_at = _now()
+            if fields.get("error"):
+                # An exception's text, maybe a plugin's: its escape sequences would reach the
+                # terminal of whoever reads the leaderboard, and PostgreSQL refuses NUL.
+                fields["error"] = visible(fields["error"], keep="\n\t")
             for key, value in fields.items():
                 setattr(rec, key, value)
 

@@ -48,6 +48,8 @@ class Model(nn.Module):
         out = self.linear(x.flatten(1))
         if self.kind == "forward_raises":
             raise ValueError("forward exploded")
+        if self.kind == "escapes":  # a message that would clear the reader's terminal
+            raise ValueError("\\x1b[2J\\x1b[31mred\\x00 alert")
         if self.kind == "out_of_memory":
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 80 GiB")
         if self.kind == "nan_loss":
@@ -67,7 +69,7 @@ class BuildRaises(Faulty):
 @hookimpl
 def register_architectures(register):
     register(BuildRaises())
-    for kind in ("forward_raises", "out_of_memory", "nan_loss", "wrong_shape"):
+    for kind in ("forward_raises", "escapes", "out_of_memory", "nan_loss", "wrong_shape"):
         arch = Faulty()
         arch.name = kind
         register(arch)
@@ -75,10 +77,14 @@ def register_architectures(register):
 
 MISSPELT_HOOK = ("from automed import hookimpl\n\n@hookimpl\n"
                  "def register_architecture(register):\n    pass\n")
-FAULTY_ARCHS = ("build_raises", "forward_raises", "out_of_memory", "nan_loss", "wrong_shape")
+FAULTY_ARCHS = ("build_raises", "forward_raises", "escapes", "out_of_memory", "nan_loss",
+                "wrong_shape")
 EXPECTED_ERRORS = {
     "build_raises": "RuntimeError: cannot build for signal",
     "forward_raises": "ValueError: forward exploded",
+    # QA: stored and shown raw, the ESC sequences reached the terminal of whoever read the
+    # leaderboard (and PostgreSQL refuses a NUL in text)
+    "escapes": "ValueError: \\x1b[2J\\x1b[31mred\\x00 alert",
     "out_of_memory": "OutOfMemoryError: CUDA out of memory",
     "nan_loss": "training loss became nan",
     "wrong_shape": "model returned logits of shape",
@@ -136,6 +142,7 @@ def test_a_faulty_architecture_fails_only_its_candidate(run, arch):
 def test_the_error_is_visible_from_the_cli(run, arch):
     line = next(row for row in run["leaderboard"].splitlines() if f" {arch} " in row)
     assert "failed: " in line and EXPECTED_ERRORS[arch][:40] in line
+    assert "\x1b" not in run["leaderboard"] and "\x00" not in run["leaderboard"]
 
 
 @pytest.mark.parametrize(("name", "error"), [

@@ -7,7 +7,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from automed.errors import ConfigError, DataError
+from automed.errors import ConfigError, DataError, visible
 from automed.results.artifact import (
     CONFIG,
     PLUGINS,
@@ -18,12 +18,6 @@ from automed.results.artifact import (
 )
 from automed.results.describe import scoring_words
 
-# Characters a card shows as a visible escape: C0 and C1 controls, DEL, and the bidi and
-# line-separator controls that reorder or split what a reader sees (U+202E shows "exe.txt"
-# as "txt.exe").
-_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
-                        "\u202a-\u202e\u2066-\u2069]")
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # Markdown punctuation that makes data into markup outside a code span: code spans, links
 # and images, emphasis, table cells, and backslash escapes themselves.
 _MARKDOWN = re.compile(r"([\\`*\[\]|])")
@@ -39,9 +33,7 @@ def _md(value: object, *, code: bool = False) -> str:
     HTML entities and Markdown punctuation is backslash-escaped; ``code=True`` wraps the text
     in a code span (literal in CommonMark) whose backtick fence is longer than any run of
     backticks in it."""
-    text = _INVISIBLE.sub(lambda m: _NAMED.get(m.group()) or (
-        f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}"),
-        str(value))
+    text = visible(str(value))
     if not code:  # a code span is literal in CommonMark: entities there would show as such
         text = (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
                 .replace('"', "&quot;"))

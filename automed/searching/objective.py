@@ -24,7 +24,7 @@ import torch
 from automed.architecture import ARCHITECTURE_PARAM, PrefixedTrial, unprefixed
 from automed.contract import constant_attrs, draw_params, fixed_params
 from automed.data.preprocess import preprocessor_of
-from automed.errors import CandidateError, Surplus
+from automed.errors import CandidateError, Surplus, visible
 from automed.evaluation import metrics as M
 from automed.searching.fidelity import (
     Collapsed,
@@ -299,6 +299,7 @@ class Objective:
         params: dict[str, Any] = {}
 
         def record(state: str, error: str | None = None) -> None:
+            error = visible(error, keep="\n\t") if error else error
             mean = float(np.mean(fold_scores)) if fold_scores else None
             std = float(np.std(fold_scores)) if fold_scores else None
             trial.set_user_attr("fold_scores", fold_scores)
