@@ -295,6 +295,8 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
     tabular records (.csv/.tsv with named columns). The first lines of the search say how it
     was read; `automed plugins --all` lists every loader.
     """
+    global _ON_INTERRUPT
+    _ON_INTERRUPT = RESUME_SEARCH
     from automed.results.leaderboard import format_table, format_test_ci, format_test_scores
     from automed.searching.runner import search as run_search
     from automed.searching.workers import sigterm_as_interrupt
@@ -388,6 +390,8 @@ def worker(study, storage, results_db, gpus, trials_per_gpu, workers, threads, d
     The data must be readable at the path the search was started with. Run one per node
     against the same PostgreSQL URL to spread a search over machines.
     """
+    global _ON_INTERRUPT
+    _ON_INTERRUPT = "interrupted; run the same command again to rejoin the search"
     from automed.searching.workers import join, sigterm_as_interrupt
     from automed.storage import Store
     from automed.storage.fleet import results_db_env
@@ -866,6 +870,18 @@ def demo(kind, output, samples, seed) -> None:
     click.echo(str(path))
 
 
+# What a Ctrl-C says: only a command that stores a search offers to resume one (QA: a Ctrl-C
+# while a search read its data, or during predict, offered "to resume" what was never stored).
+RESUME_SEARCH = "interrupted; run the same command again to resume the search"
+_ON_INTERRUPT = "interrupted"
+
+
+def _interrupted_words(exc: BaseException | None) -> str:
+    if getattr(exc, "nothing_stored", False):
+        return "interrupted before the search began; nothing was stored or changed"
+    return _ON_INTERRUPT
+
+
 def _interrupted_code(exc: BaseException | None) -> int:
     """128 + the signal: 143 for SIGTERM (handled like Ctrl-C, see searching.workers), else 130."""
     from automed.errors import Terminated
@@ -893,10 +909,10 @@ def main() -> None:
         click.echo(f"error: {message}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort as exc:
-        click.echo("interrupted; run the same command again to resume", err=True)
+        click.echo(_interrupted_words(exc.__cause__), err=True)
         sys.exit(_interrupted_code(exc.__cause__))
     except KeyboardInterrupt as exc:
-        click.echo("\ninterrupted; run the same command again to resume the search", err=True)
+        click.echo("\n" + _interrupted_words(exc), err=True)
         sys.exit(_interrupted_code(exc))
     except click.UsageError as exc:
         # One line like every other refusal; the usage is one --help away.

@@ -630,3 +630,28 @@ def test_an_interrupt_that_surfaces_as_a_database_error_is_an_interruption():
     with pytest.raises(StorageError):  # no interrupt behind it: the error itself
         Objective.__call__(fake, "trial-8")
     assert marked == ["trial-7"]
+
+
+def test_ctrl_c_says_what_it_can_resume(tmp_path, monkeypatch, capsys):
+    # QA: a Ctrl-C while the search read its data offered "to resume" a search never stored
+    from clirun import run_cli
+
+    import automed.searching.runner as runner
+
+    data = make_demo("signal", tmp_path / "ecg.npz", n=40)
+    args = ("search", str(data), "--trials", "1", "--storage", f"sqlite:///{tmp_path / 'c.db'}",
+            "--study", "c")
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    for before in ("prepare", "_check_resume"):
+        with monkeypatch.context() as m:
+            m.setattr(runner, before, ctrl_c)
+            code, _, err = run_cli(m, capsys, *args)
+        assert code == 130 and "interrupted before the search began; nothing was stored" in err
+        assert "resume" not in err
+    with monkeypatch.context() as m:
+        m.setattr(runner, "study_stamp", ctrl_c)  # just after the study is stored
+        code, _, err = run_cli(m, capsys, *args)
+    assert code == 130 and "run the same command again to resume the search" in err

@@ -565,6 +565,10 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
         return _run(plan, data=data, storage=storage, study=study, progress=progress,
                     refit=refit, save_model=save_model, artifacts=artifacts, ensemble=ensemble,
                     opened=opened)
+    except KeyboardInterrupt as exc:
+        if not opened:  # Ctrl-C while reading the data: no study to resume (the CLI says so)
+            exc.nothing_stored = True
+        raise
     except Exception as exc:
         if opened:
             try:  # else it stays "running" under a live process (studies, show say so)
