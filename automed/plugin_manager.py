@@ -295,13 +295,17 @@ class PluginManager:
             out.append(d)
         return out
 
-    def provider(self, architecture: str) -> dict | None:
-        """Where a third-party architecture came from, as a saved model records it (so that
-        loading it elsewhere can say what to install): the plugin's name, its module or file,
-        and for an installed plugin its distribution and version. None for a built-in."""
-        self.architectures()
+    def provider(self, name: str, *, loader: bool = False) -> dict | None:
+        """Where a third-party architecture (or with ``loader``, a loader) came from, as a
+        saved model records it (so that loading it elsewhere can say what to install): the
+        plugin's name, its module or file, and for an installed plugin its distribution and
+        version. None for a built-in."""
+        if loader:
+            self.loaders()
+        else:
+            self.architectures()
         for info in self.plugins.values():
-            if architecture in info.architectures and not info.broken:
+            if name in (info.loaders if loader else info.architectures) and not info.broken:
                 if info.builtin:
                     return None
                 return {"plugin": info.name, "source": info.module,

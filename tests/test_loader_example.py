@@ -142,5 +142,45 @@ def test_predict_without_the_loader_of_a_format_study_names_its_plugin(tmp_path,
     reset_plugin_manager()
     code, _, err = run_cli(monkeypatch, capsys, "predict", str(folder), "--storage", db)
     assert code not in (0, None)
-    assert err.startswith("error: unknown format 'npy-folder'; study ") and \
-        f"was searched with --plugin {EXAMPLE}" in err, err
+    assert err.startswith("error: the model reads its data with the 'npy-folder' loader, "
+                          "which no loaded plugin provides; it came from plugin ") and \
+        f"{EXAMPLE}: give it with --plugin" in err, err
+
+
+def test_an_export_carries_the_loader_plugin_that_read_its_data(tmp_path, monkeypatch,
+                                                                capsys):
+    # QA: a model whose folder of .npy signals the example's loader read (without --format)
+    # was exported without the plugin, and predicting from the export sent the folder to the
+    # built-in image-folder loader: "6 file(s) automed does not read ... save an .npz"
+    import subprocess
+    import sys
+
+    folder = _signals(tmp_path / "ecg")
+    plugin = tmp_path / "npy_folder_loader.py"
+    shutil.copy(EXAMPLE, plugin)
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    code, _, err = run_cli(monkeypatch, capsys, "search", str(folder), "--plugin", str(plugin),
+                           *TINY, "--storage", db)
+    assert code in (0, None), err
+    code, _, err = run_cli(monkeypatch, capsys, "export", "--storage", db, "-o",
+                           str(tmp_path / "exp"))
+    assert code in (0, None), err
+    assert (tmp_path / "exp" / "plugins" / "npy_folder_loader.py").is_file()
+    plugin.unlink()  # the searched file is gone: the export's copy is what is left
+
+    def predict(*more):
+        return subprocess.run([sys.executable, "-m", "automed", "predict", str(folder),
+                               "--model", "exp", *more], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120)
+
+    refused = predict()
+    assert refused.returncode == 2 and refused.stderr.strip() == (
+        "error: the model reads its data with the 'npy-folder' loader, which no loaded plugin "
+        "provides; the export carries its search's plugin file(s): give --plugin "
+        "exp/plugins/npy_folder_loader.py")
+    done = predict("--plugin", "exp/plugins/npy_folder_loader.py")
+    assert done.returncode == 0, done.stderr
+    rows = [line.split(",") for line in done.stdout.splitlines()]
+    assert [r[2] for r in rows[1:]] == [f"{c}/rec{i:03d}.npy" for c in ("afib", "normal")
+                                        for i in range(6)]
+    assert [r[3] for r in rows[1:]] == [r[4] for r in rows[1:]]  # separable: all right

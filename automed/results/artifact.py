@@ -345,6 +345,25 @@ def save_artifact(folder: Path, model: torch.nn.Module, preprocessor: Preprocess
     return folder
 
 
+def _plugin_to_give(provider: dict | None, plugins: list[str] | None, exported: bool) -> str:
+    """How to make a saved model's plugin available again: install its distribution, or give
+    the plugin file(s) an export carries or the search was given."""
+    given = " ".join(f"--plugin {shlex.quote(p)}" for p in plugins or [])
+    dist = (provider or {}).get("distribution")
+    if dist:  # an installed plugin: the saved model says which distribution
+        version = (provider or {}).get("version")
+        pin = f"{dist}=={version}" if version else dist
+        return (f"it came from plugin {provider.get('plugin')!r} of the distribution "
+                f"{dist}{' ' + version if version else ''}: install it (pip install "
+                f"{shlex.quote(pin)})")
+    return (f"the export carries its search's plugin file(s): give {given}"
+            if exported and given else
+            f"it was searched with {given}; give that again" if given else
+            f"it came from plugin {provider['source']}: give it with --plugin"
+            if provider and provider.get("source") else
+            "give the plugin that provides it with --plugin FILE.py (or MODULE)")
+
+
 class MissingArchitecture(PluginError):
     """A saved model whose architecture no loaded plugin provides: one that came from a
     plugin file or module (``search --plugin``) must be given again where the model loads."""
@@ -353,24 +372,22 @@ class MissingArchitecture(PluginError):
                  plugins: list[str] | None = None, *, exported: bool = False,
                  provider: dict | None = None) -> None:
         self.architecture, self.installed = architecture, installed
-        given = " ".join(f"--plugin {shlex.quote(p)}" for p in plugins or [])
-        dist = (provider or {}).get("distribution")
-        if dist:  # an installed plugin: the saved model says which distribution
-            version = (provider or {}).get("version")
-            pin = f"{dist}=={version}" if version else dist
-            where = (f"it came from plugin {provider.get('plugin')!r} of the distribution "
-                     f"{dist}{' ' + version if version else ''}: install it (pip install "
-                     f"{shlex.quote(pin)})")
-        else:
-            where = (f"the export carries its search's plugin file(s): give {given}"
-                     if exported and given else
-                     f"it was searched with {given}; give that again" if given else
-                     f"it came from plugin {provider['source']}: give it with --plugin"
-                     if provider and provider.get("source") else
-                     "give the plugin that provides it with --plugin FILE.py (or MODULE)")
+        where = _plugin_to_give(provider, plugins, exported)
         super().__init__(f"the model needs architecture {architecture!r}, which no installed "
                          f"plugin provides (installed: {', '.join(installed)}); {where}, or "
                          "set AUTOMED_PLUGINS_PATH to it")
+
+
+class MissingLoader(PluginError):
+    """A saved model whose data a plugin's loader read, which is not loaded where it
+    predicts: new data would go to another loader (or none)."""
+
+    def __init__(self, config: dict) -> None:
+        read_by = config.get("loader_plugin") or {}
+        carried = config.get("carried_plugins") or []
+        where = _plugin_to_give(read_by, carried, bool(carried))
+        super().__init__(f"the model reads its data with the {read_by.get('loader')!r} loader, "
+                         f"which no loaded plugin provides; {where}")
 
 
 class LoadedModel:
@@ -496,7 +513,9 @@ class LoadedModel:
         leaf = self
         while leaf.members:
             leaf = leaf.members[0][1]
-        return {**self.config, "preprocessor": leaf.config.get("preprocessor")}
+        carried = sorted(str(f) for f in (self.root / PLUGINS).glob("*.py"))
+        return {**self.config, "preprocessor": leaf.config.get("preprocessor"),
+                **({"carried_plugins": carried} if carried else {})}
 
     def __repr__(self) -> str:
         return (f"LoadedModel({str(self.folder)!r}: {self.config.get('architecture')}, "

@@ -264,13 +264,18 @@ def _architectures(model: LoadedModel) -> set[str]:
 
 
 def _needs_plugin_file(model: LoadedModel) -> bool:
-    """Whether loading ``model`` needs a plugin file or module: one of its architectures is
+    """Whether loading ``model`` or reading its data needs a plugin file or module: its data
+    was read by a plugin's loader, or one of its architectures is
     provided (in this process, where it loaded) by a plugin that is neither built in (the
     optional built-ins, ``hf``, included) nor an installed distribution, which the card names
     for ``pip install`` instead."""
     from automed.plugin_manager import OPTIONAL_PLUGINS, get_plugin_manager
 
     pm = get_plugin_manager()
+    read_by = model.reading_config().get("loader_plugin")
+    if isinstance(read_by, dict) and not read_by.get("distribution") \
+            and read_by.get("source") not in OPTIONAL_PLUGINS.values():
+        return True  # new data goes through the plugin's loader (QA: not exported)
     for name in _architectures(model):
         provider = pm.provider(name)  # None for a built-in
         if (provider is not None and not provider.get("distribution")

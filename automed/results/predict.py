@@ -42,6 +42,12 @@ def read_samples(path: Path, options: dict, split: str = "all",
         raise ConfigError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     if config is None:
         config = {"spec": {"modality": options.get("modality")}, "load_options": options}
+    if config.get("loader_plugin"):
+        from automed.plugin_manager import get_plugin_manager
+        from automed.results.artifact import MissingLoader
+
+        if config["loader_plugin"].get("loader") not in get_plugin_manager().loaders():
+            raise MissingLoader(config)
     try:
         loaded = _load_labeled(path, options)
     except DataError as exc:

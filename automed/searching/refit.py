@@ -145,6 +145,13 @@ def model_info(p: Prepared, *, trial: int, architecture: str, params: dict,
            + (" and grouped" if grouped else "") if tf else "a separate test file or split")
     d = p.plan.data
     load_options = {"format": d.format, "modality": d.modality, **d.options}
+    # A plugin's loader read the data: new data goes to it again (the built-in image-folder
+    # loader would claim its folders), and the model says which plugin that needs (QA: an
+    # export predicted a folder of .npy signals as "files automed does not read").
+    loader = p.full.meta.get("loader") or p.train.meta.get("loader")
+    read_by = _provider(loader, loader=True) if loader else None
+    if read_by:
+        load_options["format"] = loader
     family = architecture if architecture in p.architectures else None
     return {
         "study": study, "trial": trial, "architecture": architecture, "params": params,
@@ -175,10 +182,11 @@ def model_info(p: Prepared, *, trial: int, architecture: str, params: dict,
         # a third-party family's plugin, distribution and version: what loading it elsewhere
         # needs installed (MissingArchitecture says it)
         **({"plugin": provided} if family and (provided := _provider(family)) else {}),
+        **({"loader_plugin": {"loader": loader, **read_by}} if read_by else {}),
     }
 
 
-def _provider(family: str) -> dict | None:
+def _provider(name: str, *, loader: bool = False) -> dict | None:
     from automed.plugin_manager import get_plugin_manager
 
-    return get_plugin_manager().provider(family)
+    return get_plugin_manager().provider(name, loader=loader)

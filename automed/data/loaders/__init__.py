@@ -160,6 +160,7 @@ def load_data(
         raise DataError(f"{path}: every row is marked test; mark some rows train (or drop the "
                         "split column), or give this file as --test")
     data.train.meta["reason"] = _reason(loader, path, format, modality, data.train.modality)
+    data.train.meta["loader"] = loader.name  # a saved model reads new data with it again
     if options.get("label_col") is not None:
         data.train.meta["label_given"] = True  # the label column is the user's choice
     if test is not None:
