@@ -280,3 +280,35 @@ def test_a_binary_file_given_a_text_format_is_called_binary_not_latin1(tmp_path,
     edf.write_bytes(b"0       X\x00\x00\xff\xfe" + bytes(range(256)) * 4)
     with pytest.raises(DataError, match="a binary file, not a text table"):
         load_data(edf, format=fmt)
+
+
+@pytest.mark.parametrize("gap", ["", "?", "NA"])
+@pytest.mark.parametrize("suffix", [".csv", ".txt"])
+def test_a_first_series_with_a_missing_value_is_no_header(tmp_path, gap, suffix):
+    # QA: a first line with one empty (or "?") cell was taken for a header: the first series
+    # was dropped without a word, in search and predict alike (its index shifted)
+    sep = "," if suffix == ".csv" or gap == "" else " "
+    rows = [[str(i % 2), *(f"{(i + j) / 10:.2f}" for j in range(8))] for i in range(12)]
+    rows[0][4] = gap
+    path = tmp_path / f"ecg{suffix}"
+    path.write_text("\n".join(sep.join(r) for r in rows) + "\n")
+    with pytest.raises(DataError, match="missing value at line 1, column"):
+        load_data(path)
+    rows[0][4] = "0.5"  # filled: every series is read, the first one too
+    path.write_text("\n".join(sep.join(r) for r in rows) + "\n")
+    assert len(load_data(path).train) == 12
+
+
+def test_a_quoted_empty_value_in_a_one_column_file_is_a_record(tmp_path):
+    # QA: a one-column file's "" row was skipped, so the records after it were predicted
+    # under the index of the one before; a blank line or a row of empty cells is still none
+    from automed.data.loaders import records
+
+    path = tmp_path / "seqs.csv"
+    path.write_text('sequence\n""\nACGT\n\n   \nTTGA\n')
+    names, rows = records.read_table(path)
+    assert names == ["sequence"] and [(n, r) for n, r in rows] == \
+        [(2, [""]), (3, ["ACGT"]), (6, ["TTGA"])]
+    wide = tmp_path / "wide.csv"
+    wide.write_text("a,b,label\n1,2,x\n,,\n3,4,y\n")
+    assert [n for n, _ in records.read_table(wide)[1]] == [2, 4]

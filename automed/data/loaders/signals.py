@@ -184,8 +184,11 @@ def _layout(path: Path, first: list[str], option: Any,
     group_col = None if group_option is None else _label_col(group_option, first)
     if group_col is not None and group_col < 0:
         group_col += len(first)
-    # Patient ids are often words, so the group column never makes a line a header.
-    header = any(not _is_number(v) for j, v in enumerate(first) if j not in (label_col, group_col))
+    # Patient ids are often words, so the group column never makes a line a header; nor does
+    # a missing value (QA: a first series with one empty or "?" cell was taken for a header
+    # and dropped without a word, in search and predict alike).
+    header = any(not _is_number(v) and _unquote(v).lower() not in _MISSING
+                 for j, v in enumerate(first) if j not in (label_col, group_col))
     header = header or named_label  # a column called "label" names the columns
     for named in (option, group_option):
         if isinstance(named, str) and not _is_number(named):
