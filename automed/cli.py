@@ -739,6 +739,8 @@ def _predict(data, study, model_dir, output, split, device, plugin_sources, stor
         study = study or store.latest_study()
         model_dir = _artifact_of(store, study)
         naming = _NamingStudyPlugins(store, study)
+    if output:
+        output_file(output, inside=(model_dir,))
     with naming:
         return predict_file(model_dir, data, output, split=split, device=device, stream=table)
 

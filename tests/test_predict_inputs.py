@@ -414,3 +414,71 @@ def test_a_signal_table_without_labels_but_with_its_patient_column_is_unlabeled(
     rows = list(csv.DictReader(io.StringIO(out)))
     assert len(rows) == 24 and {r["label"] for r in rows} == {""}, rows[:2]
     assert "none of the model's classes" not in err
+
+
+def test_what_new_records_make_of_predictions_is_said_by_cli_and_api(tmp_path, monkeypatch,
+                                                                      capsys):
+    # QA: a column empty in every new record was imputed unsaid; the Python API said nothing
+    # of categories never seen in training (the CLI did); duplicate ids in a file to predict
+    # blanked the whole id column; -o into the model folder wrote over its config
+    import warnings
+
+    from automed.errors import DataWarning
+    from automed.results.artifact import LoadedModel
+
+    rows = ["visit,age,bp,smoking,label"] + [
+        f"v{i},{40 + (7 * i) % 23},{120 + i % 5},{('never', 'former')[i % 2]},"
+        f"{('well', 'sick')[i % 2]}" for i in range(N)]
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
+    storage = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    search(tmp_path / "train.csv", trials=1, folds=2, max_epochs=1, storage=storage,
+           bootstrap=0, architectures=["mlp"], study="smoke", id_col="visit")
+    new = tmp_path / "new.csv"
+    new.write_text("visit,age,bp,smoking\nv1,50,,never\nv1,51,,heavy\nv2,52,,former\n")
+    code, out, err = _predict(monkeypatch, capsys, str(new), "--study", "smoke",
+                              "--storage", storage)
+    assert code in (0, None), err
+    assert [r["id"] for r in csv.DictReader(io.StringIO(out))] == ["v1", "v1", "v2"]
+    assert (f"warning: {new}: column 'bp' is empty in every record; the model reads it as "
+            "missing") in err
+    assert "column 'smoking' holds values the model never saw in training ('heavy'" in err
+    from automed.results.artifact import saved_answer
+    from automed.storage import Store
+
+    store = Store(storage)
+    folder = saved_answer(store, store.search("smoke"))
+    model = LoadedModel(folder)
+    for samples, where in ((np.array([[50, "", "heavy"]], dtype=object), "the samples"),
+                           (str(new), str(new))):
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            proba = model.predict_proba(samples)
+        assert proba.shape[1] == 2
+        lines = [str(w.message) for w in said if issubclass(w.category, DataWarning)]
+        assert any(line.startswith(f"{where}: column 'smoking' holds values the model never "
+                                   "saw in training ('heavy' (1 rows))") for line in lines), lines
+        assert any("column 'bp' is empty in every record" in line for line in lines), lines
+    config = folder / "automed_model.json"
+    before = config.read_bytes()
+    code, _, err = _predict(monkeypatch, capsys, str(new), "--study", "smoke", "--storage",
+                            storage, "-o", str(config))
+    assert code == 2 and "is inside the model folder" in err and config.read_bytes() == before
+
+
+def test_new_sequences_empty_or_longer_than_the_model_reads_are_said(tmp_path, monkeypatch,
+                                                                     capsys):
+    # QA: a one-column file's empty sequence was skipped (the next ones took its index), and
+    # sequences three times the training length were cut to it, unsaid
+    files = _id_files(tmp_path, "sequence")
+    storage = f"sqlite:///{tmp_path / 'seq.db'}"
+    search(files["no_ids"], study="seq", trials=1, folds=2, max_epochs=1, storage=storage,
+           bootstrap=0, architectures=["textcnn"])
+    new = tmp_path / "new.csv"
+    new.write_text('sequence\n""\nACGTACGTTGCAACGTAC\n' + "ACGTACGTTGCAACGTAC" * 3 + "\n")
+    code, out, err = _predict(monkeypatch, capsys, str(new), "--study", "seq",
+                              "--storage", storage)
+    assert code in (0, None), err
+    assert [r["index"] for r in csv.DictReader(io.StringIO(out))] == ["0", "1", "2"]
+    assert f"warning: {new}: 1 sequence(s) (index 0) have no letter" in err
+    assert (f"warning: {new}: 1 sequence(s) (index 2) are longer than the 20 letters the "
+            "model reads: only their first 20 are read") in err

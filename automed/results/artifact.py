@@ -530,30 +530,41 @@ class LoadedModel:
     def predict_proba(self, x: Any, device: str | torch.device = "cpu") -> np.ndarray:
         """Class probabilities ``(n, n_classes)`` of raw samples ``x`` (as the loaders give
         them: an array of images or signals, a list of texts or sequences, records), or of
-        every sample of a file or folder ``x`` names, in the rows `automed predict` writes."""
+        every sample of a file or folder ``x`` names, in the rows `automed predict` writes.
+        What the samples make of their predictions (a table's values never seen in training,
+        a sequence cut short, ...) is warned as `automed predict` says it."""
+        from automed.results.predict import said_about_samples
+
+        if self.root is self.folder and isinstance(x, (str, bytes, os.PathLike)):
+            path = Path(os.fsdecode(x))
+            if path.exists():  # QA: a file's samples had no one-call way in
+                from automed.results.predict import read_samples
+
+                config = self.reading_config()
+                parts = read_samples(path, config.get("load_options") or {}, "all", config)
+                said_about_samples(path, [part.x for part in parts], config)
+                return np.concatenate([self.proba(part.x, device=device) for part in parts])
+            # QA: a path to an image .npz was told about texts
+            raise DataError(f"{os.fsdecode(x)[:80]!r} is no file or folder: give a path "
+                            "that exists, or the samples themselves (a list of texts "
+                            "([text]), an array of images or signals)")
+        if self.root is self.folder:
+            said_about_samples("the samples", [x], self.reading_config())
+        return self.proba(x, device=device)
+
+    def proba(self, x: Any, device: str | torch.device = "cpu") -> np.ndarray:
+        """:meth:`predict_proba` of raw samples, without its warnings (said once by the
+        caller that read them)."""
         from automed.searching.devices import resolve_device
         from automed.searching.training import predict_proba
 
         if self.root is self.folder:  # the top: checked once, not per member
-            if isinstance(x, (str, bytes, os.PathLike)):
-                path = Path(os.fsdecode(x))
-                if path.exists():  # QA: a file's samples had no one-call way in
-                    from automed.results.predict import read_samples
-
-                    config = self.reading_config()
-                    parts = read_samples(path, config.get("load_options") or {}, "all", config)
-                    return np.concatenate([self.predict_proba(part.x, device=device)
-                                           for part in parts])
-                # QA: a path to an image .npz was told about texts
-                raise DataError(f"{os.fsdecode(x)[:80]!r} is no file or folder: give a path "
-                                "that exists, or the samples themselves (a list of texts "
-                                "([text]), an array of images or signals)")
             if not isinstance(device, torch.device):
                 device = resolve_device(str(device))
             if hasattr(x, "__len__") and len(x) == 0:
                 return np.zeros((0, len(self.classes)))
         if self.members:
-            return sum(w * m.predict_proba(x, device=device) for w, m in self.members)
+            return sum(w * m.proba(x, device=device) for w, m in self.members)
         x = in_model_layout(x, self.spec)
         try:
             tensor = self.preprocessor.transform(x)

@@ -30,17 +30,25 @@ def _writable(folder: Path, flag: str, path: Path) -> None:
 
 
 def output_file(path: str | Path, flag: str = "-o", *,
-                protect: tuple[str | Path | None, ...] = ()) -> Path:
+                protect: tuple[str | Path | None, ...] = (),
+                inside: tuple[str | Path | None, ...] = ()) -> Path:
     """A file to write: its folder must exist, and it must not be a folder itself.
 
     ``protect`` lists files the command reads (its data, the study database): writing over
-    one of them would destroy it, so such an output is refused.
+    one of them would destroy it, so such an output is refused. ``inside`` lists folders the
+    command reads (a model folder): no output goes into one (QA: `predict -o
+    MODEL/automed_model.json` wrote its CSV over the model's config).
     """
     path = Path(path).expanduser()
     for other in protect:
         if other is not None and Path(other).expanduser().resolve() == path.resolve():
             raise ConfigError(f"{flag} {path} is the file this command reads; writing there "
                               "would destroy it, so choose another output file")
+    for folder in inside:
+        if folder is not None and Path(folder).expanduser().resolve() in (
+                path.resolve(), *path.resolve().parents):
+            raise ConfigError(f"{flag} {path} is inside the model folder {folder}, which this "
+                              "command reads; choose an output file outside it")
     if path.is_dir():
         raise ConfigError(f"{flag} {path} is a folder; give a file name inside it")
     parent = path.parent

@@ -193,30 +193,59 @@ def _said_foreign_labels(path: Path, loaded: Any, config: dict) -> None:
                       DataWarning, stacklevel=2)
 
 
-def _said_unseen_levels(path: Path, parts: list[Part], config: dict) -> None:
-    """Categorical values a table's model never saw in training are read as missing: said,
-    per column, with the most frequent of them (QA: they were encoded as zeros, unsaid)."""
+def said_about_samples(where: Any, xs: list, config: dict) -> None:
+    """What new samples make of their predictions, said as one warning line each (the CLI and
+    ``LoadedModel.predict_proba`` alike; QA: the Python API said none of it):
+
+    - a table's categorical values the model never saw in training are read as missing (QA:
+      they were encoded as zeros, unsaid), and a column empty in every record is imputed;
+    - a sequence without a letter, or longer than the model reads (its tail is cut off).
+    """
     import warnings
     from collections import Counter
 
     from automed.data.tabular import is_missing
     from automed.errors import DataWarning
 
-    if (config.get("spec") or {}).get("modality") != "tabular":
-        return
+    modality = (config.get("spec") or {}).get("modality")
     state = (config.get("preprocessor") or {}).get("state") or {}
-    for j, col in enumerate(state.get("columns") or []):
-        if col.get("kind") == "numeric":
-            continue
-        known = set(col.get("levels") or [])
-        new = Counter(str(v).strip() for part in parts for v in np.asarray(part.x)[:, j]
-                      if not is_missing(v) and str(v).strip() not in known)
-        if new:
-            shown = ", ".join(f"{v!r} ({n} rows)" for v, n in new.most_common(3))
-            more = f" and {len(new) - 3} more" if len(new) > 3 else ""
-            warnings.warn(f"{path}: column {col.get('name')!r} holds values the model never "
-                          f"saw in training ({shown}{more}); they are read as missing",
-                          DataWarning, stacklevel=2)
+    if modality == "tabular":
+        arrays = [a for a in (np.asarray(x, dtype=object) for x in xs)
+                  if a.ndim == 2 and len(a)]
+        columns = state.get("columns") or []
+        if not arrays or any(a.shape[1] != len(columns) for a in arrays):
+            return  # the model's own check refuses the shape
+        for j, col in enumerate(columns):
+            values = [v for a in arrays for v in a[:, j]]
+            if all(is_missing(v) for v in values):
+                warnings.warn(f"{where}: column {col.get('name')!r} is empty in every record; "
+                              "the model reads it as missing (imputed as in training), so the "
+                              "predictions lack what it measures", DataWarning, stacklevel=3)
+                continue
+            if col.get("kind") == "numeric":
+                continue
+            known = set(col.get("levels") or [])
+            new = Counter(str(v).strip() for v in values
+                          if not is_missing(v) and str(v).strip() not in known)
+            if new:
+                shown = ", ".join(f"{v!r} ({n} rows)" for v, n in new.most_common(3))
+                more = f" and {len(new) - 3} more" if len(new) > 3 else ""
+                warnings.warn(f"{where}: column {col.get('name')!r} holds values the model "
+                              f"never saw in training ({shown}{more}); they are read as "
+                              "missing", DataWarning, stacklevel=3)
+    elif modality == "biosequence":
+        length = int(state.get("length") or 0)
+        seqs = [str(s) for x in xs for s in (x if isinstance(x, (list, tuple, np.ndarray))
+                                             else [x])]
+        empty = [i for i, s in enumerate(seqs) if not "".join(s.split())]
+        long = [i for i, s in enumerate(seqs) if length and len("".join(s.split())) > length]
+        for found, what in ((empty, "have no letter: their predictions say nothing of them"),
+                            (long, f"are longer than the {length} letters the model reads: "
+                                   f"only their first {length} are read")):
+            if found:
+                shown = ", ".join(map(str, found[:5])) + (" ..." if len(found) > 5 else "")
+                warnings.warn(f"{where}: {len(found)} sequence(s) (index {shown}) {what}",
+                              DataWarning, stacklevel=3)
 
 
 # Options of `automed search` that a loader's refusal may name: predict has none of them.
@@ -329,12 +358,12 @@ def predict_file(model_dir: str | Path, data: str | Path, output: str | Path | N
     model = LoadedModel(model_dir)
     config = model.reading_config()
     parts = read_samples(Path(data), config.get("load_options") or {}, split, config)
-    _said_unseen_levels(Path(data), parts, config)
+    said_about_samples(Path(data), [part.x for part in parts], config)
     dev = resolve_device(device)
     # Every sample is predicted before a line is written: a refusal (wrong shape, bad values)
     # leaves no header-only CSV behind that would read as an empty prediction.
     try:
-        predicted = [(part, model.predict_proba(part.x, device=dev)) for part in parts]
+        predicted = [(part, model.proba(part.x, device=dev)) for part in parts]
     except DataError as exc:  # QA: "column 'bp': value ... (record 4)" named no file
         if str(exc).startswith(str(data)):
             raise

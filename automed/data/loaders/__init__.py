@@ -155,7 +155,13 @@ def load_data(
     loader = find_loader(path, format, modality, options.get("label_col"))
     _check_modality(loader, path, format, modality)
     _check_options(loader, options)
-    data = _load(loader, path, modality, options)
+    from automed.data.loaders import records
+
+    token = records.PREDICTING.set(for_prediction)
+    try:
+        data = _load(loader, path, modality, options)
+    finally:
+        records.PREDICTING.reset(token)
     if not len(data.train) and data.test is not None and not for_prediction:
         raise DataError(f"{path}: every row is marked test; mark some rows train (or drop the "
                         "split column), or give this file as --test")

@@ -4,6 +4,7 @@ tabular loaders: columns found by name, labels checked row by row, errors naming
 
 from __future__ import annotations
 
+import contextvars
 import csv
 import io
 import json
@@ -114,7 +115,10 @@ def read_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     numbered, start = [], 1
     try:
         for row in reader:
-            if any(v.strip() for v in row):
+            # A blank line, or a row of empty cells (Excel's trailing ",,,"), is no record;
+            # a one-column file's quoted empty value ("") is one (QA: skipped, the records
+            # after it were predicted under the index of the one before).
+            if any(v.strip() for v in row) or row == [""]:
                 numbered.append((start, row))
             start = reader.line_num + 1
     except csv.Error as exc:
@@ -210,10 +214,18 @@ def group_of(path: Path, lineno: int, value: Any, column: str) -> str:
     return group
 
 
+# Set while data to predict on is read: a record id given twice is no leak there, and its
+# rows keep their ids (QA: the refusal made predict read the file again without the id
+# column, and every id came out blank).
+PREDICTING: contextvars.ContextVar[bool] = contextvars.ContextVar("predicting", default=False)
+
+
 def check_unique_ids(path: Path, ids: list[tuple[int, Any]], column: str) -> None:
     """Refuse a record id given twice (``(line number, id)`` pairs): the record would sit in
     two folds, or in training and test data. Rows sharing a patient id belong to
-    ``--group-col``, which keeps them together."""
+    ``--group-col``, which keeps them together. Data read to predict on is not checked."""
+    if PREDICTING.get():
+        return
     seen: dict[str, int] = {}
     for lineno, value in ids:
         key = str(value).strip()
