@@ -712,10 +712,11 @@ def predict(data, study, model_dir, output, split, device, plugin_sources, stora
     with contextlib.redirect_stdout(sys.stderr if not output else sys.stdout), \
             warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always", DataWarning)
+        warnings.simplefilter("always", PluginWarning)
         rows = _predict(data, study, model_dir, output, split, device, plugin_sources,
                         storage, table)
-    for warning in said:  # what the data made of the predictions, one line each
-        if issubclass(warning.category, DataWarning):
+    for warning in said:  # what the data (or the plugin code) made of them, one line each
+        if issubclass(warning.category, (DataWarning, PluginWarning)):
             click.echo(f"warning: {warning.message}", err=True)
         else:
             warnings.warn_explicit(warning.message, warning.category, warning.filename,

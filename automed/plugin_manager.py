@@ -300,16 +300,14 @@ class PluginManager:
         saved model records it (so that loading it elsewhere can say what to install): the
         plugin's name, its module or file, and for an installed plugin its distribution and
         version. None for a built-in."""
-        if loader:
-            self.loaders()
-        else:
-            self.architectures()
+        found = self.loaders() if loader else self.architectures()
         for info in self.plugins.values():
             if name in (info.loaders if loader else info.architectures) and not info.broken:
                 if info.builtin:
                     return None
                 return {"plugin": info.name, "source": info.module,
-                        "distribution": info.distribution, "version": info.version}
+                        "distribution": info.distribution, "version": info.version,
+                        "sha256": code_sha256(found.get(name))}
         return None
 
     def architectures_of(self, target: str) -> dict:
@@ -386,6 +384,18 @@ class PluginManager:
                 "does (see `automed plugins`)"
             )
         return chosen
+
+
+def code_sha256(obj: object) -> str | None:
+    """The sha256 of the source file that defines ``obj``'s class (an architecture or a
+    loader): a saved model records it, so that loading it with other code is said."""
+    import inspect
+
+    try:
+        path = inspect.getsourcefile(type(obj))
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else None
+    except (TypeError, OSError):
+        return None
 
 
 def _one_line(exc: BaseException) -> str:

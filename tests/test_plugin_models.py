@@ -145,7 +145,8 @@ def test_export_copies_the_searched_plugin_file_not_an_edited_one(study, monkeyp
     assert not (tmp_path / "b" / "plugins").exists()
     assert "plugins/" not in (tmp_path / "b" / "MODEL_CARD.md").read_text()
     warning = [ln for ln in err.splitlines() if ln.startswith("warning:")]
-    assert len(warning) == 1 and f"plugin file {mine} is not as the search had it" in warning[0]
+    assert len(warning) == 2 and f"plugin file {mine} is not as the search had it" in warning[1]
+    assert "architecture 'tinymlp' is built by other code here" in warning[0]
 
 
 def test_an_edited_plugin_file_is_named_not_the_weights(study, monkeypatch, capsys, tmp_path):
@@ -164,3 +165,35 @@ def test_an_edited_plugin_file_is_named_not_the_weights(study, monkeypatch, caps
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and "do not fit architecture 'tinymlp'" in lines[0], err
     assert "give the one the search used with --plugin" in lines[0]
+
+
+def test_other_plugin_code_is_said_at_predict_and_refused_on_resume(study, monkeypatch, capsys,
+                                                                    tmp_path):
+    # QA: a --plugin file edited after the search changed every prediction without a word
+    # (export had said it), and a resume trained with the edited code beside candidates of
+    # the old and recorded the new file's hash as the study's
+    from automed.errors import ConfigError
+
+    root = study[0]
+    mine = tmp_path / "myarch.py"
+    mine.write_bytes(Path(TINY).read_bytes())
+    storage = f"sqlite:///{tmp_path / 'mine.db'}"
+    common = dict(study="mine", storage=storage, plugins=[str(mine)], architectures=["tinymlp"],
+                  folds=2, max_epochs=1, bootstrap=0, ensemble=False, seed=0)
+    search(root / "sig.npz", trials=1, **common)
+    args = ("predict", str(root / "sig.npz"), "--study", "mine", "--storage", storage,
+            "--plugin", str(mine))
+    code, _, err = _cli(monkeypatch, capsys, *args)
+    assert code in (0, None) and "warning" not in err, err
+    mine.write_text(mine.read_text().replace("nn.ReLU()", "nn.Tanh()"))
+    code, out, err = _cli(monkeypatch, capsys, *args)
+    assert code in (0, None) and out
+    said = [ln for ln in err.splitlines() if ln.startswith("warning:")]
+    assert len(said) == 1 and said[0].startswith(
+        f"warning: architecture 'tinymlp' is built by other code here ({mine}: sha256 "), err
+    assert "its predictions may differ from the search's scores; give the searched file" \
+        in said[0]
+    reset_plugin_manager()
+    with pytest.raises(ConfigError, match=f"plugin file {mine} changed since study 'mine' was "
+                       "searched .*restore the file, or give another --study name"):
+        search(root / "sig.npz", trials=2, **common)

@@ -390,6 +390,34 @@ class MissingLoader(PluginError):
                          f"which no loaded plugin provides; {where}")
 
 
+_SAID_OTHER_CODE: set = set()
+
+
+def _said_other_code(name: str, searched: dict | None, here: dict | None) -> None:
+    """Warn, once per process, when the plugin code that builds architecture ``name`` here is
+    not the code the model was searched with (QA: an edited plugin file, or a plugin package
+    upgraded since, changed every prediction without a word; export had said it)."""
+    import warnings
+
+    from automed.errors import PluginWarning
+
+    old, new = (searched or {}).get("sha256"), (here or {}).get("sha256")
+    if not old or not new or old == new or (name, old, new) in _SAID_OTHER_CODE:
+        return
+    _SAID_OTHER_CODE.add((name, old, new))
+    dist, was, now = here.get("distribution"), searched.get("version"), here.get("version")
+    if dist and was and now and was != now:
+        fix = f"pip install {shlex.quote(f'{dist}=={was}')} for the searched code"
+        what = f"comes from {dist} {now} here, the model was searched with {was}"
+    else:
+        fix = ("give the searched file with --plugin (an export carries it under plugins/)"
+               if not dist else f"reinstall {dist} {was or ''} as it was searched".rstrip())
+        what = (f"is built by other code here ({here.get('source')}: sha256 {new[:12]}..., "
+                f"searched with {old[:12]}...)")
+    warnings.warn(f"architecture {name!r} {what}: its predictions may differ from the "
+                  f"search's scores; {fix}", PluginWarning, stacklevel=3)
+
+
 class LoadedModel:
     """A rebuilt model with its preprocessing: ``predict_proba(x)`` on raw samples."""
 
@@ -479,6 +507,7 @@ class LoadedModel:
             carried = sorted(str(f) for f in (self.root / PLUGINS).glob("*.py"))
             raise MissingArchitecture(name, sorted(archs), carried or None, exported=True,
                                       provider=self._provider())
+        _said_other_code(name, self._provider(), pm.provider(name))
         # The family's own preprocessing (a pretrained tokenizer, ...) or the modality's.
         own = archs[name].preprocessor(modality)
         try:

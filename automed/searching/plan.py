@@ -182,6 +182,16 @@ class SearchPlan:
     # -- what a resumed run may change ---------------------------------------------------
     def check_resumable(self, stored: SearchPlan, study: str) -> None:
         """Refuse a resume that would make scores incomparable or read other data."""
+        was = {r.get("source"): r.get("sha256") for r in stored.plugins if r.get("sha256")}
+        for ref in self.plugins:
+            old = was.get(ref.get("source"))
+            if old and ref.get("sha256") and ref["sha256"] != old:
+                # QA: the resume trained with the edited code beside candidates of the old,
+                # and recorded the new hash as the one the whole study was searched with
+                raise ConfigError(
+                    f"plugin file {ref['source']} changed since study {study!r} was searched "
+                    f"(sha256 {old[:12]}... then, {ref['sha256'][:12]}... now): its candidates "
+                    "would not compare; restore the file, or give another --study name")
         for key in FROZEN_ON_RESUME:
             old, new = getattr(stored, key), getattr(self, key)
             if old != new:
