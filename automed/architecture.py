@@ -60,8 +60,8 @@ class PrefixedTrial:
 class Architecture(ABC):
     """A searchable family of models.
 
-    Subclasses set ``name`` (unique, lowercase) and ``modalities`` (the data kinds they accept)
-    and implement two methods:
+    Subclasses set ``name`` (unique; lowercase by convention) and ``modalities`` (the data
+    kinds they accept) and implement two methods:
 
     - ``search_space(trial, spec) -> dict``: draw this family's parameters with the usual
       ``trial.suggest_*`` calls and return them. Parameter names are local to the family: the

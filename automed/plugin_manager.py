@@ -153,6 +153,12 @@ class PluginManager:
         if required:  # its register hooks now, not half-way through a search
             self.loaders()
             self.architectures()
+            if not info.broken and not info.architectures and not info.loaders:
+                # QA: a file without @hookimpl on its hook was searched without a word
+                hooks = ", ".join(info.hooks) or "none"
+                raise PluginError(f"plugin {source} registers no architectures or loaders "
+                                  f"(hooks: {hooks}); mark its register_architectures or "
+                                  "register_loaders function with @hookimpl")
         return info.name
 
     def _register_module(self, name: str, module_name: str, builtin: bool) -> None:
@@ -223,6 +229,10 @@ class PluginManager:
 
             def register(obj, _plugin=plugin_name, _mine=mine):
                 name = getattr(obj, "name", "")
+                if expected is not None and isinstance(obj, type) and issubclass(obj, expected):
+                    # QA: "not an Architecture; subclass it" to a class that was one
+                    raise PluginError(f"registered the class {obj.__name__}, not an instance; "
+                                      f"call register({obj.__name__}())")
                 if expected is not None and not isinstance(obj, expected):
                     raise PluginError(
                         f"registered {obj!r}, which is not an {expected.__module__}."
@@ -232,6 +242,11 @@ class PluginManager:
                     raise PluginError(f"registered a {kind} without a name; set its .name")
                 if kind == "architecture":  # what `plugins check` refuses, refused on load
                     from automed.spec import MODALITIES
+
+                    misspelt = _misspelt_methods(obj, expected)
+                    if misspelt:
+                        raise PluginError(f"architecture {name!r} defines {misspelt}; automed "
+                                          "never calls a method of that name: rename it")
 
                     if not str(name).replace("_", "").replace("-", "").isalnum():
                         raise PluginError(f"architecture name {name!r} is no word (letters, "
@@ -244,6 +259,10 @@ class PluginManager:
                                           f"{', '.join(MODALITIES)}")
                 if name in found or name in _mine:
                     owner = found[name][1] if name in found else _plugin
+                    taken = self.plugins.get(owner)
+                    if owner != _plugin and taken is not None and taken.builtin:
+                        raise PluginError(f"{kind} {name!r} is a built-in {kind}'s name; "
+                                          f"rename the one plugin {_plugin!r} registers")
                     raise PluginError(
                         f"{kind} {name!r} is registered twice (by {owner!r} and {_plugin!r}); "
                         "rename one of them"
@@ -251,7 +270,11 @@ class PluginManager:
                 _mine[name] = obj
 
             try:
-                impl.function(register=register)
+                returned = impl.function(register=register)
+                if returned is not None and not mine:
+                    # QA: a hook that returned its architectures registered nothing, unsaid
+                    raise PluginError(f"{hook_name} returned {type(returned).__name__}; call "
+                                      f"register({kind}) for each {kind} instead of returning")
             except Exception as exc:  # noqa: BLE001
                 # All or nothing: a plugin that fails half-way contributes nothing.
                 self.pm.unregister(name=plugin_name)
@@ -386,6 +409,24 @@ class PluginManager:
         return chosen
 
 
+def _misspelt_methods(obj: object, base: type) -> str:
+    """``"trainig_space (did you mean training_space?)"`` for methods of ``obj``'s classes
+    that are near-misses of ``base``'s (QA: a misspelt ``training_space`` silently trained
+    the default 35 epochs, and `plugins check` said ok)."""
+    known = [n for n in dir(base) if not n.startswith("_")]
+    found = []
+    for cls in type(obj).__mro__:
+        if cls is base or issubclass(base, cls):
+            break
+        for attr, value in vars(cls).items():
+            if attr.startswith("_") or attr in known or not callable(value):
+                continue
+            close = difflib.get_close_matches(attr, known, n=1, cutoff=0.88)
+            if close:
+                found.append(f"{attr} (did you mean {close[0]}?)")
+    return ", ".join(found)
+
+
 def code_sha256(obj: object) -> str | None:
     """The sha256 of the source file that defines ``obj``'s class (an architecture or a
     loader): a saved model records it, so that loading it with other code is said."""
@@ -400,6 +441,10 @@ def code_sha256(obj: object) -> str | None:
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip()
+    if isinstance(exc, pluggy.PluginValidationError):
+        # its first line names the hook, the later ones what is wrong with it (QA: a hook
+        # taking ``reg`` instead of ``register`` was said without its reason)
+        text = "; ".join(line.strip() for line in text.splitlines() if line.strip())
     return visible(f"{type(exc).__name__}: {text.splitlines()[0]}" if text
                    else type(exc).__name__)
 

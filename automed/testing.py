@@ -144,6 +144,9 @@ def _check_one(arch: Architecture, spec: Spec, params: dict[str, Any]) -> list[s
     if not isinstance(a, torch.Tensor):
         return [f"forward returned a {type(a).__name__}, not a logits tensor of shape "
                 f"{(x.shape[0], spec.n_classes)}; return the logits alone"]
+    if not a.is_floating_point():
+        return [f"forward returned {a.dtype} logits; return floating-point logits (no argmax, "
+                "round or .long())"]
     # NaN == NaN for these two: a model giving NaN is reported as such below, not as random
     if not torch.allclose(a, b, atol=1e-5, equal_nan=True):
         problems.append("eval-mode output differs between two identical calls")

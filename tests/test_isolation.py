@@ -56,6 +56,8 @@ class Model(nn.Module):
             return out[:, :self.n_classes] * float("nan")
         if self.kind == "wrong_shape":
             return out
+        if self.kind == "int_logits":
+            return out[:, :self.n_classes].long()
         return out[:, :self.n_classes]
 
 
@@ -69,7 +71,8 @@ class BuildRaises(Faulty):
 @hookimpl
 def register_architectures(register):
     register(BuildRaises())
-    for kind in ("forward_raises", "escapes", "out_of_memory", "nan_loss", "wrong_shape"):
+    for kind in ("forward_raises", "escapes", "out_of_memory", "nan_loss", "wrong_shape",
+                 "int_logits"):
         arch = Faulty()
         arch.name = kind
         register(arch)
@@ -78,7 +81,7 @@ def register_architectures(register):
 MISSPELT_HOOK = ("from automed import hookimpl\n\n@hookimpl\n"
                  "def register_architecture(register):\n    pass\n")
 FAULTY_ARCHS = ("build_raises", "forward_raises", "escapes", "out_of_memory", "nan_loss",
-                "wrong_shape")
+                "wrong_shape", "int_logits")
 EXPECTED_ERRORS = {
     "build_raises": "RuntimeError: cannot build for signal",
     "forward_raises": "ValueError: forward exploded",
@@ -88,6 +91,8 @@ EXPECTED_ERRORS = {
     "out_of_memory": "OutOfMemoryError: CUDA out of memory",
     "nan_loss": "training loss became nan",
     "wrong_shape": "model returned logits of shape",
+    # QA: "element 0 of tensors does not require grad and does not have a grad_fn"
+    "int_logits": "model returned torch.int64 logits; return floating-point logits",
 }
 
 
@@ -151,3 +156,48 @@ def test_the_error_is_visible_from_the_cli(run, arch):
 ])
 def test_a_broken_installed_plugin_is_listed_and_skipped(run, name, error):
     assert error in run["plugins"][name]["error"]
+
+
+ALWAYS_FAILS = '''
+from automed import Architecture, hookimpl
+
+
+class Broken(Architecture):
+    name = "broken"
+    modalities = frozenset({"signal"})
+
+    def search_space(self, trial, spec):
+        return {"width": trial.suggest_int("width", 1, 64)}
+
+    def build(self, params, spec):
+        raise RuntimeError("cannot build")
+
+
+@hookimpl
+def register_architectures(register):
+    register(Broken())
+'''
+
+
+def test_a_family_whose_candidates_all_fail_is_left_out_after_three(tmp_path, monkeypatch,
+                                                                    capsys):
+    # QA: a family whose every candidate raised took 4 of 8 trials; after 3 failures it is
+    # left out, said once, and its later draws use no budget: the healthy family gets them
+    from clirun import run_cli
+
+    (tmp_path / "broken_arch.py").write_text(ALWAYS_FAILS)
+    (tmp_path / "healthy.py").write_text(TOY_PLUGIN.format(arch="toy"))
+    data = make_demo("signal", tmp_path / "ecg.npz", n=40)
+    storage = f"sqlite:///{tmp_path / 'runs.db'}"
+    code, _, err = run_cli(monkeypatch, capsys, "search", str(data), "--folds", "2",
+                           "--trials", "14", "--no-prune", "--storage", storage, "--study", "g",
+                           "--plugin", str(tmp_path / "broken_arch.py"), "--plugin",
+                           str(tmp_path / "healthy.py"), "--arch", "toy", "--arch", "broken",
+                           "--seed", "3", "--no-ensemble")
+    assert code in (0, None), err
+    rows = Store(storage).candidates("g")
+    states = [(r["architecture"], r["state"]) for r in rows]
+    assert states.count(("broken", "failed")) == 3, states
+    assert len(rows) == 14 and states.count(("toy", "complete")) == 11
+    assert err.count("broken left out of this search: its 3 candidates failed (RuntimeError: "
+                     "cannot build); fix the family and search again") == 1

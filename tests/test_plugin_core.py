@@ -92,7 +92,8 @@ def test_duplicate_architecture_name_is_refused_not_overwritten(monkeypatch, cap
     pm = PluginManager()
     archs = pm.architectures()
     assert type(archs["cnn"]).__module__ == "automed.plugins.cnn"
-    assert pm.plugins["copycat"].broken and "registered twice" in pm.plugins["copycat"].error
+    assert pm.plugins["copycat"].broken and "a built-in architecture's name" in \
+        pm.plugins["copycat"].error
 
 
 def test_architecture_selection_errors_name_the_choices():

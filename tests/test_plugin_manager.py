@@ -72,7 +72,8 @@ def test_duplicate_architecture_names_break_the_second_plugin(install_plugin):
     install_plugin(TOY_PLUGIN.format(arch="cnn"), "copycat")
     pm = PluginManager()
     assert pm.architectures()["cnn"].__module__ == "automed.plugins.cnn"
-    assert "'cnn' is registered twice (by 'cnn' and 'copycat')" in pm.plugins["copycat"].error
+    assert ("architecture 'cnn' is a built-in architecture's name; rename the one plugin "
+            "'copycat' registers") in pm.plugins["copycat"].error
 
 
 def test_a_hook_that_raises_half_way_contributes_nothing(install_plugin):
@@ -171,7 +172,8 @@ def register_architectures(register):
 BREAKS = {
     "import": ("import nonexistent_mod_xyz\n", "ModuleNotFoundError"),
     "raising-hook": (RAISING_HOOK, "RuntimeError: boom in register"),
-    "duplicate-name": (TOY_PLUGIN.format(arch="cnn"), "architecture 'cnn' is registered twice"),
+    "duplicate-name": (TOY_PLUGIN.format(arch="cnn"),
+                       "architecture 'cnn' is a built-in architecture's name"),
     "misspelt-hook": (MISSPELT_HOOK, "unknown hook register_architecture"),
 }
 
@@ -283,8 +285,55 @@ def test_a_model_of_an_installed_plugin_names_its_distribution_where_that_is_mis
     out = export_model(Store(url), "toy", tmp_path / "exported")
     card = (out / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "plugin `toy-plugin` of the distribution `automed-toy` 2.1" in card
-    monkeypatch.setenv("AUTOMED_LOAD_PLUGINS", "")  # another machine: not installed there
+    # QA: installed but left out by AUTOMED_LOAD_PLUGINS was told to pip install it
+    monkeypatch.setenv("AUTOMED_LOAD_PLUGINS", "")
+    reset_plugin_manager()
+    with pytest.raises(MissingArchitecture, match=r"of the installed distribution automed-toy, "
+                       r"which AUTOMED_LOAD_PLUGINS='' leaves out: add toy-plugin to it"):
+        LoadedModel(out)
+    install_plugin.__self__.entry_points.clear()  # another machine: not installed there
     reset_plugin_manager()
     with pytest.raises(MissingArchitecture, match=r"plugin 'toy-plugin' of the distribution "
                        r"automed-toy 2\.1: install it \(pip install automed-toy==2\.1\)"):
         LoadedModel(out)
+    # QA: another version of the package, with other code, changed every prediction unsaid
+    monkeypatch.delenv("AUTOMED_LOAD_PLUGINS")
+    install_plugin(TOY_PLUGIN.format(arch="toy").replace("linear toy", "linear toy 2.2"),
+                   "toy-plugin", dist="automed-toy", version="2.2")
+    reset_plugin_manager()
+    from automed.errors import PluginWarning
+
+    with pytest.warns(PluginWarning, match=r"architecture 'toy' comes from automed-toy 2\.2 "
+                      r"here, the model was searched with 2\.1: its predictions may differ .*"
+                      r"pip install automed-toy==2\.1"):
+        LoadedModel(out)
+
+
+_FAMILY = TOY_PLUGIN.format(arch="fam")
+
+
+@pytest.mark.parametrize(("code", "said"), [
+    # QA: each of these loaded as a plugin that registered nothing, or with advice that missed
+    (_FAMILY.replace("@hookimpl\n", ""), "registers no architectures or loaders (hooks: "
+     "none); mark its register_architectures or register_loaders function with @hookimpl"),
+    (_FAMILY.replace("register(Toy())", "return [Toy()]"),
+     "register_architectures returned list; call register(architecture) for each"),
+    (_FAMILY.replace("register(Toy())", "register(Toy)"),
+     "registered the class Toy, not an instance; call register(Toy())"),
+    (_FAMILY.replace('name = "fam"', 'name = "mlp"'),
+     "architecture 'mlp' is a built-in architecture's name; rename the one plugin"),
+    (_FAMILY.replace("def training_space", "def trainig_space").replace(
+        "def default_params", "def default_param"),
+     "defines trainig_space (did you mean training_space?), default_param (did you mean "
+     "default_params?); automed never calls a method of that name: rename it"),
+    (_FAMILY.replace("register_architectures(register)", "register_architectures(reg)"),
+     "Argument(s) {'reg'} are declared in the hookimpl but can not be found in the hookspec"),
+])
+def test_a_plugin_file_that_would_be_searched_without_its_family_is_refused(tmp_path, code,
+                                                                             said):
+    path = tmp_path / "famplugin.py"
+    path.write_text(code)
+    with pytest.raises(PluginError) as refused:
+        PluginManager().add_source(str(path), required=True)
+    assert said in str(refused.value)
+    assert "\n" not in str(refused.value)

@@ -197,3 +197,55 @@ def test_other_plugin_code_is_said_at_predict_and_refused_on_resume(study, monke
     with pytest.raises(ConfigError, match=f"plugin file {mine} changed since study 'mine' was "
                        "searched .*restore the file, or give another --study name"):
         search(root / "sig.npz", trials=2, **common)
+
+
+def test_a_resume_without_the_studys_plugin_names_it(study):
+    # QA: "unknown architecture tinymlp; available: ..." named no plugin, unlike predict
+    from automed.errors import ConfigError
+
+    root, storage, _, _ = study
+    reset_plugin_manager()
+    common = dict(study="tiny", storage=storage, trials=2, folds=2, max_epochs=1, bootstrap=0,
+                  ensemble=False, seed=0)
+    with pytest.raises(ConfigError, match=f"unknown architecture tinymlp; study 'tiny' was "
+                       f"searched with --plugin {TINY}: give it again"):
+        search(root / "sig.npz", architectures=["tinymlp"], **common)
+    with pytest.raises(ConfigError, match=f"study 'tiny' searched the architectures tinymlp, "
+                       f"this run .*; it was searched with --plugin {TINY}: give it again"):
+        search(root / "sig.npz", **common)
+
+
+def test_plugin_code_that_no_longer_takes_the_params_is_named_not_the_model(study, monkeypatch,
+                                                                            capsys, tmp_path):
+    # QA: a plugin now reading params["w"] made predict call the model folder damaged and say
+    # to export it again, which cannot help
+    root, storage, _, _ = study
+    renamed = tmp_path / "tiny_arch.py"
+    renamed.write_text(Path(TINY).read_text().replace('params["hidden"]', 'params["w"]'))
+    assert renamed.read_text() != Path(TINY).read_text()
+    code, out, err = _cli(monkeypatch, capsys, "predict", str(root / "sig.npz"), "--study",
+                          "tiny", "--storage", storage, "--plugin", str(renamed))
+    assert code not in (0, None) and out == ""
+    assert ("error: architecture 'tinymlp' as its plugin builds it now cannot take this "
+            "model's params (KeyError: 'w'); if its plugin changed since the search, give the "
+            "one the search used with --plugin") in err, err
+
+
+def test_a_plugin_none_of_whose_families_takes_the_data_is_said(study, tmp_path):
+    # QA: an image-only family given with --plugin for signals was left out without a word
+    import warnings
+
+    from automed.errors import DataWarning
+
+    root = study[0]
+    image_only = tmp_path / "image_only.py"
+    image_only.write_text(Path(TINY).read_text().replace('"tinymlp"', '"imagemlp"').replace(
+        'frozenset({"signal", "image"})', 'frozenset({"image"})'))
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        search(root / "sig.npz", study="img", storage=f"sqlite:///{tmp_path / 'i.db'}",
+               plugins=[str(image_only)], architectures=["mlp"], trials=1, folds=2,
+               max_epochs=1, bootstrap=0, ensemble=False, seed=0)
+    lines = [str(w.message) for w in said if issubclass(w.category, DataWarning)]
+    assert f"plugin {image_only}: its architectures (imagemlp: image) do not take signal " \
+        "data, so none of them is searched" in lines, lines

@@ -179,8 +179,8 @@ def test_a_loader_plugins_unchannelled_signals_are_searched_as_the_built_ins_giv
     code, _, err = run_cli(monkeypatch, capsys, "predict", str(tmp_path / "d.rows"),
                            "--storage", f"sqlite:///{tmp_path / 's.db'}")
     assert code not in (0, None)
-    assert "unknown data format '.rows'; study 'd.rows-accuracy-cv2' was searched with " \
-           f"--plugin {path}, whose loader may read it: give it again" in err, err
+    assert "the model reads its data with the 'rows' loader, which no loaded plugin " \
+           f"provides; it came from plugin {path}: give it with --plugin" in err, err
     code, out, err = run_cli(monkeypatch, capsys, "predict", str(tmp_path / "d.rows"),
                              "--plugin", str(path), "--storage", f"sqlite:///{tmp_path / 's.db'}")
     assert code in (0, None) and out.count("\n") == 41, err

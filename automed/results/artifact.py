@@ -350,6 +350,12 @@ def _plugin_to_give(provider: dict | None, plugins: list[str] | None, exported: 
     the plugin file(s) an export carries or the search was given."""
     given = " ".join(f"--plugin {shlex.quote(p)}" for p in plugins or [])
     dist = (provider or {}).get("distribution")
+    if dist and _left_out(provider):
+        # installed, but AUTOMED_LOAD_PLUGINS leaves it out (QA: told to pip install it)
+        return (f"it came from plugin {provider.get('plugin')!r} of the installed "
+                f"distribution {dist}, which AUTOMED_LOAD_PLUGINS="
+                f"{os.environ.get('AUTOMED_LOAD_PLUGINS')!r} leaves out: add "
+                f"{provider.get('plugin')} to it")
     if dist:  # an installed plugin: the saved model says which distribution
         version = (provider or {}).get("version")
         pin = f"{dist}=={version}" if version else dist
@@ -362,6 +368,19 @@ def _plugin_to_give(provider: dict | None, plugins: list[str] | None, exported: 
             f"it came from plugin {provider['source']}: give it with --plugin"
             if provider and provider.get("source") else
             "give the plugin that provides it with --plugin FILE.py (or MODULE)")
+
+
+def _left_out(provider: dict) -> bool:
+    """Whether ``provider``'s entry point is installed but not in AUTOMED_LOAD_PLUGINS."""
+    import importlib.metadata
+
+    from automed.plugin_manager import ENTRY_POINT_GROUP
+
+    allowed = os.environ.get("AUTOMED_LOAD_PLUGINS")
+    if allowed is None or provider.get("plugin") in {a.strip() for a in allowed.split(",")}:
+        return False
+    return any(ep.name == provider.get("plugin")
+               for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
 
 
 class MissingArchitecture(PluginError):
@@ -523,6 +542,13 @@ class LoadedModel:
         except AutomedError:
             raise  # a one-line answer of the plugin's own (say, a missing library)
         except Exception as exc:  # noqa: BLE001 - edited params: any error a plugin raises
+            if self._provider() is not None:  # other plugin code, not a damaged model (QA)
+                raise DataError(
+                    f"architecture {name!r} as its plugin builds it now cannot take this "
+                    f"model's params ({type(exc).__name__}: {exc}); if its plugin changed "
+                    "since the search, give the one the search used with --plugin, else "
+                    f"export the model again ({path} may have been "
+                    "edited)") from None
             raise DataError(f"{damaged}: architecture {name!r} cannot be built from its params "
                             f"({type(exc).__name__}: {exc}); export the model again") from None
         _load_weights(self.model, self.folder / WEIGHTS, name)

@@ -124,7 +124,8 @@ def prepare(plan: SearchPlan, data: LoadedData | None = None) -> Prepared:
     pos = _resolve_pos_label(plan.pos_label, train.classes)
     average, pos = M.resolve_average(plan.average, train.n_classes, pos)
     check_folds(train, plan.folds)
-    archs = get_plugin_manager().architectures_for(train.modality, plan.architectures)
+    pm = get_plugin_manager()
+    archs = pm.architectures_for(train.modality, plan.architectures)
     splits = make_folds(train, plan.folds, plan.seed)
     leakage = check_folds_leakage(train, splits)
     if test is not None:
@@ -138,7 +139,7 @@ def prepare(plan: SearchPlan, data: LoadedData | None = None) -> Prepared:
     spec = sized(preprocessor_for(train.modality).spec(train))
     said = (leakage_warnings(leakage) + _text_warnings(train) + _label_warnings(train)
             + _table_warnings(train) + _test_class_warnings(train, test)
-            + _volume_warnings(train))
+            + _volume_warnings(train) + _unused_plugins(pm, train.modality))
     # A family's own preprocessor (a pretrained tokenizer, ...) gives its own spec; computed
     # here, so a missing model or library stops the search before any candidate runs.
     specs, unfit = {}, {}
@@ -162,6 +163,22 @@ def prepare(plan: SearchPlan, data: LoadedData | None = None) -> Prepared:
                     f"{train.modality} samples ({why}); {_data_hint(train)}")
     return Prepared(plan, full, train, test, splits, leakage, said, spec, archs, metric,
                     average, pos, specs)
+
+
+def _unused_plugins(pm, modality: str) -> list[str]:
+    """A plugin the user named (``--plugin``) none of whose architectures takes this data (QA:
+    an image-only family given for signals was left out without a word)."""
+    every = pm.architectures()
+    out = []
+    for info in pm.plugins.values():
+        if info.name in pm._required and info.architectures and not info.loaders \
+                and not any(every[a].accepts(modality) for a in info.architectures
+                            if a in every):
+            takes = "; ".join(f"{a}: {', '.join(sorted(every[a].modalities)) or 'any'}"
+                              for a in info.architectures if a in every)
+            out.append(f"plugin {info.module}: its architectures ({takes}) do not take "
+                       f"{modality} data, so none of them is searched")
+    return out
 
 
 def _data_hint(train: Dataset) -> str:

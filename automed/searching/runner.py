@@ -532,10 +532,41 @@ def _check_resume(store: Store, study_name: str, plan: SearchPlan, identity: dic
     # The families are one categorical of the study's space: Optuna cannot change its choices.
     was = stored.get("architectures")
     if was is not None and sorted(was) != sorted(architectures):
+        missing = _plugins_not_given(stored.get("plan") or {}, plan)
         raise ConfigError(
             f"study {study_name!r} searched the architectures {', '.join(sorted(was))}, this "
-            f"run {', '.join(sorted(architectures))}; give the same --arch (and plugins) or "
-            "another --study name")
+            f"run {', '.join(sorted(architectures))}; "
+            + (f"it was searched with --plugin {' --plugin '.join(missing)}: give it again, "
+               "or another --study name" if missing else
+               "give the same --arch (and plugins) or another --study name"))
+
+
+def _plugins_not_given(stored_plan: dict, plan: SearchPlan) -> list[str]:
+    """The plugins a stored study was searched with that this run was not given (QA: a
+    resume without them said "unknown architecture" and named none)."""
+    given = {r.get("source") for r in plan.plugins}
+    return [shlex.quote(str(r.get("source"))) for r in stored_plan.get("plugins") or []
+            if isinstance(r, dict) and r.get("source") and r.get("source") not in given]
+
+
+def _prepared(plan: SearchPlan, data: LoadedData | None, storage: str | None,
+              study: str | None) -> Prepared:
+    """:func:`prepare`, whose "unknown architecture" names the plugins an existing study of
+    this name was searched with, when this run lacks them."""
+    try:
+        return prepare(plan, data)
+    except ConfigError as exc:
+        if study is None or not str(exc).startswith("unknown architecture"):
+            raise
+        try:
+            stored = Store(storage, existing=True).search(study)["config"] or {}
+        except AutomedError:
+            raise exc from None
+        missing = _plugins_not_given(stored.get("plan") or {}, plan)
+        if not missing:
+            raise
+        raise ConfigError(f"{str(exc).split('; available')[0]}; study {study!r} was searched "
+                          f"with --plugin {' --plugin '.join(missing)}: give it again") from None
 
 
 def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None = None,
@@ -604,7 +635,7 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
         # QA: 200,000 rows printed nothing for 110 s (reading, checks, leakage)
         progress({"event": "note", "message": f"reading {source.name} "
                   f"({source.stat().st_size / 1e6:.0f} MB) and checking it ..."})
-    p = prepare(plan, data)
+    p = _prepared(plan, data, storage, study)
     read_s = time.monotonic() - wall_start
     train, test = p.train, p.test
     store = Store(storage)

@@ -36,11 +36,15 @@ def grace(interval: float) -> int:
 
 def counted_trials(study: optuna.Study) -> int:
     """Candidates that used up budget: complete, pruned, or failed by their own fault."""
-    n = 0
-    for t in study.get_trials(deepcopy=False, states=COUNTED):
-        if t.state != TrialState.FAIL or t.user_attrs.get("automed_state") == "failed":
-            n += 1
-    return n
+    return sum(_counted(t) for t in study.get_trials(deepcopy=False, states=COUNTED))
+
+
+def _counted(t: optuna.trial.FrozenTrial) -> bool:
+    # A draw of a family left out after its failures (pruned, so that TPE learns from it;
+    # see objective.Skipped) trained nothing and is no candidate.
+    if t.state == TrialState.FAIL:
+        return t.user_attrs.get("automed_state") == "failed"
+    return t.user_attrs.get("automed_state") != "skipped"
 
 
 def surplus(study: optuna.Study, number: int, trials: int | None) -> bool:
@@ -116,9 +120,7 @@ def uses_budget(trial: optuna.trial.FrozenTrial) -> bool:
         return True
     if trial.state == TrialState.WAITING:
         return is_retry(trial)
-    if trial.state == TrialState.FAIL:
-        return trial.user_attrs.get("automed_state") == "failed"
-    return trial.state in COUNTED
+    return trial.state in COUNTED and _counted(trial)
 
 
 def waiting_retries(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

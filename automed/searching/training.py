@@ -266,6 +266,9 @@ def fit_model(
                         f"model returned logits of shape {tuple(logits.shape)}, expected "
                         f"{expected} (batch, n_classes)"
                     )
+                if not logits.is_floating_point():  # QA: "does not require grad" said
+                    raise CandidateError(f"model returned {logits.dtype} logits; return "
+                                         "floating-point logits (no argmax, round or .long())")
                 checked = True
             loss = _loss(logits.float(), yb, weight, p)
             optimizer.zero_grad(set_to_none=True)
