@@ -156,3 +156,24 @@ def test_the_progress_line_says_which_single_answers_and_why(capsys):
                       "paired resamples (under 99.0%, within chance for the best of 5): #0 "
                       "answers")
     assert err[1].endswith("in 99% of paired resamples: it answers")
+
+
+def test_the_retry_of_the_first_start_stays_the_one_to_beat():
+    # QA: after a resume re-ran the interrupted first start (#0) as #2, the start of another
+    # family (#1) became the one to beat, and the answer changed
+    import optuna
+
+    from automed.searching.fidelity import PORTFOLIO_ATTR
+    from automed.searching.selection import incumbent
+
+    study = optuna.create_study(direction="maximize")
+    for attrs in ({PORTFOLIO_ATTR: "cnn:0"}, {PORTFOLIO_ATTR: "mlp:0"}):
+        study.enqueue_trial({}, user_attrs=attrs)
+    first = study.ask()
+    study.tell(first, state=optuna.trial.TrialState.FAIL)  # interrupted
+    study.tell(study.ask(), 0.8)
+    study.enqueue_trial({}, user_attrs={PORTFOLIO_ATTR: "cnn:0", "retry_of": 0})
+    study.tell(study.ask(), 0.7)
+    done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert [t.number for t in done] == [1, 2]
+    assert incumbent(done).number == 2

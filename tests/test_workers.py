@@ -450,3 +450,26 @@ def test_a_heard_stop_leaves_later_ones_to_the_os_to_ignore(monkeypatch):
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def test_a_worker_runs_again_a_candidate_a_ctrl_c_cut_short(demo_signal, tmp_path, capsys,
+                                                            monkeypatch):
+    # QA: `automed worker` rejoining a study ran new candidates and spent the budget, while
+    # the interrupted one (which leaderboard --all said would run again) never ran
+    import optuna
+    from clirun import run_cli
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    search(demo_signal, workers=0, trials=2, folds=2, max_epochs=1, storage=url, study="w",
+           bootstrap=0, architectures=["mlp"])
+    ostudy = optuna.load_study(study_name="w", storage=Store(url).optuna_storage())
+    ostudy.add_trial(optuna.trial.create_trial(
+        state=optuna.trial.TrialState.FAIL, params={"architecture": "mlp"},
+        distributions={"architecture": optuna.distributions.CategoricalDistribution(["mlp"])},
+        user_attrs={"interrupted": True, "automed_state": "interrupted"}))
+    cut = ostudy.trials[-1].number
+    code, _, err = run_cli(monkeypatch, capsys, "worker", "--study", "w", "--storage", url)
+    assert code in (0, None), err
+    ran = [t for t in ostudy.get_trials() if t.state != optuna.trial.TrialState.FAIL]
+    assert len(ran) == 2 and cut in [t.user_attrs.get("retry_of") for t in ran], \
+        [(t.number, t.state, t.user_attrs) for t in ostudy.get_trials()]

@@ -61,9 +61,13 @@ def incumbent(trials) -> object | None:
     """The first portfolio start that completed (usually trial 0): the configuration chosen
     offline as the best start for this kind of data, which a challenger must beat."""
     from automed.searching.fidelity import PORTFOLIO_ATTR
+    from automed.searching.study import place
 
+    # In budget order: a retry of the first start (a resume after Ctrl-C, a lost worker) is
+    # numbered after the other starts but stands in its place (QA: after a resume another
+    # family's start became the one to beat, and the answer changed).
     starts = [t for t in trials if t.user_attrs.get(PORTFOLIO_ATTR)]
-    return min(starts, key=lambda t: t.number) if starts else None
+    return min(starts, key=lambda t: (place(t), t.number)) if starts else None
 
 
 def choose_single(p, store, search_id: int, trials: dict, leader) -> tuple[object, dict | None]:

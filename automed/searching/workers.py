@@ -308,9 +308,12 @@ def join(study_name: str, *, storage: str | None = None, gpus: str | None = None
 
 def _join(study_name: str, *, storage, gpus, trials_per_gpu, workers, device, timeout,
           plugins, progress, identity, threads) -> int:
+    import optuna
+
     from automed.results.describe import objective_words
     from automed.searching.devices import plan_slots
     from automed.searching.prepare import allowed_plugins
+    from automed.searching.study import counted_trials, retry_interrupted
     from automed.storage import Store
 
     progress = progress or (lambda event: None)
@@ -324,12 +327,20 @@ def _join(study_name: str, *, storage, gpus, trials_per_gpu, workers, device, ti
     env = [s for s in os.environ.get("AUTOMED_PLUGINS_PATH", "").split(os.pathsep) if s]
     allowed = allowed_plugins(list(plugins or []) + env)
     cfg = info["config"]
+    try:
+        ostudy = optuna.load_study(study_name=study_name, storage=store.optuna_storage())
+    except KeyError:
+        raise ConfigError(f"study {study_name!r} has no Optuna study in {store.redacted}; "
+                          "start it with `automed search`") from None
+    # A candidate a Ctrl-C cut short runs again first, as a resumed search runs it (QA: a
+    # worker that rejoined ran new candidates and the budget was spent without it).
+    retry_interrupted(ostudy)
     leader = store.leaderboard(study_name, top=1)
     progress({"event": "start", "study": study_name, "storage": store.redacted,
               "dataset": info["dataset"], "architectures": cfg["architectures"],
               "folds": cfg["folds"], "metric": info["metric"], "trials": cfg.get("trials"),
               "objective": objective_words(cfg, info["metric"], info.get("classes") or []),
-              "done": 0, "resumed": True,
+              "done": counted_trials(ostudy), "resumed": True,
               "best": leader[0]["score_mean"] if leader else None,
               "device": ", ".join(sorted({s.device for s in slots})), "workers": len(slots)})
     me = identity or machine_identity()
