@@ -312,3 +312,14 @@ def test_a_quoted_empty_value_in_a_one_column_file_is_a_record(tmp_path):
     wide = tmp_path / "wide.csv"
     wide.write_text("a,b,label\n1,2,x\n,,\n3,4,y\n")
     assert [n for n, _ in records.read_table(wide)[1]] == [2, 4]
+
+
+def test_the_data_line_says_the_label_column_given(tmp_path):
+    # QA: a --label-col -1 signal table was said to have "the label in column 0"
+    rows = [[*(f"{(i + j) / 10:.2f}" for j in range(8)), str(i % 2)] for i in range(12)]
+    path = tmp_path / "ecg.csv"
+    path.write_text("\n".join(",".join(r) for r in rows) + "\n")
+    data = load_data(path, label_col=-1)
+    assert data.train.classes == ["0", "1"]
+    reason = data.train.meta["reason"]
+    assert "the label in --label-col -1" in reason and "column 0" not in reason, reason

@@ -222,6 +222,19 @@ def test_a_resume_keeps_the_first_runs_artifacts_folder(demo_signal, tmp_path):
     moved = search(demo_signal, trials=3, storage=url, study="r", artifacts=tmp_path / "other",
                    **QUICK)  # given again: the new folder
     assert Path(moved.artifact).parent == tmp_path / "other"
+    # QA: the answer became a refit there with other test scores, unsaid
+    assert any(w.startswith(f"study 'r' keeps its candidates' fold models in {tmp_path / 'mine'}"
+                            f", and this run saves to {tmp_path / 'other'}: the answer is refit")
+               for w in moved.warnings), moved.warnings
+
+
+def test_a_resume_that_switches_pruning_says_so(demo_signal, tmp_path):
+    # QA: a resume without --no-prune pruned unsaid, and its plan then spoke for every worker
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    search(demo_signal, trials=1, storage=url, study="p", **QUICK)
+    again = search(demo_signal, trials=2, storage=url, study="p", **{**QUICK, "prune": True})
+    assert any(w.startswith("this run prunes, the study's earlier runs did not (--no-prune)")
+               for w in again.warnings), again.warnings
 
 
 def test_a_long_file_names_default_study_name_fits_and_resumes(demo_signal, tmp_path):

@@ -489,6 +489,27 @@ def _changed_numerics(was: dict, now: dict) -> list[str]:
     return said
 
 
+def _moved_artifacts(store: Store, study_name: str, artifacts: str | Path | None) -> list[str]:
+    """What a resume given another --artifacts than the folder that keeps the study's fold
+    models makes of its answer, said (QA: it left them unread and the answer silently became
+    a refit with other test scores)."""
+    if artifacts is None:
+        return []  # a resume without it uses the study's own folder
+    try:
+        stored = store.search(study_name)["config"] or {}
+    except ConfigError:
+        return []  # a new study
+    kept = stored.get("fold_models")
+    if not kept or not Path(kept).exists():
+        return []  # nothing there to read (a moved project is looked for beside its database)
+    root = Path(kept).parent
+    if root == Path(artifacts).expanduser().resolve():
+        return []
+    return [f"study {study_name!r} keeps its candidates' fold models in {root}, and this run "
+            f"saves to {artifacts}: the answer is refit there (its test scores may differ); "
+            f"give --artifacts {shlex.quote(str(root))} (or none) to answer from them"]
+
+
 def _study_uid(store: Store, study_name: str, search_id: int) -> str:
     """The study's uid (see results.artifact.study_stamp); a study from before uids gets one."""
     uid = (store.search(study_name)["config"] or {}).get("uid")
@@ -642,6 +663,7 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
     study_name = study or default_study_name(p.full, p.metric, plan.folds, store)
     dev = torch.device(slots[0].device)
     _check_resume(store, study_name, plan, p.identity(), p.architectures)
+    p.warnings.extend(_moved_artifacts(store, study_name, artifacts))
     config = _config(p, slots)
     manifest = build_manifest(train, test, seed=plan.seed, device=dev,
                               deterministic=plan.deterministic, leakage=p.leakage)
@@ -661,6 +683,13 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
                         full.fingerprint)
     stored_config = (store.search(study_name)["config"] or {}) if resumed else {}
     p.warnings.extend(_changed_numerics(stored_config.get("manifest") or {}, manifest))
+    was_pruning = (stored_config.get("plan") or {}).get("prune")
+    if was_pruning is not None and bool(was_pruning) != bool(plan.prune):
+        # QA: a resume switched pruning unsaid, and its plan then spoke for every worker
+        p.warnings.append(f"this run {'prunes' if plan.prune else 'does not prune'}, the "
+                          f"study's earlier runs {'did' if was_pruning else 'did not'} "
+                          f"({'--no-prune' if not was_pruning else 'no --no-prune'}): from "
+                          "now on its workers follow this run")
     if resumed and artifacts is None:
         # QA: a resume without the first run's --artifacts saved its answer beside the
         # database and left the first run's fold models unread

@@ -165,7 +165,8 @@ def load_data(
     if not len(data.train) and data.test is not None and not for_prediction:
         raise DataError(f"{path}: every row is marked test; mark some rows train (or drop the "
                         "split column), or give this file as --test")
-    data.train.meta["reason"] = _reason(loader, path, format, modality, data.train.modality)
+    data.train.meta["reason"] = _reason(loader, path, format, modality, data.train.modality,
+                                        options.get("label_col"))
     data.train.meta["loader"] = loader.name  # a saved model reads new data with it again
     if options.get("label_col") is not None:
         data.train.meta["label_given"] = True  # the label column is the user's choice
@@ -363,15 +364,20 @@ def _in_layout(d: Dataset) -> Dataset:
 
 
 def _reason(loader: Loader, path: Path, format: str | None, modality: str | None,
-            result: str) -> str:
+            result: str, label_col: Any = None) -> str:
     """"read as <modality> because ...": how the data was understood, for the first line."""
+    import inspect
+
     if format:
         why = f"--format {format} was given"
     elif modality:
         why = f"--modality {modality} was given"
     else:
         try:
-            why = loader.explain(path)
+            # a loader whose explain takes the label column says where it took the label
+            takes = label_col is not None and "label_col" in inspect.signature(
+                loader.explain).parameters
+            why = loader.explain(path, label_col=label_col) if takes else loader.explain(path)
         except Exception:  # noqa: BLE001 - a plugin loader's explanation is a courtesy
             why = f"the {loader.name} loader claimed it"
     return f"read as {result} by the {loader.name} loader because {why}"

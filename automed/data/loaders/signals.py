@@ -93,8 +93,10 @@ class SignalTableLoader(Loader):
         return LoadedData(Dataset(x, y, classes, modality, str(path), groups=groups,
                                   meta={"label_col": label_col, "label_name": label_name}))
 
-    def explain(self, path: Path) -> str:
+    def explain(self, path: Path, label_col: Any = None) -> str:
         first = _split(_first_line(path), _delimiter(path, _first_line(path)))
+        if label_col is not None:  # QA: "the label in column 0" of a --label-col -1 table
+            return f"it is a table of series, one per row, the label in --label-col {label_col}"
         label = _named_label(first)
         if label is None and all(_is_number(v) for v in first[1:]):
             return ("it has no header naming a label column: one series per row (UCR style), "
