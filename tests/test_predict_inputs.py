@@ -133,7 +133,11 @@ def test_labels_of_one_class_are_kept_in_predictions(studies, monkeypatch, capsy
                               "--storage", storage)
     assert code in (0, None), err
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert [r["label"] for r in rows] == ["sick"] * 3 and {r["split"] for r in rows} == {"train"}
+    # new rows, never trained on: "all" (QA: written as "train"); --split train still takes them
+    assert [r["label"] for r in rows] == ["sick"] * 3 and {r["split"] for r in rows} == {"all"}
+    code, out, err = _predict(monkeypatch, capsys, str(path), "--study", "text",
+                              "--storage", storage, "--split", "train")
+    assert code in (0, None) and len(list(csv.DictReader(io.StringIO(out)))) == 3, err
 
 
 @pytest.mark.parametrize("fmt", ["csv", "npz"])
@@ -458,6 +462,14 @@ def test_what_new_records_make_of_predictions_is_said_by_cli_and_api(tmp_path, m
         assert any(line.startswith(f"{where}: column 'smoking' holds values the model never "
                                    "saw in training ('heavy' (1 rows))") for line in lines), lines
         assert any("column 'bp' is empty in every record" in line for line in lines), lines
+    # QA: a free-text column beside the records made the file read as texts, labels dropped
+    notes = tmp_path / "notes.csv"
+    notes.write_text("visit,age,bp,smoking,label,notes\nv1,50,121,never,well,seen twice\n"
+                     "v2,61,124,former,sick,follow up in 3 weeks\n")
+    code, out, err = _predict(monkeypatch, capsys, str(notes), "--study", "smoke",
+                              "--storage", storage)
+    assert code in (0, None), err
+    assert [r["label"] for r in csv.DictReader(io.StringIO(out))] == ["well", "sick"]
     config = folder / "automed_model.json"
     before = config.read_bytes()
     code, _, err = _predict(monkeypatch, capsys, str(new), "--study", "smoke", "--storage",

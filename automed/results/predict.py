@@ -48,6 +48,10 @@ def read_samples(path: Path, options: dict, split: str = "all",
 
         if config["loader_plugin"].get("loader") not in get_plugin_manager().loaders():
             raise MissingLoader(config)
+    if (config.get("spec") or {}).get("modality") == "tabular" and not options.get("modality"):
+        # A table's model reads records: a new file with a free-text column beside them (a
+        # "notes" column) is no text data set (QA: read as one, its labels were dropped unsaid)
+        options = {**options, "modality": "tabular"}
     try:
         loaded = _load_labeled(path, options)
     except DataError as exc:
@@ -89,8 +93,12 @@ def read_samples(path: Path, options: dict, split: str = "all",
     parts = [("train", loaded.train)] if len(loaded.train) else []
     if loaded.test is not None:
         parts.append(("test", loaded.test))
-    return [Part(name, _in_model_order(d, config), [d.classes[i] for i in d.y],
-                 rows.get(name) or _file_rows(d),
+    # A new file without a split is no training data: its rows are "all" (QA: labeled new
+    # rows, never trained on, were written as "train"); --split train still selects them.
+    new = loaded.test is None and loaded.train.fingerprint != (
+        config.get("data") or {}).get("fingerprint")
+    return [Part("all" if new else name, _in_model_order(d, config),
+                 [d.classes[i] for i in d.y], rows.get(name) or _file_rows(d),
                  None if d.ids is None else [str(v) for v in d.ids])
             for name, d in parts if split in ("all", name)]
 
