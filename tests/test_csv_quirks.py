@@ -323,3 +323,18 @@ def test_the_data_line_says_the_label_column_given(tmp_path):
     assert data.train.classes == ["0", "1"]
     reason = data.train.meta["reason"]
     assert "the label in --label-col -1" in reason and "column 0" not in reason, reason
+
+
+def test_a_long_text_reads_and_an_open_quote_is_named_with_its_line(tmp_path):
+    # QA: a 300,000-character text was refused as "field larger than field limit (131072);
+    # check the quoting"
+    from automed.data.loaders import records
+
+    long = tmp_path / "long.csv"
+    long.write_text('text,label\n"' + "word " * 60000 + '",a\n"short",b\n')
+    assert [len(r[0]) for _, r in records.read_table(long)[1]] == [300000, 5]
+    opened = tmp_path / "open.csv"
+    opened.write_text('text,label\nfine,a\n"unclosed,a\n' + ("x" * 1000 + "\n") * 20000)
+    with pytest.raises(DataError, match=r"open.csv: the record of line 3 holds a field over "
+                       r"16 MB: a quote \(\"\) left open there runs on"):
+        records.read_table(opened)

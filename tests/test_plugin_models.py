@@ -109,6 +109,13 @@ def test_predict_proba_takes_signals_without_a_channel_axis(study):
     assert np.allclose(model.predict_proba(x[:, 0, :]), expected)
     with pytest.raises(DataError, match=r"shape \(8,\) but the model expects \(1, 16\)"):
         model.predict_proba(x[:, 0, :8])
+    # QA: a list of series was told "the samples encode to shape", one series "shape ()"
+    assert np.allclose(model.predict_proba(x[:, 0, :].tolist()), expected)
+    with pytest.raises(DataError, match=r"shape \(16,\), that of one sample: give a batch, "
+                       r"e\.g\. x\[None\] of shape \(1, 16\)"):
+        model.predict_proba(x[0, 0])
+    with pytest.raises(DataError, match="a list of signals of differing sizes or non-numbers"):
+        model.predict_proba([[1.0, 2.0], [1.0]])
 
 
 def test_a_model_of_a_missing_plugin_names_the_fix_in_python(study):
@@ -249,3 +256,15 @@ def test_a_plugin_none_of_whose_families_takes_the_data_is_said(study, tmp_path)
     lines = [str(w.message) for w in said if issubclass(w.category, DataWarning)]
     assert f"plugin {image_only}: its architectures (imagemlp: image) do not take signal " \
         "data, so none of them is searched" in lines, lines
+
+
+def test_predict_on_an_empty_folder_says_it_is_empty(study, monkeypatch, capsys, tmp_path):
+    # QA: "no class sub-folders found; put the images of each class in a sub-folder", though
+    # predict needs no class folders
+    root, storage, _, _ = study
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    code, out, err = _cli(monkeypatch, capsys, "predict", str(tmp_path / "empty"), "--study",
+                          "tiny", "--storage", storage, "--plugin", TINY)
+    assert code == 2 and out == ""
+    assert err.strip() == f"error: {tmp_path / 'empty'}: an empty folder; give a folder of " \
+        "the images (or the files) to predict"

@@ -650,6 +650,13 @@ def in_model_layout(x: Any, spec: Spec) -> Any:
     that still do not have the model's input shape are refused in one line."""
     if spec.modality not in ("image", "signal"):
         return x
+    if isinstance(x, (list, tuple)):  # QA: a list of series was told "the samples encode to"
+        try:
+            x = np.asarray(x, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise DataError(f"the samples are a {type(x).__name__} of {spec.modality}s of "
+                            "differing sizes or non-numbers; give an array shaped "
+                            f"(N, {', '.join(map(str, spec.input_shape))})") from None
     shape = getattr(x, "shape", None)
     if shape is None:
         return x
@@ -667,6 +674,11 @@ def in_model_layout(x: Any, spec: Spec) -> Any:
 
         x = to_channels(x, expected)  # colour for a grayscale model and back (QA: "resize")
         shape = np.shape(x)
+    one = tuple(shape) in (expected, expected[1:]) or (
+        spec.modality == "signal" and tuple(shape) == expected[-1:])
+    if one:  # QA: one series (96,) was told "samples have shape ()"
+        raise DataError(f"samples have shape {tuple(shape)}, that of one sample: give a batch, "
+                        f"e.g. x[None] of shape (1, {', '.join(map(str, shape))})")
     if tuple(shape[1:]) != expected:
         got = tuple(shape[1:])
         # what differs says the fix (QA: "resize" for a transposed series too)

@@ -57,6 +57,11 @@ def read_samples(path: Path, options: dict, split: str = "all",
     except DataError as exc:
         unlabeled = read_unlabeled(path, config)
         if unlabeled is None:
+            if path.is_dir() and not any(f.is_file() and not f.name.startswith(".")
+                                         for f in path.rglob("*")):
+                # QA: "no class sub-folders found", though predict needs none
+                raise DataError(f"{path}: an empty folder; give a folder of the images (or "
+                                "the files) to predict") from None
             raise _as_predict_says(exc) from None
         _said_labels_unread(path, options, exc)
         return _unlabeled_parts(path, unlabeled, split, options)

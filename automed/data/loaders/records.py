@@ -104,6 +104,9 @@ def header(path: Path) -> list[str]:
     return [c.strip() for c in first]
 
 
+FIELD_LIMIT = 16 * 2**20  # characters in one CSV field (csv's default is 131,072)
+
+
 def read_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """Column names and ``(line number, values)`` rows of a delimited file with a header."""
     text = read_text(path)
@@ -113,6 +116,9 @@ def read_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     # Each row is numbered by the file line it starts on.
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter_for(path))
     numbered, start = [], 1
+    # A clinical note or a full-text article may be longer than csv's 128 KB field default
+    # (QA: a 260,000-character text was refused as "check the quoting")
+    limit = csv.field_size_limit(FIELD_LIMIT)
     try:
         for row in reader:
             # A blank line, or a row of empty cells (Excel's trailing ",,,"), is no record;
@@ -122,7 +128,14 @@ def read_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
                 numbered.append((start, row))
             start = reader.line_num + 1
     except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            raise DataError(f"{path}: the record of line {start} holds a field over "
+                            f"{FIELD_LIMIT // 2**20} MB: a quote (\") left open there runs on "
+                            "through the file; close it, or double the quotes inside the "
+                            "field") from None
         raise DataError(f"{path}: not a readable CSV/TSV file ({exc}); check the quoting") from exc
+    finally:
+        csv.field_size_limit(limit)
     if not numbered:
         raise DataError(f"{path}: the file is empty; add a header row and one record per row")
     names = [c.strip() for c in numbered[0][1]]
