@@ -494,3 +494,21 @@ def test_new_sequences_empty_or_longer_than_the_model_reads_are_said(tmp_path, m
     assert f"warning: {new}: 1 sequence(s) (index 0) have no letter" in err
     assert (f"warning: {new}: 1 sequence(s) (index 2) are longer than the 20 letters the "
             "model reads: only their first 20 are read") in err
+
+
+def test_labels_that_are_no_class_stay_labels_in_a_file_with_the_id_column(tmp_path,
+                                                                           monkeypatch, capsys):
+    # QA: a text file with the study's id column and labels none of the model's classes had
+    # its labels dropped unsaid (taken for ids read as labels)
+    files = _id_files(tmp_path, "text")
+    storage = f"sqlite:///{tmp_path / 'ids.db'}"
+    search(files["labeled"], study="ids", id_col="visit", trials=1, folds=2, max_epochs=1,
+           storage=storage, bootstrap=0, architectures=["mlp"])
+    new = tmp_path / "new.csv"
+    new.write_text("visit,text,label\nr1,fever cough pain,flu\nr2,routine checkup,flu\n")
+    code, out, err = _predict(monkeypatch, capsys, str(new), "--study", "ids",
+                              "--storage", storage)
+    assert code in (0, None), err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [(r["id"], r["label"]) for r in rows] == [("r1", "flu"), ("r2", "flu")]
+    assert "its label(s) 'flu' are none of the model's classes" in err

@@ -185,6 +185,12 @@ def _labels_are_ids(path: Path, loaded: Any, options: dict, config: dict) -> boo
     if not classes or classes & {str(c) for c in loaded.train.classes}:
         return False
     named = {str(options[k]) for k in ("group_col", "id_col") if options.get(k) is not None}
+    meta = loaded.train.meta
+    read_from = meta.get("label_col") or meta.get("label_name")
+    if isinstance(read_from, str):
+        # the loader names the column it read: ids only if that is the group or id column
+        # (QA: a text file's real labels, none of the model's classes, were dropped unsaid)
+        return read_from in named
     return bool(named) and path.is_file() and bool(named & set(records.header(path)))
 
 
