@@ -320,3 +320,17 @@ def test_a_series_padded_with_nan_is_told_to_be_resampled_not_dropped(tmp_path):
     path.write_text("\n".join(rows * 4) + "\n")
     with pytest.raises(DataError, match=r"missing value at line 2, column 10; fill it"):
         load_data(path)
+
+
+@pytest.mark.parametrize("keys", [("test_images", "test_labels"), ("x_test", "y_test")])
+def test_an_npz_of_test_arrays_alone_is_a_test_set(tmp_path, keys):
+    # QA: predict dropped the labels of a MedMNIST-style file holding test arrays only (and
+    # refused x_test/y_test alone with "no training arrays found")
+    rng = np.random.default_rng(0)
+    path = tmp_path / "locked.npz"
+    np.savez(path, **{keys[0]: rng.integers(0, 255, (6, 8, 8), dtype=np.uint8),
+                      keys[1]: np.array([0, 1] * 3)})
+    data = load_data(path, for_prediction=True)
+    assert len(data.train) == 0 and len(data.test) == 6 and list(data.test.y) == [0, 1] * 3
+    with pytest.raises(DataError, match="holds test arrays only .* give it as --test beside"):
+        load_data(path)

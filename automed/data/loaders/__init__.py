@@ -163,6 +163,9 @@ def load_data(
     finally:
         records.PREDICTING.reset(token)
     if not len(data.train) and data.test is not None and not for_prediction:
+        if path.suffix.lower() == ".npz":
+            raise DataError(f"{path}: holds test arrays only (no train_images/train_labels or "
+                            "x/y); give it as --test beside a training file")
         raise DataError(f"{path}: every row is marked test; mark some rows train (or drop the "
                         "split column), or give this file as --test")
     data.train.meta["reason"] = _reason(loader, path, format, modality, data.train.modality,

@@ -62,6 +62,17 @@ class NpzLoader(Loader):
             )
         else:
             found = [(a, b) for a, b in _TRAIN_KEYS if a in arrays or b in arrays]
+            only_test = [(a, b) for a, b in (("test_images", "test_labels"), *_TEST_KEYS)
+                         if a in arrays or b in arrays]
+            if not found and only_test:
+                # Test arrays alone (a locked test set saved apart): every sample is test, as
+                # a file whose rows are all marked test (QA: predict dropped their labels,
+                # and search said "no training arrays")
+                tx, ty = _pair(arrays, *only_test[0], source, keys)
+                ty_enc, classes = encode_labels(ty, f"{source} (test split)")
+                test_set = Dataset(_shape(tx, modality, source), ty_enc, classes,
+                                   _modality(tx, modality), source)
+                return LoadedData(test_set.subset(np.arange(0)), test_set)
             if not found:
                 raise DataError(
                     f"{source}: no training arrays found (keys: {', '.join(keys) or 'none'}); "
