@@ -4,6 +4,7 @@ candidate retried. Runs on SQLite always and on the PostgreSQL server when one a
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -470,6 +471,8 @@ def test_a_worker_runs_again_a_candidate_a_ctrl_c_cut_short(demo_signal, tmp_pat
     cut = ostudy.trials[-1].number
     code, _, err = run_cli(monkeypatch, capsys, "worker", "--study", "w", "--storage", url)
     assert code in (0, None), err
+    assert re.search(r"  data: demo_signal: \d+ signal samples, 2 classes \(read by each "
+                     r"worker", err), err
     ran = [t for t in ostudy.get_trials() if t.state != optuna.trial.TrialState.FAIL]
     assert len(ran) == 2 and cut in [t.user_attrs.get("retry_of") for t in ran], \
         [(t.number, t.state, t.user_attrs) for t in ostudy.get_trials()]

@@ -337,7 +337,11 @@ def _join(study_name: str, *, storage, gpus, trials_per_gpu, workers, device, ti
     retry_interrupted(ostudy)
     leader = store.leaderboard(study_name, top=1)
     progress({"event": "start", "study": study_name, "storage": store.redacted,
-              "dataset": info["dataset"], "architectures": cfg["architectures"],
+              # the stored dataset, as far as the leader read it (QA: "data: sig")
+              "dataset": f"{info['dataset']}: {info.get('n_samples')} {info.get('modality')} "
+                         f"samples, {len(info.get('classes') or [])} classes (read by each "
+                         "worker from the search's path)",
+              "architectures": cfg["architectures"],
               "folds": cfg["folds"], "metric": info["metric"], "trials": cfg.get("trials"),
               "objective": objective_words(cfg, info["metric"], info.get("classes") or []),
               "done": counted_trials(ostudy), "resumed": True,
