@@ -179,6 +179,12 @@ def check_architecture(arch: Architecture, modality: str | None = None, *,
     if not arch.name or not arch.name.replace("_", "").replace("-", "").isalnum():
         failures.append(Failure(arch.name or "?", "-", "name",
                                 "name must be a non-empty word (letters, digits, - or _)"))
+    from automed.plugin_manager import _misspelt_methods
+
+    misspelt = _misspelt_methods(arch, Architecture)
+    if misspelt:  # QA: `plugins check` said ok of a misspelt training_space
+        failures.append(Failure(arch.name, "-", "methods", f"defines {misspelt}; automed "
+                                "never calls a method of that name"))
     modalities = [modality] if modality else sorted(arch.modalities)
     if not modalities:
         failures.append(Failure(arch.name, "-", "modalities", "declares no modalities"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import optuna
 import pytest
 from click.testing import CliRunner
 from fake_plugins import TOY_PLUGIN, FakeEntryPoints
@@ -201,3 +202,16 @@ def test_a_family_whose_candidates_all_fail_is_left_out_after_three(tmp_path, mo
     assert len(rows) == 14 and states.count(("toy", "complete")) == 11
     assert err.count("broken left out of this search: its 3 candidates failed (RuntimeError: "
                      "cannot build); fix the family and search again") == 1
+    # review: a failure of the drawn values or the device is no reason to leave a family out
+    from automed.searching.objective import FAILURE_ATTR, _given_up
+
+    study = optuna.create_study(direction="maximize")
+    for why in ("OutOfMemoryError: CUDA out of memory", "CandidateError: training loss "
+                "became nan in epoch 1", "metric was not finite on every fold"):
+        study.enqueue_trial({"architecture": "big"})
+        trial = study.ask({"architecture": optuna.distributions.CategoricalDistribution(
+            ["big"])})
+        trial.set_user_attr("automed_state", "failed")
+        trial.set_user_attr(FAILURE_ATTR, why)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    assert _given_up(study) == {}

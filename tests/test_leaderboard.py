@@ -311,6 +311,7 @@ def test_leaderboard_all_ranks_complete_candidates_above_partial_ones(store, url
     assert [(r["architecture"], r["trial"]) for r in families] == \
         [("cnn", 0), ("mlp", 3), ("rnn", 2)]
     assert families[0]["gap_to_best"] == 0 and families[1]["gap_to_best"] == pytest.approx(0.05)
+    assert families[2]["gap_to_best"] is None  # partial: not "-0.05 behind" (review)
     table = _cli(url, "leaderboard", "--study", "lucky", "--all")
     assert table.splitlines()[3].split()[:2] == ["1", "0"]
 

@@ -452,7 +452,8 @@ def test_what_new_records_make_of_predictions_is_said_by_cli_and_api(tmp_path, m
     store = Store(storage)
     folder = saved_answer(store, store.search("smoke"))
     model = LoadedModel(folder)
-    for samples, where in ((np.array([[50, "", "heavy"]], dtype=object), "the samples"),
+    for samples, where in ((np.array([[50, "", "heavy"], [51, "", "never"]], dtype=object),
+                            "the samples"),
                            (str(new), str(new))):
         with warnings.catch_warnings(record=True) as said:
             warnings.simplefilter("always")
@@ -474,7 +475,10 @@ def test_what_new_records_make_of_predictions_is_said_by_cli_and_api(tmp_path, m
     before = config.read_bytes()
     code, _, err = _predict(monkeypatch, capsys, str(new), "--study", "smoke", "--storage",
                             storage, "-o", str(config))
-    assert code == 2 and "is inside the model folder" in err and config.read_bytes() == before
+    assert code == 2 and "is a file of the model folder" in err and config.read_bytes() == before
+    code, _, err = _predict(monkeypatch, capsys, str(new), "--study", "smoke", "--storage",
+                            storage, "-o", str(folder / "new_predictions.csv"))
+    assert code in (0, None), err  # a new file there overwrites nothing (review)
 
 
 def test_new_sequences_empty_or_longer_than_the_model_reads_are_said(tmp_path, monkeypatch,

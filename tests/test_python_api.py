@@ -250,3 +250,27 @@ def test_a_saved_model_predicts_a_file_by_its_path_as_automed_predict_does(tmp_p
                              study="unsaved", save_model=False, **QUICK)
     with pytest.raises(DataError, match=r"saved no model \(save_model=False\)"):
         unsaved.predict_proba(demo_signal)
+
+
+def test_raw_samples_in_the_model_layout_one_sample_and_lists():
+    # QA / review: one series (96,) was told "samples have shape ()"; one RGB image gave three
+    # predictions; a list of 8-bit images became floats and was refused as "float images"
+    import numpy as np
+
+    from automed.errors import DataError
+    from automed.results.artifact import in_model_layout
+    from automed.spec import Spec
+
+    signal, gray, rgb = (Spec("signal", (1, 96), 2), Spec("image", (1, 28, 28), 2),
+                         Spec("image", (3, 28, 28), 2))
+    for spec, one in ((signal, (96,)), (gray, (28, 28)), (rgb, (3, 28, 28)), (rgb, (28, 28, 3)),
+                      (Spec("signal", (12, 50), 2), (12, 50))):
+        with pytest.raises(DataError, match=r"that of one sample: give a batch, e\.g\. x\[None\]"):
+            in_model_layout(np.zeros(one, dtype=np.float32), spec)
+    assert in_model_layout(np.zeros((1, 96)), signal).shape == (1, 1, 96)  # a batch of one
+    assert in_model_layout(np.zeros((1, 28, 28)), gray).shape == (1, 1, 28, 28)
+    images = [np.full((28, 28), 200, dtype=np.uint8)] * 2
+    as_list = in_model_layout(images, gray)
+    assert as_list.dtype == np.uint8 and as_list.shape == (2, 1, 28, 28)
+    with pytest.raises(DataError, match="a list of signals of differing sizes or non-numbers"):
+        in_model_layout([[1.0, 2.0], [1.0]], signal)

@@ -177,3 +177,43 @@ def test_the_retry_of_the_first_start_stays_the_one_to_beat():
     done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert [t.number for t in done] == [1, 2]
     assert incumbent(done).number == 2
+
+
+def test_a_first_start_cut_short_twice_stays_the_one_to_beat_and_twin_retries_go():
+    # review: a retry of a retry took the place of the one it re-ran, not of the first start;
+    # two workers rejoining at once queued two retries of one candidate
+    import optuna
+
+    from automed.searching.fidelity import PORTFOLIO_ATTR
+    from automed.searching.selection import incumbent
+    from automed.searching.study import retry_interrupted, seed_number
+
+    study = optuna.create_study(direction="maximize")
+    dist = {"x": optuna.distributions.FloatDistribution(0, 1)}
+
+    def cut(trial):
+        trial.suggest_float("x", 0, 1)
+        trial.set_user_attr("interrupted", True)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+    for attrs in ({PORTFOLIO_ATTR: "cnn:0"}, {PORTFOLIO_ATTR: "mlp:0"}):
+        study.enqueue_trial({"x": 0.5}, user_attrs=attrs)
+    cut(study.ask(dist))                           # 0: the first start, cut short
+    study.tell(study.ask(dist), 0.8)               # 1: another family's start
+    retry_interrupted(study)
+    retry_interrupted(study)  # as a second worker rejoining does: no twin
+    assert len(study.get_trials(states=(optuna.trial.TrialState.WAITING,))) == 1
+    cut(study.ask(dist))                           # 2: its retry, cut short again
+    retry_interrupted(study)
+    last = study.ask(dist)                         # 3: the retry of the retry
+    assert seed_number(last) == 0                  # the first start's seeds
+    study.tell(last, 0.7)
+    done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert incumbent(done).number == 3
+    # twins queued at once (each worker saw no retry yet) leave one waiting
+    cut(study.ask(dist))                           # 4
+    for _ in range(2):
+        study.enqueue_trial({"x": 0.5}, user_attrs={"retry_of": 4})
+    retry_interrupted(study)
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert [t.user_attrs["retry_of"] for t in waiting] == [4]

@@ -650,17 +650,28 @@ def in_model_layout(x: Any, spec: Spec) -> Any:
     that still do not have the model's input shape are refused in one line."""
     if spec.modality not in ("image", "signal"):
         return x
+    expected = tuple(spec.input_shape)
     if isinstance(x, (list, tuple)):  # QA: a list of series was told "the samples encode to"
         try:
-            x = np.asarray(x, dtype=np.float32)
+            x = np.asarray(x)  # its own dtype: 8-bit pixels stay 8-bit (review)
         except (TypeError, ValueError):
-            raise DataError(f"the samples are a {type(x).__name__} of {spec.modality}s of "
-                            "differing sizes or non-numbers; give an array shaped "
-                            f"(N, {', '.join(map(str, spec.input_shape))})") from None
+            x = None
+        if x is None or x.dtype.kind not in "biuf":
+            raise DataError(f"the samples are a list of {spec.modality}s of differing sizes "
+                            "or non-numbers; give an array shaped "
+                            f"(N, {', '.join(map(str, expected))})")
     shape = getattr(x, "shape", None)
     if shape is None:
         return x
-    expected, given = tuple(spec.input_shape), tuple(shape[1:])
+    # One sample without its batch axis, before any reshaping reads it as a batch (QA: one
+    # series (96,) was told "samples have shape ()"; review: one RGB image (3, 28, 28) gave
+    # three predictions). (1, L) signals and (1, H, W) images are batches of one.
+    original = tuple(shape)
+    if original == expected[1:] or (expected[0] > 1 and original in (
+            expected, (*expected[1:], expected[0]))):
+        raise DataError(f"samples have shape {original}, that of one sample: give a batch, "
+                        f"e.g. x[None] of shape (1, {', '.join(map(str, original))})")
+    given = tuple(shape[1:])
     if isinstance(x, np.ndarray) and tuple(shape[1:]) != expected and len(shape) >= 2:
         from automed.data.loaders.npz import _shape
 
@@ -674,11 +685,6 @@ def in_model_layout(x: Any, spec: Spec) -> Any:
 
         x = to_channels(x, expected)  # colour for a grayscale model and back (QA: "resize")
         shape = np.shape(x)
-    one = tuple(shape) in (expected, expected[1:]) or (
-        spec.modality == "signal" and tuple(shape) == expected[-1:])
-    if one:  # QA: one series (96,) was told "samples have shape ()"
-        raise DataError(f"samples have shape {tuple(shape)}, that of one sample: give a batch, "
-                        f"e.g. x[None] of shape (1, {', '.join(map(str, shape))})")
     if tuple(shape[1:]) != expected:
         got = tuple(shape[1:])
         # what differs says the fix (QA: "resize" for a transposed series too)

@@ -36,8 +36,8 @@ def output_file(path: str | Path, flag: str = "-o", *,
 
     ``protect`` lists files the command reads (its data, the study database): writing over
     one of them would destroy it, so such an output is refused. ``inside`` lists folders the
-    command reads (a model folder): no output goes into one (QA: `predict -o
-    MODEL/automed_model.json` wrote its CSV over the model's config).
+    command reads (a model folder): no output overwrites a file in one (QA: `predict -o
+    MODEL/automed_model.json` wrote its CSV over the model's config); a new file is fine.
     """
     path = Path(path).expanduser()
     for other in protect:
@@ -45,10 +45,10 @@ def output_file(path: str | Path, flag: str = "-o", *,
             raise ConfigError(f"{flag} {path} is the file this command reads; writing there "
                               "would destroy it, so choose another output file")
     for folder in inside:
-        if folder is not None and Path(folder).expanduser().resolve() in (
+        if folder is not None and path.exists() and Path(folder).expanduser().resolve() in (
                 path.resolve(), *path.resolve().parents):
-            raise ConfigError(f"{flag} {path} is inside the model folder {folder}, which this "
-                              "command reads; choose an output file outside it")
+            raise ConfigError(f"{flag} {path} is a file of the model folder {folder}, which "
+                              "this command reads; choose another output file")
     if path.is_dir():
         raise ConfigError(f"{flag} {path} is a folder; give a file name inside it")
     parent = path.parent

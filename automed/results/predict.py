@@ -236,7 +236,7 @@ def said_about_samples(where: Any, xs: list, config: dict) -> None:
             return  # the model's own check refuses the shape
         for j, col in enumerate(columns):
             values = [v for a in arrays for v in a[:, j]]
-            if all(is_missing(v) for v in values):
+            if len(values) > 1 and all(is_missing(v) for v in values):  # one record: its own
                 warnings.warn(f"{where}: column {col.get('name')!r} is empty in every record; "
                               "the model reads it as missing (imputed as in training), so the "
                               "predictions lack what it measures", DataWarning, stacklevel=3)

@@ -129,9 +129,16 @@ GIVE_UP = 3
 FAILURE_ATTR = "failure"  # a failed candidate's first error line, on its Optuna trial
 
 
-def _given_up(study: optuna.Study) -> dict[str, str]:
-    """``{family: its most common failure}`` for each family with :data:`GIVE_UP` failed
-    candidates and none that trained (complete, pruned or collapsed)."""
+# Failures of the drawn hyperparameters or the device, not of the family's code: never a
+# reason to leave a family out (a large width out of GPU memory, a learning rate diverging).
+NOT_THE_FAMILYS = ("OutOfMemoryError", "out of memory", "training loss became",
+                   "metric was not finite", "predicted NaN")
+
+
+def _given_up(study: optuna.Study) -> dict[str, tuple[str, int]]:
+    """``{family: (its most common failure, failures)}`` for each family with :data:`GIVE_UP`
+    failed candidates (failed by its code, see :data:`NOT_THE_FAMILYS`) and none that trained
+    (complete, pruned or collapsed)."""
     from collections import Counter
 
     failed: dict[str, Counter] = {}
@@ -147,8 +154,10 @@ def _given_up(study: optuna.Study) -> dict[str, str]:
         if t.state != optuna.trial.TrialState.FAIL:
             ran.add(name)
         elif t.user_attrs.get("automed_state") == "failed":
-            failed.setdefault(name, Counter())[t.user_attrs.get(FAILURE_ATTR, "an error")] += 1
-    return {n: c.most_common(1)[0][0] for n, c in failed.items()
+            why = t.user_attrs.get(FAILURE_ATTR, "an error")
+            if not any(word in why for word in NOT_THE_FAMILYS):
+                failed.setdefault(name, Counter())[why] += 1
+    return {n: (c.most_common(1)[0][0], sum(c.values())) for n, c in failed.items()
             if n not in ran and sum(c.values()) >= GIVE_UP}
 
 
@@ -318,9 +327,10 @@ class Objective:
             return
         if name not in self._said_given_up:
             self._said_given_up.add(name)
+            why, n = given_up[name]
             self.progress({"event": "note", "message": (
-                f"{name} left out of this search: its {GIVE_UP} candidates failed "
-                f"({given_up[name]}); fix the family and search again")})
+                f"{name} left out of this search: its {n} candidates failed ({why}); fix "
+                "the family and search again (a new --study: this one keeps leaving it out)")})
         trial.set_user_attr("automed_state", "skipped")
         if set(archs) <= set(given_up):
             trial.study.stop()  # every family fails: nothing left to search

@@ -67,7 +67,8 @@ def incumbent(trials) -> object | None:
     # numbered after the other starts but stands in its place (QA: after a resume another
     # family's start became the one to beat, and the answer changed).
     starts = [t for t in trials if t.user_attrs.get(PORTFOLIO_ATTR)]
-    return min(starts, key=lambda t: (place(t), t.number)) if starts else None
+    return min(starts, key=lambda t: (t.user_attrs.get("retry_root", place(t)), t.number)) \
+        if starts else None
 
 
 def choose_single(p, store, search_id: int, trials: dict, leader) -> tuple[object, dict | None]:

@@ -79,8 +79,9 @@ def seed_number(trial) -> int:
     candidate it re-runs, so a resumed search trains the same models (QA: a retried
     candidate scored 0.9062 where it scored 0.9083 uninterrupted). ``trial``: a live
     ``optuna.Trial`` or a ``FrozenTrial``."""
-    if "retry_of" in trial.user_attrs:
-        return int(trial.user_attrs["retry_of"])
+    for key in ("retry_root", "retry_of"):
+        if key in trial.user_attrs:
+            return int(trial.user_attrs[key])
     try:
         system = (trial.system_attrs if isinstance(trial, optuna.trial.FrozenTrial) else
                   trial.study._storage.get_trial_system_attrs(trial._trial_id))
@@ -263,14 +264,41 @@ def interrupted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 def retry_interrupted(study: optuna.Study) -> None:
     """Enqueue each interrupted trial's params once, so a resume re-runs it from the start."""
     trials = study.get_trials(deepcopy=False)
+    by_number = {t.number: t for t in trials}
     done = {t.user_attrs.get("retry_of") for t in trials}
     for t in interrupted(study):
         if t.number not in done and t.params:
             start = t.user_attrs.get(PORTFOLIO_ATTR)
+            # retry_root: the first of a chain of retries (a candidate cut short twice), whose
+            # seeds and place every retry of it keeps (review: one link was followed)
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number,
+                                                      "retry_root": place(t, by_number),
                                                       **carried_attrs(t),
                                                       **({PORTFOLIO_ATTR: start} if start
                                                          else {})})
+    _drop_twin_retries(study)
+
+
+def _drop_twin_retries(study: optuna.Study) -> None:
+    """Workers rejoining at once may each queue the retry of one candidate (review: two
+    waiting retries of #0, each holding a unit of budget): the first queued stays, the others
+    are failed unrun, uncounted."""
+    every = study.get_trials(deepcopy=False)
+    kept = {t.user_attrs.get("retry_of") for t in every if t.state != TrialState.WAITING
+            and t.user_attrs.get("automed_state") != "twin retry"} - {None}
+    waiting = [t for t in every if t.state == TrialState.WAITING]
+    for t in sorted(waiting, key=lambda t: t.number):
+        key = t.user_attrs.get("retry_of")
+        if key is None:
+            continue
+        if key not in kept:
+            kept.add(key)
+            continue
+        try:
+            study._storage.set_trial_user_attr(t._trial_id, "automed_state", "twin retry")
+            study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+        except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError, ValueError):
+            pass  # another worker took it or failed it first
 
 
 def _lost_to_a_sweep(exc: BaseException) -> bool:

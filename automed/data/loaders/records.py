@@ -124,7 +124,8 @@ def read_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
             # A blank line, or a row of empty cells (Excel's trailing ",,,"), is no record;
             # a one-column file's quoted empty value ("") is one (QA: skipped, the records
             # after it were predicted under the index of the one before).
-            if any(v.strip() for v in row) or row == [""]:
+            if any(v.strip() for v in row) or (
+                    row == [""] and numbered and len(numbered[0][1]) == 1):
                 numbered.append((start, row))
             start = reader.line_num + 1
     except csv.Error as exc:
