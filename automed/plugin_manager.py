@@ -94,6 +94,7 @@ class PluginManager:
         self.plugins: dict[str, PluginInfo] = {}
         self._required: set[str] = set()  # plugins named explicitly: broken is fatal
         self._warned: set = set()  # misspelt-method warnings given
+        self.by_source: dict[str, str] = {}  # add_source's source -> plugin name
         self._architectures: dict | None = None
         self._loaders: dict | None = None
         for module_name in DEFAULT_PLUGINS:
@@ -137,6 +138,7 @@ class PluginManager:
         """
         source = str(source)
         name = Path(source).stem if _is_path(source) else source
+        self.by_source[source] = name
         try:
             module, label = _import_source(source)
         except Exception as exc:  # noqa: BLE001 - any import error is the plugin's
@@ -381,10 +383,26 @@ class PluginManager:
             if module is not None and name not in self.architectures():
                 self.add_source(module, required=True)
 
-    def architectures_for(self, modality: str, names: list[str] | None = None) -> dict:
-        """The architectures accepting ``modality``; ``names`` restricts and validates."""
+    def architectures_for(self, modality: str, names: list[str] | None = None,
+                          given: set[str] | None = None) -> dict:
+        """The architectures accepting ``modality``; ``names`` restricts and validates.
+
+        ``given``: the plugins named for this search (``--plugin``); the architectures of
+        other plugins named in this process (an earlier search's, in a notebook) are not
+        searched (QA: they joined every later search, whose study then could not resume in
+        a fresh process)."""
         self.load_optional(names or [])
         archs = self.architectures()
+        if given is not None:
+            other = {a: n for n in self._required - set(given) if n in self.plugins
+                     for a in self.plugins[n].architectures}
+            named = [a for a in names or [] if a in other]
+            if named:
+                source = self.plugins[other[named[0]]].module
+                raise ConfigError(f"architecture {named[0]} comes from plugin {source}, which "
+                                  "this search was not given; give it with --plugin "
+                                  "(plugins=[...]) to search it")
+            archs = {a: arch for a, arch in archs.items() if a not in other}
         if names:
             unknown = [n for n in names if n not in archs]
             if unknown:
@@ -397,9 +415,10 @@ class PluginManager:
                 )
             wrong = [n for n in names if not archs[n].accepts(modality)]
             if wrong:
+                fit = sorted(self.architectures_for(modality, None, given))
                 raise ConfigError(
                     f"architecture {', '.join(wrong)} does not accept {modality} data; "
-                    f"choose from {', '.join(sorted(self.architectures_for(modality)))}"
+                    f"choose from {', '.join(fit)}"
                 )
             return {n: archs[n] for n in names}
         # An optional built-in's families join a search only when named, even once loaded.

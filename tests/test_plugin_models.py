@@ -268,3 +268,22 @@ def test_predict_on_an_empty_folder_says_it_is_empty(study, monkeypatch, capsys,
     assert code == 2 and out == ""
     assert err.strip() == f"error: {tmp_path / 'empty'}: an empty folder; give a folder of " \
         "the images (or the files) to predict"
+
+
+def test_a_plugin_given_to_one_search_in_a_process_is_not_searched_by_the_next(study,
+                                                                               tmp_path):
+    # QA (Python API): a plugin given to one search joined every later search in the process,
+    # whose study then could not resume in a fresh one
+    from automed.errors import ConfigError
+
+    root = study[0]
+    common = dict(storage=f"sqlite:///{tmp_path / 'n.db'}", trials=1, folds=2, max_epochs=1,
+                  bootstrap=0, ensemble=False, seed=0)
+    search(root / "sig.npz", study="with", plugins=[TINY], architectures=["tinymlp"], **common)
+    events = []
+    search(root / "sig.npz", study="without", progress=events.append, **common)
+    [start] = [e for e in events if e["event"] == "start"]
+    assert "tinymlp" not in start["architectures"] and "mlp" in start["architectures"]
+    with pytest.raises(ConfigError, match="architecture tinymlp comes from plugin .*tiny_arch"
+                       r"\.py, which this search was not given; give it with --plugin"):
+        search(root / "sig.npz", study="named", architectures=["tinymlp"], **common)

@@ -5,6 +5,7 @@ a list), an error marks its study and leaves the caller's state as it was (QA, s
 from __future__ import annotations
 
 import inspect
+import re
 
 import numpy as np
 import optuna
@@ -274,3 +275,49 @@ def test_raw_samples_in_the_model_layout_one_sample_and_lists():
     assert as_list.dtype == np.uint8 and as_list.shape == (2, 1, 28, 28)
     with pytest.raises(DataError, match="a list of signals of differing sizes or non-numbers"):
         in_model_layout([[1.0, 2.0], [1.0]], signal)
+
+
+def test_a_deterministic_search_leaves_torch_as_it_found_it(tmp_path, demo_signal):
+    # QA (notebook): deterministic=True left torch's deterministic kernels on after the search
+    import torch
+
+    from automed.searching.runner import search
+
+    assert not torch.are_deterministic_algorithms_enabled()
+    search(demo_signal, trials=1, folds=2, max_epochs=1, bootstrap=0, ensemble=False,
+           storage=f"sqlite:///{tmp_path / 'd.db'}", deterministic=True)
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_arguments_of_the_wrong_type_are_refused_before_anything_is_stored(tmp_path,
+                                                                          demo_signal):
+    # QA (notebook): progress="yes" failed the study after it was opened, prune="no" pruned,
+    # a pathlib storage raised TypeError, architectures=[] searched every family, one group
+    # was told "use --folds 1 or fewer" and in-memory data's errors began with ": "
+    import pathlib
+
+    import numpy as np
+
+    from automed import Dataset
+    from automed.errors import ConfigError, DataError
+    from automed.searching.runner import search
+    from automed.storage import Store
+
+    db = tmp_path / "a.db"
+    quick = dict(trials=1, folds=2, max_epochs=1, bootstrap=0, ensemble=False)
+    for bad, said in ((dict(progress="yes"), "progress='yes': give True"),
+                      (dict(prune="no"), "prune='no': give True or False"),
+                      (dict(architectures=[]), "architectures=[] names none"),
+                      (dict(storage=5), "storage=5: give a database URL")):
+        with pytest.raises(ConfigError, match=re.escape(said)):
+            search(demo_signal, **{"storage": f"sqlite:///{db}", **quick, **bad})
+    assert not db.exists() or Store(f"sqlite:///{db}").studies() == []
+    result = search(demo_signal, storage=pathlib.Path(db), metric=None, **quick)
+    assert result.study and Store(f"sqlite:///{db}").search(result.study)["metric"] == \
+        "accuracy"
+    x = np.random.default_rng(0).normal(size=(40, 5))
+    one = Dataset(x=x, y=np.arange(40) % 2, classes=["a", "b"], modality="tabular",
+                  groups=np.zeros(40, int))
+    with pytest.raises(DataError, match=r"^the data: only 1 group\(s\) for 2 folds; grouped "
+                       "cross-validation needs at least 2 groups"):
+        search(one, storage=f"sqlite:///{tmp_path / 'b.db'}", **quick)

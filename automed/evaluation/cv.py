@@ -16,6 +16,7 @@ def check_folds(dataset: Dataset, folds: int) -> None:
     if folds < 2:
         raise ConfigError(f"--folds {folds} is too few; cross-validation needs at least 2")
     check_label_column(dataset)
+    where = dataset.source or "the data"  # QA: in-memory data said ": class ..."
     counts = dataset.class_counts()
     rare = {c: n for c, n in counts.items() if n < folds}
     if rare:
@@ -25,16 +26,17 @@ def check_folds(dataset: Dataset, folds: int) -> None:
         shown = ", ".join(f"{c!r} has {n}" for c, n in list(rare.items())[:5])
         more = f" (and {len(rare) - 5} more classes)" if len(rare) > 5 else ""
         raise DataError(
-            f"{dataset.source}: class {shown} sample(s){more}, fewer than the {folds} folds; "
+            f"{where}: class {shown} sample(s){more}, fewer than the {folds} folds; "
             f"{hint}"
         )
     if dataset.groups is not None:
         n_groups = len(np.unique(dataset.groups))
         if n_groups < folds:
-            raise DataError(
-                f"{dataset.source}: only {n_groups} groups for {folds} folds; "
-                f"use --folds {n_groups} or fewer"
-            )
+            # QA: one group was told "use --folds 1 or fewer", which is refused
+            fix = (f"use --folds {n_groups} or fewer" if n_groups >= 2 else
+                   "grouped cross-validation needs at least 2 groups (patients): check the "
+                   "group column, or drop it if every row is its own patient")
+            raise DataError(f"{where}: only {n_groups} group(s) for {folds} folds; {fix}")
         _check_classes_span_groups(dataset)
 
 

@@ -52,7 +52,8 @@ def build_manifest(train: Dataset, test: Dataset | None, *, seed: int, device: t
 
 
 def enable_determinism() -> None:
-    """Deterministic kernels for the rest of the process (``--deterministic``).
+    """Deterministic kernels for the search (``--deterministic``; the runner restores the
+    caller's setting after it).
 
     ``warn_only`` because a few CUDA ops have no deterministic version: they warn rather than
     stop the search. On CPU with one worker, fixed seeds alone already repeat a search exactly.

@@ -125,7 +125,8 @@ def prepare(plan: SearchPlan, data: LoadedData | None = None) -> Prepared:
     average, pos = M.resolve_average(plan.average, train.n_classes, pos)
     check_folds(train, plan.folds)
     pm = get_plugin_manager()
-    archs = pm.architectures_for(train.modality, plan.architectures)
+    given = {pm.by_source.get(r["source"], r["source"]) for r in plan.plugins}
+    archs = pm.architectures_for(train.modality, plan.architectures, given)
     splits = make_folds(train, plan.folds, plan.seed)
     leakage = check_folds_leakage(train, splits)
     if test is not None:
@@ -139,7 +140,7 @@ def prepare(plan: SearchPlan, data: LoadedData | None = None) -> Prepared:
     spec = sized(preprocessor_for(train.modality).spec(train))
     said = (leakage_warnings(leakage) + _text_warnings(train) + _label_warnings(train)
             + _table_warnings(train) + _test_class_warnings(train, test)
-            + _volume_warnings(train) + _unused_plugins(pm, train.modality))
+            + _volume_warnings(train) + _unused_plugins(pm, train.modality, given))
     # A family's own preprocessor (a pretrained tokenizer, ...) gives its own spec; computed
     # here, so a missing model or library stops the search before any candidate runs.
     specs, unfit = {}, {}
@@ -165,13 +166,13 @@ def prepare(plan: SearchPlan, data: LoadedData | None = None) -> Prepared:
                     average, pos, specs)
 
 
-def _unused_plugins(pm, modality: str) -> list[str]:
+def _unused_plugins(pm, modality: str, given: set[str]) -> list[str]:
     """A plugin the user named (``--plugin``) none of whose architectures takes this data (QA:
     an image-only family given for signals was left out without a word)."""
     every = pm.architectures()
     out = []
     for info in pm.plugins.values():
-        if info.name in pm._required and info.architectures and not info.loaders \
+        if info.name in given and info.architectures and not info.loaders \
                 and not any(every[a].accepts(modality) for a in info.architectures
                             if a in every):
             takes = "; ".join(f"{a}: {', '.join(sorted(every[a].modalities)) or 'any'}"

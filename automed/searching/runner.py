@@ -296,6 +296,28 @@ def search(
         from automed.cli import _Progress
 
         progress = _Progress(quiet=False)
+    # Arguments of the wrong type, refused before anything is stored (QA (notebook): a string
+    # progress failed the study after it was opened; prune="no" pruned; a Path storage raised
+    # TypeError deep inside)
+    if progress is not None and progress is not False and not callable(progress):
+        raise ConfigError(f"progress={progress!r}: give True (the command line's lines), a "
+                          "function taking each event dict, or None")
+    progress = progress or None
+    for name, value in (("prune", prune), ("refit", refit), ("ensemble", ensemble),
+                        ("save_model", save_model), ("deterministic", deterministic),
+                        ("refit_full", refit_full)):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}={value!r}: give True or False")
+    if isinstance(storage, os.PathLike):
+        storage = os.fspath(storage)  # a database file, as the string path is read
+    if storage is not None and not isinstance(storage, str):
+        raise ConfigError(f"storage={storage!r}: give a database URL (sqlite:///file.db, "
+                          "postgresql://...) or a file path")
+    if metric is None:
+        metric = "accuracy"
+    if architectures is not None and not architectures:
+        raise ConfigError("architectures=[] names none; give some, or None for every family "
+                          "that takes the data")
     if in_memory:
         given = [flag for flag, value in (("test", test), ("modality", modality),
                                           ("format", format)) if value is not None]
@@ -613,6 +635,11 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
                           stacklevel=user_stacklevel())
     opened: dict = {}
     verbosity, rng = optuna.logging.get_verbosity(), torch.random.get_rng_state()
+    # --deterministic switches torch's kernels for this search only (QA: it stayed on in the
+    # notebook, and the next search's manifest said it was off)
+    determinism = (torch.are_deterministic_algorithms_enabled(),
+                   torch.is_deterministic_algorithms_warn_only_enabled(),
+                   torch.backends.cudnn.benchmark)
     try:
         return _run(plan, data=data, storage=storage, study=study, progress=progress,
                     refit=refit, save_model=save_model, artifacts=artifacts, ensemble=ensemble,
@@ -635,6 +662,8 @@ def run(plan: SearchPlan, *, data: LoadedData | None = None, storage: str | None
     finally:
         optuna.logging.set_verbosity(verbosity)
         torch.random.set_rng_state(rng)
+        torch.use_deterministic_algorithms(determinism[0], warn_only=determinism[1])
+        torch.backends.cudnn.benchmark = determinism[2]
 
 
 def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, study: str | None,
