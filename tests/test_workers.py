@@ -476,3 +476,20 @@ def test_a_worker_runs_again_a_candidate_a_ctrl_c_cut_short(demo_signal, tmp_pat
     ran = [t for t in ostudy.get_trials() if t.state != optuna.trial.TrialState.FAIL]
     assert len(ran) == 2 and cut in [t.user_attrs.get("retry_of") for t in ran], \
         [(t.number, t.state, t.user_attrs) for t in ostudy.get_trials()]
+
+
+def test_a_stop_whose_raise_was_lost_is_raised_at_the_next_training_step():
+    # QA: a worker's stop raised inside a weakref callback was discarded by Python and the
+    # worker trained on until it was killed 30 s later
+    from automed.searching import interrupts
+
+    interrupts.reset_stop()
+    try:
+        interrupts.check_stop()  # nothing asked: nothing raised
+        with interrupts.candidate_section():
+            interrupts._worker.update(pending=KeyboardInterrupt, raised=True)  # raised, lost
+            with pytest.raises(KeyboardInterrupt):
+                interrupts.check_stop()
+        interrupts.check_stop()  # outside a candidate (the answer's refit): left to the loop
+    finally:
+        interrupts.reset_stop()

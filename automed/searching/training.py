@@ -17,6 +17,7 @@ from torch import nn
 
 from automed.contract import TRAINING_DEFAULTS, TRAINING_KEYS, validate_training_params
 from automed.errors import CandidateError
+from automed.searching.interrupts import check_stop
 from automed.spec import Spec
 
 SMALL_DATA = 1000  # training sets below this many samples get smaller batches, more epochs
@@ -247,6 +248,7 @@ def fit_model(
         order = epoch_order(y, spec.n_classes, p["sampler"], generator).to(device)
         total = torch.zeros((), device=device)
         for step in range(steps_per_epoch):
+            check_stop()  # a worker's stop that a signal handler could not raise (QA)
             idx = order[step * batch_size:(step + 1) * batch_size]
             if len(idx) < 2 and step > 0:
                 continue  # a 1-sample tail batch breaks BatchNorm and adds nothing
