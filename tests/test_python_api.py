@@ -321,3 +321,24 @@ def test_arguments_of_the_wrong_type_are_refused_before_anything_is_stored(tmp_p
     with pytest.raises(DataError, match=r"^the data: only 1 group\(s\) for 2 folds; grouped "
                        "cross-validation needs at least 2 groups"):
         search(one, storage=f"sqlite:///{tmp_path / 'b.db'}", **quick)
+
+
+def test_progress_true_says_each_data_warning_once(tmp_path, capfd):
+    # QA (notebook): with progress=True every data warning printed twice (a Python warning
+    # and a progress line)
+    import warnings
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 4))
+    x = np.concatenate([x, x])  # every record twice: a LEAKAGE warning
+    data = Dataset(x=x, y=np.arange(60) % 2, classes=["a", "b"], modality="tabular")
+    from automed.errors import DataWarning
+
+    with warnings.catch_warnings(record=True) as raised:
+        warnings.simplefilter("always")
+        result = automed.search(data, storage=f"sqlite:///{tmp_path / 'w.db'}", progress=True,
+                                **QUICK)
+    err = capfd.readouterr().err
+    said = [w for w in result.warnings if "LEAKAGE" in w]
+    assert said and err.count(said[0][:60]) == 1, err
+    assert not [w for w in raised if issubclass(w.category, DataWarning)]

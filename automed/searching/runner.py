@@ -263,8 +263,9 @@ def search(
     URL that automed's own tables are written to directly (``--results-db``).
     ``progress``: a callable given each progress event (a dict with ``"event"``: start,
     candidate, warning, answer, done, ...), or True to print the command line's progress
-    lines to stderr; by default a Python search prints nothing (its warnings are Python
-    warnings, and ``result.warnings``).
+    lines to stderr (data warnings among them, then not raised as Python warnings too); by
+    default a Python search prints nothing (its warnings are Python warnings, and
+    ``result.warnings``).
 
     Groups (``group_col``, an npz ``groups`` key, or a ``groups`` file) make every split
     grouped. The locked test set is the data's own split, ``test``, or a grouped stratified
@@ -292,6 +293,7 @@ def search(
                           "automed.Dataset(x, y, classes, modality) (tabular: x of shape "
                           "(n, features), y class indices; a DataFrame: save it as .csv and "
                           "give the path)")
+    printed = progress is True  # its lines say the data warnings (QA: printed twice)
     if progress is True:  # the command line's progress lines, in a notebook too
         from automed.cli import _Progress
 
@@ -345,7 +347,9 @@ def search(
         gpus=gpus, trials_per_gpu=trials_per_gpu, workers=workers, heartbeat=heartbeat,
         plugins=[plugin_ref(p) for p in plugins or []], bootstrap=bootstrap,
         deterministic=deterministic, refit_full=refit_full, bag=bag)
-    with results_db_env(results_db, storage):
+    with results_db_env(results_db, storage), warnings.catch_warnings():
+        if printed:  # the progress lines say them; result.warnings keeps them
+            warnings.filterwarnings("ignore", category=DataWarning)
         return run(plan, data=data if in_memory else None, storage=storage, study=study,
                    progress=progress, refit=refit, save_model=save_model,
                    artifacts=artifacts, ensemble=ensemble)
