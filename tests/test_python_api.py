@@ -342,3 +342,15 @@ def test_progress_true_says_each_data_warning_once(tmp_path, capfd):
     said = [w for w in result.warnings if "LEAKAGE" in w]
     assert said and err.count(said[0][:60]) == 1, err
     assert not [w for w in raised if issubclass(w.category, DataWarning)]
+
+
+def test_in_memory_mistakes_name_what_was_given():
+    # QA (notebook): one-hot y was "200 samples but 400 labels"; label_col= on a Dataset was
+    # answered about groups
+    x = np.zeros((6, 3))
+    with pytest.raises(DataError, match=r"y has shape \(6, 2\), one-hot .*y\.argmax\(1\)"):
+        Dataset(x=x, y=np.eye(2)[[0, 1] * 3], classes=["a", "b"], modality="tabular")
+    data = Dataset(x=np.random.default_rng(0).normal(size=(20, 3)), y=np.arange(20) % 2,
+                   classes=["a", "b"], modality="tabular")
+    with pytest.raises(ConfigError, match="label_col= applies to files; in-memory data"):
+        automed.search(data, label_col="g", storage="sqlite://", **QUICK)

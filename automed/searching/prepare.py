@@ -110,8 +110,11 @@ def prepare(plan: SearchPlan, data: LoadedData | None = None) -> Prepared:
         data = load_data(d.path, format=d.format, modality=d.modality, test=d.test,
                          groups=d.groups, **d.options)
     elif d.options or d.groups:
-        raise ConfigError("loader options and --groups apply to files; set groups on the "
-                          "in-memory Dataset instead")
+        # named as given (QA: label_col= was answered about groups)
+        given = [f"{k}=" for k in d.options] + (["groups="] if d.groups else [])
+        raise ConfigError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to "
+                          "files; in-memory data already has its columns split: set labels "
+                          "(y) and groups on the Dataset instead")
     else:  # built in memory: the checks a file's loading makes
         data = check_data(data)
     full = data.train

@@ -149,7 +149,10 @@ class SearchResult:
         if self.artifact is not None:
             return LoadedModel(self.artifact).predict_proba(x, device=device)
         if self.model is None:
-            raise AutomedError("this search kept no model (refit=False); run it with a refit")
+            # QA: said "(refit=False)" of a workers=0 search, which only created the study
+            raise AutomedError("this search kept no model: it answered nothing (refit=False, "
+                               "or workers=0 created the study for `automed worker`); run "
+                               "the search again without them to answer and keep a model")
         if isinstance(x, (str, bytes, os.PathLike)):
             raise DataError("this search saved no model (save_model=False), and only a saved "
                             "one reads files: give the samples themselves")
