@@ -102,8 +102,9 @@ class PluginManager:
         if load_entry_points:
             self._load_entry_points()
         paths = os.environ.get("AUTOMED_PLUGINS_PATH", "")
+        self._env_names: set[str] = set()  # plugins every search has (the environment's)
         for source in [p for p in paths.split(os.pathsep) if p] + list(extra or []):
-            self.add_source(source)
+            self._env_names.add(self.add_source(source))
 
     # -- loading -------------------------------------------------------------------------
     def _load_entry_points(self) -> None:
@@ -394,7 +395,10 @@ class PluginManager:
         self.load_optional(names or [])
         archs = self.architectures()
         if given is not None:
-            other = {a: n for n in self._required - set(given) if n in self.plugins
+            # optional built-ins (named by --arch) and $AUTOMED_PLUGINS_PATH's are every
+            # search's (review: --arch hf was refused as "not given")
+            always = set(OPTIONAL_PLUGINS.values()) | self._env_names
+            other = {a: n for n in self._required - set(given) - always if n in self.plugins
                      for a in self.plugins[n].architectures}
             named = [a for a in names or [] if a in other]
             if named:

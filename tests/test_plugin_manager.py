@@ -357,3 +357,17 @@ def test_a_misspelt_method_is_said_and_a_helper_beside_the_real_one_is_not(tmp_p
         "    def builds(self):\n        return 1\n\n    def build(self, params, spec):"))
     pm.add_source(str(helper), required=True)
     assert "fam2" in pm.architectures() and "'fam2'" not in capsys.readouterr().err
+
+
+def test_the_plugins_every_search_has_are_never_taken_for_another_searchs(tmp_path,
+                                                                          monkeypatch):
+    # review: --arch hf (an optional built-in) was refused as "not given to this search", and
+    # an $AUTOMED_PLUGINS_PATH plugin named once with --plugin left every later search
+    path = tmp_path / "famplugin.py"
+    path.write_text(_FAMILY)
+    monkeypatch.setenv("AUTOMED_PLUGINS_PATH", str(path))
+    pm = PluginManager()
+    assert "fam" in pm.architectures_for("signal", None, set())
+    pm.add_source(str(path), required=True)  # named again, as --plugin does
+    assert "fam" in pm.architectures_for("signal", None, set())
+    assert list(pm.architectures_for("text", ["hf"], set())) == ["hf"]

@@ -516,3 +516,10 @@ def test_labels_that_are_no_class_stay_labels_in_a_file_with_the_id_column(tmp_p
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [(r["id"], r["label"]) for r in rows] == [("r1", "flu"), ("r2", "flu")]
     assert "its label(s) 'flu' are none of the model's classes" in err
+
+
+def test_the_model_files_predict_never_writes_over_are_the_models():
+    from automed.results.artifact import CONFIG, STAMP, WEIGHTS
+    from automed.results.outputs import MODEL_FILES
+
+    assert {WEIGHTS, CONFIG, STAMP} <= set(MODEL_FILES)

@@ -275,6 +275,14 @@ def test_raw_samples_in_the_model_layout_one_sample_and_lists():
     assert as_list.dtype == np.uint8 and as_list.shape == (2, 1, 28, 28)
     with pytest.raises(DataError, match="a list of signals of differing sizes or non-numbers"):
         in_model_layout([[1.0, 2.0], [1.0]], signal)
+    # review: channels-last single samples; three grayscale images for a colour model
+    for spec, one in ((gray, (28, 28, 1)), (signal, (96, 1))):
+        with pytest.raises(DataError, match="that of one sample"):
+            in_model_layout(np.zeros(one, dtype=np.float32), spec)
+    with pytest.raises(DataError, match=r"if these are 3 grayscale images, give x\[:, None\]"):
+        in_model_layout(np.zeros((3, 28, 28), dtype=np.uint8), rgb)
+    assert in_model_layout(np.zeros((3, 1, 28, 28), dtype=np.uint8), rgb).shape == \
+        (3, 3, 28, 28)
 
 
 def test_a_deterministic_search_leaves_torch_as_it_found_it(tmp_path, demo_signal):
@@ -312,7 +320,8 @@ def test_arguments_of_the_wrong_type_are_refused_before_anything_is_stored(tmp_p
         with pytest.raises(ConfigError, match=re.escape(said)):
             search(demo_signal, **{"storage": f"sqlite:///{db}", **quick, **bad})
     assert not db.exists() or Store(f"sqlite:///{db}").studies() == []
-    result = search(demo_signal, storage=pathlib.Path(db), metric=None, **quick)
+    result = search(demo_signal, storage=pathlib.Path(db), metric=None, prune=np.True_,
+                    **quick)  # numpy's bools are bools (review)
     assert result.study and Store(f"sqlite:///{db}").search(result.study)["metric"] == \
         "accuracy"
     x = np.random.default_rng(0).normal(size=(40, 5))

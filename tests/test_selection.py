@@ -217,3 +217,27 @@ def test_a_first_start_cut_short_twice_stays_the_one_to_beat_and_twin_retries_go
     retry_interrupted(study)
     waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
     assert [t.user_attrs["retry_of"] for t in waiting] == [4]
+
+
+def test_optunas_own_retry_of_a_lost_retry_is_no_twin():
+    # review: Optuna's stale-trial retry copies the lost retry's retry_of, and was failed as
+    # a twin, so the candidate never ran again
+    import optuna
+
+    from automed.searching.study import retry_interrupted
+
+    study = optuna.create_study(direction="maximize")
+    dist = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    first = study.ask(dist)
+    first.set_user_attr("interrupted", True)
+    study.tell(first, state=optuna.trial.TrialState.FAIL)       # 0: cut short
+    retry_interrupted(study)
+    lost = study.ask(dist)                                     # 1: its retry, lost (stale)
+    study.tell(lost, state=optuna.trial.TrialState.FAIL)
+    study.add_trial(optuna.trial.create_trial(                 # 2: Optuna's retry of #1
+        state=optuna.trial.TrialState.WAITING, params={"x": lost.params["x"]},
+        distributions=dist, user_attrs={"retry_of": 0, "retry_root": 0},
+        system_attrs={"failed_trial": 1}))
+    retry_interrupted(study)
+    assert [t.number for t in study.get_trials(states=(optuna.trial.TrialState.WAITING,))] \
+        == [2]

@@ -56,7 +56,7 @@ class Dataset:
             if isinstance(value, (list, tuple)):
                 setattr(self, name, np.asarray(value))
         raw = np.asarray(self.y)
-        if raw.ndim == 2 and raw.shape[1] > 1:  # QA: "200 samples but 400 labels"
+        if raw.ndim == 2 and min(raw.shape) > 1:  # QA: "200 samples but 400 labels"
             raise DataError(f"{where}: y has shape {raw.shape}, one-hot or several labels per "
                             "sample; give one class index per sample (one-hot: y.argmax(1))")
         if raw.dtype.kind == "f" and raw.size and np.all(raw == np.round(raw)):

@@ -667,10 +667,12 @@ def in_model_layout(x: Any, spec: Spec) -> Any:
     # series (96,) was told "samples have shape ()"; review: one RGB image (3, 28, 28) gave
     # three predictions). (1, L) signals and (1, H, W) images are batches of one.
     original = tuple(shape)
-    if original == expected[1:] or (expected[0] > 1 and original in (
-            expected, (*expected[1:], expected[0]))):
+    if original in (expected[1:], (*expected[1:], expected[0])) or (
+            expected[0] > 1 and original == expected):
+        gray = (f"; if these are {expected[0]} grayscale images, give x[:, None]"
+                if spec.modality == "image" and original == expected else "")
         raise DataError(f"samples have shape {original}, that of one sample: give a batch, "
-                        f"e.g. x[None] of shape (1, {', '.join(map(str, original))})")
+                        f"e.g. x[None] of shape (1, {', '.join(map(str, original))}){gray}")
     given = tuple(shape[1:])
     if isinstance(x, np.ndarray) and tuple(shape[1:]) != expected and len(shape) >= 2:
         from automed.data.loaders.npz import _shape

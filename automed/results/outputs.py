@@ -29,6 +29,10 @@ def _writable(folder: Path, flag: str, path: Path) -> None:
                           "folder you can write to") from None
 
 
+# The files a model folder holds (results.artifact's names, repeated to keep this module light)
+MODEL_FILES = ("model.safetensors", "automed_model.json", "automed_study.json", "MODEL_CARD.md")
+
+
 def output_file(path: str | Path, flag: str = "-o", *,
                 protect: tuple[str | Path | None, ...] = (),
                 inside: tuple[str | Path | None, ...] = ()) -> Path:
@@ -45,8 +49,12 @@ def output_file(path: str | Path, flag: str = "-o", *,
             raise ConfigError(f"{flag} {path} is the file this command reads; writing there "
                               "would destroy it, so choose another output file")
     for folder in inside:
-        if folder is not None and path.exists() and Path(folder).expanduser().resolve() in (
-                path.resolve(), *path.resolve().parents):
+        root = None if folder is None else Path(folder).expanduser().resolve()
+        if root is None or root not in path.resolve().parents:
+            continue
+        # a new file of its own beside the model is fine; one the model has, or one named
+        # or placed like its parts (weights, config, members, carried plugins), is not
+        if path.exists() or path.name in MODEL_FILES or path.resolve().parent != root:
             raise ConfigError(f"{flag} {path} is a file of the model folder {folder}, which "
                               "this command reads; choose another output file")
     if path.is_dir():

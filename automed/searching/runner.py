@@ -308,11 +308,12 @@ def search(
         raise ConfigError(f"progress={progress!r}: give True (the command line's lines), a "
                           "function taking each event dict, or None")
     progress = progress or None
-    for name, value in (("prune", prune), ("refit", refit), ("ensemble", ensemble),
-                        ("save_model", save_model), ("deterministic", deterministic),
-                        ("refit_full", refit_full)):
-        if not isinstance(value, bool):
+    flags = dict(prune=prune, refit=refit, ensemble=ensemble, save_model=save_model,
+                 deterministic=deterministic, refit_full=refit_full)
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):  # numpy's are bools too (review)
             raise ConfigError(f"{name}={value!r}: give True or False")
+    prune, refit, ensemble, save_model, deterministic, refit_full = map(bool, flags.values())
     if isinstance(storage, os.PathLike):
         storage = os.fspath(storage)  # a database file, as the string path is read
     if storage is not None and not isinstance(storage, str):

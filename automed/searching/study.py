@@ -284,13 +284,16 @@ def _drop_twin_retries(study: optuna.Study) -> None:
     waiting retries of #0, each holding a unit of budget): the first queued stays, the others
     are failed unrun, uncounted."""
     every = study.get_trials(deepcopy=False)
-    kept = {t.user_attrs.get("retry_of") for t in every if t.state != TrialState.WAITING
-            and t.user_attrs.get("automed_state") != "twin retry"} - {None}
+    # retries that run or ran (a stale sweep's failed one does not count: review)
+    kept = {t.user_attrs.get("retry_of") for t in every
+            if t.state in (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+            or (t.state == TrialState.FAIL and t.user_attrs.get("automed_state") == "failed")
+            } - {None}
     waiting = [t for t in every if t.state == TrialState.WAITING]
     for t in sorted(waiting, key=lambda t: t.number):
         key = t.user_attrs.get("retry_of")
-        if key is None:
-            continue
+        if key is None or "failed_trial" in t.system_attrs:
+            continue  # Optuna's own retry of a lost trial (it copies retry_of): never a twin
         if key not in kept:
             kept.add(key)
             continue
