@@ -125,17 +125,24 @@ def test_a_model_of_a_missing_plugin_names_the_fix_in_python(study):
         LoadedModel(result.artifact)
 
 
-def test_export_copies_the_searched_plugin_file_not_an_edited_one(study, monkeypatch, capsys,
-                                                                  tmp_path):
-    # QA: export copied whatever lay at the searched path, an edited file included, and the
-    # card called it the file the search was given; a moved file was dropped in silence.
+def _searched_with_a_copy(study, tmp_path) -> tuple:
+    """Study "mine", searched (one candidate) with a copy of TINY: ``(data folder, the copy,
+    storage, the search's keywords)``."""
     root = study[0]
     mine = tmp_path / "myarch.py"
     mine.write_bytes(Path(TINY).read_bytes())
     storage = f"sqlite:///{tmp_path / 'mine.db'}"
-    search(root / "sig.npz", study="mine", storage=storage, plugins=[str(mine)],
-           architectures=["tinymlp"], trials=1, folds=2, max_epochs=1, bootstrap=0,
-           ensemble=False, seed=0)
+    common = dict(study="mine", storage=storage, plugins=[str(mine)], architectures=["tinymlp"],
+                  folds=2, max_epochs=1, bootstrap=0, ensemble=False, seed=0)
+    search(root / "sig.npz", trials=1, **common)
+    return root, mine, storage, common
+
+
+def test_export_copies_the_searched_plugin_file_not_an_edited_one(study, monkeypatch, capsys,
+                                                                  tmp_path):
+    # QA: export copied whatever lay at the searched path, an edited file included, and the
+    # card called it the file the search was given; a moved file was dropped in silence.
+    root, mine, storage, _ = _searched_with_a_copy(study, tmp_path)
     original = tmp_path / "kept" / "orig.py"
     original.parent.mkdir()
     original.write_bytes(mine.read_bytes())
@@ -181,13 +188,7 @@ def test_other_plugin_code_is_said_at_predict_and_refused_on_resume(study, monke
     # the old and recorded the new file's hash as the study's
     from automed.errors import ConfigError
 
-    root = study[0]
-    mine = tmp_path / "myarch.py"
-    mine.write_bytes(Path(TINY).read_bytes())
-    storage = f"sqlite:///{tmp_path / 'mine.db'}"
-    common = dict(study="mine", storage=storage, plugins=[str(mine)], architectures=["tinymlp"],
-                  folds=2, max_epochs=1, bootstrap=0, ensemble=False, seed=0)
-    search(root / "sig.npz", trials=1, **common)
+    root, mine, storage, common = _searched_with_a_copy(study, tmp_path)
     args = ("predict", str(root / "sig.npz"), "--study", "mine", "--storage", storage,
             "--plugin", str(mine))
     code, _, err = _cli(monkeypatch, capsys, *args)
