@@ -519,25 +519,30 @@ def _changed_numerics(was: dict, now: dict) -> list[str]:
     return said
 
 
-def _moved_artifacts(store: Store, study_name: str, artifacts: str | Path | None) -> list[str]:
-    """What a resume given another --artifacts than the folder that keeps the study's fold
-    models makes of its answer, said (QA: it left them unread and the answer silently became
-    a refit with other test scores)."""
-    if artifacts is None:
-        return []  # a resume without it uses the study's own folder
-    try:
-        stored = store.search(study_name)["config"] or {}
-    except ConfigError:
-        return []  # a new study
+def _changed_run(stored: dict, plan: SearchPlan, study_name: str,
+                 artifacts: str | Path | None) -> list[str]:
+    """What a resume runs or answers otherwise than the study's earlier runs (``stored``: its
+    config), said: pruning switched (QA: unsaid, and its plan then spoke for every worker), or
+    another --artifacts than the folder of its fold models (QA: they were left unread and the
+    answer silently became a refit with other test scores)."""
+    said = []
+    was_pruning = (stored.get("plan") or {}).get("prune")
+    if was_pruning is not None and bool(was_pruning) != bool(plan.prune):
+        said.append(f"this run {'prunes' if plan.prune else 'does not prune'}, the study's "
+                    f"earlier runs {'did' if was_pruning else 'did not'} "
+                    f"({'--no-prune' if not was_pruning else 'no --no-prune'}): from now on "
+                    "its workers follow this run")
     kept = stored.get("fold_models")
-    if not kept or not Path(kept).exists():
-        return []  # nothing there to read (a moved project is looked for beside its database)
-    root = Path(kept).parent
-    if root == Path(artifacts).expanduser().resolve():
-        return []
-    return [f"study {study_name!r} keeps its candidates' fold models in {root}, and this run "
-            f"saves to {artifacts}: the answer is refit there (its test scores may differ); "
-            f"give --artifacts {shlex.quote(str(root))} (or none) to answer from them"]
+    # without --artifacts a resume uses the study's own folder; a folder gone is looked for
+    # beside the database (a moved project)
+    if artifacts is not None and kept and Path(kept).exists():
+        root = Path(kept).parent
+        if root != Path(artifacts).expanduser().resolve():
+            said.append(f"study {study_name!r} keeps its candidates' fold models in {root}, "
+                        f"and this run saves to {artifacts}: the answer is refit there (its "
+                        f"test scores may differ); give --artifacts "
+                        f"{shlex.quote(str(root))} (or none) to answer from them")
+    return said
 
 
 def _study_uid(store: Store, study_name: str, search_id: int) -> str:
@@ -700,7 +705,6 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
     study_name = study or default_study_name(p.full, p.metric, plan.folds, store)
     dev = torch.device(slots[0].device)
     _check_resume(store, study_name, plan, p.identity(), p.architectures)
-    p.warnings.extend(_moved_artifacts(store, study_name, artifacts))
     config = _config(p, slots)
     manifest = build_manifest(train, test, seed=plan.seed, device=dev,
                               deterministic=plan.deterministic, leakage=p.leakage)
@@ -719,14 +723,8 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
     stamp = study_stamp(store.url, study_name, _study_uid(store, study_name, search_id),
                         full.fingerprint)
     stored_config = (store.search(study_name)["config"] or {}) if resumed else {}
-    p.warnings.extend(_changed_numerics(stored_config.get("manifest") or {}, manifest))
-    was_pruning = (stored_config.get("plan") or {}).get("prune")
-    if was_pruning is not None and bool(was_pruning) != bool(plan.prune):
-        # QA: a resume switched pruning unsaid, and its plan then spoke for every worker
-        p.warnings.append(f"this run {'prunes' if plan.prune else 'does not prune'}, the "
-                          f"study's earlier runs {'did' if was_pruning else 'did not'} "
-                          f"({'--no-prune' if not was_pruning else 'no --no-prune'}): from "
-                          "now on its workers follow this run")
+    p.warnings.extend(_changed_numerics(stored_config.get("manifest") or {}, manifest)
+                      + _changed_run(stored_config, plan, study_name, artifacts))
     if resumed and artifacts is None:
         # QA: a resume without the first run's --artifacts saved its answer beside the
         # database and left the first run's fold models unread
