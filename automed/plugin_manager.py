@@ -95,6 +95,7 @@ class PluginManager:
         self._required: set[str] = set()  # plugins named explicitly: broken is fatal
         self._warned: set = set()  # misspelt-method warnings given
         self.by_source: dict[str, str] = {}  # add_source's source -> plugin name
+        self.left_out: set[str] = set()  # installed entry points AUTOMED_LOAD_PLUGINS skips
         self._architectures: dict | None = None
         self._loaders: dict | None = None
         for module_name in DEFAULT_PLUGINS:
@@ -114,6 +115,7 @@ class PluginManager:
             version = ep.dist.version if ep.dist is not None else None
             dist_name = ep.dist.name if ep.dist is not None else ep.name
             if allow is not None and not allow & {ep.name, dist_name}:
+                self.left_out.add(ep.name)  # installed, not loaded: said so where needed
                 continue
             if ep.value.startswith("automed.") and dist_name == "automed":
                 continue  # our own distribution: already registered as a built-in

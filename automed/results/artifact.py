@@ -372,15 +372,9 @@ def _plugin_to_give(provider: dict | None, plugins: list[str] | None, exported: 
 
 def _left_out(provider: dict) -> bool:
     """Whether ``provider``'s entry point is installed but not in AUTOMED_LOAD_PLUGINS."""
-    import importlib.metadata
+    from automed.plugin_manager import get_plugin_manager
 
-    from automed.plugin_manager import ENTRY_POINT_GROUP
-
-    allowed = os.environ.get("AUTOMED_LOAD_PLUGINS")
-    if allowed is None or provider.get("plugin") in {a.strip() for a in allowed.split(",")}:
-        return False
-    return any(ep.name == provider.get("plugin")
-               for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+    return provider.get("plugin") in get_plugin_manager().left_out
 
 
 class MissingArchitecture(PluginError):
