@@ -353,10 +353,10 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
     if result.test_scores:
         what = (result.ensemble["label"] if result.ensemble else
                 f"#{result.best['trial']} {result.best['architecture']}")
-        click.echo(f"\nanswer: {what}; "
-                   + format_test_scores(result.test_scores, result.test_size))
+        click.echo(f"\nanswer: {what}; " + format_test_scores(
+            result.test_scores, result.test_size, result.metric_labels))
     if result.test_ci:
-        click.echo(format_test_ci(result.test_ci))
+        click.echo(format_test_ci(result.test_ci, result.metric_labels))
     if result.artifact:
         click.echo(f"model saved to {result.artifact} (automed predict/export --study "
                    f"{shlex.quote(result.study)})")
@@ -439,7 +439,7 @@ def leaderboard(studies, all_studies, datasets, architectures, states, metrics, 
                 per_family, show_all, fmt, storage, as_json) -> None:
     """Rank stored candidates by their mean CV score, in one study or across studies."""
     from automed.evaluation.names import resolve_metric
-    from automed.results.describe import effective_status
+    from automed.results.describe import effective_status, metric_labels
     from automed.results.leaderboard import (
         format_manifest,
         format_test_ci,
@@ -488,11 +488,12 @@ def leaderboard(studies, all_studies, datasets, architectures, states, metrics, 
     if info["test_scores"]:
         answer = ((info["config"] or {}).get("ensemble") or {}).get("label") \
             if (info["config"] or {}).get("answer") == "ensemble" else f"#{info['best_trial']}"
-        click.echo(f"\nanswer {answer}: "
-                   + format_test_scores(info["test_scores"], info["test_size"]))
+        click.echo(f"\nanswer {answer}: " + format_test_scores(
+            info["test_scores"], info["test_size"],
+            metric_labels(info["config"] or {}, info["classes"])))
     config = info["config"] or {}
     if config.get("test_ci"):
-        click.echo(format_test_ci(config["test_ci"]))
+        click.echo(format_test_ci(config["test_ci"], metric_labels(config, info["classes"])))
     for warning in config.get("leakage_warnings") or []:
         click.secho(f"WARNING: {warning}", err=True, fg="red", bold=True)
     if config.get("manifest"):

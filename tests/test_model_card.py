@@ -45,3 +45,44 @@ def test_the_card_counts_the_file_and_its_held_out_test_rows():
     assert "- class counts (training):" in card
     config["data"].pop("file_samples")  # a separate test file: the training file's count
     assert "- training data: `sig3.npz`, 30 samples" in render_model_card(config)
+
+
+def test_a_two_class_card_names_how_recall_and_specificity_are_averaged():
+    """QA: a two-class card showed "| recall | 0.9375 |" and "| specificity | 0.9375 |",
+    macro averages (both the balanced accuracy), where the positive class's sensitivity
+    was 0.875 and its specificity 1.0."""
+    ci = {m: {"value": v, "low": v - 0.1, "high": v}
+          for m, v in (("accuracy", 0.95), ("recall", 0.9375), ("specificity", 0.9375))}
+    card = render_model_card(_config(scores=None, ci=ci, bootstrap=50))
+    assert "| recall (macro) | 0.9375 |" in card and "| specificity (macro) | 0.9375 |" in card
+    assert "| accuracy | 0.9500 |" in card  # accuracy averages nothing
+    assert "not one class's sensitivity and specificity" in card
+    binary = _config(scores=None, ci=ci, bootstrap=50)
+    binary["average"] = "binary"
+    card = render_model_card(binary)
+    assert "| recall (binary) | 0.9375 |" in card
+    assert "not one class's sensitivity" not in card  # binary: they are the class's own
+    three = _config(scores=None, ci=ci, bootstrap=50)
+    three["classes"] = ["a", "b", "c"]
+    assert "not one class's sensitivity" not in render_model_card(three)
+
+
+def test_a_card_without_a_test_set_says_its_only_score_is_optimistic():
+    """QA: "locked test set: none", and Limitations spoke of reading the test interval."""
+    config = _config()
+    config["test"] = None
+    card = render_model_card(config)
+    assert "No locked test set" in card and "Small test sets" not in card
+    assert "Small test sets" in render_model_card(_config(scores={"accuracy": 0.9}, ci=None,
+                                                          bootstrap=0))
+
+
+def test_the_card_lists_class_names_each_as_written():
+    """QA: the class "quo'ted" showed as "quo\\'ted" (the list's repr, Markdown-escaped)."""
+    config = _config(scores={"accuracy": 0.9}, ci=None, bootstrap=0)
+    config["classes"] = ["quo'ted", "b"]
+    config["data"]["class_counts"] = {"quo'ted": 20, "b": 20}
+    card = render_model_card(config)
+    assert "probabilities of 2 classes `quo'ted`, `b`" in card
+    assert "class counts: `quo'ted`: 20, `b`: 20" in card
+    assert "\\'" not in card

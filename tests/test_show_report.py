@@ -269,5 +269,11 @@ def test_show_says_no_spread_for_one_fold_and_names_the_averaging_once(tmp_path)
     info["classes"] = ["a", "b", "c"]  # three classes: f1's averaging matters
     text = format_study(study_summary(info, store.candidates("f")))
     assert "  objective: 2-fold CV by f1 (macro) (seed 0)" in text, text
+    # on two classes too (QA: a macro recall and specificity, both the balanced accuracy,
+    # read as the positive class's sensitivity and specificity)
     two = format_study(study_summary(store.search("f"), store.candidates("f")))
-    assert "  objective: 2-fold CV by f1 (average macro, seed 0)" in two, two
+    assert "  objective: 2-fold CV by f1 (macro) (seed 0)" in two, two
+    info = store.search("f")
+    info["metric"] = "accuracy"  # averaging nothing: no "average macro" (QA)
+    assert "  objective: 2-fold CV by accuracy (seed 0)" in format_study(
+        study_summary(info, store.candidates("f")))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from automed.evaluation.names import AVERAGED
+from automed.evaluation.names import AVERAGED, METRIC_NAMES
 from automed.results.leaderboard import format_test_scores
 
 
@@ -67,10 +67,20 @@ def scoring_words(config: dict, metric: str, classes: list) -> str:
                 and pos is not None and len(classes) == 2 and 0 <= int(pos) < 2 else "")
     # ... and how a ranking metric averages its classes, where there are more than two (QA:
     # "3-fold CV by auprc" of a micro-averaged search)
-    parts = [average] if (metric in AVERAGED and (average == "binary" or len(classes) > 2)) \
+    # Averaged metrics say how on two classes too (QA: a two-class card's macro "recall" and
+    # "specificity", both the balanced accuracy, read as sensitivity and specificity).
+    parts = [average] if metric in AVERAGED \
         or (metric in ("auroc", "auprc") and len(classes) > 2) else []
     parts += [positive] if positive else []
     return f" ({', '.join(parts)})" if parts else ""
+
+
+def metric_labels(config: dict, classes: list) -> dict[str, str]:
+    """Each stored metric's name as printed beside its test score: averaged metrics say how
+    ("recall (macro)", "f1 (binary, positive class 'sick')"). QA: a two-class model card's
+    "recall" and "specificity" were macro averages (both the balanced accuracy) and read as
+    the positive class's sensitivity and specificity."""
+    return {m: m + scoring_words(config, m, classes) for m in METRIC_NAMES}
 
 
 def grouping_words(config: dict) -> str:
@@ -166,11 +176,9 @@ def format_study(summary: dict) -> str:
         f"  dataset: {summary['dataset']} ({summary['modality']}, {sample_counts(summary)}, "
         f"classes {', '.join(map(str, summary['classes']))}; "
         f"fingerprint {summary['dataset_fingerprint'][:12]})",
-        f"  objective: {objective} ("
-        # the averaging once (QA: "by f1 (macro) (average macro, seed 1)")
-        + (f"average {cfg.get('average')}, " if not scoring_words(
-            cfg, summary["metric"], summary["classes"]) else "")
-        + f"seed {cfg.get('cv_seed')})",
+        # the averaging once, where the metric uses it (QA: "by f1 (macro) (average macro,
+        # seed 1)", and "by auroc (average macro, ...)" on two classes)
+        f"  objective: {objective} (seed {cfg.get('cv_seed')})",
         f"  candidate{'' if summary['n_candidates'] == 1 else 's'}: {summary['n_candidates']} "
         f"({', '.join(f'{n} {s}' for s, n in sorted(summary['states'].items())) or 'none'}), "
         f"{summary['total_duration_s']:.1f}s in total on {', '.join(summary['devices']) or '-'}",
@@ -183,15 +191,16 @@ def format_study(summary: dict) -> str:
     for warning in cfg.get("leakage_warnings") or []:  # QA: printed by the search only
         lines.append(f"  WARNING: {warning}")
     if summary["best_trial"] is not None:
-        size = summary["test_size"]
+        size, labels = summary["test_size"], metric_labels(cfg, summary["classes"])
         lines.append(f"  answer: {answer_label(summary)}"
-                     + (f"; {format_test_scores(summary['test_scores'], size)}"
+                     + (f"; {format_test_scores(summary['test_scores'], size, labels)}"
                         if summary["test_scores"] else " (no test set)"))
         if cfg.get("answer") == "ensemble":
             # The test scores above are the ensemble's; the best single's own, when measured.
             alone = (cfg.get("single") or {}).get("test_scores")
             lines.append(f"  best single candidate: #{summary['best_trial']}"
-                         + (f"; on its own, {format_test_scores(alone, size)}" if alone else ""))
+                         + (f"; on its own, {format_test_scores(alone, size, labels)}"
+                            if alone else ""))
     return "\n".join(lines)
 
 

@@ -75,22 +75,27 @@ def format_table(rows: list[dict], *, show_state: bool = False, sort: str | None
     return "\n".join(out)
 
 
-def format_test_scores(scores: dict | None, size: int | None) -> str:
+def format_test_scores(scores: dict | None, size: int | None,
+                       labels: dict | None = None) -> str:
+    """``labels``: the metrics' names as shown (describe.metric_labels: "recall (macro)")."""
     if not scores:
         return ""
-    parts = ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if v is not None)
+    labels = labels or {}
+    parts = ", ".join(f"{labels.get(k, k)} {v:.4f}" for k, v in scores.items() if v is not None)
     return f"test ({size} samples): {parts}"
 
 
-def format_test_ci(ci: dict | None) -> str:
+def format_test_ci(ci: dict | None, labels: dict | None = None) -> str:
     """One line per metric: value and 95 % bootstrap interval."""
     if not ci:
         return ""
+    labels = labels or {}
+    width = max(18, *(len(labels.get(name, name)) for name in ci))
     lines = ["test metrics with 95% bootstrap intervals:"]
     for name, v in ci.items():
         interval = "" if v["low"] is None else f"  [{v['low']:.4f}, {v['high']:.4f}]"
         value = "-" if v["value"] is None else f"{v['value']:.4f}"
-        lines.append(f"  {name:<18} {value}{interval}")
+        lines.append(f"  {labels.get(name, name):<{width}} {value}{interval}")
     return "\n".join(lines)
 
 

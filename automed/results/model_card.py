@@ -16,7 +16,7 @@ from automed.results.artifact import (
     LoadedModel,
     saved_answer,
 )
-from automed.results.describe import scoring_words
+from automed.results.describe import metric_labels, scoring_words
 
 # Markdown punctuation that makes data into markup outside a code span: code spans, links
 # and images, emphasis, table cells, and backslash escapes themselves.
@@ -90,6 +90,30 @@ def _columns(c: dict) -> list[str]:
             + (f"; label {_md(label, code=True)}" if label is not None else "")]
 
 
+def _names(values: Sequence) -> str:
+    """Class names as code spans, one each (QA: the escaped repr of the list showed
+    ``"quo\\'ted"`` for the class ``"quo'ted"``)."""
+    return ", ".join(_md(v, code=True) for v in values)
+
+
+def _counts(counts: object) -> str:
+    if not isinstance(counts, dict):
+        return _md(counts)
+    return ", ".join(f"{_md(k, code=True)}: {_md(v)}" for k, v in counts.items())
+
+
+def _averaging_note(c: dict) -> list[str]:
+    """On two classes, what a macro (or weighted, micro) recall and specificity are: not the
+    positive class's sensitivity and specificity, which a clinician reads them as (QA)."""
+    average, classes = c.get("average"), c.get("classes") or []
+    if len(classes) != 2 or average in (None, "binary"):
+        return []
+    return [f"- recall, precision, f1 and specificity are {_md(average)} averages over both "
+            "classes (on two classes a macro recall and specificity both equal the balanced "
+            "accuracy), not one class's sensitivity and specificity: search with "
+            "`--average binary --pos-label CLASS` for those"]
+
+
 def render_model_card(c: dict, plugins: list[str] | None = None) -> str:
     """Markdown from an artifact's config (see :func:`automed.results.artifact.save_artifact`);
     ``plugins``: the plugin files exported beside it (paths relative to the card)."""
@@ -133,7 +157,7 @@ def render_model_card(c: dict, plugins: list[str] | None = None) -> str:
         *model,
         f"- input: {_md(c['spec']['modality'])} of shape "
         f"{_md(tuple(c['spec']['input_shape']))}; "
-        f"output: probabilities of {len(c['classes'])} classes {_md(c['classes'])}",
+        f"output: probabilities of {len(c['classes'])} classes {_names(c['classes'])}",
         *_columns(c),
         f"- files: `{WEIGHTS}` (safetensors weights), `{CONFIG}` (architecture, "
         "preprocessing state, spec)" + (", in each sub-folder" if ens else "")
@@ -148,12 +172,12 @@ def render_model_card(c: dict, plugins: list[str] | None = None) -> str:
            f"samples, fingerprint {_md(data.get('fingerprint'), code=True)}: "
            f"{_md(data.get('samples'))} for the search (training), {_md(test.get('size'))} "
            "held out as the locked test set",
-           f"- class counts (training): {_md(data.get('class_counts'))}", ""]
+           f"- class counts (training): {_counts(data.get('class_counts'))}", ""]
           if data.get("file_samples") else
           [f"- training data: {_md(data.get('source'), code=True)}, "
            f"{_md(data.get('samples'))} samples, "
            f"fingerprint {_md(data.get('fingerprint'), code=True)}",
-           f"- class counts: {_md(data.get('class_counts'))}", ""]),
+           f"- class counts: {_counts(data.get('class_counts'))}", ""]),
         "## Split",
         f"- {_md(cv.get('folds'))}-fold {'grouped ' if cv.get('grouped') else ''}stratified "
         f"cross-validation for model selection (seed {_md(man.get('seeds', {}).get('cv'))})",
@@ -171,17 +195,18 @@ def render_model_card(c: dict, plugins: list[str] | None = None) -> str:
         f"{_md(scoring_words(c, str(c.get('metric')), list(c.get('classes') or [])))}: "
         f"{_num(cv.get('score_mean'))} ± {_num(cv.get('score_std'))} (mean ± std over folds)",
     ]
+    labels = metric_labels(c, list(c.get("classes") or []))
     if test.get("ci"):
         lines += ["", f"Test set ({_md(test.get('size'))} samples), 95 % percentile bootstrap "
                   f"intervals ({_md(test.get('bootstrap'))} resamples):", "",
                   "| metric | value | 95 % CI |", "|---|---|---|"]
-        lines += [f"| {_md(m)} | {_num(v['value'])} | {_num(v['low'])} – {_num(v['high'])} |"
-                  for m, v in test["ci"].items()]
+        lines += [f"| {_md(labels.get(m, m))} | {_num(v['value'])} | {_num(v['low'])} – "
+                  f"{_num(v['high'])} |" for m, v in test["ci"].items()]
     elif test.get("scores"):
         # --bootstrap 0: the scores stand without intervals, not left out.
         lines += ["", f"Test set ({_md(test.get('size'))} samples), no bootstrap intervals "
                   "(--bootstrap 0):", "", "| metric | value |", "|---|---|"]
-        lines += [f"| {_md(m)} | {_num(v)} |" for m, v in test["scores"].items()]
+        lines += [f"| {_md(labels.get(m, m))} | {_num(v)} |" for m, v in test["scores"].items()]
     warnings = c.get("leakage_warnings") or []
     lines += [
         "", "## Intended use",
@@ -191,7 +216,13 @@ def render_model_card(c: dict, plugins: list[str] | None = None) -> str:
         "", "## Limitations",
         "- Scores come from the data above only; performance on other sites, devices or "
         "populations is unknown until measured there.",
-        "- Small test sets give wide intervals: read the interval, not only the value.",
+        *(["- Small test sets give wide intervals: read the interval, not only the value."]
+          if test else
+          # QA: a card without a test set still spoke of test intervals
+          ["- No locked test set: the only score is the selected candidate's own cross-"
+           "validation score, which is optimistic (it was chosen for being the best of the "
+           "candidates); measure it on held-out data before use (`automed predict`)."]),
+        *_averaging_note(c),
         "- Probabilities are not calibrated unless checked on local data.",
         *[f"- {_md(w)}" for w in warnings],
         "", "## Reproducibility",

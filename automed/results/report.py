@@ -22,6 +22,7 @@ from automed.results.describe import (
     answer_label,
     effective_status,
     ensemble_verdict,
+    metric_labels,
     objective_words,
     sample_counts,
     study_summary,
@@ -271,8 +272,9 @@ def _test_scores_table(info: dict) -> str:
     if alone:
         header.append(f"best single #{info['best_trial']} alone")
     rows = []
+    labels = metric_labels(config, info.get("classes") or [])
     for k, v in info["test_scores"].items():
-        row = [k, _num(v)]
+        row = [labels.get(k, k), _num(v)]
         if ci:
             c = ci.get(k) or {}
             row.append("-" if c.get("low") is None else

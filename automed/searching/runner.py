@@ -42,7 +42,7 @@ from automed.errors import (
 )
 from automed.evaluation import metrics as M
 from automed.results.artifact import STAMP, default_dir, study_stamp, write_stamp
-from automed.results.describe import objective_words
+from automed.results.describe import metric_labels, objective_words
 from automed.results.outputs import BIG_FILE, output_dir
 from automed.searching import ensemble as ensembles
 from automed.searching import foldbag, portfolio
@@ -121,6 +121,9 @@ class SearchResult:
     # answers, measured only to report (None when skipped to stay within --timeout).
     best_test_scores: dict | None = None
     classes: list[str] | None = None  # the class names, in predict_proba's column order
+    # Each metric's name as printed beside its score: "recall (macro)", "f1 (binary, positive
+    # class 'sick')" (describe.metric_labels)
+    metric_labels: dict[str, str] | None = None
 
     def __repr__(self) -> str:
         # QA: a notebook cell printed thousands of characters of leaderboard rows
@@ -821,6 +824,7 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
     timing = {"timeout": plan.timeout, "search_s": time.monotonic() - wall_start}
     result = SearchResult(study_name, store.redacted, store.leaderboard(study_name), None,
                           classes=list(train.classes),
+                          metric_labels=metric_labels(config, train.classes),
                           resumed=resumed, spec=p.spec, manifest=manifest, warnings=p.warnings)
     completed = ostudy.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not completed:
