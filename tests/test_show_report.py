@@ -277,3 +277,29 @@ def test_show_says_no_spread_for_one_fold_and_names_the_averaging_once(tmp_path)
     info["metric"] = "accuracy"  # averaging nothing: no "average macro" (QA)
     assert "  objective: 2-fold CV by accuracy (seed 0)" in format_study(
         study_summary(info, store.candidates("f")))
+
+
+def test_the_anytime_curve_holds_each_best_to_the_end_of_the_search():
+    """QA: a family whose first complete candidate was never beaten drew one invisible
+    point, and the axis ended at the last improvement of a search that ran on long after."""
+    import re
+    from datetime import datetime, timedelta
+
+    from automed.results.report import anytime_section
+
+    start = datetime(2026, 1, 1, 12, 0, 0)
+
+    def cand(trial, arch, state, minute, score):
+        return {"trial": trial, "architecture": arch, "state": state, "score_mean": score,
+                "created_at": (start + timedelta(minutes=minute)).isoformat(),
+                "duration_s": 30.0 if trial == 0 else 10.0}
+
+    candidates = [cand(0, "cnn", "complete", 0.5, 0.8), cand(1, "cnn", "pruned", 1.0, None),
+                  cand(2, "cnn", "complete", 2.0, 0.7), cand(3, "cnn", "pruned", 4.0, None)]
+    svg = anytime_section(candidates, "accuracy", {})
+    [line] = re.findall(r'<polyline points="([^"]+)"', svg)
+    points = [tuple(map(float, p.split(","))) for p in line.split()]
+    assert len(points) == 2 and points[0][1] == points[1][1]  # level, drawn to the end
+    assert points[1][0] > points[0][0] + 200  # 4 minutes against 0.5, in pixels
+    assert svg.count("<circle") == 1  # the one best, marked
+    assert '>0</text>' in svg  # the time axis starts at 0

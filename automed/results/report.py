@@ -101,6 +101,10 @@ def anytime_section(candidates: list[dict], metric: str, config: dict) -> str:
         return datetime.fromisoformat(c["created_at"]).timestamp()
 
     t0 = min(finished(c) - (c["duration_s"] or 0.0) for c in done)
+    # Each curve runs on to the last candidate that finished, of any state: the plateau is
+    # what an anytime curve shows (QA: a best never beaten was one invisible point, and the
+    # axis ended at the last improvement of a search that ran on three times as long).
+    end = max(finished(c) for c in candidates if c.get("created_at") and c["trial"] >= 0)
     series = []
     families = sorted({c["architecture"] for c in done})
     for name in [None, *families] if len(families) > 1 else families:
@@ -110,13 +114,15 @@ def anytime_section(candidates: list[dict], metric: str, config: dict) -> str:
             if c["score_mean"] is not None and c["score_mean"] > best:
                 best = c["score_mean"]
                 points.append(((finished(c) - t0) / 60, best))
-        item = {"name": name or "all families", "points": points, "kind": "step"}
+        item = {"name": name or "all families", "points": points, "kind": "step",
+                "until": (end - t0) / 60}
         if name is None:
             item["color"] = "#222"
         series.append(item)
     chart = svgplot.xy_chart(series, title="Best so far against wall time",
                              xlabel="minutes since the first candidate started",
-                             ylabel=f"best CV {metric}")
+                             ylabel=f"best CV {metric}",
+                             xlim=(0.0, max((end - t0) / 60, 1e-3)))
     t = config.get("timing") or {}
     phases = [f"{k} {t[f'{k}_s']:.0f} s" for k in ("search", "answer", "refit", "ensemble")
               if t.get(f"{k}_s") is not None]

@@ -91,7 +91,8 @@ def xy_chart(series: list[dict], *, title: str, xlabel: str, ylabel: str,
              xlim: tuple[float, float] | None = None,
              ylim: tuple[float, float] | None = None) -> str:
     """Points and lines. Each series: ``name``, ``points`` [(x, y)], ``kind`` (``"points"``,
-    ``"line"`` or ``"step"``), optional ``color`` and ``dash``."""
+    ``"line"`` or ``"step"``), optional ``color`` and ``dash``. A step series marks its points
+    (where it steps up) and, with ``until``, holds its last value to that x."""
     xs = [p[0] for s in series for p in s["points"]] or [0.0]
     ys = [p[1] for s in series for p in s["points"]] or [0.0]
     f = _Frame(xlim or (min(xs), max(xs)), ylim or (min(ys), max(ys)))
@@ -104,11 +105,16 @@ def xy_chart(series: list[dict], *, title: str, xlabel: str, ylabel: str,
                       f'fill-opacity="0.75"/>' for x, y in pts]
             continue
         if s["kind"] == "step":
+            # the points themselves, so a series of one point shows (QA: blank anytime chart)
+            parts += [f'<circle cx="{f.x(x):.1f}" cy="{f.y(y):.1f}" r="3" fill="{color}"/>'
+                      for x, y in pts]
             stepped = []
             for (x, y), nxt in zip(pts, [*pts[1:], None]):
                 stepped.append((x, y))
                 if nxt is not None:
                     stepped.append((nxt[0], y))
+            if pts and s.get("until") is not None and s["until"] > pts[-1][0]:
+                stepped.append((s["until"], pts[-1][1]))
             pts = stepped
         path = " ".join(f"{f.x(x):.1f},{f.y(y):.1f}" for x, y in pts)
         dash = ' stroke-dasharray="4 3"' if s.get("dash") else ""
