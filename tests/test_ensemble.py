@@ -415,8 +415,8 @@ def test_a_blend_below_the_best_singles_cv_metric_is_not_the_answer_even_inside_
         oof=lambda search_id, ranked: {1: one, 2: two})
 
     def result(metric_trials):
-        p = SimpleNamespace(train=SimpleNamespace(y=y), metric="accuracy", average="macro",
-                            pos_label=1, splits=splits,
+        p = SimpleNamespace(train=SimpleNamespace(y=y, groups=None), metric="accuracy",
+                            average="macro", pos_label=1, splits=splits,
                             plan=SimpleNamespace(timeout=None, refit_full=False))
         return select_ensemble(p, store, 0, "s", metric_trials)
 
@@ -468,7 +468,7 @@ def test_a_blend_whose_accuracy_lead_is_chance_keeps_the_single(monkeypatch):
 
     def select(fixed, broken, single=None):
         y, one, two = _gate_case(fixed, broken, n)
-        p.train = SimpleNamespace(y=y)
+        p.train = SimpleNamespace(y=y, groups=None)
         store = SimpleNamespace(leaderboard=lambda study, top: [{"trial": 1}, {"trial": 2}],
                                 oof=lambda search_id, ranked: {1: one, 2: two})
         return select_ensemble(p, store, 0, "s", {1: None, 2: None}, single=single)

@@ -75,7 +75,7 @@ def test_the_leader_answers_only_when_its_lead_over_the_first_start_is_more_than
     first[:100] = 1 - first[:100]  # 75 %
     near, far = first.copy(), y.copy()
     near[:1] = y[:1]  # 75.25 %: one sample more
-    p = SimpleNamespace(train=SimpleNamespace(y=y), metric="accuracy", average="macro",
+    p = SimpleNamespace(train=SimpleNamespace(y=y, groups=None), metric="accuracy", average="macro",
                         pos_label=None)
     trials = {n: _trial(n, portfolio=n in (1, 2)) for n in (0, 1, 2, 5, 7)}
     # trial 0 is a retry-free sampled candidate; the first portfolio start that completed is #1

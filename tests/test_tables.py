@@ -387,3 +387,24 @@ def test_a_time_axis_column_of_a_long_format_recording_is_said(tmp_path):
     rng = np.random.default_rng(1)
     rising = np.cumsum(rng.exponential(1.0, 60)).round(3).tolist()  # uneven: no time axis
     assert _table_warnings(load_data(_with_column(tmp_path, "dose", rising)).train) == []
+
+
+def test_a_grouped_searchs_card_says_its_test_intervals_resampled_whole_patients(
+        tmp_path, monkeypatch, capsys):
+    # QA: "grouped stratified cross-validation ... 95 % percentile bootstrap intervals", and
+    # the intervals were exactly a per-row bootstrap of three rows per patient
+    import json
+
+    from automed.results.model_card import export_model
+    from automed.storage import Store
+
+    header, rows = _table(90)
+    rows = [[*r, f"pt{i // 3}"] for i, r in enumerate(rows)]
+    path = _write(tmp_path / "t.csv", [*header, "patient"], rows)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    _search(monkeypatch, capsys, path, url, "--study", "t", "--group-col", "patient",
+            "--test-fraction", "0.3", "--bootstrap", "50")
+    out = export_model(Store(url), "t", tmp_path / "out")
+    config = json.loads((out / "automed_model.json").read_text())
+    assert config["test"]["resampled"] == "groups" and config["test"]["ci"]
+    assert "50 resamples of whole groups" in (out / "MODEL_CARD.md").read_text()

@@ -355,3 +355,40 @@ def test_predict_after_export_in_a_fresh_process(tmp_path):
     by_study = CliRunner().invoke(cli, ["predict", "--study", "e", "--storage",
                                         f"sqlite:///{db}", str(data)])
     assert by_study.exit_code == 0 and by_study.output.splitlines() == rows
+
+
+def test_grouped_intervals_resample_whole_patients():
+    """QA: a grouped search's test intervals resampled rows, as if a patient's samples were
+    independent: too narrow where a patient's samples are all right or all wrong."""
+    from automed.evaluation.bootstrap import group_weights
+
+    groups = np.repeat([f"p{i}" for i in range(20)], 10)  # 20 patients, 10 samples each
+    w = group_weights(np.random.default_rng(0), 50, groups)
+    assert w.shape == (50, 200)
+    per_patient = w.reshape(50, 20, 10)
+    assert (per_patient == per_patient[:, :, :1]).all()  # a patient's samples drawn together
+    assert (per_patient[:, :, 0].sum(1) == 20).all()  # 20 patients drawn per resample
+
+    y = np.tile([0, 1], 100)
+    right = np.repeat(np.arange(20) % 3 != 0, 10)  # whole patients right or wrong
+    proba = np.eye(2)[np.where(right, y, 1 - y)]
+    rows = B.bootstrap_all(y, proba, n=400)["accuracy"]
+    whole = B.bootstrap_all(y, proba, n=400, groups=groups)["accuracy"]
+    assert rows["value"] == whole["value"]
+    assert whole["high"] - whole["low"] > 2 * (rows["high"] - rows["low"])
+
+
+def test_a_paired_lead_on_one_patient_is_not_sure_when_patients_are_resampled():
+    from automed.searching.selection import paired_lead
+
+    groups = np.repeat([f"p{i}" for i in range(10)], 20)
+    y = np.tile([0, 1], 100)
+    challenger = np.eye(2)[y]  # right on every sample
+    incumbent = challenger.copy()
+    incumbent[:20] = np.eye(2)[1 - y[:20]]  # wrong on patient p0's 20 samples only
+    rows = paired_lead(y, challenger, incumbent, "accuracy")
+    whole = paired_lead(y, challenger, incumbent, "accuracy", groups=groups)
+    assert rows.diff == whole.diff == pytest.approx(0.1)
+    assert rows.p_better > 0.99 and rows.beats
+    # p0 is left out of a resample of 10 patients 35 % of the time (a tie, counted half)
+    assert 0.7 < whole.p_better < 0.9 and not whole.beats

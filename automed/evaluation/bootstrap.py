@@ -134,29 +134,51 @@ def _ovr_auprc(w, y, proba, average):
     return _ratio(ap.sum(1), present.sum(1))
 
 
-def resample_scores(y: np.ndarray, proba: np.ndarray, draws: np.ndarray, average: str,
-                    pos_label: int, metrics: list[str]) -> dict[str, np.ndarray]:
-    """Every metric in ``metrics`` for each resample (row of sample indexes) in ``draws``."""
-    w = _weights(draws, len(y)).astype(float)
+def group_weights(rng: np.random.Generator, size: int, groups: np.ndarray) -> np.ndarray:
+    """``size`` cluster-bootstrap resamples as sample multiplicities ``(size, n_samples)``:
+    whole groups (patients) drawn with replacement, each drawn group's samples together.
+    Samples of one patient are not independent, so resampling them one by one gives
+    intervals (and paired leads) that are too sure (QA: grouped CV, per-sample intervals)."""
+    codes = np.unique(np.asarray(groups).astype(str), return_inverse=True)[1].ravel()
+    n_groups = int(codes.max()) + 1
+    return _weights(rng.integers(0, n_groups, size=(size, n_groups)), n_groups)[:, codes]
+
+
+def resample_scores(y: np.ndarray, proba: np.ndarray, draws: np.ndarray | None, average: str,
+                    pos_label: int, metrics: list[str], *,
+                    weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Every metric in ``metrics`` for each resample: a row of sample indexes in ``draws``,
+    or a row of sample multiplicities in ``weights`` (:func:`group_weights`)."""
+    w = (_weights(draws, len(y)) if weights is None else weights).astype(float)
     out = _threshold_scores(w, y, proba, average, pos_label)
     if {"auroc", "auprc"} & set(metrics):
         out.update(_ranking_scores(w, y, proba, average, pos_label))
         counts = np.stack([w[:, y == c].sum(1) for c in range(proba.shape[1])], 1)
         for r in np.flatnonzero((counts == 0).any(1)):
+            rows = draws[r] if weights is None else np.repeat(np.arange(len(y)),
+                                                              w[r].astype(np.int64))
             for name in ("auroc", "auprc"):
-                out[name][r] = M.score(name, y[draws[r]], proba[draws[r]], average, pos_label)
+                out[name][r] = M.score(name, y[rows], proba[rows], average, pos_label)
     return {name: out[name] for name in metrics}
 
 
 def bootstrap_scores(y: np.ndarray, proba: np.ndarray, average: str = "macro",
                      pos_label: int = 1, *, metrics: list[str] | None = None, n: int = 1000,
-                     seed: int = 0, level: float = 0.95) -> dict[str, dict]:
-    """``{metric: {value, low, high}}``; low/high are None when under 10 resamples scored."""
+                     seed: int = 0, level: float = 0.95,
+                     groups: np.ndarray | None = None) -> dict[str, dict]:
+    """``{metric: {value, low, high}}``; low/high are None when under 10 resamples scored.
+    With ``groups`` (a patient id per sample) whole groups are resampled."""
     y, proba = np.asarray(y, dtype=np.int64), np.asarray(proba, dtype=np.float64)
     metrics = list(metrics or M.METRICS)
-    draws = np.random.default_rng(seed).integers(0, len(y), size=(n, len(y)))
-    chunks = [resample_scores(y, proba, draws[i:i + CHUNK], average, pos_label, metrics)
-              for i in range(0, n, CHUNK)]
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        draws = rng.integers(0, len(y), size=(n, len(y)))
+        chunks = [resample_scores(y, proba, draws[i:i + CHUNK], average, pos_label, metrics)
+                  for i in range(0, n, CHUNK)]
+    else:
+        chunks = [resample_scores(y, proba, None, average, pos_label, metrics,
+                                  weights=group_weights(rng, min(CHUNK, n - i), groups))
+                  for i in range(0, n, CHUNK)]
     tail = (1.0 - level) / 2 * 100
     out = {}
     for name in metrics:
@@ -186,6 +208,8 @@ def bootstrap_ci(metric: str, y: np.ndarray, proba: np.ndarray, average: str = "
 
 def bootstrap_all(y: np.ndarray, proba: np.ndarray, average: str = "macro",
                   pos_label: int = 1, *, n: int = 1000, seed: int = 0,
-                  level: float = 0.95) -> dict[str, dict]:
-    """:func:`bootstrap_ci` for every metric, all on the same resamples."""
-    return bootstrap_scores(y, proba, average, pos_label, n=n, seed=seed, level=level)
+                  level: float = 0.95, groups: np.ndarray | None = None) -> dict[str, dict]:
+    """:func:`bootstrap_ci` for every metric, all on the same resamples (of whole groups
+    when ``groups`` is given)."""
+    return bootstrap_scores(y, proba, average, pos_label, n=n, seed=seed, level=level,
+                            groups=groups)

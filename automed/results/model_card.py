@@ -198,7 +198,13 @@ def render_model_card(c: dict, plugins: list[str] | None = None) -> str:
     labels = metric_labels(c, list(c.get("classes") or []))
     if test.get("ci"):
         lines += ["", f"Test set ({_md(test.get('size'))} samples), 95 % percentile bootstrap "
-                  f"intervals ({_md(test.get('bootstrap'))} resamples):", "",
+                  f"intervals ({_md(test.get('bootstrap'))} resamples"
+                  + (" of whole groups: a patient's samples are drawn together"
+                     if test.get("resampled") == "groups" else
+                     # QA: grouped CV beside intervals that resampled one patient's rows
+                     ", of single samples: samples of one patient count as independent, so "
+                     "the interval is too narrow" if cv.get("grouped") else "")
+                  + "):", "",
                   "| metric | value | 95 % CI |", "|---|---|---|"]
         lines += [f"| {_md(labels.get(m, m))} | {_num(v['value'])} | {_num(v['low'])} – "
                   f"{_num(v['high'])} |" for m, v in test["ci"].items()]

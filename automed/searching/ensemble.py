@@ -240,7 +240,7 @@ def select_ensemble(p, store, search_id: int, study: str, trials: dict,
     # answered and scored 0.880 on the test set where that single scored 0.920.
     keeps = cv["score_mean"] >= float(np.mean(single_metric)) - 1e-9
     lead = paired_lead(y, proba, best, p.metric, p.average, p.pos_label,
-                       confidence=LEAD_CONFIDENCE)
+                       confidence=LEAD_CONFIDENCE, groups=p.train.groups)
     return EnsembleResult(sel, {}, cv, margin=margin, objective=name, keeps_metric=keeps,
                           against=single, lead=lead)
 

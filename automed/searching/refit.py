@@ -98,8 +98,11 @@ def score_on_test(p: Prepared, proba: np.ndarray) -> tuple[dict, dict | None, di
     """The answer's one look at the locked test set: every metric, its 95 % bootstrap
     intervals (unless ``--bootstrap 0``) and the predictions the report plots."""
     scores = M.all_scores(p.test.y, proba, p.average, p.pos_label)
+    # A grouped search's test patients are resampled whole, as its folds kept them whole
+    # (QA: the card said "grouped" beside intervals that resampled rows of one patient).
+    groups = p.test.groups if p.train.groups is not None else None
     ci = (bootstrap_all(p.test.y, proba, p.average, p.pos_label, n=p.plan.bootstrap,
-                        seed=p.plan.seed) if p.plan.bootstrap else None)
+                        seed=p.plan.seed, groups=groups) if p.plan.bootstrap else None)
     # Six significant digits, not six decimals: a confident model's 1e-35 for the other class
     # is what orders its saturated samples (see metrics.binary_score), and the report's ROC
     # curve and AUC are drawn from these.
@@ -177,7 +180,9 @@ def model_info(p: Prepared, *, trial: int, architecture: str, params: dict,
             "source": test.source, "size": len(test), "how": how,
             "fingerprint": test.fingerprint,  # predict tells the --test file by it
             "scores": test_scores, "ci": test_ci,
-            "bootstrap": p.plan.bootstrap},
+            "bootstrap": p.plan.bootstrap,
+            # intervals that resampled whole patients (score_on_test), as the card says
+            **({"resampled": "groups"} if grouped and test.groups is not None else {})},
         "manifest": manifest, "leakage_warnings": p.warnings,
         # a third-party family's plugin, distribution and version: what loading it elsewhere
         # needs installed (MissingArchitecture says it)

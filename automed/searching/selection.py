@@ -32,12 +32,13 @@ class Lead:
 def paired_lead(y: np.ndarray, challenger: np.ndarray, incumbent: np.ndarray, metric: str,
                 average: str = "macro", pos_label: int | None = None,
                 resamples: int = RESAMPLES, confidence: float | None = None,
-                seed: int = 0) -> Lead:
+                seed: int = 0, groups: np.ndarray | None = None) -> Lead:
     """The challenger's lead over the incumbent at ``metric`` on out-of-fold probabilities
     ``(n, k)``, with the share of paired bootstrap resamples in which it holds: both are
-    scored on the same resamples, all at once (evaluation.bootstrap.resample_scores)."""
+    scored on the same resamples, all at once (evaluation.bootstrap.resample_scores). With
+    ``groups`` (grouped CV) whole patients are resampled."""
     from automed.evaluation import metrics as M
-    from automed.evaluation.bootstrap import CHUNK, resample_scores
+    from automed.evaluation.bootstrap import CHUNK, group_weights, resample_scores
 
     y = np.asarray(y, dtype=np.int64)
     a, b = np.asarray(challenger, dtype=np.float64), np.asarray(incumbent, dtype=np.float64)
@@ -46,6 +47,11 @@ def paired_lead(y: np.ndarray, challenger: np.ndarray, incumbent: np.ndarray, me
     rng = np.random.default_rng(seed)
 
     def lead(size: int) -> np.ndarray:  # drawn a chunk at a time: memory stays CHUNK x n
+        if groups is not None:
+            w = group_weights(rng, size, groups)
+            return (resample_scores(y, a, None, average, pos_label, [metric], weights=w)[metric]
+                    - resample_scores(y, b, None, average, pos_label, [metric],
+                                      weights=w)[metric])
         draws = rng.integers(0, len(y), size=(size, len(y)))
         return (resample_scores(y, a, draws, average, pos_label, [metric])[metric]
                 - resample_scores(y, b, draws, average, pos_label, [metric])[metric])
@@ -93,7 +99,7 @@ def choose_single(p, store, search_id: int, trials: dict, leader) -> tuple[objec
     challengers = sum(t.number != first.number for t in trials.values())
     confidence = 1 - (1 - CONFIDENCE) / max(challengers, 1)
     lead = paired_lead(np.asarray(p.train.y), oof[leader.number], oof[first.number], p.metric,
-                       p.average, p.pos_label, confidence=confidence)
+                       p.average, p.pos_label, confidence=confidence, groups=p.train.groups)
     info = {"leader": leader.number, "incumbent": first.number, "diff": lead.diff,
             "p_better": lead.p_better, "confidence": confidence, "challengers": challengers,
             "answer": leader.number if lead.beats else first.number}
