@@ -175,7 +175,8 @@ def test_stored_test_predictions_and_the_report_give_the_searchs_test_auroc():
 
     y = np.array([1, 0, 0, 1])
     proba = np.array([[1e-30, 1.0], [1e-10, 1.0], [0.9, 0.1], [0.2, 0.8]], dtype=np.float32)
-    p = SimpleNamespace(test=SimpleNamespace(y=y), train=SimpleNamespace(classes=["a", "b"]),
+    p = SimpleNamespace(test=SimpleNamespace(y=y),
+                        train=SimpleNamespace(classes=["a", "b"], groups=None),
                         average="macro", pos_label=1,
                         plan=SimpleNamespace(bootstrap=0, seed=0))
     scores, _, stored = score_on_test(p, proba)

@@ -392,3 +392,13 @@ def test_a_paired_lead_on_one_patient_is_not_sure_when_patients_are_resampled():
     assert rows.p_better > 0.99 and rows.beats
     # p0 is left out of a resample of 10 patients 35 % of the time (a tie, counted half)
     assert 0.7 < whole.p_better < 0.9 and not whole.beats
+
+
+def test_a_resample_without_a_positive_does_not_score_auprc_zero():
+    """QA: a perfect model on 12 test samples (3 positive) had "auprc 1.0000 [0.0000, 1.0000]":
+    resamples that drew no positive scored 0 where AUPRC is undefined."""
+    y = np.array([0] * 9 + [1] * 3)
+    proba = np.eye(2)[y] * 0.8 + 0.1
+    assert np.isnan(M.score("auprc", np.zeros(5, dtype=int), proba[:5]))
+    ci = B.bootstrap_all(y, proba, n=400)["auprc"]
+    assert ci["value"] == ci["low"] == ci["high"] == 1.0

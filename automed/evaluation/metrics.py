@@ -81,6 +81,11 @@ def _auroc(y, proba, average, pos):
 
 def _auprc(y, proba, average, pos):
     n = proba.shape[1]
+    if (n == 2 or average == "binary") and not (np.asarray(y) == pos).any():
+        # undefined without a positive sample, as AUROC is with one class: scored 0, a
+        # bootstrap resample that drew no positive pulled the interval of a perfect test
+        # AUPRC down to 0 (QA: "auprc 1.0000 [0.0000, 1.0000]" on 12 test samples)
+        return float("nan")
     if n == 2:
         return float(skm.average_precision_score(y == pos, binary_score(proba, pos)))
     if average == "binary":
