@@ -69,8 +69,9 @@ def scoring_words(config: dict, metric: str, classes: list) -> str:
     # "3-fold CV by auprc" of a micro-averaged search)
     # Averaged metrics say how on two classes too (QA: a two-class card's macro "recall" and
     # "specificity", both the balanced accuracy, read as sensitivity and specificity).
-    parts = [average] if metric in AVERAGED \
-        or (metric in ("auroc", "auprc") and len(classes) > 2) else []
+    parts = [average] if average and (metric in AVERAGED
+                                      or (metric in ("auroc", "auprc") and len(classes) > 2)) \
+        else []
     parts += [positive] if positive else []
     return f" ({', '.join(parts)})" if parts else ""
 
