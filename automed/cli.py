@@ -202,7 +202,7 @@ def cli() -> None:
     automed proxy --storage URL  serve the database to hundreds of workers (gRPC)
     automed predict DATA         class probabilities from a search's saved answer
     automed export -o DIR        the saved answer and its model card
-    automed db upgrade           migrate the database after upgrading automed
+    automed db current|upgrade   the database's schema version; migrate it after upgrading
     automed plugins [list]       list the architecture plugins and loaders
     automed plugins check NAME   run the conformance suite on a plugin (name, file, module)
     automed demo                 write a small generated dataset to try automed on
@@ -236,7 +236,7 @@ def cli() -> None:
               "and model initialisation.")
 @click.option("--plugin", "plugin_sources", multiple=True, help="Also load this plugin: a .py "
               "file or a module name (repeatable; or $AUTOMED_PLUGINS_PATH).")
-@click.option("--format", "format_", help="Force a loader (see `automed plugins`).")
+@click.option("--format", "format_", help="Force a loader (see `automed plugins --all`).")
 @click.option("--modality", help="Force the modality: image, signal, text, biosequence, "
               "tabular.")
 @click.option("--label-col", help="Label column (name or index) for table formats.")
@@ -276,7 +276,8 @@ def cli() -> None:
 @click.option("--test-fraction", type=float, help="Hold out this stratified (and grouped) "
               "fraction as the locked test set before the search.")
 @click.option("--artifacts", type=click.Path(), help="Folder for the answer's model (default: "
-              "automed_models/ beside the SQLite file).")
+              "automed_models/ beside the SQLite file; with a server database, "
+              "./automed_models in the working directory).")
 @click.option("--bootstrap", default=1000, show_default=True, help="Resamples for the test "
               "set's 95% intervals (0: none).")
 @click.option("--deterministic", is_flag=True, help="Deterministic kernels (with --seed and "
@@ -370,11 +371,13 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
               "said in a line), none, or indices like 0,2.")
 @click.option("--trials-per-gpu", default=1, show_default=True, help="Worker processes sharing "
               "each GPU (more than 1 is refused without a GPU).")
-@click.option("--workers", type=int, help="CPU worker processes on this machine.")
+@click.option("--workers", type=click.IntRange(min=1), help="CPU worker processes on this "
+              "machine (default: 1, or one per GPU with --gpus).")
 @click.option("--threads", type=int, help="Torch threads per worker process (default: the "
               "machine's cores divided among all automed workers running on it; "
               "OMP_NUM_THREADS also fixes it).")
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N "
+              "(as for search).")
 @click.option("--timeout", type=float, help="Stop starting new candidates after this many "
               "seconds.")
 @click.option("--plugin", "plugin_sources", multiple=True, help="Allow this plugin file or "
@@ -382,7 +385,7 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
 @click.option("--index", type=int, help="This worker's number in a fleet (the Slurm array "
               "index, the Kubernetes completion index): names the worker, which seeds its "
               "sampler (default: host name and process id).")
-@click.option("-q", "--quiet", is_flag=True)
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 def worker(study, storage, results_db, gpus, trials_per_gpu, workers, threads, device, timeout,
            plugin_sources, index, quiet) -> None:
     """Join an existing search from this machine; stop when its trial budget is used.
@@ -424,8 +427,8 @@ def worker(study, storage, results_db, gpus, trials_per_gpu, workers, threads, d
               help="Candidate states to include (repeatable; default complete and ensemble).")
 @click.option("--metric", "metrics", multiple=True, help="Only searches optimising this "
               "metric (repeatable; implies all studies).")
-@click.option("--sort", help="Rank by a stored metric (e.g. auroc, f1) or duration instead of "
-              "each search's objective.")
+@click.option("--sort", help="Rank by a stored metric (e.g. auroc, f1), duration, or score "
+              "(each search's objective, the default).")
 @click.option("--top", type=click.IntRange(min=1), help="Show only the best N.")
 @click.option("--per-family", is_flag=True, help="Keep the best candidate of each family.")
 @click.option("--all", "show_all", is_flag=True, help="Include pruned, collapsed, failed, "
@@ -697,7 +700,7 @@ class _NamingStudyPlugins:
               show_default=True,
               help="Which part of DATA to predict: test is its own test split, or on the "
                    "file a --test-fraction search split, the rows that search held out.")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--plugin", "plugin_sources", multiple=True, help=MODEL_PLUGIN_HELP)
 @click.option("--storage", help=STORAGE_HELP)
 def predict(data, study, model_dir, output, split, device, plugin_sources, storage) -> None:
@@ -850,12 +853,14 @@ def plugins_check(target, samples, data) -> None:
 
 @cli.command()
 @click.option("--kind", type=click.Choice(["image", "signal"]), default="image",
-              show_default=True)
+              show_default=True, help="image: 28x28 X-ray-like images; signal: ECG-like beats.")
 @click.option("-o", "--output", type=click.Path(), help="Where to write the .npz (a name "
-              "ending in .npz).")
+              "ending in .npz; default: automed_demo_KIND.npz here). An existing file is "
+              "refused unless it is this very demo.")
 @click.option("-n", "--samples", default=600, show_default=True, help="Samples to generate "
               "(at least 10).")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Seed of the generator: the "
+              "same seed writes the same file.")
 def demo(kind, output, samples, seed) -> None:
     """Write a small generated medical-style dataset (MedMNIST .npz layout)."""
     from pathlib import Path

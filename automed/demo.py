@@ -9,6 +9,7 @@ byte-for-byte reproducible for a given ``n`` and ``seed``.
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from pathlib import Path
 
@@ -44,6 +45,19 @@ def make_demo(kind: str = "image", path: str | Path | None = None, n: int = 600,
         arrays[f"{name}_images"] = x[part]
         arrays[f"{name}_labels"] = y[part, None]  # (N, 1) like MedMNIST
     path = Path(path) if path is not None else Path(f"automed_demo_{kind}.npz")
+    if path.exists():
+        # The same demo again is the same file (a README re-run); anything else is someone's
+        # data, maybe a searched study's (QA: -o ecg.npz overwrote it without a word).
+        fresh = path.with_name(f".{path.name}.{os.getpid()}.new")
+        try:
+            _save_npz(fresh, arrays)
+            same = path.is_file() and fresh.read_bytes() == path.read_bytes()
+        finally:
+            fresh.unlink(missing_ok=True)
+        if not same:
+            raise ConfigError(f"{path} exists and holds other data; give another -o (or "
+                              "delete it first)")
+        return path
     _save_npz(path, arrays)
     return path
 

@@ -677,8 +677,21 @@ class Store:
                 # One indexed top-1 query per family beats a window over every candidate.
                 found = families or s.scalars(
                     select(CandidateRecord.architecture).distinct()).all()
-                rows = [row for fam in found for row in s.execute(ranking.leaderboard_query(
-                    architectures=[fam], top=1, **filters)).all()]
+                # Ranked by each search's objective, a family's best is its best at each
+                # objective: one f1 is not better than another search's accuracy (QA: mlp's
+                # best was a constant predictor whose recall 1.0 beat others' accuracy).
+                objectives = [None]
+                if filters["sort"][0] == ranking.SCORE:
+                    searched = select(SearchRecord.metric).distinct()
+                    if studies:
+                        searched = searched.where(SearchRecord.study_name.in_(studies))
+                    objectives = filters["metrics"] or sorted(s.scalars(searched).all()) \
+                        or [None]
+                rows = [row for fam in found for objective in objectives
+                        for row in s.execute(ranking.leaderboard_query(
+                            architectures=[fam], top=1, **{
+                                **filters, "metrics": [objective] if objective else
+                                filters["metrics"]})).all()]
                 rows = ranking.sort_rows(rows, filters["sort"])[:top or None]
             else:
                 rows = s.execute(ranking.leaderboard_query(
@@ -687,10 +700,11 @@ class Store:
             if best_per_family:
                 _add_gaps(out)
             if not out:
-                self._check_filters(s, _as_list(dataset), families)
+                self._check_filters(s, _as_list(dataset), families, filters["metrics"])
             return out
 
-    def _check_filters(self, s: Session, datasets: list[str], families: list[str]) -> None:
+    def _check_filters(self, s: Session, datasets: list[str], families: list[str],
+                       metrics: list[str] = ()) -> None:
         # Only consulted when nothing matched: a misspelt name deserves the list of choices.
         if datasets:
             known = s.execute(select(DatasetRecord.name, DatasetRecord.fingerprint)).all()
@@ -703,6 +717,12 @@ class Store:
             if not set(families) & set(known):
                 raise ConfigError(f"no candidates of architecture {', '.join(families)}; "
                                   f"stored: {', '.join(sorted(known)) or 'none'}")
+        if metrics:  # QA: "0 candidate(s) from 0 study(ies)", exit 0, where --dataset errs
+            known = s.scalars(select(SearchRecord.metric).distinct()).all()
+            if not set(metrics) & set(known):
+                raise ConfigError(f"no search optimises {', '.join(metrics)} in "
+                                  f"{self.redacted}; searched: {', '.join(sorted(known)) or 'none'}"
+                                  " (or --sort METRIC to rank by a stored metric)")
 
     def candidates(self, study: str) -> list[dict]:
         """Every candidate of a study, in trial order, whatever its state."""
@@ -738,19 +758,22 @@ def _as_list(value: str | Sequence[str] | None) -> list[str]:
 
 
 def _add_gaps(rows: list[dict]) -> None:
-    """Per family rows: how far each trails its study's winner (so a user sees by how much)."""
+    """Per family rows: how far each trails the best shown row of its objective (its study's
+    winner, in one study), so a user sees by how much. Across studies the best of each metric
+    leads (QA: each family's best came from another study and led it: "0.0000" on every
+    row)."""
     leaders: dict[str, float] = {}
-    # The winner is a complete candidate or ensemble; a partial one leads only a study with none.
+    # The winner is a complete candidate or ensemble; a partial one leads only where none is.
     ranked = [r for r in rows if r["state"] in ranking.SCORED]
-    ranked_studies = {r["study"] for r in ranked}
-    ranked += [r for r in rows if r["study"] not in ranked_studies]
+    ranked_metrics = {r["metric"] for r in ranked}
+    ranked += [r for r in rows if r["metric"] not in ranked_metrics]
     for r in ranked:
-        if r["score_mean"] is not None and (r["study"] not in leaders
-                                             or r["score_mean"] > leaders[r["study"]]):
-            leaders[r["study"]] = r["score_mean"]
+        if r["score_mean"] is not None and (r["metric"] not in leaders
+                                             or r["score_mean"] > leaders[r["metric"]]):
+            leaders[r["metric"]] = r["score_mean"]
     for r in rows:
-        lead = leaders.get(r["study"])
-        partial = r["state"] not in ranking.SCORED and r["study"] in ranked_studies
+        lead = leaders.get(r["metric"])
+        partial = r["state"] not in ranking.SCORED and r["metric"] in ranked_metrics
         # a partial candidate's mean of its folds so far is not measured against the winner
         # (review: a pruned one-fold 0.98 was "-0.13 behind" a complete 0.85)
         r["gap_to_best"] = (None if lead is None or r["score_mean"] is None or partial

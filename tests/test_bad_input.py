@@ -340,6 +340,10 @@ CASES: list[tuple[str, list[str], str, str | None]] = [
     ("worker-trials-per-gpu-on-cpu", ["worker", "--study", STUDY, "--gpus", "none",
                                       "--trials-per-gpu", "4", "--storage", "{storage}"], "db",
      None),
+    # a worker of no processes (QA: --workers 0 ran one worker, the message spoke of creating
+    # the study, which is the search's --workers 0)
+    ("worker-no-workers", ["worker", "--study", STUDY, "--workers", "0", "--storage",
+                           "{storage}"], "db", None),
     # search: data of every format
     ("data-missing", ["search", "{root}/no_such.npz"], "db", None),
     ("data-unknown-suffix", ["search", "{unknown_suffix}"], "db", None),
@@ -837,6 +841,24 @@ def test_demo_refuses_a_name_that_is_not_npz(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit):
         cli_module.main()
     assert "error: -n/--samples 3 is too small" in capsys.readouterr().err
+
+
+def test_demo_writes_over_only_its_own_file(tmp_path, capsys, monkeypatch):
+    # QA: `automed demo -o ecg.npz` overwrote a searched study's data without a word
+    from automed.demo import make_demo
+
+    monkeypatch.chdir(tmp_path)
+    first = make_demo("signal", "ecg.npz", n=20, seed=1).read_bytes()
+    assert make_demo("signal", "ecg.npz", n=20, seed=1).read_bytes() == first  # a re-run
+    monkeypatch.setattr(sys, "argv", ["automed", "demo", "--kind", "signal", "-o", "ecg.npz",
+                                      "-n", "20", "--seed", "2"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli_module.main()
+    assert exit_info.value.code not in (0, None)
+    assert "error: ecg.npz exists and holds other data; give another -o" in \
+        capsys.readouterr().err
+    assert (tmp_path / "ecg.npz").read_bytes() == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ecg.npz"]  # no temporary left
 
 
 def test_a_worker_names_the_groups_file_when_the_data_changed(tmp_path, capsys, monkeypatch):

@@ -86,9 +86,17 @@ def test_sort_by_any_stored_metric(store):
 
 
 def test_best_per_family(store):
+    # a family's best at each objective: ecg-f1's cnn (f1 0.90) is not better than
+    # chest-acc's (accuracy 0.85), only other (QA: recall 1.0 of a constant predictor beat
+    # every accuracy and was mlp's "best")
     rows = store.leaderboard(best_per_family=True)
-    assert [(r["architecture"], r["score_mean"]) for r in rows] == \
-        [("cnn", 0.90), ("mlp", 0.75), ("lstm", 0.70)]
+    assert [(r["architecture"], r["metric"], r["score_mean"]) for r in rows] == \
+        [("cnn", "f1", 0.90), ("cnn", "accuracy", 0.85), ("mlp", "accuracy", 0.75),
+         ("lstm", "f1", 0.70)]
+    # behind the best shown row of the same objective (QA: "0.0000" on every row)
+    assert [round(r["gap_to_best"], 2) for r in rows] == [0.0, 0.0, 0.10, 0.20]
+    assert [r["architecture"] for r in store.leaderboard(best_per_family=True,
+                                                         metric="accuracy")] == ["cnn", "mlp"]
     one = store.leaderboard("chest-acc", best_per_family=True, sort="auroc")
     assert [(r["architecture"], r["trial"]) for r in one] == [("mlp", 1), ("cnn", 3)]
 
@@ -100,6 +108,9 @@ def test_unknown_names_list_the_choices(store):
         store.leaderboard(dataset="brain")
     with pytest.raises(ConfigError, match="no candidates of architecture vit.*cnn"):
         store.leaderboard(architecture="vit")
+    # QA: "0 candidate(s) from 0 study(ies)" and exit 0, where --dataset named the choices
+    with pytest.raises(ConfigError, match="no search optimises auroc .*searched: accuracy, f1"):
+        store.leaderboard(metric="auroc")
     with pytest.raises(ConfigError, match="unknown state 'done'"):
         store.leaderboard(states=["done"])
 

@@ -64,7 +64,8 @@ def plan_slots(gpus: str | None = None, trials_per_gpu: int = 1, workers: int | 
     if trials_per_gpu < 1:
         raise ConfigError(f"--trials-per-gpu {trials_per_gpu} must be at least 1")
     if workers is not None and workers < 0:
-        raise ConfigError(f"--workers {workers} must be 0 (only create the study) or more")
+        raise ConfigError(f"--workers {workers} must be 0 (only create the study) or a positive "
+                          "whole number")
     available = visible_gpus()
     if gpus is None and device not in (None, "auto"):
         dev = resolve_device(device)

@@ -130,7 +130,8 @@ class SearchPlan:
         need(_is_int(self.trials_per_gpu) and self.trials_per_gpu >= 1,
              f"--trials-per-gpu {self.trials_per_gpu!r} must be a whole number of at least 1")
         need(self.workers is None or (_is_int(self.workers) and self.workers >= 0),
-             f"--workers {self.workers!r} must be 0 (create the study only) or a whole number")
+             f"--workers {self.workers!r} must be 0 (create the study only) or a positive "
+             "whole number")
         need(_is_int(self.seed), f"--seed {self.seed!r} must be an integer")
         need(self.bag is None or (_is_int(self.bag) and 1 <= self.bag <= MAX_BAG),
              f"--bag {self.bag!r} must be a whole number from 1 (a single refit) to {MAX_BAG}")

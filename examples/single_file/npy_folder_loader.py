@@ -3,8 +3,8 @@
 One signal or image per file, one sub-folder per class (``ecg/normal/rec001.npy``,
 ``ecg/afib/rec002.npy``): the usual shape of DICOM, EDF or WFDB records converted with
 ``numpy.save``. No packaging needed: ``automed search ecg --plugin
-examples/single_file/npy_folder_loader.py --format npy-folder`` (``--format``: the built-in
-image-folder loader is asked about every folder first), and ``automed plugins check
+examples/single_file/npy_folder_loader.py`` (plugin loaders are asked before the built-in
+ones; ``--format npy-folder`` forces it), and ``automed plugins check
 examples/single_file/npy_folder_loader.py --data ecg`` to test it. docs/plugins.md walks
 through it.
 """
