@@ -154,6 +154,27 @@ def test_a_report_of_a_search_stopped_before_its_answer_says_so(tmp_path):
     assert ("no test scores yet for its test set of 30 samples: the search stopped before its "
             "answer (interrupted); run the same command again to finish it") in html
     assert "had no test set" not in html
+    # QA: a --workers 0 study was told to "run the same command again", which creates it again
+    search_id = add_search(store, "made", status="created",
+                           candidates=[("cnn", "complete", 0.7, _metrics(0.7), None)])
+    store.update_search_config(search_id, n_test=30)
+    html = build_report(store, "made")
+    assert "join it with `automed worker --study made`" in html.replace("&#x27;", "'")
+    assert "run the same command again" not in html
+
+
+def test_show_and_the_report_say_why_the_first_start_answers_not_the_leader():
+    # QA: "in only 99% of paired bootstrap resamples" read as contradictory without the
+    # 99.7 % asked; show said just "answer: #0"
+    from automed.results.describe import choice_words
+
+    choice = {"leader": 7, "incumbent": 0, "answer": 0, "diff": 0.0851, "p_better": 0.99,
+              "confidence": 0.9974, "challengers": 19}
+    words = choice_words(choice)
+    assert words == ("the first portfolio start, since the leader #7 was ahead of it "
+                     "out-of-fold by +0.0851 in only 99.0% of paired bootstrap resamples, under "
+                     "the 99.7% asked of the best of 19 challengers")
+    assert choice_words(dict(choice, answer=7)) == ""  # the leader answers: nothing to say
 
 
 @pytest.mark.parametrize("pos, shown, hidden", [(0, "normal", "opacity"),

@@ -123,6 +123,31 @@ def ensemble_verdict(e: dict, single: str) -> str:
             f"resamples ({under}within chance); keeping that one")
 
 
+def choice_words(choice: dict | None) -> str:
+    """Why the first portfolio start answers rather than the leader, as the search said it
+    ("" when the leader answers). QA: the report's "in only 99 %" left out the 99.7 % asked,
+    and show said just "answer: #0"."""
+    if not choice or choice.get("answer") == choice.get("leader"):
+        return ""
+    asked = (f", under the {choice['confidence']:.1%} asked of the best of "
+             f"{choice.get('challengers', 1)} challengers" if choice.get("confidence") else "")
+    return (f"the first portfolio start, since the leader #{choice['leader']} was ahead of it "
+            f"out-of-fold by {choice['diff']:+.4f} in only {choice['p_better']:.1%} of paired "
+            f"bootstrap resamples{asked}")
+
+
+def next_step(info: dict, status: str) -> str:
+    """What finishes a search that stopped before its answer."""
+    study = info.get("study") or "STUDY"
+    if status == "created":  # QA: "run the same command again" only created it again
+        return (f"it was created with --workers 0: join it with `automed worker --study "
+                f"{study}`, then run the search command without --workers 0 to answer")
+    if status == "searched":
+        return ("its workers used the budget: run the search command without --workers 0 to "
+                "answer")
+    return "run the same command again to finish it"
+
+
 def answer_label(info: dict) -> str | None:
     """What answers a study (a study record, see ``Store.search``): ``"ensemble of #0, #4"``
     when an ensemble does, else its single candidate ``"#3"``; None before it answers.
@@ -193,7 +218,9 @@ def format_study(summary: dict) -> str:
         lines.append(f"  WARNING: {warning}")
     if summary["best_trial"] is not None:
         size, labels = summary["test_size"], metric_labels(cfg, summary["classes"])
+        chosen = choice_words(cfg.get("choice")) if cfg.get("answer") != "ensemble" else ""
         lines.append(f"  answer: {answer_label(summary)}"
+                     + (f" ({chosen})" if chosen else "")
                      + (f"; {format_test_scores(summary['test_scores'], size, labels)}"
                         if summary["test_scores"] else " (no test set)"))
         if cfg.get("answer") == "ensemble":

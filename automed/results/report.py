@@ -20,9 +20,11 @@ from automed.results import svgplot
 from automed.results.describe import (
     ACTIVE,
     answer_label,
+    choice_words,
     effective_status,
     ensemble_verdict,
     metric_labels,
+    next_step,
     objective_words,
     sample_counts,
     study_summary,
@@ -306,8 +308,8 @@ def test_section(info: dict, predictions: dict | None) -> str:
             # QA: an interrupted or failed search's report said it "had no test set"
             status = effective_status(info)
             why = ("the search is still running" if status in ACTIVE else
-                   f"the search stopped before its answer ({status}); run the same command "
-                   "again to finish it")
+                   f"the search stopped before its answer ({status}); "
+                   + next_step(info, status))
             return _note(f"no test scores yet for its test set of {config['n_test']} samples: "
                          f"{why}")
         return _note("no test predictions stored: the search had no test set (give --test, "
@@ -359,11 +361,9 @@ def test_section(info: dict, predictions: dict | None) -> str:
             f"predictions; {how})" if config.get("answer") == "ensemble" else
             f"candidate #{info['best_trial']}"
             + (" (the k models of its cross-validation, not refit)" if folds else ""))
-    choice = config.get("choice")
-    if choice and config.get("answer") != "ensemble" and choice["answer"] != choice["leader"]:
-        what += (f"; the first portfolio start, since the leader #{choice['leader']} was ahead "
-                 f"of it out-of-fold by {choice['diff']:+.4f} in only {choice['p_better']:.0%} "
-                 "of paired bootstrap resamples")
+    chosen = choice_words(config.get("choice")) if config.get("answer") != "ensemble" else ""
+    if chosen:
+        what += f"; {chosen}"
     ens = config.get("ensemble") or {}
     if config.get("answer") != "ensemble" and ens.get("label") and "better" in ens:
         single = f"#{ens['against']}" if ens.get("against") is not None else "the best single"
