@@ -80,6 +80,27 @@ def test_an_answer_whose_fold_models_are_missing_is_refit(demo_signal, tmp_path)
     assert (Path(again.artifact) / "model.safetensors").is_file() and again.model is not None
 
 
+def test_the_ensembles_verdict_is_said_once_when_missing_bags_are_refit(demo_signal, tmp_path,
+                                                                          monkeypatch):
+    # QA: "ensemble of #9, #36: ... keeping that one" printed before and after "refitting #0"
+    # (the answer's fold models were not among those kept)
+    from automed.searching import ensemble
+
+    real = ensemble.greedy_select
+
+    def two_members(oof, y, objective, order, **kw):  # a blend of two, said, not better
+        chosen = real(oof, y, objective, order, **kw)
+        return ensemble.Selection(order[:2], chosen.score, chosen.single)
+
+    monkeypatch.setattr(ensemble, "greedy_select", two_members)
+    monkeypatch.setattr(foldbag, "load_bag", lambda *a, **k: None)
+    events = []
+    search(demo_signal, trials=3, storage=f"sqlite:///{tmp_path / 'e.db'}",
+           artifacts=tmp_path / "models", progress=events.append, **QUICK)
+    kinds = [e["event"] for e in events]
+    assert "refit" in kinds and kinds.count("ensemble") == 1, kinds
+
+
 def test_a_damaged_bag_is_refit_with_a_warning(demo_signal, tmp_path):
     storage = f"sqlite:///{tmp_path / 'd.db'}"
     opts = dict(trials=1, storage=storage, study="d", ensemble=False,

@@ -276,13 +276,16 @@ class FoldAnswer:
 
 
 def answer(p, best: int, root: Path | None, *, ensemble=None, device: Any = "cpu",
-           progress=None, owner: dict | None = None) -> FoldAnswer | None:
+           progress=None, owner: dict | None = None,
+           said: dict | None = None) -> FoldAnswer | None:
     """Answer with fold bags, scored once on the locked test set; nothing is refit.
 
     ``ensemble`` is the selection (:func:`~automed.searching.ensemble.select_ensemble`) when
     it answers (better than the best single by more than its noise), else None. Returns None
     when a member's bag is not in ``root`` (written on another machine, too large, or not
-    stamped with ``owner``, the study's stamp): the caller then refits.
+    stamped with ``owner``, the study's stamp): the caller then refits. ``said``: a progress
+    event (the ensemble's verdict) to report first, only when the bags answer (QA: the
+    verdict was printed twice, here and again by the refit that followed).
     """
     from automed.searching.refit import score_on_test
 
@@ -292,6 +295,8 @@ def answer(p, best: int, root: Path | None, *, ensemble=None, device: Any = "cpu
         return None
     out = FoldAnswer(weights, bags, ensemble=ensemble)
     if progress is not None:
+        if said is not None:
+            progress(said)
         progress({"event": "answer", "trial": best, "members": sorted(weights),
                   "folds": len(p.splits), "test": p.test is not None})
     if p.test is not None:

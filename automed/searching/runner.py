@@ -974,11 +974,10 @@ def _answer_from_folds(p: Prepared, store: Store, search_id: int, study: str, be
     members = foldbag.members_in_time(p, trials.values(), deadline) if ensemble else 1
     selected = (select_ensemble(p, store, search_id, study, trials, max_members=members,
                                 single=best.number) if members > 1 else None)
-    if selected is not None:
-        progress(selected.event(from_folds=True))
     answers = selected if selected is not None and selected.better else None
     out = foldbag.answer(p, best.number, root, ensemble=answers, device=dev, progress=progress,
-                         owner=owner)
+                         owner=owner,
+                         said=None if selected is None else selected.event(from_folds=True))
     if out is None:
         return None
     if answers is not None:
