@@ -402,3 +402,29 @@ def test_a_resample_without_a_positive_does_not_score_auprc_zero():
     assert np.isnan(M.score("auprc", np.zeros(5, dtype=int), proba[:5]))
     ci = B.bootstrap_all(y, proba, n=400)["auprc"]
     assert ci["value"] == ci["low"] == ci["high"] == 1.0
+
+
+def test_the_fingerprint_sees_the_middle_of_a_wide_record_and_ignores_print_options():
+    """QA: numpy's repr of a row of 1,200 values shows its first and last 3: a column edited
+    in the middle of a wide table resumed the study as the same data."""
+    from automed.data.dataset import Dataset
+
+    def fingerprint(rows):
+        return Dataset(rows, np.array([0, 1]), ["a", "b"], "tabular", "t.csv").fingerprint
+
+    wide = [np.array([str(i) for i in range(1200)], dtype=object) for _ in range(2)]
+    edited = [r.copy() for r in wide]
+    edited[0][600] = "0.5"
+    assert fingerprint(wide) != fingerprint(edited)
+    series = np.empty(2, dtype=object)  # ragged signals
+    series[0], series[1] = np.linspace(0, 1, 3000), np.linspace(0, 2, 2000)
+    moved = np.empty(2, dtype=object)
+    moved[0], moved[1] = series[0].copy(), series[1]
+    moved[0][1500] += 1.0
+    assert Dataset(series, np.array([0, 1]), ["a", "b"], "signal", "s").fingerprint != \
+        Dataset(moved, np.array([0, 1]), ["a", "b"], "signal", "s").fingerprint
+    # a short record hashes as before, whatever print options the caller set
+    short = [np.array(["1.5", "x"], dtype=object), np.array(["2", "y"], dtype=object)]
+    before = fingerprint(short)
+    with np.printoptions(precision=2, threshold=1, edgeitems=1):
+        assert fingerprint(short) == before
