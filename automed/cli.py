@@ -119,8 +119,10 @@ class _Progress:
             click.echo(f"[{number:>3}{total}] #{e['trial']:<3} {e['architecture']:<12} {score:<17}"
                        f" {e['duration_s']:6.1f}s  best {best}  {what}".rstrip(), err=True)
         elif kind == "epoch":  # a slow candidate's epoch (objective.FOLD_PROGRESS_S)
+            inside = (f", step {e['step']}/{e['steps']}" if e.get("step") is not None else
+                      " done")  # within an epoch that runs long, or at its end
             click.echo(f"      #{e['trial']:<3} {e['architecture']:<12} fold {e['fold']}/"
-                       f"{e['folds']}, epoch {e['epoch']}/{e['epochs']} "
+                       f"{e['folds']}, epoch {e['epoch']}/{e['epochs']}{inside} "
                        f"({e['elapsed_s']:.0f} s so far)", err=True)
         elif kind == "note":  # how long work goes (not a data warning)
             click.echo(e["message"], err=True)

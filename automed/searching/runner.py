@@ -77,6 +77,8 @@ from automed.storage.fleet import results_db_env
 MAX_STUDY_NAME = 120
 _STUDY_NAME = re.compile(r"^[^\x00-\x1f/\\]+$")
 
+BIG_FOLDER = 1000  # files in a data folder that take seconds to read: said first
+
 
 @dataclass
 class SearchResult:
@@ -701,6 +703,12 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
         # QA: 200,000 rows printed nothing for 110 s (reading, checks, leakage)
         progress({"event": "note", "message": f"reading {source.name} "
                   f"({source.stat().st_size / 1e6:.0f} MB) and checking it ..."})
+    elif source is not None and source.is_dir():
+        # QA: 3,000 224x224 PNGs read for 24 s before any line
+        files = sum(len(names) for _, _, names in os.walk(source))
+        if files >= BIG_FOLDER:
+            progress({"event": "note", "message": f"reading the folder {source.name} "
+                      f"({files:,} files) and checking it ..."})
     p = _prepared(plan, data, storage, study)
     read_s = time.monotonic() - wall_start
     train, test = p.train, p.test

@@ -198,12 +198,15 @@ def fit_model(
     seed: int = 0,
     on_epoch: Any = None,
     cpu_bf16: bool = False,
+    on_step: Any = None,
 ) -> nn.Module:
     """Train ``model`` on ``(x, y)`` with the training settings in ``params``.
 
     Raises :class:`CandidateError` when the model returns logits of the wrong shape or the loss
     stops being finite: that fails the candidate, never the search.
-    ``on_epoch(epoch, loss)`` is called after every epoch (progress, pruning, time limits).
+    ``on_epoch(epoch, loss)`` is called after every epoch (progress, pruning, time limits);
+    ``on_step(epoch, step, steps_per_epoch)`` before every gradient step (a heartbeat: one
+    long epoch is still a progress line).
     ``cpu_bf16``: the family's ``Architecture.cpu_bf16`` (bf16 autocast on a capable CPU).
 
     A model with a ``fit_closed_form(x, y, class_weight, seed)`` method may fit itself without
@@ -249,6 +252,8 @@ def fit_model(
         total = torch.zeros((), device=device)
         for step in range(steps_per_epoch):
             check_stop()  # a worker's stop that a signal handler could not raise (QA)
+            if on_step is not None:
+                on_step(epoch, step, steps_per_epoch)
             idx = order[step * batch_size:(step + 1) * batch_size]
             if len(idx) < 2 and step > 0:
                 continue  # a 1-sample tail batch breaks BatchNorm and adds nothing
