@@ -565,17 +565,20 @@ def _retry_links(store, study: str, number: int) -> dict:
 
 @cli.command()
 @click.argument("study")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
-              help="The HTML file to write.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True),
+              required=True, help="The HTML file to write (-: standard output).")
 @click.option("--top", type=click.IntRange(min=1), default=20, show_default=True,
               help="Leaderboard rows in the report.")
 @click.option("--storage", help=STORAGE_HELP)
 def report(study, output, top, storage) -> None:
     """Write one self-contained HTML page about STUDY: leaderboard, history, importances,
     families, and the answer's confusion matrix, ROC and precision-recall curves."""
-    from automed.results.report import write_report
+    from automed.results.report import build_report, write_report
     from automed.storage import Store
 
+    if output == "-":  # QA: wrote a file named "-"
+        click.echo(build_report(Store(storage, existing=True), study, top=top), nl=False)
+        return
     output_file(output, protect=(sqlite_file(storage),))
     path = write_report(Store(storage, existing=True), study, output, top=top)
     click.echo(str(path))

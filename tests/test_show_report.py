@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from xml.etree import ElementTree
 
@@ -97,6 +98,17 @@ def test_report_is_self_contained_and_carries_its_plots(url, tmp_path):
     assert "cnn.width" in html  # importances name the family's parameters
     for svg in re.findall(r"<svg.*?</svg>", html, flags=re.S):
         ElementTree.fromstring(svg)  # every plot is well-formed markup
+    # -o - is standard output, as for other tools (QA: it wrote a file named "-")
+    monkeypatch_dir = tmp_path / "here"
+    monkeypatch_dir.mkdir()
+    cwd = os.getcwd()
+    os.chdir(monkeypatch_dir)
+    try:
+        shown = _run(url, "report", "chest", "-o", "-")
+    finally:
+        os.chdir(cwd)
+    assert shown.startswith("<!DOCTYPE html>") and "Confusion matrix" in shown
+    assert list(monkeypatch_dir.iterdir()) == []
 
 
 def test_report_heads_the_test_section_with_the_single_answer(url):
