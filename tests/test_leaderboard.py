@@ -101,6 +101,14 @@ def test_best_per_family(store):
     assert [(r["architecture"], r["trial"]) for r in one] == [("mlp", 1), ("cnn", 3)]
 
 
+def test_a_dataset_is_found_by_the_name_of_any_file_searched(store):
+    # QA: a study on notest.npz, the same data as a dataset first stored as "ecg", could not
+    # be found by --dataset notest ("no dataset notest; known: ecg")
+    store.update_search_config(store.search("ecg-f1")["id"], source="/data/notest.npz")
+    assert {r["study"] for r in store.leaderboard(dataset="notest")} == {"ecg-f1"}
+    assert {r["study"] for r in store.leaderboard(dataset="notest.npz")} == {"ecg-f1"}
+
+
 def test_unknown_names_list_the_choices(store):
     with pytest.raises(ConfigError, match="no study 'nope'.*chest-acc, ecg-f1"):
         store.leaderboard("nope")
