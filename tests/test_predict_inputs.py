@@ -523,3 +523,30 @@ def test_the_model_files_predict_never_writes_over_are_the_models():
     from automed.results.outputs import MODEL_FILES
 
     assert {WEIGHTS, CONFIG, STAMP} <= set(MODEL_FILES)
+
+
+@pytest.mark.parametrize("study, file", [("text", "notes.jsonl"), ("grouped", "new_visits.csv")])
+def test_a_big_input_is_predicted_a_chunk_at_a_time_with_the_same_answer(studies, monkeypatch,
+                                                                         study, file):
+    # QA (scale): a text model encoded every row at once (up to 32 KB a document per fold
+    # model): memory grew with the input
+    from automed.results import artifact
+    from automed.results.artifact import LoadedModel, saved_answer
+    from automed.storage import Store
+
+    root, storage = studies
+    store = Store(storage)
+    model = LoadedModel(saved_answer(store, store.search(study)))
+    whole = model.predict_proba(str(root / file))
+    seen = []
+    encode = LoadedModel._encoded_proba
+
+    def counted(self, x, device):
+        seen.append(len(x))
+        return encode(self, x, device)
+
+    monkeypatch.setattr(artifact, "PREDICT_CHUNK", 7)
+    monkeypatch.setattr(LoadedModel, "_encoded_proba", counted)
+    chunked = model.predict_proba(str(root / file))
+    assert max(seen) == 7 and sum(seen) % len(whole) == 0
+    np.testing.assert_allclose(chunked, whole, rtol=1e-6, atol=1e-7)

@@ -431,6 +431,9 @@ def _said_other_code(name: str, searched: dict | None, here: dict | None) -> Non
                   f"search's scores; {fix}", PluginWarning, stacklevel=3)
 
 
+PREDICT_CHUNK = 4096  # raw samples encoded and predicted at a time (LoadedModel.proba)
+
+
 class LoadedModel:
     """A rebuilt model with its preprocessing: ``predict_proba(x)`` on raw samples."""
 
@@ -605,7 +608,6 @@ class LoadedModel:
         """:meth:`predict_proba` of raw samples, without its warnings (said once by the
         caller that read them)."""
         from automed.searching.devices import resolve_device
-        from automed.searching.training import predict_proba
 
         if self.root is self.folder:  # the top: checked once, not per member
             if not isinstance(device, torch.device):
@@ -615,6 +617,16 @@ class LoadedModel:
         if self.members:
             return sum(w * m.proba(x, device=device) for w, m in self.members)
         x = in_model_layout(x, self.spec)
+        if len(x) > PREDICT_CHUNK:
+            # encoded a chunk at a time: memory bounded whatever the input's size (QA: a
+            # text model's dense encoding, up to 32 KB a document, of every row at once)
+            return np.concatenate([self._encoded_proba(x[i:i + PREDICT_CHUNK], device)
+                                   for i in range(0, len(x), PREDICT_CHUNK)])
+        return self._encoded_proba(x, device)
+
+    def _encoded_proba(self, x: Any, device: torch.device) -> np.ndarray:
+        from automed.searching.training import predict_proba
+
         try:
             tensor = self.preprocessor.transform(x)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
