@@ -244,6 +244,27 @@ def test_image_folder_unreadable_file(tmp_path):
         load_data(tmp_path)
 
 
+def test_image_folder_names_every_unreadable_file_at_once(tmp_path):
+    # QA: a corrupt PNG, an empty one and a truncated JPEG took three runs to find, each
+    # reading the whole folder again
+    import io
+
+    _gray_folder(tmp_path)
+    (tmp_path / "benign" / "broken.png").write_bytes(b"definitely not a png")
+    (tmp_path / "benign" / "empty.png").write_bytes(b"")
+    jpeg = io.BytesIO()
+    Image.fromarray(np.full((40, 40), 128, dtype=np.uint8)).save(jpeg, "JPEG")
+    (tmp_path / "malignant" / "cut.jpg").write_bytes(jpeg.getvalue()[:200])  # header only
+    with pytest.raises(DataError) as exc:
+        load_data(tmp_path)
+    said = str(exc.value)
+    assert said.startswith(f"{tmp_path}: 3 image file(s) cannot be read (")
+    for name in ("benign/broken.png", "benign/empty.png", "malignant/cut.jpg"):
+        assert name in said
+    assert "not a readable image" in said and "replace or delete the file" in said
+    assert "\n" not in said
+
+
 def test_image_folder_rejects_other_modality(tmp_path):
     _gray_folder(tmp_path)
     with pytest.raises(DataError, match="image folder holds image data, not signal"):

@@ -61,15 +61,30 @@ class ImageFolderLoader(Loader):
             parts["test"] = [path / "test"]
         files = {name: [f for folder in folders for f in _scan(folder)]
                  for name, folders in parts.items()}
-        everything = [f for found in files.values() for f, _ in found]
+        # Every unreadable file is named in one go, after one pass (QA: a corrupt PNG, an
+        # empty one and a truncated JPEG took three runs, each reading the whole folder).
+        bad: list[tuple[Path, str]] = []
+        probes = {}
+        for f in (f for found in files.values() for f, _ in found):
+            try:
+                probes[f] = _probe(f)
+            except DataError as exc:
+                bad.append((f, str(exc)))
+        files = {name: [(f, c) for f, c in found if f in probes] for name, found in files.items()}
+        everything = list(probes)
         # Decide colour and bit depth over all splits so train and test read alike.
-        probes = [_probe(f) for f in everything]
-        rgb = any(colour for colour, _ in probes)
-        _check_one_depth(path, everything, [deep for _, deep in probes])
+        rgb = any(colour for colour, _ in probes.values())
+        if not bad:
+            _check_one_depth(path, everything, [deep for _, deep in probes.values()])
         # The whole folder is the dataset (QA: a train/ + test/ folder was named "train", so
         # two such datasets got one default study name).
         sources = {"train": str(path), "test": str(path / "test")}
-        sets = {name: _read(found, rgb, sources[name], path) for name, found in files.items()}
+        sets = {name: _read(found, rgb, sources[name], path, bad)
+                for name, found in files.items()}
+        if bad:
+            names = ", ".join(str(f.relative_to(path)) for f, _ in bad[:3])
+            raise DataError(f"{path}: {len(bad)} image file(s) cannot be read ({names}"
+                            f"{', ...' if len(bad) > 3 else ''}); the first: {bad[0][1]}")
         train = sets["train"]
         test = sets.get("test")
         return LoadedData(train, test.with_classes(train.classes) if test else None)
@@ -177,16 +192,25 @@ def decode(file: Path, rgb: bool) -> np.ndarray:
             ) from None
 
 
-def _read(found: list[tuple[Path, str]], rgb: bool, source: str, root: Path) -> Dataset:
+def _read(found: list[tuple[Path, str]], rgb: bool, source: str, root: Path,
+          bad: list[tuple[Path, str]]) -> Dataset | None:
+    """The images of one split; a file that cannot be decoded joins ``bad`` (None is
+    returned when any has: the caller names them all)."""
     arrays: list[np.ndarray] = []
     for file, _ in found:
-        arrays.append(decode(file, rgb))
-        if arrays[-1].shape[1:] != arrays[0].shape[1:]:
+        try:
+            arrays.append(decode(file, rgb))
+        except DataError as exc:
+            bad.append((file, str(exc)))
+            continue
+        if arrays[-1].shape[1:] != arrays[0].shape[1:] and not bad:
             (h0, w0), (h1, w1) = arrays[0].shape[1:], arrays[-1].shape[1:]
             raise DataError(
                 f"images differ in size: {found[0][0]} is {w0}x{h0} but {file} is {w1}x{h1}; "
                 "resize them to one size first"
             )
+    if bad:
+        return None
     x = np.stack(arrays)
     y, classes = encode_labels([c for _, c in found], source)
     # The labels are the class sub-folders: there is no label column to name. Each image's
