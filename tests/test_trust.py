@@ -404,27 +404,52 @@ def test_a_resample_without_a_positive_does_not_score_auprc_zero():
     assert ci["value"] == ci["low"] == ci["high"] == 1.0
 
 
-def test_the_fingerprint_sees_the_middle_of_a_wide_record_and_ignores_print_options():
+def test_the_middle_of_a_wide_record_is_checked_on_resume_and_fingerprints_stay(tmp_path):
     """QA: numpy's repr of a row of 1,200 values shows its first and last 3: a column edited
-    in the middle of a wide table resumed the study as the same data."""
+    in the middle of a wide table resumed the study as the same data. The fingerprint (which
+    names stored datasets, studies and saved models' data) stays as it was; the long records
+    are hashed whole beside it and checked on resume."""
     from automed.data.dataset import Dataset
+    from automed.errors import ConfigError
 
-    def fingerprint(rows):
-        return Dataset(rows, np.array([0, 1]), ["a", "b"], "tabular", "t.csv").fingerprint
+    def dataset(rows):
+        return Dataset(rows, np.array([0, 1]), ["a", "b"], "tabular", "t.csv")
 
     wide = [np.array([str(i) for i in range(1200)], dtype=object) for _ in range(2)]
     edited = [r.copy() for r in wide]
     edited[0][600] = "0.5"
-    assert fingerprint(wide) != fingerprint(edited)
-    series = np.empty(2, dtype=object)  # ragged signals
-    series[0], series[1] = np.linspace(0, 1, 3000), np.linspace(0, 2, 2000)
-    moved = np.empty(2, dtype=object)
-    moved[0], moved[1] = series[0].copy(), series[1]
-    moved[0][1500] += 1.0
-    assert Dataset(series, np.array([0, 1]), ["a", "b"], "signal", "s").fingerprint != \
-        Dataset(moved, np.array([0, 1]), ["a", "b"], "signal", "s").fingerprint
-    # a short record hashes as before, whatever print options the caller set
+    assert dataset(wide).fingerprint == dataset(edited).fingerprint  # as stored studies have it
+    assert dataset(wide).long_records != dataset(edited).long_records
     short = [np.array(["1.5", "x"], dtype=object), np.array(["2", "y"], dtype=object)]
-    before = fingerprint(short)
+    assert dataset(short).long_records is None
+    before = dataset(short).fingerprint  # whatever print options the caller set
     with np.printoptions(precision=2, threshold=1, edgeitems=1):
-        assert fingerprint(short) == before
+        assert dataset(short).fingerprint == before
+
+    rng = np.random.default_rng(0)
+    header = ",".join(f"g{j}" for j in range(1200)) + ",label"
+    rows = [",".join(f"{v:.3f}" for v in rng.normal(size=1200)) + f",{i % 2}" for i in range(24)]
+    path = tmp_path / "wide.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    common = dict(trials=1, max_epochs=1, architectures=["mlp"], bootstrap=0, refit=False,
+                  study="wide")
+    _run(path, tmp_path / "w.db", **common)
+    lines = path.read_text().splitlines()
+    cells = lines[1].split(",")
+    cells[600] = "9.999"
+    path.write_text("\n".join([lines[0], ",".join(cells), *lines[2:]]) + "\n")
+    with pytest.raises(ConfigError, match="was created on other data"):
+        _run(path, tmp_path / "w.db", **dict(common, trials=2))
+
+def test_a_study_stored_before_long_records_were_hashed_still_resumes_and_takes_workers():
+    from automed.searching.prepare import Prepared
+
+    now = {"full": "f", "train": "t", "test": None, "grouped": False, "folds": "x",
+           "records": {"full": "r", "train": "r2"}}
+    older = {k: v for k, v in now.items() if k != "records"}
+    assert Prepared.differs(older, now) is None  # checked as it was then
+    assert Prepared.differs(now, now) is None
+    assert Prepared.differs(dict(now, records={"full": "other", "train": "r2"}), now) == \
+        "records"
+    assert Prepared.differs(dict(older, train="t2"), now) == "train"
+    assert Prepared.differs(dict(older, extra=1), older) == "extra"  # a key only stored

@@ -135,21 +135,35 @@ class Dataset:
             h.update(str(x.dtype).encode())
             h.update(np.ascontiguousarray(x).tobytes())
         else:
-            # numpy's default repr (whatever print options the caller set: a notebook's
-            # precision=3 would change every fingerprint), except where it summarises: an
-            # array of more than 1000 values showed its first and last 3 only (QA: a column
-            # edited in the middle of a 1,200-column table resumed the study unsaid)
+            # numpy's default repr, whatever print options the caller set (a notebook's
+            # precision=3 changed every fingerprint). It summarises a record of more than
+            # 1000 values by its first and last 3: ``long_records`` hashes those whole.
             with np.printoptions(**_REPR_OPTIONS):
                 for item in x:
-                    if isinstance(item, np.ndarray) and item.size > _REPR_OPTIONS["threshold"]:
-                        h.update(f"{item.dtype}{item.shape}".encode())
-                        h.update(item.tobytes() if item.dtype != object else
-                                 "\0".join(map(str, item.ravel())).encode())
-                    else:
-                        h.update(repr(item).encode())
+                    h.update(repr(item).encode())
                     h.update(b"\0")
         h.update(np.ascontiguousarray(self.y).tobytes())
         h.update("\0".join(self.classes).encode())
+        return h.hexdigest()[:16]
+
+    @cached_property
+    def long_records(self) -> str | None:
+        """A hash of every record of more than 1000 values, whole (None when there is none):
+        the fingerprint sees only their first and last 3 values (QA: a column edited in the
+        middle of a 1,200-column table resumed the study as the same data). Kept apart from
+        the fingerprint, which names stored datasets, studies and saved models' data."""
+        x = self.x
+        if isinstance(x, np.ndarray) and x.dtype != object:
+            return None  # hashed whole by the fingerprint
+        long = [(i, item) for i, item in enumerate(x)
+                if isinstance(item, np.ndarray) and item.size > _REPR_OPTIONS["threshold"]]
+        if not long:
+            return None
+        h = hashlib.sha256()
+        for i, item in long:
+            h.update(f"{i}:{item.dtype}{item.shape}".encode())
+            h.update(item.tobytes() if item.dtype != object else
+                     "\0".join(map(str, item.ravel())).encode())
         return h.hexdigest()[:16]
 
     def summary(self) -> str:

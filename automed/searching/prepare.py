@@ -56,6 +56,16 @@ class Prepared:
     def loaded(self) -> LoadedData:
         return LoadedData(self.train, self.test)
 
+    @staticmethod
+    def differs(stored: dict | None, now: dict) -> str | None:
+        """The first key of ``now`` that a stored identity disagrees on (None: the same
+        search). A study stored before ``records`` was kept is not compared on it: its data
+        was checked as it was then (the ends of long records)."""
+        stored = stored or {}
+        keys = [*now, *(k for k in stored if k not in now)]
+        return next((k for k in keys if stored.get(k) != now.get(k)
+                     and not (k == "records" and "records" not in stored)), None)
+
     def identity(self) -> dict:
         """What every process of one search must agree on (JSON-serialisable)."""
         h = hashlib.blake2b(digest_size=12)
@@ -67,6 +77,10 @@ class Prepared:
         out = {"full": self.full.fingerprint, "train": self.train.fingerprint,
                "test": self.test.fingerprint if self.test is not None else None,
                "grouped": self.train.groups is not None, "folds": h.hexdigest()}
+        long = {k: d.long_records for k, d in (("full", self.full), ("train", self.train),
+                                               ("test", self.test)) if d is not None}
+        if any(long.values()):  # records the fingerprint sees only the ends of
+            out["records"] = long
         if self.specs:  # families with a preprocessor of their own (say, which pretrained model)
             modality = self.train.modality
             out["preprocessing"] = {name: self.architectures[name].preprocessor(modality).key

@@ -587,7 +587,7 @@ def _check_resume(store: Store, study_name: str, plan: SearchPlan, identity: dic
                     f"study {study_name!r} searched {name} with preprocessing {was[name]}, this "
                     f"run with {identity['preprocessing'][name]}; use the same family settings "
                     "(e.g. AUTOMED_HF_MODEL) or another --study name")
-        if old and old != now:
+        if old and Prepared.differs(old, now) is not None:
             raise ConfigError(f"study {study_name!r} was created on other data, groups or test "
                               "rows; use the same files or another --study name")
     # The families are one categorical of the study's space: Optuna cannot change its choices.

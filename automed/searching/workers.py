@@ -54,7 +54,7 @@ def objective_from_store(store, study_name: str, device: str, *,
 
     from automed.searching.objective import Objective
     from automed.searching.plan import SearchPlan
-    from automed.searching.prepare import load_plugins, prepare
+    from automed.searching.prepare import Prepared, load_plugins, prepare
 
     info = store.search(study_name)
     cfg = info["config"]
@@ -73,8 +73,8 @@ def objective_from_store(store, study_name: str, device: str, *,
     prepared = prepare(plan)
     expected = cfg.get("identity")
     got = prepared.identity()
-    if expected != got:
-        what = next((k for k in got if (expected or {}).get(k) != got[k]), "data")
+    what = Prepared.differs(expected, got)
+    if what is not None:
         if what == "preprocessing":
             raise ConfigError(
                 f"this worker preprocesses as {got[what]}, study {study_name!r} as "
