@@ -149,11 +149,13 @@ class _Progress:
         elif kind == "choice":
             kept = e["answer"] == e["leader"]
             click.echo(f"#{e['leader']} leads the first portfolio start #{e['incumbent']} by "
-                       f"{e['diff']:+.4f} out-of-fold, in {e['p_better']:.0%} of paired resamples"
-                       + (": it answers" if kept else
-                          f" (under {e['confidence']:.1%}, within chance for the best of "
-                          f"{e.get('challengers', 1)}): #{e['incumbent']} "
-                          "answers"), err=True)
+                       f"{e['diff']:+.4f} out-of-fold"
+                       + (f", but {e['note']}: #{e['incumbent']} answers" if e.get("note") else
+                          f", in {e['p_better']:.0%} of paired resamples"
+                          + (": it answers" if kept else
+                             f" (under {e['confidence']:.1%}, within chance for the best of "
+                             f"{e.get('challengers', 1)}): #{e['incumbent']} answers")),
+                       err=True)
         elif kind == "ensemble":
             single = f"#{e['against']}" if e.get("against") is not None else "the best single"
             from automed.results.describe import ensemble_verdict

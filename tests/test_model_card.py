@@ -86,3 +86,16 @@ def test_the_card_lists_class_names_each_as_written():
     assert "probabilities of 2 classes `quo'ted`, `b`" in card
     assert "class counts: `quo'ted`: 20, `b`: 20" in card
     assert "\\'" not in card
+
+
+def test_a_grouped_card_says_how_its_intervals_were_drawn():
+    ci = {"accuracy": {"value": 0.9, "low": None, "high": None}}
+    config = _config(scores=None, ci=ci, bootstrap=50, resampled="too few groups", groups=3)
+    config["cv"]["grouped"] = True
+    card = render_model_card(config)
+    assert "none drawn: the test set holds 3 patients (groups), too few to resample" in card
+    config["test"].update(resampled="groups", groups=40)
+    assert "of whole groups: a patient's samples are drawn together" in render_model_card(config)
+    config["test"].pop("resampled")  # a grouped search's card from before: said as it was
+    assert "of single samples: samples of one patient count as independent" in \
+        render_model_card(config)

@@ -453,3 +453,29 @@ def test_a_study_stored_before_long_records_were_hashed_still_resumes_and_takes_
         "records"
     assert Prepared.differs(dict(older, train="t2"), now) == "train"
     assert Prepared.differs(dict(older, extra=1), older) == "extra"  # a key only stored
+
+
+def test_too_few_patients_give_no_interval_and_no_sure_lead():
+    """Review: a cluster bootstrap of one test patient gave a zero-width interval, and a
+    paired lead over one training patient was 'sure' in 100 % of resamples."""
+    from automed.results.describe import choice_words, ensemble_verdict
+    from automed.searching.selection import paired_lead
+
+    y = np.tile([0, 1], 30)
+    proba = np.eye(2)[np.where(np.arange(60) % 4 == 0, 1 - y, y)]
+    for k in (1, 3, 9):
+        groups = np.repeat(np.arange(k), int(np.ceil(60 / k)))[:60]
+        ci = B.bootstrap_all(y, proba, n=200, groups=groups)["accuracy"]
+        assert ci["value"] == 0.75 and ci["low"] is None and ci["high"] is None
+        lead = paired_lead(y, np.eye(2)[y], proba, "accuracy", groups=groups)
+        assert lead.diff == pytest.approx(0.25) and not lead.beats
+        assert lead.note == f"{k} patients (groups) are too few to tell (at least 10)"
+    ten = np.repeat(np.arange(10), 6)
+    assert B.bootstrap_all(y, proba, n=200, groups=ten)["accuracy"]["low"] is not None
+    choice = {"leader": 3, "incumbent": 0, "answer": 0, "diff": 0.25, "p_better": 0.5,
+              "note": "3 patients (groups) are too few to tell (at least 10)"}
+    assert choice_words(choice).endswith("by +0.2500, but 3 patients (groups) are too few "
+                                         "to tell (at least 10)")
+    assert ensemble_verdict({"better": False, "lead_note": "4 patients (groups) are too few"},
+                            "#0") == "ahead of #0, but 4 patients (groups) are too few; " \
+                                     "keeping that one"

@@ -134,6 +134,15 @@ def _ovr_auprc(w, y, proba, average):
     return _ratio(ap.sum(1), present.sum(1))
 
 
+# Fewer groups than this give no interval: a cluster bootstrap of 1-3 patients has almost no
+# distinct resamples, so its interval was narrow or of zero width (review), not honest.
+MIN_GROUPS = 10
+
+
+def n_groups(groups: np.ndarray) -> int:
+    return len(np.unique(np.asarray(groups).astype(str)))
+
+
 def group_weights(rng: np.random.Generator, size: int, groups: np.ndarray) -> np.ndarray:
     """``size`` cluster-bootstrap resamples as sample multiplicities ``(size, n_samples)``:
     whole groups (patients) drawn with replacement, each drawn group's samples together.
@@ -167,10 +176,14 @@ def bootstrap_scores(y: np.ndarray, proba: np.ndarray, average: str = "macro",
                      seed: int = 0, level: float = 0.95,
                      groups: np.ndarray | None = None) -> dict[str, dict]:
     """``{metric: {value, low, high}}``; low/high are None when under 10 resamples scored.
-    With ``groups`` (a patient id per sample) whole groups are resampled."""
+    With ``groups`` (a patient id per sample) whole groups are resampled; with fewer than
+    MIN_GROUPS groups there is no interval (low/high None)."""
     y, proba = np.asarray(y, dtype=np.int64), np.asarray(proba, dtype=np.float64)
     metrics = list(metrics or M.METRICS)
     rng = np.random.default_rng(seed)
+    if groups is not None and n_groups(groups) < MIN_GROUPS:
+        return {name: {"value": M.score(name, y, proba, average, pos_label), "low": None,
+                       "high": None} for name in metrics}
     if groups is None:
         draws = rng.integers(0, len(y), size=(n, len(y)))
         chunks = [resample_scores(y, proba, draws[i:i + CHUNK], average, pos_label, metrics)

@@ -112,6 +112,8 @@ def ensemble_verdict(e: dict, single: str) -> str:
             "better: refitting its members"
     if e.get("keeps_metric") is False:
         return f"worse at the search's metric than {single}; keeping that one"
+    if e.get("lead_note"):
+        return f"ahead of {single}, but {e['lead_note']}; keeping that one"
     score = e.get("score", e.get("oof_score"))
     lead = e.get("single", e.get("single_oof_score"))
     if e.get("p_better") is None or (score is not None and lead is not None
@@ -129,6 +131,9 @@ def choice_words(choice: dict | None) -> str:
     and show said just "answer: #0"."""
     if not choice or choice.get("answer") == choice.get("leader"):
         return ""
+    if choice.get("note"):
+        return (f"the first portfolio start, since the leader #{choice['leader']} was ahead of "
+                f"it out-of-fold by {choice['diff']:+.4f}, but {choice['note']}")
     asked = (f", under the {choice['confidence']:.1%} asked of the best of "
              f"{choice.get('challengers', 1)} challengers" if choice.get("confidence") else "")
     return (f"the first portfolio start, since the leader #{choice['leader']} was ahead of it "

@@ -201,6 +201,9 @@ def render_model_card(c: dict, plugins: list[str] | None = None) -> str:
                   f"intervals ({_md(test.get('bootstrap'))} resamples"
                   + (" of whole groups: a patient's samples are drawn together"
                      if test.get("resampled") == "groups" else
+                     f"; none drawn: the test set holds {_md(test.get('groups'))} patients "
+                     "(groups), too few to resample for an interval"
+                     if test.get("resampled") == "too few groups" else
                      # QA: grouped CV beside intervals that resampled one patient's rows
                      ", of single samples: samples of one patient count as independent, so "
                      "the interval is too narrow" if cv.get("grouped") else "")

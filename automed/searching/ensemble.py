@@ -167,6 +167,7 @@ class EnsembleResult:
                 "late": self.late, "against": self.against,
                 "p_better": None if lead is None else lead.p_better,
                 "lead_beats": None if lead is None else lead.beats,
+                **({"lead_note": lead.note} if lead is not None and lead.note else {}),
                 "confidence": LEAD_CONFIDENCE, **extra}
 
     @property

@@ -94,6 +94,15 @@ def refit_best(p: Prepared, trial: optuna.trial.FrozenTrial, device: torch.devic
     return out
 
 
+def _resampled(groups) -> dict:
+    """How a grouped search's test intervals were drawn: whole patients, or none at all
+    when the test set holds fewer than MIN_GROUPS of them (the card says which)."""
+    from automed.evaluation.bootstrap import MIN_GROUPS, n_groups
+
+    n = n_groups(groups)
+    return {"resampled": "groups" if n >= MIN_GROUPS else "too few groups", "groups": n}
+
+
 def score_on_test(p: Prepared, proba: np.ndarray) -> tuple[dict, dict | None, dict]:
     """The answer's one look at the locked test set: every metric, its 95 % bootstrap
     intervals (unless ``--bootstrap 0``) and the predictions the report plots."""
@@ -182,7 +191,7 @@ def model_info(p: Prepared, *, trial: int, architecture: str, params: dict,
             "scores": test_scores, "ci": test_ci,
             "bootstrap": p.plan.bootstrap,
             # intervals that resampled whole patients (score_on_test), as the card says
-            **({"resampled": "groups"} if grouped and test.groups is not None else {})},
+            **(_resampled(test.groups) if grouped and test.groups is not None else {})},
         "manifest": manifest, "leakage_warnings": p.warnings,
         # a third-party family's plugin, distribution and version: what loading it elsewhere
         # needs installed (MissingArchitecture says it)

@@ -27,6 +27,7 @@ class Lead:
     diff: float  # challenger - incumbent, on all out-of-fold rows
     p_better: float  # share of resamples in which the challenger scores higher (ties: half)
     beats: bool  # p_better >= the confidence asked (default CONFIDENCE)
+    note: str = ""  # why the lead was not measured (too few patients): it never beats
 
 
 def paired_lead(y: np.ndarray, challenger: np.ndarray, incumbent: np.ndarray, metric: str,
@@ -38,11 +39,21 @@ def paired_lead(y: np.ndarray, challenger: np.ndarray, incumbent: np.ndarray, me
     scored on the same resamples, all at once (evaluation.bootstrap.resample_scores). With
     ``groups`` (grouped CV) whole patients are resampled."""
     from automed.evaluation import metrics as M
-    from automed.evaluation.bootstrap import CHUNK, group_weights, resample_scores
+    from automed.evaluation.bootstrap import (
+        CHUNK,
+        MIN_GROUPS,
+        group_weights,
+        n_groups,
+        resample_scores,
+    )
 
     y = np.asarray(y, dtype=np.int64)
     a, b = np.asarray(challenger, dtype=np.float64), np.asarray(incumbent, dtype=np.float64)
     full = M.score(metric, y, a, average, pos_label) - M.score(metric, y, b, average, pos_label)
+    if groups is not None and (g := n_groups(groups)) < MIN_GROUPS:
+        # a resample of 1-3 patients is one of a handful: any lead would look sure (review)
+        return Lead(float(full) if np.isfinite(full) else 0.0, 0.5, False,
+                    note=f"{g} patients (groups) are too few to tell (at least {MIN_GROUPS})")
     resamples = min(resamples, max(200, ROWS // max(len(y), 1)))
     rng = np.random.default_rng(seed)
 
@@ -102,5 +113,6 @@ def choose_single(p, store, search_id: int, trials: dict, leader) -> tuple[objec
                        p.average, p.pos_label, confidence=confidence, groups=p.train.groups)
     info = {"leader": leader.number, "incumbent": first.number, "diff": lead.diff,
             "p_better": lead.p_better, "confidence": confidence, "challengers": challengers,
-            "answer": leader.number if lead.beats else first.number}
+            "answer": leader.number if lead.beats else first.number,
+            **({"note": lead.note} if lead.note else {})}
     return (leader if lead.beats else first), info
