@@ -479,3 +479,22 @@ def test_too_few_patients_give_no_interval_and_no_sure_lead():
     assert ensemble_verdict({"better": False, "lead_note": "4 patients (groups) are too few"},
                             "#0") == "ahead of #0, but 4 patients (groups) are too few; " \
                                      "keeping that one"
+
+
+def test_grouped_folds_a_ranking_metric_cannot_score_are_refused_before_the_search(tmp_path):
+    """Review: 2 of 20 patients positive in 5 grouped folds left 3 folds without a positive,
+    and every candidate of a --metric auprc (or auroc) search failed on a NaN score."""
+    from automed.errors import DataError
+
+    rng = np.random.default_rng(0)
+    patients = np.repeat(np.arange(20), 3)
+    y = (patients < 2).astype(int)
+    x = rng.normal(size=(60, 1, 32)).astype(np.float32) + y[:, None, None]
+    np.savez(tmp_path / "p.npz", x=x, y=y, groups=patients)
+    for metric in ("auprc", "auroc"):
+        with pytest.raises(DataError, match=r"validation fold \d of 5 holds no sample of class "
+                                            r"'1', so " + metric):
+            _run(tmp_path / "p.npz", tmp_path / "p.db", folds=5, metric=metric)
+    result = _run(tmp_path / "p.npz", tmp_path / "p.db", folds=2, trials=1, metric="auprc",
+                  bootstrap=0)
+    assert np.isfinite(result.best["score_mean"])

@@ -88,6 +88,29 @@ class Prepared:
         return out
 
 
+def _check_rankable(train: Dataset, splits: list, metric: str, average: str, pos: int) -> None:
+    """Refuse folds a ranking metric cannot score: AUROC and AUPRC need both classes (the
+    positive one for a binary AUPRC) in every validation fold, else every candidate fails
+    with a non-finite score. Stratified folds always have them; grouped folds may not (the
+    review: 2 of 20 patients positive, 5 folds, 3 folds without a positive)."""
+    if metric not in ("auroc", "auprc"):
+        return
+    need = (set(range(train.n_classes)) if train.n_classes == 2 else
+            {pos} if metric == "auprc" and average == "binary" else set())
+    for i, (_, va) in enumerate(splits):
+        present = set(np.unique(train.y[va]).tolist())
+        missing = sorted(need - present)
+        if len(present) < 2 or missing:
+            lacks = (f"no sample of class {train.classes[missing[0]]!r}" if missing else
+                     "samples of one class only")
+            raise DataError(
+                f"{train.source}: validation fold {i + 1} of {len(splits)} holds {lacks}, so "
+                f"{metric} cannot score it"
+                + (" (folds keep each patient whole)" if train.groups is not None else "")
+                + "; use fewer --folds (at most the patients of the rarest class), or "
+                "another --metric")
+
+
 def load_plugins(plan: SearchPlan, allowed: list[dict] | None = None) -> None:
     """Register the plan's extra plugins.
 
@@ -145,6 +168,7 @@ def prepare(plan: SearchPlan, data: LoadedData | None = None) -> Prepared:
     given = {pm.by_source.get(r["source"], r["source"]) for r in plan.plugins}
     archs = pm.architectures_for(train.modality, plan.architectures, given)
     splits = make_folds(train, plan.folds, plan.seed)
+    _check_rankable(train, splits, metric, average, pos)
     leakage = check_folds_leakage(train, splits)
     if test is not None:
         leakage.update(check_test_leakage(train, test))
