@@ -376,7 +376,8 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
 @click.option("--trials-per-gpu", default=1, show_default=True, help="Worker processes sharing "
               "each GPU (more than 1 is refused without a GPU).")
 @click.option("--workers", type=click.IntRange(min=1), help="CPU worker processes on this "
-              "machine (default: 1, or one per GPU with --gpus).")
+              "machine when it trains on the CPU (default: 1; with GPUs, --trials-per-gpu "
+              "sets the processes).")
 @click.option("--threads", type=int, help="Torch threads per worker process (default: the "
               "machine's cores divided among all automed workers running on it; "
               "OMP_NUM_THREADS also fixes it).")
@@ -434,7 +435,8 @@ def worker(study, storage, results_db, gpus, trials_per_gpu, workers, threads, d
 @click.option("--sort", help="Rank by a stored metric (e.g. auroc, f1), duration, or score "
               "(each search's objective, the default).")
 @click.option("--top", type=click.IntRange(min=1), help="Show only the best N.")
-@click.option("--per-family", is_flag=True, help="Keep the best candidate of each family.")
+@click.option("--per-family", is_flag=True, help="Keep the best candidate of each family (at "
+              "each objective, across searches of several metrics).")
 @click.option("--all", "show_all", is_flag=True, help="Include pruned, collapsed, failed, "
               "interrupted and running candidates, with their errors, ranked below the "
               "complete ones.")

@@ -702,7 +702,7 @@ class Store:
             if best_per_family:
                 _add_gaps(out)
             if not out:
-                self._check_filters(s, _as_list(dataset), families, filters["metrics"])
+                self._check_filters(s, filters["datasets"], families, filters["metrics"])
             return out
 
     @staticmethod
@@ -775,22 +775,25 @@ def _as_list(value: str | Sequence[str] | None) -> list[str]:
 
 
 def _add_gaps(rows: list[dict]) -> None:
-    """Per family rows: how far each trails the best shown row of its objective (its study's
-    winner, in one study), so a user sees by how much. Across studies the best of each metric
-    leads (QA: each family's best came from another study and led it: "0.0000" on every
-    row)."""
-    leaders: dict[str, float] = {}
+    """Per family rows: how far each trails the best shown row of its objective on its
+    dataset (its study's winner, in one study), so a user sees by how much. Across studies
+    the best of each metric and dataset leads (QA: each family's best came from another
+    study and led it: "0.0000" on every row; review: not across datasets)."""
+    def key(r: dict) -> tuple:
+        return r.get("dataset"), r["metric"]
+
+    leaders: dict[tuple, float] = {}
     # The winner is a complete candidate or ensemble; a partial one leads only where none is.
     ranked = [r for r in rows if r["state"] in ranking.SCORED]
-    ranked_metrics = {r["metric"] for r in ranked}
-    ranked += [r for r in rows if r["metric"] not in ranked_metrics]
+    ranked_keys = {key(r) for r in ranked}
+    ranked += [r for r in rows if key(r) not in ranked_keys]
     for r in ranked:
-        if r["score_mean"] is not None and (r["metric"] not in leaders
-                                             or r["score_mean"] > leaders[r["metric"]]):
-            leaders[r["metric"]] = r["score_mean"]
+        if r["score_mean"] is not None and (key(r) not in leaders
+                                             or r["score_mean"] > leaders[key(r)]):
+            leaders[key(r)] = r["score_mean"]
     for r in rows:
-        lead = leaders.get(r["metric"])
-        partial = r["state"] not in ranking.SCORED and r["metric"] in ranked_metrics
+        lead = leaders.get(key(r))
+        partial = r["state"] not in ranking.SCORED and key(r) in ranked_keys
         # a partial candidate's mean of its folds so far is not measured against the winner
         # (review: a pruned one-fold 0.98 was "-0.13 behind" a complete 0.85)
         r["gap_to_best"] = (None if lead is None or r["score_mean"] is None or partial

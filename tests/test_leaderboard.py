@@ -97,6 +97,12 @@ def test_best_per_family(store):
     assert [round(r["gap_to_best"], 2) for r in rows] == [0.0, 0.0, 0.10, 0.20]
     assert [r["architecture"] for r in store.leaderboard(best_per_family=True,
                                                          metric="accuracy")] == ["cnn", "mlp"]
+    # ... and of the same dataset (review: brain's vit was "0.25 behind" chest's cnn)
+    add_search(store, "brain-acc", dataset="brain", candidates=[
+        ("vit", "complete", 0.55, _m(0.55, 0.6), None)])
+    rows = store.leaderboard(best_per_family=True, metric="accuracy")
+    assert {r["architecture"]: round(r["gap_to_best"], 2) for r in rows} == \
+        {"cnn": 0.0, "mlp": 0.10, "vit": 0.0}
     one = store.leaderboard("chest-acc", best_per_family=True, sort="auroc")
     assert [(r["architecture"], r["trial"]) for r in one] == [("mlp", 1), ("cnn", 3)]
 
@@ -107,6 +113,8 @@ def test_a_dataset_is_found_by_the_name_of_any_file_searched(store):
     store.update_search_config(store.search("ecg-f1")["id"], source="/data/notest.npz")
     assert {r["study"] for r in store.leaderboard(dataset="notest")} == {"ecg-f1"}
     assert {r["study"] for r in store.leaderboard(dataset="notest.npz")} == {"ecg-f1"}
+    # found, though another filter leaves nothing (review: "no dataset notest" again)
+    assert store.leaderboard(dataset="notest", states=["pruned"]) == []
 
 
 def test_unknown_names_list_the_choices(store):

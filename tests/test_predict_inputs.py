@@ -550,3 +550,22 @@ def test_a_big_input_is_predicted_a_chunk_at_a_time_with_the_same_answer(studies
     chunked = model.predict_proba(str(root / file))
     assert max(seen) == 7 and sum(seen) % len(whole) == 0
     np.testing.assert_allclose(chunked, whole, rtol=1e-6, atol=1e-7)
+
+
+def test_a_chunk_says_where_in_the_input_its_bad_record_is(studies, monkeypatch):
+    from automed.errors import DataError
+    from automed.results import artifact
+    from automed.results.artifact import LoadedModel, saved_answer
+    from automed.storage import Store
+
+    _, storage = studies
+    store = Store(storage)
+    model = LoadedModel(saved_answer(store, store.search("grouped")))
+    rows = np.array([[str(50 + i), "120"] for i in range(14)], dtype=object)
+    rows[9, 1] = "inf"
+    monkeypatch.setattr(artifact, "PREDICT_CHUNK", 7)
+    with pytest.raises(DataError, match=r"\(record 3\) is infinite.*\(in samples 8-14 of 14\)"):
+        model.predict_proba(rows)
+    monkeypatch.setattr(artifact, "PREDICT_CHUNK", 1)
+    one = np.array(["50", "120"], dtype=object)  # one record: never split into its columns
+    assert model.predict_proba(one).shape == (1, 2)

@@ -278,6 +278,11 @@ def test_the_objective_names_averaging_and_a_positive_class_only_where_the_metri
     assert objective_words(config, "f1", classes) == (
         "2-fold CV by f1 (binary, positive class 'sick')")
     assert objective_words(config, "auprc", classes) == "2-fold CV by auprc (positive class 'sick')"
+    # a macro average has no positive class, though one was given (for auprc and the curves)
+    macro_given = dict(config, average="macro")
+    assert objective_words(macro_given, "recall", classes) == "2-fold CV by recall (macro)"
+    assert objective_words(macro_given, "auprc", classes) == (
+        "2-fold CV by auprc (positive class 'sick')")
     macro = {"folds": 3, "average": "macro", "pos_label": 1, "plan": {}}
     assert objective_words(macro, "recall", ["a", "b", "c"]) == "3-fold CV by recall (macro)"
     # a ranking metric averages more than two classes too (QA: micro auprc read "by auprc")

@@ -617,12 +617,21 @@ class LoadedModel:
         if self.members:
             return sum(w * m.proba(x, device=device) for w, m in self.members)
         x = in_model_layout(x, self.spec)
-        if len(x) > PREDICT_CHUNK:
+        one_record = self.spec.modality == "tabular" and np.ndim(x) == 1
+        if len(x) > PREDICT_CHUNK and not one_record:
             # encoded a chunk at a time: memory bounded whatever the input's size (QA: a
             # text model's dense encoding, up to 32 KB a document, of every row at once)
-            return np.concatenate([self._encoded_proba(x[i:i + PREDICT_CHUNK], device)
+            return np.concatenate([self._chunk_proba(x, i, device)
                                    for i in range(0, len(x), PREDICT_CHUNK)])
         return self._encoded_proba(x, device)
+
+    def _chunk_proba(self, x: Any, start: int, device: torch.device) -> np.ndarray:
+        part = x[start:start + PREDICT_CHUNK]
+        try:
+            return self._encoded_proba(part, device)
+        except DataError as exc:  # its record numbers count within the chunk (review)
+            raise DataError(f"{exc} (in samples {start + 1}-{start + len(part)} of "
+                            f"{len(x)})") from None
 
     def _encoded_proba(self, x: Any, device: torch.device) -> np.ndarray:
         from automed.searching.training import predict_proba

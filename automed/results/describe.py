@@ -62,7 +62,9 @@ def scoring_words(config: dict, metric: str, classes: list) -> str:
     # Only where the metric uses them (QA: "accuracy (binary, positive class 'sick')"):
     # averaging for the thresholded metrics, the positive class for those and auprc.
     given = ((config.get("plan") or {}).get("pos_label") is not None) or average == "binary"
-    uses = metric in AVERAGED or metric == "auprc"
+    # a macro recall has no positive class (review: "recall (macro, positive class 'sick')"
+    # read as the class's sensitivity again)
+    uses = (metric in AVERAGED and average == "binary") or metric == "auprc"
     positive = (f"positive class {str(classes[int(pos)])!r}" if given and uses
                 and pos is not None and len(classes) == 2 and 0 <= int(pos) < 2 else "")
     # ... and how a ranking metric averages its classes, where there are more than two (QA:
