@@ -385,6 +385,7 @@ def test_a_sized_first_candidate_trains_refits_and_reports_its_new_epochs(demo_s
     from automed.searching.runner import search
 
     monkeypatch.setattr(objective, "FIRST_SHARE", 1e-9)  # any schedule is too long
+    monkeypatch.setattr(objective, "FOLD_PROGRESS_S", 0.0)  # every epoch said
     events = []
     show = _Progress(quiet=False)
 
@@ -402,6 +403,12 @@ def test_a_sized_first_candidate_trains_refits_and_reports_its_new_epochs(demo_s
                         architectures=["cnn"])
     sized = [e for e in events if e["event"] == "sized"]
     assert [(e["trial"], e["epochs"]) for e in sized] == [(0, objective.MIN_SIZED_EPOCHS)]
+    # progress counts from the candidate's start, across its restart (QA: epoch lines
+    # restarted from 0 s while fold lines went on)
+    after = events.index(sized[0])
+    said = [e["elapsed_s"] for e in events[after:] if e["event"] in ("epoch", "fold")]
+    before = [e["elapsed_s"] for e in events[:after] if e["event"] == "epoch"]
+    assert said and before and min(said) >= max(before)
     assert "8 epochs x 2 folds would take about" in sized[0]["reason"]
     assert "restarted with 3 epochs" in capsys.readouterr().err
     (row,) = Store(url).candidates(result.study)

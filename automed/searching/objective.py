@@ -243,6 +243,7 @@ class Objective:
         self.reserve = 0.0
         self._complete = False
         self._started = 0.0  # monotonic start of the candidate this process trains
+        self._began = 0.0  # ... before a sized restart (what progress lines count from)
         # The quickest first epoch of fold 0 this process has seen (data preparation included):
         # with less time than that left, another candidate could only run past the limit.
         self.shortest_epoch: float | None = None
@@ -354,6 +355,9 @@ class Objective:
         folds = self.plan.folds
         start = time.perf_counter()
         self._started = time.monotonic()
+        # progress lines count from here, also after a sized restart resets _started (QA:
+        # epoch lines counted from the restart, fold lines from the candidate's start)
+        self._began = self._started
         self._reported: set[int] = set()  # fold-0 epochs reported to the pruner
         fold_scores: list[float] = []
         fold_metrics: list[dict] = []
@@ -577,7 +581,7 @@ class Objective:
                 said[0] = now
                 self.progress({"event": "epoch", "trial": number, "architecture": name,
                                "fold": fold + 1, "folds": folds, "epoch": epoch + 1,
-                               "epochs": epochs, "elapsed_s": now - self._started})
+                               "epochs": epochs, "elapsed_s": now - self._began})
 
         def on_step(epoch: int, step: int, steps: int) -> None:
             now = time.monotonic()
@@ -586,7 +590,7 @@ class Objective:
                 self.progress({"event": "epoch", "trial": number, "architecture": name,
                                "fold": fold + 1, "folds": folds, "epoch": epoch + 1,
                                "epochs": epochs, "step": step, "steps": steps,
-                               "elapsed_s": now - self._started})
+                               "elapsed_s": now - self._began})
 
         return on_epoch, on_step
 
