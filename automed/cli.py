@@ -148,8 +148,13 @@ class _Progress:
             click.echo(f"answering with {what}: {how} (no refit); {target}", err=True)
         elif kind == "choice":
             kept = e["answer"] == e["leader"]
-            click.echo(f"#{e['leader']} leads the first portfolio start #{e['incumbent']} by "
-                       f"{e['diff']:+.4f} out-of-fold"
+            # the leader by mean fold score may trail on the pooled predictions (QA: "leads
+            # ... by -0.0413")
+            click.echo((f"#{e['leader']} leads the first portfolio start #{e['incumbent']} "
+                        f"by {e['diff']:+.4f} out-of-fold" if e["diff"] > 0 else
+                        f"#{e['leader']} (first by its mean fold score) trails the first "
+                        f"portfolio start #{e['incumbent']} by {-e['diff']:.4f} on their "
+                        "pooled out-of-fold predictions")
                        + (f", but {e['note']}: #{e['incumbent']} answers" if e.get("note") else
                           f", in {e['p_better']:.0%} of paired resamples"
                           + (": it answers" if kept else
@@ -361,7 +366,7 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
         click.echo(f"\nanswer: {what}; " + format_test_scores(
             result.test_scores, result.test_size, result.metric_labels))
     if result.test_ci:
-        click.echo(format_test_ci(result.test_ci, result.metric_labels))
+        click.echo(format_test_ci(result.test_ci, result.metric_labels, result.test_intervals))
     if result.artifact:
         click.echo(f"model saved to {result.artifact} (automed predict/export --study "
                    f"{shlex.quote(result.study)})")
@@ -502,7 +507,8 @@ def leaderboard(studies, all_studies, datasets, architectures, states, metrics, 
             metric_labels(info["config"] or {}, info["classes"])))
     config = info["config"] or {}
     if config.get("test_ci"):
-        click.echo(format_test_ci(config["test_ci"], metric_labels(config, info["classes"])))
+        click.echo(format_test_ci(config["test_ci"], metric_labels(config, info["classes"]),
+                                  config.get("test_intervals")))
     for warning in config.get("leakage_warnings") or []:
         click.secho(f"WARNING: {warning}", err=True, fg="red", bold=True)
     if config.get("manifest"):

@@ -93,7 +93,8 @@ def test_a_grouped_card_says_how_its_intervals_were_drawn():
     config = _config(scores=None, ci=ci, bootstrap=50, resampled="too few groups", groups=3)
     config["cv"]["grouped"] = True
     card = render_model_card(config)
-    assert "none drawn: the test set holds 3 patients (groups), too few to resample" in card
+    assert "no bootstrap intervals (the test set holds 3 patients (groups), too few to " \
+        "resample)" in card and "| accuracy | 0.9000 |" in card and "95 % CI" not in card
     config["test"].update(resampled="groups", groups=40)
     assert "of whole groups: a patient's samples are drawn together" in render_model_card(config)
     config["test"].pop("resampled")  # a grouped search's card from before: said as it was

@@ -341,3 +341,24 @@ def test_the_anytime_curve_holds_each_best_to_the_end_of_the_search():
     assert points[1][0] > points[0][0] + 200  # 4 minutes against 0.5, in pixels
     assert svg.count("<circle") == 1  # the one best, marked
     assert '>0</text>' in svg  # the time axis starts at 0
+
+
+def test_a_leader_that_trails_on_the_pooled_predictions_is_said_to_trail(capsys):
+    # QA: "#2 leads the first portfolio start #0 by -0.0413 out-of-fold"
+    from automed.cli import _Progress
+    from automed.results.describe import choice_words
+
+    show = _Progress(quiet=False)
+    event = {"event": "choice", "leader": 2, "incumbent": 0, "answer": 0, "diff": -0.0413,
+             "p_better": 0.21, "confidence": 0.9875, "challengers": 4}
+    show(event)
+    show(dict(event, diff=0.02, p_better=0.999, answer=2))
+    first, second = capsys.readouterr().err.splitlines()
+    assert first.startswith("#2 (first by its mean fold score) trails the first portfolio "
+                            "start #0 by 0.0413 on their pooled out-of-fold predictions, in "
+                            "21% of paired resamples (under 98.8%")
+    assert first.endswith(": #0 answers")
+    assert second == ("#2 leads the first portfolio start #0 by +0.0200 out-of-fold, in 100% "
+                      "of paired resamples: it answers")
+    assert "ahead of the leader #2 (first by its mean fold score) on their pooled out-of-fold " \
+           "predictions by 0.0413" in choice_words(event)

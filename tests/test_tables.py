@@ -408,3 +408,63 @@ def test_a_grouped_searchs_card_says_its_test_intervals_resampled_whole_patients
     config = json.loads((out / "automed_model.json").read_text())
     assert config["test"]["resampled"] == "groups" and config["test"]["ci"]
     assert "50 resamples of whole groups" in (out / "MODEL_CARD.md").read_text()
+
+
+def test_a_cohort_of_few_patients_says_why_it_has_no_intervals_and_no_ensemble(
+        tmp_path, monkeypatch):
+    # QA (grouped end to end): with under 10 patients the report gave the ensemble's "50 %
+    # of paired resamples" (none were drawn), and the search, the leaderboard, the report
+    # and the card printed interval headings over no intervals
+    import html
+    import json
+
+    from automed.results.leaderboard import format_test_ci
+    from automed.results.model_card import export_model
+    from automed.results.report import build_report
+    from automed.searching import ensemble
+    from automed.searching.runner import search
+    from automed.storage import Store
+
+    real = ensemble.greedy_select
+
+    def two_members(oof, y, objective, order, **kw):  # a blend of two, to be judged
+        chosen = real(oof, y, objective, order, **kw)
+        return ensemble.Selection(order[:2], chosen.score, chosen.single)
+
+    monkeypatch.setattr(ensemble, "greedy_select", two_members)
+    header, rows = _table(48)
+    rows = [[*r, f"pt{i // 4}"] for i, r in enumerate(rows)]  # 12 patients, 4 visits each
+    path = _write(tmp_path / "t.csv", [*header, "patient"], rows)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    result = search(path, group_col="patient", test_fraction=0.25, trials=3, folds=2,
+                    max_epochs=1, architectures=["mlp"], bootstrap=50, storage=url,
+                    study="few")
+    assert result.test_intervals == {"resampled": "too few groups", "groups": 3}
+    assert all(v["low"] is None for v in result.test_ci.values())
+    assert format_test_ci(result.test_ci, how=result.test_intervals).startswith(
+        "test metrics with 95% bootstrap intervals: none, the test set holds 3 patients")
+    config = Store(url).search("few")["config"]
+    assert config["ensemble"]["lead_note"] == \
+        "9 patients (groups) are too few to tell (at least 10)"
+    page = html.unescape(build_report(Store(url), "few"))
+    assert "but 9 patients (groups) are too few to tell" in page
+    assert "in only 50%" not in page and "95 % CI" not in page
+    assert "95 % intervals: none, the test set holds 3 patients (groups)" in page
+    card = (export_model(Store(url), "few", tmp_path / "out") / "MODEL_CARD.md").read_text()
+    assert "no bootstrap intervals (the test set holds 3 patients (groups), too few to " \
+           "resample)" in card and "- – -" not in card
+    assert json.loads((tmp_path / "out" / "automed_model.json").read_text())["test"][
+        "resampled"] == "too few groups"
+
+
+def test_a_grouped_search_says_when_its_test_data_names_no_patients(tmp_path):
+    from automed.data.dataset import Dataset
+    from automed.searching.prepare import _test_groups_warnings
+
+    train = Dataset(np.zeros((4, 2)), np.array([0, 1, 0, 1]), ["a", "b"], "tabular", "t.csv",
+                    groups=np.array(["p1", "p1", "p2", "p2"]))
+    test = Dataset(np.zeros((2, 2)), np.array([0, 1]), ["a", "b"], "tabular", "test.csv")
+    [said] = _test_groups_warnings(train, test, 1000)
+    assert said.startswith("test.csv: the test data names no patients, so its 95 % intervals "
+                           "resample single samples")
+    assert _test_groups_warnings(train, test, 0) == []  # no intervals, nothing to say

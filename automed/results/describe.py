@@ -133,6 +133,10 @@ def choice_words(choice: dict | None) -> str:
     and show said just "answer: #0"."""
     if not choice or choice.get("answer") == choice.get("leader"):
         return ""
+    if choice["diff"] <= 0:
+        return (f"the first portfolio start, ahead of the leader #{choice['leader']} (first by "
+                f"its mean fold score) on their pooled out-of-fold predictions by "
+                f"{-choice['diff']:.4f}")
     if choice.get("note"):
         return (f"the first portfolio start, since the leader #{choice['leader']} was ahead of "
                 f"it out-of-fold by {choice['diff']:+.4f}, but {choice['note']}")

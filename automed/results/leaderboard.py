@@ -85,13 +85,26 @@ def format_test_scores(scores: dict | None, size: int | None,
     return f"test ({size} samples): {parts}"
 
 
-def format_test_ci(ci: dict | None, labels: dict | None = None) -> str:
-    """One line per metric: value and 95 % bootstrap interval."""
+def intervals_words(how: dict | None) -> str:
+    """How a grouped search's test intervals were drawn, for a heading ("" when ungrouped)."""
+    how = how or {}
+    return {"groups": f" (resampling whole patients: {how.get('groups')} in the test set)",
+            "too few groups": f": none, the test set holds {how.get('groups')} patients "
+                              "(groups), too few to resample",
+            "samples": " (resampling single samples: the test data names no patients, so "
+                       "one patient's samples count as independent and the intervals are "
+                       "too narrow)"}.get(how.get("resampled"), "")
+
+
+def format_test_ci(ci: dict | None, labels: dict | None = None,
+                   how: dict | None = None) -> str:
+    """One line per metric: value and 95 % bootstrap interval; ``how``: how a grouped
+    search drew them (SearchResult.test_intervals)."""
     if not ci:
         return ""
     labels = labels or {}
     width = max(18, *(len(labels.get(name, name)) for name in ci))
-    lines = ["test metrics with 95% bootstrap intervals:"]
+    lines = [f"test metrics with 95% bootstrap intervals{intervals_words(how)}:"]
     for name, v in ci.items():
         interval = "" if v["low"] is None else f"  [{v['low']:.4f}, {v['high']:.4f}]"
         value = "-" if v["value"] is None else f"{v['value']:.4f}"

@@ -196,14 +196,12 @@ def render_model_card(c: dict, plugins: list[str] | None = None) -> str:
         f"{_num(cv.get('score_mean'))} ± {_num(cv.get('score_std'))} (mean ± std over folds)",
     ]
     labels = metric_labels(c, list(c.get("classes") or []))
-    if test.get("ci"):
+    few = test.get("resampled") == "too few groups"
+    if test.get("ci") and not few:
         lines += ["", f"Test set ({_md(test.get('size'))} samples), 95 % percentile bootstrap "
                   f"intervals ({_md(test.get('bootstrap'))} resamples"
                   + (" of whole groups: a patient's samples are drawn together"
                      if test.get("resampled") == "groups" else
-                     f"; none drawn: the test set holds {_md(test.get('groups'))} patients "
-                     "(groups), too few to resample for an interval"
-                     if test.get("resampled") == "too few groups" else
                      # QA: grouped CV beside intervals that resampled one patient's rows
                      ", of single samples: samples of one patient count as independent, so "
                      "the interval is too narrow" if cv.get("grouped") else "")
@@ -211,11 +209,15 @@ def render_model_card(c: dict, plugins: list[str] | None = None) -> str:
                   "| metric | value | 95 % CI |", "|---|---|---|"]
         lines += [f"| {_md(labels.get(m, m))} | {_num(v['value'])} | {_num(v['low'])} – "
                   f"{_num(v['high'])} |" for m, v in test["ci"].items()]
-    elif test.get("scores"):
-        # --bootstrap 0: the scores stand without intervals, not left out.
+    elif test.get("scores") or test.get("ci"):
+        # --bootstrap 0, or too few patients to resample: the scores stand without
+        # intervals, not left out (QA: "intervals (1000 resamples; none drawn" and "- – -")
+        why = (f"the test set holds {_md(test.get('groups'))} patients (groups), too few to "
+               "resample" if few else "--bootstrap 0")
+        values = test.get("scores") or {m: v["value"] for m, v in test["ci"].items()}
         lines += ["", f"Test set ({_md(test.get('size'))} samples), no bootstrap intervals "
-                  "(--bootstrap 0):", "", "| metric | value |", "|---|---|"]
-        lines += [f"| {_md(labels.get(m, m))} | {_num(v)} |" for m, v in test["scores"].items()]
+                  f"({why}):", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {_md(labels.get(m, m))} | {_num(v)} |" for m, v in values.items()]
     warnings = c.get("leakage_warnings") or []
     lines += [
         "", "## Intended use",

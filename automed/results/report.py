@@ -29,7 +29,7 @@ from automed.results.describe import (
     sample_counts,
     study_summary,
 )
-from automed.results.leaderboard import SHOWN_METRICS
+from automed.results.leaderboard import SHOWN_METRICS, intervals_words
 from automed.storage import Store
 
 CSS = """
@@ -271,7 +271,9 @@ def _test_scores_table(info: dict) -> str:
     """The answer's test scores with their 95 % bootstrap intervals when stored, and beside
     an ensemble that answers, the best single candidate's own scores."""
     config = info.get("config") or {}
-    ci = config.get("test_ci") or {}
+    how = config.get("test_intervals") or {}
+    # too few patients to resample: no interval column (QA: one of "-" in every row)
+    ci = {} if how.get("resampled") == "too few groups" else config.get("test_ci") or {}
     alone = ((config.get("single") or {}).get("test_scores")
              if config.get("answer") == "ensemble" else None)
     header = ["metric", "test score"]
@@ -295,7 +297,10 @@ def _test_scores_table(info: dict) -> str:
     if config.get("answer") == "ensemble" and not alone:
         table += _note(f"best single #{info['best_trial']} alone: not scored on the test set"
                        + (f" ({skipped})" if skipped else ""))
-    if not ci:
+    if how and (ci or how.get("resampled") == "too few groups"):
+        # how a grouped search drew them (QA: the report never said)
+        table += _note("95 % intervals" + intervals_words(how))
+    elif not ci:
         table += _note("no 95 % intervals: the search ran with --bootstrap 0"
                        if config.get("bootstrap") == 0 else "no 95 % intervals stored")
     return table

@@ -181,6 +181,7 @@ def prepare(plan: SearchPlan, data: LoadedData | None = None) -> Prepared:
     spec = sized(preprocessor_for(train.modality).spec(train))
     said = (leakage_warnings(leakage) + _text_warnings(train) + _label_warnings(train)
             + _table_warnings(train) + _test_class_warnings(train, test)
+            + _test_groups_warnings(train, test, plan.bootstrap)
             + _volume_warnings(train) + _unused_plugins(pm, train.modality, given))
     # A family's own preprocessor (a pretrained tokenizer, ...) gives its own spec; computed
     # here, so a missing model or library stops the search before any candidate runs.
@@ -246,6 +247,17 @@ def _text_warnings(train: Dataset) -> list[str]:
     column = train.meta.get("text_col") or "text"
     return [f"no word occurs in two of the training texts (text column {column!r}): word-level "
             "models will score chance; check that --text-col names the texts"]
+
+
+def _test_groups_warnings(train: Dataset, test: Dataset | None, bootstrap: int) -> list[str]:
+    """A grouped search whose test data names no patients (a --groups file covers the
+    training data only) resamples test samples one by one: said before the search, not only
+    by the card (QA)."""
+    if train.groups is None or test is None or test.groups is not None or not bootstrap:
+        return []
+    return [f"{test.source}: the test data names no patients, so its 95 % intervals resample "
+            "single samples and are too narrow where a patient has several; give the test "
+            "data a patient column (--group-col) or test_groups"]
 
 
 def _test_class_warnings(train: Dataset, test: Dataset | None) -> list[str]:

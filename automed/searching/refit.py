@@ -94,12 +94,18 @@ def refit_best(p: Prepared, trial: optuna.trial.FrozenTrial, device: torch.devic
     return out
 
 
-def _resampled(groups) -> dict:
-    """How a grouped search's test intervals were drawn: whole patients, or none at all
-    when the test set holds fewer than MIN_GROUPS of them (the card says which)."""
+def test_intervals(p: Prepared) -> dict:
+    """How a grouped search's test intervals were drawn ({} for an ungrouped one): whole
+    patients, none at all when the test set holds fewer than MIN_GROUPS of them, or single
+    samples when its test data names no patients (a --groups file covers the training
+    data only). The card, show, the leaderboard and the report say which."""
     from automed.evaluation.bootstrap import MIN_GROUPS, n_groups
 
-    n = n_groups(groups)
+    if p.train.groups is None or p.test is None:
+        return {}
+    if p.test.groups is None:
+        return {"resampled": "samples"}
+    n = n_groups(p.test.groups)
     return {"resampled": "groups" if n >= MIN_GROUPS else "too few groups", "groups": n}
 
 
@@ -191,7 +197,7 @@ def model_info(p: Prepared, *, trial: int, architecture: str, params: dict,
             "scores": test_scores, "ci": test_ci,
             "bootstrap": p.plan.bootstrap,
             # intervals that resampled whole patients (score_on_test), as the card says
-            **(_resampled(test.groups) if grouped and test.groups is not None else {})},
+            **test_intervals(p)},
         "manifest": manifest, "leakage_warnings": p.warnings,
         # a third-party family's plugin, distribution and version: what loading it elsewhere
         # needs installed (MissingArchitecture says it)

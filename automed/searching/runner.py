@@ -60,7 +60,13 @@ from automed.searching.manifest import build_manifest, enable_determinism
 from automed.searching.objective import Objective
 from automed.searching.plan import HEARTBEAT_INTERVAL, DataPlan, SearchPlan, plugin_ref
 from automed.searching.prepare import Prepared, load_plugins, prepare, resolve_path
-from automed.searching.refit import artifact_info, model_info, refit_best, save_best
+from automed.searching.refit import (
+    artifact_info,
+    model_info,
+    refit_best,
+    save_best,
+    test_intervals,
+)
 from automed.searching.selection import choose_single
 from automed.searching.study import (
     counted_trials,
@@ -126,6 +132,9 @@ class SearchResult:
     # Each metric's name as printed beside its score: "recall (macro)", "f1 (binary, positive
     # class 'sick')" (describe.metric_labels)
     metric_labels: dict[str, str] | None = None
+    # How a grouped search's test intervals were drawn ({"resampled": "groups", "groups": n},
+    # "too few groups" (no interval) or "samples"); {} for an ungrouped search
+    test_intervals: dict = field(default_factory=dict)
 
     def __repr__(self) -> str:
         # QA: a notebook cell printed thousands of characters of leaderboard rows
@@ -896,6 +905,7 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
         result.spec = p.spec_for(final.architecture)  # the spec model and preprocessor share
     result.test_size = len(test) if test is not None else None
     result.test_scores, result.test_ci = final.test_scores, final.test_ci
+    result.test_intervals = test_intervals(p) if result.test_ci else {}
     if answer == "ensemble":
         result.ensemble = {"label": ens.selection.label(), "weights": ens.selection.weights,
                            "cv_score": ens.cv["score_mean"]}
@@ -930,6 +940,7 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
             _add_warning(Path(final.artifact), one_class)
     store.update_search_config(
         search_id, artifact=result.artifact, test_ci=result.test_ci, answer=answer,
+        test_intervals=result.test_intervals,
         leakage_warnings=p.warnings,
         answer_from="folds" if final.from_folds else "refit",
         single=final.single, timing=timing,
@@ -942,6 +953,7 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
             "confidence": ensembles.LEAD_CONFIDENCE,
             "p_better": None if ens.lead is None else ens.lead.p_better,
             "lead_beats": None if ens.lead is None else ens.lead.beats,
+            **({"lead_note": ens.lead.note} if ens.lead is not None and ens.lead.note else {}),
             "test_scores": ens.test_scores, "test_ci": ens.test_ci})
     store.finish_search(search_id, status="complete", best_trial=best.number,
                         test_scores=result.test_scores, test_size=result.test_size,
