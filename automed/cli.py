@@ -453,7 +453,7 @@ def leaderboard(studies, all_studies, datasets, architectures, states, metrics, 
                 per_family, show_all, fmt, storage, as_json) -> None:
     """Rank stored candidates by their mean CV score, in one study or across studies."""
     from automed.evaluation.names import resolve_metric
-    from automed.results.describe import effective_status, metric_labels
+    from automed.results.describe import effective_status, metric_labels, objective_words
     from automed.results.leaderboard import (
         format_manifest,
         format_test_ci,
@@ -483,8 +483,10 @@ def leaderboard(studies, all_studies, datasets, architectures, states, metrics, 
     if len(studies) == 1:
         info = store.search(studies[0])
         n = len(store.candidates(studies[0])) if info["status"] == "created" else None
+        # with its averaging and positive class, as show says it (QA: "3-fold CV by recall"
+        # of a binary recall of class 'neg')
         click.echo(f"study {studies[0]!r} ({info['dataset']}, {info['modality']}, "
-                   f"{info['config'].get('folds')}-fold CV by {info['metric']}, "
+                   f"{objective_words(info['config'] or {}, info['metric'], info['classes'])}, "
                    f"{effective_status(info, n)})")
     else:
         click.echo(f"{len(rows)} candidate(s) from {len({r['study'] for r in rows})} study(ies)")

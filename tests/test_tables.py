@@ -276,6 +276,8 @@ def test_the_positive_class_and_the_grouping_are_said_where_users_read(tmp_path,
     assert said in err
     code, out, _ = run_cli(monkeypatch, capsys, "show", "t", "--storage", url)
     assert said in out
+    code, out, _ = run_cli(monkeypatch, capsys, "leaderboard", "--study", "t", "--storage", url)
+    assert said in out.splitlines()[0]  # QA: "2-fold CV by f1" there
     import html
 
     assert said in html.unescape(build_report(Store(url), "t"))
