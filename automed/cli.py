@@ -150,11 +150,16 @@ class _Progress:
             kept = e["answer"] == e["leader"]
             # the leader by mean fold score may trail on the pooled predictions (QA: "leads
             # ... by -0.0413")
-            click.echo((f"#{e['leader']} leads the first portfolio start #{e['incumbent']} "
-                        f"by {e['diff']:+.4f} out-of-fold" if e["diff"] > 0 else
-                        f"#{e['leader']} (first by its mean fold score) trails the first "
-                        f"portfolio start #{e['incumbent']} by {-e['diff']:.4f} on their "
-                        "pooled out-of-fold predictions")
+            if e["diff"] <= 0:
+                click.echo(f"#{e['leader']} (first by its mean fold score) "
+                           + (f"trails the first portfolio start #{e['incumbent']} by "
+                              f"{-e['diff']:.4f}" if e["diff"] < 0 else
+                              f"is level with the first portfolio start #{e['incumbent']}")
+                           + f" on their pooled out-of-fold predictions: #{e['incumbent']} "
+                           "answers", err=True)
+                return
+            click.echo(f"#{e['leader']} leads the first portfolio start #{e['incumbent']} "
+                       f"by {e['diff']:+.4f} out-of-fold"
                        + (f", but {e['note']}: #{e['incumbent']} answers" if e.get("note") else
                           f", in {e['p_better']:.0%} of paired resamples"
                           + (": it answers" if kept else
@@ -351,6 +356,7 @@ def search(data, test, metric, average, pos_label, folds, trials, timeout, stora
         click.echo(json.dumps({"study": result.study, "storage": result.storage,
                                "best": result.best, "test_scores": result.test_scores,
                                "test_size": result.test_size, "test_ci": result.test_ci,
+                               "test_intervals": result.test_intervals,
                                "artifact": result.artifact, "manifest": result.manifest,
                                "warnings": result.warnings, "ensemble": result.ensemble,
                                "answer": result.answer,

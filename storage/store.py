@@ -791,8 +791,11 @@ def _add_gaps(rows: list[dict]) -> None:
         if r["score_mean"] is not None and (key(r) not in leaders
                                              or r["score_mean"] > leaders[key(r)]):
             leaders[key(r)] = r["score_mean"]
+    # The rows are each family's best across datasets: on several datasets a family's best
+    # on one hides its rows on the others, so no row there is measured (review).
+    several = len({r.get("dataset") for r in rows}) > 1
     for r in rows:
-        lead = leaders.get(key(r))
+        lead = None if several else leaders.get(key(r))
         partial = r["state"] not in ranking.SCORED and key(r) in ranked_keys
         # a partial candidate's mean of its folds so far is not measured against the winner
         # (review: a pruned one-fold 0.98 was "-0.13 behind" a complete 0.85)

@@ -569,3 +569,7 @@ def test_a_chunk_says_where_in_the_input_its_bad_record_is(studies, monkeypatch)
     monkeypatch.setattr(artifact, "PREDICT_CHUNK", 1)
     one = np.array(["50", "120"], dtype=object)  # one record: never split into its columns
     assert model.predict_proba(one).shape == (1, 2)
+    assert model.predict_proba(["50", "120"]).shape == (1, 2)
+    # a ragged list of records: the readable refusal, not numpy's (review)
+    with pytest.raises(DataError, match="expected 2 columns"):
+        model.predict_proba([["50", "120"], ["51"]])

@@ -457,6 +457,11 @@ def test_a_cohort_of_few_patients_says_why_it_has_no_intervals_and_no_ensemble(
            "resample)" in card and "- – -" not in card
     assert json.loads((tmp_path / "out" / "automed_model.json").read_text())["test"][
         "resampled"] == "too few groups"
+    # with --bootstrap 0 that is the reason (review: "too few to resample" was given)
+    search(path, group_col="patient", test_fraction=0.25, trials=1, folds=2, max_epochs=1,
+           architectures=["mlp"], bootstrap=0, storage=url, study="none", ensemble=False)
+    card = (export_model(Store(url), "none", tmp_path / "none") / "MODEL_CARD.md").read_text()
+    assert "no bootstrap intervals (--bootstrap 0)" in card and "too few" not in card
 
 
 def test_a_grouped_search_says_when_its_test_data_names_no_patients(tmp_path):

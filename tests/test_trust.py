@@ -476,9 +476,12 @@ def test_too_few_patients_give_no_interval_and_no_sure_lead():
               "note": "3 patients (groups) are too few to tell (at least 10)"}
     assert choice_words(choice).endswith("by +0.2500, but 3 patients (groups) are too few "
                                          "to tell (at least 10)")
-    assert ensemble_verdict({"better": False, "lead_note": "4 patients (groups) are too few"},
-                            "#0") == "ahead of #0, but 4 patients (groups) are too few; " \
-                                     "keeping that one"
+    verdict = {"better": False, "lead_note": "4 patients (groups) are too few",
+               "p_better": 0.5, "score": 0.9, "single": 0.8, "margin": 0.01}
+    assert ensemble_verdict(verdict, "#0") == ("ahead of #0, but 4 patients (groups) are too "
+                                               "few; keeping that one")
+    # not ahead by more than the noise: that is the reason, whatever the patients (review)
+    assert ensemble_verdict(dict(verdict, score=0.805), "#0").startswith("not better than #0")
 
 
 def test_grouped_folds_a_ranking_metric_cannot_score_are_refused_before_the_search(tmp_path):

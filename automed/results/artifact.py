@@ -617,7 +617,11 @@ class LoadedModel:
         if self.members:
             return sum(w * m.proba(x, device=device) for w, m in self.members)
         x = in_model_layout(x, self.spec)
-        one_record = self.spec.modality == "tabular" and np.ndim(x) == 1
+        # one record's values, never split: judged without converting x (review: np.ndim
+        # of a ragged list of records raised, and copied a big input)
+        one_record = self.spec.modality == "tabular" and (
+            getattr(x, "ndim", None) == 1
+            or (isinstance(x, (list, tuple)) and len(x) > 0 and np.ndim(x[0]) == 0))
         if len(x) > PREDICT_CHUNK and not one_record:
             # encoded a chunk at a time: memory bounded whatever the input's size (QA: a
             # text model's dense encoding, up to 32 KB a document, of every row at once)

@@ -114,13 +114,13 @@ def ensemble_verdict(e: dict, single: str) -> str:
             "better: refitting its members"
     if e.get("keeps_metric") is False:
         return f"worse at the search's metric than {single}; keeping that one"
-    if e.get("lead_note"):
-        return f"ahead of {single}, but {e['lead_note']}; keeping that one"
     score = e.get("score", e.get("oof_score"))
     lead = e.get("single", e.get("single_oof_score"))
     if e.get("p_better") is None or (score is not None and lead is not None
                                      and score <= lead + e.get("margin", 0.0)):
         return f"not better than {single} by more than its fold noise; keeping that one"
+    if e.get("lead_note"):
+        return f"ahead of {single}, but {e['lead_note']}; keeping that one"
     confidence = e.get("confidence")
     under = f"under {confidence:.0%}: " if confidence is not None else ""
     return (f"ahead of {single} at the search's metric in only {e['p_better']:.0%} of paired "
@@ -134,9 +134,12 @@ def choice_words(choice: dict | None) -> str:
     if not choice or choice.get("answer") == choice.get("leader"):
         return ""
     if choice["diff"] <= 0:
-        return (f"the first portfolio start, ahead of the leader #{choice['leader']} (first by "
-                f"its mean fold score) on their pooled out-of-fold predictions by "
-                f"{-choice['diff']:.4f}")
+        return ("the first portfolio start, "
+                + (f"ahead of the leader #{choice['leader']} (first by its mean fold score) on "
+                   f"their pooled out-of-fold predictions by {-choice['diff']:.4f}"
+                   if choice["diff"] < 0 else
+                   f"level with the leader #{choice['leader']} (first by its mean fold score) "
+                   "on their pooled out-of-fold predictions"))
     if choice.get("note"):
         return (f"the first portfolio start, since the leader #{choice['leader']} was ahead of "
                 f"it out-of-fold by {choice['diff']:+.4f}, but {choice['note']}")

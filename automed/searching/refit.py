@@ -197,7 +197,7 @@ def model_info(p: Prepared, *, trial: int, architecture: str, params: dict,
             "scores": test_scores, "ci": test_ci,
             "bootstrap": p.plan.bootstrap,
             # intervals that resampled whole patients (score_on_test), as the card says
-            **test_intervals(p)},
+            **(test_intervals(p) if test_ci else {})},
         "manifest": manifest, "leakage_warnings": p.warnings,
         # a third-party family's plugin, distribution and version: what loading it elsewhere
         # needs installed (MissingArchitecture says it)
