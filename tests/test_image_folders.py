@@ -140,6 +140,19 @@ def test_predict_refuses_a_folder_of_mixed_bit_depths(tmp_path):
         read_unlabeled(tmp_path, {"spec": {"modality": "image", "input_shape": [1, 6, 5]}})
 
 
+def test_predict_names_every_unreadable_image_of_a_folder_at_once(tmp_path):
+    # QA: found one per run, as training did before it named them all
+    from automed.data.unlabeled import read_unlabeled
+
+    _save(tmp_path / "a", np.zeros((6, 5), np.uint8))
+    (tmp_path / "b.png").write_bytes(b"not a png")
+    (tmp_path / "c.png").write_bytes(b"")
+    with pytest.raises(DataError) as exc:
+        read_unlabeled(tmp_path, {"spec": {"modality": "image", "input_shape": [1, 6, 5]}})
+    assert str(exc.value).startswith(f"{tmp_path}: 2 image file(s) cannot be read (b.png, "
+                                     "c.png); the first: ")
+
+
 # -- 4. huge images ---------------------------------------------------------------------------
 
 def test_a_huge_image_is_one_line_naming_the_file(tmp_path, monkeypatch):

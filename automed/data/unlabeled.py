@@ -164,15 +164,25 @@ def _images(folder: Path, shape: tuple) -> np.ndarray | None:
     loader reads them, with the model's channel count: colour images for a grayscale model by
     luminance, grayscale ones for a colour model by repeating (QA: colour images for a
     grayscale model came out (1, H, W, 3), "resize the data")."""
-    from automed.data.loaders.images import _check_one_depth, _probe, decode
+    from automed.data.loaders.images import (
+        _check_one_depth,
+        _probe,
+        decode,
+        readable,
+        refuse_unreadable,
+    )
 
     files = image_files(folder)
     if not files:
         return None
-    # One bit depth, as in training; the model's preprocessor refuses the other kind.
-    _check_one_depth(folder, files, [deep for _, deep in map(_probe, files)])
+    # Every unreadable image named at once, as in training (QA: one per run)
+    bad: list[tuple[Path, str]] = []
+    probes = readable(files, _probe, bad)
     rgb = len(shape) == 3 and shape[0] == 3
-    arrays = [decode(f, rgb) for f in files]
+    arrays = list(readable(list(probes), lambda f: decode(f, rgb), bad).values())
+    refuse_unreadable(folder, bad)
+    # One bit depth, as in training; the model's preprocessor refuses the other kind.
+    _check_one_depth(folder, files, [deep for _, deep in probes.values()])
     sizes = {a.shape for a in arrays}
     if len(sizes) > 1:
         raise DataError(f"{folder}: images differ in size ({', '.join(map(str, sizes))}); "

@@ -64,12 +64,7 @@ class ImageFolderLoader(Loader):
         # Every unreadable file is named in one go, after one pass (QA: a corrupt PNG, an
         # empty one and a truncated JPEG took three runs, each reading the whole folder).
         bad: list[tuple[Path, str]] = []
-        probes = {}
-        for f in (f for found in files.values() for f, _ in found):
-            try:
-                probes[f] = _probe(f)
-            except DataError as exc:
-                bad.append((f, str(exc)))
+        probes = readable([f for found in files.values() for f, _ in found], _probe, bad)
         files = {name: [(f, c) for f, c in found if f in probes] for name, found in files.items()}
         everything = list(probes)
         # Decide colour and bit depth over all splits so train and test read alike.
@@ -81,13 +76,29 @@ class ImageFolderLoader(Loader):
         sources = {"train": str(path), "test": str(path / "test")}
         sets = {name: _read(found, rgb, sources[name], path, bad)
                 for name, found in files.items()}
-        if bad:
-            names = ", ".join(str(f.relative_to(path)) for f, _ in bad[:3])
-            raise DataError(f"{path}: {len(bad)} image file(s) cannot be read ({names}"
-                            f"{', ...' if len(bad) > 3 else ''}); the first: {bad[0][1]}")
+        refuse_unreadable(path, bad)
         train = sets["train"]
         test = sets.get("test")
         return LoadedData(train, test.with_classes(train.classes) if test else None)
+
+
+def refuse_unreadable(root: Path, bad: list[tuple[Path, str]]) -> None:
+    """Name every image under ``root`` that could not be read, in one error."""
+    if bad:
+        names = ", ".join(str(f.relative_to(root)) for f, _ in bad[:3])
+        raise DataError(f"{root}: {len(bad)} image file(s) cannot be read ({names}"
+                        f"{', ...' if len(bad) > 3 else ''}); the first: {bad[0][1]}")
+
+
+def readable(files: list[Path], read, bad: list[tuple[Path, str]]) -> dict[Path, object]:
+    """``read(file)`` of each file that reads; the others join ``bad`` with their error."""
+    out = {}
+    for f in files:
+        try:
+            out[f] = read(f)
+        except DataError as exc:
+            bad.append((f, str(exc)))
+    return out
 
 
 def _hidden(file: Path, root: Path) -> bool:
