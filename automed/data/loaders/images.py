@@ -207,21 +207,16 @@ def _read(found: list[tuple[Path, str]], rgb: bool, source: str, root: Path,
           bad: list[tuple[Path, str]]) -> Dataset | None:
     """The images of one split; a file that cannot be decoded joins ``bad`` (None is
     returned when any has: the caller names them all)."""
-    arrays: list[np.ndarray] = []
-    for file, _ in found:
-        try:
-            arrays.append(decode(file, rgb))
-        except DataError as exc:
-            bad.append((file, str(exc)))
-            continue
-        if arrays[-1].shape[1:] != arrays[0].shape[1:] and not bad:
-            (h0, w0), (h1, w1) = arrays[0].shape[1:], arrays[-1].shape[1:]
-            raise DataError(
-                f"images differ in size: {found[0][0]} is {w0}x{h0} but {file} is {w1}x{h1}; "
-                "resize them to one size first"
-            )
+    decoded = readable([f for f, _ in found], lambda f: decode(f, rgb), bad)
     if bad:
         return None
+    arrays = list(decoded.values())
+    first = arrays[0].shape[1:]
+    odd = next((f for f, a in decoded.items() if a.shape[1:] != first), None)
+    if odd is not None:
+        (h0, w0), (h1, w1) = first, decoded[odd].shape[1:]
+        raise DataError(f"images differ in size: {found[0][0]} is {w0}x{h0} but {odd} is "
+                        f"{w1}x{h1}; resize them to one size first")
     x = np.stack(arrays)
     y, classes = encode_labels([c for _, c in found], source)
     # The labels are the class sub-folders: there is no label column to name. Each image's
