@@ -458,9 +458,15 @@ def worker(study, storage, results_db, gpus, trials_per_gpu, workers, threads, d
 def leaderboard(studies, all_studies, datasets, architectures, states, metrics, sort, top,
                 per_family, show_all, fmt, storage, as_json) -> None:
     """Rank stored candidates by their mean CV score, in one study or across studies."""
-    from automed.evaluation.names import resolve_metric
-    from automed.results.describe import effective_status, metric_labels, objective_words
+    from automed.evaluation.names import METRIC_NAMES, resolve_metric
+    from automed.results.describe import (
+        averaging_note,
+        effective_status,
+        metric_labels,
+        objective_words,
+    )
     from automed.results.leaderboard import (
+        SHOWN_METRICS,
         format_manifest,
         format_test_ci,
         format_test_scores,
@@ -501,6 +507,12 @@ def leaderboard(studies, all_studies, datasets, architectures, states, metrics, 
     if show_all and len(studies) == 1:
         _say_queued_retries(store, studies[0])
     objectives = sorted({r["metric"] for r in rows})
+    if len({r["study"] for r in rows}) > 1:
+        shown = [*objectives, *SHOWN_METRICS, *([key] if key in METRIC_NAMES else [])]
+        note = averaging_note([store.search(name) for name in dict.fromkeys(
+            r["study"] for r in rows)], shown)
+        if note:
+            click.echo(note)
     if len(objectives) > 1 and not sort:
         click.echo(f"note: these searches optimise different metrics ({', '.join(objectives)}):"
                    " scores compare only within one; add --metric NAME, or --sort METRIC to "

@@ -12,14 +12,15 @@ POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def add_search(store: Store, study: str, *, dataset: str = "chest", metric: str = "accuracy",
-               candidates: list[tuple] = (), status: str = "complete") -> int:
+               candidates: list[tuple] = (), status: str = "complete",
+               average: str = "macro") -> int:
     """A search and its candidates: ``(architecture, state, score_mean, metrics, error)``."""
     dataset_id = store.upsert_dataset(
         fingerprint=(dataset * 64)[:64], name=dataset, source=f"{dataset}.npz",
         modality="image", n_samples=60, classes=["normal", "opacity"],
         class_counts={"normal": 40, "opacity": 20}, input_shape=[1, 28, 28])
     search_id, _ = store.open_search(study, dataset_id, metric,
-                                     {"metric": metric, "average": "macro", "pos_label": 1,
+                                     {"metric": metric, "average": average, "pos_label": 1,
                                       "folds": 2, "cv_seed": 0})
     for trial, (arch, state, score, metrics, error) in enumerate(candidates):
         folds = [] if score is None else [score - 0.02, score + 0.02]

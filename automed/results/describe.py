@@ -86,6 +86,30 @@ def metric_labels(config: dict, classes: list) -> dict[str, str]:
     return {m: m + scoring_words(config, m, classes) for m in METRIC_NAMES}
 
 
+def averaging_note(searches: list[dict], metrics: list[str]) -> str | None:
+    """A note where searches shown side by side average a shown metric differently, else
+    None. ``searches``: :meth:`Store.search` dicts; ``metrics``: the table's metric names.
+    QA: across studies, a binary f1 (one class's) and a macro f1 shared one column and were
+    ranked against each other by ``--sort f1`` without a word."""
+    differ = []
+    for m in dict.fromkeys(metrics):
+        ways = {s["study"]: scoring_words(s["config"] or {}, m, s["classes"] or []).strip(" ()")
+                for s in searches}
+        if len(set(ways.values())) > 1:
+            differ.append((m, ways))
+    if not differ:
+        return None
+    m, ways = differ[0]
+    by_way: dict[str, list[str]] = {}
+    for study, way in ways.items():
+        by_way.setdefault(way or "no averaging", []).append(repr(study))
+    said = "; ".join(f"{way} in {', '.join(sorted(names))}" for way, names in by_way.items())
+    names = ", ".join(x for x, _ in differ)
+    return (f"note: these searches average {names} differently ("
+            f"{f'{m}: ' if len(differ) > 1 else ''}{said}); those columns compare only "
+            "within one search, not across them")
+
+
 def grouping_words(config: dict) -> str:
     """How the folds keep patients together: "" when they do not group. QA: grouped CV was
     said nowhere but the model card, and without its column."""
