@@ -375,6 +375,26 @@ def test_the_first_candidate_is_sized_to_its_share_of_the_time():
     assert objective.SIZED_ATTR == "automed_sized_epochs"
 
 
+def test_a_first_candidate_whose_measuring_epochs_pass_its_share_is_sized_early():
+    """Sizing waits for SIZE_EPOCHS epochs unless they would use up the share themselves
+    (scale QA: Ohsumed with --timeout 90 ended at 333 s); then it decides after two."""
+    from types import SimpleNamespace
+
+    from automed.searching.objective import SIZE_EPOCHS, Objective, _Resize
+
+    o = Objective.__new__(Objective)
+    o.plan, o.reserve, o._started = SimpleNamespace(folds=3), 0.0, 1000.0
+    now = 1015.0  # two epochs done: 10 s, then 5 s
+    o.deadline = 1300.0  # a 90 s share: epochs 3 and 4 would end at 25 s, inside it
+    o._size_first(1, 30, 10.0, 0.0, now, early=True)  # waits for the steadier estimate
+    with pytest.raises(_Resize):
+        o._size_first(1, 30, 10.0, 0.0, now)  # what it would decide on the same pace
+    o.deadline = 1000.0 + (15.0 + (SIZE_EPOCHS - 2) * 5.0 - 1) / 0.3  # a 24 s share
+    with pytest.raises(_Resize) as exc:
+        o._size_first(1, 30, 10.0, 0.0, now, early=True)
+    assert exc.value.epochs == 3
+
+
 def test_a_sized_first_candidate_trains_refits_and_reports_its_new_epochs(demo_signal, tmp_path,
                                                                            monkeypatch, capsys):
     """With its share of the time too small for its epochs, the first candidate restarts once
@@ -415,9 +435,11 @@ def test_a_sized_first_candidate_trains_refits_and_reports_its_new_epochs(demo_s
     assert row["state"] == "complete" and row["params"]["epochs"] == 3
     trial = optuna.load_study(study_name=result.study, storage=url).trials[0]
     assert trial.user_attrs[objective.SIZED_ATTR] == 3
-    # the first run's SIZE_EPOCHS epochs stay reported; the restart adds none twice
-    assert sorted(trial.intermediate_values) == [*range(objective.SIZE_EPOCHS), fold_step(0),
-                                                 fold_step(1)]
+    # the first run's epochs stay reported (PACE_EPOCHS of them: with no share, waiting for
+    # SIZE_EPOCHS would pass it); the restart reports only the epochs it adds, none twice
+    assert objective.PACE_EPOCHS < objective.MIN_SIZED_EPOCHS
+    assert sorted(trial.intermediate_values) == [*range(objective.MIN_SIZED_EPOCHS),
+                                                 fold_step(0), fold_step(1)]
     from automed.results.artifact import LoadedModel
 
     model = LoadedModel(result.artifact)  # the refit trained what the candidate trained

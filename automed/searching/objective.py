@@ -80,6 +80,7 @@ FOLD_PROGRESS_S = 30.0
 # after SIZE_EPOCHS epochs, such a candidate restarts with the epochs that fit FIRST_SHARE of
 # the time left (never fewer than MIN_SIZED_EPOCHS, and only when that cuts at least a
 # quarter of them); the refit, the model card and the leaderboard use the epochs it trained.
+# Where SIZE_EPOCHS epochs would themselves pass that share, it decides after PACE_EPOCHS.
 FIRST_SHARE = 0.3
 MIN_SIZED_EPOCHS = 3
 SIZE_EPOCHS = 4  # fold-0 epochs its pace is measured over first (cheap epochs are noisy)
@@ -655,19 +656,25 @@ class Objective:
                 raise WontFinish(f"would need about {left:.0f} s more at its pace; "
                                  f"{max(0.0, self.deadline - self.reserve - now):.0f} s "
                                  "were left before the refits")
-            if sizable and epoch + 1 == SIZE_EPOCHS and not self.has_complete():
-                self._size_first(epoch, epochs, first_epoch[0], scoring[0], now)
+            if sizable and epoch + 1 <= SIZE_EPOCHS and not self.has_complete():
+                self._size_first(epoch, epochs, first_epoch[0], scoring[0], now,
+                                 early=epoch + 1 < SIZE_EPOCHS)
 
         return on_epoch
 
     def _size_first(self, epoch: int, epochs: int, first: float, scoring: float,
-                    now: float) -> None:
+                    now: float, early: bool = False) -> None:
         """Raise :class:`_Resize` when this candidate's folds, at fold 0's pace, would take
         more than FIRST_SHARE of the time from its start to the deadline less the reserve.
         Each fold's first epoch costs what fold 0's did (one-off costs: features, caches);
         its later epochs what fold 0's did without their validation scoring (``scoring``
         seconds over ``epoch`` epochs), which only fold 0 pays. An estimate that counted the
-        scoring in every fold sized a 22 s ECGFiveDays start of a 120 s search."""
+        scoring in every fold sized a 22 s ECGFiveDays start of a 120 s search.
+
+        ``early``: fewer than SIZE_EPOCHS epochs are done; it decides now only if training on
+        to SIZE_EPOCHS would itself use up the share (scale QA: Ohsumed's first epochs with
+        --timeout 90 were most of the search before the sizing could speak, which ended at
+        333 s); otherwise it waits for the steadier estimate."""
         folds = self.plan.folds
         score_s = scoring / max(1, epoch)
         train_s = max(0.0, (now - self._started - first - scoring) / max(1, epoch))
@@ -677,6 +684,9 @@ class Objective:
         share = FIRST_SHARE * time_left
         if need <= share or per_epoch <= 0:
             return
+        if early and (now - self._started
+                      + (SIZE_EPOCHS - epoch - 1) * (train_s + score_s)) <= share:
+            return  # SIZE_EPOCHS fit in the share: measure the pace over all of them
         fits = max(MIN_SIZED_EPOCHS, 1 + int((share - folds * first) / per_epoch))
         if fits > 0.75 * epochs:
             return  # a restart would cost more than it saves
