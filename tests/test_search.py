@@ -146,6 +146,22 @@ def test_resume_on_other_contents_of_the_same_file_is_refused(tmp_path, storage_
         search(path, **{**kwargs, "trials": 2})
 
 
+def test_a_resume_naming_the_default_positive_class_is_the_same_search(tmp_path, storage_url):
+    # QA: `--pos-label 1` on a study searched without it (whose positive class was already
+    # '1', the second of '0' and '1') was refused as "searched with pos_label=None".
+    path = tmp_path / "notes.csv"
+    path.write_text("id,note,diagnosis\n" + "".join(
+        f"{i},{'heart pain' if i % 2 else 'lung cough'} note,{i % 2}\n" for i in range(16)))
+    kwargs = dict(storage=storage_url, study="notes", architectures=["fasttext"],
+                  refit=False, **QUICK)
+    search(path, trials=1, **kwargs)
+    again = search(path, trials=2, pos_label="1", **kwargs)
+    assert again.resumed and len(Store(storage_url).candidates("notes")) == 2
+    with pytest.raises(ConfigError, match="was searched with pos_label=.*, not '0'"):
+        search(path, trials=3, pos_label="0", **kwargs)
+    assert len(Store(storage_url).candidates("notes")) == 2
+
+
 def _notes(folder, suffix: str, flip: bool = False):
     """Clinical notes as .csv or .jsonl: the same stem, one file per extension."""
     path = folder / f"notes{suffix}"

@@ -181,8 +181,10 @@ class SearchPlan:
         return cls(**{**raw, "data": DataPlan(**(raw.get("data") or {}))})
 
     # -- what a resumed run may change ---------------------------------------------------
-    def check_resumable(self, stored: SearchPlan, study: str) -> None:
-        """Refuse a resume that would make scores incomparable or read other data."""
+    def check_resumable(self, stored: SearchPlan, study: str, same: tuple[str, ...] = ()) -> None:
+        """Refuse a resume that would make scores incomparable or read other data. ``same``:
+        settings given differently that resolve to the same on this data (``pos_label``:
+        ``--pos-label 1`` names the default positive class of classes 0 and 1)."""
         was = {r.get("source"): r.get("sha256") for r in stored.plugins if r.get("sha256")}
         for ref in self.plugins:
             old = was.get(ref.get("source"))
@@ -195,7 +197,7 @@ class SearchPlan:
                     "would not compare; restore the file, or give another --study name")
         for key in FROZEN_ON_RESUME:
             old, new = getattr(stored, key), getattr(self, key)
-            if old != new:
+            if old != new and key not in same:
                 raise ConfigError(
                     f"study {study!r} was searched with {key}={old!r}, not {new!r}; scores "
                     "would not compare: pick another --study name or the same settings")

@@ -569,7 +569,10 @@ def _study_uid(store: Store, study_name: str, search_id: int) -> str:
 
 
 def _check_resume(store: Store, study_name: str, plan: SearchPlan, identity: dict,
-                  architectures: dict[str, Architecture]) -> None:
+                  architectures: dict[str, Architecture], pos_label: int | None = None) -> None:
+    """Refuse a resume whose settings or data differ from the stored study's. ``pos_label``:
+    this run's positive class as resolved (an index), which a stored one is compared with
+    (QA: the default class given by name, --pos-label 1, was refused as another class)."""
     try:
         stored = store.search(study_name)["config"]
     except ConfigError:  # a new search: its name must be free in Optuna's tables too
@@ -586,7 +589,9 @@ def _check_resume(store: Store, study_name: str, plan: SearchPlan, identity: dic
                               "Optuna program, not by automed; give another --study "
                               "name") from None
     if "plan" in stored:
-        plan.check_resumable(SearchPlan.from_dict(stored["plan"], study_name), study_name)
+        same = ("pos_label",) if "pos_label" in stored and stored["pos_label"] == pos_label \
+            else ()
+        plan.check_resumable(SearchPlan.from_dict(stored["plan"], study_name), study_name, same)
         old = dict(stored.get("identity") or {})
         was, now = old.pop("preprocessing", None) or {}, dict(identity)
         now.pop("preprocessing", None)
@@ -724,7 +729,7 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
     store = Store(storage)
     study_name = study or default_study_name(p.full, p.metric, plan.folds, store)
     dev = torch.device(slots[0].device)
-    _check_resume(store, study_name, plan, p.identity(), p.architectures)
+    _check_resume(store, study_name, plan, p.identity(), p.architectures, p.pos_label)
     config = _config(p, slots)
     manifest = build_manifest(train, test, seed=plan.seed, device=dev,
                               deterministic=plan.deterministic, leakage=p.leakage)
