@@ -322,6 +322,24 @@ def test_a_new_file_with_one_blank_label_says_its_labels_are_not_used(studies, m
     assert "line 5 has no label" in said[0] or "no label" in said[0], err
 
 
+def test_a_new_table_without_the_label_column_is_unlabeled_whatever_else_it_names(
+        studies, monkeypatch, capsys, tmp_path):
+    # QA: a new file without the study's label column 'label' had another column named like
+    # a label ('class', here beside the features) read as the labels, or said "its label
+    # column 'class' is not used"
+    root, storage = studies
+    lines = _rows(with_patient=False).splitlines()
+    path = tmp_path / "new.csv"
+    path.write_text("".join(f"{ln.rsplit(',', 1)[0]},{'class' if i == 0 else 'IV'}\n"
+                            for i, ln in enumerate(lines)))
+    code, out, err = _predict(monkeypatch, capsys, str(path), "--study", "grouped",
+                              "--storage", storage)
+    assert code in (0, None), err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == N and {r["label"] for r in rows} == {""}, out
+    assert "warning" not in err, err
+
+
 def test_new_categories_and_bad_values_are_said_with_the_file(tmp_path, monkeypatch, capsys):
     # QA: a category never seen in training was read as missing, unsaid; a value that is no
     # number in a numeric column was refused as "(record 4)" without the file.

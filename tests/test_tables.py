@@ -231,6 +231,29 @@ def test_a_label_column_named_in_another_case_is_pointed_at(tmp_path):
         load_data(path, label_col="Outcome")
 
 
+@pytest.mark.parametrize("kind", ["table", "text", "sequences"])
+def test_two_columns_named_like_a_label_are_refused_until_one_is_named(tmp_path, kind):
+    # QA: "age,sex,class,outcome" searched the NYHA class feature as the label and the
+    # outcome as a feature, without a word
+    header, rows = _table()
+    if kind == "table":
+        header, rows = [*header[:3], "class", "outcome"], [[*r[:3], r[3], r[4]] for r in rows]
+    elif kind == "text":
+        header = ["text", "class", "outcome"]
+        rows = [[f"note {r[2]} {r[3]}", r[3], r[4]] for r in rows]
+    else:
+        header = ["sequence", "class", "outcome"]
+        rows = [["ACGT" * 3 + ("A" if r[4] else "C"), r[3], r[4]] for r in rows]
+    path = _write(tmp_path / f"{kind}.csv", header, rows)
+    with pytest.raises(DataError, match=r"columns 'class' and 'outcome' could each be the "
+                                        r"label; name the label with --label-col"):
+        load_data(path)
+    data = load_data(path, label_col="outcome")
+    assert data.train.classes == ["0", "1"]
+    if kind == "table":  # the other is a feature
+        assert data.train.meta["feature_names"] == ["age", "bp", "sex", "class"]
+
+
 def test_the_data_line_says_rows_a_split_column_keeps_out(tmp_path, monkeypatch, capsys):
     # QA: "96 tabular samples" said nothing of the 24 rows the split column made the test set
 

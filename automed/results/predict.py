@@ -52,8 +52,11 @@ def read_samples(path: Path, options: dict, split: str = "all",
         # A table's model reads records: a new file with a free-text column beside them (a
         # "notes" column) is no text data set (QA: read as one, its labels were dropped unsaid)
         options = {**options, "modality": "tabular"}
+    label = _study_label(path, options, config)
     try:
-        loaded = _load_labeled(path, options)
+        if label is False:  # the file lacks the study's label column: unlabeled samples
+            raise DataError(f"{path}: no label column {(config.get('data') or {})['label']!r}")
+        loaded = _load_labeled(path, {**options, **({"label_col": label} if label else {})})
     except DataError as exc:
         unlabeled = read_unlabeled(path, config)
         if unlabeled is None:
@@ -63,7 +66,8 @@ def read_samples(path: Path, options: dict, split: str = "all",
                 raise DataError(f"{path}: an empty folder; give a folder of the images (or "
                                 "the files) to predict") from None
             raise _as_predict_says(exc) from None
-        _said_labels_unread(path, options, exc)
+        if label is not False:  # a feature named like a label is no unused label column
+            _said_labels_unread(path, options, exc)
         return _unlabeled_parts(path, unlabeled, split, options)
     wanted = (config.get("spec") or {}).get("modality")
     other = wanted and loaded.train.modality != wanted
@@ -153,6 +157,21 @@ def _as_the_search_split(loaded: Any, config: dict) -> tuple[Any, dict]:
     if test.get("fingerprint") and fingerprint == test["fingerprint"]:
         return LoadedData(loaded.train.subset(np.arange(0)), loaded.train), {}
     return loaded, {}
+
+
+def _study_label(path: Path, options: dict, config: dict) -> str | bool | None:
+    """A table model's label column as its search read it, where it chose it itself: the
+    column to read labels from when the file has it, False when it has not (then the file is
+    unlabeled), None when nothing is to be said. QA: a new file without the label column
+    'label' had its feature 'class' read as the label and refused as lacking 'class'."""
+    from automed.data.loaders import records
+
+    label = (config.get("data") or {}).get("label")
+    if (options.get("label_col") is not None or not isinstance(label, str)
+            or (config.get("spec") or {}).get("modality") != "tabular"
+            or path.suffix.lower() not in (".csv", ".tsv") or not path.is_file()):
+        return None
+    return label if label in records.header(path) else False
 
 
 # Columns new data need not carry: neither is ever a feature.
@@ -301,7 +320,10 @@ def _said_labels_unread(path: Path, options: dict, exc: DataError) -> None:
         names, _ = _table_rows(path)
     except (AutomedError, ValueError, OSError):
         return
-    label = _column(names, options.get("label_col"), LABEL_NAMES)
+    given = options.get("label_col")
+    # the column the search read labels from, where it was named; else one named like a label
+    label = (str(given) if str(given) in names else None) if given is not None else \
+        _column(names, None, LABEL_NAMES)
     if label is not None:
         warnings.warn(f"{path}: its label column {label!r} is not used ({exc}); every sample "
                       "is predicted, with an empty label column", DataWarning, stacklevel=2)

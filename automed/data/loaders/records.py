@@ -205,9 +205,15 @@ def find_column(path: Path, names: list[str], option: Any, candidates: tuple[str
                 else f"columns are {', '.join(names)}")
         raise DataError(f"{path}: no {role} column {text!r} (given with {flag}); {hint}")
     lower = {n.lower(): n for n in names}
-    for c in candidates:
-        if c in lower:
-            return lower[c]
+    found = [lower[c] for c in candidates if c in lower]
+    if len(found) > 1 and role == "label" and not PREDICTING.get():
+        # QA: "age,sex,class,outcome" searched the NYHA class feature as the label and the
+        # outcome as a feature, without a word; the first known name is a guess, not a choice
+        shown = " and ".join(map(repr, found[:3]))
+        raise DataError(f"{path}: columns {shown} could each be the label; name the label "
+                        f"with {flag} (the others are read as data)")
+    if found:
+        return found[0]
     raise DataError(
         f"{path}: no {role} column found (looked for {', '.join(candidates)}); columns are "
         f"{', '.join(names)}; name it with {flag}"
