@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from automed.data.dataset import Dataset
 from automed.data.preprocess import preprocessor_for
 from automed.data.tabular import TabularPreprocessor
 from automed.data.tokens import BioSequencePreprocessor, TextPreprocessor
+from automed.errors import DataError
 
 
 def _texts() -> Dataset:
@@ -51,6 +53,12 @@ def test_biosequence_ids_and_iupac():
     assert ids[0].tolist() == [1, 2, 3, 4, 15] and ids[1].tolist() == [1, 2, 3, 5, 0]
     again = BioSequencePreprocessor.from_state(json.loads(json.dumps(pre.state())))
     assert torch.equal(again.transform(x), ids)
+    # RNA for a DNA model says how to make it DNA (QA: "clean the input")
+    with pytest.raises(DataError, match=r"sequence 2 has 'U', which is not in the DNA alphabet "
+                                        r"the model was trained on; convert U to T"):
+        pre.transform(np.array(["ACGT", "ACGU"], dtype=object))
+    with pytest.raises(DataError, match="has 'E'.*; clean the input"):
+        pre.transform(np.array(["ACGE"], dtype=object))
 
 
 def test_tabular_scaling_and_levels_fitted_per_fold():

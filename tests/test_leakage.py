@@ -157,6 +157,28 @@ def test_exact_copies_are_not_reported_twice():
     assert len(leakage_warnings(report)) == 1
 
 
+def test_identical_rows_of_a_coarse_table_are_leakage_only_beyond_chance():
+    # QA: 200 independent patients of age (0.1-year steps) and sex were told "LEAKAGE ... CV
+    # scores are inflated" for the rows that share both by chance
+    rng = np.random.default_rng(3)
+    n = 200
+    x = np.column_stack([(rng.integers(400, 901, n) / 10).astype(str),
+                         rng.choice(["M", "F"], n)]).astype(object)
+    data = Dataset(x, rng.integers(0, 2, n), ["0", "1"], "tabular", "uni")
+    report = check_folds_leakage(data, make_folds(data, 2))
+    found = sum(report["val_duplicates_per_fold"])
+    assert found > 0 and 0.5 * found < report["chance_duplicates"] < 2 * found
+    (said,) = leakage_warnings(report)
+    assert not said.startswith("LEAKAGE") and "about what chance gives" in said
+    assert "give --group-col" in said
+    # the same patients seen twice: far beyond chance, leakage
+    twice = Dataset(np.concatenate([x, x]), np.concatenate([data.y, data.y]), ["0", "1"],
+                    "tabular", "twice")
+    report = check_folds_leakage(twice, make_folds(twice, 2))
+    assert sum(report["val_duplicates_per_fold"]) > 1.5 * report["chance_duplicates"]
+    assert leakage_warnings(report)[0].startswith("LEAKAGE: ")
+
+
 def test_copies_across_groups_ask_for_better_groups_not_for_groups():
     # The exact-copy warning used to say "Give --group-col or --groups" when groups were given.
     texts = np.array([f"note {i} about patient" for i in range(8)] + ["note 0 about patient",

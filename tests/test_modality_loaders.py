@@ -128,8 +128,48 @@ def test_uci_splice_format_and_csv_sequences(tmp_path):
     assert load_data(rna).train.meta["alphabet"] == "rna"
 
 
+def test_short_peptides_that_read_like_dna_are_protein_and_a_dna_files_typo_is_named(
+        tmp_path):
+    # QA: 500 random 9-mer epitopes were refused as "mixed alphabets": 14 of the 20 amino
+    # acids' letters are nucleotide codes, so some short peptides (SCNNMCARS) read as DNA
+    import random
+
+    rng = random.Random(5)
+    peptides = ["".join(rng.choice("ACDEFGHIKLMNPQRSTVWY") for _ in range(9))
+                for _ in range(500)]
+    assert "SCNNMCARS" in peptides  # looks like DNA/RNA on its own
+    epitopes = _write(tmp_path / "epi.csv", "peptide,label\n" + "".join(
+        f"{p},{'binder' if i % 2 else 'non'}\n" for i, p in enumerate(peptides)))
+    assert load_data(epitopes).train.meta["alphabet"] == "protein"
+    # a DNA file with one protein letter is DNA with a stray character, said where it is
+    oligos = ["".join(rng.choice("ACGT") for _ in range(20)) for _ in range(40)]
+    oligos[7] = oligos[7][:5] + "E" + oligos[7][6:]
+    typo = _write(tmp_path / "guides.csv", "sequence,label\n" + "".join(
+        f"{o},{i % 2}\n" for i, o in enumerate(oligos)))
+    _one_line_error(lambda: load_data(typo), "line 9", "'E' at position 6", "DNA alphabet")
+
+
+def test_a_numeric_column_named_protein_is_a_lab_value_and_unread_columns_are_said(tmp_path):
+    # QA: a lab table's 'protein' column (total protein, 6.8) made it a DNA file, refused at
+    # '6'; and an 'age' column beside real sequences was dropped without a word
+    from automed.searching.runner import _columns_said
+
+    lab = _write(tmp_path / "lab.csv", "age,protein,label\n" + "".join(
+        f"{40 + i},{6 + i / 10:.1f},{'ab'[i % 2]}\n" for i in range(20)))
+    data = load_data(lab)
+    assert data.train.modality == "tabular"
+    assert data.train.meta["feature_names"] == ["age", "protein"]
+    seqs = _write(tmp_path / "seqs.csv", "id,label,sequence,age\n" + "".join(
+        f"p{i},{i % 2},{'ACGT' * 5}{'AC'[i % 2]},{40 + i}\n" for i in range(20)))
+    data = load_data(seqs, id_col="id")
+    assert data.train.modality == "biosequence"
+    assert _columns_said(data.train) == ("; columns not read: age (a sequence search reads the "
+                                         "sequences and their labels only)")
+    assert "id" not in _columns_said(data.train)  # read as the records' ids
+
+
 def test_biosequence_errors(tmp_path):
-    mixed = _write(tmp_path / "mixed.fasta", ">a x\nACGTACGTAC\n>b y\nMKLVFFQEWIRP\n")
+    mixed = _write(tmp_path / "mixed.fasta", f">a x\n{'ACGTACGTAC' * 3}\n>b y\nMKLVFFQEWIRP\n")
     _one_line_error(lambda: load_data(mixed), "mixed alphabets", "record a", "record b")
     tu = _write(tmp_path / "tu.fasta", ">a x\nACGTACGT\n>b y\nACGUACGU\n")
     _one_line_error(lambda: load_data(tu), "has T", "has U")

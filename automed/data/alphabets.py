@@ -39,6 +39,26 @@ def _looks_nucleotide(seq: str) -> bool:
             and sum(c in _NUCLEOTIDE_CORE for c in letters) >= 0.5 * len(letters))
 
 
+# A protein this long never reads as DNA/RNA by chance (70 % of the amino acids' letters are
+# nucleotide codes: 0.7 ** 30 < 3e-5); a short peptide often does (SCNNMCARS).
+SURE_LENGTH = 30
+NUCLEOTIDE_FILE = 0.9  # share of A, C, G, T, U, N among all letters of a DNA/RNA file
+
+
+def _one_kind(seqs: Sequence[str], kinds: list[bool]) -> list[bool]:
+    """One kind for a file whose sequences look like both, where its letters decide: DNA/RNA
+    when nearly all of them are bases (then a stray protein letter is named as such), protein
+    when every sequence that looks like DNA/RNA is too short to tell (QA: 500 random 9-mer
+    epitopes were refused as mixed, 14 of the 20 amino acids' letters being nucleotide
+    codes). Otherwise ``kinds`` as they are: a mixture."""
+    letters = [c for s in seqs for c in s if c.isalpha()]
+    if letters and sum(c in _NUCLEOTIDE_CORE for c in letters) >= NUCLEOTIDE_FILE * len(letters):
+        return [True] * len(seqs)
+    if all(len(s) < SURE_LENGTH for s, k in zip(seqs, kinds) if k):
+        return [False] * len(seqs)
+    return kinds
+
+
 def detect_alphabet(seqs: Sequence[str], source: str, rows: Sequence[str] | None = None) -> str:
     """``"dna"``, ``"rna"`` or ``"protein"`` for upper-case ``seqs``; DataError on mixtures.
 
@@ -47,7 +67,10 @@ def detect_alphabet(seqs: Sequence[str], source: str, rows: Sequence[str] | None
     where = rows or [f"sequence {i + 1}" for i in range(len(seqs))]
     kinds = [_looks_nucleotide(s) for s in seqs]
     if any(kinds) and not all(kinds):
-        nuc, prot = kinds.index(True), kinds.index(False)
+        kinds = _one_kind(seqs, kinds)
+    if any(kinds) and not all(kinds):
+        nuc = next(i for i, k in enumerate(kinds) if k and len(seqs[i]) >= SURE_LENGTH)
+        prot = kinds.index(False)
         raise DataError(
             f"{source}: mixed alphabets: {where[nuc]} looks like DNA/RNA but {where[prot]} "
             "like protein; keep one kind of sequence per file"

@@ -158,9 +158,13 @@ class BioSequencePreprocessor(Preprocessor):
             try:
                 rows.append([index[c] for c in s[:self.length]])
             except KeyError as exc:
+                # QA: RNA given to a DNA model was told to "clean the input"
+                fix = {("dna", "U"): "convert U to T (RNA to DNA) first",
+                       ("rna", "T"): "convert T to U (DNA to RNA) first"}.get(
+                    (self.alphabet, exc.args[0]), "clean the input")
                 raise DataError(
                     f"sequence {n + 1} has {exc.args[0]!r}, which is not in the "
-                    f"{self.alphabet.upper()} alphabet the model was trained on; clean the input"
+                    f"{self.alphabet.upper()} alphabet the model was trained on; {fix}"
                 ) from None
         return _pad(rows, self.length)
 

@@ -498,7 +498,9 @@ def _columns_said(train) -> str:
     categories, or that the label and the split column are no features)."""
     columns = train.meta.get("tabular_columns") if train.modality == "tabular" else None
     if not columns:
-        return ""
+        unread = train.meta.get("unread_columns")  # beside sequences: said, not dropped unsaid
+        return (f"; columns not read: {_some(unread)} (a sequence search reads the "
+                "sequences and their labels only)" if unread else "")
     numeric = [c["name"] for c in columns if c["kind"] == "numeric"]
     levels = [f"{c['name']} ({len(c['levels'])} levels)" for c in columns
               if c["kind"] != "numeric"]

@@ -30,6 +30,46 @@ def _is_uci(path: Path) -> bool:
     return bool(_UCI_LINE.match(first)) and not named
 
 
+def _sequence_column(path: Path) -> str | None:
+    """The column a table's header names like sequences (``sequence``, ``seq``, ``protein``,
+    ...) whose first values are letters; None without one. QA: a lab table's numeric
+    'protein' column (total protein, 6.8 g/dL) made it a DNA file, refused at '6'."""
+    import csv
+    import itertools
+
+    from automed.data.tabular import to_float
+
+    names = records.header(path)
+    for j, name in enumerate(names):
+        if name.lower() not in SEQUENCE_NAMES:
+            continue
+        try:
+            with path.open(encoding="utf-8-sig", newline="") as f:
+                rows = list(itertools.islice(
+                    csv.reader(f, delimiter=records.delimiter_for(path)), 1, 51))
+        except (OSError, UnicodeDecodeError, csv.Error):
+            return name
+        values = [r[j].strip() for r in rows if len(r) > j and r[j].strip()]
+        if not values or not all(to_float(v) is not None for v in values):
+            return name
+    return None
+
+
+def _unread(path: Path, fasta: bool, options: dict) -> dict:
+    """``{"unread_columns": [...]}``: a table's columns that are no sequence, label, split,
+    group or id, which the search's data line names (QA: an 'age' column beside the sequences
+    was dropped without a word)."""
+    if fasta or path.suffix.lower() not in (".csv", ".tsv"):
+        return {}
+    names = [n for n in records.header(path) if n]
+    used = {options.get(k) for k in ("sequence_col", "label_col", "group_col", "id_col")}
+    used |= {_sequence_column(path), records.split_column(names)}
+    if options.get("label_col") is None:
+        used.add(next((n for c in records.LABEL_NAMES for n in names if n.lower() == c), None))
+    rest = [n for n in names if n not in used]
+    return {"unread_columns": rest} if rest else {}
+
+
 class BioSequenceLoader(Loader):
     """Reads sequences with labels; detects the alphabet (DNA, RNA or protein, IUPAC codes ok).
 
@@ -57,16 +97,14 @@ class BioSequenceLoader(Loader):
             return True  # QA: a FASTA file saved as .txt went to the signal reader
         if _is_uci(path):
             return True
-        return suffix in (".csv", ".tsv") and any(
-            n.lower() in SEQUENCE_NAMES for n in records.header(path))
+        return suffix in (".csv", ".tsv") and _sequence_column(path) is not None
 
     def explain(self, path: Path) -> str:
         if _is_fasta(path):
             return "it is a FASTA file"
         if path.suffix.lower() == ".data" or _is_uci(path):
             return "its lines read 'CLASS, NAME, SEQUENCE' (UCI splice style)"
-        seq = next((n for n in records.header(path) if n.lower() in SEQUENCE_NAMES), "sequence")
-        return f"its header names a sequence column {seq!r}"
+        return f"its header names a sequence column {_sequence_column(path) or 'sequence'!r}"
 
     def load(self, path: Path, **options: Any) -> LoadedData:
         modality = options.get("modality") or "biosequence"
@@ -101,8 +139,9 @@ class BioSequenceLoader(Loader):
             seqs.append(seq)
         alphabet = detect_alphabet(seqs, str(path), where)
         return records.build(path, "biosequence", seqs, [r[2] for r in rows],
-                             [r[3] for r in rows], meta={"alphabet": alphabet}, groups=groups,
-                             ids=ids)
+                             [r[3] for r in rows], meta={"alphabet": alphabet,
+                                                         **_unread(path, fasta, options)},
+                             groups=groups, ids=ids)
 
 
 # What to do instead of a column option a FASTA or UCI splice file cannot honour.
