@@ -100,7 +100,7 @@ class Architecture(ABC):
         The default is ``build``. A family that starts from downloaded weights overrides it to
         build the bare structure, so loading a saved model needs no download.
         """
-        return self.build(params, spec)
+        return self.build(dict(params), spec)
 
     def preprocessor(self, modality: str) -> Preprocessor | None:
         """This family's own preprocessing of ``modality`` data, or None (the default): the

@@ -125,15 +125,15 @@ def _train_one_step(arch: Architecture, spec: Spec, params: dict[str, Any]) -> N
     x = example_batch(spec, batch=n, seed=1)
     y = torch.arange(n) % spec.n_classes
     torch.manual_seed(0)
-    model = arch.build(params, spec)
+    model = arch.build(dict(params), spec)
     fit_model(model, x, y, {**params, "epochs": 1}, spec, seed=0)
-    predict_proba(model, x)
+    predict_proba(model, x, n_classes=spec.n_classes)
 
 
 def _check_one(arch: Architecture, spec: Spec, params: dict[str, Any]) -> list[str]:
     problems = []
     torch.manual_seed(0)
-    model = arch.build(params, spec)
+    model = arch.build(dict(params), spec)  # a copy, as the search gives
     if not isinstance(model, torch.nn.Module):
         return [f"build returned {type(model).__name__}, not a torch.nn.Module"]
     x = example_batch(spec)
@@ -147,11 +147,14 @@ def _check_one(arch: Architecture, spec: Spec, params: dict[str, Any]) -> list[s
     if not a.is_floating_point():
         return [f"forward returned {a.dtype} logits; return floating-point logits (no argmax, "
                 "round or .long())"]
+    if tuple(a.shape) != (x.shape[0], spec.n_classes):  # QA: checked in train mode only
+        return [f"eval-mode output shape {tuple(a.shape)} != {(x.shape[0], spec.n_classes)} "
+                f"with params {params}"]
     # NaN == NaN for these two: a model giving NaN is reported as such below, not as random
     if not torch.allclose(a, b, atol=1e-5, equal_nan=True):
         problems.append("eval-mode output differs between two identical calls")
     torch.manual_seed(0)
-    again = arch.build(params, spec).eval()
+    again = arch.build(dict(params), spec).eval()
     with torch.no_grad():
         if not torch.allclose(again(x), a, atol=1e-5, equal_nan=True):
             problems.append("two builds under the same seed give different models")
@@ -196,7 +199,9 @@ def check_architecture(arch: Architecture, modality: str | None = None, *,
         if specs is None:
             try:
                 own = own_specs(arch, mod)
-            except Exception as exc:  # noqa: BLE001 - say a missing pretrained model
+            # a missing pretrained model; SystemExit: a plugin's sys.exit (QA: the check
+            # ended with exit code 3, silently)
+            except (Exception, SystemExit) as exc:  # noqa: BLE001
                 failures.append(Failure(arch.name, mod, "preprocessor",
                                         f"{type(exc).__name__}: {exc}"))
                 continue
@@ -204,7 +209,7 @@ def check_architecture(arch: Architecture, modality: str | None = None, *,
         for spec in mod_specs:
             try:
                 labelled = labelled_params(arch, spec, n=n_samples)
-            except Exception as exc:  # noqa: BLE001
+            except (Exception, SystemExit) as exc:  # noqa: BLE001
                 failures.append(Failure(arch.name, mod, "search_space", repr(exc)))
                 continue
             sizes = []
@@ -221,15 +226,16 @@ def check_architecture(arch: Architecture, modality: str | None = None, *,
                 try:
                     for problem in _check_one(arch, spec, params):
                         failures.append(Failure(arch.name, mod, "contract", problem))
-                    sizes.append(sum(p.numel() for p in arch.build(params, spec).parameters()))
-                except Exception as exc:  # noqa: BLE001
+                    model = arch.build(dict(params), spec)
+                    sizes.append(sum(p.numel() for p in model.parameters()))
+                except (Exception, SystemExit) as exc:  # noqa: BLE001
                     failures.append(Failure(arch.name, mod, "build/forward",
                                             f"{type(exc).__name__}: {exc} (params {params})"))
                     continue
                 if spec is mod_specs[0] and not training_problems(params):
                     try:  # one step through the real training loop, on the first spec
                         _train_one_step(arch, spec, params)
-                    except Exception as exc:  # noqa: BLE001
+                    except (Exception, SystemExit) as exc:  # noqa: BLE001
                         failures.append(Failure(arch.name, mod, "train",
                                                 f"{label}: {type(exc).__name__}: {exc}"))
             # A pretrained model's size is the model's, not a choice the family's space makes.

@@ -377,3 +377,40 @@ def test_a_search_space_drawing_a_training_key_is_named():
     study = optuna.create_study()
     with pytest.raises(ContractError, match=r"search_space draws 'optimizer', training key"):
         draw_params(Clash(), PrefixedTrial(study.ask(), "clash"), Spec("signal", (1, 16), 2))
+
+
+class _Misbehaving(torch.nn.Module):
+    def __init__(self, n_classes: int, kind: str) -> None:
+        super().__init__()
+        self.kind, self.head = kind, torch.nn.Linear(16, n_classes + 1)
+
+    def forward(self, x):
+        out = self.head(x.flatten(1))
+        if self.kind == "exits":
+            raise SystemExit(3)
+        return out if not self.training else out[:, :-1]
+
+
+@pytest.mark.parametrize("kind, said", [
+    # QA: `plugins check` ended with exit code 3 and no word
+    ("exits", "SystemExit: 3"),
+    # QA: the output's shape was checked in train mode only ("ok")
+    ("eval_shape", "eval-mode output shape (4, 3) != (4, 2)"),
+])
+def test_plugins_check_names_a_sys_exit_and_a_wrong_eval_mode_shape(kind, said):
+    from automed.architecture import Architecture
+    from automed.testing import check_architecture
+
+    class Arch(Architecture):
+        name = kind
+        modalities = frozenset({"signal"})
+
+        def search_space(self, trial, spec):
+            return {}
+
+        def build(self, params, spec):
+            return _Misbehaving(spec.n_classes, kind)
+
+    spec = Spec("signal", (1, 16), 2)
+    messages = [f.message for f in check_architecture(Arch(), specs=[spec], n_samples=1)]
+    assert any(said in m for m in messages), messages

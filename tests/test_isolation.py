@@ -10,6 +10,7 @@ import json
 
 import optuna
 import pytest
+import torch
 from click.testing import CliRunner
 from fake_plugins import TOY_PLUGIN, FakeEntryPoints
 
@@ -36,6 +37,12 @@ class Faulty(Architecture):
         return {"unused": 0}  # enqueued first, so every faulty family is tried
 
     def build(self, params, spec):
+        if self.name == "global_dtype":  # QA: failed every later candidate of other families
+            torch.set_default_dtype(torch.float64)
+            raise RuntimeError("changed the default dtype, then failed")
+        if self.name == "clears_params":  # QA: stored (and trained) what build left of them
+            params.clear()
+            raise RuntimeError("cleared its params, then failed")
         return Model(self.name, spec)
 
 
@@ -59,6 +66,10 @@ class Model(nn.Module):
             return out
         if self.kind == "int_logits":
             return out[:, :self.n_classes].long()
+        if self.kind == "exits":  # QA: ended the search (exit code 3), unsaid
+            raise SystemExit(3)
+        if self.kind == "eval_shape" and not self.training:  # QA: pruned on 3-column scores
+            return out
         return out[:, :self.n_classes]
 
 
@@ -73,7 +84,7 @@ class BuildRaises(Faulty):
 def register_architectures(register):
     register(BuildRaises())
     for kind in ("forward_raises", "escapes", "out_of_memory", "nan_loss", "wrong_shape",
-                 "int_logits"):
+                 "int_logits", "exits", "eval_shape", "global_dtype", "clears_params"):
         arch = Faulty()
         arch.name = kind
         register(arch)
@@ -82,7 +93,8 @@ def register_architectures(register):
 MISSPELT_HOOK = ("from automed import hookimpl\n\n@hookimpl\n"
                  "def register_architecture(register):\n    pass\n")
 FAULTY_ARCHS = ("build_raises", "forward_raises", "escapes", "out_of_memory", "nan_loss",
-                "wrong_shape", "int_logits")
+                "wrong_shape", "int_logits", "exits", "eval_shape", "global_dtype",
+                "clears_params")
 EXPECTED_ERRORS = {
     "build_raises": "RuntimeError: cannot build for signal",
     "forward_raises": "ValueError: forward exploded",
@@ -94,6 +106,10 @@ EXPECTED_ERRORS = {
     "wrong_shape": "model returned logits of shape",
     # QA: "element 0 of tensors does not require grad and does not have a grad_fn"
     "int_logits": "model returned torch.int64 logits; return floating-point logits",
+    "exits": "SystemExit: exits's code called sys.exit(3)",
+    "eval_shape": "model returned logits of shape (16, 3) in eval mode, expected (16, 2)",
+    "global_dtype": "RuntimeError: changed the default dtype, then failed",
+    "clears_params": "RuntimeError: cleared its params, then failed",
 }
 
 
@@ -117,6 +133,7 @@ def run(tmp_path_factory):
                 "--plugin", str(tmp / "faulty_archs.py"), "--plugin", str(tmp / "healthy.py"),
                 "--arch", "toy", *[a for name in FAULTY_ARCHS for a in ("--arch", name)]]
         result = CliRunner().invoke(cli, args, catch_exceptions=False)
+        dtype = torch.get_default_dtype()
         listing = CliRunner().invoke(cli, ["plugins", "list", "--json"])
         board = CliRunner().invoke(cli, ["leaderboard", "--all", "--storage", storage,
                                          "--study", "iso"])
@@ -127,7 +144,16 @@ def run(tmp_path_factory):
         "iso", states=("complete", "pruned", "failed"))}
     return {"result": json.loads(result.stdout), "candidates": candidates,
             "plugins": {p["name"]: p for p in json.loads(listing.stdout)},
-            "leaderboard": board.output}
+            "leaderboard": board.output, "dtype": dtype}
+
+
+def test_a_plugins_changes_to_torchs_settings_end_with_its_candidate(run):
+    assert run["dtype"] == torch.float32  # global_dtype set float64
+
+
+def test_what_a_build_does_to_its_params_is_not_what_is_stored(run):
+    assert run["candidates"]["clears_params"]["params"] == {"unused": 0, "epochs": 1,
+                                                            "batch_size": 32}
 
 
 def test_search_completes_with_the_healthy_candidate(run):

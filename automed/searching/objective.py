@@ -9,11 +9,12 @@ fold, collapsed, duplicate, out of time, interrupted, failed - is recorded here,
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,25 @@ FIRST_SHARE = 0.3
 MIN_SIZED_EPOCHS = 3
 SIZE_EPOCHS = 4  # fold-0 epochs its pace is measured over first (cheap epochs are noisy)
 SIZED_ATTR = "automed_sized_epochs"  # user attribute: the epochs a sized candidate trained
+
+
+@contextlib.contextmanager
+def torch_state() -> Iterator[None]:
+    """torch's process-wide settings as they were before a candidate, whatever its plugin
+    code set (QA: a plugin's torch.set_default_dtype(torch.float64) failed every later
+    candidate of the healthy families with "Input type (float) and bias type (double)")."""
+    dtype, grad = torch.get_default_dtype(), torch.is_grad_enabled()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(dtype)
+        torch.set_grad_enabled(grad)
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 def candidate_params(study_params: dict[str, Any], max_epochs: int | None,
@@ -297,7 +317,7 @@ class Objective:
         # Ctrl-C / SIGTERM, also inside a database call (where it can surface as the error its
         # cleanup met, e.g. "database is locked" on rollback), marks the trial interrupted once
         # the interrupted query's lock is freed (see interrupts), then stops the search.
-        with candidate_section():  # a worker's stop: at once here (see interrupts)
+        with candidate_section(), torch_state():  # a worker's stop: at once (see interrupts)
             return stopping(self._candidate, trial, on_stop=lambda: self._interrupted(trial))
 
     def _interrupted(self, trial: optuna.Trial) -> None:
@@ -442,6 +462,9 @@ class Objective:
             raise optuna.TrialPruned() from None
         except KeyboardInterrupt as exc:
             stop = type(exc)
+        except SystemExit as exc:  # QA: a plugin's sys.exit(3) ended the search, unsaid
+            record("failed", f"SystemExit: {name}'s code called sys.exit({exc.code!r})")
+            raise CandidateError(f"{name}: its code called sys.exit({exc.code!r})") from None
         except Exception as exc:  # noqa: BLE001 - a faulty plugin fails its candidate only
             stop = interruption_behind(exc)  # Ctrl-C inside a query, surfacing as its error
             if stop is None:
@@ -482,7 +505,7 @@ class Objective:
         for i in range(folds):
             xtr, ytr, xva, yva = self.fold_data(i, name)
             torch.manual_seed(self.plan.seed + number)
-            model = arch.build(params, spec)
+            model = arch.build(dict(params), spec)  # a copy: what is stored is what it drew
             # Fold 0 is the low-fidelity rung: a validation score per epoch (see fidelity).
             on_epoch = (self._pace_watch(self._epoch_watch(trial, model, xva, yva, params,
                                                            arch.cpu_bf16),
@@ -494,7 +517,8 @@ class Objective:
                       on_epoch=on_epoch, seed=self.plan.seed + number * 100 + i,
                       cpu_bf16=arch.cpu_bf16, on_step=on_step)
             predicting = time.perf_counter()
-            proba = predict_proba(model, xva, device=self.device, cpu_bf16=arch.cpu_bf16)
+            proba = predict_proba(model, xva, device=self.device, cpu_bf16=arch.cpu_bf16,
+                                  n_classes=self.spec.n_classes)
             pre = self.fold_preprocessor(i, name)
             pace = max(pace, (time.perf_counter() - predicting) / max(1, len(yva))
                        + self._pre_pace[(i, pre.key)])
@@ -612,7 +636,8 @@ class Objective:
 
         def on_epoch(epoch: int, loss: float) -> None:
             self._check_deadline(epoch, loss)
-            proba = predict_proba(model, xva, device=self.device, cpu_bf16=bf16)
+            proba = predict_proba(model, xva, device=self.device, cpu_bf16=bf16,
+                                  n_classes=self.spec.n_classes)
             model.train()
             value = float(M.score(self.p.metric, yva, proba, self.p.average, self.p.pos_label))
             if math.isfinite(value) and epoch not in self._reported:

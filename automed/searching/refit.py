@@ -70,7 +70,7 @@ def refit_best(p: Prepared, trial: optuna.trial.FrozenTrial, device: torch.devic
             break
         started = time.monotonic()
         torch.manual_seed(p.plan.seed + seed_number(trial) + k * SEED_STRIDE)
-        model = arch.build(params, spec)
+        model = arch.build(dict(params), spec)  # a copy: a build may not change them
         fit_model(model, x, y, params, spec, device=device,
                   seed=p.plan.seed + seed_number(trial) * 100 + k * SEED_STRIDE,
                   cpu_bf16=arch.cpu_bf16)

@@ -313,8 +313,12 @@ class SeedBag(nn.Module):
 
 @torch.inference_mode()
 def predict_proba(model: nn.Module, x: torch.Tensor, *, device: torch.device | str = "cpu",
-                  batch_size: int = 1024, cpu_bf16: bool = False) -> np.ndarray:
-    """Class probabilities ``(n, n_classes)`` as float64 numpy."""
+                  batch_size: int = 1024, cpu_bf16: bool = False,
+                  n_classes: int | None = None) -> np.ndarray:
+    """Class probabilities ``(n, n_classes)`` as float64 numpy. ``n_classes``, where known,
+    is checked as training checks it (QA: a model whose eval-mode output had a third column
+    was pruned on scores of 3-column probabilities, or failed with numpy's "could not be
+    broadcast")."""
     device = torch.device(device)
     model.eval()
     out = []
@@ -324,6 +328,15 @@ def predict_proba(model: nn.Module, x: torch.Tensor, *, device: torch.device | s
             xb = xb.contiguous(memory_format=torch.channels_last)
         with _autocast(device, cpu_bf16):
             logits = model(xb)
+        if not start:
+            shape = tuple(getattr(logits, "shape", ()))
+            expected = (len(xb), n_classes if n_classes is not None else
+                        (shape[1] if len(shape) == 2 else -1))
+            if not isinstance(logits, torch.Tensor) or shape != expected:
+                got = (f"logits of shape {shape}" if isinstance(logits, torch.Tensor)
+                       else f"a {type(logits).__name__}")
+                raise CandidateError(f"model returned {got} in eval mode, expected {expected} "
+                                     "(batch, n_classes)")
         out.append(torch.softmax(logits.float(), dim=1).cpu())
     proba = torch.cat(out).double().numpy()
     if not np.isfinite(proba).all():
