@@ -730,7 +730,8 @@ class _NamingStudyPlugins:
 @click.option("--study", help="Study whose saved answer predicts (default: the most recent).")
 @click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False),
               help="An exported model folder instead of --study.")
-@click.option("-o", "--output", type=click.Path(), help="CSV to write (default: stdout).")
+@click.option("-o", "--output", type=click.Path(allow_dash=True),
+              help="CSV to write (default or -: standard output).")
 @click.option("--split", type=click.Choice(["all", "train", "test"]), default="all",
               show_default=True,
               help="Which part of DATA to predict: test is its own test split, or on the "
@@ -740,6 +741,8 @@ class _NamingStudyPlugins:
 @click.option("--storage", help=STORAGE_HELP)
 def predict(data, study, model_dir, output, split, device, plugin_sources, storage) -> None:
     """Write per-sample class probabilities for DATA (one CSV row per sample)."""
+    if output == "-":  # QA: wrote a file named '-', as report -o - once did
+        output = None
     if output:
         output_file(output, protect=(data, sqlite_file(storage)))
     size = Path(data).stat().st_size if Path(data).is_file() else 0
@@ -829,7 +832,10 @@ def plugins_list(show_all, as_json) -> None:
 def _list_plugins(show_all: bool, as_json: bool) -> None:
     from automed.plugin_manager import OPTIONAL_PLUGINS, get_plugin_manager
 
-    infos = get_plugin_manager().describe(include_builtin=show_all)
+    # plugin code that prints while it loads writes to stderr where stdout carries the JSON
+    # (QA: "IMPORT NOISE ON STDOUT" made `plugins list --json` unparseable)
+    with contextlib.redirect_stdout(sys.stderr if as_json else sys.stdout):
+        infos = get_plugin_manager().describe(include_builtin=show_all)
     loaded = {p["module"] for p in infos}
     # Optional built-ins (hf) register only when a search names them: listed, not imported.
     optional = [{"name": n, "module": m, "builtin": True, "optional": True,

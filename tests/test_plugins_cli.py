@@ -39,6 +39,14 @@ def test_list_json(install_plugin):
     assert {"cnn", "npz", "toy-plugin"} <= names
 
 
+def test_list_json_keeps_what_a_plugin_prints_off_stdout(install_plugin):
+    # QA: a plugin printing while it loads made `plugins list --json` unparseable
+    install_plugin('print("IMPORT NOISE")\n' + TOY_PLUGIN.format(arch="toy"), "noisy")
+    result = invoke("plugins", "list", "--json")
+    assert [e["name"] for e in json.loads(result.stdout)] == ["noisy"]
+    assert "IMPORT NOISE" in result.stderr
+
+
 def test_check_passes_on_a_healthy_file(tmp_path):
     path = tmp_path / "healthy.py"
     path.write_text(TOY_PLUGIN.format(arch="toy"))

@@ -322,6 +322,17 @@ def test_a_new_file_with_one_blank_label_says_its_labels_are_not_used(studies, m
     assert "line 5 has no label" in said[0] or "no label" in said[0], err
 
 
+def test_predict_to_dash_writes_standard_output(studies, monkeypatch, capsys, tmp_path):
+    # QA: `predict -o -` wrote a file named '-'
+    root, storage = studies
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _predict(monkeypatch, capsys, str(root / "new_visits.csv"), "--study",
+                              "grouped", "--storage", storage, "-o", "-")
+    assert code in (0, None), err
+    assert len(list(csv.DictReader(io.StringIO(out)))) == N
+    assert not (tmp_path / "-").exists()
+
+
 def test_a_new_table_without_the_label_column_is_unlabeled_whatever_else_it_names(
         studies, monkeypatch, capsys, tmp_path):
     # QA: a new file without the study's label column 'label' had another column named like
