@@ -291,11 +291,22 @@ def test_a_model_of_an_installed_plugin_names_its_distribution_where_that_is_mis
     with pytest.raises(MissingArchitecture, match=r"of the installed distribution automed-toy, "
                        r"which AUTOMED_LOAD_PLUGINS='' leaves out: add toy-plugin to it"):
         LoadedModel(out)
+    # ... and a resume of its study says so too (QA: "unknown architecture toy; available")
+    from automed.errors import ConfigError
+
+    resume = dict(architectures=["toy"], trials=2, folds=2, storage=url, study="toy",
+                  bootstrap=0)
+    with pytest.raises(ConfigError, match=r"unknown architecture toy; study 'toy' searched "
+                       r"it: .*AUTOMED_LOAD_PLUGINS='' leaves out: add toy-plugin to it"):
+        search(demo_signal, **resume)
     install_plugin.__self__.entry_points.clear()  # another machine: not installed there
     reset_plugin_manager()
     with pytest.raises(MissingArchitecture, match=r"plugin 'toy-plugin' of the distribution "
                        r"automed-toy 2\.1: install it \(pip install automed-toy==2\.1\)"):
         LoadedModel(out)
+    with pytest.raises(ConfigError, match=r"unknown architecture toy; study 'toy' searched "
+                       r"it: .*install it \(pip install automed-toy==2\.1\)"):
+        search(demo_signal, **resume)
     # QA: another version of the package, with other code, changed every prediction unsaid
     monkeypatch.delenv("AUTOMED_LOAD_PLUGINS")
     install_plugin(TOY_PLUGIN.format(arch="toy").replace("linear toy", "linear toy 2.2"),

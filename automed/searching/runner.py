@@ -432,7 +432,18 @@ def _config(p: Prepared, slots) -> dict:
             **_grouping(p),
             "bootstrap": plan.bootstrap, "leakage": p.leakage, "leakage_warnings": p.warnings,
             # The dataset row counts the whole file; these, what the search and test use.
-            "n_train": len(p.train), "n_test": None if p.test is None else len(p.test)}
+            "n_train": len(p.train), "n_test": None if p.test is None else len(p.test),
+            # where each third-party family came from: a resume without it says what to
+            # install (QA: "unknown architecture pkgconv", where predict said pip install)
+            "providers": _providers(p.architectures)}
+
+
+def _providers(architectures) -> dict:
+    from automed.plugin_manager import get_plugin_manager
+
+    pm = get_plugin_manager()
+    return {name: given for name in sorted(architectures)
+            if (given := pm.provider(name)) is not None}
 
 
 def _add_warning(folder: Path, warning: str) -> None:
@@ -641,6 +652,16 @@ def _prepared(plan: SearchPlan, data: LoadedData | None, storage: str | None,
             raise exc from None
         missing = _plugins_not_given(stored.get("plan") or {}, plan)
         if not missing:
+            from automed.plugin_manager import get_plugin_manager
+            from automed.results.artifact import _plugin_to_give
+
+            known = get_plugin_manager().architectures()
+            gone = [(a, r) for a, r in (stored.get("providers") or {}).items()
+                    if a not in known and isinstance(r, dict) and r.get("distribution")]
+            if gone:
+                arch, provider = gone[0]
+                raise ConfigError(f"unknown architecture {arch}; study {study!r} searched it: "
+                                  f"{_plugin_to_give(provider, None, False)}") from None
             raise
         raise ConfigError(f"{str(exc).split('; available')[0]}; study {study!r} was searched "
                           f"with --plugin {' --plugin '.join(missing)}: give it again") from None
