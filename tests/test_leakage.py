@@ -179,6 +179,27 @@ def test_identical_rows_of_a_coarse_table_are_leakage_only_beyond_chance():
     assert leakage_warnings(report)[0].startswith("LEAKAGE: ")
 
 
+def test_test_rows_of_a_coarse_table_equal_to_training_rows_by_chance_are_no_leakage():
+    rng = np.random.default_rng(4)
+
+    def table(n):
+        return np.column_stack([rng.integers(40, 91, n).astype(str),
+                                rng.choice(["M", "F"], n)]).astype(object)
+
+    train = Dataset(table(300), rng.integers(0, 2, 300), ["0", "1"], "tabular", "train")
+    test = Dataset(table(60), rng.integers(0, 2, 60), ["0", "1"], "tabular", "test")
+    report = check_test_leakage(train, test)
+    assert report["test_duplicates"] > 30 and report["test_chance_duplicates"] > 30
+    (said,) = leakage_warnings(report)
+    assert not said.startswith("LEAKAGE") and "about what chance gives" in said
+    # test rows copied from training rows with a fine-grained column: leakage
+    fine = Dataset(np.column_stack([rng.normal(size=300).round(4).astype(str),
+                                    train.x[:, 1]]).astype(object), train.y, train.classes,
+                   "tabular", "fine")
+    copied = fine.subset(np.arange(20))
+    assert leakage_warnings(check_test_leakage(fine, copied))[0].startswith("LEAKAGE: 20 test")
+
+
 def test_copies_across_groups_ask_for_better_groups_not_for_groups():
     # The exact-copy warning used to say "Give --group-col or --groups" when groups were given.
     texts = np.array([f"note {i} about patient" for i in range(8)] + ["note 0 about patient",

@@ -367,7 +367,7 @@ def test_new_categories_and_bad_values_are_said_with_the_file(tmp_path, monkeypa
     assert code in (0, None), err
     assert len(list(csv.DictReader(io.StringIO(out)))) == 4
     assert (f"warning: {new}: column 'smoking' holds values the model never saw in training "
-            "('heavy' (2 rows), 'vape' (1 rows)); they are read as missing") in err
+            "('heavy' (2 rows), 'vape' (1 row)); they are read as missing") in err
     bad = tmp_path / "bad.csv"
     bad.write_text("age,smoking\n50,never\nold,never\n")
     code, out, err = _predict(monkeypatch, capsys, str(bad), "--study", "smoke",
@@ -490,7 +490,7 @@ def test_what_new_records_make_of_predictions_is_said_by_cli_and_api(tmp_path, m
         assert proba.shape[1] == 2
         lines = [str(w.message) for w in said if issubclass(w.category, DataWarning)]
         assert any(line.startswith(f"{where}: column 'smoking' holds values the model never "
-                                   "saw in training ('heavy' (1 rows))") for line in lines), lines
+                                   "saw in training ('heavy' (1 row))") for line in lines), lines
         assert any("column 'bp' is empty in every record" in line for line in lines), lines
     # QA: a free-text column beside the records made the file read as texts, labels dropped
     notes = tmp_path / "notes.csv"

@@ -254,6 +254,20 @@ def test_two_columns_named_like_a_label_are_refused_until_one_is_named(tmp_path,
         assert data.train.meta["feature_names"] == ["age", "bp", "sex", "class"]
 
 
+def test_test_rows_with_a_category_the_training_rows_lack_are_said(tmp_path):
+    # QA: a 'U' in the sex column of one split=test row went unsaid until predict
+    from automed.searching.plan import DataPlan, SearchPlan
+    from automed.searching.prepare import prepare
+
+    header, rows = _table()
+    rows = [[*r, "train"] for r in rows] + [[50, 120.5, "U", "never", 1, "test"],
+                                            [60, 130.5, "M", "never", 0, "test"]]
+    path = _write(tmp_path / "split.csv", [*header, "split"], rows)
+    p = prepare(SearchPlan(data=DataPlan(path=str(path)), folds=2, trials=1))
+    assert any("column 'sex' of the test rows holds values the training rows never have "
+               "('U' (1 row)); every model reads them as missing" in w for w in p.warnings)
+
+
 def test_the_data_line_says_rows_a_split_column_keeps_out(tmp_path, monkeypatch, capsys):
     # QA: "96 tabular samples" said nothing of the 24 rows the split column made the test set
 

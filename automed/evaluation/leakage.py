@@ -115,7 +115,14 @@ def check_test_leakage(train: Dataset, test: Dataset) -> dict:
     exact = np.array([h in seen for h in sample_hashes(test.x, normalise=norm).tolist()],
                      dtype=bool)
     near = holdout_near_twins(train.x, test.x, train.modality, train.groups, exact)
-    return {"test_duplicates": int(exact.sum()), "test_near_duplicates": near}
+    chance = None
+    if train.modality == "tabular" and exact.any():
+        both = np.empty(len(train) + len(test), dtype=object)
+        both[:len(train)], both[len(train):] = list(train.x), list(test.x)
+        chance = _chance_copies(both, [(np.arange(len(train)),
+                                        np.arange(len(train), len(both)))])
+    return {"test_duplicates": int(exact.sum()), "test_near_duplicates": near,
+            **({"test_chance_duplicates": chance} if chance is not None else {})}
 
 
 def leakage_warnings(report: dict) -> list[str]:
@@ -136,7 +143,14 @@ def leakage_warnings(report: dict) -> list[str]:
                "patient, or remove the duplicates" if report.get("grouped") else
                "Give --group-col or --groups so copies stay together, or remove the duplicates")
         )
-    if report.get("test_duplicates"):
+    if report.get("test_duplicates") and at_chance(report["test_duplicates"],
+                                                   report.get("test_chance_duplicates")):
+        out.append(
+            f"{report['test_duplicates']} test row(s) have the same values as a training row, "
+            "about what chance gives for columns this coarse (about "
+            f"{report['test_chance_duplicates']:.0f}); if they are the same patients, keep "
+            "each patient on one side (--group-col)")
+    elif report.get("test_duplicates"):
         out.append(
             f"LEAKAGE: {report['test_duplicates']} test sample(s) are identical to training "
             "samples; the test score is inflated. Remove them from one side"

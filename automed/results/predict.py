@@ -266,7 +266,8 @@ def said_about_samples(where: Any, xs: list, config: dict) -> None:
             new = Counter(str(v).strip() for v in values
                           if not is_missing(v) and str(v).strip() not in known)
             if new:
-                shown = ", ".join(f"{v!r} ({n} rows)" for v, n in new.most_common(3))
+                shown = ", ".join(f"{v!r} ({n} row{'s' if n > 1 else ''})"
+                              for v, n in new.most_common(3))
                 more = f" and {len(new) - 3} more" if len(new) > 3 else ""
                 warnings.warn(f"{where}: column {col.get('name')!r} holds values the model "
                               f"never saw in training ({shown}{more}); they are read as "

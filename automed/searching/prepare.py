@@ -181,6 +181,7 @@ def prepare(plan: SearchPlan, data: LoadedData | None = None) -> Prepared:
     spec = sized(preprocessor_for(train.modality).spec(train))
     said = (leakage_warnings(leakage) + _text_warnings(train) + _label_warnings(train)
             + _table_warnings(train) + _test_class_warnings(train, test)
+            + _test_levels_warnings(train, test)
             + _test_groups_warnings(train, test, plan.bootstrap)
             + _volume_warnings(train) + _unused_plugins(pm, train.modality, given))
     # A family's own preprocessor (a pretrained tokenizer, ...) gives its own spec; computed
@@ -258,6 +259,37 @@ def _test_groups_warnings(train: Dataset, test: Dataset | None, bootstrap: int) 
     return [f"{test.source}: the test data names no patients, so its 95 % intervals resample "
             "single samples and are too narrow where a patient has several; give the test "
             "data a patient column (--group-col) or test_groups"]
+
+
+def _test_levels_warnings(train: Dataset, test: Dataset | None) -> list[str]:
+    """A table's test rows with categories its training rows never have are read as missing
+    by every model: said before the search, as predict says it of new files (QA: a 'U' in
+    the sex column of one split=test row went unsaid)."""
+    from collections import Counter
+
+    from automed.data.tabular import is_missing
+
+    columns = train.meta.get("tabular_columns") if train.modality == "tabular" else None
+    if test is None or not columns or not len(test):
+        return []
+    rows = np.asarray(list(test.x), dtype=object)
+    if rows.ndim != 2 or rows.shape[1] != len(columns):
+        return []
+    said = []
+    for j, col in enumerate(columns):
+        if col.get("kind") == "numeric":
+            continue
+        known = set(col.get("levels") or [])
+        new = Counter(str(v).strip() for v in rows[:, j]
+                      if not is_missing(v) and str(v).strip() not in known)
+        if new:
+            shown = ", ".join(f"{v!r} ({n} row{'s' if n > 1 else ''})"
+                              for v, n in new.most_common(3))
+            more = f" and {len(new) - 3} more" if len(new) > 3 else ""
+            said.append(f"{test.source}: column {col.get('name')!r} of the test rows holds "
+                        f"values the training rows never have ({shown}{more}); every model "
+                        "reads them as missing")
+    return said
 
 
 def _test_class_warnings(train: Dataset, test: Dataset | None) -> list[str]:
