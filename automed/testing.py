@@ -147,9 +147,6 @@ def _check_one(arch: Architecture, spec: Spec, params: dict[str, Any]) -> list[s
     if not a.is_floating_point():
         return [f"forward returned {a.dtype} logits; return floating-point logits (no argmax, "
                 "round or .long())"]
-    if tuple(a.shape) != (x.shape[0], spec.n_classes):  # QA: checked in train mode only
-        return [f"eval-mode output shape {tuple(a.shape)} != {(x.shape[0], spec.n_classes)} "
-                f"with params {params}"]
     # NaN == NaN for these two: a model giving NaN is reported as such below, not as random
     if not torch.allclose(a, b, atol=1e-5, equal_nan=True):
         problems.append("eval-mode output differs between two identical calls")
@@ -162,6 +159,9 @@ def _check_one(arch: Architecture, spec: Spec, params: dict[str, Any]) -> list[s
     out = model(x)
     if tuple(out.shape) != (x.shape[0], spec.n_classes):
         return [f"output shape {tuple(out.shape)} != {(x.shape[0], spec.n_classes)} "
+                f"with params {params}"]
+    if tuple(a.shape) != (x.shape[0], spec.n_classes):  # QA: checked in train mode only
+        return [f"eval-mode output shape {tuple(a.shape)} != {(x.shape[0], spec.n_classes)} "
                 f"with params {params}"]
     if not torch.isfinite(out).all():
         problems.append(f"non-finite output with params {params}")
