@@ -459,6 +459,29 @@ def test_ctrl_c_with_two_workers_then_resume_keeps_the_total(data, tmp_path, sig
     assert not any(e.startswith("WorkerLost") for e in errors), errors
 
 
+@pytest.mark.slow
+def test_the_workers_of_a_leader_killed_with_sigkill_stop_and_mark_their_candidates(
+        data, tmp_path):
+    # QA: after `kill -9` of `search --workers 2` its workers ran the rest of the budget (and
+    # held their devices) while the study read "stopped (process is gone)"
+    url = f"sqlite:///{tmp_path / 'orphan.db'}"
+    proc = _start(["search", str(data), "--storage", url, "--study", "o", "--trials", "300",
+                   "--workers", "2", *COMMON], tmp_path, AUTOMED_TEST_SLEEP_AT="3")
+    rc, err = _signal_at_marker(proc, signal.SIGKILL, group=False)  # returns once all exit
+    assert rc == -signal.SIGKILL
+    deadline = time.monotonic() + 30
+    while True:  # the session's processes (its workers, their resource tracker) all end
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "a worker of the killed leader is still running"
+        time.sleep(0.5)
+    b = _budget(url, "o")
+    assert b["running"] == 0 and b["counted"] < 100, b
+    assert len(_interrupted(url, "o")) >= 1  # the sleeping one at least, marked as on SIGTERM
+
+
 # -- Ctrl-C inside a database query ----------------------------------------------------------
 
 def _interrupt_an_optuna_query(monkeypatch, after_fit: int) -> Callable:

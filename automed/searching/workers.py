@@ -161,6 +161,7 @@ def _child(storage_url, study_name, slot, identity, allowed, ends_at, threads=No
     # one landing in Optuna's ask or tell left a trial RUNNING)
     signal.signal(signal.SIGINT, stop_handler)
     signal.signal(signal.SIGTERM, stop_handler)
+    _stop_when_orphaned()
     # A leader's worker writes nothing of its own to stdout, which is the leader's (its
     # --json): a plugin's print goes to stderr (QA: it came before the JSON)
     sys.stdout.flush()
@@ -170,6 +171,26 @@ def _child(storage_url, study_name, slot, identity, allowed, ends_at, threads=No
                     ends_at=ends_at, threads=threads)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+
+
+ORPHAN_CHECK_S = 1.0
+
+
+def _stop_when_orphaned() -> None:
+    """Stop this worker, as its leader's SIGTERM would, once the leader is gone: a leader
+    killed with SIGKILL (or lost with its terminal) cannot stop its workers, which went on
+    to use the whole budget and hold their devices while the study read "stopped (process
+    is gone)" (QA). The worker is then re-parented, so its parent id changes."""
+    import threading
+
+    leader = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == leader:
+            time.sleep(ORPHAN_CHECK_S)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="automed-orphan-watch", daemon=True).start()
 
 
 def machine_identity() -> str:
