@@ -81,6 +81,34 @@ def test_a_search_refuses_a_linked_answer_folder_before_training(demo_signal, tm
     assert _intact(victim) and not (victim / STAMP).exists()
 
 
+def test_a_default_model_folder_it_cannot_write_is_refused_before_the_study_opens(
+        demo_signal, tmp_path, monkeypatch):
+    # QA: a read-only automed_models/ beside the database failed the search with a
+    # PermissionError traceback once a candidate kept its fold models, the study "failed"
+    import tempfile
+
+    from automed.errors import ConfigError
+    from automed.storage import Store
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    models = tmp_path / "automed_models"
+    models.mkdir()
+    real = tempfile.TemporaryFile
+
+    def read_only(*args, **kwargs):  # root writes anywhere: the refusal is simulated
+        if Path(kwargs.get("dir") or ".") == models:
+            raise PermissionError(1, "Operation not permitted")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    with pytest.raises(ConfigError, match=f"cannot write the study's models in {models} "
+                       r"\(Operation not permitted\); make it writable, or give --artifacts"):
+        search(demo_signal, trials=1, storage=url, study="ro", **QUICK)
+    assert Store(url).studies() == []  # nothing opened, nothing marked failed
+    search(demo_signal, trials=1, storage=url, study="ro", artifacts=tmp_path / "elsewhere",
+           **QUICK)
+
+
 def test_a_linked_model_folder_is_never_written_or_cleared(tmp_path):
     victim = _victim(tmp_path)
     link = tmp_path / "answer"

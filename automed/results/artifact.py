@@ -29,7 +29,7 @@ import torch
 from sqlalchemy.engine import make_url
 
 from automed.data.preprocess import Preprocessor, preprocessor_class
-from automed.errors import AutomedError, DataError, PluginError
+from automed.errors import AutomedError, ConfigError, DataError, PluginError
 from automed.spec import Spec
 
 FORMAT = "automed-model/1"
@@ -86,7 +86,33 @@ def default_dir(storage_url: str, study: str, root: str | Path | None = None) ->
             folder = Path.cwd() / "automed_models" / safe
     # Before a search trains anything: a folder it may not write into is refused now.
     check_model_folder(folder)
+    _check_writable(folder)
     return folder
+
+
+def _check_writable(folder: Path) -> None:
+    """Refuse a model folder whose files cannot be written (QA: a read-only automed_models/
+    beside the database failed the search with a PermissionError traceback when the first
+    candidate kept its fold models, and left the study "failed")."""
+    import tempfile
+
+    from automed.results.outputs import _existing_ancestor
+
+    places = [p for p in (folder, folder.parent) if p.exists()]  # its candidates' beside it
+    for place in places:
+        try:
+            with tempfile.TemporaryFile(dir=place):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"cannot write the study's models in {place} "
+                              f"({exc.strerror or type(exc).__name__}); make it writable, or "
+                              "give --artifacts a folder you can write to") from None
+    if places:
+        return
+    where = _existing_ancestor(folder.parent)
+    if not os.access(where, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot create the study's model folder {folder.parent} ({where} "
+                          "is not writable); give --artifacts a folder you can write to")
 
 
 # -- whose model a folder holds -------------------------------------------------------------

@@ -762,6 +762,12 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
         fingerprint=full.fingerprint, name=Path(full.source).stem, source=full.source,
         modality=full.modality, n_samples=len(full), classes=full.classes,
         class_counts=full.class_counts(), input_shape=list(p.spec.input_shape))
+    try:  # a model folder it cannot write is refused before the study is opened (QA)
+        prior = store.search(study_name)["config"] or {}
+    except ConfigError:
+        prior = {}
+    default_dir(store.url, study_name,
+                artifacts if artifacts is not None else prior.get("artifacts_root"))
     search_id, resumed = store.open_search(study_name, dataset_id, p.metric,
                                            {**config, "uid": uuid.uuid4().hex})
     opened.update(store=store, search_id=search_id)
