@@ -977,6 +977,42 @@ def main() -> None:
     except click.ClickException as exc:
         click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
+    except Exception as exc:
+        damage = _damaged_database(exc)
+        if damage is None:
+            raise
+        click.echo(f"error: {damage}", err=True)
+        sys.exit(2)
+
+
+# SQLite's words for a file whose pages are damaged (a crash mid-write on a disk that lies
+# about syncing, a copy taken while a search wrote it)
+DAMAGED = ("database disk image is malformed", "database corruption")
+
+
+def _damaged_database(exc: BaseException) -> str | None:
+    """One line for an error whose cause is a damaged SQLite file, else None. QA: damaged
+    pages surfaced as Optuna's "An exception is raised during the commit ... exceeding max
+    length" at the end of a traceback, the real cause in its middle."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if any(d in str(exc) for d in DAMAGED):
+            from automed.storage.store import resolve_url, sqlite_file
+
+            argv = sys.argv[1:]
+            given = next((a.split("=", 1)[1] for a in argv if a.startswith("--storage=")),
+                         None) or next((argv[i + 1] for i, a in enumerate(argv[:-1])
+                                        if a == "--storage"), None)
+            try:
+                db = sqlite_file(resolve_url(given))
+            except Exception:  # noqa: BLE001 - the path is only named, never needed
+                db = None
+            where = str(db) if db is not None else "the study database"
+            return (f"{where} is damaged ({next(d for d in DAMAGED if d in str(exc))}); "
+                    "restore it from a backup, or salvage its rows with `sqlite3 FILE "
+                    "'.recover' | sqlite3 NEW.db` and give --storage the new file")
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
 
 
 if __name__ == "__main__":

@@ -447,6 +447,9 @@ class Store:
                 raise StorageError(f"cannot write the study database {self.redacted}: {why}; "
                                    "make it writable, or give --storage a file in a writable "
                                    "folder") from exc
+            if "Could not decode to UTF-8" in reason:  # damaged text: not its whole value
+                raise StorageError(f"{self._file or self.redacted} is damaged ({reason[:80]}"
+                                   "...); restore it from a backup") from exc
             raise StorageError(f"database error on {self.redacted}: {reason}") from exc
         except json.JSONDecodeError as exc:  # QA: a hand-edited row: a traceback everywhere
             session.rollback()

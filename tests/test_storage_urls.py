@@ -280,3 +280,37 @@ def test_a_hand_edited_record_that_is_no_json_is_one_line(tmp_path, capsys, monk
         assert err.startswith(f"error: the study database sqlite:///{db} holds a damaged "
                               "record (not JSON: "), err
         assert len(err.splitlines()) == 1
+
+
+def test_a_damaged_sqlite_file_is_one_line_that_names_it(tmp_path, capsys, monkeypatch):
+    # QA: damaged pages ended a search in Optuna's "An exception is raised during the commit
+    # ... exceeding max length", the real cause in the middle of a traceback
+    import sqlite3
+
+    from automed import cli as cli_module
+
+    def malformed(*args, **kwargs):
+        try:
+            raise sqlite3.DatabaseError("database disk image is malformed")
+        except sqlite3.DatabaseError as exc:
+            raise RuntimeError("An exception is raised during the commit.") from exc
+
+    monkeypatch.setattr(cli_module, "_list_plugins", malformed)  # any command's failure
+    db = tmp_path / "d.db"
+    code, _, err = run_cli(monkeypatch, capsys, "plugins", "list")
+    assert code == 2
+    assert err.startswith("error: ") and "is damaged (database disk image is malformed); " \
+        "restore it from a backup" in err and len(err.splitlines()) == 1
+    # a record whose text is no UTF-8 is named as damage, not quoted whole
+    from store_rows import add_search
+
+    from automed.storage import Store
+
+    add_search(Store(f"sqlite:///{db}"), "s", candidates=[("cnn", "complete", 0.8, {}, None)])
+    con = sqlite3.connect(db)
+    con.execute("UPDATE automed_searches SET config = CAST(x'7b22ff22' AS TEXT)")
+    con.commit()
+    con.close()
+    code, _, err = run_cli(monkeypatch, capsys, "studies", "--storage", f"sqlite:///{db}")
+    assert code not in (0, None) and f"{db} is damaged (Could not decode to UTF-8" in err, err
+    assert len(err.splitlines()) == 1
