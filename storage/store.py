@@ -39,6 +39,7 @@ URL_FORMS = ("sqlite:///PATH (or a plain path), postgresql://USER@HOST/DB, "
              "mysql+pymysql://USER@HOST/DB, or grpc://HOST:PORT (an `automed proxy`)")
 # sqlite:///~/x.db: SQLite itself would open a folder named "~" (QA), so expand it here.
 _SQLITE_HOME = re.compile(r"^(sqlite(?:\+\w+)?:///)(~[^?]*)(\?.*)?$")
+BUSY_TIMEOUT_S = 60  # how long SQLite waits for another process's write lock
 
 
 def resolve_url(url: str | None = None) -> str:
@@ -83,7 +84,7 @@ def _sqlite_pragmas(dbapi_connection, _record, *, wal: bool = True) -> None:
     cursor = dbapi_connection.cursor()
     if wal:
         cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -259,7 +260,7 @@ def make_engine(url: str, *, wal: bool = True, readonly: bool = False, **pool: A
                 f"cannot create {redacted}: folder {Path(db).parent} does not exist; create it "
                 "or choose another --storage path"
             )
-        kwargs["connect_args"] = {"timeout": 60}
+        kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_S}
         path = sqlite_file(url)
         if readonly and path is not None:
             kwargs["creator"] = _readonly_creator(path)
@@ -447,6 +448,12 @@ class Store:
                 raise StorageError(f"cannot write the study database {self.redacted}: {why}; "
                                    "make it writable, or give --storage a file in a writable "
                                    "folder") from exc
+            if "database is locked" in reason and self._file:
+                raise StorageError(
+                    f"the study database {self.redacted} is locked: another process holds its "
+                    f"write lock (waited {BUSY_TIMEOUT_S:g} s; a program with an open "
+                    "transaction on it?); let it finish or stop it, then run the command "
+                    "again") from exc
             if "Could not decode to UTF-8" in reason:  # damaged text: not its whole value
                 raise StorageError(f"{self._file or self.redacted} is damaged ({reason[:80]}"
                                    "...); restore it from a backup") from exc
@@ -469,7 +476,7 @@ class Store:
             return fleet.grpc_storage(self.url, **kwargs)
         engine_kwargs: dict[str, Any] = fleet.engine_kwargs(self.url)
         if self.url.startswith("sqlite"):
-            engine_kwargs["connect_args"] = {"timeout": 60}
+            engine_kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_S}
             if self.readonly:
                 engine_kwargs["creator"] = _readonly_creator(sqlite_file(self.url))
         try:

@@ -314,3 +314,32 @@ def test_a_damaged_sqlite_file_is_one_line_that_names_it(tmp_path, capsys, monke
     code, _, err = run_cli(monkeypatch, capsys, "studies", "--storage", f"sqlite:///{db}")
     assert code not in (0, None) and f"{db} is damaged (Could not decode to UTF-8" in err, err
     assert len(err.splitlines()) == 1
+
+
+def test_a_database_locked_by_another_process_is_said_after_one_wait(tmp_path, monkeypatch):
+    # QA: a search on a database another program held locked waited 8 x 60 s in silence
+    # (each insert retried as a race), then said "database error ...: database is locked"
+    import sqlite3
+    import time
+
+    from store_rows import add_search
+
+    from automed.errors import StorageError
+    from automed.storage import Store, fleet, store
+
+    db = tmp_path / "l.db"
+    add_search(Store(f"sqlite:///{db}"), "s")
+    monkeypatch.setattr(store, "BUSY_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(fleet, "LOCK_WAITED_S", 0.3)
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        s = Store(f"sqlite:///{db}")
+        started = time.monotonic()
+        with pytest.raises(StorageError, match=r"is locked: another process holds its write "
+                                               r"lock \(waited 0.5 s"):
+            add_search(s, "t", dataset="ecg")
+        assert time.monotonic() - started < 3  # one wait, not eight
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
