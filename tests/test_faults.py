@@ -250,6 +250,7 @@ class _Rows:
 
     def record_candidate(self, search_id: int, trial: int, **fields) -> None:
         self.rows.append((trial, fields["state"], fields.get("error")))
+        self.params = fields.get("params")
 
 
 def _queued_study(tmp_path: Path, starts: int) -> tuple[optuna.Study, _Rows]:
@@ -303,6 +304,23 @@ def test_a_lost_candidate_runs_again_before_the_budget_is_used(tmp_path):
     assert counted_trials(study) == 4
     assert [(n, state) for n, state, _ in rows.rows] == [(1, "failed")]
     assert rows.rows[0][2].startswith("WorkerLost")
+
+
+def test_a_lost_candidates_row_keeps_the_parameters_it_drew(tmp_path):
+    # QA: `show STUDY N` of a lost candidate said "params: {}"
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    from automed.searching.study import _stale_callback
+
+    study, rows = _queued_study(tmp_path, starts=0)
+    lost = optuna.trial.create_trial(
+        params={"architecture": "cnn", "cnn.width": 16},
+        distributions={"architecture": CategoricalDistribution(["cnn", "mlp"]),
+                       "cnn.width": IntDistribution(8, 64)},
+        state=TrialState.FAIL)
+    study.add_trial(lost)
+    _stale_callback(rows, 0)(study, study.get_trials()[0])
+    assert rows.rows[0][1] == "failed" and rows.params == {"width": 16}
 
 
 def test_a_resume_runs_an_interrupted_candidate_before_queued_starts(tmp_path):

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import optuna
 from optuna.trial import TrialState
 
-from automed.architecture import prefixed
+from automed.architecture import ARCHITECTURE_PARAM, prefixed, unprefixed
 from automed.contract import carried_attrs, fixed_attrs
 from automed.errors import CandidateError
 from automed.searching.fidelity import PORTFOLIO_ATTR, make_pruner
@@ -199,9 +199,11 @@ def _stale_callback(store, search_id: int) -> Callable:
     retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
 
     def on_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        # its drawn parameters, as its row showed them while it ran (QA: show said "{}")
+        drawn = unprefixed(trial.params)[1] if ARCHITECTURE_PARAM in trial.params else {}
         store.record_candidate(
             search_id, trial.number, architecture=trial.params.get("architecture", "?"),
-            params={}, state="failed", fold_scores=[], score_mean=None, score_std=None,
+            params=drawn, state="failed", fold_scores=[], score_mean=None, score_std=None,
             metrics={}, duration_s=0.0, device=None,
             error="WorkerLost: the worker stopped sending heartbeats; the candidate was queued "
                   "again")
