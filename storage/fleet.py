@@ -201,7 +201,8 @@ def race_free(method: Callable[..., T]) -> Callable[..., T]:
                 if attempt == 7 or not isinstance(exc.__cause__, _RACES) \
                         or not _is_race(exc.__cause__):
                     raise
-                if time.monotonic() - started > LOCK_WAITED_S:
+                if time.monotonic() - started > LOCK_WAITED_S and "database is locked" in \
+                        str(getattr(exc.__cause__, "orig", exc.__cause__)).lower():
                     # a lock held through SQLite's whole busy timeout is no race: 8 of them
                     # were 8 minutes of silence (QA), the same error at the end
                     raise

@@ -451,8 +451,8 @@ class Store:
             if "database is locked" in reason and self._file:
                 raise StorageError(
                     f"the study database {self.redacted} is locked: another process holds its "
-                    f"write lock (waited {BUSY_TIMEOUT_S:g} s; a program with an open "
-                    "transaction on it?); let it finish or stop it, then run the command "
+                    f"write lock (SQLite waits up to {BUSY_TIMEOUT_S:g} s; a program with an "
+                    "open transaction on it?); let it finish or stop it, then run the command "
                     "again") from exc
             if "Could not decode to UTF-8" in reason:  # damaged text: not its whole value
                 raise StorageError(f"{self._file or self.redacted} is damaged ({reason[:80]}"

@@ -279,16 +279,16 @@ def test_a_leaderboard_across_metrics_names_each_rows_metric(store, url):
 def test_a_leaderboard_across_searches_says_where_they_average_differently(store, url):
     # QA: a binary f1 (one class's) and a macro f1 shared the f1 column across studies and
     # --sort f1 ranked them as one, without a word.
-    assert "average" not in _cli(url, "leaderboard", "--all-studies")  # all macro
+    assert "differently" not in _cli(url, "leaderboard", "--all-studies")  # all macro
     add_search(store, "ecg-bin", dataset="ecg", metric="f1", average="binary", candidates=[
         ("cnn", "complete", 0.95, _m(0.96, 0.97), None)])
     table = _cli(url, "leaderboard", "--all-studies", "--sort", "f1")
-    note = [line for line in table.splitlines() if "average" in line]
-    assert note == ["note: these searches average f1 differently (binary, positive class "
+    note = [line for line in table.splitlines() if "differently" in line]
+    assert note == ["note: these searches score f1 differently (binary, positive class "
                     "'opacity' in 'ecg-bin'; macro in 'chest-acc', 'ecg-f1'); those columns "
                     "compare only within one search, not across them"]
-    assert "average" not in _cli(url, "leaderboard", "--study", "ecg-bin")
-    assert "average" not in _cli(url, "leaderboard", "--all-studies", "--format", "csv")
+    assert "differently" not in _cli(url, "leaderboard", "--study", "ecg-bin")
+    assert "differently" not in _cli(url, "leaderboard", "--all-studies", "--format", "csv")
 
 
 def test_the_manifest_line_says_its_fingerprint_is_the_training_datas():

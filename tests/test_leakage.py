@@ -177,6 +177,13 @@ def test_identical_rows_of_a_coarse_table_are_leakage_only_beyond_chance():
     report = check_folds_leakage(twice, make_folds(twice, 2))
     assert sum(report["val_duplicates_per_fold"]) > 1.5 * report["chance_duplicates"]
     assert leakage_warnings(report)[0].startswith("LEAKAGE: ")
+    # two real copies in a table no row repeats by chance are copies (review: "+ 2" slack)
+    fine = np.column_stack([rng.normal(size=(300, 3)).round(4).astype(str)]).astype(object)
+    fine[1], fine[2] = fine[0], fine[0]
+    data = Dataset(fine, np.arange(300) % 2, ["0", "1"], "tabular", "fine")
+    report = check_folds_leakage(data, [(np.arange(1, 300), np.array([0]))])
+    assert report["val_duplicates_per_fold"] == [1] and report["chance_duplicates"] < 0.01
+    assert leakage_warnings(report)[0].startswith("LEAKAGE: 1 validation sample")
 
 
 def test_test_rows_of_a_coarse_table_equal_to_training_rows_by_chance_are_no_leakage():

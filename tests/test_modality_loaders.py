@@ -166,6 +166,13 @@ def test_a_numeric_column_named_protein_is_a_lab_value_and_unread_columns_are_sa
     assert _columns_said(data.train) == ("; columns not read: age (a sequence search reads the "
                                          "sequences and their labels only)")
     assert "id" not in _columns_said(data.train)  # read as the records' ids
+    assert "id" not in _columns_said(load_data(seqs, id_col="0").train)  # given by place
+    # a numeric 'protein' beside the sequences in 'peptide': read from 'peptide' (review)
+    both = _write(tmp_path / "both.csv", "id,protein,peptide,label\n" + "".join(
+        f"p{i},{6 + i / 10:.1f},MKT{'AL'[i % 2]}VFFQ,{i % 2}\n" for i in range(20)))
+    data = load_data(both, id_col="id")
+    assert data.train.x[0] == "MKTAVFFQ" and data.train.meta["alphabet"] == "protein"
+    assert _columns_said(data.train).startswith("; columns not read: protein ")
 
 
 def test_biosequence_errors(tmp_path):

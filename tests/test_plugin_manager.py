@@ -307,6 +307,10 @@ def test_a_model_of_an_installed_plugin_names_its_distribution_where_that_is_mis
     with pytest.raises(ConfigError, match=r"unknown architecture toy; study 'toy' searched "
                        r"it: .*install it \(pip install automed-toy==2\.1\)"):
         search(demo_signal, **resume)
+    # a resume that names no --arch says it too (review: "give the same --arch")
+    with pytest.raises(ConfigError, match=r"study 'toy' searched the architectures toy, this "
+                       r"run .*; toy: it came from .*\(pip install automed-toy==2\.1\)"):
+        search(demo_signal, **{**resume, "architectures": None})
     # QA: another version of the package, with other code, changed every prediction unsaid
     monkeypatch.delenv("AUTOMED_LOAD_PLUGINS")
     install_plugin(TOY_PLUGIN.format(arch="toy").replace("linear toy", "linear toy 2.2"),

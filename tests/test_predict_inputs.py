@@ -348,7 +348,13 @@ def test_a_new_table_without_the_label_column_is_unlabeled_whatever_else_it_name
     assert code in (0, None), err
     rows = list(csv.DictReader(io.StringIO(out)))
     assert len(rows) == N and {r["label"] for r in rows} == {""}, out
-    assert "warning" not in err, err
+    assert "its column 'class' is not the study's label column 'label'" in err, err
+    # the label column in another case is the label column (review)
+    path.write_text(_rows(with_patient=False).replace("age,bp,label", "age,bp,Label"))
+    code, out, err = _predict(monkeypatch, capsys, str(path), "--study", "grouped",
+                              "--storage", storage)
+    assert code in (0, None), err
+    assert {r["label"] for r in csv.DictReader(io.StringIO(out))} == {"sick", "well"}, out
 
 
 def test_new_categories_and_bad_values_are_said_with_the_file(tmp_path, monkeypatch, capsys):

@@ -337,7 +337,7 @@ def test_a_database_locked_by_another_process_is_said_after_one_wait(tmp_path, m
         s = Store(f"sqlite:///{db}")
         started = time.monotonic()
         with pytest.raises(StorageError, match=r"is locked: another process holds its write "
-                                               r"lock \(waited 0.5 s"):
+                                               r"lock \(SQLite waits up to 0.5 s"):
             add_search(s, "t", dataset="ecg")
         assert time.monotonic() - started < 3  # one wait, not eight
     finally:

@@ -268,6 +268,33 @@ def test_test_rows_with_a_category_the_training_rows_lack_are_said(tmp_path):
                "('U' (1 row)); every model reads them as missing" in w for w in p.warnings)
 
 
+def test_a_study_made_before_the_refusal_still_resumes_and_is_joined(tmp_path):
+    # review: a study searched (by an older automed) on "class" and "outcome", the first
+    # known name its label, could be neither resumed nor joined, with or without --label-col
+    from automed.data.loaders import records
+    from automed.searching.runner import search
+    from automed.searching.workers import objective_from_store
+    from automed.storage import Store
+
+    header, rows = _table()
+    path = _write(tmp_path / "t.csv", [*header[:3], "class", "outcome"],
+                  [[*r[:3], r[3], r[4]] for r in rows])
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    common = dict(folds=2, max_epochs=1, bootstrap=0, architectures=["mlp"], storage=url,
+                  refit=False)
+    token = records.FIRST_LABEL.set(True)  # as automed read it before
+    try:
+        search(path, trials=1, **common)
+    finally:
+        records.FIRST_LABEL.reset(token)
+    again = search(path, trials=2, **common)  # the same command, as a user resumes
+    assert again.resumed and len(Store(url).candidates(again.study)) == 2
+    objective = objective_from_store(Store(url), again.study, "cpu", allowed_plugins=None)
+    assert objective.p.train.classes == ["current", "former", "never"]  # 'class' (smoking)
+    with pytest.raises(DataError, match="could each be the label"):  # a new study: refused
+        search(path, trials=1, study="new", **common)
+
+
 def test_the_data_line_says_rows_a_split_column_keeps_out(tmp_path, monkeypatch, capsys):
     # QA: "96 tabular samples" said nothing of the 24 rows the split column made the test set
 

@@ -92,9 +92,14 @@ def _chance_copies(x: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]]) -
 
 
 def at_chance(found: int, chance: float | None) -> bool:
-    """Whether ``found`` copies are about what ``chance`` gives (within 3 sd of a Poisson
-    count, plus two)."""
-    return chance is not None and found <= chance + 3.0 * chance ** 0.5 + 2.0
+    """Whether ``found`` copies are about what ``chance`` gives: at most the 99.9th
+    percentile of a Poisson count of that mean (two copies where chance gives 1e-9 are
+    copies, review)."""
+    if chance is None:
+        return False
+    from scipy.stats import poisson
+
+    return found <= poisson.ppf(0.999, chance)
 
 
 def _textual(dataset: Dataset) -> bool:
@@ -133,8 +138,10 @@ def leakage_warnings(report: dict) -> list[str]:
         out.append(
             f"{sum(folds)} validation row(s) have the same values as a row of their fold's "
             f"training data (per fold: {folds}), about what chance gives for columns this "
-            f"coarse (about {report['chance_duplicates']:.0f}); if they are repeat visits of "
-            "one patient, give --group-col so a patient's rows stay in one fold")
+            f"coarse (about {report['chance_duplicates']:.0f}); "
+            + ("if they are one patient's, check that the groups give one id per patient"
+               if report.get("grouped") else "if they are repeat visits of one patient, "
+               "give --group-col so a patient's rows stay in one fold"))
     elif sum(folds):
         out.append(
             f"LEAKAGE: {sum(folds)} validation sample(s) have an identical copy in their fold's "

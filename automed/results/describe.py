@@ -92,7 +92,9 @@ def averaging_note(searches: list[dict], metrics: list[str]) -> str | None:
     QA: across studies, a binary f1 (one class's) and a macro f1 shared one column and were
     ranked against each other by ``--sort f1`` without a word."""
     differ = []
-    for m in dict.fromkeys(metrics):
+    # the averaged metrics only: a two-class auroc beside a three-class one's macro is no
+    # choice a user made (review)
+    for m in dict.fromkeys(x for x in metrics if x in AVERAGED):
         ways = {s["study"]: scoring_words(s["config"] or {}, m, s["classes"] or []).strip(" ()")
                 for s in searches}
         if len(set(ways.values())) > 1:
@@ -105,7 +107,7 @@ def averaging_note(searches: list[dict], metrics: list[str]) -> str | None:
         by_way.setdefault(way or "no averaging", []).append(repr(study))
     said = "; ".join(f"{way} in {', '.join(sorted(names))}" for way, names in by_way.items())
     names = ", ".join(x for x, _ in differ)
-    return (f"note: these searches average {names} differently ("
+    return (f"note: these searches score {names} differently ("
             f"{f'{m}: ' if len(differ) > 1 else ''}{said}); those columns compare only "
             "within one search, not across them")
 

@@ -171,7 +171,23 @@ def _study_label(path: Path, options: dict, config: dict) -> str | bool | None:
             or (config.get("spec") or {}).get("modality") != "tabular"
             or path.suffix.lower() not in (".csv", ".tsv") or not path.is_file()):
         return None
-    return label if label in records.header(path) else False
+    names = records.header(path)
+    # as the loader matches a label column: its case aside ('Label' for 'label', review)
+    same = [n for n in names if n.lower() == label.lower()]
+    if same:
+        return label if label in same else same[0]
+    state = (config.get("preprocessor") or {}).get("state") or {}
+    features = {c.get("name") for c in state.get("columns") or []}
+    other = [n for n in names if n.lower() in records.LABEL_NAMES and n not in features]
+    if other:
+        import warnings
+
+        from automed.errors import DataWarning
+
+        warnings.warn(f"{path}: its column {other[0]!r} is not the study's label column "
+                      f"{label!r}; every sample is predicted, with an empty label column",
+                      DataWarning, stacklevel=3)
+    return False
 
 
 # Columns new data need not carry: neither is ever a feature.

@@ -621,12 +621,29 @@ def _check_resume(store: Store, study_name: str, plan: SearchPlan, identity: dic
     was = stored.get("architectures")
     if was is not None and sorted(was) != sorted(architectures):
         missing = _plugins_not_given(stored.get("plan") or {}, plan)
+        gone = _uninstalled(stored, set(was) - set(architectures))
         raise ConfigError(
             f"study {study_name!r} searched the architectures {', '.join(sorted(was))}, this "
             f"run {', '.join(sorted(architectures))}; "
             + (f"it was searched with --plugin {' --plugin '.join(missing)}: give it again, "
                "or another --study name" if missing else
+               f"{gone[0]}: {gone[1]}" if gone else
                "give the same --arch (and plugins) or another --study name"))
+
+
+def _uninstalled(stored: dict, names: set[str]) -> tuple[str, str] | None:
+    """``(family, how to get it back)`` for a family of ``names`` that an installed plugin
+    gave the stored study and that is not here now (review: a resume without --arch said
+    only "give the same --arch")."""
+    from automed.plugin_manager import get_plugin_manager
+    from automed.results.artifact import _plugin_to_give
+
+    known = get_plugin_manager().architectures()
+    for name in sorted(names):
+        given = (stored.get("providers") or {}).get(name)
+        if name not in known and isinstance(given, dict) and given.get("distribution"):
+            return name, _plugin_to_give(given, None, False)
+    return None
 
 
 def _plugins_not_given(stored_plan: dict, plan: SearchPlan) -> list[str]:
@@ -637,12 +654,41 @@ def _plugins_not_given(stored_plan: dict, plan: SearchPlan) -> list[str]:
             if isinstance(r, dict) and r.get("source") and r.get("source") not in given]
 
 
+def _first_label_study(plan: SearchPlan, storage: str | None, study: str | None) -> bool:
+    """Whether a stored study (``study``, or any without a name given) read this file
+    without --label-col: made before two label-like columns were refused, it resumes with
+    the label it found then (the first known name)."""
+    if plan.data.path is None or plan.data.options.get("label_col") is not None:
+        return False
+    try:
+        searches = Store(storage, existing=True).studies()
+    except AutomedError:
+        return False
+    for s in searches:
+        data = ((s["config"] or {}).get("plan") or {}).get("data") or {}
+        if (data.get("path") == plan.data.path and (study is None or s["study"] == study)
+                and (data.get("options") or {}).get("label_col") is None):
+            return True
+    return False
+
+
 def _prepared(plan: SearchPlan, data: LoadedData | None, storage: str | None,
               study: str | None) -> Prepared:
     """:func:`prepare`, whose "unknown architecture" names the plugins an existing study of
     this name was searched with, when this run lacks them."""
     try:
         return prepare(plan, data)
+    except DataError as exc:
+        if "could each be the label" not in str(exc) or not _first_label_study(
+                plan, storage, study):
+            raise
+        from automed.data.loaders import records
+
+        token = records.FIRST_LABEL.set(True)
+        try:
+            return prepare(plan, data)
+        finally:
+            records.FIRST_LABEL.reset(token)
     except ConfigError as exc:
         if study is None or not str(exc).startswith("unknown architecture"):
             raise
@@ -652,16 +698,12 @@ def _prepared(plan: SearchPlan, data: LoadedData | None, storage: str | None,
             raise exc from None
         missing = _plugins_not_given(stored.get("plan") or {}, plan)
         if not missing:
-            from automed.plugin_manager import get_plugin_manager
-            from automed.results.artifact import _plugin_to_give
 
-            known = get_plugin_manager().architectures()
-            gone = [(a, r) for a, r in (stored.get("providers") or {}).items()
-                    if a not in known and isinstance(r, dict) and r.get("distribution")]
+            named = str(exc).split(";")[0].removeprefix("unknown architecture ").split(", ")
+            gone = _uninstalled(stored, set(named))
             if gone:
-                arch, provider = gone[0]
-                raise ConfigError(f"unknown architecture {arch}; study {study!r} searched it: "
-                                  f"{_plugin_to_give(provider, None, False)}") from None
+                raise ConfigError(f"unknown architecture {gone[0]}; study {study!r} searched "
+                                  f"it: {gone[1]}") from None
             raise
         raise ConfigError(f"{str(exc).split('; available')[0]}; study {study!r} was searched "
                           f"with --plugin {' --plugin '.join(missing)}: give it again") from None
@@ -762,12 +804,13 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
         fingerprint=full.fingerprint, name=Path(full.source).stem, source=full.source,
         modality=full.modality, n_samples=len(full), classes=full.classes,
         class_counts=full.class_counts(), input_shape=list(p.spec.input_shape))
-    try:  # a model folder it cannot write is refused before the study is opened (QA)
-        prior = store.search(study_name)["config"] or {}
-    except ConfigError:
-        prior = {}
-    default_dir(store.url, study_name,
-                artifacts if artifacts is not None else prior.get("artifacts_root"))
+    if save_model:  # a model folder it cannot write is refused before the study opens (QA)
+        try:
+            prior = store.search(study_name)["config"] or {}
+        except ConfigError:
+            prior = {}
+        default_dir(store.url, study_name,
+                    artifacts if artifacts is not None else prior.get("artifacts_root"))
     search_id, resumed = store.open_search(study_name, dataset_id, p.metric,
                                            {**config, "uid": uuid.uuid4().hex})
     opened.update(store=store, search_id=search_id)

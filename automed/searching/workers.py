@@ -70,7 +70,13 @@ def objective_from_store(store, study_name: str, device: str, *,
 
         enable_determinism()
     load_plugins(plan, allowed_plugins)
-    prepared = prepare(plan)
+    from automed.data.loaders import records
+
+    token = records.FIRST_LABEL.set(True)  # the study's label, however it was found
+    try:
+        prepared = prepare(plan)
+    finally:
+        records.FIRST_LABEL.reset(token)
     expected = cfg.get("identity")
     got = prepared.identity()
     what = Prepared.differs(expected, got)
@@ -156,12 +162,13 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _child(storage_url, study_name, slot, identity, allowed, ends_at, threads=None) -> None:
+def _child(storage_url, study_name, slot, identity, allowed, ends_at, threads=None,
+           leader=None) -> None:
     # the first stop only; between candidates at a safe point (see interrupts.stop_handler:
     # one landing in Optuna's ask or tell left a trial RUNNING)
     signal.signal(signal.SIGINT, stop_handler)
     signal.signal(signal.SIGTERM, stop_handler)
-    _stop_when_orphaned()
+    _stop_when_orphaned(leader)
     # A leader's worker writes nothing of its own to stdout, which is the leader's (its
     # --json): a plugin's print goes to stderr (QA: it came before the JSON)
     sys.stdout.flush()
@@ -176,14 +183,16 @@ def _child(storage_url, study_name, slot, identity, allowed, ends_at, threads=No
 ORPHAN_CHECK_S = 1.0
 
 
-def _stop_when_orphaned() -> None:
+def _stop_when_orphaned(leader: int | None = None) -> None:
     """Stop this worker, as its leader's SIGTERM would, once the leader is gone: a leader
     killed with SIGKILL (or lost with its terminal) cannot stop its workers, which went on
     to use the whole budget and hold their devices while the study read "stopped (process
-    is gone)" (QA). The worker is then re-parented, so its parent id changes."""
+    is gone)" (QA). The worker is then re-parented, so its parent id changes. ``leader``:
+    the leader's pid as the leader gave it (one killed while this worker started up is
+    missed by a pid read here, review)."""
     import threading
 
-    leader = os.getppid()
+    leader = os.getppid() if leader is None else leader
 
     def watch() -> None:
         while os.getppid() == leader:
@@ -207,7 +216,7 @@ def run_local_workers(store, study_name: str, slots: list[Slot], *, timeout: flo
     ends_at = None if timeout is None else time.time() + timeout
     procs = [ctx.Process(target=_child, name=f"automed-worker-{i}",
                          args=(store.url, study_name, slot, f"{identity}-{i}", allowed_plugins,
-                               ends_at, threads))
+                               ends_at, threads, os.getpid()))
              for i, slot in enumerate(slots)]
     seen: set[int] = set()
 

@@ -206,7 +206,7 @@ def find_column(path: Path, names: list[str], option: Any, candidates: tuple[str
         raise DataError(f"{path}: no {role} column {text!r} (given with {flag}); {hint}")
     lower = {n.lower(): n for n in names}
     found = [lower[c] for c in candidates if c in lower]
-    if len(found) > 1 and role == "label" and not PREDICTING.get():
+    if len(found) > 1 and role == "label" and not (PREDICTING.get() or FIRST_LABEL.get()):
         # QA: "age,sex,class,outcome" searched the NYHA class feature as the label and the
         # outcome as a feature, without a word; the first known name is a guess, not a choice
         shown = " and ".join(map(repr, found[:3]))
@@ -238,6 +238,10 @@ def group_of(path: Path, lineno: int, value: Any, column: str) -> str:
 # rows keep their ids (QA: the refusal made predict read the file again without the id
 # column, and every id came out blank).
 PREDICTING: contextvars.ContextVar[bool] = contextvars.ContextVar("predicting", default=False)
+# Set while a study made before two label-like columns were refused reads its data again (a
+# resume, a joining worker): the first known name is its label, as it was (review: such a
+# study could be neither resumed nor joined, with or without --label-col).
+FIRST_LABEL: contextvars.ContextVar[bool] = contextvars.ContextVar("first_label", default=False)
 
 
 def check_unique_ids(path: Path, ids: list[tuple[int, Any]], column: str) -> None:

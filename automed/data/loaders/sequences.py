@@ -62,7 +62,8 @@ def _unread(path: Path, fasta: bool, options: dict) -> dict:
     if fasta or path.suffix.lower() not in (".csv", ".tsv"):
         return {}
     names = [n for n in records.header(path) if n]
-    used = {options.get(k) for k in ("sequence_col", "label_col", "group_col", "id_col")}
+    used = {records.find_column(path, names, options[k], (), k, k) for k in
+            ("sequence_col", "label_col", "group_col", "id_col") if options.get(k) is not None}
     used |= {_sequence_column(path), records.split_column(names)}
     if options.get("label_col") is None:
         used.add(next((n for c in records.LABEL_NAMES for n in names if n.lower() == c), None))
@@ -238,8 +239,11 @@ def _uci(path: Path) -> list[Row]:
 
 def _table(path: Path, options: dict) -> tuple[list[Row], list[str] | None, list[str] | None]:
     names, table = records.read_table(path)
-    seq_col = records.find_column(path, names, options.get("sequence_col"), SEQUENCE_NAMES,
-                                  "sequence", "--sequence-col")
+    # found as detection found it: a numeric 'protein' column beside 'peptide' is a lab value
+    # (review: the file was claimed by 'peptide', then read from 'protein')
+    found = _sequence_column(path) if options.get("sequence_col") is None else None
+    seq_col = found or records.find_column(path, names, options.get("sequence_col"),
+                                           SEQUENCE_NAMES, "sequence", "--sequence-col")
     label_col = records.find_column(path, names, options.get("label_col"), records.LABEL_NAMES,
                                     "label", "--label-col")
     split_col = records.split_column(names)
