@@ -176,3 +176,20 @@ class TabularPreprocessor(Preprocessor):
 
 
 PREPROCESSORS["tabular"] = TabularPreprocessor
+
+
+def unseen_levels(column: dict, values) -> str | None:
+    """The values of a categorical ``column`` (a fitted layout's entry) that its training
+    rows never had, said as "'U' (1 row), 'X' (3 rows) and 2 more", or None. Read as missing
+    by every model: the search says it of its test rows, predict of new files."""
+    from collections import Counter
+
+    if column.get("kind") == "numeric":
+        return None
+    known = set(column.get("levels") or [])
+    new = Counter(str(v).strip() for v in values
+                  if not is_missing(v) and str(v).strip() not in known)
+    if not new:
+        return None
+    shown = ", ".join(f"{v!r} ({n} row{'s' if n > 1 else ''})" for v, n in new.most_common(3))
+    return shown + (f" and {len(new) - 3} more" if len(new) > 3 else "")

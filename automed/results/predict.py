@@ -256,9 +256,8 @@ def said_about_samples(where: Any, xs: list, config: dict) -> None:
     - a sequence without a letter, or longer than the model reads (its tail is cut off).
     """
     import warnings
-    from collections import Counter
 
-    from automed.data.tabular import is_missing
+    from automed.data.tabular import is_missing, unseen_levels
     from automed.errors import DataWarning
 
     modality = (config.get("spec") or {}).get("modality")
@@ -276,18 +275,11 @@ def said_about_samples(where: Any, xs: list, config: dict) -> None:
                               "the model reads it as missing (imputed as in training), so the "
                               "predictions lack what it measures", DataWarning, stacklevel=3)
                 continue
-            if col.get("kind") == "numeric":
-                continue
-            known = set(col.get("levels") or [])
-            new = Counter(str(v).strip() for v in values
-                          if not is_missing(v) and str(v).strip() not in known)
+            new = unseen_levels(col, values)
             if new:
-                shown = ", ".join(f"{v!r} ({n} row{'s' if n > 1 else ''})"
-                              for v, n in new.most_common(3))
-                more = f" and {len(new) - 3} more" if len(new) > 3 else ""
                 warnings.warn(f"{where}: column {col.get('name')!r} holds values the model "
-                              f"never saw in training ({shown}{more}); they are read as "
-                              "missing", DataWarning, stacklevel=3)
+                              f"never saw in training ({new}); they are read as missing",
+                              DataWarning, stacklevel=3)
     elif modality == "biosequence":
         length = int(state.get("length") or 0)
         seqs = [str(s) for x in xs for s in (x if isinstance(x, (list, tuple, np.ndarray))

@@ -265,9 +265,7 @@ def _test_levels_warnings(train: Dataset, test: Dataset | None) -> list[str]:
     """A table's test rows with categories its training rows never have are read as missing
     by every model: said before the search, as predict says it of new files (QA: a 'U' in
     the sex column of one split=test row went unsaid)."""
-    from collections import Counter
-
-    from automed.data.tabular import is_missing
+    from automed.data.tabular import unseen_levels
 
     columns = train.meta.get("tabular_columns") if train.modality == "tabular" else None
     if test is None or not columns or not len(test):
@@ -277,18 +275,11 @@ def _test_levels_warnings(train: Dataset, test: Dataset | None) -> list[str]:
         return []
     said = []
     for j, col in enumerate(columns):
-        if col.get("kind") == "numeric":
-            continue
-        known = set(col.get("levels") or [])
-        new = Counter(str(v).strip() for v in rows[:, j]
-                      if not is_missing(v) and str(v).strip() not in known)
+        new = unseen_levels(col, rows[:, j])
         if new:
-            shown = ", ".join(f"{v!r} ({n} row{'s' if n > 1 else ''})"
-                              for v, n in new.most_common(3))
-            more = f" and {len(new) - 3} more" if len(new) > 3 else ""
             said.append(f"{test.source}: column {col.get('name')!r} of the test rows holds "
-                        f"values the training rows never have ({shown}{more}); every model "
-                        "reads them as missing")
+                        f"values the training rows never have ({new}); every model reads "
+                        "them as missing")
     return said
 
 
