@@ -55,22 +55,6 @@ def _sequence_column(path: Path) -> str | None:
     return None
 
 
-def _unread(path: Path, fasta: bool, options: dict) -> dict:
-    """``{"unread_columns": [...]}``: a table's columns that are no sequence, label, split,
-    group or id, which the search's data line names (QA: an 'age' column beside the sequences
-    was dropped without a word)."""
-    if fasta or path.suffix.lower() not in (".csv", ".tsv"):
-        return {}
-    names = [n for n in records.header(path) if n]
-    used = {records.find_column(path, names, options[k], (), k, k) for k in
-            ("sequence_col", "label_col", "group_col", "id_col") if options.get(k) is not None}
-    used |= {_sequence_column(path), records.split_column(names)}
-    if options.get("label_col") is None:
-        used.add(next((n for c in records.LABEL_NAMES for n in names if n.lower() == c), None))
-    rest = [n for n in names if n not in used]
-    return {"unread_columns": rest} if rest else {}
-
-
 class BioSequenceLoader(Loader):
     """Reads sequences with labels; detects the alphabet (DNA, RNA or protein, IUPAC codes ok).
 
@@ -114,6 +98,7 @@ class BioSequenceLoader(Loader):
                             "drop --format biosequence or use --modality biosequence")
         suffix = path.suffix.lower()
         groups = ids = None
+        unread: list[str] = []
         fasta = _is_fasta(path)
         if fasta or suffix == ".data" or _is_uci(path):
             columns = [k for k in ("label_col", "group_col", "sequence_col", "id_col")
@@ -130,7 +115,7 @@ class BioSequenceLoader(Loader):
             else:
                 rows = _uci(path)
         else:
-            rows, groups, ids = _table(path, options)
+            rows, groups, ids, unread = _table(path, options)
         where = [w for w, _, _, _ in rows]
         seqs = []
         for w, seq, _, _ in rows:
@@ -140,8 +125,11 @@ class BioSequenceLoader(Loader):
             seqs.append(seq)
         alphabet = detect_alphabet(seqs, str(path), where)
         return records.build(path, "biosequence", seqs, [r[2] for r in rows],
-                             [r[3] for r in rows], meta={"alphabet": alphabet,
-                                                         **_unread(path, fasta, options)},
+                             [r[3] for r in rows], meta={
+                                 "alphabet": alphabet,
+                                 # QA: an 'age' column beside the sequences was dropped
+                                 # without a word: the search's data line names it
+                                 **({"unread_columns": unread} if unread else {})},
                              groups=groups, ids=ids)
 
 
@@ -237,7 +225,9 @@ def _uci(path: Path) -> list[Row]:
     return rows
 
 
-def _table(path: Path, options: dict) -> tuple[list[Row], list[str] | None, list[str] | None]:
+def _table(path: Path, options: dict) -> tuple[list[Row], list[str] | None, list[str] | None,
+                                               list[str]]:
+    """A sequence table's rows, groups, ids, and the columns it does not read."""
     names, table = records.read_table(path)
     # found as detection found it: a numeric 'protein' column beside 'peptide' is a lab value
     # (review: the file was claimed by 'peptide', then read from 'protein')
@@ -257,8 +247,10 @@ def _table(path: Path, options: dict) -> tuple[list[Row], list[str] | None, list
     if id_col is not None and group_col is None:
         records.check_unique_ids(path, [(i, v[names.index(id_col)]) for i, v in table], id_col)
     ids = None if id_col is None else [str(v[names.index(id_col)]).strip() for _, v in table]
-    return [(f"line {i}", v[s], records.label_of(path, i, v[lab], label_col),
-             sp is not None and records.is_test_split(v[sp])) for i, v in table], groups, ids
+    used = {seq_col, label_col, split_col, group_col, id_col}
+    return ([(f"line {i}", v[s], records.label_of(path, i, v[lab], label_col),
+              sp is not None and records.is_test_split(v[sp])) for i, v in table], groups, ids,
+            [n for n in names if n and n not in used])
 
 
 @hookimpl
