@@ -582,17 +582,18 @@ def _study_uid(store: Store, study_name: str, search_id: int) -> str:
 
 
 def _check_resume(store: Store, study_name: str, plan: SearchPlan, identity: dict,
-                  architectures: dict[str, Architecture], pos_label: int | None = None) -> None:
-    """Refuse a resume whose settings or data differ from the stored study's. ``pos_label``:
-    this run's positive class as resolved (an index), which a stored one is compared with
-    (QA: the default class given by name, --pos-label 1, was refused as another class)."""
+                  architectures: dict[str, Architecture], pos_label: int | None = None) -> dict:
+    """Refuse a resume whose settings or data differ from the stored study's; its stored
+    config ({} for a new study). ``pos_label``: this run's positive class as resolved (an
+    index), which a stored one is compared with (QA: the default class given by name,
+    --pos-label 1, was refused as another class)."""
     try:
         stored = store.search(study_name)["config"]
     except ConfigError:  # a new search: its name must be free in Optuna's tables too
         try:
             store.optuna_storage().get_study_id_from_name(study_name)
         except KeyError:
-            return
+            return {}
         try:  # the same search started at once elsewhere wrote its row, then its study
             stored = store.search(study_name)["config"]
         except ConfigError:
@@ -629,6 +630,7 @@ def _check_resume(store: Store, study_name: str, plan: SearchPlan, identity: dic
                "or another --study name" if missing else
                f"{gone[0]}: {gone[1]}" if gone else
                "give the same --arch (and plugins) or another --study name"))
+    return stored or {}
 
 
 def _uninstalled(stored: dict, names: set[str]) -> tuple[str, str] | None:
@@ -698,9 +700,7 @@ def _prepared(plan: SearchPlan, data: LoadedData | None, storage: str | None,
             raise exc from None
         missing = _plugins_not_given(stored.get("plan") or {}, plan)
         if not missing:
-
-            named = str(exc).split(";")[0].removeprefix("unknown architecture ").split(", ")
-            gone = _uninstalled(stored, set(named))
+            gone = _uninstalled(stored, set(plan.architectures or ()))
             if gone:
                 raise ConfigError(f"unknown architecture {gone[0]}; study {study!r} searched "
                                   f"it: {gone[1]}") from None
@@ -794,7 +794,7 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
     store = Store(storage)
     study_name = study or default_study_name(p.full, p.metric, plan.folds, store)
     dev = torch.device(slots[0].device)
-    _check_resume(store, study_name, plan, p.identity(), p.architectures, p.pos_label)
+    prior = _check_resume(store, study_name, plan, p.identity(), p.architectures, p.pos_label)
     config = _config(p, slots)
     manifest = build_manifest(train, test, seed=plan.seed, device=dev,
                               deterministic=plan.deterministic, leakage=p.leakage)
@@ -805,10 +805,6 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
         modality=full.modality, n_samples=len(full), classes=full.classes,
         class_counts=full.class_counts(), input_shape=list(p.spec.input_shape))
     if save_model:  # a model folder it cannot write is refused before the study opens (QA)
-        try:
-            prior = store.search(study_name)["config"] or {}
-        except ConfigError:
-            prior = {}
         default_dir(store.url, study_name,
                     artifacts if artifacts is not None else prior.get("artifacts_root"))
     search_id, resumed = store.open_search(study_name, dataset_id, p.metric,
