@@ -608,3 +608,43 @@ def test_a_chunk_says_where_in_the_input_its_bad_record_is(studies, monkeypatch)
     # a ragged list of records: the readable refusal, not numpy's (review)
     with pytest.raises(DataError, match="expected 2 columns"):
         model.predict_proba([["50", "120"], ["51"]])
+
+
+def test_records_with_column_names_are_read_by_name_not_by_position(studies, monkeypatch):
+    # QA: a DataFrame with its columns in another order was read by position and predicted
+    # wrongly without a word; a file's columns were found by name
+    pd = pytest.importorskip("pandas")
+    from automed.errors import DataError
+    from automed.results import artifact
+    from automed.results.artifact import LoadedModel, saved_answer
+    from automed.storage import Store
+
+    root, storage = studies
+    store = Store(storage)
+    model = LoadedModel(saved_answer(store, store.search("grouped")))  # trained on age, bp
+    from_file = model.predict_proba(str(root / "new_visits.csv"))
+    frame = pd.read_csv(root / "new_visits.csv")
+    assert not np.allclose(model.predict_proba(frame[["bp", "age"]].to_numpy()), from_file)
+    for given in (frame[["label", "bp", "age"]], frame[["bp", "age"]],
+                  {"bp": list(frame["bp"]), "age": list(frame["age"])},
+                  frame[["bp", "age", "label"]].to_dict("records")):
+        np.testing.assert_allclose(model.predict_proba(given), from_file, rtol=1e-6)
+    np.testing.assert_allclose(model.predict_proba(frame.iloc[3][["bp", "age"]]),
+                               from_file[3:4], rtol=1e-6)
+    np.testing.assert_allclose(model.predict_proba({"bp": frame["bp"][3], "age": frame["age"][3]}),
+                               from_file[3:4], rtol=1e-6)
+    monkeypatch.setattr(artifact, "PREDICT_CHUNK", 7)  # chunked, still by name
+    np.testing.assert_allclose(model.predict_proba(frame[["bp", "label", "age"]]), from_file,
+                               rtol=1e-6)
+    with pytest.raises(DataError, match=r"the records have no column\(s\) 'age'; the model was "
+                                        r"trained on age, bp: give records with those columns"):
+        model.predict_proba(frame[["bp", "label"]])
+    with pytest.raises(DataError, match=r"record 2 has no column\(s\) 'bp'"):
+        model.predict_proba([{"age": 50, "bp": 120}, {"age": 51}])
+    for bad in (None, 5):
+        with pytest.raises(DataError, match=f"samples of type {type(bad).__name__}: give a "
+                                            "list or an array of samples"):
+            model.predict_proba(bad)
+    text = LoadedModel(saved_answer(store, store.search("text")))
+    with pytest.raises(DataError, match="sample 2 is NoneType 'None', not a text string"):
+        text.predict_proba(["fever cough", None])

@@ -76,6 +76,59 @@ def encoded_width(columns: list[dict]) -> int:
                for c in columns)
 
 
+def records_by_name(x: Any, names: list[str]) -> Any:
+    """Records given with their column names, as an array in the model's column order
+    ``names``: a pandas DataFrame (or any frame with ``columns`` and ``to_numpy``), a dict of
+    columns, one record as a dict or a pandas Series, or a list of dicts. Columns are found by
+    name, as `automed predict` finds a file's; other columns (the label, an id) are left out.
+    Anything else (arrays, lists of values) is returned as given, read by position. QA: a
+    DataFrame with its columns in another order was read by position, and predicted wrongly
+    without a word."""
+    def missing_said(have: list[str], where: str) -> None:
+        gone = [n for n in names if n not in have]
+        if gone:
+            raise DataError(f"{where} no column(s) {', '.join(map(repr, gone))}; the model was "
+                            f"trained on {', '.join(names)}: give records with those columns")
+
+    if hasattr(x, "columns") and hasattr(x, "to_numpy") and getattr(x, "ndim", 2) == 2:
+        keys = {str(c): c for c in x.columns}
+        if all(isinstance(c, (int, np.integer)) for c in x.columns) and not set(keys) & set(
+                names):
+            return x.to_numpy()  # a frame made from an array: its columns have no names
+        if len(keys) < len(x.columns):
+            raise DataError("the records name a column twice; give each column once")
+        missing_said(list(keys), "the records have")
+        return x[[keys[n] for n in names]].to_numpy()
+    if hasattr(x, "index") and hasattr(x, "to_numpy") and getattr(x, "ndim", None) == 1:
+        keys = {str(k): k for k in x.index}
+        if set(names) <= set(keys):  # one record, as a Series named by column
+            return np.asarray([x[keys[n]] for n in names], dtype=object)
+        return x
+    if isinstance(x, dict):
+        keys = {str(k): k for k in x}
+        missing_said(list(keys), "the record has" if all(
+            np.ndim(v) == 0 for v in x.values()) else "the records have")
+        if all(np.ndim(x[keys[n]]) == 0 for n in names):  # one record
+            return np.asarray([x[keys[n]] for n in names], dtype=object)
+        columns = [list(x[keys[n]]) for n in names]
+        lengths = {len(c) for c in columns}
+        if len(lengths) > 1:
+            raise DataError(f"the columns have {sorted(lengths)} values: give each column "
+                            "one value per record")
+        out = np.empty((lengths.pop(), len(names)), dtype=object)
+        for j, column in enumerate(columns):
+            out[:, j] = column
+        return out
+    if isinstance(x, (list, tuple)) and x and all(isinstance(r, dict) for r in x):
+        out = np.empty((len(x), len(names)), dtype=object)
+        for i, record in enumerate(x):
+            keys = {str(k): k for k in record}
+            missing_said(list(keys), f"record {i + 1} has")
+            out[i] = [record[keys[n]] for n in names]
+        return out
+    return x
+
+
 class TabularPreprocessor(Preprocessor):
     """Median imputation (+ a missing-indicator column), z-scores, and one-hot levels."""
 
@@ -135,7 +188,7 @@ class TabularPreprocessor(Preprocessor):
         return out
 
     def transform(self, x: Any) -> torch.Tensor:
-        x = np.asarray(x)
+        x = np.asarray(records_by_name(x, [c["name"] for c in self.columns]))
         if x.ndim == 1 and len(self.columns) > 1 and len(x) == len(self.columns):
             x = x[None]  # one record (QA: "records have () columns")
         if x.ndim != 2 or x.shape[1] != len(self.columns):

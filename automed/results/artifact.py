@@ -638,7 +638,8 @@ class LoadedModel:
         if self.root is self.folder:  # the top: checked once, not per member
             if not isinstance(device, torch.device):
                 device = resolve_device(str(device))
-            if hasattr(x, "__len__") and len(x) == 0:
+            x = self._samples(x)
+            if len(x) == 0:
                 return np.zeros((0, len(self.classes)))
         if self.members:
             return sum(w * m.proba(x, device=device) for w, m in self.members)
@@ -654,6 +655,30 @@ class LoadedModel:
             return np.concatenate([self._chunk_proba(x, i, device)
                                    for i in range(0, len(x), PREDICT_CHUNK)])
         return self._encoded_proba(x, device)
+
+    def _samples(self, x: Any) -> Any:
+        """``x`` checked to be samples (QA: None and 5 raised a bare TypeError, and a text
+        model predicted [1, 2] and [None]); a table's records found by column name."""
+        modality = self.spec.modality
+        if modality == "tabular":
+            from automed.data.tabular import records_by_name
+
+            state = (self.reading_config().get("preprocessor") or {}).get("state") or {}
+            names = [str(c.get("name")) for c in state.get("columns") or []]
+            if names:
+                x = records_by_name(x, names)
+        if x is None or isinstance(x, (str, bytes)) or not hasattr(x, "__len__"):
+            raise DataError(f"samples of type {type(x).__name__}: give a list or an array of "
+                            "samples (texts, sequences, images, signals or records; a table's "
+                            "records may be a pandas DataFrame), or a path to a file or folder")
+        if modality in ("text", "biosequence") and not (
+                isinstance(x, np.ndarray) and x.dtype.kind == "U"):
+            bad = next((i for i, v in enumerate(x) if not isinstance(v, str)), None)
+            if bad is not None:
+                raise DataError(f"sample {bad + 1} is {type(x[bad]).__name__} "
+                                f"{str(x[bad])[:40]!r}, not a {modality} string: give a "
+                                f"list of strings")
+        return x
 
     def _chunk_proba(self, x: Any, start: int, device: torch.device) -> np.ndarray:
         part = x[start:start + PREDICT_CHUNK]
