@@ -541,12 +541,13 @@ def leaderboard(studies, all_studies, datasets, architectures, states, metrics, 
               show_default=True)
 def studies(storage, fmt) -> None:
     """List the searches in the database, oldest first."""
-    from automed.results.describe import effective_status
+    from automed.results.describe import answer_label, effective_status
     from automed.results.leaderboard import format_studies
     from automed.storage import Store
 
     # "running" from a search whose process is gone says so, as show and leaderboard do
-    rows = [dict(r, status=effective_status(r)) for r in Store(storage, existing=True).studies()]
+    rows = [dict(r, status=effective_status(r), answer=answer_label(r))
+            for r in Store(storage, existing=True).studies()]
     click.echo(json.dumps(rows, indent=2, default=str) if fmt == "json"
                else format_studies(rows))
 

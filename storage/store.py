@@ -640,7 +640,10 @@ class Store:
                             .where(SearchRecord.study_name == study_name))
 
     def studies(self) -> list[dict]:
-        """Every search, oldest first, with its candidate counts per state and best score.
+        """Every search, oldest first, with its candidate counts per state, its best mean CV
+        score (``best_score``) and whose it is (``leader``: ``"#7"``, or an answering
+        ensemble's label). The leader need not be the answer (``best_trial``, whose
+        ``test_scores`` these are): see :func:`automed.results.describe.answer_label`.
 
         An answering ensemble's row is no candidate (no trial of the search), but its score is
         the best when it leads, as in the leaderboard."""
@@ -656,10 +659,26 @@ class Store:
                     counts.setdefault(sid, {})[state] = n
                 if state in ("complete", "ensemble") and top is not None:
                     best[sid] = max(top, best.get(sid) or top)
+            # Whose that best score is (QA: `studies --format json` put the answer's
+            # best_trial beside the leader's score): the candidate, or the ensemble's label.
+            top = (select(CandidateRecord.search_id, func.max(CandidateRecord.score_mean)
+                          .label("top"))
+                   .where(CandidateRecord.state.in_(("complete", "ensemble")))
+                   .group_by(CandidateRecord.search_id).subquery())
+            leader: dict[int, str] = {}
+            for sid, number, state, arch in s.execute(
+                    select(CandidateRecord.search_id, CandidateRecord.trial_number,
+                           CandidateRecord.state, CandidateRecord.architecture)
+                    .join(top, (CandidateRecord.search_id == top.c.search_id)
+                          & (CandidateRecord.score_mean == top.c.top))
+                    .where(CandidateRecord.state.in_(("complete", "ensemble")))
+                    .order_by(CandidateRecord.trial_number.desc())):
+                leader[sid] = arch if state == "ensemble" else f"#{number}"  # lowest wins
             rows = s.scalars(select(SearchRecord).order_by(SearchRecord.created_at,
                                                            SearchRecord.id)).all()
             return [dict(_search_dict(r), n_candidates=sum(counts.get(r.id, {}).values()),
-                         states=counts.get(r.id, {}), best_score=best.get(r.id))
+                         states=counts.get(r.id, {}), best_score=best.get(r.id),
+                         leader=leader.get(r.id))
                     for r in rows]
 
     def leaderboard(self, study: str | Sequence[str] | None = None, top: int | None = None,

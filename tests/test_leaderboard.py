@@ -144,6 +144,7 @@ def test_studies_lists_every_search(store):
     assert [s["study"] for s in studies] == ["chest-acc", "ecg-f1"]
     assert studies[0]["states"] == {"complete": 3, "pruned": 1, "failed": 1}
     assert studies[0]["best_score"] == 0.85 and studies[1]["n_candidates"] == 2
+    assert [s["leader"] for s in studies] == ["#3", "#0"]  # whose best score it is
 
 
 def _cli(url: str, *args: str) -> str:
@@ -208,10 +209,21 @@ def test_studies_counts_candidates_and_says_a_dead_search_stopped(store, url):
     assert rows["blend"]["best_score"] == 0.85 == store.leaderboard(
         "blend", states=("complete", "ensemble"))[0]["score_mean"]
     lines = {ln.split()[0]: ln for ln in _cli(url, "studies").splitlines()[2:]}
-    assert "2 (2/0/0)" in lines["blend"] and "0.8500" in lines["blend"]
+    assert "2 (2/0/0)" in lines["blend"] and "0.8500 (ensemble of #0, #1)" in lines["blend"]
     assert "stopped while running" in lines["killed"] and " running " in lines["live"]
     as_json = {r["study"]: r for r in json.loads(_cli(url, "studies", "--format", "json"))}
     assert as_json["killed"]["status"].startswith("stopped while running (process")
+    # QA: the JSON paired the answer's best_trial with the leader's score, unsaid: the
+    # leader and the answer are named apart
+    store.finish_search(search_id, status="complete", best_trial=1)
+    as_json = {r["study"]: r for r in json.loads(_cli(url, "studies", "--format", "json"))}
+    assert (as_json["blend"]["leader"], as_json["blend"]["answer"]) == ("ensemble of #0, #1",
+                                                                        "#1")
+    # a failure's cause is show's: the table keeps one word (QA: 300 characters wide)
+    broke = add_search(store, "broke", status="failed")
+    store.update_search_config(broke, failure="AutomedError: no candidate completed; " + "x" * 200)
+    line = next(ln for ln in _cli(url, "studies").splitlines() if ln.startswith("broke"))
+    assert " failed " in line and "AutomedError" not in line
 
 
 def test_candidates_without_a_score_are_listed_in_every_state(store, url):

@@ -167,12 +167,14 @@ def format_studies(studies: list[dict]) -> str:
     if not studies:
         return "(no searches yet)"
     header = ["study", "dataset", "modality", "metric", "folds", "status",
-              "candidates (complete/pruned/failed)", "best", "created"]
+              "candidates (complete/pruned/failed)", "best cv (whose)", "answer", "created"]
     lines = []
     for s in studies:
         st = s["states"]
         status = s["status"]
-        if status.startswith("stopped while"):  # "stopped while running (process N is gone)"
+        if status.startswith(("stopped while", "failed (")):
+            # "stopped while running (process N is gone)", "failed (<the error>)": the
+            # cause is `automed show`'s (QA: a failure's 300 characters widened the table)
             status = status.split(" (")[0]
         # the other states, named (QA: interrupted candidates counted in no column)
         other = ", ".join(f"{n} {state}" for state, n in sorted(st.items())
@@ -181,7 +183,8 @@ def format_studies(studies: list[dict]) -> str:
                       str(s["config"].get("folds", "-")), status,
                       f"{s['n_candidates']} ({st.get('complete', 0)}/{st.get('pruned', 0)}/"
                       f"{st.get('failed', 0)}{', ' + other if other else ''})",
-                      _fmt(s["best_score"]), s["created_at"]])
+                      _fmt(s["best_score"]) + (f" ({s['leader']})" if s.get("leader") else ""),
+                      s.get("answer") or "-", s["created_at"]])
     return _align(header, lines)
 
 
