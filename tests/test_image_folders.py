@@ -55,6 +55,35 @@ def test_a_folder_mixing_8_and_16_bit_images_is_refused(tmp_path):
         load_data(tmp_path)
 
 
+def test_a_test_set_or_val_split_at_another_bit_depth_is_refused_before_the_search(tmp_path):
+    # QA: uint8 train_images and float val_images were concatenated to float, the val images
+    # left at 0..1 beside 0..255; a --test folder of 16-bit images was refused only after
+    # the whole search, by the answer
+    rng = np.random.default_rng(0)
+    eight = rng.integers(0, 255, (8, 6, 5), dtype=np.uint8)
+    labels = np.array([0, 1] * 4)
+    np.savez(tmp_path / "mixed_val.npz", train_images=eight, train_labels=labels,
+             val_images=eight[:4].astype(np.float32) / 255, val_labels=labels[:4])
+    with pytest.raises(DataError, match=r"mixed_val\.npz: val_images are 16-bit or float but "
+                                         r"the train_images are 8-bit \(uint8\); save them at "
+                                         "one bit depth"):
+        load_data(tmp_path / "mixed_val.npz")
+    np.savez(tmp_path / "mixed_test.npz", train_images=eight, train_labels=labels,
+             test_images=eight[:4].astype(np.float32) / 255, test_labels=labels[:4])
+    with pytest.raises(DataError, match=r"test images are 16-bit or float but the training "
+                                         r"images are 8-bit"):
+        load_data(tmp_path / "mixed_test.npz")
+    _gray(tmp_path / "train")
+    _save(tmp_path / "deep" / "benign" / "0", np.full((6, 5), 3000, np.uint16))
+    _save(tmp_path / "deep" / "malignant" / "0", np.full((6, 5), 300, np.uint16))
+    with pytest.raises(DataError, match=r"deep: test images are 16-bit or float"):
+        load_data(tmp_path / "train", test=tmp_path / "deep")
+    np.savez(tmp_path / "same.npz", train_images=eight, train_labels=labels,
+             val_images=eight[:4], val_labels=labels[:4], test_images=eight[:4],
+             test_labels=labels[:4])
+    assert load_data(tmp_path / "same.npz").train.x.dtype == np.uint8
+
+
 def _images(x: np.ndarray) -> Dataset:
     return Dataset(x, np.array([0, 1] * (len(x) // 2)), ["a", "b"], "image")
 

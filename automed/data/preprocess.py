@@ -82,7 +82,7 @@ class ChannelStandardizer(Preprocessor):
         if self.checks_pixels and self.pixels is not None and kind != self.pixels:
             # QA: 16-bit images given to a model trained on 8-bit ones (uint8 is scaled to
             # 0..1, the rest is not) were predicted on a scale 257 times off, unsaid.
-            said = {"uint8": "8-bit (uint8)", "float": "16-bit or float"}
+            said = PIXEL_WORDS
             raise DataError(f"images are {said[kind]} but the model was trained on "
                             f"{said[self.pixels]} images; export them at the training images' "
                             "bit depth")
@@ -111,6 +111,20 @@ class ChannelStandardizer(Preprocessor):
 
 def _pixel_kind(x: Any) -> str:
     return "uint8" if np.asarray(x).dtype == np.uint8 else "float"
+
+
+PIXEL_WORDS = {"uint8": "8-bit (uint8)", "float": "16-bit or float"}
+
+
+def pixel_depth_mismatch(x: Any, other: Any, others: str, xs: str) -> str | None:
+    """Why images ``other`` cannot join or be scored beside images ``x``, or None: 8-bit
+    pixels are scaled to 0..1 and others are taken as they are, so a mix trains or scores
+    on scales 255 times apart."""
+    a, b = _pixel_kind(x), _pixel_kind(other)
+    if a == b:
+        return None
+    return (f"{others} are {PIXEL_WORDS[b]} but the {xs} are {PIXEL_WORDS[a]}; save them at "
+            "one bit depth (8-bit pixels are read as 0..1, the others as they are)")
 
 
 class ImagePreprocessor(ChannelStandardizer):

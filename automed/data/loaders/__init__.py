@@ -532,6 +532,13 @@ def _check_test(train: Dataset, test: Dataset) -> Dataset:
         )
     test = _in_training_columns(train, test.with_classes(train.classes))
     test = _in_training_channels(train, test)
+    if train.modality == "image" and len(test) and len(train):
+        from automed.data.preprocess import pixel_depth_mismatch
+
+        # QA: the whole budget was searched, then the answer refused the test set
+        mismatch = pixel_depth_mismatch(train.x, test.x, "test images", "training images")
+        if mismatch:
+            raise DataError(f"{test.source}: {mismatch}")
     tx, trx = getattr(test.x, "shape", None), getattr(train.x, "shape", None)
     if tx is not None and trx is not None and len(tx) > 1 and tx[1:] != trx[1:]:
         raise DataError(

@@ -54,6 +54,14 @@ class NpzLoader(Loader):
                         f"{source}: val_images have shape {vx.shape[1:]} but train_images "
                         f"{x.shape[1:]}; re-export the validation split to match"
                     )
+                if _modality(x, modality) == "image":
+                    from automed.data.preprocess import pixel_depth_mismatch
+
+                    # QA: uint8 train and float val were concatenated to float, the
+                    # val images left at 0..1 beside the training images' 0..255
+                    mismatch = pixel_depth_mismatch(x, vx, "val_images", "train_images")
+                    if mismatch:
+                        raise DataError(f"{source}: {mismatch}")
                 x = np.concatenate([x, vx])
                 y = np.concatenate([y.reshape(-1), vy.reshape(-1)])
             test = (
