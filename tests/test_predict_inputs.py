@@ -430,6 +430,19 @@ def test_unlabeled_series_of_another_length_say_their_own_length(tmp_path, monke
     assert code not in (0, None) and out == ""
     assert "its rows hold 80 values; the model reads series of 60 (or 61 with the label " \
            "first); resample them to 60" in err
+    # QA: 61 values without a label: the first point was read as a label, 5 "labels" none a
+    # class, and the shifted rest predicted with a warning
+    np.savetxt(tmp_path / "longer.txt", rng.standard_normal((5, 61)))
+    code, out, err = _predict(monkeypatch, capsys, str(tmp_path / "longer.txt"), "--study",
+                              "sig", "--storage", storage)
+    assert code not in (0, None) and out == ""
+    assert ("was read as its label, but none is one of the model's classes (0, 1) and they "
+            "are fractions: rows without a label are one point longer than the 60 the model "
+            "reads; resample them to 60 points") in err
+    np.savetxt(tmp_path / "labeled.txt", np.c_[y[:5], rng.standard_normal((5, 60))])
+    code, out, err = _predict(monkeypatch, capsys, str(tmp_path / "labeled.txt"), "--study",
+                              "sig", "--storage", storage)
+    assert code in (0, None) and len(out.splitlines()) == 6, err
 
 
 def test_a_signal_table_without_labels_but_with_its_patient_column_is_unlabeled(

@@ -283,6 +283,12 @@ def test_raw_samples_in_the_model_layout_one_sample_and_lists():
         in_model_layout(np.zeros((3, 28, 28), dtype=np.uint8), rgb)
     assert in_model_layout(np.zeros((3, 1, 28, 28), dtype=np.uint8), rgb).shape == \
         (3, 3, 28, 28)
+    # QA: one lead for a two-lead model was told to resample to the training length
+    with pytest.raises(DataError, match=r"expects \(2, 96\); give them the training data's 2 "
+                                        r"channel\(s\) \(leads\)"):
+        in_model_layout(np.zeros((4, 1, 96)), Spec("signal", (2, 96), 2))
+    with pytest.raises(DataError, match="resample them to the training length"):
+        in_model_layout(np.zeros((4, 2, 90)), Spec("signal", (2, 96), 2))
 
 
 def test_a_deterministic_search_leaves_torch_as_it_found_it(tmp_path, demo_signal):

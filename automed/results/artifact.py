@@ -762,6 +762,9 @@ def in_model_layout(x: Any, spec: Spec) -> Any:
         # what differs says the fix (QA: "resize" for a transposed series too)
         fix = ("transpose them to (channels, length) like the training data"
                if spec.modality == "signal" and sorted(got) == sorted(expected) else
+               f"give them the training data's {expected[0]} channel(s) (leads)"
+               if spec.modality == "signal" and len(got) == len(expected)
+               and got[1:] == expected[1:] else
                "resample them to the training length" if spec.modality == "signal" else
                "resize them like the training images")
         raise DataError(f"samples have shape {given} but the model expects {expected}; {fix}")

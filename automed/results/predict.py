@@ -235,11 +235,26 @@ def _said_foreign_labels(path: Path, loaded: Any, config: dict) -> None:
     labels): said, and written as read."""
     import warnings
 
+    from automed.data.tabular import to_float
     from automed.errors import DataWarning
 
     classes = [str(c) for c in config.get("classes") or []]
     found = [str(c) for c in loaded.train.classes]
     foreign = [c for c in found if c not in classes]
+    spec = config.get("spec") or {}
+    values = [to_float(c) for c in foreign]
+    if (spec.get("modality") == "signal" and classes and foreign == found
+            and all(v is not None for v in values)
+            and any(v == v and v != int(v) for v in values)):
+        # QA: unlabeled series one point longer than the model reads: each one's first
+        # point was taken for a label (none a class, all fractions) and the rest predicted
+        length = (spec.get("input_shape") or [None])[-1]
+        shown = ", ".join(map(repr, foreign[:3])) + (" ..." if len(foreign) > 3 else "")
+        raise DataError(f"{path}: the first value of each row ({shown}) was read as its label, "
+                        f"but none is one of the model's classes ({', '.join(classes)}) and "
+                        f"they are fractions: rows without a label are one point longer than "
+                        f"the {length} the model reads; resample them to {length} points, or "
+                        "put each row's label first")
     if classes and foreign:
         shown = ", ".join(map(repr, foreign[:5])) + (" ..." if len(foreign) > 5 else "")
         warnings.warn(f"{path}: its label(s) {shown} are none of the model's classes "
