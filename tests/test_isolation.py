@@ -241,3 +241,26 @@ def test_a_family_whose_candidates_all_fail_is_left_out_after_three(tmp_path, mo
         trial.set_user_attr(FAILURE_ATTR, why)
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
     assert _given_up(study) == {}
+
+
+def test_a_study_whose_every_candidate_failed_says_to_search_again_under_a_new_name(
+        tmp_path, monkeypatch, capsys):
+    # QA: its report said "run the same command again to finish it" (a resume counts the
+    # failed candidates as done and fails alike) and export "let the search finish"
+    from clirun import run_cli
+
+    (tmp_path / "broken_arch.py").write_text(ALWAYS_FAILS)
+    data = make_demo("signal", tmp_path / "ecg.npz", n=40)
+    storage = f"sqlite:///{tmp_path / 'runs.db'}"
+    code, _, err = run_cli(monkeypatch, capsys, "search", str(data), "--folds", "2",
+                           "--trials", "2", "--storage", storage, "--study", "dead",
+                           "--plugin", str(tmp_path / "broken_arch.py"), "--arch", "broken")
+    assert code == 2 and ("no candidate of study 'dead' completed; see `automed leaderboard "
+                          "--study dead --all` for their errors, fix them, and search again "
+                          "under a new --study name") in err
+    code, _, err = run_cli(monkeypatch, capsys, "export", "--study", "dead", "--storage",
+                           storage, "-o", str(tmp_path / "out"))
+    assert code not in (0, None)
+    assert ("study 'dead' has no saved model: it stopped before its answer (failed); none of "
+            "its candidates completed: see `automed leaderboard --study dead --all` for why, "
+            "fix it, and search again under a new --study name") in err

@@ -170,7 +170,12 @@ def test_a_saved_model_refuses_one_string_and_a_bad_device_and_predicts_no_sampl
                     classes=["sick", "hurt"], modality="text", source="mem")
     result = automed.search(texts, storage=f"sqlite:///{tmp_path / 'api.db'}",
                             artifacts=tmp_path / "models", **QUICK)
+    import torch
+
+    torch.manual_seed(0)
+    before = torch.random.get_rng_state()
     model = automed.LoadedModel(result.artifact)
+    assert torch.equal(torch.random.get_rng_state(), before)  # QA: loading drew from it
     assert model.predict_proba(["fever cough"]).shape == (1, 2)
     with pytest.raises(DataError, match="'fever cough' is no file or folder: give a path that "
                                         "exists, or the samples themselves"):

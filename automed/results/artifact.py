@@ -188,8 +188,19 @@ def saved_answer(store, info: dict) -> Path:
     study = info["study"]
     recorded = (info.get("config") or {}).get("artifact")
     if not recorded:
-        raise AutomedError(f"study {study!r} has no saved model; let the search finish "
-                           "(it saves its answer)")
+        from automed.results.describe import effective_status, next_step
+
+        status = effective_status(info)
+        if status == "complete":
+            why = ("it was searched without saving one (automed.search(..., save_model=False) "
+                   "or refit=False); search again without them to save its answer")
+        elif status.startswith("failed") or status.startswith("stopped") or status in (
+                "interrupted", "created", "searched"):
+            why = f"it stopped before its answer ({status.split(' (')[0]}); " + next_step(
+                info, status)
+        else:
+            why = "let the search finish (it saves its answer)"
+        raise AutomedError(f"study {study!r} has no saved model: {why}")
     folder = Path(recorded)
     if not folder.is_dir():
         url = make_url(store.url)
@@ -559,7 +570,10 @@ class LoadedModel:
                             "again with `automed export`") from None
         try:
             self.cpu_bf16 = bool(archs[name].cpu_bf16)
-            models = [archs[name].rebuild(params, self.spec) for _ in range(bag)]
+            # weights are loaded over them: their initial draws must not move the caller's
+            # torch generator (QA: loading a model changed torch's random state)
+            with torch.random.fork_rng(devices=[]):
+                models = [archs[name].rebuild(params, self.spec) for _ in range(bag)]
             # A seed bag (see --bag): the members' mean probabilities.
             self.model = models[0] if bag == 1 else SeedBag(models)
         except AutomedError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections import Counter
 
 from automed.evaluation.names import AVERAGED, METRIC_NAMES
@@ -185,6 +186,13 @@ def next_step(info: dict, status: str) -> str:
     if status == "searched":
         return ("its workers used the budget: run the search command without --workers 0 to "
                 "answer")
+    failure = (info.get("config") or {}).get("failure") or ""
+    if status.startswith("failed") and "completed" in failure:
+        # QA: "run the same command again" of a study whose candidates all failed: a resume
+        # counts them as done and fails the same way
+        return (f"none of its candidates completed: see `automed leaderboard --study "
+                f"{shlex.quote(study)} --all` for why, fix it, and search again under a new "
+                "--study name")
     return "run the same command again to finish it"
 
 

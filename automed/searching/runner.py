@@ -921,7 +921,8 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
         store.finish_search(search_id, status="failed")
         hint = (f"raise --timeout (it was {plan.timeout:g} s)" if plan.timeout is not None else
                 f"see `automed leaderboard --study {shlex.quote(study_name)} --all` for their "
-                "errors")
+                "errors, fix them, and search again under a new --study name (a resume counts "
+                "these candidates as done)")
         raise AutomedError(f"no candidate of study {study_name!r} completed; {hint}")
     # The leaderboard's first row leads (its tie-break decides, not Optuna's).
     result.best = result.leaderboard[0] if result.leaderboard else None
