@@ -759,7 +759,9 @@ class Store:
                 raise ConfigError(f"no dataset {', '.join(datasets)} in {self.redacted}; "
                                   f"known: {', '.join(sorted({n for n, _ in known})) or 'none'}")
         if families:
-            known = s.scalars(select(CandidateRecord.architecture).distinct()).all()
+            # an answering ensemble's row holds its label, no family (QA: listed as one)
+            known = s.scalars(select(CandidateRecord.architecture).distinct()
+                              .where(CandidateRecord.state != "ensemble")).all()
             if not set(families) & set(known):
                 raise ConfigError(f"no candidates of architecture {', '.join(families)}; "
                                   f"stored: {', '.join(sorted(known)) or 'none'}")

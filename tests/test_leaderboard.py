@@ -210,6 +210,9 @@ def test_studies_counts_candidates_and_says_a_dead_search_stopped(store, url):
         "blend", states=("complete", "ensemble"))[0]["score_mean"]
     lines = {ln.split()[0]: ln for ln in _cli(url, "studies").splitlines()[2:]}
     assert "2 (2/0/0)" in lines["blend"] and "0.8500 (ensemble of #0, #1)" in lines["blend"]
+    with pytest.raises(ConfigError) as known:  # QA: the ensemble's label listed as a family
+        store.leaderboard(architecture="vit")
+    assert "cnn" in str(known.value) and "ensemble of" not in str(known.value)
     assert "stopped while running" in lines["killed"] and " running " in lines["live"]
     as_json = {r["study"]: r for r in json.loads(_cli(url, "studies", "--format", "json"))}
     assert as_json["killed"]["status"].startswith("stopped while running (process")

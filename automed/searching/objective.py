@@ -645,8 +645,9 @@ class Objective:
                 self._reported.add(epoch)
             watch.epoch(epoch, loss, proba.argmax(1))
             if trial.should_prune():
-                raise _EpochPruned(f"first fold's score below the completed candidates' "
-                                   f"after epoch {epoch + 1}")
+                # its score said (QA: `show` of a candidate pruned in fold 0 had "-")
+                raise _EpochPruned(f"first fold's score {value:.4f} after epoch {epoch + 1} "
+                                   f"below the completed candidates' at that epoch")
 
         return on_epoch
 
