@@ -493,3 +493,33 @@ def test_a_stop_whose_raise_was_lost_is_raised_at_the_next_training_step():
         interrupts.check_stop()  # outside a candidate (the answer's refit): left to the loop
     finally:
         interrupts.reset_stop()
+
+
+def test_a_joining_worker_stops_at_the_studys_timeout(demo_signal, tmp_path, capsys,
+                                                      monkeypatch):
+    # QA: `automed worker` ignored the study's --timeout: on a `--workers 0 --timeout 20`
+    # study it trained 122 candidates in 75 s until killed, and beside a leader it went on
+    # 70 s past the leader's answer
+    from clirun import run_cli
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    opts = dict(folds=2, max_epochs=1, storage=url, bootstrap=0, trials=40)
+    search(demo_signal, workers=0, timeout=2, study="t", **opts)
+    assert Store(url).search("t")["config"]["search_ends_at"] is None  # no worker yet
+    code, _, err = run_cli(monkeypatch, capsys, "worker", "--study", "t", "--storage", url)
+    assert code in (0, None), err
+    ran = len(Store(url).candidates("t"))
+    assert 1 <= ran < 40, err  # the first worker started the study's 2 s clock
+    ends = Store(url).search("t")["config"]["search_ends_at"]
+    assert ends is not None
+    time.sleep(max(0.0, ends - time.time()))  # it may stop early: no time for another
+    ran = len(Store(url).candidates("t"))
+    code, _, err = run_cli(monkeypatch, capsys, "worker", "--study", "t", "--storage", url)
+    assert code in (0, None) and "searched to its --timeout of 2 s, which ended" in err
+    assert "this worker runs no candidate" in err and len(Store(url).candidates("t")) == ran
+    # a leader's session: workers that join after it end run nothing either
+    done = search(demo_signal, timeout=2, study="lead", **opts)
+    n = len(done.leaderboard)
+    code, _, err = run_cli(monkeypatch, capsys, "worker", "--study", "lead", "--storage", url)
+    assert code in (0, None) and "this worker runs no candidate" in err
+    assert len(Store(url).leaderboard("lead")) == n

@@ -881,7 +881,9 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
                   f"{read_s:.0f} s of the {plan.timeout:g} s --timeout; the first candidate "
                   "still runs (a search always answers), so the search ends past it"})
     if plan.workers == 0:
-        # Only create the study: workers join it with `automed worker` (here or elsewhere).
+        # Only create the study: workers join it with `automed worker` (here or elsewhere);
+        # with --timeout, the first to join starts its clock (see workers.study_ends_at).
+        store.update_search_config(search_id, search_ends_at=None)
         store.finish_search(search_id, status="created")
         return SearchResult(study_name, store.redacted, store.leaderboard(study_name), None,
                             resumed=resumed, spec=p.spec)
@@ -897,6 +899,10 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
     deadline = None if plan.timeout is None else wall_start + plan.timeout
     # --timeout counts from the command's start: loading and checking the data used some of it
     left = None if deadline is None else max(0.0, deadline - time.monotonic())
+    # When this session's search ends, for `automed worker`s that join it (QA: they ignored
+    # --timeout and trained on past the answer)
+    store.update_search_config(search_id, search_ends_at=None if left is None
+                               else time.time() + left)
 
     def searching() -> None:
         if len(slots) == 1:
@@ -910,6 +916,8 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
         store.finish_search(search_id, status="interrupted")
 
     stopping(searching, on_stop=interrupted)  # Ctrl-C: see interrupts
+    if plan.timeout is not None:  # its search is over (maybe early, to keep time to answer):
+        store.update_search_config(search_id, search_ends_at=time.time())  # so is a worker's
 
     timing = {"timeout": plan.timeout, "search_s": time.monotonic() - wall_start}
     result = SearchResult(study_name, store.redacted, store.leaderboard(study_name), None,

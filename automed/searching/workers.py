@@ -377,6 +377,17 @@ def _join(study_name: str, *, storage, gpus, trials_per_gpu, workers, device, ti
               "done": counted_trials(ostudy), "resumed": True,
               "best": leader[0]["score_mean"] if leader else None,
               "device": ", ".join(sorted({s.device for s in slots})), "workers": len(slots)})
+    ends_at = study_ends_at(store, info)
+    if ends_at is not None:
+        left = ends_at - time.time()
+        if left <= 0:
+            progress({"event": "note", "message": f"study {study_name!r} searched to its "
+                      f"--timeout of {cfg.get('timeout'):g} s, which ended "
+                      f"{time.strftime('%H:%M:%S', time.localtime(ends_at))}: this worker runs "
+                      "no candidate (the study's `automed search` command, run again, "
+                      "resumes it with a new --timeout)"})
+            return len(store.candidates(study_name))
+        timeout = left if timeout is None else min(timeout, left)
     me = identity or machine_identity()
     if len(slots) == 1:  # its candidates' lines, as a search prints them (QA: none)
         worker_main(store.url, study_name, slots[0], identity=me, allowed_plugins=allowed,
@@ -386,6 +397,22 @@ def _join(study_name: str, *, storage, gpus, trials_per_gpu, workers, device, ti
                           progress=progress, identity=me, threads=threads)
     _mark_searched(store, study_name)
     return len(store.candidates(study_name))
+
+
+def study_ends_at(store, info: dict) -> float | None:
+    """When a joining worker stops starting candidates (seconds since the epoch): the end of
+    the search session running now (its leader records it), or, for a study made with
+    ``search --workers 0 --timeout T``, T after the first worker joined (it records it).
+    None when the study has no --timeout. QA: `automed worker` ignored the study's
+    --timeout and trained on after the leader had answered."""
+    cfg = info.get("config") or {}
+    if cfg.get("timeout") is None:
+        return None
+    ends = cfg.get("search_ends_at")
+    if ends is None and info.get("status") == "created":
+        ends = time.time() + float(cfg["timeout"])
+        store.update_search_config(info["id"], search_ends_at=ends)
+    return None if ends is None else float(ends)
 
 
 def _mark_searched(store, study_name: str) -> None:
