@@ -293,6 +293,10 @@ def test_a_study_made_before_the_refusal_still_resumes_and_is_joined(tmp_path):
     assert objective.p.train.classes == ["current", "former", "never"]  # 'class' (smoking)
     with pytest.raises(DataError, match="could each be the label"):  # a new study: refused
         search(path, trials=1, study="new", **common)
+    # QA: ... and so is a new study under its default name (another --metric), which took
+    # the older study's label where a fresh database refused the two columns
+    with pytest.raises(DataError, match="could each be the label"):
+        search(path, trials=1, metric="auroc", **common)
 
 
 def test_the_data_line_says_rows_a_split_column_keeps_out(tmp_path, monkeypatch, capsys):

@@ -663,12 +663,22 @@ def _first_label_study(plan: SearchPlan, storage: str | None, study: str | None)
     if plan.data.path is None or plan.data.options.get("label_col") is not None:
         return False
     try:
-        searches = Store(storage, existing=True).studies()
+        store = Store(storage, existing=True)
+        searches = store.studies()
     except AutomedError:
         return False
+    if study is None:
+        # only the study this command resumes, by its default name (QA: a new study, another
+        # --metric, took the label an older study of the file had found, where a fresh
+        # database refused the two columns)
+        path = Path(plan.data.path)
+        names = {_fit_name(f"{n}-{plan.metric}-cv{plan.folds}", store)
+                 for n in (path.name, path.stem)}
+    else:
+        names = {study}
     for s in searches:
         data = ((s["config"] or {}).get("plan") or {}).get("data") or {}
-        if (data.get("path") == plan.data.path and (study is None or s["study"] == study)
+        if (data.get("path") == plan.data.path and s["study"] in names
                 and (data.get("options") or {}).get("label_col") is None):
             return True
     return False
