@@ -501,3 +501,29 @@ def test_grouped_folds_a_ranking_metric_cannot_score_are_refused_before_the_sear
     result = _run(tmp_path / "p.npz", tmp_path / "p.db", folds=2, trials=1, metric="auprc",
                   bootstrap=0)
     assert np.isfinite(result.best["score_mean"])
+
+
+def test_grouped_folds_lacking_a_class_are_said_to_skew_a_class_averaged_metric(tmp_path):
+    # QA: 20 grouped folds of one patient class each: balanced accuracy equalled accuracy,
+    # f1 was skewed, and nothing said so
+    from automed.searching.plan import DataPlan, SearchPlan
+    from automed.searching.prepare import prepare
+
+    rng = np.random.default_rng(0)
+    patients = np.repeat(np.arange(10), 4)
+    y = (patients % 2).astype(int)
+    x = rng.normal(size=(40, 1, 16)).astype(np.float32) + y[:, None, None]
+    np.savez(tmp_path / "p.npz", x=x, y=y, groups=patients)
+
+    def said(metric: str, folds: int) -> list[str]:
+        plan = SearchPlan(data=DataPlan(path=str(tmp_path / "p.npz")), metric=metric,
+                          folds=folds, trials=1)
+        return [w for w in prepare(plan).warnings if "lack a class" in w]
+
+    assert said("balanced_accuracy", 10) == [
+        "validation fold(s) 1, 2, 3, 4, 5, 6, 7, 8, ... of 10 lack a class (folds keep each "
+        "patient whole): their balanced_accuracy averages over the classes they hold, so it is "
+        "skewed and not comparable between folds; use fewer --folds (at most the patients of "
+        "the rarest class)"]
+    assert said("accuracy", 10) == []  # a sample mean: each fold's is sound
+    assert said("f1", 2) == []  # every fold holds both classes

@@ -111,6 +111,25 @@ def _check_rankable(train: Dataset, splits: list, metric: str, average: str, pos
                 "another --metric")
 
 
+def _fold_class_warnings(train: Dataset, splits: list, metric: str) -> list[str]:
+    """Validation folds without a sample of some class (grouped folds keep each patient
+    whole) skew every class-averaged metric (QA: 20 grouped folds of one class each made
+    balanced accuracy equal accuracy, unsaid); accuracy and log loss are sample means, and
+    AUROC/AUPRC are refused by :func:`_check_rankable`."""
+    if metric in ("accuracy", "log_loss", "auroc", "auprc") or train.n_classes < 2:
+        return []
+    lacking = [i for i, (_, va) in enumerate(splits)
+               if len(np.unique(train.y[va])) < train.n_classes]
+    if not lacking:
+        return []
+    shown = ", ".join(str(i + 1) for i in lacking[:8]) + (", ..." if len(lacking) > 8 else "")
+    return [f"validation fold(s) {shown} of {len(splits)} lack a class"
+            + (" (folds keep each patient whole)" if train.groups is not None else "")
+            + f": their {metric} averages over the classes they hold, so it is skewed and not "
+            "comparable between folds; use fewer --folds (at most the patients of the rarest "
+            "class)"]
+
+
 def load_plugins(plan: SearchPlan, allowed: list[dict] | None = None) -> None:
     """Register the plan's extra plugins.
 
@@ -183,7 +202,8 @@ def prepare(plan: SearchPlan, data: LoadedData | None = None) -> Prepared:
             + _table_warnings(train) + _test_class_warnings(train, test)
             + _test_levels_warnings(train, test)
             + _test_groups_warnings(train, test, plan.bootstrap)
-            + _volume_warnings(train) + _unused_plugins(pm, train.modality, given))
+            + _volume_warnings(train) + _unused_plugins(pm, train.modality, given)
+            + _fold_class_warnings(train, splits, metric))
     # A family's own preprocessor (a pretrained tokenizer, ...) gives its own spec; computed
     # here, so a missing model or library stops the search before any candidate runs.
     specs, unfit = {}, {}
