@@ -285,7 +285,9 @@ def cli() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @click.option("--group-col", help="Patient/study id column (tables) or npz key: grouped CV and "
               "test split.")
-@click.option("--groups", "groups_file", type=click.Path(), help="Text file with one group id "
+@click.option("--groups", "groups_file", type=click.Path(), help="Group (patient) ids for data "
+              "without a group column: lines ID,GROUP naming each sample as `automed predict` "
+              "does (an image's path in the folder, a FASTA id), test samples too; or one id "
               "per training sample, in loading order.")
 @click.option("--test-fraction", type=float, help="Hold out this stratified (and grouped) "
               "fraction as the locked test set before the search.")

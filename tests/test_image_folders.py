@@ -138,6 +138,44 @@ def test_val_is_merged_into_training_and_needs_no_test(tmp_path):
     assert data.train.classes == ["benign", "malignant"]
 
 
+def test_groups_may_name_each_image_by_its_path_in_any_order_test_images_too(tmp_path):
+    # QA: --groups matched ids to images by a loading order written nowhere (class folders by
+    # name, then each one's files by path); a list made with `find` grouped the wrong images,
+    # and a test/ folder's patients could not be given
+    _gray(tmp_path / "train", n=3)
+    _gray(tmp_path / "val", n=1, seed=1)
+    _save(tmp_path / "test" / "malignant" / "t", np.zeros((6, 5), np.uint8))
+    ids = load_data(tmp_path).train.ids
+    lines = [f"{i},p{k % 3}" for k, i in enumerate(ids)][::-1]  # any order
+    (tmp_path / "g.csv").write_text("path,patient\n" + "\n".join(lines) + "\n")
+    data = load_data(tmp_path, groups=tmp_path / "g.csv")
+    assert list(data.train.groups) == [f"p{k % 3}" for k in range(len(ids))]
+    assert data.test.groups is None  # the file names no test image: none given
+    (tmp_path / "g.csv").write_text("\n".join([*lines, "test/malignant/t.png,p9"]) + "\n")
+    data = load_data(tmp_path, groups=tmp_path / "g.csv")
+    assert list(data.test.groups) == ["p9"]
+    # the same patient in training and test: refused, as for any grouped data
+    (tmp_path / "g.csv").write_text("\n".join([*lines, "test/malignant/t.png,p1"]) + "\n")
+    from automed.evaluation.leakage import check_test_leakage
+
+    data = load_data(tmp_path, groups=tmp_path / "g.csv")
+    with pytest.raises(DataError, match=r"1 group\(s\) are in both the training and the test "
+                                         r"data \(e\.g\. p1\)"):
+        check_test_leakage(data.train, data.test)
+    (tmp_path / "g.csv").write_text("\n".join(lines[1:]) + "\n")
+    with pytest.raises(DataError, match=r"g\.csv: no group for 1 sample\(s\) of .*"
+                                         r"\(val/malignant/0\.png\); give a line ID,GROUP"):
+        load_data(tmp_path, groups=tmp_path / "g.csv")
+    (tmp_path / "g.csv").write_text("\n".join([*lines, "benign/9.png,p1"]) + "\n")
+    with pytest.raises(DataError, match=r"line 9 names 'benign/9\.png', no sample of the data; "
+                                         r"give ids as `automed predict` writes them \(e\.g\. "
+                                         r"'train/benign/0\.png'\)"):
+        load_data(tmp_path, groups=tmp_path / "g.csv")
+    # one id per line, in loading order, as before
+    (tmp_path / "g.txt").write_text("\n".join(f"p{k % 3}" for k in range(len(ids))) + "\n")
+    assert list(load_data(tmp_path, groups=tmp_path / "g.txt").train.groups)[:2] == ["p0", "p1"]
+
+
 # -- 3. colour vs grayscale, converted to the model's channel count at predict -------------------
 
 def test_predict_converts_images_to_the_models_channels(tmp_path):

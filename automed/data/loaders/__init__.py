@@ -194,7 +194,7 @@ def load_data(
         if data.train.groups is not None:  # e.g. an .npz with a groups key: which ids count?
             raise ConfigError(f"{path} brings its own group ids and --groups {groups} gives "
                               "others; keep one (drop --groups to use the file's own)")
-        data = LoadedData(_with_groups(data.train, Path(groups)), data.test)
+        data = _with_groups(data, Path(groups))
     return _checked(data, for_prediction)
 
 
@@ -489,20 +489,70 @@ def _check_finite(data: Dataset | None) -> None:
         )
 
 
-def _with_groups(train: Dataset, path: Path) -> Dataset:
+def _with_groups(data: LoadedData, path: Path) -> LoadedData:
+    """``--groups FILE``: one group id per training sample in loading order, or lines
+    ``ID,GROUP`` (or tab-separated) naming each sample by the id `automed predict` writes (an
+    image's path within the folder, a FASTA record's id), in any order, test samples too.
+    QA: the loading order (class folders by name, then each one's files by path) was written
+    nowhere, and a list made with `find` grouped the wrong images, unsaid."""
     import numpy as np
 
     if not path.is_file():
         raise DataError(f"{path}: no such groups file; give one id per line")
-    ids = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()
-           if line.strip()]
-    if len(ids) != len(train):
+    train, test = data.train, data.test
+    lines = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()
+             if line.strip()]
+    by_id = _groups_by_id(path, lines, train, test)
+    if by_id is not None:
+        def grouped(part: Dataset) -> Dataset:
+            gone = [str(i) for i in part.ids if str(i) not in by_id]
+            if gone:
+                raise DataError(f"{path}: no group for {len(gone)} sample(s) of {part.source} "
+                                f"({', '.join(gone[:3])}{', ...' if len(gone) > 3 else ''}); "
+                                "give a line ID,GROUP for each")
+            return dataclasses.replace(part, groups=np.array([by_id[str(i)] for i in part.ids]))
+
+        wants_test = test is not None and test.ids is not None and any(
+            str(i) in by_id for i in test.ids)
+        return LoadedData(grouped(train), grouped(test) if wants_test else test)
+    if len(lines) != len(train):
         raise DataError(
-            f"{path}: {len(ids)} group ids for {len(train)} training samples; give one id per "
-            "training sample, in loading order"
+            f"{path}: {len(lines)} group ids for {len(train)} training samples; give one id "
+            "per training sample, in loading order, or lines ID,GROUP (ids as `automed "
+            "predict` writes them)"
         )
-    return Dataset(train.x, train.y, train.classes, train.modality, train.source,
-                   np.array(ids), train.meta, train.ids)
+    return LoadedData(dataclasses.replace(train, groups=np.array(lines)), test)
+
+
+def _groups_by_id(path: Path, lines: list[str], train: Dataset,
+                  test: Dataset | None) -> dict[str, str] | None:
+    """``{sample id: group}`` of a groups file of ``ID,GROUP`` lines whose ids name the
+    samples; None for a file of one group per line (no line names a sample)."""
+    import csv
+
+    if train.ids is None or not lines:
+        return None
+    known = {str(i) for part in (train, test) if part is not None and part.ids is not None
+             for i in part.ids}
+    delimiter = "\t" if "\t" in lines[0] else ","
+    rows = list(csv.reader(lines, delimiter=delimiter))
+    if not any(len(r) == 2 and r[0].strip() in known for r in rows):
+        return None
+    header = rows[0][0].strip() not in known  # "path,patient"
+    out: dict[str, str] = {}
+    for n, row in enumerate(rows[header:], 1 + header):
+        if len(row) != 2 or not row[1].strip():
+            raise DataError(f"{path}: line {n} is {','.join(row)!r}, not ID,GROUP; give each "
+                            "sample's id and its group")
+        sample, group = row[0].strip(), row[1].strip()
+        if sample not in known:
+            raise DataError(f"{path}: line {n} names {sample!r}, no sample of the data; give "
+                            f"ids as `automed predict` writes them (e.g. {str(train.ids[0])!r})")
+        if out.setdefault(sample, group) != group:
+            raise DataError(f"{path}: {sample!r} is given groups {out[sample]!r} and "
+                            f"{group!r}; give each sample one group")
+    return out
+
 
 
 def _merge_test(test_data: LoadedData) -> Dataset:
