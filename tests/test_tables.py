@@ -543,3 +543,14 @@ def test_a_grouped_search_says_when_its_test_data_names_no_patients(tmp_path):
     assert said.startswith("test.csv: the test data names no patients, so its 95 % intervals "
                            "resample single samples")
     assert _test_groups_warnings(train, test, 0) == []  # no intervals, nothing to say
+
+
+def test_a_label_col_other_than_the_label_like_column_is_said(tmp_path, monkeypatch, capsys):
+    # QA: `--label-col smoking` was told "'outcome' is the label column", and outcome was
+    # read as a feature, unsaid
+    path = _write(tmp_path / "t.csv", *_table())
+    err = _search(monkeypatch, capsys, path, f"sqlite:///{tmp_path / 'db.sqlite'}",
+                  "--label-col", "smoking")
+    assert ("because its header names the columns and --label-col names the label; 'outcome', "
+            "named like a label, is read as a feature (drop it if it gives the label away)") in err
+    assert "'outcome' is the label column" not in err

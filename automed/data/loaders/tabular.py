@@ -79,11 +79,19 @@ class TabularLoader(Loader):
         """
         return self._kind(path) is not None
 
-    def explain(self, path: Path) -> str:
+    def explain(self, path: Path, label_col: Any = None) -> str:
         kind = self._kind(path)
         if kind is None:
             return "its header names its columns"
         how, label = kind
+        if label_col is not None:
+            # QA: "--label-col diag" was told "'outcome' is the label column", and outcome
+            # was read as a feature, unsaid
+            given = str(label_col)
+            feature = (f"; {label!r}, named like a label, is read as a feature (drop it if it "
+                       "gives the label away)" if how == "named" and label and label != given
+                       and not given.isdigit() else "")
+            return f"its header names the columns and --label-col names the label{feature}"
         if how == "named":
             return (f"its header names the columns and {label!r} is the label column; use "
                     "--modality signal to read each row as a series")
