@@ -554,3 +554,23 @@ def test_a_label_col_other_than_the_label_like_column_is_said(tmp_path, monkeypa
     assert ("because its header names the columns and --label-col names the label; 'outcome', "
             "named like a label, is read as a feature (drop it if it gives the label away)") in err
     assert "'outcome' is the label column" not in err
+
+
+def test_a_resume_may_restate_what_automed_detected_but_not_read_other_labels(tmp_path):
+    # QA: `--label-col outcome` on a study that had found 'outcome' itself was refused, in a
+    # message printing Python dicts
+    from automed.errors import ConfigError
+    from automed.searching.runner import search
+    from automed.storage import Store
+
+    path = _write(tmp_path / "t.csv", *_table())
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    common = dict(folds=2, max_epochs=1, bootstrap=0, architectures=["mlp"], storage=url,
+                  refit=False, study="s")
+    search(path, trials=1, **common)
+    again = search(path, trials=2, label_col="outcome", modality="tabular", **common)
+    assert again.resumed and len(Store(url).candidates("s")) == 2
+    with pytest.raises(ConfigError, match=r"study 's' read its data with modality='tabular' "
+                                          r"and --label-col outcome, not no modality and "
+                                          r"--label-col smoking; use the same data options"):
+        search(path, trials=3, label_col="smoking", **common)

@@ -181,10 +181,15 @@ class SearchPlan:
         return cls(**{**raw, "data": DataPlan(**(raw.get("data") or {}))})
 
     # -- what a resumed run may change ---------------------------------------------------
-    def check_resumable(self, stored: SearchPlan, study: str, same: tuple[str, ...] = ()) -> None:
+    def check_resumable(self, stored: SearchPlan, study: str, same: tuple[str, ...] = (),
+                        same_data: bool = False) -> None:
         """Refuse a resume that would make scores incomparable or read other data. ``same``:
         settings given differently that resolve to the same on this data (``pos_label``:
-        ``--pos-label 1`` names the default positive class of classes 0 and 1)."""
+        ``--pos-label 1`` names the default positive class of classes 0 and 1).
+        ``same_data``: this run read the very samples, labels, groups and folds the study
+        did, so how it was told to read them (``--format``, ``--modality``, loader options
+        such as a restated ``--label-col label``) may differ (QA: restating what automed had
+        detected was refused)."""
         was = {r.get("source"): r.get("sha256") for r in stored.plugins if r.get("sha256")}
         for ref in self.plugins:
             old = was.get(ref.get("source"))
@@ -207,7 +212,8 @@ class SearchPlan:
                    getattr(stored.data, key), getattr(self.data, key))
                   for key in ("path", "format", "modality", "test", "test_fraction", "groups",
                               "options")
-                  if getattr(stored.data, key) != getattr(self.data, key)]
+                  if getattr(stored.data, key) != getattr(self.data, key)
+                  and not (same_data and key in ("format", "modality", "options"))]
         if differ:
             was = " and ".join(_said(flag, old) for flag, old, _ in differ)
             now = " and ".join(_said(flag, new) for flag, _, new in differ)
@@ -220,6 +226,9 @@ def _said(flag: str, value: Any) -> str:
     data without a path as what it is, data built in memory (the Python API)."""
     if flag == "path" and value is None:
         return "in-memory data"
+    if flag == "loader options":  # as flags (QA: a Python dict was printed)
+        return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in sorted(value.items())) \
+            if value else "no column options"
     return f"no {flag}" if value in (None, {}, []) else f"{flag}={value!r}"
 
 

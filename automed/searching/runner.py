@@ -605,10 +605,11 @@ def _check_resume(store: Store, study_name: str, plan: SearchPlan, identity: dic
     if "plan" in stored:
         same = ("pos_label",) if "pos_label" in stored and stored["pos_label"] == pos_label \
             else ()
-        plan.check_resumable(SearchPlan.from_dict(stored["plan"], study_name), study_name, same)
         old = dict(stored.get("identity") or {})
         was, now = old.pop("preprocessing", None) or {}, dict(identity)
         now.pop("preprocessing", None)
+        plan.check_resumable(SearchPlan.from_dict(stored["plan"], study_name), study_name, same,
+                             same_data=bool(old) and Prepared.differs(old, now) is None)
         for name in sorted(was.keys() & (identity.get("preprocessing") or {}).keys()):
             if was[name] != identity["preprocessing"][name]:
                 raise ConfigError(
