@@ -48,7 +48,7 @@ def test_a_test_set_listing_the_classes_in_another_order_is_reindexed(tmp_path):
 
 @pytest.mark.parametrize("change, message", [
     (dict(y=np.zeros(24, dtype=int), classes=["a"]), "only one class"),
-    (dict(x="nan"), "hold NaN or infinite values"),
+    (dict(x="nan"), r"1 sample\(s\) hold NaN or infinite values \(the first is sample 4\)"),
     (dict(y=np.array(["a", "b"] * 12)), "give class indices"),
     (dict(y=np.arange(24) % 3), "classes names 2"),
     (dict(y=np.arange(24) % 2 - 1), "from -1 to 0"),

@@ -485,7 +485,8 @@ def _check_finite(data: Dataset | None) -> None:
         what = "infinite" if data.modality == "tabular" else "NaN or infinite"
         raise DataError(
             f"{data.source or 'the dataset'}: {int(bad.sum())} sample(s) hold {what} values "
-            f"(the first is sample {int(np.flatnonzero(bad)[0])}); clean or drop them"
+            # counted from 1, as records and lines are (QA: "sample 4" was line 5's record)
+            f"(the first is sample {int(np.flatnonzero(bad)[0]) + 1}); clean or drop them"
         )
 
 
