@@ -189,6 +189,28 @@ def test_show_and_the_report_say_why_the_first_start_answers_not_the_leader():
     assert choice_words(dict(choice, answer=7)) == ""  # the leader answers: nothing to say
 
 
+def test_show_says_why_the_best_single_beside_an_answering_ensemble_is_not_the_leader(tmp_path):
+    # QA: "best single candidate: #0" beside an ensemble, where the leaderboard's leader was
+    # #2, said nowhere why
+    from automed.results.describe import format_study, study_summary
+
+    store = Store(f"sqlite:///{tmp_path / 'e.db'}")
+    search_id = add_search(store, "e", candidates=[
+        ("cnn", "complete", 0.70, _metrics(0.70), None),
+        ("cnn", "complete", 0.72, _metrics(0.72), None),
+        ("cnn", "complete", 0.75, _metrics(0.75), None)])
+    store.update_search_config(search_id, answer="ensemble",
+                               ensemble={"label": "ensemble of #1, #2"},
+                               choice={"leader": 2, "incumbent": 0, "answer": 0, "diff": 0.05,
+                                       "p_better": 0.606})
+    store.finish_search(search_id, status="complete", best_trial=0)
+    text = format_study(study_summary(store.search("e"), store.candidates("e")))
+    assert "  answer: ensemble of #1, #2" in text
+    assert ("  best single candidate: #0 (the first portfolio start, since the leader #2 was "
+            "ahead of it out-of-fold by +0.0500 in only 60.6% of paired bootstrap resamples)"
+            ) in text
+
+
 @pytest.mark.parametrize("pos, shown, hidden", [(0, "normal", "opacity"),
                                                 (None, "opacity", "normal")])
 def test_the_reports_curves_rank_the_positive_class_given(tmp_path, pos, shown, hidden):

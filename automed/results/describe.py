@@ -274,7 +274,10 @@ def format_study(summary: dict) -> str:
         if cfg.get("answer") == "ensemble":
             # The test scores above are the ensemble's; the best single's own, when measured.
             alone = (cfg.get("single") or {}).get("test_scores")
+            # why it is not the leaderboard's leader, when it is not (QA: said nowhere)
+            why = choice_words(cfg.get("choice"))
             lines.append(f"  best single candidate: #{summary['best_trial']}"
+                         + (f" ({why})" if why else "")
                          + (f"; on its own, {format_test_scores(alone, size, labels)}"
                             if alone else ""))
     return "\n".join(lines)
