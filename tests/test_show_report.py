@@ -385,3 +385,20 @@ def test_a_leader_that_trails_on_the_pooled_predictions_is_said_to_trail(capsys)
                       "of paired resamples: it answers")
     assert "ahead of the leader #2 (first by its mean fold score) on their pooled out-of-fold " \
            "predictions by 0.0413" in choice_words(event)
+
+
+def test_the_report_counts_interrupted_candidates(tmp_path):
+    # QA: after a SIGTERM the report said "no candidate was stopped early or failed" and its
+    # family table counted the interrupted candidate in no column
+    store = Store(f"sqlite:///{tmp_path / 'i.db'}")
+    add_search(store, "cut", candidates=[
+        ("cnn", "complete", 0.70, _metrics(0.70), None),
+        ("cnn", "interrupted", None, {}, "Interrupted: stopped by SIGTERM")])
+    html = build_report(store, "cut")
+    assert "1 candidate(s) stopped early, failed or interrupted, 0 of them collapsed" in html
+    assert "1 interrupted (a resume runs them again)" in html
+    assert "Interrupted: stopped by SIGTERM" in html and "interrupted or running" in html
+    add_search(store, "whole", candidates=[("cnn", "complete", 0.70, _metrics(0.70), None)])
+    html = build_report(store, "whole")
+    assert "no candidate was stopped early, failed or was interrupted" in html
+    assert "interrupted or running" not in html

@@ -145,12 +145,16 @@ def stopped_section(candidates: list[dict]) -> str:
     rows = [[str(c["trial"]), c["architecture"], c["state"],
              (c["error"] or "").splitlines()[0][:120] if c["error"] else "-",
              str(len(c["fold_scores"] or [])), f"{c['duration_s']:.1f}s"]
-            for c in candidates if c["state"] in ("pruned", "collapsed", "failed")]
+            # interrupted: cut short by a stop or a lost worker (QA: left out, and the
+            # section said none was stopped)
+            for c in candidates if c["state"] in ("pruned", "collapsed", "failed", "interrupted")]
     if not rows:
-        return _note("no candidate was stopped early or failed")
+        return _note("no candidate was stopped early, failed or was interrupted")
     n_col = sum(r[2] == "collapsed" for r in rows)
-    return (_note(f"{len(rows)} candidate(s) stopped early or failed, {n_col} of them "
-                  "collapsed (predicting one class, or a training loss that did not fall)")
+    cut = sum(r[2] == "interrupted" for r in rows)
+    return (_note(f"{len(rows)} candidate(s) stopped early, failed or interrupted, {n_col} of "
+                  "them collapsed (predicting one class, or a training loss that did not fall)"
+                  + (f", {cut} interrupted (a resume runs them again)" if cut else ""))
             + _table(["trial", "architecture", "state", "reason", "folds", "time"], rows,
                      numeric={0, 4, 5}))
 
@@ -246,11 +250,15 @@ def family_section(summary: dict, candidates: list[dict], metric: str) -> str:
                   for s in ("complete", "pruned", "collapsed", "failed")}
         scores = groups.get(name, [])
         rows.append([name, str(len(own)), str(states["complete"]), str(states["pruned"]),
-                     str(states["collapsed"]), str(states["failed"]), _num(fam["best"]),
+                     str(states["collapsed"]), str(states["failed"]),
+                     str(len(own) - sum(states.values())), _num(fam["best"]),
                      _num(float(np.median(scores)) if scores else None),
                      f"{np.mean([c['duration_s'] for c in own]):.1f}s"])
-    table = _table(["family", "candidates", "complete", "pruned", "collapsed", "failed",
-                    "best", "median", "mean time"], rows, numeric={1, 2, 3, 4, 5, 6, 7, 8})
+    header = ["family", "candidates", "complete", "pruned", "collapsed", "failed",
+              "interrupted or running", "best", "median", "mean time"]
+    if all(r[6] == "0" for r in rows):  # the column only when a candidate is counted in it
+        header, rows = header[:6] + header[7:], [r[:6] + r[7:] for r in rows]
+    table = _table(header, rows, numeric=set(range(1, len(header))))
     chart = svgplot.strip_chart(dict(sorted(groups.items())), title="Per-family comparison",
                                 ylabel=f"CV {metric}") if groups else ""
     return table + chart
