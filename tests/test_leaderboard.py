@@ -286,6 +286,9 @@ def test_a_leaderboard_across_metrics_names_each_rows_metric(store, url):
     assert "note: these searches optimise different metrics (accuracy, f1)" in table
     one = _cli(url, "leaderboard", "--all-studies", "--metric", "f1")
     assert "metric" not in one.splitlines()[1].split() and "note:" not in one
+    # QA: rows that --top cut off may be another metric's: the note still says so
+    top = _cli(url, "leaderboard", "--all-studies", "--top", "1")
+    assert "note: these searches optimise different metrics (accuracy, f1)" in top
     per_family = _cli(url, "leaderboard", "--all-studies", "--per-family")
     head = per_family.splitlines()[1]
     assert head.index("metric") < head.index("score (mean") < head.index("behind best")
