@@ -100,3 +100,14 @@ def test_a_grouped_card_says_how_its_intervals_were_drawn():
     config["test"].pop("resampled")  # a grouped search's card from before: said as it was
     assert "of single samples: samples of one patient count as independent" in \
         render_model_card(config)
+
+
+def test_a_text_card_says_its_input_is_strings_not_a_shape():
+    # QA: "input: text of shape (2, 136)"
+    config = _config(scores={"accuracy": 0.9})
+    config["spec"] = {"modality": "text", "input_shape": [2, 136]}
+    card = render_model_card(config)
+    assert ("- input: text, one string per sample (encoded by the model's preprocessing to "
+            "shape (2, 136)); output: probabilities of 2 classes") in card
+    assert "- input: signal of shape (3, 50); output" in render_model_card(
+        _config(scores={"accuracy": 0.9}))

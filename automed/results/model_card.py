@@ -155,9 +155,12 @@ def render_model_card(c: dict, plugins: list[str] | None = None) -> str:
         "",
         "## Model",
         *model,
-        f"- input: {_md(c['spec']['modality'])} of shape "
-        f"{_md(tuple(c['spec']['input_shape']))}; "
-        f"output: probabilities of {len(c['classes'])} classes {_names(c['classes'])}",
+        (f"- input: {_md(c['spec']['modality'])}, one string per sample (encoded by the "
+         f"model's preprocessing to shape {_md(tuple(c['spec']['input_shape']))}); "
+         if c["spec"]["modality"] in ("text", "biosequence") else  # QA: "text of shape"
+         f"- input: {_md(c['spec']['modality'])} of shape "
+         f"{_md(tuple(c['spec']['input_shape']))}; ")
+        + f"output: probabilities of {len(c['classes'])} classes {_names(c['classes'])}",
         *_columns(c),
         f"- files: `{WEIGHTS}` (safetensors weights), `{CONFIG}` (architecture, "
         "preprocessing state, spec)" + (", in each sub-folder" if ens else "")
