@@ -142,7 +142,13 @@ def test_resume_on_other_contents_of_the_same_file_is_refused(tmp_path, storage_
     write(False)
     search(path, **kwargs)
     write(True)
-    with pytest.raises(ConfigError, match="was created on other data, groups or test rows"):
+    with pytest.raises(ConfigError, match=r"was created on other data \(its samples or labels "
+                                          r"differ\); use the same files"):
+        search(path, **{**kwargs, "trials": 2})
+    # one more row: said with the counts (QA: "other data, groups or test rows")
+    write(False)
+    path.write_text(path.read_text() + "16,heart pain note,0\n")
+    with pytest.raises(ConfigError, match=r"differ: 16 training samples then, 17 now\)"):
         search(path, **{**kwargs, "trials": 2})
 
 

@@ -582,7 +582,8 @@ def _study_uid(store: Store, study_name: str, search_id: int) -> str:
 
 
 def _check_resume(store: Store, study_name: str, plan: SearchPlan, identity: dict,
-                  architectures: dict[str, Architecture], pos_label: int | None = None) -> dict:
+                  architectures: dict[str, Architecture], pos_label: int | None = None,
+                  counts: tuple[int | None, int | None] | None = None) -> dict:
     """Refuse a resume whose settings or data differ from the stored study's; its stored
     config ({} for a new study). ``pos_label``: this run's positive class as resolved (an
     index), which a stored one is compared with (QA: the default class given by name,
@@ -616,9 +617,20 @@ def _check_resume(store: Store, study_name: str, plan: SearchPlan, identity: dic
                     f"study {study_name!r} searched {name} with preprocessing {was[name]}, this "
                     f"run with {identity['preprocessing'][name]}; use the same family settings "
                     "(e.g. AUTOMED_HF_MODEL) or another --study name")
-        if old and Prepared.differs(old, now) is not None:
-            raise ConfigError(f"study {study_name!r} was created on other data, groups or test "
-                              "rows; use the same files or another --study name")
+        what = Prepared.differs(old, now) if old else None
+        if what is not None:
+            # what differs, and by how much where counts say it (QA: adding one image was
+            # told "other data, groups or test rows")
+            part = {"full": "its samples or labels", "train": "its training samples or labels",
+                    "test": "its test rows", "grouped": "its groups",
+                    "folds": "its groups or folds", "records": "its samples"}.get(what, what)
+            changed = [f"{n} {name} samples then, {m} now" for name, n, m in (
+                ("training", stored.get("n_train"), (counts or (None, None))[0]),
+                ("test", stored.get("n_test"), (counts or (None, None))[1]))
+                if n is not None and m is not None and n != m]
+            raise ConfigError(f"study {study_name!r} was created on other data ({part} differ"
+                              + (f": {', '.join(changed)}" if changed else "")
+                              + "); use the same files or another --study name")
     # The families are one categorical of the study's space: Optuna cannot change its choices.
     was = stored.get("architectures")
     if was is not None and sorted(was) != sorted(architectures):
@@ -805,7 +817,8 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
     store = Store(storage)
     study_name = study or default_study_name(p.full, p.metric, plan.folds, store)
     dev = torch.device(slots[0].device)
-    prior = _check_resume(store, study_name, plan, p.identity(), p.architectures, p.pos_label)
+    prior = _check_resume(store, study_name, plan, p.identity(), p.architectures, p.pos_label,
+                          (len(p.train), None if p.test is None else len(p.test)))
     config = _config(p, slots)
     manifest = build_manifest(train, test, seed=plan.seed, device=dev,
                               deterministic=plan.deterministic, leakage=p.leakage)
