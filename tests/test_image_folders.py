@@ -393,3 +393,23 @@ def test_formats_people_have_are_refused_with_their_fix(tmp_path, name, said):
     with pytest.raises(DataError, match=said) as e:
         load_data(path)
     assert "\n" not in str(e.value)
+
+
+def test_one_colour_image_among_grayscale_ones_is_said_in_the_data_line(tmp_path, monkeypatch,
+                                                                        capsys):
+    # QA: one colour JPEG among grayscale PNGs made every image RGB, unsaid
+    from clirun import run_cli
+
+    _gray(tmp_path / "data", n=6)
+    rng = np.random.default_rng(2)
+    _save(tmp_path / "data" / "benign" / "photo", rng.integers(0, 255, (6, 5, 3), np.uint8),
+          ".jpg")
+    assert load_data(tmp_path / "data").train.x.shape[1] == 3
+    code, _, err = run_cli(monkeypatch, capsys, "search", str(tmp_path / "data"), "--trials",
+                           "1", "--folds", "2", "--max-epochs", "1", "--bootstrap", "0",
+                           "--storage", f"sqlite:///{tmp_path / 'db.sqlite'}")
+    assert code in (0, None), err
+    assert ("; 1 of 13 images are colour (e.g. benign/photo.jpg), so every image is read as "
+            "RGB; convert it to grayscale to read all as one channel") in err
+    _gray(tmp_path / "gray")
+    assert "channels_note" not in load_data(tmp_path / "gray").train.meta

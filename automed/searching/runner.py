@@ -508,6 +508,8 @@ def _columns_said(train) -> str:
     """How a table's columns are read (QA: nothing said which were numbers and which
     categories, or that the label and the split column are no features)."""
     columns = train.meta.get("tabular_columns") if train.modality == "tabular" else None
+    if train.meta.get("channels_note"):
+        return f"; {train.meta['channels_note']}"
     if not columns:
         unread = train.meta.get("unread_columns")  # beside sequences: said, not dropped unsaid
         return (f"; columns not read: {_some(unread)} (a sequence search reads the "

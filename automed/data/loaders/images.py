@@ -79,6 +79,13 @@ class ImageFolderLoader(Loader):
         refuse_unreadable(path, bad)
         train = sets["train"]
         test = sets.get("test")
+        colour = [f for f, (c, _) in probes.items() if c]
+        if colour and len(colour) < len(probes):
+            # QA: one colour JPEG among grayscale PNGs made every image RGB, unsaid
+            train.meta["channels_note"] = (
+                f"{len(colour)} of {len(probes)} images are colour (e.g. "
+                f"{colour[0].relative_to(path).as_posix()}), so every image is read as RGB; "
+                "convert it to grayscale to read all as one channel")
         return LoadedData(train, test.with_classes(train.classes) if test else None)
 
 
