@@ -413,3 +413,16 @@ def test_one_colour_image_among_grayscale_ones_is_said_in_the_data_line(tmp_path
             "RGB; convert it to grayscale to read all as one channel") in err
     _gray(tmp_path / "gray")
     assert "channels_note" not in load_data(tmp_path / "gray").train.meta
+
+
+def test_new_images_of_two_sizes_name_the_two_files(tmp_path):
+    # QA: predict said "images differ in size ((1, 28, 28), (1, 30, 30))", naming no file
+    from automed.data.unlabeled import _images
+
+    _save(tmp_path / "new" / "a", np.zeros((6, 5), np.uint8))
+    _save(tmp_path / "new" / "sub" / "b", np.zeros((7, 5), np.uint8))
+    with pytest.raises(DataError, match=r"new: images differ in size: a\.png is 5x6 but "
+                                         r"sub/b\.png is 5x7; resize them like the training"):
+        _images(tmp_path / "new", (1, 6, 5))
+    (tmp_path / "new" / "sub" / "b.png").unlink()
+    assert _images(tmp_path / "new", (1, 6, 5)).shape == (1, 1, 6, 5)

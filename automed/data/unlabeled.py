@@ -179,15 +179,18 @@ def _images(folder: Path, shape: tuple) -> np.ndarray | None:
     bad: list[tuple[Path, str]] = []
     probes = readable(files, _probe, bad)
     rgb = len(shape) == 3 and shape[0] == 3
-    arrays = list(readable(list(probes), lambda f: decode(f, rgb), bad).values())
+    decoded = readable(list(probes), lambda f: decode(f, rgb), bad)
     refuse_unreadable(folder, bad)
     # One bit depth, as in training; the model's preprocessor refuses the other kind.
     _check_one_depth(folder, files, [deep for _, deep in probes.values()])
-    sizes = {a.shape for a in arrays}
-    if len(sizes) > 1:
-        raise DataError(f"{folder}: images differ in size ({', '.join(map(str, sizes))}); "
-                        "resize them like the training images")
-    return np.stack(arrays)
+    first, *_ = decoded.items()
+    odd = next(((f, a) for f, a in decoded.items() if a.shape[1:] != first[1].shape[1:]), None)
+    if odd is not None:  # the two files named, as training names them (QA: sizes alone)
+        (h0, w0), (h1, w1) = first[1].shape[1:], odd[1].shape[1:]
+        raise DataError(f"{folder}: images differ in size: {first[0].relative_to(folder)} is "
+                        f"{w0}x{h0} but {odd[0].relative_to(folder)} is {w1}x{h1}; resize them "
+                        "like the training images")
+    return np.stack(list(decoded.values()))
 
 
 def _table_rows(path: Path) -> tuple[list[str], list[dict]]:
