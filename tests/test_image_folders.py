@@ -100,7 +100,9 @@ def test_the_image_preprocessor_refuses_the_other_pixel_kind():
     deep = ImagePreprocessor.from_state(ImagePreprocessor().fit(
         _images(eight.astype(np.float32) * 16)).state())
     with pytest.raises(DataError, match=r"images are 8-bit \(uint8\) but the model was trained "
-                                         r"on 16-bit or float images"):
+                                         r"on 16-bit or float images; export them at the "
+                                         r"training images' bit depth; in memory, "
+                                         r"x\.astype\('float32'\) / 255 if the training"):
         deep.transform(eight)
     # A state saved before the pixel kind was recorded reads any kind, as it did.
     old = ImagePreprocessor.from_state({"mean": [0.5], "std": [0.25]})

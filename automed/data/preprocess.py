@@ -83,9 +83,14 @@ class ChannelStandardizer(Preprocessor):
             # QA: 16-bit images given to a model trained on 8-bit ones (uint8 is scaled to
             # 0..1, the rest is not) were predicted on a scale 257 times off, unsaid.
             said = PIXEL_WORDS
+            # for arrays in memory, the conversion itself (QA: "export" read as file advice)
+            how = ("; in memory, x.astype('float32') / 255 if the training images were 0..1"
+                   if kind == "uint8" else
+                   "; in memory, (x * 255).round().astype('uint8') if these are 0..1"
+                   if self.pixels == "uint8" else "")
             raise DataError(f"images are {said[kind]} but the model was trained on "
                             f"{said[self.pixels]} images; export them at the training images' "
-                            "bit depth")
+                            f"bit depth{how}")
         x = self._float(x)
         shape = (1, -1) + (1,) * (x.ndim - 2)
         x = (x - self.mean.reshape(shape)) / self.std.reshape(shape)
