@@ -398,6 +398,11 @@ def test_the_report_counts_interrupted_candidates(tmp_path):
     assert "1 candidate(s) stopped early, failed or interrupted, 0 of them collapsed" in html
     assert "1 interrupted (a resume runs them again)" in html
     assert "Interrupted: stopped by SIGTERM" in html and "interrupted or running" in html
+    add_search(store, "dead", candidates=[("cnn", "failed", None, {}, "RuntimeError: boom")])
+    import optuna
+
+    optuna.create_study(study_name="dead", storage=store.optuna_storage())
+    assert "no completed candidates: importances need at least" in build_report(store, "dead")
     add_search(store, "whole", candidates=[("cnn", "complete", 0.70, _metrics(0.70), None)])
     html = build_report(store, "whole")
     assert "no candidate was stopped early, failed or was interrupted" in html

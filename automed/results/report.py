@@ -201,6 +201,9 @@ def importance_section(store: Store, study: str) -> str:
     except (KeyError, StorageError) as exc:
         return _note(f"no Optuna study {study!r} in the database ({exc})")
     complete = ostudy.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:  # QA: an empty section, without a word
+        return _note("no completed candidates: importances need at least "
+                     f"{MIN_TRIALS_FOR_IMPORTANCE}")
     groups = {"all families": complete}
     for c in complete:
         groups.setdefault(f"family {c.params.get('architecture')}", []).append(c)
