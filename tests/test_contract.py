@@ -356,6 +356,17 @@ def test_a_default_params_that_raises_is_said_and_the_family_still_competes(
     assert len(warned) == 1 and "nodefaults: default_params raised KeyError: 'hint'" in \
         warned[0], err
     assert "nodefaults" in out  # its candidate, drawn from the space, is on the leaderboard
+    # a sys.exit there loses the start too, not the search (as a candidate's does)
+    exits = tmp_path / "exits.py"
+    exits.write_text(OUTSIDE_DEFAULTS.replace('name = "outside"', 'name = "exits"')
+                     .replace('return {"hidden": 8,', 'raise SystemExit(3)\n        return {'
+                              '"hidden": 8,'))
+    code, out, err = run_cli(monkeypatch, capsys, "search", str(demo_signal), "--plugin",
+                             str(exits), "--arch", "exits", "--trials", "1", "--folds",
+                             "2", "--max-epochs", "1", "--bootstrap", "0", "--storage",
+                             f"sqlite:///{tmp_path / 'nd2.db'}")
+    assert code in (0, None), err
+    assert "exits: default_params raised SystemExit: 3" in err and "exits" in out
 
 
 def test_a_search_space_drawing_a_training_key_is_named():

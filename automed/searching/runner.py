@@ -391,14 +391,14 @@ def _family_defaults(archs: dict[str, Architecture], spec: Spec,
     def order(item: tuple[str, Architecture]) -> tuple[int, str]:
         try:
             return int(item[1].priority(spec_of(item[0]))), item[0]
-        except Exception:  # noqa: BLE001 - a faulty plugin goes last, not the search down
-            return 100, item[0]
+        except (Exception, SystemExit):  # noqa: BLE001 - a faulty plugin goes last, not the
+            return 100, item[0]  # search down (SystemExit: its sys.exit, as in a candidate)
 
     per_family = []
     for name, arch in sorted(archs.items(), key=order):
         try:
             defaults = arch.default_params(spec_of(name))
-        except Exception as exc:  # noqa: BLE001 - a faulty plugin loses its start, not this
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a faulty plugin loses its start
             defaults = None
             said.append(f"{name}: default_params raised {type(exc).__name__}: {exc}; the family "
                         "has no portfolio start (its candidates come from its search space)")
