@@ -1010,14 +1010,25 @@ def _damaged_database(exc: BaseException) -> str | None:
             from automed.storage.store import resolve_url, sqlite_file
 
             argv = sys.argv[1:]
-            given = next((a.split("=", 1)[1] for a in argv if a.startswith("--storage=")),
-                         None) or next((argv[i + 1] for i, a in enumerate(argv[:-1])
-                                        if a == "--storage"), None)
-            try:
-                db = sqlite_file(resolve_url(given))
-            except Exception:  # noqa: BLE001 - the path is only named, never needed
-                db = None
-            where = str(db) if db is not None else "the study database"
+
+            def named(flag: str, argv: list[str] = argv) -> str | None:
+                return next((a.split("=", 1)[1] for a in argv if a.startswith(f"{flag}=")),
+                            None) or next((argv[i + 1] for i, a in enumerate(argv[:-1])
+                                           if a == flag), None)
+
+            files = []
+            for flag in ("--storage", "--results-db"):
+                given = named(flag)
+                if flag == "--results-db" and given is None:
+                    continue
+                try:
+                    db = sqlite_file(resolve_url(given))
+                except Exception:  # noqa: BLE001 - the path is only named, never needed
+                    db = None
+                if db is not None:
+                    files.append(str(db))
+            # either may be the damaged one (review: --results-db's damage named --storage's)
+            where = " or ".join(files) if files else "the study database"
             return (f"{where} is damaged ({next(d for d in DAMAGED if d in str(exc))}); "
                     "restore it from a backup, or salvage its rows with `sqlite3 FILE "
                     "'.recover' | sqlite3 NEW.db` and give --storage the new file")

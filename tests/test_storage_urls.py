@@ -301,6 +301,18 @@ def test_a_damaged_sqlite_file_is_one_line_that_names_it(tmp_path, capsys, monke
     assert code == 2
     assert err.startswith("error: ") and "is damaged (database disk image is malformed); " \
         "restore it from a backup" in err and len(err.splitlines()) == 1
+    # either database may be the damaged one: both are named (review)
+    import sys
+
+    monkeypatch.setattr(sys, "argv", ["automed", "leaderboard", "--storage",
+                                      f"sqlite:///{tmp_path / 'a.db'}", "--results-db",
+                                      f"sqlite:///{tmp_path / 'r.db'}"])
+    said = cli_module._damaged_database(RuntimeError("database disk image is malformed"))
+    assert said.startswith(f"{tmp_path / 'a.db'} or {tmp_path / 'r.db'} is damaged"), said
+    monkeypatch.setattr(sys, "argv", ["automed", "leaderboard",
+                                      f"--storage=sqlite:///{tmp_path / 'a.db'}"])
+    said = cli_module._damaged_database(RuntimeError("database disk image is malformed"))
+    assert said.startswith(f"{tmp_path / 'a.db'} is damaged"), said
     # a record whose text is no UTF-8 is named as damage, not quoted whole
     from store_rows import add_search
 
