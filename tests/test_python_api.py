@@ -199,8 +199,9 @@ def test_what_a_notebook_user_tries_from_autogluon_habits(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'api.db'}"
     x = np.zeros((24, 1, 16), dtype=np.float32)
     for bad in (x, (x, np.zeros(24)), {"x": x}):
-        with pytest.raises(ConfigError, match=r"^data is a \w+: give a file path, or arrays "
-                                              r"as automed.Dataset"):
+        with pytest.raises(ConfigError, match=r"^data is a \w+: give a file path, a pandas "
+                                              r"DataFrame \(label_col= names its label\), or "
+                                              r"arrays as automed.Dataset"):
             automed.search(bad, storage=url, **QUICK)
     first = automed.search(_signals(), storage=url, metric="auc", progress=True, **QUICK)
     assert "CV by auroc" in capsys.readouterr().err  # the command line's progress lines
@@ -374,3 +375,42 @@ def test_in_memory_mistakes_name_what_was_given():
                    classes=["a", "b"], modality="tabular")
     with pytest.raises(ConfigError, match="label_col= applies to files; in-memory data"):
         automed.search(data, label_col="g", storage="sqlite://", **QUICK)
+
+
+def test_a_dataframe_is_searched_as_its_csv_file_would_be(tmp_path):
+    # AutoGluon's habit, fit(train_data=df, label="outcome"): it was refused ("save it as .csv")
+    import warnings
+
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    n = 48
+    age = rng.integers(20, 90, n)
+    frame = pd.DataFrame({"age": age, "smoker": rng.choice(["never", "former", "current"], n),
+                          "bp": rng.normal(120, 10, n).round(1),
+                          "outcome": np.where(age > 55, "sick", "well")})
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    result = automed.search(frame.iloc[:36], label_col="outcome", test=frame.iloc[36:],
+                            storage=url, artifacts=tmp_path / "models", **QUICK)
+    info = Store(url).search(result.study)
+    assert info["config"]["n_train"] == 36 and info["config"]["n_test"] == 12
+    assert result.study.startswith("dataset-") and result.classes == ["sick", "well"]
+    columns = info["config"]["spec"]  # the file's reading: age, bp numeric; smoker one-hot
+    assert columns["input_shape"] == [5]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # its columns found by name: no "never saw" warning
+        by_name = result.predict_proba(frame[["smoker", "bp", "age"]])
+    np.testing.assert_allclose(by_name, result.predict_proba(frame.drop(columns="outcome")),
+                               rtol=1e-6)
+    # the file's checks and messages, naming the DataFrame and its rows by position
+    with pytest.raises(DataError, match=r"^the DataFrame: no label column 'nope'"):
+        automed.search(frame, label_col="nope", storage=url, **QUICK)
+    bad = frame.astype({"bp": object})
+    bad.loc[5, "bp"] = "inf"
+    with pytest.raises(DataError, match=r"the DataFrame: 1 row\(s\) hold infinite values in "
+                                        r"column 'bp' \(the first is row iloc\[5\]"):
+        automed.search(bad, label_col="outcome", storage=url, **QUICK)
+    with pytest.raises(ConfigError, match="test is a list; with a DataFrame give the test rows "
+                                          "as a DataFrame too"):
+        automed.search(frame, label_col="outcome", test=[1], storage=url, **QUICK)
+    with pytest.raises(ConfigError, match="workers=0 creates a study for `automed worker`"):
+        automed.search(frame, label_col="outcome", workers=0, storage=url, **QUICK)

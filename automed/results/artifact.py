@@ -641,6 +641,7 @@ class LoadedModel:
                             "that exists, or the samples themselves (a list of texts "
                             "([text]), an array of images or signals)")
         if self.root is self.folder:
+            x = self._samples(x)  # a table's records in the model's column order first
             said_about_samples("the samples", [x], self.reading_config())
         return self.proba(x, device=device)
 

@@ -23,6 +23,7 @@ import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
@@ -294,22 +295,33 @@ def search(
     keeps no fold models either, so the answer is then a refit on all training data (as with
     ``refit_full``), held in ``result.model``.
 
-    ``data`` is a file path, or data built in memory: a ``Dataset`` (training data) or
-    ``LoadedData(train, test)``, checked as a file's loading checks it; ``test``, ``format``,
-    ``modality``, the column options and ``groups`` apply to files only. Errors are
-    :class:`automed.errors.AutomedError` subclasses with one-line messages (named after the
-    CLI's flags: ``--folds`` is ``folds=``).
+    ``data`` is a file path; a pandas DataFrame, read as a CSV file of it is (``label_col``
+    and the other column options name its columns, ``test`` may be another DataFrame); or
+    data built in memory: a ``Dataset`` (training data) or ``LoadedData(train, test)``,
+    checked as a file's loading checks it (``test``, ``format``, ``modality``, the column
+    options and ``groups`` then apply to files and DataFrames only). A DataFrame, like a
+    Dataset, is searched in this process (no ``workers=0``; its study resumes by content).
+    Errors are :class:`automed.errors.AutomedError` subclasses with one-line messages (named
+    after the CLI's flags: ``--folds`` is ``folds=``).
     """
     if isinstance(data, Dataset):  # the obvious thing to pass: training data alone
         data = LoadedData(data)
+    if _is_frame(data):
+        # AutoGluon's habit, fit(train_data=df, label=...): read as the same table in a CSV
+        # file is read, its columns named by the options (QA: refused)
+        data = _frame_data(data, test, groups, dict(
+            format=format, modality=modality, label_col=label_col, group_col=group_col,
+            text_col=text_col, sequence_col=sequence_col, id_col=id_col))
+        test = format = modality = groups = None
+        label_col = group_col = text_col = sequence_col = id_col = None
     in_memory = isinstance(data, LoadedData)
     if not in_memory and not isinstance(data, (str, os.PathLike)):
         # QA: an array, an (x, y) pair or a DataFrame failed deep inside with "expected str,
         # bytes or os.PathLike object"
-        raise ConfigError(f"data is a {type(data).__name__}: give a file path, or arrays as "
+        raise ConfigError(f"data is a {type(data).__name__}: give a file path, a pandas "
+                          "DataFrame (label_col= names its label), or arrays as "
                           "automed.Dataset(x, y, classes, modality) (tabular: x of shape "
-                          "(n, features), y class indices; a DataFrame: save it as .csv and "
-                          "give the path)")
+                          "(n, features), y class indices)")
     printed = progress is True  # its lines say the data warnings (QA: printed twice)
     if progress is True:  # the command line's progress lines, in a notebook too
         from automed.cli import _Progress
@@ -371,6 +383,56 @@ def search(
         return run(plan, data=data if in_memory else None, storage=storage, study=study,
                    progress=progress, refit=refit, save_model=save_model,
                    artifacts=artifacts, ensemble=ensemble)
+
+
+def _is_frame(data: Any) -> bool:
+    """A pandas DataFrame (or one like it), without importing pandas."""
+    return (hasattr(data, "columns") and hasattr(data, "to_csv")
+            and getattr(data, "ndim", None) == 2)
+
+
+def _frame_data(frame: Any, test: Any, groups: Any, options: dict) -> LoadedData:
+    """A DataFrame (and a test one) as a file of its table is read: written to a CSV file
+    and loaded, so detection (records, texts, sequences, signals), column options, checks and
+    messages are a file's; the loaded data is then in memory (one process, like a Dataset).
+    Messages name "the DataFrame" and its rows by position (``iloc``), not the file."""
+    import dataclasses
+    import tempfile
+
+    from automed.data.loaders import load_data
+
+    if test is not None and not _is_frame(test):
+        raise ConfigError(f"test is a {type(test).__name__}; with a DataFrame give the test "
+                          "rows as a DataFrame too (or test_fraction=)")
+    with tempfile.TemporaryDirectory(prefix="automed-frame-") as tmp:
+        paths = {"train": Path(tmp) / "dataframe.csv", "test": Path(tmp) / "test.csv"}
+        names = {str(paths["train"]): "the DataFrame", str(paths["test"]): "the test DataFrame"}
+
+        def said(exc: AutomedError) -> AutomedError:
+            text = str(exc)
+            for path, name in names.items():
+                text = text.replace(path, name)
+            text = re.sub(r"\bline (\d+)", lambda m: f"row iloc[{int(m.group(1)) - 2}]", text)
+            return type(exc)(text.replace(tmp, "the DataFrame"))
+
+        frames = {"train": frame, "test": test}
+        for part, df in frames.items():
+            if df is None:
+                continue
+            columns = [str(c) for c in df.columns]
+            if len(set(columns)) != len(columns):
+                raise DataError(f"the {'test ' if part == 'test' else ''}DataFrame names a "
+                                "column twice; give each column once")
+            df.to_csv(paths[part], index=False)
+        try:
+            loaded = load_data(paths["train"], test=paths["test"] if test is not None else None,
+                               groups=groups, **{k: v for k, v in options.items()
+                                                 if v is not None})
+        except AutomedError as exc:
+            raise said(exc) from None
+    train = dataclasses.replace(loaded.train, source="")
+    return LoadedData(train, None if loaded.test is None else
+                      dataclasses.replace(loaded.test, source=""))
 
 
 def _family_defaults(archs: dict[str, Architecture], spec: Spec,
