@@ -171,8 +171,26 @@ def test_groups_may_name_each_image_by_its_path_in_any_order_test_images_too(tmp
     (tmp_path / "g.csv").write_text("\n".join([*lines, "benign/9.png,p1"]) + "\n")
     with pytest.raises(DataError, match=r"line 9 names 'benign/9\.png', no sample of the data; "
                                          r"give ids as `automed predict` writes them \(e\.g\. "
-                                         r"'train/benign/0\.png'\)"):
+                                         r"'train/benign/0\.png'; quote an id that holds a "
+                                         r"comma\)"):
         load_data(tmp_path, groups=tmp_path / "g.csv")
+    # review: ids that name no sample, one line per image, were read as one group per line
+    (tmp_path / "g.csv").write_text("\n".join(line.split("/", 1)[1] for line in lines) + "\n")
+    with pytest.raises(DataError, match=r"its lines read as ID,GROUP but no id names a sample of "
+                                         r"the data \(the first: "):
+        load_data(tmp_path, groups=tmp_path / "g.csv")
+    # review: a separate --test folder's ids are paths within it, the same as training ones:
+    # they cannot take the training lines' groups
+    _gray(tmp_path / "tr", n=2)
+    _gray(tmp_path / "te", n=1, seed=3)
+    train_ids = load_data(tmp_path / "tr").train.ids
+    (tmp_path / "g2.csv").write_text("\n".join(f"{i},p{k}" for k, i in enumerate(train_ids)))
+    data = load_data(tmp_path / "tr", test=tmp_path / "te", groups=tmp_path / "g2.csv")
+    assert list(data.train.groups) == [f"p{k}" for k in range(4)] and data.test.groups is None
+    (tmp_path / "g2.csv").write_text("\n".join([*(f"{i},p{k}" for k, i in enumerate(train_ids)),
+                                                "benign/0.png,p9"]))
+    with pytest.raises(DataError, match=r"'benign/0\.png' names a training and a test sample"):
+        load_data(tmp_path / "tr", test=tmp_path / "te", groups=tmp_path / "g2.csv")
     # one id per line, in loading order, as before
     (tmp_path / "g.txt").write_text("\n".join(f"p{k % 3}" for k in range(len(ids))) + "\n")
     assert list(load_data(tmp_path, groups=tmp_path / "g.txt").train.groups)[:2] == ["p0", "p1"]

@@ -662,6 +662,21 @@ def test_records_with_column_names_are_read_by_name_not_by_position(studies, mon
         with pytest.raises(DataError, match=f"samples of type {type(bad).__name__}: give a "
                                             "list or an array of samples"):
             model.predict_proba(bad)
+    # review: a named Series with a misspelt column was read by position; mixed records
+    with pytest.raises(DataError, match=r"the record has no column\(s\) 'age'"):
+        model.predict_proba(pd.Series({"bp": 100, "Age": 70}))
+    np.testing.assert_allclose(model.predict_proba(pd.Series([50, 120])),
+                               model.predict_proba([[50, 120]]), rtol=1e-6)  # by position
+    with pytest.raises(DataError, match="the record mixes single values and lists"):
+        model.predict_proba({"age": 70, "bp": [100, 110]})
+    with pytest.raises(DataError, match="record 2 is NoneType, not a dict of column values"):
+        model.predict_proba([{"age": 70, "bp": 100}, None])
     text = LoadedModel(saved_answer(store, store.search("text")))
     with pytest.raises(DataError, match="sample 2 is NoneType 'None', not a text string"):
         text.predict_proba(["fever cough", None])
+    with pytest.raises(DataError, match="sample 2 is (NoneType|float)"):  # by position
+        text.predict_proba(pd.Series(["fever", None], index=[10, 11]))
+    for frame_like in (pd.DataFrame({"text": ["fever", "arm"]}), {"text": "fever"}):
+        with pytest.raises(DataError, match=r"give a list of text strings, e\.g\. "
+                                            r"df\['text'\]\.tolist\(\)"):
+            text.predict_proba(frame_like)

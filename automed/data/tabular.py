@@ -100,15 +100,21 @@ def records_by_name(x: Any, names: list[str]) -> Any:
         missing_said(list(keys), "the records have")
         return x[[keys[n] for n in names]].to_numpy()
     if hasattr(x, "index") and hasattr(x, "to_numpy") and getattr(x, "ndim", None) == 1:
+        if all(isinstance(k, (int, np.integer)) for k in x.index):
+            return x.to_numpy()  # values by position (a RangeIndex): no names to find
+        # one record, as a Series named by column (review: a misspelt name was read by
+        # position, where the same dict was refused)
         keys = {str(k): k for k in x.index}
-        if set(names) <= set(keys):  # one record, as a Series named by column
-            return np.asarray([x[keys[n]] for n in names], dtype=object)
-        return x
+        missing_said(list(keys), "the record has")
+        return np.asarray([x[keys[n]] for n in names], dtype=object)
     if isinstance(x, dict):
         keys = {str(k): k for k in x}
-        missing_said(list(keys), "the record has" if all(
-            np.ndim(v) == 0 for v in x.values()) else "the records have")
-        if all(np.ndim(x[keys[n]]) == 0 for n in names):  # one record
+        one = [np.ndim(v) == 0 for v in x.values()]
+        if any(one) and not all(one):  # review: a bare TypeError
+            raise DataError("the record mixes single values and lists: give one record (a "
+                            "value per column) or records (a list per column)")
+        missing_said(list(keys), "the record has" if all(one) else "the records have")
+        if all(one):  # one record
             return np.asarray([x[keys[n]] for n in names], dtype=object)
         columns = [list(x[keys[n]]) for n in names]
         lengths = {len(c) for c in columns}
@@ -119,7 +125,11 @@ def records_by_name(x: Any, names: list[str]) -> Any:
         for j, column in enumerate(columns):
             out[:, j] = column
         return out
-    if isinstance(x, (list, tuple)) and x and all(isinstance(r, dict) for r in x):
+    if isinstance(x, (list, tuple)) and x and any(isinstance(r, dict) for r in x):
+        other = next((i for i, r in enumerate(x) if not isinstance(r, dict)), len(x))
+        if other < len(x):  # review: record 1 was blamed for record 2's None
+            raise DataError(f"record {other + 1} is {type(x[other]).__name__}, not a dict of "
+                            "column values like the others: give every record as one")
         out = np.empty((len(x), len(names)), dtype=object)
         for i, record in enumerate(x):
             keys = {str(k): k for k in record}

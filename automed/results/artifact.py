@@ -688,10 +688,15 @@ class LoadedModel:
                             "records may be a pandas DataFrame), or a path to a file or folder")
         if modality in ("text", "biosequence") and not (
                 isinstance(x, np.ndarray) and x.dtype.kind == "U"):
-            bad = next((i for i, v in enumerate(x) if not isinstance(v, str)), None)
+            if isinstance(x, dict) or (hasattr(x, "columns") and getattr(x, "ndim", 0) == 2):
+                # review: iterating them gave their column names, read as the texts
+                raise DataError(f"samples of type {type(x).__name__}: give a list of "
+                                f"{modality} strings, e.g. df['text'].tolist()")
+            values = list(x)  # by position: a Series' own index is no position (review)
+            bad = next((i for i, v in enumerate(values) if not isinstance(v, str)), None)
             if bad is not None:
-                raise DataError(f"sample {bad + 1} is {type(x[bad]).__name__} "
-                                f"{str(x[bad])[:40]!r}, not a {modality} string: give a "
+                raise DataError(f"sample {bad + 1} is {type(values[bad]).__name__} "
+                                f"{str(values[bad])[:40]!r}, not a {modality} string: give a "
                                 f"list of strings")
         return x
 

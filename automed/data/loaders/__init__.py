@@ -513,8 +513,10 @@ def _with_groups(data: LoadedData, path: Path) -> LoadedData:
                                 "give a line ID,GROUP for each")
             return dataclasses.replace(part, groups=np.array([by_id[str(i)] for i in part.ids]))
 
-        wants_test = test is not None and test.ids is not None and any(
-            str(i) in by_id for i in test.ids)
+        # a --test folder's ids are its own paths: the same names as training ones cannot be
+        # told apart, so its groups come from elsewhere (review: it took training groups)
+        wants_test = test is not None and test.ids is not None and not _shared_ids(
+            train, test) and any(str(i) in by_id for i in test.ids)
         return LoadedData(grouped(train), grouped(test) if wants_test else test)
     if len(lines) != len(train):
         raise DataError(
@@ -535,25 +537,43 @@ def _groups_by_id(path: Path, lines: list[str], train: Dataset,
         return None
     known = {str(i) for part in (train, test) if part is not None and part.ids is not None
              for i in part.ids}
+    shared = _shared_ids(train, test)
     delimiter = "\t" if "\t" in lines[0] else ","
     rows = list(csv.reader(lines, delimiter=delimiter))
+    example = f"e.g. {str(train.ids[0])!r}; quote an id that holds a comma"
     if not any(len(r) == 2 and r[0].strip() in known for r in rows):
+        if all(len(r) >= 2 for r in rows):
+            # review: such a file was read as one group per line, each line its own group
+            raise DataError(f"{path}: its lines read as ID,GROUP but no id names a sample of "
+                            f"the data (the first: {rows[0][0].strip()!r}); give ids as "
+                            f"`automed predict` writes them ({example}), or one group per line")
         return None
     header = rows[0][0].strip() not in known  # "path,patient"
     out: dict[str, str] = {}
     for n, row in enumerate(rows[header:], 1 + header):
         if len(row) != 2 or not row[1].strip():
             raise DataError(f"{path}: line {n} is {','.join(row)!r}, not ID,GROUP; give each "
-                            "sample's id and its group")
+                            f"sample's id and its group ({example})")
         sample, group = row[0].strip(), row[1].strip()
         if sample not in known:
             raise DataError(f"{path}: line {n} names {sample!r}, no sample of the data; give "
-                            f"ids as `automed predict` writes them (e.g. {str(train.ids[0])!r})")
+                            f"ids as `automed predict` writes them ({example})")
         if out.setdefault(sample, group) != group:
+            if sample in shared:
+                raise DataError(f"{path}: {sample!r} names a training and a test sample (a "
+                                "--test folder's ids are paths within it), so their groups "
+                                "cannot be told apart here; give the training samples' groups "
+                                "only")
             raise DataError(f"{path}: {sample!r} is given groups {out[sample]!r} and "
                             f"{group!r}; give each sample one group")
     return out
 
+
+def _shared_ids(train: Dataset, test: Dataset | None) -> set[str]:
+    """Ids naming a training and a test sample alike (a separate --test folder's)."""
+    if test is None or train.ids is None or test.ids is None:
+        return set()
+    return {str(i) for i in train.ids} & {str(i) for i in test.ids}
 
 
 def _merge_test(test_data: LoadedData) -> Dataset:
