@@ -9,6 +9,7 @@ the schema in ``schema.py``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
@@ -665,15 +666,20 @@ class Store:
                           .label("top"))
                    .where(CandidateRecord.state.in_(("complete", "ensemble")))
                    .group_by(CandidateRecord.search_id).subquery())
-            leader: dict[int, str] = {}
-            for sid, number, state, arch in s.execute(
+            tied: dict[int, list] = {}
+            for sid, number, state, arch, std in s.execute(
                     select(CandidateRecord.search_id, CandidateRecord.trial_number,
-                           CandidateRecord.state, CandidateRecord.architecture)
+                           CandidateRecord.state, CandidateRecord.architecture,
+                           CandidateRecord.score_std)
                     .join(top, (CandidateRecord.search_id == top.c.search_id)
                           & (CandidateRecord.score_mean == top.c.top))
-                    .where(CandidateRecord.state.in_(("complete", "ensemble")))
-                    .order_by(CandidateRecord.trial_number.desc())):
-                leader[sid] = arch if state == "ensemble" else f"#{number}"  # lowest wins
+                    .where(CandidateRecord.state.in_(("complete", "ensemble")))):
+                tied.setdefault(sid, []).append(
+                    (math.inf if std is None else std, number,
+                     arch if state == "ensemble" else f"#{number}"))
+            # the leaderboard's tie-break: the lower spread, then the lower trial (review: a
+            # tie named the lower trial, not the leader)
+            leader = {sid: min(rows)[2] for sid, rows in tied.items()}
             rows = s.scalars(select(SearchRecord).order_by(SearchRecord.created_at,
                                                            SearchRecord.id)).all()
             return [dict(_search_dict(r), n_candidates=sum(counts.get(r.id, {}).values()),

@@ -145,6 +145,15 @@ def test_studies_lists_every_search(store):
     assert studies[0]["states"] == {"complete": 3, "pruned": 1, "failed": 1}
     assert studies[0]["best_score"] == 0.85 and studies[1]["n_candidates"] == 2
     assert [s["leader"] for s in studies] == ["#3", "#0"]  # whose best score it is
+    # a tie: the leaderboard's tie-break (the lower spread) names the leader (review)
+    sid = add_search(store, "tie")
+    for trial, std in ((0, 0.2), (1, 0.01)):
+        store.record_candidate(sid, trial, architecture="cnn", params={}, state="complete",
+                               fold_scores=[0.8 - std, 0.8 + std], score_mean=0.8,
+                               score_std=std, metrics={}, duration_s=1.0, device="cpu",
+                               error=None)
+    leader = {s["study"]: s["leader"] for s in store.studies()}["tie"]
+    assert leader == f"#{store.leaderboard('tie')[0]['trial']}" == "#1"
 
 
 def _cli(url: str, *args: str) -> str:

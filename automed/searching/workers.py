@@ -387,13 +387,17 @@ def _join(study_name: str, *, storage, gpus, trials_per_gpu, workers, device, ti
                       "no candidate (the study's `automed search` command, run again, "
                       "resumes it with a new --timeout)"})
             return len(store.candidates(study_name))
-        timeout = left if timeout is None else min(timeout, left)
+    # One end, in wall time: a worker's own --timeout and the study's, whichever comes first,
+    # however long the worker then takes to load the data (review: it counted from after)
+    own = None if timeout is None else time.time() + timeout
+    ends = min((t for t in (own, ends_at) if t is not None), default=None)
     me = identity or machine_identity()
     if len(slots) == 1:  # its candidates' lines, as a search prints them (QA: none)
         worker_main(store.url, study_name, slots[0], identity=me, allowed_plugins=allowed,
-                    timeout=timeout, threads=threads, progress=progress)
+                    ends_at=ends, threads=threads, progress=progress)
     else:
-        run_local_workers(store, study_name, slots, timeout=timeout, allowed_plugins=allowed,
+        run_local_workers(store, study_name, slots, allowed_plugins=allowed,
+                          timeout=None if ends is None else max(0.0, ends - time.time()),
                           progress=progress, identity=me, threads=threads)
     _mark_searched(store, study_name)
     return len(store.candidates(study_name))
