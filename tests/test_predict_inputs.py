@@ -437,8 +437,16 @@ def test_unlabeled_series_of_another_length_say_their_own_length(tmp_path, monke
                               "sig", "--storage", storage)
     assert code not in (0, None) and out == ""
     assert ("was read as its label, but none is one of the model's classes (0, 1) and they "
-            "are fractions: rows without a label are one point longer than the 60 the model "
-            "reads; resample them to 60 points") in err
+            "read as points of a series: rows without a label are one point longer than the 60 "
+            "the model reads; resample them to 60 points") in err
+    # review: whole-number series (raw ADC counts) and an infinite first point
+    counts = rng.integers(-500, 500, (30, 61)).astype(float)
+    counts[0, 0] = np.inf
+    for rows in (counts[1:], counts):
+        np.savetxt(tmp_path / "counts.txt", rows, fmt="%g")
+        code, out, err = _predict(monkeypatch, capsys, str(tmp_path / "counts.txt"),
+                                  "--study", "sig", "--storage", storage)
+        assert code not in (0, None) and "read as points of a series" in err, err
     np.savetxt(tmp_path / "labeled.txt", np.c_[y[:5], rng.standard_normal((5, 60))])
     code, out, err = _predict(monkeypatch, capsys, str(tmp_path / "labeled.txt"), "--study",
                               "sig", "--storage", storage)

@@ -515,10 +515,10 @@ def test_grouped_folds_lacking_a_class_are_said_to_skew_a_class_averaged_metric(
     x = rng.normal(size=(40, 1, 16)).astype(np.float32) + y[:, None, None]
     np.savez(tmp_path / "p.npz", x=x, y=y, groups=patients)
 
-    def said(metric: str, folds: int) -> list[str]:
+    def said(metric: str, folds: int, average: str = "macro") -> list[str]:
         plan = SearchPlan(data=DataPlan(path=str(tmp_path / "p.npz")), metric=metric,
-                          folds=folds, trials=1)
-        return [w for w in prepare(plan).warnings if "lack a class" in w]
+                          folds=folds, trials=1, average=average)
+        return [w for w in prepare(plan).warnings if w.startswith("validation fold(s)")]
 
     assert said("balanced_accuracy", 10) == [
         "validation fold(s) 1, 2, 3, 4, 5, 6, 7, 8, ... of 10 lack a class (folds keep each "
@@ -526,4 +526,9 @@ def test_grouped_folds_lacking_a_class_are_said_to_skew_a_class_averaged_metric(
         "skewed and not comparable between folds; use fewer --folds (at most the patients of "
         "the rarest class)"]
     assert said("accuracy", 10) == []  # a sample mean: each fold's is sound
+    assert said("f1", 10, "micro") == []  # so is a micro average (review)
+    assert said("recall", 10, "binary") == [
+        "validation fold(s) 1, 2, 3, 8, 9 of 10 hold no sample of the positive class '1' "
+        "(folds keep each patient whole): their recall of that class is 0 or undefined there, "
+        "so the mean is skewed; use fewer --folds (at most the patients of the rarest class)"]
     assert said("f1", 2) == []  # every fold holds both classes

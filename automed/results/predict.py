@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import sys
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -243,18 +244,20 @@ def _said_foreign_labels(path: Path, loaded: Any, config: dict) -> None:
     foreign = [c for c in found if c not in classes]
     spec = config.get("spec") or {}
     values = [to_float(c) for c in foreign]
-    if (spec.get("modality") == "signal" and classes and foreign == found
-            and all(v is not None for v in values)
-            and any(v == v and v != int(v) for v in values)):
+    numbers = all(v is not None for v in values)
+    if (spec.get("modality") == "signal" and classes and foreign == found and numbers
+            and (any(not math.isfinite(v) or v != int(v) for v in values)
+                 # whole-number series (raw ADC counts): too many distinct "labels" (review)
+                 or len(foreign) > max(10, 3 * len(classes)))):
         # QA: unlabeled series one point longer than the model reads: each one's first
         # point was taken for a label (none a class, all fractions) and the rest predicted
         length = (spec.get("input_shape") or [None])[-1]
         shown = ", ".join(map(repr, foreign[:3])) + (" ..." if len(foreign) > 3 else "")
         raise DataError(f"{path}: the first value of each row ({shown}) was read as its label, "
                         f"but none is one of the model's classes ({', '.join(classes)}) and "
-                        f"they are fractions: rows without a label are one point longer than "
-                        f"the {length} the model reads; resample them to {length} points, or "
-                        "put each row's label first")
+                        "they read as points of a series: rows without a label are one point "
+                        f"longer than the {length} the model reads; resample them to {length} "
+                        "points, or put each row's label first")
     if classes and foreign:
         shown = ", ".join(map(repr, foreign[:5])) + (" ..." if len(foreign) > 5 else "")
         warnings.warn(f"{path}: its label(s) {shown} are none of the model's classes "

@@ -111,23 +111,33 @@ def _check_rankable(train: Dataset, splits: list, metric: str, average: str, pos
                 "another --metric")
 
 
-def _fold_class_warnings(train: Dataset, splits: list, metric: str) -> list[str]:
+def _fold_class_warnings(train: Dataset, splits: list, metric: str, average: str,
+                         pos: int) -> list[str]:
     """Validation folds without a sample of some class (grouped folds keep each patient
     whole) skew every class-averaged metric (QA: 20 grouped folds of one class each made
-    balanced accuracy equal accuracy, unsaid); accuracy and log loss are sample means, and
-    AUROC/AUPRC are refused by :func:`_check_rankable`."""
-    if metric in ("accuracy", "log_loss", "auroc", "auprc") or train.n_classes < 2:
+    balanced accuracy equal accuracy, unsaid), and a binary one lacking the positive class
+    scores it 0 or not at all; accuracy and micro averages are sample means, and AUROC/AUPRC
+    are refused by :func:`_check_rankable`."""
+    micro = average == "micro" and metric != "balanced_accuracy"
+    if metric in ("accuracy", "auroc", "auprc") or micro or train.n_classes < 2:
         return []
+    binary = average == "binary" and metric != "balanced_accuracy"
     lacking = [i for i, (_, va) in enumerate(splits)
-               if len(np.unique(train.y[va])) < train.n_classes]
+               if (pos not in train.y[va] if binary else
+                   len(np.unique(train.y[va])) < train.n_classes)]
     if not lacking:
         return []
     shown = ", ".join(str(i + 1) for i in lacking[:8]) + (", ..." if len(lacking) > 8 else "")
-    return [f"validation fold(s) {shown} of {len(splits)} lack a class"
-            + (" (folds keep each patient whole)" if train.groups is not None else "")
-            + f": their {metric} averages over the classes they hold, so it is skewed and not "
-            "comparable between folds; use fewer --folds (at most the patients of the rarest "
-            "class)"]
+    grouped = train.groups is not None
+    what = (f"hold no sample of the positive class {train.classes[pos]!r}" if binary else
+            "lack a class")
+    effect = (f"their {metric} of that class is 0 or undefined there, so the mean is skewed"
+              if binary else f"their {metric} averages over the classes they hold, so it is "
+              "skewed and not comparable between folds")
+    return [f"validation fold(s) {shown} of {len(splits)} {what}"
+            + (" (folds keep each patient whole)" if grouped else "")
+            + f": {effect}; use fewer --folds"
+            + (" (at most the patients of the rarest class)" if grouped else "")]
 
 
 def load_plugins(plan: SearchPlan, allowed: list[dict] | None = None) -> None:
@@ -203,7 +213,7 @@ def prepare(plan: SearchPlan, data: LoadedData | None = None) -> Prepared:
             + _test_levels_warnings(train, test)
             + _test_groups_warnings(train, test, plan.bootstrap)
             + _volume_warnings(train) + _unused_plugins(pm, train.modality, given)
-            + _fold_class_warnings(train, splits, metric))
+            + _fold_class_warnings(train, splits, metric, average, pos))
     # A family's own preprocessor (a pretrained tokenizer, ...) gives its own spec; computed
     # here, so a missing model or library stops the search before any candidate runs.
     specs, unfit = {}, {}
