@@ -338,3 +338,21 @@ def test_a_long_text_reads_and_an_open_quote_is_named_with_its_line(tmp_path):
     with pytest.raises(DataError, match=r"open.csv: the record of line 3 holds a field over "
                        r"16 MB: a quote \(\"\) left open there runs on"):
         records.read_table(opened)
+
+
+def test_a_quote_left_open_is_refused_not_merged_into_the_next_record(tmp_path):
+    # QA: an unclosed quote swallowed the next record (8 records read as 7), its label lost
+    rows = ["Heart failure,C14", "Lung tumor,C04", "Coronary stenosis,C14", "Colon tumor,C04"]
+    (tmp_path / "open.csv").write_text('text,label\n"Chest pain and angina,C14\n'
+                                       '"Breast tumor biopsy",C04\n' + "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"open\.csv: the record of line 2 opens a quote \(\"\) "
+                                        r"that closes on line 3 before other text, so records "
+                                        r"would run together"):
+        load_data(tmp_path / "open.csv")
+    (tmp_path / "end.csv").write_text("text,label\n" + "\n".join(rows) + '\n"never closed,C04\n')
+    with pytest.raises(DataError, match=r"line 6 opens a quote \(\"\) that never closes"):
+        load_data(tmp_path / "end.csv")
+    # quotes inside fields, doubled or in an unquoted field, read as before
+    (tmp_path / "ok.csv").write_text('text,label\n"a ""quoted"" word, and more",C14\n'
+                                     'a 5" lesion,C04\n' + "\n".join(rows) + "\n")
+    assert len(load_data(tmp_path / "ok.csv").train) == 6

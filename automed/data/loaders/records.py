@@ -114,7 +114,10 @@ def read_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     # note over several lines; QA: split per line first, its lines were glued together), and
     # only \n and \r end a line (str.splitlines also breaks at \f, \x1c-\x1e, U+2028, ...).
     # Each row is numbered by the file line it starts on.
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter_for(path))
+    # strict: a quoted field whose closing quote is followed by more text is an error, not
+    # glued on (QA: an unclosed quote swallowed the next record, its label lost, unsaid)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter_for(path),
+                        strict=True)
     numbered, start = [], 1
     # A clinical note or a full-text article may be longer than csv's 128 KB field default
     # (QA: a 260,000-character text was refused as "check the quoting")
@@ -134,6 +137,12 @@ def read_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
                             f"{FIELD_LIMIT // 2**20} MB: a quote (\") left open there runs on "
                             "through the file; close it, or double the quotes inside the "
                             "field") from None
+        if "expected after" in str(exc) or "unexpected end of data" in str(exc):
+            where = ("never closes" if "end of data" in str(exc) else
+                     f"closes on line {reader.line_num} before other text")
+            raise DataError(f"{path}: the record of line {start} opens a quote (\") that "
+                            f"{where}, so records would run together; close the quote at the "
+                            "end of its field, or double the quotes inside it (\"\")") from None
         raise DataError(f"{path}: not a readable CSV/TSV file ({exc}); check the quoting") from exc
     finally:
         csv.field_size_limit(limit)
