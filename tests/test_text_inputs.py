@@ -175,3 +175,32 @@ def test_predict_of_unlabeled_texts_joins_every_text_column_and_says_wordless_ro
     assert outs[1][:24] == outs[0]  # the same texts, joined the same way
     assert ("1 record(s) have no word in 'title, abstract' (index 24): their predictions say "
             "nothing of them") in err
+
+
+def test_json_lists_as_labels_or_texts_are_refused_and_joined_labels_are_said(tmp_path):
+    # QA: a JSONL label ["C04", "C01"] became the class "['C04', 'C01']", a list text its
+    # Python spelling, and CSV labels "C04;C01" classes of their own, all unsaid
+    words = ["fever cough", "broken arm", "chest pain", "skin rash"] * 3
+    (tmp_path / "multi.jsonl").write_text("".join(
+        json.dumps({"text": t, "label": ["C04", "C01"] if i == 3 else ["C04"]}) + "\n"
+        for i, t in enumerate(words)))
+    with pytest.raises(DataError, match=r"multi\.jsonl: line 1: the label in 'label' is a JSON "
+                                        r"list \(\['C04'\]\); automed learns one class per "
+                                        r"record"):
+        load_data(tmp_path / "multi.jsonl")
+    (tmp_path / "parts.jsonl").write_text("".join(
+        json.dumps({"text": [t, "more"] if i == 2 else t, "label": "ab"[i % 2]}) + "\n"
+        for i, t in enumerate(words)))
+    with pytest.raises(DataError, match=r"line 3: the 'text' field is a JSON list, not text; "
+                                        r"give it as one string"):
+        load_data(tmp_path / "parts.jsonl")
+    from automed.searching.prepare import _label_warnings
+
+    labels = ["C04", "C01", "C04;C01"] * 4
+    data = Dataset(x=words, y=[["C01", "C04", "C04;C01"].index(v) for v in labels],
+                   classes=["C01", "C04", "C04;C01"], modality="text")
+    assert _label_warnings(data) == [
+        "classes 'C04;C01' join other classes' names: multi-label records are searched as "
+        "classes of their own; automed learns one class per record, so give each one label"]
+    assert _label_warnings(Dataset(x=words, y=[0, 1] * 6, classes=["a;b", "c"],
+                                   modality="text")) == []

@@ -344,12 +344,21 @@ def _label_warnings(train: Dataset) -> list[str]:
     for name in train.classes:
         spelt.setdefault(" ".join(str(name).lower().split()), []).append(str(name))
     same = [names for names in spelt.values() if len(names) > 1]
-    if not same:
-        return []
-    pairs = "; ".join(" and ".join(map(repr, names)) for names in same)
-    return [f"classes {pairs} differ only in case or spacing, and are searched as different "
-            f"classes ({len(train.classes)} in all); if each pair is one class, write it one "
-            "way in the label column"]
+    said = []
+    if same:
+        pairs = "; ".join(" and ".join(map(repr, names)) for names in same)
+        said.append(f"classes {pairs} differ only in case or spacing, and are searched as "
+                    f"different classes ({len(train.classes)} in all); if each pair is one "
+                    "class, write it one way in the label column")
+    # QA: "C04;C01" became a class of its own, unsaid: labels joined from others
+    names = {str(c).strip() for c in train.classes}
+    joined = [c for c in map(str, train.classes) for sep in ";|," if sep in c
+              and all(part.strip() in names for part in c.split(sep))]
+    if joined:
+        said.append(f"classes {', '.join(map(repr, joined[:3]))}{' ...' if len(joined) > 3 else ''}"
+                    " join other classes' names: multi-label records are searched as classes "
+                    "of their own; automed learns one class per record, so give each one label")
+    return said
 
 
 # Numbers as spreadsheets dress them: thousands separators, units, currency, percent (a unit

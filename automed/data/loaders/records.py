@@ -270,6 +270,11 @@ def check_unique_ids(path: Path, ids: list[tuple[int, Any]], column: str) -> Non
 
 
 def label_of(path: Path, lineno: int, value: Any, column: str) -> str:
+    if isinstance(value, (list, dict)):  # a JSONL record's (QA: "['C04', 'C01']" a class)
+        kind = "list" if isinstance(value, list) else "object"
+        raise DataError(f"{path}: line {lineno}: the label in {column!r} is a JSON {kind} "
+                        f"({str(value)[:60]}); automed learns one class per record: give each "
+                        "record one label (multi-label data is not supported)")
     label = "" if value is None else str(value).strip()
     if label.lower() in _MISSING:
         raise DataError(f"{path}: line {lineno} has no label in column {column!r}; fill or drop "

@@ -96,6 +96,11 @@ class TextLoader(Loader):
                 raise DataError(f"{path}: line {lineno} has no {label_col!r} field; give every "
                                 "record a label")
             labels.append(records.label_of(path, lineno, record[label_col], label_col))
+            odd = next((c for c in text_cols if isinstance(record.get(c), (list, dict))), None)
+            if odd is not None:  # QA: a list was read as its Python text, brackets and all
+                raise DataError(f"{path}: line {lineno}: the {odd!r} field is a JSON "
+                                f"{'list' if isinstance(record[odd], list) else 'object'}, "
+                                "not text; give it as one string (join the parts)")
             text = "\n".join(str(record[c]) for c in text_cols if record.get(c) is not None)
             if group_col is not None:
                 groups.append(records.group_of(path, lineno, record.get(group_col), group_col))
