@@ -164,9 +164,26 @@ def test_a_notes_column_names_the_features_it_leaves_out(tmp_path):
     rows = [[str(30 + i), str(120 + i), f"patient reports pain {i}", str(i % 2)]
             for i in range(12)]
     path = _write(tmp_path / "t.csv", header=header, rows=rows)
-    reason = load_data(path).train.meta["reason"]
-    assert "text column 'notes'" in reason
-    assert "other columns ('age', 'bp') are left out: use --modality tabular" in reason
+    from automed.searching.runner import _columns_said
+
+    train = load_data(path).train
+    assert "its header names a text column" in train.meta["reason"]
+    assert _columns_said(train) == ("; text column 'notes'; columns not read: age, bp (a text "
+                                    "search reads the texts and their labels only; --modality "
+                                    "tabular reads them as features)")
+    # the column read is the one named, not the first in the file (QA: 'note' named, 'text'
+    # read), and --text-col alone chooses the text loader (QA: "the tabular loader does not
+    # support --text-col")
+    both = _write(tmp_path / "both.csv", header=["note", "text", "dx"],
+                  rows=[["x", f"chest pain {i}", str(i % 2)] for i in range(12)])
+    train = load_data(both, label_col="dx").train
+    assert _columns_said(train).startswith("; text column 'text'; columns not read: note (")
+    custom = _write(tmp_path / "custom.csv", header=["pid", "note_text", "dx"],
+                    rows=[[f"P{i}", f"chest pain {i}", str(i % 2)] for i in range(12)])
+    train = load_data(custom, label_col="dx", text_col="note_text").train
+    assert train.modality == "text" and list(train.x[:1]) == ["chest pain 0"]
+    assert train.meta["reason"] == ("read as text by the text loader because --text-col names "
+                                    "its column")
     assert load_data(path, modality="tabular").train.meta["feature_names"] == ["age", "bp",
                                                                              "notes"]
 

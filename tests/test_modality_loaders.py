@@ -163,8 +163,9 @@ def test_a_numeric_column_named_protein_is_a_lab_value_and_unread_columns_are_sa
         f"p{i},{i % 2},{'ACGT' * 5}{'AC'[i % 2]},{40 + i}\n" for i in range(20)))
     data = load_data(seqs, id_col="id")
     assert data.train.modality == "biosequence"
-    assert _columns_said(data.train) == ("; columns not read: age (a sequence search reads the "
-                                         "sequences and their labels only)")
+    assert _columns_said(data.train) == ("; columns not read: age (a biosequence search reads "
+                                         "the sequences and their labels only; --modality "
+                                         "tabular reads them as features)")
     assert "id" not in _columns_said(data.train)  # read as the records' ids
     assert "id" not in _columns_said(load_data(seqs, id_col="0").train)  # given by place
     # a numeric 'protein' beside the sequences in 'peptide': read from 'peptide' (review)

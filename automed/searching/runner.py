@@ -574,8 +574,12 @@ def _columns_said(train) -> str:
         return f"; {train.meta['channels_note']}"
     if not columns:
         unread = train.meta.get("unread_columns")  # beside sequences: said, not dropped unsaid
-        return (f"; columns not read: {_some(unread)} (a sequence search reads the "
-                "sequences and their labels only)" if unread else "")
+        what = "texts" if train.modality == "text" else "sequences"
+        named = (f"; text column {train.meta['text_col']!r}"
+                 if train.modality == "text" and train.meta.get("text_col") else "")
+        return named + (f"; columns not read: {_some(unread)} (a {train.modality} search reads "
+                        f"the {what} and their labels only; --modality tabular reads them as "
+                        "features)" if unread else "")
     numeric = [c["name"] for c in columns if c["kind"] == "numeric"]
     levels = [f"{c['name']} ({len(c['levels'])} levels)" for c in columns
               if c["kind"] != "numeric"]

@@ -152,6 +152,13 @@ def load_data(
     if modality is not None and modality not in MODALITIES:
         raise ConfigError(f"unknown modality {modality!r}; use one of {', '.join(MODALITIES)}")
     options = {k: v for k, v in options.items() if v is not None}
+    given = modality
+    if modality is None and format is None:
+        # --text-col or --sequence-col says what the file holds, as --modality would (QA: a
+        # 'transcription' column was read as a category, and --text-col was refused by the
+        # tabular loader)
+        modality = ("text" if "text_col" in options else
+                    "biosequence" if "sequence_col" in options else None)
     loader = find_loader(path, format, modality, options.get("label_col"))
     _check_modality(loader, path, format, modality)
     _check_options(loader, options)
@@ -168,8 +175,11 @@ def load_data(
                             "x/y); give it as --test beside a training file")
         raise DataError(f"{path}: every row is marked test; mark some rows train (or drop the "
                         "split column), or give this file as --test")
-    data.train.meta["reason"] = _reason(loader, path, format, modality, data.train.modality,
-                                        options.get("label_col"))
+    data.train.meta["reason"] = (
+        _reason(loader, path, format, given, data.train.modality, options.get("label_col"))
+        if given is not None or modality is None else
+        f"read as {data.train.modality} by the {loader.name} loader because "
+        f"--{'text' if modality == 'text' else 'sequence'}-col names its column")
     data.train.meta["loader"] = loader.name  # a saved model reads new data with it again
     if options.get("label_col") is not None:
         data.train.meta["label_given"] = True  # the label column is the user's choice

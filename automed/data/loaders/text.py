@@ -46,19 +46,10 @@ class TextLoader(Loader):
     def explain(self, path: Path) -> str:
         if path.suffix.lower() == ".jsonl":
             return "it is a .jsonl file of records"
-        names = [n for n in records.header(path) if n]
-        text = next((n for n in names if n.lower() in TEXT_NAMES), "text")
-        # The other columns are not read (QA: a "notes" column beside clinical features made
-        # a text dataset of the table and silently dropped every feature): name them.
-        label = next((n for c in records.LABEL_NAMES for n in names if n.lower() == c), None)
-        split = records.split_column(names)
-        rest = [n for n in names if n not in (text, label, split)]
-        if not rest:
-            return f"its header names a text column {text!r}"
-        shown = ", ".join(map(repr, rest[:8])) + (f" and {len(rest) - 8} more"
-                                                  if len(rest) > 8 else "")
-        return (f"its header names a text column {text!r}; its other columns ({shown}) are "
-                "left out: use --modality tabular to read them as features")
+        # the column load reads, found as it finds it (QA: the first in file order was named,
+        # 'note', where load read 'text'); the text column and the columns left out are said
+        # from what load read (meta "text_col", "unread_columns")
+        return "its header names a text column"
 
     def load(self, path: Path, **options: Any) -> LoadedData:
         modality = options.get("modality") or "text"
@@ -113,6 +104,12 @@ class TextLoader(Loader):
             records.check_unique_ids(path, [(n, r.get(id_col)) for n, r in rows], id_col)
         meta = {"text_col": text_col, "label_col": label_col}
         meta.update({k: v for k, v in (("group_col", group_col), ("id_col", id_col)) if v})
+        # The other columns are not read (QA: a "notes" column beside clinical features made
+        # a text dataset of the table and silently dropped every feature): named.
+        used = {*text_cols, label_col, split_col, group_col, id_col}
+        unread = [n for n in names if n and n not in used]
+        if unread:
+            meta["unread_columns"] = unread
         ids = None if id_col is None else [
             "" if r.get(id_col) is None else str(r.get(id_col)).strip() for _, r in rows]
         return records.build(path, "text", texts, labels, is_test, meta=meta,
