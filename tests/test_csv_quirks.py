@@ -373,3 +373,24 @@ def test_a_quote_left_open_is_refused_not_merged_into_the_next_record(tmp_path):
     (tmp_path / "ok.csv").write_text('text,label\n"a ""quoted"" word, and more",C14\n'
                                      'a 5" lesion,C04\n' + "\n".join(rows) + "\n")
     assert len(load_data(tmp_path / "ok.csv").train) == 6
+
+
+def test_a_table_with_a_free_text_column_says_search_it_as_text(tmp_path):
+    # QA: an MTSamples-like 'sample_name,medical_specialty,transcription' header was taken for
+    # a UCI splice line (a DNA file), and with --label-col the notes were 90 categories whose
+    # only hint was "like an identifier: give --id-col"
+    from automed.searching.prepare import _table_warnings
+
+    notes = ["patient presents with chest pain radiating to the left arm",
+             "biopsy of the breast mass shows a benign fibroadenoma today"]
+    path = _write(tmp_path / "mts.csv", header=["sample_name", "medical_specialty",
+                                                "transcription"],
+                  rows=[[f"s{i}", "ab"[i % 2], f"{notes[i % 2]} visit {i}"] for i in range(24)])
+    train = load_data(path, label_col="medical_specialty").train
+    assert train.modality == "tabular"
+    said = [w for w in _table_warnings(train) if "'transcription'" in w]
+    assert said == ["column 'transcription' holds free text (24 different values of 12 words "
+                    "or so), read as categories, each its own; to learn from its words search "
+                    "it as text: --text-col transcription"]
+    text = load_data(path, label_col="medical_specialty", text_col="transcription").train
+    assert text.modality == "text"

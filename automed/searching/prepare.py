@@ -372,6 +372,8 @@ _DATE = re.compile(r"^(\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)
 ID_SHARE, ID_MIN_ROWS = 0.95, 20
 # ... and one with many values, each in a few rows only, a patient id shared by some visits.
 SHARED_ID_SHARE, SHARED_ID_ROWS = 0.3, 4
+# ... and one whose values are mostly sentences, free text.
+FREE_TEXT_WORDS = 5
 
 
 def _table_warnings(train: Dataset) -> list[str]:
@@ -417,6 +419,13 @@ def _table_warnings(train: Dataset) -> list[str]:
                             f" of its {len(present)} values are no numbers (such as "
                             f"{', '.join(map(repr, others[:3]))}); fix or blank them to read it "
                             "as numbers")
+            elif np.median([len(t.split()) for t in present]) >= FREE_TEXT_WORDS:
+                # QA: a 'transcription' column of clinical notes was told it looked like an
+                # identifier, to be given as --id-col
+                said.append(f"column {name!r} holds free text ({levels} different values of "
+                            f"{int(np.median([len(t.split()) for t in present]))} words or "
+                            "so), read as categories, each its own; to learn from its words "
+                            f"search it as text: --text-col {name}")
             elif len(set(present)) >= ID_SHARE * len(x):
                 said.append(f"column {name!r} has a different value in "
                             f"{len(set(present))} of {len(x)} rows, like an identifier; {hint}")
