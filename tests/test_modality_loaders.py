@@ -263,6 +263,15 @@ def test_duplicate_record_ids_are_refused_by_every_loader_taking_id_col(tmp_path
                     "id '1' is on lines 2 and 3", "--group-col rid")
     grouped = load_data(path, id_col="rid", group_col="rid", label_col="outcome").train
     assert list(grouped.groups[:2]) == ["1", "1"]
+    # QA: with another --group-col, ids repeated across patients were not checked (predict
+    # wrote one id for several patients' rows); within one patient they may repeat
+    patients = _write(tmp_path / "p.csv", f"pid,rid,{column},outcome\n" + "".join(
+        f"P{i // 2},{r},{value(i)},{'ab'[i % 2]}\n" for i, r in enumerate([1, 2, 1, 3, 4, 5])))
+    _one_line_error(lambda: load_data(patients, id_col="rid", group_col="pid",
+                                      label_col="outcome"),
+                    "id '1' is on lines 2 (pid 'P0') and 4 (pid 'P1')", "repeat within one group")
+    within = _write(tmp_path / "w.csv", patients.read_text().replace("P1,1,", "P0,1,"))
+    assert len(load_data(within, id_col="rid", group_col="pid", label_col="outcome").train) == 6
     unique = _write(tmp_path / "u.csv", path.read_text().replace("\n1,", "\n0,", 1))
     assert len(load_data(unique, id_col="rid", label_col="outcome").train) == 6
     _one_line_error(lambda: load_data(unique, id_col="pid", label_col="outcome"),

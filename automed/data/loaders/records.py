@@ -253,20 +253,29 @@ PREDICTING: contextvars.ContextVar[bool] = contextvars.ContextVar("predicting", 
 FIRST_LABEL: contextvars.ContextVar[bool] = contextvars.ContextVar("first_label", default=False)
 
 
-def check_unique_ids(path: Path, ids: list[tuple[int, Any]], column: str) -> None:
+def check_unique_ids(path: Path, ids: list[tuple[int, Any]], column: str,
+                     groups: list[str] | None = None, group_col: str | None = None) -> None:
     """Refuse a record id given twice (``(line number, id)`` pairs): the record would sit in
     two folds, or in training and test data. Rows sharing a patient id belong to
-    ``--group-col``, which keeps them together. Data read to predict on is not checked."""
-    if PREDICTING.get():
+    ``--group-col``, which keeps them together: with ``groups`` (another column's) an id may
+    repeat within its group only (QA: note ids repeated across patients were written out
+    for several patients' rows). Data read to predict on is not checked."""
+    if PREDICTING.get() or group_col == column:
         return
-    seen: dict[str, int] = {}
-    for lineno, value in ids:
+    seen: dict[str, tuple[int, str | None]] = {}
+    for k, (lineno, value) in enumerate(ids):
         key = str(value).strip()
-        if key in seen:
-            raise DataError(f"{path}: id {key!r} is on lines {seen[key]} and {lineno}; drop "
-                            f"the duplicate, or pass --group-col {column} to keep its rows in "
-                            "one fold")
-        seen[key] = lineno
+        group = None if groups is None else groups[k]
+        if key in seen and (groups is None or seen[key][1] != group):
+            first, other = seen[key]
+            if groups is None:
+                raise DataError(f"{path}: id {key!r} is on lines {first} and {lineno}; drop "
+                                f"the duplicate, or pass --group-col {column} to keep its rows "
+                                "in one fold")
+            raise DataError(f"{path}: id {key!r} is on lines {first} ({group_col} {other!r}) "
+                            f"and {lineno} ({group_col} {group!r}); give each record an id of "
+                            "its own (an id may repeat within one group only)")
+        seen.setdefault(key, (lineno, group))
 
 
 def label_of(path: Path, lineno: int, value: Any, column: str) -> str:

@@ -250,8 +250,9 @@ def _table(path: Path, options: dict) -> tuple[list[Row], list[str] | None, list
     groups = None if group_col is None else [
         records.group_of(path, i, v[names.index(group_col)], group_col) for i, v in table]
     id_col = records.optional_column(path, names, options.get("id_col"), "id", "--id-col")
-    if id_col is not None and group_col is None:
-        records.check_unique_ids(path, [(i, v[names.index(id_col)]) for i, v in table], id_col)
+    if id_col is not None:
+        records.check_unique_ids(path, [(i, v[names.index(id_col)]) for i, v in table], id_col,
+                                 groups, group_col)
     ids = None if id_col is None else [str(v[names.index(id_col)]).strip() for _, v in table]
     used = {seq_col, label_col, split_col, group_col, id_col}
     return ([(f"line {i}", v[s], records.label_of(path, i, v[lab], label_col),

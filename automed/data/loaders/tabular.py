@@ -122,9 +122,10 @@ class TabularLoader(Loader):
         if options.get("id_col") is not None:
             id_col = records.find_column(path, names, options["id_col"], (), "id", "--id-col")
             drop.add(id_col)
-            if group_col is None:
-                records.check_unique_ids(path, [(n, v[names.index(id_col)]) for n, v in table],
-                                         id_col)
+            records.check_unique_ids(
+                path, [(n, v[names.index(id_col)]) for n, v in table], id_col,
+                None if group_col is None else [str(v[names.index(group_col)]).strip()
+                                                for _, v in table], group_col)
             ids = [str(v[names.index(id_col)]).strip() for _, v in table]
         features = [n for n in names if n not in drop]
         if not features:

@@ -100,8 +100,9 @@ class TextLoader(Loader):
                                 "tokenization (no letters or digits); fill or drop that row")
             texts.append(text)
             is_test.append(split_col is not None and records.is_test_split(record.get(split_col)))
-        if id_col is not None and group_col is None:
-            records.check_unique_ids(path, [(n, r.get(id_col)) for n, r in rows], id_col)
+        if id_col is not None:
+            records.check_unique_ids(path, [(n, r.get(id_col)) for n, r in rows], id_col,
+                                     groups if group_col is not None else None, group_col)
         meta = {"text_col": text_col, "label_col": label_col}
         meta.update({k: v for k, v in (("group_col", group_col), ("id_col", id_col)) if v})
         # The other columns are not read (QA: a "notes" column beside clinical features made
