@@ -116,6 +116,14 @@ def test_a_tab_separated_txt_with_a_header_says_rename_it(tmp_path):
             load_data(path, modality=modality)
     data = load_data(path, format="tabular")  # the way out the message gives works
     assert data.train.meta["feature_names"] == HEADER[:-1]
+    # texts: the text loader's format (QA: "--format tabular" read them as categories)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("label\ttext\n" + "".join(f"{'ab'[i % 2]}\tchest pain {i}\n"
+                                                for i in range(12)))
+    for modality in (None, "text"):
+        with pytest.raises(DataError, match=r"rename it \.tsv, or give --format text$"):
+            load_data(notes, modality=modality)
+    assert load_data(notes, format="text").train.modality == "text"
 
 
 def test_tab_separated_signal_txt_files_still_read(tmp_path):

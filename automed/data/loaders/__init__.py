@@ -148,7 +148,7 @@ def load_data(
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder; check the path")
-    _check_file_form(path, format)
+    _check_file_form(path, format, modality)
     if modality is not None and modality not in MODALITIES:
         raise ConfigError(f"unknown modality {modality!r}; use one of {', '.join(MODALITIES)}")
     options = {k: v for k, v in options.items() if v is not None}
@@ -211,7 +211,7 @@ def load_data(
 COMPRESSED = {".gz": "gunzip", ".bz2": "bunzip2", ".xz": "unxz", ".zip": "unzip"}
 
 
-def _check_file_form(path: Path, format: str | None) -> None:
+def _check_file_form(path: Path, format: str | None, modality: str | None = None) -> None:
     """Refuse, in one line naming the fix, a file whose form no built-in loader reads but
     whose reader's own error would mislead: a compressed file, a semicolon-separated CSV, a
     tab-separated .txt table with a header. A plugin loader may read these: one claiming the
@@ -257,9 +257,14 @@ def _check_file_form(path: Path, format: str | None) -> None:
     if (suffix == ".txt" and format is None and "\t" in first and "," not in first
             and len(words) >= 2 and records.named(names) and not series_names(words)):
         # QA: read as a signal file, "signal values must be numbers", and the hints failed
+        from automed.data.loaders.text import TEXT_NAMES
+
+        # texts are read by the text loader (QA: "--format tabular" read them as categories)
+        kind = "text" if modality == "text" or (modality is None and any(
+            n.lower() in TEXT_NAMES for n in names)) else "tabular"
         raise DataError(f"{path}: looks like a tab-separated table with a header "
                         f"({', '.join(names[:4])}{', ...' if len(names) > 4 else ''}); rename "
-                        "it .tsv, or give --format tabular")
+                        f"it .tsv, or give --format {kind}")
     spaced = first.split()
     words = [n for n in spaced if not records.is_number(n)]
     if (suffix == ".txt" and format is None and "\t" not in first and "," not in first
