@@ -635,7 +635,7 @@ def test_records_with_column_names_are_read_by_name_not_by_position(studies, mon
     # QA: a DataFrame with its columns in another order was read by position and predicted
     # wrongly without a word; a file's columns were found by name
     pd = pytest.importorskip("pandas")
-    from automed.errors import DataError
+    from automed.errors import DataError, DataWarning
     from automed.results import artifact
     from automed.results.artifact import LoadedModel, saved_answer
     from automed.storage import Store
@@ -680,6 +680,9 @@ def test_records_with_column_names_are_read_by_name_not_by_position(studies, mon
     with pytest.raises(DataError, match="record 2 is NoneType, not a dict of column values"):
         model.predict_proba([{"age": 70, "bp": 100}, None])
     text = LoadedModel(saved_answer(store, store.search("text")))
+    with pytest.warns(DataWarning, match=r"the samples: 1 record\(s\) have no word in the "
+                                         r"texts \(index 1\): their predictions say nothing"):
+        text.predict_proba(["fever cough", ""])  # QA: said by predict, not by the API
     with pytest.raises(DataError, match="sample 2 is NoneType 'None', not a text string"):
         text.predict_proba(["fever cough", None])
     with pytest.raises(DataError, match="sample 2 is (NoneType|float)"):  # by position

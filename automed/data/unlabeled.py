@@ -243,7 +243,7 @@ def _texts(path: Path, options: dict) -> np.ndarray | None:
     return _strings(texts)
 
 
-def _said_wordless(path: Path, column: str, texts: list[str]) -> None:
+def _said_wordless(path: Path | str, column: str, texts: list[str]) -> None:
     """Texts without a word (empty, or a record without the field) get a prediction that
     says nothing of them: said, with their rows (QA: predicted at 0.5 / 0.5, unsaid; a search
     refuses such rows)."""
@@ -255,7 +255,8 @@ def _said_wordless(path: Path, column: str, texts: list[str]) -> None:
     empty = [i for i, text in enumerate(texts) if not tokenize(text)]
     if empty:
         shown = ", ".join(map(str, empty[:5])) + (" ..." if len(empty) > 5 else "")
-        warnings.warn(f"{path}: {len(empty)} record(s) have no word in {column!r} (index "
+        where = column if column.startswith("the ") else repr(column)
+        warnings.warn(f"{path}: {len(empty)} record(s) have no word in {where} (index "
                       f"{shown}): their predictions say nothing of them", DataWarning,
                       stacklevel=2)
 

@@ -643,6 +643,10 @@ class LoadedModel:
         if self.root is self.folder:
             x = self._samples(x)  # a table's records in the model's column order first
             said_about_samples("the samples", [x], self.reading_config())
+            if self.spec.modality == "text":  # as predict says it of a file (QA: unsaid)
+                from automed.data.unlabeled import _said_wordless
+
+                _said_wordless("the samples", "the texts", list(x))
         return self.proba(x, device=device)
 
     def proba(self, x: Any, device: str | torch.device = "cpu") -> np.ndarray:
