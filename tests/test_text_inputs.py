@@ -204,3 +204,13 @@ def test_json_lists_as_labels_or_texts_are_refused_and_joined_labels_are_said(tm
         "classes of their own; automed learns one class per record, so give each one label"]
     assert _label_warnings(Dataset(x=words, y=[0, 1] * 6, classes=["a;b", "c"],
                                    modality="text")) == []
+
+
+def test_a_folder_of_text_files_per_class_says_how_to_give_texts(tmp_path):
+    # QA: it was told to "add images"
+    for cls in ("cardio", "onco"):
+        (tmp_path / cls).mkdir()
+        (tmp_path / cls / "a.txt").write_text("chest pain")
+    with pytest.raises(DataError, match="texts in class folders are not read: write them to a "
+                                        r"\.jsonl or \.csv with text and label columns"):
+        load_data(tmp_path)

@@ -137,10 +137,13 @@ def _scan(folder: Path) -> list[tuple[Path, str]]:
             others = sorted({f.suffix.lower() or "(no suffix)" for f in files})
             held = (f"holds no images, only {len(files)} {', '.join(others)} file(s)" if files
                     else "is an empty class folder")
+            texts = files and all(f.suffix.lower() in (".txt", ".md") for f in files)
             raise DataError(
                 f"{class_dir}: {held} (automed reads {'/'.join(IMAGE_SUFFIXES)} images, also "
-                "in sub-folders); add images, or remove the folder if it is no class"
-            )
+                "in sub-folders); "
+                + ("texts in class folders are not read: write them to a .jsonl or .csv with "
+                   "text and label columns" if texts else
+                   "add images, or remove the folder if it is no class"))
         found.extend((f, class_dir.name) for f in images)
     return found
 
