@@ -106,7 +106,10 @@ def test_a_text_card_says_its_input_is_strings_not_a_shape():
     # QA: "input: text of shape (2, 136)"
     config = _config(scores={"accuracy": 0.9})
     config["spec"] = {"modality": "text", "input_shape": [2, 136]}
+    config["data"].update(text_col="transcription", label_col="specialty")
     card = render_model_card(config)
+    assert ("- input column, found by name in a new file: text `transcription`; label "
+            "`specialty`") in card  # QA: the card named no column a new file must carry
     assert ("- input: text, one string per sample (encoded by the model's preprocessing to "
             "shape (2, 136)); output: probabilities of 2 classes") in card
     assert "- input: signal of shape (3, 50); output" in render_model_card(

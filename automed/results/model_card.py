@@ -72,6 +72,12 @@ def _columns(c: dict) -> list[str]:
     """A table's input columns, as the model reads them (QA: the card said only the encoded
     width, not which columns a new file must carry)."""
     state = (c.get("preprocessor") or {}).get("state") or {}
+    data = c.get("data") or {}
+    if data.get("text_col"):  # a text file's: what a new file must name its columns
+        return ["- input column, found by name in a new file: text "
+                f"{_md(data['text_col'], code=True)}"
+                + (f"; label {_md(data['label_col'], code=True)}" if data.get("label_col")
+                   else "")]
     columns = state.get("columns") if c.get("spec", {}).get("modality") == "tabular" else None
     if not columns:
         return []

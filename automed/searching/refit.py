@@ -182,6 +182,10 @@ def model_info(p: Prepared, *, trial: int, architecture: str, params: dict,
                  "samples": len(p.train), "class_counts": p.train.class_counts(),
                  **({"label": p.train.meta["label_name"]} if p.train.meta.get("label_name")
                     else {}),
+                 # a text file's columns, for the model card (QA: it named none)
+                 **({"text_col": p.train.meta["text_col"],
+                     "label_col": p.train.meta.get("label_col")}
+                    if p.train.modality == "text" and p.train.meta.get("text_col") else {}),
                  # the whole file's count when --test-fraction held some of it out, and
                  # which of its rows (``automed predict`` on the same file marks them test)
                  **({"file_samples": len(p.full),
