@@ -691,3 +691,22 @@ def test_records_with_column_names_are_read_by_name_not_by_position(studies, mon
         with pytest.raises(DataError, match=r"give a list of text strings, e\.g\. "
                                             r"df\['text'\]\.tolist\(\)"):
             text.predict_proba(frame_like)
+
+
+def test_a_text_model_given_a_table_without_a_texts_column_says_how_to_name_it(
+        studies, monkeypatch, capsys, tmp_path):
+    # QA: "reads as tabular data, but the model was trained on text data", or "no label
+    # column found", for a file whose texts sat in a column named otherwise
+    _, storage = studies
+    new = tmp_path / "findings.csv"
+    new.write_text("text_body,label\nchest pain radiating,sick\nroutine checkup,well\n")
+    code, out, err = _predict(monkeypatch, capsys, str(new), "--study", "text", "--storage",
+                              storage)
+    assert code not in (0, None) and out == ""
+    assert ("findings.csv: no column of texts among text_body, label; the model reads them "
+            "from a column named text, abstract, document, sentence, note, ... as its search "
+            "did: name the texts' column 'text'") in err
+    new.write_text("text,label\nchest pain radiating,sick\nroutine checkup,well\n")
+    code, out, err = _predict(monkeypatch, capsys, str(new), "--study", "text", "--storage",
+                              storage)
+    assert code in (0, None) and len(out.splitlines()) == 3, err

@@ -53,6 +53,7 @@ def read_samples(path: Path, options: dict, split: str = "all",
         # A table's model reads records: a new file with a free-text column beside them (a
         # "notes" column) is no text data set (QA: read as one, its labels were dropped unsaid)
         options = {**options, "modality": "tabular"}
+    _check_text_column(path, options, config)
     label = _study_label(path, options, config)
     try:
         if label is False:  # the file lacks the study's label column: unlabeled samples
@@ -193,6 +194,22 @@ def _study_label(path: Path, options: dict, config: dict) -> str | bool | None:
 
 # Columns new data need not carry: neither is ever a feature.
 OPTIONAL_COLUMNS = ("group_col", "id_col")
+
+
+def _check_text_column(path: Path, options: dict, config: dict) -> None:
+    """A text model given a table without a column its search would take for the texts: one
+    line naming the fix (QA: "reads as tabular data", or "no label column found")."""
+    from automed.data.loaders import records
+    from automed.data.loaders.text import TEXT_NAMES
+
+    if ((config.get("spec") or {}).get("modality") != "text" or options.get("text_col")
+            or not path.is_file() or path.suffix.lower() not in (".csv", ".tsv")):
+        return
+    names = records.header(path)
+    if names and not any(n.lower() in TEXT_NAMES for n in names):
+        raise DataError(f"{path}: no column of texts among {', '.join(names[:8])}; the model "
+                        f"reads them from a column named {', '.join(TEXT_NAMES[:5])}, ... as "
+                        "its search did: name the texts' column 'text'")
 
 
 def _load_labeled(path: Path, options: dict) -> Any:
