@@ -205,8 +205,21 @@ def _check_text_column(path: Path, options: dict, config: dict) -> None:
     if ((config.get("spec") or {}).get("modality") != "text" or options.get("text_col")
             or not path.is_file() or path.suffix.lower() not in (".csv", ".tsv")):
         return
+    import csv
+    import itertools
+
     names = records.header(path)
-    if names and not any(n.lower() in TEXT_NAMES for n in names):
+    if not names or any(n.lower() in TEXT_NAMES for n in names):
+        return
+    try:  # a column of sentences among the first rows; a table of numbers is said otherwise
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            rows = list(itertools.islice(csv.reader(f, delimiter=records.delimiter_for(path)),
+                                         1, 51))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return
+    wordy = any(sum(len(r[j].split()) >= 3 for r in rows if j < len(r)) >= 0.5 * len(rows)
+                for j in range(len(names))) if rows else False
+    if wordy:
         raise DataError(f"{path}: no column of texts among {', '.join(names[:8])}; the model "
                         f"reads them from a column named {', '.join(TEXT_NAMES[:5])}, ... as "
                         "its search did: name the texts' column 'text'")
