@@ -523,3 +523,23 @@ def test_a_joining_worker_stops_at_the_studys_timeout(demo_signal, tmp_path, cap
     code, _, err = run_cli(monkeypatch, capsys, "worker", "--study", "lead", "--storage", url)
     assert code in (0, None) and "this worker runs no candidate" in err
     assert len(Store(url).leaderboard("lead")) == n
+
+
+def test_a_resume_whose_budget_is_used_starts_no_worker_processes(demo_signal, tmp_path,
+                                                                  monkeypatch):
+    # QA: re-running a finished --workers 2 search spent 10 s starting workers that ran nothing
+    from automed.searching import runner
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    opts = dict(trials=2, folds=2, max_epochs=1, storage=url, bootstrap=0, workers=2,
+                study="done")
+    search(demo_signal, **opts)
+
+    def started(*args, **kwargs):
+        raise AssertionError("worker processes started for a used budget")
+
+    monkeypatch.setattr(runner, "run_local_workers", started)
+    again = search(demo_signal, **opts)
+    assert again.resumed and len(Store(url).candidates("done")) >= 2
+    with pytest.raises(AssertionError, match="worker processes started"):
+        search(demo_signal, **{**opts, "trials": 3})  # budget left: they start

@@ -75,6 +75,7 @@ from automed.searching.study import (
     open_study,
     retry_interrupted,
     run_trials,
+    waiting_retries,
 )
 from automed.searching.workers import run_local_workers
 from automed.spec import Spec
@@ -997,6 +998,11 @@ def _run(plan: SearchPlan, *, data: LoadedData | None, storage: str | None, stud
                                else time.time() + left)
 
     def searching() -> None:
+        if (len(slots) > 1 and plan.trials is not None
+                and counted_trials(ostudy) >= plan.trials and not waiting_retries(ostudy)
+                and not ostudy.get_trials(deepcopy=False,
+                                          states=(optuna.trial.TrialState.RUNNING,))):
+            return  # the budget is used: no worker processes to start (QA: 10 s to resume)
         if len(slots) == 1:
             run_trials(objective, ostudy, trials=plan.trials, timeout=left,
                        heartbeat=plan.heartbeat)
