@@ -462,7 +462,9 @@ def leaderboard(studies, all_studies, datasets, architectures, states, metrics, 
     """Rank stored candidates by their mean CV score, in one study or across studies."""
     from automed.evaluation.names import METRIC_NAMES, resolve_metric
     from automed.results.describe import (
+        answer_label,
         averaging_note,
+        choice_words,
         effective_status,
         metric_labels,
         objective_words,
@@ -528,13 +530,16 @@ def leaderboard(studies, all_studies, datasets, architectures, states, metrics, 
                    "rank all by one stored metric")
     if len(studies) != 1:
         return
-    if info["test_scores"]:
-        answer = ((info["config"] or {}).get("ensemble") or {}).get("label") \
-            if (info["config"] or {}).get("answer") == "ensemble" else f"#{info['best_trial']}"
-        click.echo(f"\nanswer {answer}: " + format_test_scores(
-            info["test_scores"], info["test_size"],
-            metric_labels(info["config"] or {}, info["classes"])))
     config = info["config"] or {}
+    answer = answer_label(info)
+    if answer is not None:
+        # which row answers, and why when it is not the first (QA: the leaderboard ranked #7
+        # first and never said #0 answered)
+        why = choice_words(config.get("choice")) if config.get("answer") != "ensemble" else ""
+        click.echo(f"\nanswer {answer}" + (f" ({why})" if why else "")
+                   + (": " + format_test_scores(info["test_scores"], info["test_size"],
+                                                metric_labels(config, info["classes"]))
+                      if info["test_scores"] else " (no test set)"))
     if config.get("test_ci"):
         click.echo(format_test_ci(config["test_ci"], metric_labels(config, info["classes"]),
                                   config.get("test_intervals")))

@@ -407,3 +407,20 @@ def test_the_report_counts_interrupted_candidates(tmp_path):
     html = build_report(store, "whole")
     assert "no candidate was stopped early, failed or was interrupted" in html
     assert "interrupted or running" not in html
+
+
+def test_the_leaderboard_says_which_row_answers_and_why(tmp_path):
+    # QA: it ranked #2 first and never said that #0 answered (show did)
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    store = Store(url)
+    search_id = add_search(store, "a", candidates=[
+        ("cnn", "complete", 0.70, _metrics(0.70), None),
+        ("cnn", "complete", 0.72, _metrics(0.72), None),
+        ("cnn", "complete", 0.75, _metrics(0.75), None)])
+    store.update_search_config(search_id, choice={"leader": 2, "incumbent": 0, "answer": 0,
+                                                  "diff": 0.05, "p_better": 0.606})
+    store.finish_search(search_id, status="complete", best_trial=0)
+    out = CliRunner().invoke(cli, ["leaderboard", "--study", "a", "--storage", url]).output
+    assert ("answer #0 (the first portfolio start, since the leader #2 was ahead of it "
+            "out-of-fold by +0.0500 in only 60.6% of paired bootstrap resamples) (no test set)"
+            ) in out
