@@ -543,3 +543,28 @@ def test_a_resume_whose_budget_is_used_starts_no_worker_processes(demo_signal, t
     assert again.resumed and len(Store(url).candidates("done")) >= 2
     with pytest.raises(AssertionError, match="worker processes started"):
         search(demo_signal, **{**opts, "trials": 3})  # budget left: they start
+
+
+def test_a_worker_stops_after_its_candidate_once_the_session_has_ended(demo_signal, tmp_path):
+    # review: a worker that joined a timed search trained on to the planned end after its
+    # leader had ended the search early (to keep time for its answer) and answered
+    from automed.searching.workers import _SessionEnd
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    search(demo_signal, workers=0, timeout=600, trials=2, folds=2, max_epochs=1, storage=url,
+           study="s", bootstrap=0)
+
+    class Study:
+        stopped = False
+
+        def stop(self):
+            self.stopped = True
+
+    store, study = Store(url), Study()
+    search_id = store.search("s")["id"]
+    store.update_search_config(search_id, search_ends_at=time.time() + 600)
+    _SessionEnd(store, "s")(study, None)
+    assert not study.stopped
+    store.update_search_config(search_id, search_ends_at=time.time() - 1)  # the leader ended
+    _SessionEnd(store, "s")(study, None)
+    assert study.stopped

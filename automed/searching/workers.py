@@ -142,8 +142,28 @@ def worker_main(storage_url: str, study_name: str, slot: Slot, *, identity: str,
         cores.apply()  # workers started together have all registered by now
         if ends_at is not None:
             timeout = max(0.0, ends_at - time.time())
+        callbacks = [cores]
+        if plan.timeout is not None:
+            callbacks.append(_SessionEnd(store, study_name))
         run_trials(objective, study, trials=plan.trials, timeout=timeout,
-                   heartbeat=plan.heartbeat, callbacks=[cores])
+                   heartbeat=plan.heartbeat, callbacks=callbacks)
+
+
+class _SessionEnd:
+    """After each candidate, stop when the study's search session has ended (its leader
+    records the end, earlier than planned when it keeps time to answer): a worker that
+    joined then starts nothing past the answer (review: it trained on to the planned end)."""
+
+    def __init__(self, store, study_name: str) -> None:
+        self.store, self.study_name = store, study_name
+
+    def __call__(self, study, trial) -> None:
+        try:
+            ends = (self.store.search(self.study_name)["config"] or {}).get("search_ends_at")
+        except AutomedError:
+            return
+        if ends is not None and time.time() >= float(ends):
+            study.stop()
 
 
 @contextlib.contextmanager
