@@ -414,3 +414,30 @@ def test_a_dataframe_is_searched_as_its_csv_file_would_be(tmp_path):
         automed.search(frame, label_col="outcome", test=[1], storage=url, **QUICK)
     with pytest.raises(ConfigError, match="workers=0 creates a study for `automed worker`"):
         automed.search(frame, label_col="outcome", workers=0, storage=url, **QUICK)
+    # review: numbered columns (np.c_[x, y]) were a header read as a sample
+    with pytest.raises(DataError, match=r"the DataFrame's columns are not all named by strings "
+                                        r"\(such as 0\): name them"):
+        automed.search(pd.DataFrame(np.c_[age, age]), label_col=1, storage=url, **QUICK)
+    # review: rows of notes over several lines were numbered by file line; two rows named
+    notes = pd.DataFrame({"note": [f"chest pain\nday {i}" for i in range(12)],
+                          "rid": [f"r{i % 10}" for i in range(12)], "dx": ["a", "b"] * 6})
+    with pytest.raises(DataError, match=r"the DataFrame: id 'r0' is on rows iloc\[0\] and "
+                                        r"iloc\[10\]"):
+        automed.search(notes, label_col="dx", id_col="rid", storage=url, **QUICK)
+    blank = notes.assign(rid=[f"r{i}" for i in range(12)], dx=["a", "b"] * 5 + [None, "b"])
+    with pytest.raises(DataError, match=r"the DataFrame: row iloc\[10\] has no label"):
+        automed.search(blank, label_col="dx", id_col="rid", storage=url, **QUICK)
+    # a named index is a column (review: group_col="patient" of set_index("patient"))
+    grouped = frame.assign(patient=[f"p{i // 2}" for i in range(n)]).set_index("patient")
+    result = automed.search(grouped, label_col="outcome", group_col="patient", storage=url,
+                            study="g", **QUICK)
+    assert Store(url).search("g")["config"]["grouped"]
+    # review: the saved model forgot the options that read the DataFrame
+    texts = pd.DataFrame({"transcription": [f"chest pain {i}" if i % 2 else f"broken arm {i}"
+                                            for i in range(24)],
+                          "specialty": ["cardio", "ortho"] * 12})
+    result = automed.search(texts, label_col="specialty", text_col="transcription",
+                            storage=url, artifacts=tmp_path / "models", study="t", **QUICK)
+    texts.to_csv(tmp_path / "t.csv", index=False)
+    proba = automed.LoadedModel(result.artifact).predict_proba(str(tmp_path / "t.csv"))
+    assert proba.shape == (24, 2)

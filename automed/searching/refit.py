@@ -162,7 +162,10 @@ def model_info(p: Prepared, *, trial: int, architecture: str, params: dict,
     how = ("none" if test is None else f"held-out {tf:g} of the data, stratified"
            + (" and grouped" if grouped else "") if tf else "a separate test file or split")
     d = p.plan.data
-    load_options = {"format": d.format, "modality": d.modality, **d.options}
+    # a DataFrame's options were spent reading it (the plan holds none): a new file of its
+    # table is read with them (review: a model searched on a DataFrame forgot its columns)
+    load_options = {"format": d.format, "modality": d.modality, **d.options,
+                    **(p.full.meta.get("frame_options") or {})}
     # A plugin's loader read the data: new data goes to it again (the built-in image-folder
     # loader would claim its folders), and the model says which plugin that needs (QA: an
     # export predicted a folder of .npy signals as "files automed does not read").
