@@ -371,12 +371,19 @@ def test_a_quote_left_open_is_refused_not_merged_into_the_next_record(tmp_path):
     (tmp_path / "open.csv").write_text('text,label\n"Chest pain and angina,C14\n'
                                        '"Breast tumor biopsy",C04\n' + "\n".join(rows) + "\n")
     with pytest.raises(DataError, match=r"open\.csv: the record of line 2 opens a quote \(\"\) "
-                                        r"that closes on line 3 before other text, so records "
-                                        r"would run together"):
+                                        r"that does not close at the end of its field, so the "
+                                        r"records after it run into it"):
         load_data(tmp_path / "open.csv")
-    (tmp_path / "end.csv").write_text("text,label\n" + "\n".join(rows) + '\n"never closed,C04\n')
-    with pytest.raises(DataError, match=r"line 6 opens a quote \(\"\) that never closes"):
+    (tmp_path / "end.csv").write_text('text,label\n"never closed,C04\n' + "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"line 2 opens a quote \(\"\) that does not close"):
         load_data(tmp_path / "end.csv")
+    # review: quirks strict reading refused, though no record runs into another
+    (tmp_path / "quirks.csv").write_text('text,label\n"a" ,C14\n"Smith" Jr,C04\n'
+                                         + "\n".join(rows) + "\n")
+    assert len(load_data(tmp_path / "quirks.csv").train) == 6
+    (tmp_path / "quoted.tsv").write_text("text\tlabel\n\"I feel dizzy\" says the patient\tC14\n"
+                                         + "\n".join(r.replace(",", "\t") for r in rows) + "\n")
+    assert len(load_data(tmp_path / "quoted.tsv").train) == 5
     # quotes inside fields, doubled or in an unquoted field, read as before
     (tmp_path / "ok.csv").write_text('text,label\n"a ""quoted"" word, and more",C14\n'
                                      'a 5" lesion,C04\n' + "\n".join(rows) + "\n")

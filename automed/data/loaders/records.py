@@ -114,35 +114,24 @@ def read_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     # note over several lines; QA: split per line first, its lines were glued together), and
     # only \n and \r end a line (str.splitlines also breaks at \f, \x1c-\x1e, U+2028, ...).
     # Each row is numbered by the file line it starts on.
-    # strict: a quoted field whose closing quote is followed by more text is an error, not
-    # glued on (QA: an unclosed quote swallowed the next record, its label lost, unsaid)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter_for(path),
-                        strict=True)
-    numbered, start = [], 1
+    delimiter = delimiter_for(path)
     # A clinical note or a full-text article may be longer than csv's 128 KB field default
     # (QA: a 260,000-character text was refused as "check the quoting")
     limit = csv.field_size_limit(FIELD_LIMIT)
     try:
-        for row in reader:
-            # A blank line, or a row of empty cells (Excel's trailing ",,,"), is no record;
-            # a one-column file's quoted empty value ("") is one (QA: skipped, the records
-            # after it were predicted under the index of the one before).
-            if any(v.strip() for v in row) or (
-                    row == [""] and numbered and len(numbered[0][1]) == 1):
-                numbered.append((start, row))
-            start = reader.line_num + 1
+        try:
+            # strict first: a closing quote followed by more text, or a quote still open at
+            # the end, is how a quote left open swallows the next records (QA: one record
+            # lost its label, unsaid) ...
+            numbered = _numbered(path, text, delimiter, strict=True)
+        except csv.Error as exc:
+            if "expected after" not in str(exc) and "unexpected end of data" not in str(exc):
+                raise
+            # ... or a harmless quirk ('"a" ,1', a TSV text starting with a quotation; review:
+            # refused): read as before, and refused only where records ran together
+            numbered = _numbered(path, text, delimiter, strict=False)
+            _refuse_run_together(path, numbered, delimiter)
     except csv.Error as exc:
-        if "field larger than field limit" in str(exc):
-            raise DataError(f"{path}: the record of line {start} holds a field over "
-                            f"{FIELD_LIMIT // 2**20} MB: a quote (\") left open there runs on "
-                            "through the file; close it, or double the quotes inside the "
-                            "field") from None
-        if "expected after" in str(exc) or "unexpected end of data" in str(exc):
-            where = ("never closes" if "end of data" in str(exc) else
-                     f"closes on line {reader.line_num} before other text")
-            raise DataError(f"{path}: the record of line {start} opens a quote (\") that "
-                            f"{where}, so records would run together; close the quote at the "
-                            "end of its field, or double the quotes inside it (\"\")") from None
         raise DataError(f"{path}: not a readable CSV/TSV file ({exc}); check the quoting") from exc
     finally:
         csv.field_size_limit(limit)
@@ -159,6 +148,46 @@ def read_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
                 "quote fields that contain the delimiter"
             )
     return _without_unnamed(path, names, body)
+
+
+def _numbered(path: Path, text: str, delimiter: str, *,
+              strict: bool) -> list[tuple[int, list[str]]]:
+    """``(line number, values)`` of each record; a record is numbered by its first line."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=strict)
+    numbered, start = [], 1
+    try:
+        for row in reader:
+            # A blank line, or a row of empty cells (Excel's trailing ",,,"), is no record; a
+            # one-column file's quoted empty value ("") is one (QA: skipped, the records after
+            # it were predicted under the index of the one before).
+            if any(v.strip() for v in row) or (
+                    row == [""] and numbered and len(numbered[0][1]) == 1):
+                numbered.append((start, row))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            raise DataError(f"{path}: the record of line {start} holds a field over "
+                            f"{FIELD_LIMIT // 2**20} MB: a quote (\") left open there runs on "
+                            "through the file; close it, or double the quotes inside the "
+                            "field") from None
+        raise
+    return numbered
+
+
+def _refuse_run_together(path: Path, numbered: list, delimiter: str) -> None:
+    """A field over several lines one of which holds a whole record's delimiters: a quote
+    left open that swallowed the records after it (QA)."""
+    if not numbered:
+        return
+    need = max(1, len(numbered[0][1]) - 1)
+    for lineno, row in numbered:
+        for value in row:
+            lines = value.split("\n")
+            if len(lines) > 1 and any(line.count(delimiter) >= need for line in lines[:-1]):
+                raise DataError(f"{path}: the record of line {lineno} opens a quote (\") that "
+                                "does not close at the end of its field, so the records after "
+                                "it run into it; close the quote, or double the quotes inside "
+                                "the field (\"\")")
 
 
 def _without_unnamed(path: Path, names: list[str], body: list[tuple[int, list[str]]]
