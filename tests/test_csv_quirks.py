@@ -124,6 +124,10 @@ def test_a_tab_separated_txt_with_a_header_says_rename_it(tmp_path):
         with pytest.raises(DataError, match=r"rename it \.tsv, or give --format text$"):
             load_data(notes, modality=modality)
     assert load_data(notes, format="text").train.modality == "text"
+    other = tmp_path / "other.txt"  # review: with --text-col, told "--format tabular"
+    other.write_text(notes.read_text().replace("\ttext\n", "\ttranscription\n", 1))
+    with pytest.raises(DataError, match=r"or give --format text$"):
+        load_data(other, text_col="transcription")
 
 
 def test_tab_separated_signal_txt_files_still_read(tmp_path):
@@ -177,8 +181,10 @@ def test_a_notes_column_names_the_features_it_leaves_out(tmp_path):
     train = load_data(path).train
     assert "its header names a text column" in train.meta["reason"]
     assert _columns_said(train) == ("; text column 'notes'; columns not read: age, bp (a text "
-                                    "search reads the texts and their labels only; --modality "
-                                    "tabular reads them as features)")
+                                    "search reads the texts and their labels only; --id-col "
+                                    "names a record id, --group-col a patient id, --modality "
+                                    "tabular reads a table of features, its texts as "
+                                    "categories)")
     # the column read is the one named, not the first in the file (QA: 'note' named, 'text'
     # read), and --text-col alone chooses the text loader (QA: "the tabular loader does not
     # support --text-col")
@@ -409,3 +415,9 @@ def test_a_table_with_a_free_text_column_says_search_it_as_text(tmp_path):
                     "it as text: --text-col transcription"]
     text = load_data(path, label_col="medical_specialty", text_col="transcription").train
     assert text.modality == "text"
+    # review: three long phrases are categories, not free text
+    phrases = ["former smoker quit over ten years ago", "never smoked a single cigarette ever",
+               "current smoker of one pack a day"]
+    table = _write(tmp_path / "smoke.csv", header=["age", "smoking_status", "outcome"],
+                   rows=[[str(40 + i % 7), phrases[i % 3], "ab"[i % 2]] for i in range(24)])
+    assert _table_warnings(load_data(table).train) == []

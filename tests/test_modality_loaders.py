@@ -164,10 +164,12 @@ def test_a_numeric_column_named_protein_is_a_lab_value_and_unread_columns_are_sa
     data = load_data(seqs, id_col="id")
     assert data.train.modality == "biosequence"
     assert _columns_said(data.train) == ("; columns not read: age (a biosequence search reads "
-                                         "the sequences and their labels only; --modality "
-                                         "tabular reads them as features)")
-    assert "id" not in _columns_said(data.train)  # read as the records' ids
-    assert "id" not in _columns_said(load_data(seqs, id_col="0").train)  # given by place
+                                         "the sequences and their labels only; --id-col names a "
+                                         "record id, --group-col a patient id, --modality tabular "
+                                         "reads a table of features, its sequences as "
+                                         "categories)")
+    assert "read: age (" in _columns_said(data.train)  # id: read as the records' ids
+    assert "read: age (" in _columns_said(load_data(seqs, id_col="0").train)  # given by place
     # a numeric 'protein' beside the sequences in 'peptide': read from 'peptide' (review)
     both = _write(tmp_path / "both.csv", "id,protein,peptide,label\n" + "".join(
         f"p{i},{6 + i / 10:.1f},MKT{'AL'[i % 2]}VFFQ,{i % 2}\n" for i in range(20)))
@@ -391,3 +393,16 @@ def test_an_npz_of_test_arrays_alone_is_a_test_set(tmp_path, keys):
     assert len(data.train) == 0 and len(data.test) == 6 and list(data.test.y) == [0, 1] * 3
     with pytest.raises(DataError, match="holds test arrays only .* give it as --test beside"):
         load_data(path)
+
+
+def test_uci_layout_files_of_residues_read_and_a_header_of_words_is_no_uci_line(tmp_path):
+    # review: a protein file in the UCI layout was no longer read; QA: a header whose third
+    # field was 'transcription' made a table a DNA file
+    proteins = _write(tmp_path / "p.data", "".join(
+        f"{'neg' if i % 2 else 'pos'}, P{i:05d}, MKT{'AL'[i % 2]}YIAKQRQISFVKSHFSRQ\n"
+        for i in range(20)))
+    assert load_data(proteins).train.modality == "biosequence"
+    from automed.data.loaders.sequences import _is_uci
+
+    header = _write(tmp_path / "h.csv", "sample_name,medical_specialty,transcription\ns1,a,b\n")
+    assert not _is_uci(header)

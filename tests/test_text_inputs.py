@@ -204,6 +204,9 @@ def test_json_lists_as_labels_or_texts_are_refused_and_joined_labels_are_said(tm
         "classes of their own; automed learns one class per record, so give each one label"]
     assert _label_warnings(Dataset(x=words, y=[0, 1] * 6, classes=["a;b", "c"],
                                    modality="text")) == []
+    # review: decimal-comma grades are no joined labels
+    assert _label_warnings(Dataset(x=words, y=[0, 1, 2] * 4, classes=["1", "1,5", "5"],
+                                   modality="text")) == []
 
 
 def test_a_folder_of_text_files_per_class_says_how_to_give_texts(tmp_path):

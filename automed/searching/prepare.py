@@ -352,7 +352,7 @@ def _label_warnings(train: Dataset) -> list[str]:
                     "class, write it one way in the label column")
     # QA: "C04;C01" became a class of its own, unsaid: labels joined from others
     names = {str(c).strip() for c in train.classes}
-    joined = [c for c in map(str, train.classes) for sep in ";|," if sep in c
+    joined = [c for c in map(str, train.classes) for sep in ";|" if sep in c
               and all(part.strip() in names for part in c.split(sep))]
     if joined:
         said.append(f"classes {', '.join(map(repr, joined[:3]))}{' ...' if len(joined) > 3 else ''}"
@@ -372,8 +372,8 @@ _DATE = re.compile(r"^(\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)
 ID_SHARE, ID_MIN_ROWS = 0.95, 20
 # ... and one with many values, each in a few rows only, a patient id shared by some visits.
 SHARED_ID_SHARE, SHARED_ID_ROWS = 0.3, 4
-# ... and one whose values are mostly sentences, free text.
-FREE_TEXT_WORDS = 5
+# ... and one whose values are mostly sentences, most of them different: free text.
+FREE_TEXT_WORDS, FREE_TEXT_SHARE = 5, 0.5
 
 
 def _table_warnings(train: Dataset) -> list[str]:
@@ -419,7 +419,8 @@ def _table_warnings(train: Dataset) -> list[str]:
                             f" of its {len(present)} values are no numbers (such as "
                             f"{', '.join(map(repr, others[:3]))}); fix or blank them to read it "
                             "as numbers")
-            elif np.median([len(t.split()) for t in present]) >= FREE_TEXT_WORDS:
+            elif (np.median([len(t.split()) for t in present]) >= FREE_TEXT_WORDS
+                  and levels >= FREE_TEXT_SHARE * len(present)):  # review: not 3 phrases
                 # QA: a 'transcription' column of clinical notes was told it looked like an
                 # identifier, to be given as --id-col
                 said.append(f"column {name!r} holds free text ({levels} different values of "

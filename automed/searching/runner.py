@@ -613,8 +613,9 @@ def _columns_said(train) -> str:
         named = (f"; text column {train.meta['text_col']!r}"
                  if train.modality == "text" and train.meta.get("text_col") else "")
         return named + (f"; columns not read: {_some(unread)} (a {train.modality} search reads "
-                        f"the {what} and their labels only; --modality tabular reads them as "
-                        "features)" if unread else "")
+                        f"the {what} and their labels only; --id-col names a record id, "
+                        "--group-col a patient id, --modality tabular reads a table of "
+                        f"features, its {what} as categories)" if unread else "")
     numeric = [c["name"] for c in columns if c["kind"] == "numeric"]
     levels = [f"{c['name']} ({len(c['levels'])} levels)" for c in columns
               if c["kind"] != "numeric"]

@@ -148,7 +148,6 @@ def load_data(
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder; check the path")
-    _check_file_form(path, format, modality)
     if modality is not None and modality not in MODALITIES:
         raise ConfigError(f"unknown modality {modality!r}; use one of {', '.join(MODALITIES)}")
     options = {k: v for k, v in options.items() if v is not None}
@@ -159,6 +158,7 @@ def load_data(
         # tabular loader)
         modality = ("text" if "text_col" in options else
                     "biosequence" if "sequence_col" in options else None)
+    _check_file_form(path, format, modality)
     loader = find_loader(path, format, modality, options.get("label_col"))
     _check_modality(loader, path, format, modality)
     _check_options(loader, options)

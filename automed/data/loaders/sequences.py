@@ -16,7 +16,6 @@ from automed.hookspecs import hookimpl
 FASTA_SUFFIXES = (".fasta", ".fa", ".fna", ".faa", ".fas", ".ffn")
 SEQUENCE_NAMES = ("sequence", "seq", "dna", "rna", "protein", "peptide", "nucleotides")
 # UCI splice.data: "CLASS, INSTANCE-NAME, SEQUENCE" padded with spaces, no header.
-_IUPAC = frozenset("ACGTUNRYKMSWBDHV")
 _UCI_LINE = re.compile(r"^\s*[^,\s]+\s*,\s*[^,]+,\s*[A-Za-z]{8,}\s*$")
 
 
@@ -30,10 +29,11 @@ def _is_uci(path: Path) -> bool:
     named = any(f.strip().lower() in SEQUENCE_NAMES for f in first.split(","))
     if not _UCI_LINE.match(first) or named:
         return False
-    # the third field is a nucleotide sequence (IUPAC codes), not a word (QA: a header
-    # 'sample_name,medical_specialty,transcription' made a table of notes a DNA file)
-    seq = first.rsplit(",", 1)[1].strip().upper()
-    return sum(c in _IUPAC for c in seq) >= 0.9 * len(seq)
+    # the third field is a sequence in capitals (nucleotides or residues), not a header's
+    # word (QA: 'sample_name,medical_specialty,transcription' made a table of notes a DNA
+    # file; review: a protein file in this layout must still read)
+    seq = first.rsplit(",", 1)[1].strip()
+    return seq.isalpha() and seq.isupper()
 
 
 def _sequence_column(path: Path) -> str | None:
