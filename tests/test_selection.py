@@ -136,7 +136,8 @@ def test_a_search_answers_with_the_first_start_its_leader_did_not_beat(demo_sign
 
     assert LoadedModel(result.artifact).config["trial"] == worst["trial"]
     out = CliRunner().invoke(cli, ["leaderboard", "--storage", url, "--study", "c"])
-    assert out.exit_code == 0 and f"answer #{worst['trial']}:" in out.output
+    assert out.exit_code == 0 and f"answer #{worst['trial']} (the first portfolio start, " \
+        f"since the leader #{leader} was ahead of it" in out.output  # and why it answers
     from automed.results.report import build_report
 
     html = build_report(Store(url), "c")
