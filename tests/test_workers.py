@@ -568,3 +568,19 @@ def test_a_worker_stops_after_its_candidate_once_the_session_has_ended(demo_sign
     store.update_search_config(search_id, search_ends_at=time.time() - 1)  # the leader ended
     _SessionEnd(store, "s")(study, None)
     assert study.stopped
+
+
+def test_workers_all_stopped_by_a_ctrl_c_the_leader_lost_end_as_an_interruption():
+    # CI: the leader's Ctrl-C was swallowed in a garbage-collection callback ("Exception
+    # ignored in ..."); its workers exited 130 and the search ended "all 2 workers stopped
+    # with an error", exit 2, not as interrupted
+    from types import SimpleNamespace
+
+    from automed.errors import AutomedError
+    from automed.searching.workers import INTERRUPTED_EXIT, _judge_exits
+
+    with pytest.raises(KeyboardInterrupt):
+        _judge_exits([SimpleNamespace(exitcode=INTERRUPTED_EXIT)] * 2)
+    with pytest.raises(AutomedError, match="all 2 workers stopped with an error"):
+        _judge_exits([SimpleNamespace(exitcode=INTERRUPTED_EXIT), SimpleNamespace(exitcode=1)])
+    _judge_exits([SimpleNamespace(exitcode=0), SimpleNamespace(exitcode=INTERRUPTED_EXIT)])

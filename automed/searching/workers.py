@@ -39,6 +39,8 @@ Progress = Callable[[dict], None]
 # How long the leader waits, after Ctrl-C, for its workers to mark their candidates interrupted
 # (one database write each) before it kills them.
 STOP_WAIT_S = 30.0
+# A worker's exit status after a Ctrl-C or a stop (SystemExit(130), as a shell's 128 + SIGINT)
+INTERRUPTED_EXIT = 130
 
 
 def objective_from_store(store, study_name: str, device: str, *,
@@ -197,7 +199,7 @@ def _child(storage_url, study_name, slot, identity, allowed, ends_at, threads=No
         worker_main(storage_url, study_name, slot, identity=identity, allowed_plugins=allowed,
                     ends_at=ends_at, threads=threads)
     except KeyboardInterrupt:
-        raise SystemExit(130) from None
+        raise SystemExit(INTERRUPTED_EXIT) from None
 
 
 ORPHAN_CHECK_S = 1.0
@@ -275,6 +277,16 @@ def run_local_workers(store, study_name: str, slots: list[Slot], *, timeout: flo
     for p in procs:
         p.join()
     relay()
+    _judge_exits(procs)
+
+
+def _judge_exits(procs: list) -> None:
+    """The workers' exit codes, read once all have ended: a Ctrl-C this process did not see
+    (Python can lose it inside a garbage-collection callback, "Exception ignored in ...": CI
+    saw a search end as "all 2 workers stopped with an error (exit codes [130, 130])") is an
+    interruption; every worker failing, an error."""
+    if procs and all(p.exitcode == INTERRUPTED_EXIT for p in procs):
+        raise KeyboardInterrupt
     crashed = [p for p in procs if p.exitcode not in (0, None)]
     if crashed and len(crashed) == len(procs):
         raise AutomedError(
