@@ -641,8 +641,9 @@ class LoadedModel:
                             "that exists, or the samples themselves (a list of texts "
                             "([text]), an array of images or signals)")
         if self.root is self.folder:
-            x = self._samples(x)  # a table's records in the model's column order first
-            said_about_samples("the samples", [x], self.reading_config())
+            config = self.reading_config()  # read once for both
+            x = self._samples(x, config)  # a table's records in the model's column order first
+            said_about_samples("the samples", [x], config)
             if self.spec.modality == "text":  # as predict says it of a file (QA: unsaid)
                 from automed.data.unlabeled import _said_wordless
 
@@ -675,14 +676,16 @@ class LoadedModel:
                                    for i in range(0, len(x), PREDICT_CHUNK)])
         return self._encoded_proba(x, device)
 
-    def _samples(self, x: Any) -> Any:
+    def _samples(self, x: Any, config: dict | None = None) -> Any:
         """``x`` checked to be samples (QA: None and 5 raised a bare TypeError, and a text
-        model predicted [1, 2] and [None]); a table's records found by column name."""
+        model predicted [1, 2] and [None]); a table's records found by column name
+        (``config``: :meth:`reading_config`, when the caller has it)."""
         modality = self.spec.modality
         if modality == "tabular":
             from automed.data.tabular import records_by_name
 
-            state = (self.reading_config().get("preprocessor") or {}).get("state") or {}
+            config = config if config is not None else self.reading_config()
+            state = (config.get("preprocessor") or {}).get("state") or {}
             names = [str(c.get("name")) for c in state.get("columns") or []]
             if names:
                 x = records_by_name(x, names)
